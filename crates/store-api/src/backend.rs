@@ -1,0 +1,228 @@
+//! The backend family: opening a backend on a directory, its options and capabilities, and
+//! the stores it hands out.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::StoreEngine;
+use crate::error::StorageError;
+use crate::ledger::LedgerStore;
+use crate::limits::{MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::segment::SegmentLogStore;
+use crate::side_effect::SideEffectStore;
+use crate::state::{StateError, StateStore};
+use crate::time::{Clock, SystemClock};
+
+/// When a write counts as done. The same two words on every backend; each backend's docs
+/// say what they do on its engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Durability {
+    /// A write returns only after it is durable (fsync or the engine's equivalent).
+    #[default]
+    Immediate,
+    /// A crash may lose the most recent acknowledged writes, but never tears a batch and
+    /// never corrupts the database.
+    Relaxed,
+}
+
+/// Options for [`Backend::open`].
+#[derive(Clone)]
+pub struct OpenOptions {
+    /// The durability mode of every store of the backend.
+    pub durability: Durability,
+    /// How many slots the side-effect store's read cache holds (0 disables it).
+    pub side_effect_cache_size: usize,
+    /// The clock the ledger stamps records with.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl OpenOptions {
+    /// The default number of cached side-effect slots.
+    pub const DEFAULT_SIDE_EFFECT_CACHE_SIZE: usize = 4096;
+
+    /// The same options with `durability`.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The same options with a side-effect cache of `entries` slots.
+    pub fn side_effect_cache_size(mut self, entries: usize) -> Self {
+        self.side_effect_cache_size = entries;
+        self
+    }
+
+    /// The same options with `clock`.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            durability: Durability::Immediate,
+            side_effect_cache_size: Self::DEFAULT_SIDE_EFFECT_CACHE_SIZE,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("durability", &self.durability)
+            .field("side_effect_cache_size", &self.side_effect_cache_size)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// What a backend can do, declared as values the conformance suite and the benchmarks
+/// read (never as Cargo features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Data survives dropping the backend and opening its directory again.
+    pub persistent: bool,
+    /// A second open of the same directory fails with [`OpenError::Locked`].
+    pub exclusive_open: bool,
+    /// The longest key accepted (the common [`MAX_KEY_LEN`] on every backend).
+    pub max_key_len: usize,
+    /// The largest value accepted (the common [`MAX_VALUE_LEN`] on every backend).
+    pub max_value_len: usize,
+}
+
+impl Capabilities {
+    /// The capabilities of a persistent backend with the common limits.
+    pub const PERSISTENT: Capabilities = Capabilities {
+        persistent: true,
+        exclusive_open: true,
+        max_key_len: MAX_KEY_LEN,
+        max_value_len: MAX_VALUE_LEN,
+    };
+
+    /// The capabilities of an in-memory backend with the common limits.
+    pub const IN_MEMORY: Capabilities = Capabilities {
+        persistent: false,
+        exclusive_open: false,
+        max_key_len: MAX_KEY_LEN,
+        max_value_len: MAX_VALUE_LEN,
+    };
+}
+
+/// Why a backend could not be opened. The files in the directory are left as they were.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The directory is already open, in this process or another.
+    #[error("{path} is already open (locked by this or another process)")]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The path exists and is not a directory.
+    #[error("{path} is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The directory holds files this backend does not recognise (another backend's
+    /// database, or something else).
+    #[error("{path} holds data this backend does not recognise: {detail}")]
+    ForeignData {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
+    /// The database file is damaged or truncated.
+    #[error("database at {path} is corrupted")]
+    Corrupted {
+        /// The file.
+        path: PathBuf,
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The operating system refused access.
+    #[error("cannot open {path}: permission denied")]
+    PermissionDenied {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another I/O failure.
+    #[error("cannot open {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The engine failed while opening.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl OpenError {
+    /// Classifies an I/O error met while opening `path`.
+    pub fn from_io(path: &Path, source: std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        match source.kind() {
+            std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied { path, source },
+            std::io::ErrorKind::NotADirectory => OpenError::NotADirectory { path },
+            _ => OpenError::Io { path, source },
+        }
+    }
+}
+
+/// A storage backend: opened on a directory, it hands out the five stores, all living in
+/// the same database and never seeing each other's keys.
+///
+/// The conformance suite and the benchmarks are written once against this trait.
+pub trait Backend: Send + Sync + Sized + 'static {
+    /// The ordered key-value engine.
+    type Engine: StoreEngine + 'static;
+    /// A state partition handle.
+    type State: StateStore + 'static;
+    /// The ledger.
+    type Ledger: LedgerStore + 'static;
+    /// The segment log.
+    type Segments: SegmentLogStore + 'static;
+    /// The side-effect store.
+    type SideEffects: SideEffectStore + 'static;
+
+    /// The backend's short name: `mem`, `redb`, `lmdb`, `sled`, `sqlite`.
+    const NAME: &'static str;
+
+    /// What this backend can do.
+    fn capabilities() -> Capabilities;
+
+    /// Opens the backend in `dir`, creating the directory and the database if needed, or
+    /// reopening what is there. The in-memory backend ignores `dir`.
+    fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError>;
+
+    /// The durability mode it was opened with.
+    fn durability(&self) -> Durability;
+
+    /// The engine store (the same one on every call).
+    fn engine(&self) -> Arc<Self::Engine>;
+
+    /// The state partition `name`, which must be a valid name and not already held by a
+    /// live handle ([`StateError::PartitionInUse`]). Its owner may drop it and ask again.
+    fn state_store(&self, name: &str) -> Result<Self::State, StateError>;
+
+    /// The ledger (the same one on every call).
+    fn ledger(&self) -> Arc<Self::Ledger>;
+
+    /// The segment log (the same one on every call).
+    fn segment_log(&self) -> Arc<Self::Segments>;
+
+    /// The side-effect store (the same one on every call).
+    fn side_effects(&self) -> Arc<Self::SideEffects>;
+}

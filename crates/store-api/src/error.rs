@@ -1,0 +1,194 @@
+//! Errors shared by every store: rejected input and engine failures.
+//!
+//! Each store has its own error enum (see the store modules); all of them embed
+//! [`InputError`] for bad input and [`StorageError`] for failures of the engine
+//! underneath, so a caller matches the same variant whatever the backend.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+
+/// Why a name (ledger book, state partition, asset id, account path) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameRule {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than the limit for its kind.
+    TooLong {
+        /// Length of the rejected name, in bytes.
+        len: usize,
+        /// Limit for this kind of name, in bytes.
+        max: usize,
+    },
+    /// The name is `.` or `..`.
+    DotName,
+    /// The name holds a character that is never allowed (`/`, `\`, NUL or a control character).
+    ForbiddenChar(char),
+    /// The name starts with `_`, which is reserved for the store's own books.
+    Reserved,
+}
+
+impl fmt::Display for NameRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameRule::Empty => f.write_str("names must not be empty"),
+            NameRule::TooLong { len, max } => {
+                write!(f, "{len} bytes is longer than the limit of {max} bytes")
+            }
+            NameRule::DotName => f.write_str("`.` and `..` are not names"),
+            NameRule::ForbiddenChar(c) => {
+                write!(f, "character {c:?} is not allowed in names")
+            }
+            NameRule::Reserved => f.write_str("names starting with `_` are reserved"),
+        }
+    }
+}
+
+/// Input a caller passed that breaks the limits of SPEC.md section 2.
+///
+/// Every backend rejects the same input with the same variant, before touching storage:
+/// a call that fails with an `InputError` has changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// Keys are at least one byte long.
+    #[error("empty key: keys are 1 to {max} bytes", max = crate::limits::MAX_KEY_LEN)]
+    EmptyKey,
+    /// The key is longer than [`MAX_KEY_LEN`](crate::limits::MAX_KEY_LEN).
+    #[error("key of {len} bytes is longer than the limit of {max} bytes")]
+    KeyTooLong {
+        /// Length of the rejected key.
+        len: usize,
+        /// The common key limit.
+        max: usize,
+    },
+    /// The value is larger than [`MAX_VALUE_LEN`](crate::limits::MAX_VALUE_LEN).
+    #[error("value of {len} bytes is larger than the limit of {max} bytes")]
+    ValueTooLarge {
+        /// Size of the rejected value.
+        len: usize,
+        /// The common value limit.
+        max: usize,
+    },
+    /// A name (book, partition, asset, account path) breaks the naming rules.
+    #[error("invalid {kind} name {name:?}: {rule}")]
+    InvalidName {
+        /// What the name was for: "book", "partition", "asset", "account path".
+        kind: &'static str,
+        /// The rejected name, as given.
+        name: String,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+    /// A bounded text field (idempotency key, display name, metadata) is too long.
+    #[error("{field} of {len} bytes is longer than the limit of {max} bytes")]
+    FieldTooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// Its limit in bytes.
+        max: usize,
+    },
+}
+
+/// What kind of engine failure a [`StorageError`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// The operating system failed an I/O call (disk full, permission, ...).
+    Io,
+    /// The engine found data it cannot read: a damaged file or record.
+    Corrupted,
+    /// The engine refused or failed the operation for a reason of its own.
+    Engine,
+}
+
+/// A failure of the engine underneath a store, with the engine's own error kept as
+/// [`source`](std::error::Error::source).
+///
+/// These are not caused by the caller's input; retrying may or may not help, depending on
+/// [`kind`](StorageError::kind).
+#[derive(Debug)]
+pub struct StorageError {
+    backend: &'static str,
+    kind: StorageErrorKind,
+    context: Cow<'static, str>,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl StorageError {
+    /// An engine failure of `kind` while doing `context`, caused by `source`.
+    pub fn new(
+        backend: &'static str,
+        kind: StorageErrorKind,
+        context: impl Into<Cow<'static, str>>,
+        source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        StorageError {
+            backend,
+            kind,
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An engine failure with no underlying error value (for example, a record that does
+    /// not decode, found by the backend itself).
+    pub fn without_source(
+        backend: &'static str,
+        kind: StorageErrorKind,
+        context: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        StorageError {
+            backend,
+            kind,
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Shorthand for a [`StorageErrorKind::Corrupted`] error without a source.
+    pub fn corrupted(backend: &'static str, context: impl Into<Cow<'static, str>>) -> Self {
+        Self::without_source(backend, StorageErrorKind::Corrupted, context)
+    }
+
+    /// The backend that failed (`"redb"`, `"sqlite"`, ...).
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StorageErrorKind {
+        self.kind
+    }
+
+    /// What the backend was doing when it failed.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            StorageErrorKind::Io => "I/O error",
+            StorageErrorKind::Corrupted => "corrupted data",
+            StorageErrorKind::Engine => "engine error",
+        };
+        write!(f, "{} backend: {kind} while {}", self.backend, self.context)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for StorageError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}

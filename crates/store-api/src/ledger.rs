@@ -1,0 +1,644 @@
+//! `LedgerStore`: a double-entry ledger with idempotent, group-committed transactions
+//! (SPEC.md section 6).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{InputError, NameRule, StorageError};
+use crate::limits::{
+    MAX_ACCOUNT_PATH_LEN, MAX_ASSET_ID_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_NAME_LEN, MAX_TEXT_LEN,
+    check_name, check_text,
+};
+use crate::time::Timestamp;
+
+macro_rules! validated_name {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `name` against the naming rules.
+            pub fn new(name: impl Into<String>) -> Result<Self, InputError> {
+                let name = name.into();
+                check_name($kind, &name, $max)?;
+                Ok($name(name))
+            }
+
+            /// The name as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InputError;
+            fn try_from(name: String) -> Result<Self, InputError> {
+                $name::new(name)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = InputError;
+            fn try_from(name: &str) -> Result<Self, InputError> {
+                $name::new(name)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+validated_name!(
+    /// A ledger book: a validated name of 1 to 255 bytes. Books whose names start with `_`
+    /// are reserved for the store ([`Book::SYSTEM`] holds asset registrations): they can be
+    /// read, but accounts cannot be opened and transactions cannot be committed in them.
+    Book,
+    "book",
+    MAX_NAME_LEN
+);
+validated_name!(
+    /// An asset id: a validated name of 1 to 32 bytes (`USD`, `BTC`, `points`).
+    AssetId,
+    "asset",
+    MAX_ASSET_ID_LEN
+);
+validated_name!(
+    /// An account's path inside its book: a validated name of 1 to 200 bytes
+    /// (`assets:bank:checking`; `/` is not allowed).
+    AccountPath,
+    "account path",
+    MAX_ACCOUNT_PATH_LEN
+);
+
+impl Book {
+    /// The name of the reserved book that holds asset registrations.
+    pub const SYSTEM: &'static str = "_system";
+
+    /// The reserved `_system` book.
+    pub fn system() -> Book {
+        Book(Self::SYSTEM.to_owned())
+    }
+
+    /// Whether the name is reserved (starts with `_`).
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with('_')
+    }
+}
+
+/// A registered asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetDef {
+    /// The asset's id.
+    pub id: AssetId,
+    /// Number of decimal places of one minor unit (`2` for cents). At most 18.
+    pub precision: u8,
+    /// Display name, at most [`MAX_TEXT_LEN`] bytes.
+    pub name: String,
+}
+
+impl AssetDef {
+    /// The largest precision accepted.
+    pub const MAX_PRECISION: u8 = 18;
+
+    /// Checks the definition's fields.
+    pub fn check(&self) -> Result<(), InputError> {
+        check_text("asset display name", &self.name, MAX_TEXT_LEN)?;
+        if self.precision > Self::MAX_PRECISION {
+            return Err(InputError::FieldTooLong {
+                field: "asset precision",
+                len: usize::from(self.precision),
+                max: usize::from(Self::MAX_PRECISION),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A side of a posting, and the side on which an account's balance grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Direction {
+    /// Left side.
+    Debit,
+    /// Right side.
+    Credit,
+}
+
+/// The kind of an account, which gives its usual normal side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AccountKind {
+    /// What is owned: normal side debit.
+    Asset,
+    /// What is owed: normal side credit.
+    Liability,
+    /// Earnings: normal side credit.
+    Income,
+    /// Spending: normal side debit.
+    Expense,
+    /// Owners' stake: normal side credit.
+    Equity,
+    /// Transit between books or systems, expected to net to zero: normal side debit.
+    Clearing,
+}
+
+impl AccountKind {
+    /// The side on which this kind of account's balance grows.
+    pub const fn normal_side(self) -> Direction {
+        match self {
+            AccountKind::Asset | AccountKind::Expense | AccountKind::Clearing => Direction::Debit,
+            AccountKind::Liability | AccountKind::Income | AccountKind::Equity => Direction::Credit,
+        }
+    }
+}
+
+/// An account: its place, its asset and its kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AccountId {
+    /// The book the account lives in.
+    pub book: Book,
+    /// Its path inside the book.
+    pub path: AccountPath,
+}
+
+impl AccountId {
+    /// Validates both parts.
+    pub fn new(book: &str, path: &str) -> Result<Self, InputError> {
+        Ok(AccountId {
+            book: Book::new(book)?,
+            path: AccountPath::new(path)?,
+        })
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.book, self.path)
+    }
+}
+
+/// The definition of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDef {
+    /// Where the account lives.
+    pub id: AccountId,
+    /// The only asset it holds.
+    pub asset: AssetId,
+    /// Its kind.
+    pub kind: AccountKind,
+}
+
+/// How an account's balance is computed and constrained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCfg {
+    /// Balances are reported on this side: postings on it add, the others subtract.
+    pub normal_side: Direction,
+    /// The lowest normal-side balance a transaction may leave; `None` for no floor.
+    pub min_balance: Option<i64>,
+}
+
+impl AccountCfg {
+    /// The kind's normal side and no floor.
+    pub const fn for_kind(kind: AccountKind) -> Self {
+        AccountCfg {
+            normal_side: kind.normal_side(),
+            min_balance: None,
+        }
+    }
+
+    /// The same configuration with a floor of `min_balance`.
+    pub const fn with_min_balance(mut self, min_balance: i64) -> Self {
+        self.min_balance = Some(min_balance);
+        self
+    }
+}
+
+/// One line of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posting {
+    /// The account posted to; it must be in the transaction's book.
+    pub account: AccountId,
+    /// The asset moved; it must be the account's.
+    pub asset: AssetId,
+    /// Positive amount in minor units.
+    pub amount: u64,
+    /// Which side.
+    pub direction: Direction,
+}
+
+/// A transaction id: a time-ordered UUID (v7) chosen by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TxId(pub Uuid);
+
+impl TxId {
+    /// A fresh time-ordered id.
+    pub fn new_v7() -> Self {
+        TxId(Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A transaction draft, as submitted to [`LedgerStore::commit`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Its id; unique across the ledger.
+    pub id: TxId,
+    /// The book it posts in.
+    pub book: Book,
+    /// Its postings, in order.
+    pub postings: Vec<Posting>,
+    /// A key that makes retries safe: a second commit with a key already used in the book
+    /// returns the first commit's result. At most [`MAX_IDEMPOTENCY_KEY_LEN`] bytes.
+    pub idempotency_key: Option<String>,
+    /// Free-form metadata (each key and value at most [`MAX_TEXT_LEN`] bytes).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Transaction {
+    /// An empty draft in `book` with a fresh id.
+    pub fn new(book: Book) -> Self {
+        Transaction {
+            id: TxId::new_v7(),
+            book,
+            postings: Vec::new(),
+            idempotency_key: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a posting.
+    pub fn post(
+        mut self,
+        account: &AccountId,
+        asset: &AssetId,
+        amount: u64,
+        direction: Direction,
+    ) -> Self {
+        self.postings.push(Posting {
+            account: account.clone(),
+            asset: asset.clone(),
+            amount,
+            direction,
+        });
+        self
+    }
+
+    /// Adds a debit posting.
+    pub fn debit(self, account: &AccountId, asset: &AssetId, amount: u64) -> Self {
+        self.post(account, asset, amount, Direction::Debit)
+    }
+
+    /// Adds a credit posting.
+    pub fn credit(self, account: &AccountId, asset: &AssetId, amount: u64) -> Self {
+        self.post(account, asset, amount, Direction::Credit)
+    }
+
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Checks the lengths of the idempotency key and the metadata.
+    pub fn check_fields(&self) -> Result<(), InputError> {
+        if let Some(key) = &self.idempotency_key {
+            check_text("idempotency key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
+        }
+        for (k, v) in &self.metadata {
+            check_text("metadata key", k, MAX_TEXT_LEN)?;
+            check_text("metadata value", v, MAX_TEXT_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+/// The receipt of a committed transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The transaction's id.
+    pub txid: TxId,
+    /// Its sequence number in its book.
+    pub seq: u64,
+    /// When it was committed.
+    pub at: Timestamp,
+}
+
+/// An account's normal-side balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BalanceSnapshot {
+    /// Normal-side adjusted amount in minor units.
+    pub amount: i64,
+    /// The book sequence number of the last transaction that touched the account (0 when
+    /// none).
+    pub updated_seq: u64,
+}
+
+/// One posting as stored, with the account's balance right after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingRecord {
+    /// The transaction it belongs to.
+    pub txid: TxId,
+    /// The transaction's sequence number in its book.
+    pub seq: u64,
+    /// When the transaction was committed.
+    pub at: Timestamp,
+    /// Its index among the transaction's postings.
+    pub index: u32,
+    /// The account posted to.
+    pub account: AccountId,
+    /// The asset.
+    pub asset: AssetId,
+    /// Positive amount in minor units.
+    pub amount: u64,
+    /// Which side.
+    pub direction: Direction,
+    /// The account's normal-side balance after this posting.
+    pub balance_after: i64,
+}
+
+/// A committed transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTransaction {
+    /// Its id.
+    pub id: TxId,
+    /// Its book.
+    pub book: Book,
+    /// Its postings, in the order submitted.
+    pub postings: Vec<Posting>,
+    /// The idempotency key it was committed with.
+    pub idempotency_key: Option<String>,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Its sequence number in its book.
+    pub seq: u64,
+    /// When it was committed.
+    pub at: Timestamp,
+}
+
+impl StoredTransaction {
+    /// The receipt this transaction was committed with.
+    pub fn committed(&self) -> Committed {
+        Committed {
+            txid: self.id,
+            seq: self.seq,
+            at: self.at,
+        }
+    }
+}
+
+/// Debit and credit totals of one asset in one book. Sums are 128-bit and cannot overflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialBalanceRow {
+    /// The asset.
+    pub asset: AssetId,
+    /// Sum of debit postings.
+    pub debits: u128,
+    /// Sum of credit postings.
+    pub credits: u128,
+}
+
+/// What happened in a book, in sequence order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerEvent {
+    /// An asset was registered (in [`Book::SYSTEM`]).
+    AssetRegistered(AssetDef),
+    /// An account was opened.
+    AccountOpened {
+        /// Its definition.
+        def: AccountDef,
+        /// Its configuration.
+        cfg: AccountCfg,
+    },
+    /// A transaction was committed.
+    TransactionPosted(StoredTransaction),
+}
+
+/// An event with its book sequence number and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequenced<T> {
+    /// Sequence number in the book, from 1, gapless.
+    pub seq: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub event: T,
+}
+
+/// Errors of [`LedgerStore`], in the order [`commit`](LedgerStore::commit) checks them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// A name or field broke the common limits.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The book cannot be written to (it is reserved).
+    #[error("book {book} cannot be written to: {rule}")]
+    InvalidBook {
+        /// The book.
+        book: Book,
+        /// Why.
+        rule: NameRule,
+    },
+    /// A posting is to an account of another book than the transaction's.
+    #[error("posting {index} is to account {account}, which is not in book {book}")]
+    AccountOutsideBook {
+        /// Index of the posting.
+        index: usize,
+        /// The account.
+        account: AccountId,
+        /// The transaction's book.
+        book: Book,
+    },
+    /// The transaction has no posting.
+    #[error("a transaction needs at least one posting")]
+    EmptyTransaction,
+    /// A posting's amount is zero.
+    #[error("posting {index} has amount 0: amounts are positive minor units")]
+    InvalidAmount {
+        /// Index of the posting.
+        index: usize,
+    },
+    /// The asset is not registered.
+    #[error("asset {asset} is not registered")]
+    UnknownAsset {
+        /// The asset.
+        asset: AssetId,
+    },
+    /// The account is not open.
+    #[error("account {account} is not open")]
+    UnknownAccount {
+        /// The account.
+        account: AccountId,
+    },
+    /// An asset or account already exists with a different definition.
+    #[error("{entity} {id} already exists with a different definition")]
+    AlreadyExists {
+        /// "asset" or "account".
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A posting's asset is not its account's asset.
+    #[error("posting to {account} moves {found}, but the account holds {expected}")]
+    AssetMismatch {
+        /// The account.
+        account: AccountId,
+        /// The account's asset.
+        expected: AssetId,
+        /// The posting's asset.
+        found: AssetId,
+    },
+    /// Debits and credits differ for an asset.
+    #[error("unbalanced transaction: {asset} debits {debits} != credits {credits}")]
+    Unbalanced {
+        /// The asset.
+        asset: AssetId,
+        /// Sum of its debits.
+        debits: u128,
+        /// Sum of its credits.
+        credits: u128,
+    },
+    /// The transaction would leave an account below its floor.
+    #[error("account {account} would fall to {would_be}, below its minimum balance {min_balance}")]
+    ConstraintViolation {
+        /// The account.
+        account: AccountId,
+        /// Its floor.
+        min_balance: i64,
+        /// The balance the transaction would leave.
+        would_be: i128,
+    },
+    /// An account's balance would leave the `i64` range.
+    #[error("account {account}'s balance would overflow")]
+    Overflow {
+        /// The account.
+        account: AccountId,
+    },
+    /// A transaction with this id was already committed (under another idempotency key).
+    #[error("transaction {txid} was already committed")]
+    DuplicateTransaction {
+        /// The id.
+        txid: TxId,
+    },
+    /// The engine underneath failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A double-entry ledger with idempotent, group-committed transactions.
+///
+/// # Guarantees
+/// - Every commit is atomic and happens exactly once; a rejected commit changes nothing.
+/// - Sequence numbers are per book, start at 1 and are gapless: account openings and
+///   transactions share them. `at` never decreases as `seq` grows within a book.
+/// - [`commit_batch`](Self::commit_batch) is one durable write; concurrent
+///   [`commit`](Self::commit)s are grouped into shared durable writes.
+/// - Reads never create anything and never see a write that is not yet durable.
+pub trait LedgerStore: Send + Sync {
+    /// Registers an asset in [`Book::SYSTEM`]. An identical repeat writes nothing;
+    /// a different definition for the same id is [`LedgerError::AlreadyExists`].
+    fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError>;
+
+    /// Opens an account. An identical repeat writes nothing (no event, no sequence
+    /// number); a different definition or configuration is [`LedgerError::AlreadyExists`].
+    /// The asset must be registered ([`LedgerError::UnknownAsset`]) and the book must not
+    /// be reserved ([`LedgerError::InvalidBook`]).
+    fn open_account(&self, def: &AccountDef, cfg: &AccountCfg) -> Result<(), LedgerError>;
+
+    /// The definition and configuration of an account, or `None` when not open.
+    fn account(&self, id: &AccountId) -> Result<Option<(AccountDef, AccountCfg)>, LedgerError>;
+
+    /// Commits one transaction, atomically and exactly once.
+    ///
+    /// Checks, in order: the book is writable; the idempotency key and metadata fit;
+    /// postings are non-empty with positive amounts; every posting is to an account of the
+    /// book; a repeated idempotency key returns the first [`Committed`] unchanged and writes
+    /// nothing; the id is new; every account is open; each posting's asset is its
+    /// account's; debits equal credits per asset; no account falls below its floor; no
+    /// balance overflows `i64`.
+    fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError>;
+
+    /// Commits drafts in order, in one durable write. Results are positional: each draft
+    /// succeeds or fails alone, sequence numbers stay gapless across rejected drafts, and a
+    /// later draft sees the earlier ones (idempotency and floors are checked in order).
+    /// The outer error is a storage failure, in which case nothing was written.
+    fn commit_batch(
+        &self,
+        txs: &[Transaction],
+    ) -> Result<Vec<Result<Committed, LedgerError>>, LedgerError>;
+
+    /// The account's normal-side balance and the last seq that touched it, now
+    /// (`as_of = None`) or counting only transactions with `at <= as_of`.
+    fn balance(
+        &self,
+        account: &AccountId,
+        as_of: Option<Timestamp>,
+    ) -> Result<BalanceSnapshot, LedgerError>;
+
+    /// A registered asset, or `None`.
+    fn asset(&self, id: &AssetId) -> Result<Option<AssetDef>, LedgerError>;
+
+    /// A committed transaction, or `None`.
+    fn transaction(&self, txid: &TxId) -> Result<Option<StoredTransaction>, LedgerError>;
+
+    /// The account's postings with `seq > after_seq` (**exclusive**), ascending; `limit`
+    /// counts transactions, and a transaction's postings are never split across pages.
+    fn account_history(
+        &self,
+        account: &AccountId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<PostingRecord>, LedgerError>;
+
+    /// Per-asset debit and credit sums of the book (all time, or `at <= as_of`), sorted by
+    /// asset id; an unknown book gives an empty list.
+    fn trial_balance(
+        &self,
+        book: &Book,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<TrialBalanceRow>, LedgerError>;
+
+    /// Up to `limit` events of `book` with `seq >= from` (**inclusive**), ascending.
+    fn read_events(
+        &self,
+        book: &Book,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError>;
+}

@@ -1,0 +1,66 @@
+//! The store contract: five kinds of store, the domain types they speak, their limits and
+//! their typed errors. No backend code lives here.
+//!
+//! | store | what it is | concurrency |
+//! | --- | --- | --- |
+//! | [`StoreEngine`] | ordered KV, atomic batches, sequence numbers, batch log | `Send + Sync` |
+//! | [`StateStore`] | single-owner operator state, snapshots, hot-path reads | `Send` |
+//! | [`SideEffectStore`] | insert-only, replay-idempotent side effects | `Send + Sync` |
+//! | [`LedgerStore`] | double-entry ledger, idempotent group commit | `Send + Sync` |
+//! | [`SegmentLogStore`] | append-only session logs | `Send + Sync` |
+//!
+//! A [`Backend`] opens a directory and hands out all five. Every backend behaves
+//! identically: the `conformance` crate proves it. Range conventions differ per store on
+//! purpose and are stated on each method: [`StoreEngine::range_scan`] has an **inclusive**
+//! end (empty end: unbounded), [`StateStore::range_scan`] an **exclusive** end,
+//! [`LedgerStore::account_history`] an **exclusive** `after_seq`, and
+//! [`LedgerStore::read_events`] an **inclusive** `from`.
+//!
+//! All five traits are dyn-compatible: `Box<dyn StateStore>`, `Arc<dyn LedgerStore>`, ...
+
+pub mod backend;
+pub mod engine;
+pub mod error;
+pub mod ledger;
+pub mod limits;
+pub mod segment;
+pub mod side_effect;
+pub mod state;
+pub mod time;
+
+pub use bytes::Bytes;
+
+pub use backend::{Backend, Capabilities, Durability, OpenError, OpenOptions};
+pub use engine::{EngineError, Mutation, StoreEngine};
+pub use error::{InputError, NameRule, StorageError, StorageErrorKind};
+pub use ledger::{
+    AccountCfg, AccountDef, AccountId, AccountKind, AccountPath, AssetDef, AssetId,
+    BalanceSnapshot, Book, Committed, Direction, LedgerError, LedgerEvent, LedgerStore, Posting,
+    PostingRecord, Sequenced, StoredTransaction, Transaction, TrialBalanceRow, TxId,
+};
+pub use limits::{MAX_KEY_LEN, MAX_NAME_LEN, MAX_VALUE_LEN};
+pub use segment::{SegmentError, SegmentId, SegmentLogStore, SegmentLogStoreExt, SessionId};
+pub use side_effect::{
+    CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,
+    InterCallOutputKey, LyquidId, MalformedCall, SideEffectError, SideEffectKey, SideEffectKind,
+    SideEffectStore,
+};
+pub use state::{SnapshotError, StateError, StateSnapshot, StateStore, StateStoreExt};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+
+#[cfg(test)]
+mod dyn_compat {
+    use super::*;
+
+    // Compiles only while every trait stays dyn-compatible.
+    #[allow(dead_code)]
+    fn assert_dyn_compatible(
+        _: Option<Box<dyn StoreEngine>>,
+        _: Option<Box<dyn StateStore>>,
+        _: Option<Box<dyn SideEffectStore>>,
+        _: Option<Box<dyn LedgerStore>>,
+        _: Option<Box<dyn SegmentLogStore>>,
+        _: Option<std::sync::Arc<dyn Clock>>,
+    ) {
+    }
+}

@@ -1,0 +1,221 @@
+//! `SegmentLogStore`: append-only session logs (SPEC.md section 7).
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{InputError, StorageError};
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh time-ordered (UUID v7) id: later ids sort after earlier ones.
+            pub fn new_v7() -> Self {
+                $name(Uuid::now_v7())
+            }
+
+            /// The id's 16 bytes, big-endian: their byte order is the id order.
+            pub fn to_bytes(self) -> [u8; 16] {
+                self.0.into_bytes()
+            }
+
+            /// The id of 16 big-endian bytes.
+            pub fn from_bytes(bytes: [u8; 16]) -> Self {
+                $name(Uuid::from_bytes(bytes))
+            }
+
+            /// The id of a 128-bit number (handy in tests).
+            pub fn from_u128(n: u128) -> Self {
+                $name(Uuid::from_u128(n))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A session: a group of segments. 128-bit, time-ordered.
+    SessionId
+);
+uuid_id!(
+    /// A segment: one append-only log, owned by one session. 128-bit, time-ordered.
+    SegmentId
+);
+
+/// Errors of [`SegmentLogStore`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// An entry broke the common value limit; nothing was written.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The segment does not exist in this session.
+    #[error("segment {segment} not found in session {session}")]
+    NotFound {
+        /// The session asked for.
+        session: SessionId,
+        /// The segment asked for.
+        segment: SegmentId,
+    },
+    /// The segment belongs to another session; nothing was written.
+    #[error("segment {segment} belongs to session {owner}, not {given}")]
+    WrongSession {
+        /// The segment.
+        segment: SegmentId,
+        /// The session that owns it.
+        owner: SessionId,
+        /// The session given.
+        given: SessionId,
+    },
+    /// `truncate` asked to keep more entries than the segment has; nothing changed.
+    #[error("cannot truncate segment {segment} to {requested} entries: it has {len}")]
+    TruncateBeyondEnd {
+        /// The segment.
+        segment: SegmentId,
+        /// Entries asked to keep.
+        requested: u64,
+        /// Entries it has.
+        len: u64,
+    },
+    /// A typed helper could not encode or decode an entry.
+    #[error("typed entry failed to {op}: {source}")]
+    Codec {
+        /// "encode" or "decode".
+        op: &'static str,
+        /// The serializer's error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// The engine underneath failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Append-only session logs.
+///
+/// # Guarantees
+/// - Entries are opaque bytes (empty entries and entries holding newlines round-trip), at
+///   most [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) each.
+/// - A successful `append` adds one whole entry; a failed call leaves nothing visible.
+///   Concurrent appends to one segment never lose or interleave entries.
+/// - A segment belongs to the session that first wrote it; writes naming another session
+///   fail with [`SegmentError::WrongSession`], reads naming another session see nothing.
+/// - Listings are newest first: ids descending, which for v7 ids is creation order reversed.
+/// - Trace entries are kept apart: they never appear in [`read_all`](Self::read_all), and a
+///   segment with only trace entries does not exist for `exists`, `read_all` or listings.
+pub trait SegmentLogStore: Send + Sync {
+    /// Appends one entry, creating the segment if needed; returns the entry's index
+    /// (0-based).
+    fn append(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        entry: &[u8],
+    ) -> Result<u64, SegmentError>;
+
+    /// Appends a debug trace entry to the segment's trace, apart from its log.
+    fn append_trace(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        entry: &[u8],
+    ) -> Result<(), SegmentError>;
+
+    /// Every entry, in append order; [`SegmentError::NotFound`] for an unknown segment.
+    fn read_all(&self, session: SessionId, segment: SegmentId) -> Result<Vec<Bytes>, SegmentError>;
+
+    /// Every trace entry, in append order (empty when none).
+    fn read_traces(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+    ) -> Result<Vec<Bytes>, SegmentError>;
+
+    /// Number of entries; [`SegmentError::NotFound`] for an unknown segment.
+    fn read_entry_count(&self, session: SessionId, segment: SegmentId)
+    -> Result<u64, SegmentError>;
+
+    /// Whether the segment exists in this session.
+    fn exists(&self, session: SessionId, segment: SegmentId) -> Result<bool, SegmentError>;
+
+    /// Writes the segment whole, atomically, replacing its earlier entries (its trace is
+    /// kept). With no entries it leaves an existing, empty segment.
+    fn create_segment(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        entries: &[&[u8]],
+    ) -> Result<(), SegmentError>;
+
+    /// Keeps the first `len` entries (0 leaves an existing, empty segment);
+    /// [`SegmentError::TruncateBeyondEnd`] when `len` exceeds the count.
+    fn truncate(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        len: u64,
+    ) -> Result<(), SegmentError>;
+
+    /// Every session with at least one segment, newest first.
+    fn list_sessions(&self) -> Result<Vec<SessionId>, SegmentError>;
+
+    /// The session's segments, newest first (empty for an unknown session).
+    fn list_segments(&self, session: SessionId) -> Result<Vec<SegmentId>, SegmentError>;
+
+    /// The session that owns `segment`, or `None`.
+    fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError>;
+}
+
+/// Typed helpers over serde for any [`SegmentLogStore`] (entries encoded with `postcard`).
+pub trait SegmentLogStoreExt: SegmentLogStore {
+    /// Encodes `entry` and appends it.
+    fn append_typed<T: Serialize + ?Sized>(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        entry: &T,
+    ) -> Result<u64, SegmentError> {
+        let bytes = postcard::to_stdvec(entry).map_err(|source| SegmentError::Codec {
+            op: "encode",
+            source,
+        })?;
+        self.append(session, segment, &bytes)
+    }
+
+    /// Reads every entry and decodes it as `T`.
+    fn read_all_typed<T: DeserializeOwned>(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+    ) -> Result<Vec<T>, SegmentError> {
+        self.read_all(session, segment)?
+            .iter()
+            .map(|b| {
+                postcard::from_bytes(b).map_err(|source| SegmentError::Codec {
+                    op: "decode",
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+impl<S: SegmentLogStore + ?Sized> SegmentLogStoreExt for S {}

@@ -1,0 +1,305 @@
+//! `SideEffectStore`: insert-only, replay-idempotent execution side effects
+//! (SPEC.md section 5).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InputError, StorageError};
+use crate::limits::check_value_len;
+
+/// A Lyquid (contract instance) id: 20 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct LyquidId(pub [u8; 20]);
+
+impl fmt::Debug for LyquidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LyquidId(0x")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// A position on the chain: the block number in the high bits (shifted left by 32) and the
+/// index within the block in the low 32 bits, so positions order by block, then index.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct ChainPos(pub u128);
+
+impl ChainPos {
+    /// The position of entry `index` of block `block`.
+    pub const fn new(block: u64, index: u32) -> Self {
+        ChainPos(((block as u128) << 32) | index as u128)
+    }
+
+    /// The block number.
+    pub const fn block(self) -> u64 {
+        (self.0 >> 32) as u64
+    }
+
+    /// The index within the block.
+    pub const fn index(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+/// What kind of side effect a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SideEffectKind {
+    /// Events emitted by a call.
+    Event,
+    /// Outputs of an outbound call.
+    Call,
+    /// Outputs of a timer or scheduled task.
+    Timer,
+}
+
+impl SideEffectKind {
+    /// A stable one-byte tag, for key encodings.
+    pub const fn tag(self) -> u8 {
+        match self {
+            SideEffectKind::Event => 0,
+            SideEffectKind::Call => 1,
+            SideEffectKind::Timer => 2,
+        }
+    }
+
+    /// The kind of a tag written by [`tag`](Self::tag).
+    pub const fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            0 => Some(SideEffectKind::Event),
+            1 => Some(SideEffectKind::Call),
+            2 => Some(SideEffectKind::Timer),
+            _ => None,
+        }
+    }
+}
+
+/// The slot of one execution's side effects. Orders by lyquid, then position, then kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SideEffectKey {
+    /// The Lyquid that executed.
+    pub lyquid: LyquidId,
+    /// Where on the chain it executed.
+    pub pos: ChainPos,
+    /// Which kind of side effect.
+    pub kind: SideEffectKind,
+}
+
+/// A slot's output payloads, in the order they were produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventOutputs(pub Vec<Bytes>);
+
+impl EventOutputs {
+    /// Total payload bytes; at most [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) per slot.
+    pub fn payload_len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// Checks the slot against the value limit.
+    pub fn check(&self) -> Result<(), InputError> {
+        check_value_len(self.payload_len())
+    }
+}
+
+/// The output slot of one inter-Lyquid call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InterCallOutputKey {
+    /// The Lyquid that was called.
+    pub callee: LyquidId,
+    /// Where the call was made.
+    pub pos: ChainPos,
+    /// Which call of that position.
+    pub inter_call_seq: u32,
+}
+
+/// A completed inter-call's output: `None` when it completed without payload.
+pub type CallEventOutput = Option<Bytes>;
+
+/// Orders the inbound calls of one callee: by delivery position, then by sequence within it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct CallOrderKey {
+    /// The position at which the callee receives the call.
+    pub pos: ChainPos,
+    /// Order among calls delivered at the same position.
+    pub seq: u32,
+}
+
+/// One inter-Lyquid call as made by its caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterCall {
+    /// The Lyquid that made the call.
+    pub caller: LyquidId,
+    /// Where the call was made.
+    pub pos: ChainPos,
+    /// The call's input.
+    pub payload: Bytes,
+}
+
+/// A call waiting in a callee's inbound queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundInterCall {
+    /// The Lyquid that receives the call.
+    pub callee: LyquidId,
+    /// Its place in the callee's queue.
+    pub order_key: CallOrderKey,
+    /// The call.
+    pub call: InterCall,
+}
+
+/// Why an inbound call record was refused by
+/// [`append_inbound_inter_calls`](SideEffectStore::append_inbound_inter_calls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MalformedCall {
+    /// The call is ordered before the position it was made at (`order_key.pos < call.pos`).
+    DeliveredBeforeMade,
+    /// The payload is larger than [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN).
+    PayloadTooLarge {
+        /// The payload's size.
+        len: usize,
+    },
+}
+
+impl fmt::Display for MalformedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MalformedCall::DeliveredBeforeMade => {
+                f.write_str("the call is ordered before the position it was made at")
+            }
+            MalformedCall::PayloadTooLarge { len } => write!(
+                f,
+                "payload of {len} bytes is larger than the limit of {} bytes",
+                crate::limits::MAX_VALUE_LEN
+            ),
+        }
+    }
+}
+
+impl InboundInterCall {
+    /// Checks the record's own invariants (not its relation to stored records).
+    pub fn check(&self) -> Result<(), MalformedCall> {
+        if self.order_key.pos < self.call.pos {
+            return Err(MalformedCall::DeliveredBeforeMade);
+        }
+        if check_value_len(self.call.payload.len()).is_err() {
+            return Err(MalformedCall::PayloadTooLarge {
+                len: self.call.payload.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Errors of [`SideEffectStore`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SideEffectError {
+    /// A payload broke the common limits; nothing was written.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A slot already holds different outputs: a replay diverged. Nothing of the call was
+    /// written.
+    #[error("replay conflict: slot {key:?} already holds different outputs")]
+    ConflictingReplay {
+        /// The slot in conflict.
+        key: SideEffectKey,
+    },
+    /// An inter-call output slot already holds a different output.
+    #[error("replay conflict: inter-call output {key:?} already holds a different output")]
+    ConflictingCallOutputReplay {
+        /// The slot in conflict.
+        key: InterCallOutputKey,
+    },
+    /// A different inbound call is already stored at this place of the callee's queue.
+    /// Nothing of the call was written.
+    #[error("replay conflict: callee {callee:?} already holds a different call at {order_key:?}")]
+    ConflictingInboundCall {
+        /// The callee.
+        callee: LyquidId,
+        /// The place in its queue.
+        order_key: CallOrderKey,
+    },
+    /// An inbound call record is malformed. Nothing of the call was written.
+    #[error("malformed inbound call for {callee:?} at {order_key:?}: {reason}")]
+    MalformedInboundCall {
+        /// The callee.
+        callee: LyquidId,
+        /// The record's place in the queue.
+        order_key: CallOrderKey,
+        /// What is wrong with it.
+        reason: MalformedCall,
+    },
+    /// The engine underneath failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Insert-only, replay-idempotent execution side effects.
+///
+/// # Guarantees
+/// - Insert-only: a slot, once written, never changes. Writing the same content again is
+///   accepted (replay idempotency); different content is a conflict, and a call that fails
+///   writes nothing at all.
+/// - [`read_outputs`](Self::read_outputs) is served through an LRU cache of
+///   [`OpenOptions::side_effect_cache_size`](crate::OpenOptions) entries that only ever
+///   holds what the store holds; the cache lock is never held across I/O.
+/// - One writer per keyspace at a time (writes are serialized), any number of concurrent
+///   readers.
+pub trait SideEffectStore: Send + Sync {
+    /// Inserts every slot of `outputs`, atomically.
+    ///
+    /// A slot already stored with equal outputs is accepted; with different outputs the
+    /// call fails with [`SideEffectError::ConflictingReplay`] naming the first such slot,
+    /// and nothing from the call is written.
+    fn write_outputs(
+        &self,
+        outputs: &BTreeMap<SideEffectKey, EventOutputs>,
+    ) -> Result<(), SideEffectError>;
+
+    /// The outputs of `key`, or `None` when never written.
+    fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError>;
+
+    /// Stores the output of an inter-call. The same output again is accepted; a different
+    /// one fails with [`SideEffectError::ConflictingCallOutputReplay`].
+    fn upsert_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+        output: &CallEventOutput,
+    ) -> Result<(), SideEffectError>;
+
+    /// `None` when never written, `Some(None)` when completed without payload,
+    /// `Some(Some(bytes))` otherwise.
+    fn read_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+    ) -> Result<Option<CallEventOutput>, SideEffectError>;
+
+    /// Adds inbound calls to their callees' queues, atomically and idempotently.
+    ///
+    /// Every record is validated first ([`InboundInterCall::check`]); the same record again
+    /// is accepted, a different record at the same `(callee, order_key)` (in the store or
+    /// earlier in `records`) is [`SideEffectError::ConflictingInboundCall`]. On any error
+    /// nothing of the call is written.
+    fn append_inbound_inter_calls(
+        &self,
+        records: &[InboundInterCall],
+    ) -> Result<(), SideEffectError>;
+
+    /// The inbound calls of `callee` with `from_exclusive < order_key` (all when `None`) and
+    /// `call.pos < until_exclusive`, ascending by order key, at most `limit`.
+    fn read_inbound_inter_calls(
+        &self,
+        callee: &LyquidId,
+        from_exclusive: Option<&CallOrderKey>,
+        until_exclusive: ChainPos,
+        limit: usize,
+    ) -> Result<Vec<InboundInterCall>, SideEffectError>;
+}
