@@ -1,0 +1,22 @@
+//! Engine-independent building blocks every backend shares, so that validation, key
+//! encodings, ledger arithmetic, replay checks, state buffering and group commit exist once.
+//!
+//! Module per store kind, like the backends:
+//! - [`engine`]: batch checks, scan bounds, the batch-log record;
+//! - [`state`]: the in-memory state map and the flush buffer ([`state::BufferedState`]);
+//! - [`side_effect`]: keys, replay checks, the read cache;
+//! - [`ledger`]: records, keys and the [`ledger::LedgerPlanner`];
+//! - [`segment`]: segment metadata, keys and ownership rules;
+//!
+//! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
+//! the process lock), [`group_commit`], [`lru`].
+
+pub mod codec;
+pub mod dir;
+pub mod engine;
+pub mod group_commit;
+pub mod ledger;
+pub mod lru;
+pub mod segment;
+pub mod side_effect;
+pub mod state;

@@ -1,0 +1,312 @@
+//! The state store every backend hands out: an in-memory index of the whole partition for
+//! the hot path, a buffer of the writes since the last flush, and a backend-specific
+//! [`StatePersist`] that applies that buffer in one atomic engine transaction.
+//!
+//! # Why this design
+//! `StateStore::get` must answer in well under 500 ns on every engine, and a state
+//! partition has exactly one owner. So the owner keeps the partition in memory: `get` is
+//! one hash lookup (no lock, no allocation beyond a reference-count increment), and the
+//! engine only sees [`flush`](store_api::StateStore::flush), which writes every change
+//! since the previous flush in one transaction. That is exactly the durability rule of
+//! SPEC.md section 4: after a flush and a reopen the partition is what it was; writes after
+//! the last flush may be lost; a flush is never half applied.
+//!
+//! The cost: a partition's keys and values live in memory while it is open (loaded once by
+//! [`Backend::state_store`](store_api::Backend::state_store)).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::{Bound, Range};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use store_api::limits::{check_key, check_value};
+use store_api::{StateError, StateSnapshot, StateStore, StorageError};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The partition's entries: a hash index for point reads and an ordered map for scans,
+/// sharing the same reference-counted key and value buffers.
+#[derive(Debug, Default)]
+pub struct StateMap {
+    index: FastMap<Bytes, Bytes>,
+    ordered: BTreeMap<Bytes, Bytes>,
+    size_bytes: u64,
+}
+
+impl StateMap {
+    /// A map of `entries` (later duplicates win).
+    pub fn from_entries(entries: impl IntoIterator<Item = (Bytes, Bytes)>) -> Self {
+        let mut map = StateMap::default();
+        for (k, v) in entries {
+            map.insert(k, v);
+        }
+        map
+    }
+
+    /// The value of `key`.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        self.index.get(key)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: Bytes, value: Bytes) {
+        let added = (key.len() + value.len()) as u64;
+        if let Some(old) = self.index.insert(key.clone(), value.clone()) {
+            self.size_bytes -= (key.len() + old.len()) as u64;
+        }
+        self.ordered.insert(key, value);
+        self.size_bytes += added;
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        match self.index.remove(key) {
+            Some(old) => {
+                self.ordered.remove(key);
+                self.size_bytes -= (key.len() + old.len()) as u64;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.ordered.clear();
+        self.size_bytes = 0;
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Bytes of keys plus values.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// Entries whose key starts with `prefix`, ascending.
+    pub fn prefix(&self, prefix: &[u8]) -> Vec<(Bytes, Bytes)> {
+        self.ordered
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Entries with `start <= key < end`, ascending.
+    pub fn range(&self, range: Range<&[u8]>) -> Vec<(Bytes, Bytes)> {
+        if range.start >= range.end {
+            return Vec::new();
+        }
+        self.ordered
+            .range::<[u8], _>((Bound::Included(range.start), Bound::Excluded(range.end)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Every entry, ascending.
+    pub fn entries(&self) -> Vec<(Bytes, Bytes)> {
+        self.ordered
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// The writes since the last flush, as the engine must apply them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PendingWrites {
+    /// Remove every stored entry of the partition first (after a `clear` or `restore`).
+    pub clear: bool,
+    /// Then set (`Some`) or delete (`None`) these keys, ascending.
+    pub changes: BTreeMap<Bytes, Option<Bytes>>,
+}
+
+impl PendingWrites {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        !self.clear && self.changes.is_empty()
+    }
+}
+
+/// How a backend stores a state partition.
+pub trait StatePersist: Send + 'static {
+    /// Applies `writes` to partition `partition` in one atomic, durable (per the backend's
+    /// durability mode) engine transaction.
+    fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError>;
+}
+
+/// The set of partitions that have a live handle, shared by a backend's handles.
+#[derive(Debug, Default, Clone)]
+pub struct PartitionLeases {
+    held: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Proof that a handle owns a partition; releases it on drop.
+#[derive(Debug)]
+pub struct PartitionLease {
+    name: String,
+    held: Arc<Mutex<HashSet<String>>>,
+}
+
+impl PartitionLeases {
+    /// Takes `name`, or fails with [`StateError::PartitionInUse`] while another handle
+    /// holds it. The name must already be validated.
+    pub fn acquire(&self, name: &str) -> Result<PartitionLease, StateError> {
+        let mut held = self.held.lock();
+        if !held.insert(name.to_owned()) {
+            return Err(StateError::PartitionInUse {
+                partition: name.to_owned(),
+            });
+        }
+        Ok(PartitionLease {
+            name: name.to_owned(),
+            held: Arc::clone(&self.held),
+        })
+    }
+}
+
+impl PartitionLease {
+    /// The partition's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for PartitionLease {
+    fn drop(&mut self) {
+        self.held.lock().remove(&self.name);
+    }
+}
+
+/// A [`StateStore`] over any [`StatePersist`]: the one implementation every backend uses.
+pub struct BufferedState<P: StatePersist> {
+    lease: PartitionLease,
+    map: StateMap,
+    pending: PendingWrites,
+    persist: P,
+}
+
+impl<P: StatePersist> BufferedState<P> {
+    /// A handle on the partition held by `lease`, whose stored entries are `entries`.
+    pub fn new(
+        lease: PartitionLease,
+        entries: impl IntoIterator<Item = (Bytes, Bytes)>,
+        persist: P,
+    ) -> Self {
+        BufferedState {
+            lease,
+            map: StateMap::from_entries(entries),
+            pending: PendingWrites::default(),
+            persist,
+        }
+    }
+
+    fn replace_all(&mut self, entries: &[(Bytes, Bytes)]) {
+        self.map.clear();
+        self.pending.clear = true;
+        self.pending.changes.clear();
+        for (k, v) in entries {
+            self.map.insert(k.clone(), v.clone());
+            self.pending.changes.insert(k.clone(), Some(v.clone()));
+        }
+    }
+}
+
+impl<P: StatePersist> StateStore for BufferedState<P> {
+    fn partition(&self) -> &str {
+        &self.lease.name
+    }
+
+    #[inline]
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StateError> {
+        check_key(key)?;
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, StateError> {
+        check_key(key)?;
+        Ok(self.map.get(key).is_some())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        check_key(key)?;
+        check_value(value)?;
+        let key = Bytes::copy_from_slice(key);
+        let value = Bytes::copy_from_slice(value);
+        self.pending
+            .changes
+            .insert(key.clone(), Some(value.clone()));
+        self.map.insert(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
+        check_key(key)?;
+        // The map mirrors the stored entries plus pending writes: an absent key needs no
+        // record (it is not stored, or its delete is already pending).
+        if self.map.remove(key) {
+            self.pending
+                .changes
+                .insert(Bytes::copy_from_slice(key), None);
+        }
+        Ok(())
+    }
+
+    fn get_or_insert(&mut self, key: &[u8], default: &[u8]) -> Result<Bytes, StateError> {
+        if let Some(value) = self.get(key)? {
+            return Ok(value);
+        }
+        self.put(key, default)?;
+        Ok(Bytes::copy_from_slice(default))
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.map.size_bytes()
+    }
+
+    fn prefix_scan(&self, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        Ok(self.map.prefix(prefix))
+    }
+
+    fn range_scan(&self, range: Range<&[u8]>) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        Ok(self.map.range(range))
+    }
+
+    fn clear(&mut self) -> Result<(), StateError> {
+        self.replace_all(&[]);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<StateSnapshot, StateError> {
+        Ok(StateSnapshot::from_sorted_unchecked(self.map.entries()))
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<(), StateError> {
+        self.replace_all(snapshot.entries());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StateError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.persist.apply(&self.lease.name, &self.pending)?;
+        self.pending = PendingWrites::default();
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! `StateStore`: the shared [`BufferedState`](store_kit::state::BufferedState) over a
+//! map of flushed partitions held by the backend.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use store_api::StorageError;
+use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
+
+type Partitions = Arc<Mutex<HashMap<String, BTreeMap<Bytes, Bytes>>>>;
+
+/// The flushed contents of every partition of one backend.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MemPartitions {
+    flushed: Partitions,
+}
+
+impl MemPartitions {
+    /// A handle on the partition held by `lease`, starting from its flushed contents.
+    pub(crate) fn open(&self, lease: PartitionLease) -> BufferedState<MemPartition> {
+        let entries: Vec<(Bytes, Bytes)> = {
+            let flushed = self.flushed.lock();
+            flushed
+                .get(lease.name())
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()
+        };
+        BufferedState::new(
+            lease,
+            entries,
+            MemPartition {
+                flushed: Arc::clone(&self.flushed),
+            },
+        )
+    }
+}
+
+/// Where an in-memory partition's flushes go: the backend's map of flushed partitions.
+#[derive(Debug)]
+pub struct MemPartition {
+    flushed: Partitions,
+}
+
+impl StatePersist for MemPartition {
+    fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError> {
+        let mut flushed = self.flushed.lock();
+        let stored = flushed.entry(partition.to_owned()).or_default();
+        if writes.clear {
+            stored.clear();
+        }
+        for (key, value) in &writes.changes {
+            match value {
+                Some(value) => {
+                    stored.insert(key.clone(), value.clone());
+                }
+                None => {
+                    stored.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+}
