@@ -310,3 +310,22 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         Ok(())
     }
 }
+
+/// Key of the counter that hands out partition ids, in a backend's metadata table.
+pub const NEXT_PARTITION_ID_KEY: &[u8] = b"next-partition-id";
+
+/// The 4-byte prefix of every stored key of partition `id`, on engines that keep all
+/// partitions in one table. A short numeric prefix (instead of the name) keeps a key at
+/// [`MAX_KEY_LEN`](store_api::MAX_KEY_LEN) under LMDB's key limit; the name-to-id map lives
+/// in its own table.
+pub fn partition_prefix(id: u32) -> [u8; 4] {
+    id.to_be_bytes()
+}
+
+/// The stored key of `key` in partition `id`: `id(u32be) key`.
+pub fn partition_key(id: u32, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + key.len());
+    out.extend_from_slice(&partition_prefix(id));
+    out.extend_from_slice(key);
+    out
+}

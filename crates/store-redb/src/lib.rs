@@ -1,0 +1,1 @@
+//! Every store of store-api on redb (being written).
