@@ -1,0 +1,1 @@
+//! Shared workload generators (being written).

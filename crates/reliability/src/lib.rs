@@ -1,0 +1,1 @@
+//! Reliability harness (being written).

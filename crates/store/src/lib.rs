@@ -1,0 +1,1 @@
+//! The facade crate (being written).
