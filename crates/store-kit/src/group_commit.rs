@@ -21,7 +21,8 @@ pub struct GroupCommit<Req, Resp> {
 struct State<Req, Resp> {
     next_ticket: u64,
     queue: Vec<(u64, Req)>,
-    results: HashMap<u64, Resp>,
+    /// Answers by ticket; `None` when the leader of that batch panicked.
+    results: HashMap<u64, Option<Resp>>,
     leader_active: bool,
 }
 
@@ -39,6 +40,27 @@ impl<Req, Resp> Default for GroupCommit<Req, Resp> {
     }
 }
 
+/// Hands the leader role back even if `run` panics, so followers never wait forever: the
+/// members of a batch whose leader panicked get `None` and re-raise the panic.
+struct Leadership<'a, Req, Resp> {
+    queue: &'a GroupCommit<Req, Resp>,
+    tickets: Vec<u64>,
+    resps: Option<Vec<Resp>>,
+}
+
+impl<Req, Resp> Drop for Leadership<'_, Req, Resp> {
+    fn drop(&mut self) {
+        let mut state = self.queue.state.lock();
+        let mut resps = self.resps.take().map(Vec::into_iter);
+        for ticket in self.tickets.drain(..) {
+            let resp = resps.as_mut().and_then(Iterator::next);
+            state.results.insert(ticket, resp);
+        }
+        state.leader_active = false;
+        self.queue.done.notify_all();
+    }
+}
+
 impl<Req, Resp> GroupCommit<Req, Resp> {
     /// A queue with no pending request.
     pub fn new() -> Self {
@@ -49,45 +71,41 @@ impl<Req, Resp> GroupCommit<Req, Resp> {
     ///
     /// `run` receives the batch in arrival order and must return exactly one response per
     /// request, in the same order. It runs on whichever caller leads that batch, so every
-    /// caller passes an equivalent `run`.
+    /// caller passes an equivalent `run`. If `run` panics, every member of its batch
+    /// panics too (like a poisoned lock), and the queue keeps working.
     pub fn submit(&self, req: Req, run: impl FnOnce(Vec<Req>) -> Vec<Resp>) -> Resp {
         let mut state = self.state.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.queue.push((ticket, req));
+        let mut run = Some(run);
         loop {
             if let Some(resp) = state.results.remove(&ticket) {
-                return resp;
+                match resp {
+                    Some(resp) => return resp,
+                    None => std::panic::resume_unwind(Box::new(
+                        "the group-commit leader of this request's batch panicked",
+                    )),
+                }
             }
-            if !state.leader_active {
+            if !state.leader_active
+                && state.queue.iter().any(|(t, _)| *t == ticket)
+                && let Some(run) = run.take()
+            {
                 state.leader_active = true;
-                let batch = std::mem::take(&mut state.queue);
+                let (tickets, reqs): (Vec<u64>, Vec<Req>) =
+                    std::mem::take(&mut state.queue).into_iter().unzip();
                 drop(state);
-                let (tickets, reqs): (Vec<u64>, Vec<Req>) = batch.into_iter().unzip();
-                let resps = run(reqs);
-                debug_assert_eq!(resps.len(), tickets.len());
+                let mut leadership = Leadership {
+                    queue: self,
+                    tickets,
+                    resps: None,
+                };
+                leadership.resps = Some(run(reqs));
+                drop(leadership);
                 state = self.state.lock();
-                state.results.extend(tickets.into_iter().zip(resps));
-                state.leader_active = false;
-                self.done.notify_all();
-                // Our own result is in `results` now; the loop returns it.
-                return self.take_own(state, ticket);
+                continue;
             }
-            self.done.wait(&mut state);
-        }
-    }
-
-    fn take_own(
-        &self,
-        mut state: parking_lot::MutexGuard<'_, State<Req, Resp>>,
-        ticket: u64,
-    ) -> Resp {
-        loop {
-            if let Some(resp) = state.results.remove(&ticket) {
-                return resp;
-            }
-            // Unreachable when `run` keeps its contract; wait rather than panic so a
-            // contract break shows as a hang in tests, never as a crash on a user's path.
             self.done.wait(&mut state);
         }
     }
@@ -124,5 +142,17 @@ mod tests {
             t.join().unwrap();
         }
         assert!(batches.load(Ordering::SeqCst) < 16 * 50);
+    }
+
+    #[test]
+    fn a_panicking_leader_fails_its_batch_and_the_queue_keeps_working() {
+        let gc: GroupCommit<u32, u32> = GroupCommit::new();
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gc.submit(1, |_| -> Vec<u32> {
+                std::panic::resume_unwind(Box::new("boom"))
+            })
+        }));
+        assert!(failed.is_err());
+        assert_eq!(gc.submit(2, |reqs| reqs), 2);
     }
 }
