@@ -1,0 +1,169 @@
+//! `StateStore`: the shared [`BufferedState`] over sled.
+//!
+//! Every partition lives in one tree (`state.entries`) under a 4-byte partition id prefix;
+//! the name-to-id map has its own tree (`state.partitions`) and the id counter sits in
+//! `state.meta`. A partition is loaded whole into the handle's memory when it is opened,
+//! so `get` never touches sled; a flush writes every change since the previous one in a
+//! single sled transaction.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
+use sled::{IVec, Tree};
+use store_api::StorageError;
+use store_kit::state::{
+    BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
+    partition_key, partition_prefix,
+};
+
+use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes, trees};
+
+/// The state trees of one backend, from which partition handles are opened.
+pub(crate) struct SledPartitions {
+    entries: Tree,
+    names: Tree,
+    meta: Tree,
+    shared: Arc<Shared>,
+}
+
+impl SledPartitions {
+    pub(crate) fn open(shared: Arc<Shared>) -> Result<Self, StorageError> {
+        Ok(SledPartitions {
+            entries: shared.tree(trees::STATE_ENTRIES)?,
+            names: shared.tree(trees::STATE_PARTITIONS)?,
+            meta: shared.tree(trees::STATE_META)?,
+            shared,
+        })
+    }
+
+    /// A handle on the partition held by `lease`, loaded with its stored entries. A
+    /// partition never flushed has no id yet: it gets one at its first flush, so opening
+    /// writes nothing.
+    pub(crate) fn open_partition(
+        &self,
+        lease: PartitionLease,
+    ) -> Result<BufferedState<SledPartition>, StorageError> {
+        let id = match self
+            .names
+            .get(lease.name())
+            .map_err(|e| storage_error("looking up a state partition", e))?
+        {
+            Some(stored) => Some(decode_id(&stored)?),
+            None => None,
+        };
+        let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
+        if let Some(id) = id {
+            for row in self.entries.scan_prefix(partition_prefix(id)) {
+                let (key, value) =
+                    row.map_err(|e| storage_error("loading a state partition", e))?;
+                let Some(user_key) = key.get(4..) else {
+                    return Err(StorageError::corrupted(
+                        BACKEND_NAME,
+                        "loading a state partition: a stored key is shorter than its prefix",
+                    ));
+                };
+                entries.push((Bytes::copy_from_slice(user_key), to_bytes(value)));
+            }
+        }
+        let persist = SledPartition {
+            id,
+            entries: self.entries.clone(),
+            names: self.names.clone(),
+            meta: self.meta.clone(),
+            shared: Arc::clone(&self.shared),
+        };
+        Ok(BufferedState::new(lease, entries, persist))
+    }
+}
+
+/// Where a sled partition's flushes go.
+pub struct SledPartition {
+    /// The partition's id, once it has one.
+    id: Option<u32>,
+    entries: Tree,
+    names: Tree,
+    meta: Tree,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SledPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledPartition")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decode_id(stored: &[u8]) -> Result<u32, StorageError> {
+    match <[u8; 4]>::try_from(stored) {
+        Ok(bytes) => Ok(u32::from_be_bytes(bytes)),
+        Err(_) => Err(StorageError::corrupted(
+            BACKEND_NAME,
+            "decoding a state partition id: it is not 4 bytes",
+        )),
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StorageError>>;
+
+/// The id of `partition`, allocated from the counter inside the flush's transaction when
+/// the partition has none yet.
+fn id_in_tx(names: &TransactionalTree, meta: &TransactionalTree, partition: &str) -> TxResult<u32> {
+    let abort = ConflictableTransactionError::Abort;
+    if let Some(stored) = names.get(partition)? {
+        return decode_id(&stored).map_err(abort);
+    }
+    let id = match meta.get(NEXT_PARTITION_ID_KEY)? {
+        Some(stored) => decode_id(&stored).map_err(abort)?,
+        None => 0,
+    };
+    let Some(next) = id.checked_add(1) else {
+        return Err(abort(StorageError::without_source(
+            BACKEND_NAME,
+            store_api::StorageErrorKind::Engine,
+            "allocating a state partition id: every 32-bit id is taken",
+        )));
+    };
+    names.insert(partition, &id.to_be_bytes()[..])?;
+    meta.insert(NEXT_PARTITION_ID_KEY, &next.to_be_bytes()[..])?;
+    Ok(id)
+}
+
+impl StatePersist for SledPartition {
+    fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError> {
+        // The handle owns the partition: nobody else writes under its prefix, so the keys
+        // to clear can be listed before the transaction (sled transactions cannot scan).
+        let mut stale: Vec<IVec> = Vec::new();
+        if writes.clear
+            && let Some(id) = self.id
+        {
+            for row in self.entries.scan_prefix(partition_prefix(id)) {
+                let (key, _) = row.map_err(|e| storage_error("listing a state partition", e))?;
+                stale.push(key);
+            }
+        }
+        let known = self.id;
+        let id = (&self.entries, &self.names, &self.meta)
+            .transaction(|(entries, names, meta)| {
+                let id = match known {
+                    Some(id) => id,
+                    None => id_in_tx(names, meta, partition)?,
+                };
+                for key in &stale {
+                    entries.remove(key.clone())?;
+                }
+                for (key, value) in &writes.changes {
+                    let stored = partition_key(id, key);
+                    match value {
+                        Some(value) => entries.insert(stored, value.as_ref())?,
+                        None => entries.remove(stored)?,
+                    };
+                }
+                Ok(id)
+            })
+            .map_err(|e| from_tx("flushing a state partition", e))?;
+        self.id = Some(id);
+        self.shared.sync("making a state partition flush durable")
+    }
+}
