@@ -1,1 +1,256 @@
-//! Every store of store-api on lmdb (being written).
+//! The LMDB backend: every store of `store-api` in one LMDB environment (through `heed`),
+//! one environment per backend directory.
+//!
+//! ```
+//! use store_api::{Backend, OpenOptions, StateStore, StoreEngine};
+//! use store_lmdb::LmdbBackend;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let backend = LmdbBackend::open(&dir.path().join("db"), OpenOptions::default())?;
+//! let seq = backend.engine().put_batch(&[(b"k", b"v")])?;
+//! assert_eq!(seq, 1);
+//! let mut state = backend.state_store("operator-1")?;
+//! state.put(b"count", b"1")?;
+//! state.flush()?;
+//! assert_eq!(state.get(b"count")?.as_deref(), Some(&b"1"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Durability
+//!
+//! | mode | LMDB setting | what a crash can lose |
+//! | --- | --- | --- |
+//! | [`Durability::Immediate`] (default) | default flags: every commit `fdatasync`s the data pages, then writes and syncs the meta page | nothing that was acknowledged |
+//! | [`Durability::Relaxed`] | `MDB_NOMETASYNC`: every commit syncs the data pages but not the meta page (one sync instead of two); the meta page reaches disk with the next commit's sync or when the OS flushes | after a system crash (power loss, kernel panic), the last committed transaction may be undone; a process crash loses nothing. The database stays consistent: LMDB's copy-on-write pages and double meta page never expose a torn transaction |
+//!
+//! `StateStore::flush` always ends durable: under `Relaxed` it forces a full sync
+//! (`mdb_env_sync`) after its commit, because a flush promises that every earlier write
+//! survives a crash. `MDB_NOSYNC` is never used: LMDB documents that it may corrupt the
+//! database on a system crash.
+//!
+//! # On-disk layout
+//!
+//! The backend directory holds `STORE` (the marker naming this backend), `.store-lock`
+//! (the process lock), and LMDB's `data.mdb` and `lock.mdb`. The environment holds 21
+//! named databases; keys order by unsigned bytes; records are `postcard`-encoded unless
+//! stated otherwise.
+//!
+//! | database | key | value |
+//! | --- | --- | --- |
+//! | `engine.data` | the caller's key | the caller's value, as given |
+//! | `engine.log` | sequence number, u64 big-endian | the batch's mutations (`Vec<Mutation>`) |
+//! | `engine.meta` | `sequence` | the last sequence number, u64 big-endian |
+//! | `state.data` | partition id (u32 big-endian) ++ the caller's key | the caller's value, as given |
+//! | `state.names` | partition name (UTF-8) | partition id, u32 big-endian |
+//! | `state.meta` | `next-partition-id` | the next id to hand out, u32 big-endian |
+//! | `ledger.assets` | asset id | `AssetDef` |
+//! | `ledger.accounts` | `book NUL path NUL` | `AccountRecord` (definition, configuration, balance) |
+//! | `ledger.postings` | `book NUL path NUL seq(u64be) index(u32be)` | `PostingRecord` |
+//! | `ledger.events` | `book NUL seq(u64be)` | `Sequenced<LedgerEvent>` |
+//! | `ledger.heads` | book name | `BookHead` (last seq and time) |
+//! | `ledger.idempotency` | `book NUL idempotency-key` | `Committed` |
+//! | `ledger.transactions` | transaction id (16 bytes) | `TxLocation` (book, seq of its event) |
+//! | `ledger.totals` | `book NUL asset NUL` | `AssetTotals` (128-bit debit and credit sums) |
+//! | `side_effect.outputs` | `lyquid(20) pos(u128be) kind(1)` | `EventOutputs` |
+//! | `side_effect.call_outputs` | `callee(20) pos(u128be) seq(u32be)` | `Option<Bytes>` |
+//! | `side_effect.inbound` | `callee(20) order.pos(u128be) order.seq(u32be)` | `InboundInterCall` |
+//! | `segment.meta` | segment id (16 bytes) | `SegmentMeta` (owner, counts, live) |
+//! | `segment.sessions` | `session(16) segment(16)` | empty |
+//! | `segment.entries` | `segment(16) index(u64be)` | the entry, as given |
+//! | `segment.traces` | `segment(16) index(u64be)` | the trace entry, as given |
+//!
+//! # How each store works here
+//!
+//! - **Engine**: one write transaction per batch writes the data, the log entry and the
+//!   sequence counter; writers are serialized, and the counter is cached in memory for
+//!   [`StoreEngine::current_sequence`](store_api::StoreEngine::current_sequence). Reads
+//!   open a read transaction per call and copy each value once into the returned `Bytes`.
+//! - **State**: a partition is loaded into memory when its handle is taken (the shared
+//!   `BufferedState`), so `get` is a hash lookup that never touches LMDB; `flush` writes
+//!   every change since the previous flush in one write transaction.
+//! - **Ledger**: the shared planner reads through the write transaction and its writes
+//!   are committed in that transaction; concurrent `commit`s are grouped into one
+//!   `commit_batch`, one transaction and one durable write.
+//! - **Side effects and segments**: one write transaction per call, under the backend's
+//!   writer lock.
+//!
+//! # Limits
+//!
+//! - Keys: 1 to [`MAX_KEY_LEN`](store_api::MAX_KEY_LEN) (480) bytes, values up to
+//!   [`MAX_VALUE_LEN`](store_api::MAX_VALUE_LEN) (16 MiB), like every backend. LMDB's own
+//!   key limit is 511 bytes (`mdb_env_get_maxkeysize`); the 31 bytes between them leave
+//!   room for the 4-byte partition prefix of state keys.
+//! - The memory map starts at 64 MiB (or twice the existing data file) and doubles
+//!   whenever a write finds it full; the write is then retried, so callers never see
+//!   `MDB_MAP_FULL`. Growing waits until no transaction of this process is active.
+//! - Read transactions use thread-local reader slots: at most 1024 threads can hold one
+//!   at the same time (each call opens and ends its own, a thread keeps its slot until it
+//!   exits).
+//! - An open state partition lives in memory (keys plus values).
+//! - LMDB keeps no checksums: a truncated or emptied `data.mdb`, or a damaged header, is
+//!   refused at open with [`OpenError::Corrupted`]; damage inside a page is reported when
+//!   LMDB or a record decoder meets it (`StorageErrorKind::Corrupted`).
+
+mod engine;
+mod ledger;
+mod segment;
+mod side_effect;
+mod state;
+mod tables;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use store_api::limits::check_partition_name;
+use store_api::{
+    Backend, Capabilities, Durability, OpenError, OpenOptions, StateError, StorageError,
+    StorageErrorKind,
+};
+use store_kit::dir::prepare_dir;
+use store_kit::state::{BufferedState, PartitionLeases};
+
+pub use engine::LmdbEngine;
+pub use ledger::LmdbLedger;
+pub use segment::LmdbSegmentLog;
+pub use side_effect::LmdbSideEffects;
+pub use state::LmdbPartition;
+
+use tables::Db;
+
+/// The backend's short name, in errors and in the directory marker.
+pub const BACKEND_NAME: &str = "lmdb";
+
+/// The LMDB backend: one environment in one directory, holding every store.
+#[derive(Debug)]
+pub struct LmdbBackend {
+    db: Arc<Db>,
+    engine: Arc<LmdbEngine>,
+    ledger: Arc<LmdbLedger>,
+    segments: Arc<LmdbSegmentLog>,
+    side_effects: Arc<LmdbSideEffects>,
+    leases: PartitionLeases,
+}
+
+impl Backend for LmdbBackend {
+    type Engine = LmdbEngine;
+    type State = BufferedState<LmdbPartition>;
+    type Ledger = LmdbLedger;
+    type Segments = LmdbSegmentLog;
+    type SideEffects = LmdbSideEffects;
+
+    const NAME: &'static str = BACKEND_NAME;
+
+    fn capabilities() -> Capabilities {
+        Capabilities::PERSISTENT
+    }
+
+    fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
+        let guard = prepare_dir(dir, BACKEND_NAME)?;
+        let db = Arc::new(Db::open(guard, options.durability)?);
+        let engine = Arc::new(LmdbEngine::open(Arc::clone(&db))?);
+        Ok(LmdbBackend {
+            engine,
+            ledger: Arc::new(LmdbLedger::new(Arc::clone(&db), options.clock)),
+            segments: Arc::new(LmdbSegmentLog::new(Arc::clone(&db))),
+            side_effects: Arc::new(LmdbSideEffects::new(
+                Arc::clone(&db),
+                options.side_effect_cache_size,
+            )),
+            db,
+            leases: PartitionLeases::default(),
+        })
+    }
+
+    fn durability(&self) -> Durability {
+        self.db.durability()
+    }
+
+    fn engine(&self) -> Arc<LmdbEngine> {
+        Arc::clone(&self.engine)
+    }
+
+    fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
+        check_partition_name(name)?;
+        let lease = self.leases.acquire(name)?;
+        state::open(&self.db, lease)
+    }
+
+    fn ledger(&self) -> Arc<LmdbLedger> {
+        Arc::clone(&self.ledger)
+    }
+
+    fn segment_log(&self) -> Arc<LmdbSegmentLog> {
+        Arc::clone(&self.segments)
+    }
+
+    fn side_effects(&self) -> Arc<LmdbSideEffects> {
+        Arc::clone(&self.side_effects)
+    }
+}
+
+/// What kind of failure an LMDB error is.
+fn kind_of(e: &heed::Error) -> StorageErrorKind {
+    use heed::MdbError;
+    match e {
+        heed::Error::Io(_) => StorageErrorKind::Io,
+        heed::Error::Mdb(
+            MdbError::Corrupted
+            | MdbError::PageNotFound
+            | MdbError::Invalid
+            | MdbError::VersionMismatch,
+        ) => StorageErrorKind::Corrupted,
+        heed::Error::Mdb(MdbError::Other(_)) => StorageErrorKind::Io,
+        heed::Error::Decoding(_) => StorageErrorKind::Corrupted,
+        _ => StorageErrorKind::Engine,
+    }
+}
+
+/// An LMDB failure while doing `what`, with the LMDB error kept as the source.
+pub(crate) fn storage(what: &'static str, e: heed::Error) -> StorageError {
+    StorageError::new(BACKEND_NAME, kind_of(&e), what, e)
+}
+
+/// Adds the context of a failed LMDB call.
+pub(crate) trait HeedExt<T> {
+    /// The result, its error wrapped as a [`StorageError`] of `what`.
+    fn ctx(self, what: &'static str) -> Result<T, StorageError>;
+}
+
+impl<T> HeedExt<T> for heed::Result<T> {
+    #[inline]
+    fn ctx(self, what: &'static str) -> Result<T, StorageError> {
+        self.map_err(|e| storage(what, e))
+    }
+}
+
+/// Classifies an LMDB failure met while opening the database file `path`.
+pub(crate) fn open_error(path: &Path, e: heed::Error) -> OpenError {
+    match e {
+        heed::Error::Io(source) => OpenError::from_io(path, source),
+        heed::Error::Mdb(heed::MdbError::Other(code)) => {
+            OpenError::from_io(path, std::io::Error::from_raw_os_error(code))
+        }
+        heed::Error::EnvAlreadyOpened => OpenError::Locked {
+            path: path.parent().unwrap_or(path).to_path_buf(),
+        },
+        e if kind_of(&e) == StorageErrorKind::Corrupted => OpenError::Corrupted {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        },
+        e => OpenError::Storage(storage("opening the LMDB environment", e)),
+    }
+}
+
+/// The database file `path` is damaged: `detail` says how.
+pub(crate) fn corrupted_at_open(path: &Path, detail: impl Into<String>) -> OpenError {
+    OpenError::Corrupted {
+        path: path.to_path_buf(),
+        source: Box::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            detail.into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+//! `StoreEngine` on three LMDB databases: `engine.data` (the keys and values, as given),
+//! `engine.log` (the batch log, keyed by big-endian sequence number) and `engine.meta`
+//! (the sequence counter).
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use store_api::limits::check_key;
+use store_api::{EngineError, Mutation, StorageError, StoreEngine};
+use store_kit::codec::read_u64;
+use store_kit::engine::{
+    SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, encode_delete_batch,
+    encode_put_batch, scan_bounds,
+};
+
+use crate::tables::{Abort, Db};
+use crate::{BACKEND_NAME, HeedExt};
+
+/// The LMDB engine store.
+///
+/// Writes run under the backend's writer lock: a batch's data, its log entry and the new
+/// sequence number are written in one LMDB write transaction, and the in-memory copy of
+/// the counter is updated after the commit, still under the lock, so sequence numbers
+/// follow commit order.
+#[derive(Debug)]
+pub struct LmdbEngine {
+    db: Arc<Db>,
+    sequence: AtomicU64,
+}
+
+impl LmdbEngine {
+    /// The engine store of `db`, its counter read from `engine.meta`.
+    pub(crate) fn open(db: Arc<Db>) -> Result<Self, StorageError> {
+        let sequence = db.read("reading the engine sequence counter", |txn, t| {
+            match t
+                .engine_meta
+                .get(txn, SEQUENCE_KEY)
+                .ctx("reading the engine sequence counter")?
+            {
+                None => Ok(0),
+                Some(bytes) if bytes.len() == 8 => read_u64(bytes, 0).ok_or_else(bad_counter),
+                Some(_) => Err(bad_counter()),
+            }
+        })?;
+        Ok(LmdbEngine {
+            db,
+            sequence: AtomicU64::new(sequence),
+        })
+    }
+
+    /// Writes one non-empty batch: `apply` changes the data, `log` is its log entry.
+    fn commit(
+        &self,
+        what: &'static str,
+        log: &[u8],
+        mut apply: impl FnMut(&mut heed::RwTxn<'_>, &crate::tables::Tables<'static>) -> heed::Result<()>,
+    ) -> Result<u64, EngineError> {
+        let writer = self.db.writer();
+        let current = self.sequence.load(Ordering::Acquire);
+        let seq = current.checked_add(1).ok_or_else(|| {
+            StorageError::without_source(
+                BACKEND_NAME,
+                store_api::StorageErrorKind::Engine,
+                "the engine sequence number is exhausted",
+            )
+        })?;
+        writer.run(what, |txn, t| {
+            apply(txn, t)?;
+            t.engine_log.put(txn, &batch_key(seq), log)?;
+            t.engine_meta.put(txn, SEQUENCE_KEY, &seq.to_be_bytes())?;
+            Ok::<_, Abort<EngineError>>(())
+        })?;
+        self.sequence.store(seq, Ordering::Release);
+        drop(writer);
+        Ok(seq)
+    }
+}
+
+fn bad_counter() -> StorageError {
+    StorageError::corrupted(BACKEND_NAME, "the engine sequence counter is not 8 bytes")
+}
+
+fn pair(k: &[u8], v: &[u8]) -> (Bytes, Bytes) {
+    (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v))
+}
+
+impl StoreEngine for LmdbEngine {
+    fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<u64, EngineError> {
+        check_put_batch(pairs)?;
+        if pairs.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        let log = encode_put_batch(BACKEND_NAME, pairs)?;
+        self.commit("writing a put batch", &log, |txn, t| {
+            for (key, value) in pairs {
+                t.engine_data.put(txn, key, value)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
+        check_keys(keys)?;
+        if keys.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        let log = encode_delete_batch(BACKEND_NAME, keys)?;
+        self.commit("writing a delete batch", &log, |txn, t| {
+            for key in keys {
+                t.engine_data.delete(txn, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn current_sequence(&self) -> u64 {
+        self.sequence.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
+        check_key(key)?;
+        self.db.read("reading a key", |txn, t| {
+            Ok(t.engine_data
+                .get(txn, key)
+                .ctx("reading a key")?
+                .map(Bytes::copy_from_slice))
+        })
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError> {
+        check_keys(keys)?;
+        self.db.read("reading keys", |txn, t| {
+            keys.iter()
+                .map(|key| {
+                    let value = t.engine_data.get(txn, key).ctx("reading keys")?;
+                    Ok((
+                        Bytes::copy_from_slice(key),
+                        value.map(Bytes::copy_from_slice),
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn range_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        forward: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        let Some(bounds) = scan_bounds(start, end, limit) else {
+            return Ok(Vec::new());
+        };
+        const WHAT: &str = "scanning a key range";
+        self.db.read(WHAT, |txn, t| {
+            let mut rows = Vec::with_capacity(limit.min(1024));
+            if forward {
+                for row in t.engine_data.range(txn, &bounds).ctx(WHAT)?.take(limit) {
+                    let (k, v) = row.ctx(WHAT)?;
+                    rows.push(pair(k, v));
+                }
+            } else {
+                for row in t.engine_data.rev_range(txn, &bounds).ctx(WHAT)?.take(limit) {
+                    let (k, v) = row.ctx(WHAT)?;
+                    rows.push(pair(k, v));
+                }
+            }
+            Ok(rows)
+        })
+    }
+
+    fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
+        self.db.read("reading the batch log", |txn, t| {
+            match t
+                .engine_log
+                .get(txn, &batch_key(seq))
+                .ctx("reading the batch log")?
+            {
+                Some(bytes) => Ok(Some(decode_batch(BACKEND_NAME, bytes)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {
+        self.db.read("reading the batch log", |txn, t| {
+            match t.engine_log.first(txn).ctx("reading the batch log")? {
+                None => Ok(None),
+                Some((key, _)) => match read_u64(key, 0) {
+                    Some(seq) if key.len() == 8 => Ok(Some(seq)),
+                    _ => Err(StorageError::corrupted(
+                        BACKEND_NAME,
+                        "a batch log key is not 8 bytes",
+                    )
+                    .into()),
+                },
+            }
+        })
+    }
+
+    fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
+        let cutoff = batch_key(cutoff_exclusive);
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Excluded(&cutoff));
+        let removed = self.db.write("pruning the batch log", |txn, t| {
+            Ok::<_, Abort<EngineError>>(t.engine_log.delete_range(txn, &range)?)
+        })?;
+        Ok(removed as u64)
+    }
+}

@@ -1,0 +1,405 @@
+//! The LMDB environment of one backend directory: its named databases, read and write
+//! transactions, map growth and durability.
+//!
+//! Every transaction holder takes the `resize` lock shared; only the map resizer takes it
+//! exclusively, because LMDB may change the map size only while no transaction of this
+//! process is active. Write transactions are serialized by the `writer` mutex (LMDB allows
+//! one writer at a time anyway), so each store can number and order its writes under it.
+
+use std::path::{Path, PathBuf};
+
+use heed::types::Bytes as Raw;
+use heed::{CommitToken, Database, Env, EnvFlags, EnvOpenOptions, OnCommit, RoTxn, RwTxn};
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use store_api::{Durability, OpenError, StorageError};
+use store_kit::dir::DirGuard;
+
+use crate::{corrupted_at_open, open_error, storage};
+
+/// Name of LMDB's data file inside the backend directory.
+pub(crate) const DATA_FILE: &str = "data.mdb";
+/// Name of LMDB's lock file inside the backend directory.
+pub(crate) const LOCK_FILE: &str = "lock.mdb";
+
+/// The map size a new environment starts with: 64 MiB. It doubles whenever a write
+/// finds the map full.
+pub(crate) const INITIAL_MAP_SIZE: usize = 64 << 20;
+
+/// How many times one write may grow the map before it gives up (64 MiB × 2^24 is far
+/// beyond any disk).
+const MAX_MAP_GROWTHS: u32 = 24;
+
+/// Named databases: 21 are used, the rest is headroom for later versions.
+const MAX_DBS: u32 = 32;
+
+/// Reader slots. Read transactions use thread-local slots (a thread keeps its slot until
+/// it exits), so this bounds the number of live threads that read at once.
+const MAX_READERS: u32 = 1024;
+
+/// A byte-keyed, byte-valued LMDB database.
+pub(crate) type Table<'t> = Database<'t, Raw, Raw>;
+
+/// Every named database of the environment, one group per store kind. Store kinds never
+/// share a database, so they never see each other's keys.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables<'t> {
+    pub engine_data: Table<'t>,
+    pub engine_log: Table<'t>,
+    pub engine_meta: Table<'t>,
+    pub state_data: Table<'t>,
+    pub state_names: Table<'t>,
+    pub state_meta: Table<'t>,
+    pub ledger_assets: Table<'t>,
+    pub ledger_accounts: Table<'t>,
+    pub ledger_postings: Table<'t>,
+    pub ledger_events: Table<'t>,
+    pub ledger_heads: Table<'t>,
+    pub ledger_idempotency: Table<'t>,
+    pub ledger_transactions: Table<'t>,
+    pub ledger_totals: Table<'t>,
+    pub side_effect_outputs: Table<'t>,
+    pub side_effect_call_outputs: Table<'t>,
+    pub side_effect_inbound: Table<'t>,
+    pub segment_meta: Table<'t>,
+    pub segment_sessions: Table<'t>,
+    pub segment_entries: Table<'t>,
+    pub segment_traces: Table<'t>,
+}
+
+impl<'t> OnCommit for Tables<'t> {
+    type Committed = Tables<'static>;
+
+    fn on_commit(self, token: &CommitToken) -> Tables<'static> {
+        Tables {
+            engine_data: self.engine_data.on_commit(token),
+            engine_log: self.engine_log.on_commit(token),
+            engine_meta: self.engine_meta.on_commit(token),
+            state_data: self.state_data.on_commit(token),
+            state_names: self.state_names.on_commit(token),
+            state_meta: self.state_meta.on_commit(token),
+            ledger_assets: self.ledger_assets.on_commit(token),
+            ledger_accounts: self.ledger_accounts.on_commit(token),
+            ledger_postings: self.ledger_postings.on_commit(token),
+            ledger_events: self.ledger_events.on_commit(token),
+            ledger_heads: self.ledger_heads.on_commit(token),
+            ledger_idempotency: self.ledger_idempotency.on_commit(token),
+            ledger_transactions: self.ledger_transactions.on_commit(token),
+            ledger_totals: self.ledger_totals.on_commit(token),
+            side_effect_outputs: self.side_effect_outputs.on_commit(token),
+            side_effect_call_outputs: self.side_effect_call_outputs.on_commit(token),
+            side_effect_inbound: self.side_effect_inbound.on_commit(token),
+            segment_meta: self.segment_meta.on_commit(token),
+            segment_sessions: self.segment_sessions.on_commit(token),
+            segment_entries: self.segment_entries.on_commit(token),
+            segment_traces: self.segment_traces.on_commit(token),
+        }
+    }
+}
+
+/// Why a write closure stopped: an LMDB failure (retried after growing the map when the
+/// map is full) or a failure of the store's own (returned as is; the transaction aborts).
+pub(crate) enum Abort<E> {
+    /// LMDB failed.
+    Engine(heed::Error),
+    /// The store refused the write (bad input, conflict, corrupted record, ...).
+    Fail(E),
+}
+
+impl<E> From<heed::Error> for Abort<E> {
+    fn from(e: heed::Error) -> Self {
+        Abort::Engine(e)
+    }
+}
+
+impl<E: From<StorageError>> From<StorageError> for Abort<E> {
+    fn from(e: StorageError) -> Self {
+        Abort::Fail(E::from(e))
+    }
+}
+
+/// The open environment of one backend directory.
+pub(crate) struct Db {
+    env: Env,
+    tables: Tables<'static>,
+    resize: RwLock<()>,
+    writer: Mutex<()>,
+    durability: Durability,
+    /// Declared after `env`, so the directory lock is released only once LMDB has closed.
+    _dir: DirGuard,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self._dir.path())
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (or creates) the environment in the locked directory `dir`.
+    ///
+    /// A damaged data file is refused with [`OpenError::Corrupted`] before anything is
+    /// written to it; LMDB's lock file is put back as it was when the open fails.
+    pub(crate) fn open(dir: DirGuard, durability: Durability) -> Result<Db, OpenError> {
+        let path = dir.path().to_path_buf();
+        let data_path = path.join(DATA_FILE);
+        let data_len = match std::fs::metadata(&data_path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(corrupted_at_open(
+                    &data_path,
+                    "the database file is not a regular file",
+                ));
+            }
+            Ok(meta) => Some(meta.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(OpenError::from_io(&data_path, e)),
+        };
+        if data_len == Some(0) {
+            // LMDB would silently start a new database over an emptied file.
+            return Err(corrupted_at_open(
+                &data_path,
+                "the database file is empty (truncated)",
+            ));
+        }
+        let lock_path = path.join(LOCK_FILE);
+        let lock_before = match std::fs::read(&lock_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(OpenError::from_io(&lock_path, e)),
+        };
+        let map_size = initial_map_size(data_len.unwrap_or(0));
+        match Self::open_env(&path, &data_path, map_size, durability) {
+            Ok((env, tables)) => Ok(Db {
+                env,
+                tables,
+                resize: RwLock::new(()),
+                writer: Mutex::new(()),
+                durability,
+                _dir: dir,
+            }),
+            Err(e) => {
+                // The environment is closed by now: leave LMDB's lock file as it was.
+                // Best effort: the open error is what the caller needs to see.
+                let _ = match lock_before {
+                    Some(bytes) => std::fs::write(&lock_path, bytes),
+                    None => std::fs::remove_file(&lock_path),
+                };
+                Err(e)
+            }
+        }
+    }
+
+    fn open_env(
+        path: &Path,
+        data_path: &PathBuf,
+        map_size: usize,
+        durability: Durability,
+    ) -> Result<(Env, Tables<'static>), OpenError> {
+        let env = open_lmdb(path, map_size, durability).map_err(|e| open_error(data_path, e))?;
+        // A data file shorter than its last committed page would make LMDB read past the
+        // end of the file through the memory map: refuse it here.
+        let page_size = u64::from(env.unnamed_database_stat().page_size);
+        let last_page = env.info().last_page_number as u64;
+        let needed = last_page.saturating_add(1).saturating_mul(page_size);
+        let actual = std::fs::metadata(data_path)
+            .map_err(|e| OpenError::from_io(data_path, e))?
+            .len();
+        if actual < needed {
+            return Err(corrupted_at_open(
+                data_path,
+                format!(
+                    "the database file is truncated: {actual} bytes, but its last committed \
+                     page ends at byte {needed}"
+                ),
+            ));
+        }
+        let wtxn = env.write_txn().map_err(|e| open_error(data_path, e))?;
+        let tables = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| {
+                let mut create = |name: &str| opener.create_database::<Raw, Raw>(wtxn, Some(name));
+                Ok::<_, heed::Error>(heed::CommitOrAbort::<_, ()>::Commit(Tables {
+                    engine_data: create("engine.data")?,
+                    engine_log: create("engine.log")?,
+                    engine_meta: create("engine.meta")?,
+                    state_data: create("state.data")?,
+                    state_names: create("state.names")?,
+                    state_meta: create("state.meta")?,
+                    ledger_assets: create("ledger.assets")?,
+                    ledger_accounts: create("ledger.accounts")?,
+                    ledger_postings: create("ledger.postings")?,
+                    ledger_events: create("ledger.events")?,
+                    ledger_heads: create("ledger.heads")?,
+                    ledger_idempotency: create("ledger.idempotency")?,
+                    ledger_transactions: create("ledger.transactions")?,
+                    ledger_totals: create("ledger.totals")?,
+                    side_effect_outputs: create("side_effect.outputs")?,
+                    side_effect_call_outputs: create("side_effect.call_outputs")?,
+                    side_effect_inbound: create("side_effect.inbound")?,
+                    segment_meta: create("segment.meta")?,
+                    segment_sessions: create("segment.sessions")?,
+                    segment_entries: create("segment.entries")?,
+                    segment_traces: create("segment.traces")?,
+                }))
+            })
+            .map_err(|e| open_error(data_path, e))?;
+        match tables {
+            heed::CommitOrAbort::Commit(tables) => Ok((env, tables)),
+            heed::CommitOrAbort::Abort(()) => Err(corrupted_at_open(
+                data_path,
+                "the database tables could not be opened",
+            )),
+        }
+    }
+
+    /// The durability mode.
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// LMDB's key size limit of this environment.
+    #[cfg(test)]
+    pub(crate) fn max_key_size(&self) -> usize {
+        self.env.max_key_size()
+    }
+
+    /// Runs `f` in a fresh read transaction, ended before this returns.
+    #[inline]
+    pub(crate) fn read<T, E: From<StorageError>>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&RoTxn<'_>, &Tables<'static>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _resize = self.resize.read();
+        let txn = self.env.read_txn().map_err(|e| storage(what, e))?;
+        f(&txn, &self.tables)
+    }
+
+    /// Takes the writer lock: the holder is the only one writing until it drops it.
+    pub(crate) fn writer(&self) -> Writer<'_> {
+        Writer {
+            db: self,
+            _lock: self.writer.lock(),
+        }
+    }
+
+    /// Runs `f` in one write transaction under the writer lock and commits it.
+    pub(crate) fn write<T, E: From<StorageError>>(
+        &self,
+        what: &'static str,
+        f: impl FnMut(&mut RwTxn<'_>, &Tables<'static>) -> Result<T, Abort<E>>,
+    ) -> Result<T, E> {
+        self.writer().run(what, f)
+    }
+
+    /// Forces every committed write to disk (data and meta pages).
+    pub(crate) fn sync(&self, what: &'static str) -> Result<(), StorageError> {
+        let _resize = self.resize.read();
+        self.env.force_sync().map_err(|e| storage(what, e))
+    }
+
+    /// Doubles the map size. Waits until no transaction of this process is active.
+    fn grow_map(&self, what: &'static str) -> Result<(), StorageError> {
+        let _resize = self.resize.write();
+        let current = self.env.info().map_size;
+        let Some(next) = current.checked_mul(2) else {
+            return Err(StorageError::without_source(
+                crate::BACKEND_NAME,
+                store_api::StorageErrorKind::Engine,
+                format!("{what}: the LMDB map cannot grow beyond {current} bytes"),
+            ));
+        };
+        resize_lmdb(&self.env, next).map_err(|e| storage(what, e))
+    }
+}
+
+/// The writer lock of a [`Db`]; writes run through [`Writer::run`].
+pub(crate) struct Writer<'a> {
+    db: &'a Db,
+    _lock: MutexGuard<'a, ()>,
+}
+
+impl Writer<'_> {
+    /// Runs `f` in one write transaction and commits it. When LMDB reports a full map, the
+    /// transaction is aborted, the map doubled and `f` run again from scratch, so callers
+    /// never see `MDB_MAP_FULL`. A failure of `f` aborts the transaction: nothing of it is
+    /// written.
+    pub(crate) fn run<T, E: From<StorageError>>(
+        &self,
+        what: &'static str,
+        mut f: impl FnMut(&mut RwTxn<'_>, &Tables<'static>) -> Result<T, Abort<E>>,
+    ) -> Result<T, E> {
+        let db = self.db;
+        let mut growths = 0;
+        loop {
+            let outcome = {
+                let _resize = db.resize.read();
+                let mut txn = db.env.write_txn().map_err(|e| storage(what, e))?;
+                match f(&mut txn, &db.tables) {
+                    Ok(value) => txn.commit().map(|()| value).map_err(Abort::Engine),
+                    Err(e) => Err(e),
+                }
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(Abort::Engine(heed::Error::Mdb(heed::MdbError::MapFull)))
+                    if growths < MAX_MAP_GROWTHS =>
+                {
+                    growths += 1;
+                    db.grow_map(what)?;
+                }
+                Err(Abort::Engine(e)) => return Err(E::from(storage(what, e))),
+                Err(Abort::Fail(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The first map size: 64 MiB, or room for twice the existing data.
+fn initial_map_size(data_len: u64) -> usize {
+    let mut size = INITIAL_MAP_SIZE;
+    while (size as u64) < data_len.saturating_mul(2) {
+        match size.checked_mul(2) {
+            Some(next) => size = next,
+            None => break,
+        }
+    }
+    size
+}
+
+/// Opens the LMDB environment in `path`.
+#[allow(unsafe_code)]
+fn open_lmdb(path: &Path, map_size: usize, durability: Durability) -> heed::Result<Env> {
+    let mut options = EnvOpenOptions::new();
+    options
+        .map_size(map_size)
+        .max_dbs(MAX_DBS)
+        .max_readers(MAX_READERS);
+    // SAFETY: heed marks these unsafe for two reasons, both upheld here.
+    // (1) The memory map is undefined behaviour if the file changes behind LMDB's back: the
+    //     directory is held under this backend's exclusive process lock
+    //     (`store_kit::dir::prepare_dir`, kept alive in `Db`) and this crate writes
+    //     `data.mdb` only through LMDB; the file is checked against its last committed
+    //     page right after opening, so a truncated file is refused before any page read.
+    // (2) `NO_META_SYNC` is an "unsafe flag" only in the durability sense: LMDB documents
+    //     that it keeps the database consistent and may only undo the last transaction on
+    //     a system crash, which is exactly what `Durability::Relaxed` allows.
+    unsafe {
+        if durability == Durability::Relaxed {
+            options.flags(EnvFlags::NO_META_SYNC);
+        }
+        options.open(path)
+    }
+}
+
+/// Sets the map size of `env` to `size` bytes.
+#[allow(unsafe_code)]
+fn resize_lmdb(env: &Env, size: usize) -> heed::Result<()> {
+    // SAFETY: LMDB requires that no transaction of this process is active while the map
+    // is resized. Every transaction of this crate is begun and ended while its thread holds
+    // `Db::resize` shared, and the only caller (`Db::grow_map`) holds it exclusively, so
+    // no transaction exists during this call. `size` is a power-of-two multiple of 64 MiB,
+    // hence a multiple of the OS page size.
+    unsafe { env.resize(size) }
+}

@@ -1,0 +1,247 @@
+//! Focused tests of this backend's own mechanics: LMDB's limits, map growth, damaged files
+//! and reopen round-trips. The conformance suite covers the contract itself.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use store_api::limits::LMDB_MAX_KEY_LEN;
+use store_api::{
+    AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Backend, Book, Durability,
+    LedgerStore, OpenError, OpenOptions, SegmentId, SegmentLogStore, SessionId, StateStore,
+    StoreEngine, Transaction,
+};
+
+use super::*;
+use crate::tables::{DATA_FILE, INITIAL_MAP_SIZE, LOCK_FILE};
+
+fn open(dir: &Path) -> LmdbBackend {
+    LmdbBackend::open(dir, OpenOptions::default()).unwrap()
+}
+
+fn open_relaxed(dir: &Path) -> LmdbBackend {
+    LmdbBackend::open(dir, OpenOptions::default().durability(Durability::Relaxed)).unwrap()
+}
+
+#[test]
+fn lmdb_key_limit_covers_the_common_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    assert!(backend.db.max_key_size() >= LMDB_MAX_KEY_LEN);
+    // The longest state key, with its partition prefix, fits as well.
+    let mut state = backend.state_store("p").unwrap();
+    state.put(&[0xFF; store_api::MAX_KEY_LEN], b"v").unwrap();
+    state.flush().unwrap();
+}
+
+#[test]
+fn engine_sequence_survives_pruning_everything_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let backend = open(dir.path());
+        let engine = backend.engine();
+        assert_eq!(engine.put_batch(&[(b"a", b"1"), (b"b", b"")]).unwrap(), 1);
+        assert_eq!(engine.delete_batch(&[b"a"]).unwrap(), 2);
+        assert_eq!(engine.prune_batch_log(3).unwrap(), 2);
+        assert_eq!(engine.oldest_retained_batch().unwrap(), None);
+    }
+    let backend = open(dir.path());
+    let engine = backend.engine();
+    assert_eq!(engine.current_sequence(), 2);
+    assert_eq!(engine.get(b"a").unwrap(), None);
+    assert_eq!(engine.get(b"b").unwrap().as_deref(), Some(&b""[..]));
+    assert_eq!(engine.put_batch(&[(b"c", b"3")]).unwrap(), 3);
+    assert_eq!(engine.oldest_retained_batch().unwrap(), Some(3));
+}
+
+#[test]
+fn the_map_grows_when_a_write_fills_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = vec![0xA5; store_api::MAX_VALUE_LEN];
+    let count = INITIAL_MAP_SIZE / store_api::MAX_VALUE_LEN + 2;
+    {
+        let backend = open_relaxed(dir.path());
+        let engine = backend.engine();
+        let reader = {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                for _ in 0..2000 {
+                    engine.get(b"key-0").unwrap();
+                }
+            })
+        };
+        for i in 0..count {
+            let key = format!("key-{i}");
+            engine.put_batch(&[(key.as_bytes(), &value)]).unwrap();
+        }
+        reader.join().unwrap();
+    }
+    let backend = open(dir.path());
+    let engine = backend.engine();
+    assert_eq!(engine.current_sequence(), count as u64);
+    for i in 0..count {
+        let key = format!("key-{i}");
+        assert_eq!(
+            engine.get(key.as_bytes()).unwrap().unwrap().len(),
+            value.len()
+        );
+    }
+}
+
+#[test]
+fn a_second_open_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _backend = open(dir.path());
+    let again = LmdbBackend::open(dir.path(), OpenOptions::default());
+    assert!(matches!(again, Err(OpenError::Locked { .. })), "{again:?}");
+}
+
+fn write_some(dir: &Path) {
+    let backend = open(dir);
+    let engine = backend.engine();
+    for i in 0..2000u32 {
+        engine
+            .put_batch(&[(&i.to_be_bytes(), &[7u8; 100])])
+            .unwrap();
+    }
+}
+
+fn assert_corrupted_and_untouched(dir: &Path) {
+    let data_before = std::fs::read(dir.join(DATA_FILE)).unwrap();
+    let lock_before = std::fs::read(dir.join(LOCK_FILE)).ok();
+    let result = LmdbBackend::open(dir, OpenOptions::default());
+    assert!(
+        matches!(result, Err(OpenError::Corrupted { .. })),
+        "{result:?}"
+    );
+    assert_eq!(std::fs::read(dir.join(DATA_FILE)).unwrap(), data_before);
+    assert_eq!(std::fs::read(dir.join(LOCK_FILE)).ok(), lock_before);
+}
+
+#[test]
+fn a_truncated_data_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_some(dir.path());
+    let data = dir.path().join(DATA_FILE);
+    let len = std::fs::metadata(&data).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    assert_corrupted_and_untouched(dir.path());
+}
+
+#[test]
+fn an_emptied_data_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_some(dir.path());
+    std::fs::write(dir.path().join(DATA_FILE), b"").unwrap();
+    assert_corrupted_and_untouched(dir.path());
+}
+
+#[test]
+fn a_damaged_header_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_some(dir.path());
+    let data = dir.path().join(DATA_FILE);
+    let mut bytes = std::fs::read(&data).unwrap();
+    for b in bytes.iter_mut().take(64) {
+        *b = 0xEE;
+    }
+    std::fs::write(&data, &bytes).unwrap();
+    assert_corrupted_and_untouched(dir.path());
+    // A file that is not a database at all.
+    std::fs::write(&data, b"definitely not an LMDB file").unwrap();
+    assert_corrupted_and_untouched(dir.path());
+}
+
+#[test]
+fn state_partitions_round_trip_and_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let backend = open_relaxed(dir.path());
+        let mut a = backend.state_store("a").unwrap();
+        let mut b = backend.state_store("b").unwrap();
+        a.put(b"k", b"from a").unwrap();
+        b.put(b"k", b"from b").unwrap();
+        b.put(b"only-b", b"").unwrap();
+        a.flush().unwrap();
+        b.flush().unwrap();
+        // Not flushed: lost at reopen.
+        a.put(b"unflushed", b"x").unwrap();
+        // An opened, never flushed partition leaves no trace.
+        drop(backend.state_store("ghost").unwrap());
+    }
+    let backend = open(dir.path());
+    let mut a = backend.state_store("a").unwrap();
+    let b = backend.state_store("b").unwrap();
+    assert_eq!(a.get(b"k").unwrap().as_deref(), Some(&b"from a"[..]));
+    assert_eq!(a.get(b"unflushed").unwrap(), None);
+    assert_eq!(b.len(), 2);
+    assert!(backend.state_store("ghost").unwrap().is_empty());
+    a.clear().unwrap();
+    a.put(b"fresh", b"1").unwrap();
+    a.flush().unwrap();
+    drop(a);
+    let a = backend.state_store("a").unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(b.get(b"k").unwrap().as_deref(), Some(&b"from b"[..]));
+}
+
+#[test]
+fn ledger_and_segments_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let usd = AssetId::new("USD").unwrap();
+    let cash = AccountId::new("main", "cash").unwrap();
+    let equity = AccountId::new("main", "equity").unwrap();
+    let session = SessionId::from_u128(1);
+    let segment = SegmentId::from_u128(2);
+    let committed = {
+        let backend = open(dir.path());
+        let ledger = backend.ledger();
+        ledger
+            .register_asset(&AssetDef {
+                id: usd.clone(),
+                precision: 2,
+                name: "US dollar".into(),
+            })
+            .unwrap();
+        for (id, kind) in [(&cash, AccountKind::Asset), (&equity, AccountKind::Equity)] {
+            let def = AccountDef {
+                id: id.clone(),
+                asset: usd.clone(),
+                kind,
+            };
+            ledger
+                .open_account(&def, &AccountCfg::for_kind(kind))
+                .unwrap();
+        }
+        let tx = Transaction::new(Book::new("main").unwrap())
+            .debit(&cash, &usd, 500)
+            .credit(&equity, &usd, 500)
+            .with_idempotency_key("first");
+        let segments = backend.segment_log();
+        segments.append(session, segment, b"one\n").unwrap();
+        segments.append(session, segment, b"").unwrap();
+        ledger.commit(&tx).unwrap()
+    };
+    let backend = open(dir.path());
+    let ledger = backend.ledger();
+    assert_eq!(ledger.balance(&cash, None).unwrap().amount, 500);
+    assert_eq!(ledger.balance(&equity, None).unwrap().amount, 500);
+    let stored = ledger.transaction(&committed.txid).unwrap().unwrap();
+    assert_eq!(stored.committed(), committed);
+    let book = Book::new("main").unwrap();
+    assert_eq!(ledger.read_events(&book, 1, 10).unwrap().len(), 3);
+    let rows = ledger.trial_balance(&book, None).unwrap();
+    assert_eq!((rows[0].debits, rows[0].credits), (500, 500));
+    assert_eq!(
+        ledger.trial_balance(&book, Some(committed.at)).unwrap(),
+        rows
+    );
+    let segments = backend.segment_log();
+    assert_eq!(
+        segments.read_all(session, segment).unwrap(),
+        vec![bytes::Bytes::from_static(b"one\n"), bytes::Bytes::new()]
+    );
+    assert_eq!(segments.list_sessions().unwrap(), vec![session]);
+}
