@@ -1,1 +1,230 @@
-//! Every store of store-api on sqlite (being written).
+//! Every store of `store-api` on SQLite (through `rusqlite`, bundled SQLite), in a
+//! documented relational schema that a user can inspect with the `sqlite3` shell.
+//!
+//! # Files
+//! A backend directory holds the `STORE` marker and the `.store-lock` file of
+//! [`store_kit::dir`], and one SQLite database, `store.sqlite3` (with its `-wal` and `-shm`
+//! files while it is open). The database is created under a temporary name and renamed into
+//! place once its schema is committed, so an existing `store.sqlite3` always holds a whole
+//! schema: an empty, truncated or damaged file is [`OpenError::Corrupted`], an SQLite
+//! database of something else (no `schema_version` table, another `application_id`, a
+//! newer schema version) is [`OpenError::ForeignData`]. Opening never modifies a file it
+//! refuses.
+//!
+//! # Schema
+//! Version 1, in `src/schema.sql` (every table `STRICT`, natural keys `WITHOUT ROWID`,
+//! foreign keys on); the crate's `README.md` describes every column and gives queries for
+//! the `sqlite3` shell.
+//!
+//! | store | tables |
+//! | --- | --- |
+//! | (file) | `schema_version` |
+//! | [`StoreEngine`](store_api::StoreEngine) | `engine_kv(key, value)`, `engine_batch_log(seq, idx, op, key, value)` (one row per mutation), `engine_meta(key, value)` (the sequence counter under [`SEQUENCE_KEY`](store_kit::engine::SEQUENCE_KEY)) |
+//! | [`StateStore`](store_api::StateStore) | `state_partitions(id, name)`, `state_entries(partition_id, key, value)` |
+//! | [`LedgerStore`](store_api::LedgerStore) | `ledger_assets`, `ledger_accounts`, `ledger_transactions`, `ledger_transaction_metadata`, `ledger_postings`, `ledger_events`, `ledger_book_heads`, `ledger_totals` |
+//! | [`SideEffectStore`](store_api::SideEffectStore) | `side_effect_outputs`, `side_effect_output_payloads`, `side_effect_call_outputs`, `side_effect_inbound` |
+//! | [`SegmentLogStore`](store_api::SegmentLogStore) | `segments`, `segment_entries`, `segment_traces` |
+//!
+//! Keys and values are `BLOB`s (an empty value is a zero-length blob, never `NULL`); names
+//! (books, partitions, assets, paths) are `TEXT` and always bound as parameters, never
+//! spliced into SQL. Integers the API holds as `u64` (ledger amounts, sequence numbers,
+//! timestamps) are `INTEGER`s; a value above `2^63 - 1` is stored as its two's-complement
+//! bit pattern (a negative number), so it round-trips exactly. Lifetime ledger totals are
+//! `u128` and stored as decimal `TEXT`. Ids (transactions, sessions, segments) are 16-byte
+//! blobs, Lyquid ids 20-byte blobs, chain positions 16-byte big-endian blobs (so they order
+//! by block, then index).
+//!
+//! # Durability
+//! The database runs in WAL mode (`journal_mode=WAL`). Every write of every store is one
+//! SQLite transaction (`BEGIN IMMEDIATE ... COMMIT`) on the one writer connection.
+//! - [`Durability::Immediate`]: `synchronous=FULL`. The WAL is fsynced at every commit, so a
+//!   write is durable when the call returns, and readers only see a commit after its fsync.
+//! - [`Durability::Relaxed`]: `synchronous=NORMAL`. The WAL is fsynced only at checkpoints: a
+//!   power failure or OS crash may roll back the most recent commits, but never tears a
+//!   transaction and never corrupts the database (SQLite's WAL guarantees). A crash of the
+//!   process alone loses nothing (the writes are in the OS's page cache).
+//!
+//! # Concurrency
+//! One writer connection behind a mutex serializes every write of every store (so SQLite
+//! never returns `SQLITE_BUSY` between them; a 30 s `busy_timeout` is a safety net). Reads
+//! run on a pool of reader connections (`query_only`), each with its own cache of
+//! prepared statements; WAL lets them read a consistent snapshot while the writer writes.
+//! Every connection uses a 16 MiB page cache.
+//!
+//! # Limits
+//! The common limits of `store-api` ([`MAX_KEY_LEN`](store_api::MAX_KEY_LEN) = 480 bytes,
+//! [`MAX_VALUE_LEN`](store_api::MAX_VALUE_LEN) = 16 MiB), well inside SQLite's own (1 GB
+//! per blob). A state partition is held in memory while it is open (see
+//! [`store_kit::state`]); its `get` never touches SQLite.
+
+mod db;
+mod engine;
+mod ledger;
+mod segment;
+mod side_effect;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::ErrorCode;
+use store_api::limits::check_partition_name;
+use store_api::{
+    Backend, Capabilities, Durability, OpenError, OpenOptions, StateError, StorageError,
+    StorageErrorKind,
+};
+use store_kit::dir::prepare_dir;
+use store_kit::state::{BufferedState, PartitionLeases};
+
+pub use engine::SqliteEngine;
+pub use ledger::SqliteLedger;
+pub use segment::SqliteSegmentLog;
+pub use side_effect::SqliteSideEffects;
+pub use state::SqlitePartition;
+
+/// The backend's name in errors and in the directory marker.
+pub const BACKEND_NAME: &str = "sqlite";
+
+/// The database file inside a backend directory.
+pub const DB_FILE: &str = "store.sqlite3";
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The schema, version [`SCHEMA_VERSION`]: every `CREATE` statement of the database.
+pub const SCHEMA_SQL: &str = include_str!("schema.sql");
+
+/// The SQLite backend: one database file in one directory.
+pub struct SqliteBackend {
+    durability: Durability,
+    db: Arc<db::Db>,
+    engine: Arc<SqliteEngine>,
+    ledger: Arc<SqliteLedger>,
+    segments: Arc<SqliteSegmentLog>,
+    side_effects: Arc<SqliteSideEffects>,
+    leases: PartitionLeases,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.db.path())
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend for SqliteBackend {
+    type Engine = SqliteEngine;
+    type State = BufferedState<SqlitePartition>;
+    type Ledger = SqliteLedger;
+    type Segments = SqliteSegmentLog;
+    type SideEffects = SqliteSideEffects;
+
+    const NAME: &'static str = BACKEND_NAME;
+
+    fn capabilities() -> Capabilities {
+        Capabilities::PERSISTENT
+    }
+
+    fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
+        let guard = prepare_dir(dir, BACKEND_NAME)?;
+        let db = Arc::new(db::Db::open(guard, options.durability)?);
+        let engine = Arc::new(SqliteEngine::open(Arc::clone(&db))?);
+        Ok(SqliteBackend {
+            durability: options.durability,
+            engine,
+            ledger: Arc::new(SqliteLedger::new(Arc::clone(&db), options.clock)),
+            segments: Arc::new(SqliteSegmentLog::new(Arc::clone(&db))),
+            side_effects: Arc::new(SqliteSideEffects::new(
+                Arc::clone(&db),
+                options.side_effect_cache_size,
+            )),
+            leases: PartitionLeases::default(),
+            db,
+        })
+    }
+
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn engine(&self) -> Arc<SqliteEngine> {
+        Arc::clone(&self.engine)
+    }
+
+    fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
+        check_partition_name(name)?;
+        let lease = self.leases.acquire(name)?;
+        state::open_partition(&self.db, lease)
+    }
+
+    fn ledger(&self) -> Arc<SqliteLedger> {
+        Arc::clone(&self.ledger)
+    }
+
+    fn segment_log(&self) -> Arc<SqliteSegmentLog> {
+        Arc::clone(&self.segments)
+    }
+
+    fn side_effects(&self) -> Arc<SqliteSideEffects> {
+        Arc::clone(&self.side_effects)
+    }
+}
+
+/// The kind of failure an SQLite error reports.
+fn error_kind(error: &rusqlite::Error) -> StorageErrorKind {
+    match error {
+        rusqlite::Error::SqliteFailure(e, _) => match e.code {
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StorageErrorKind::Corrupted,
+            ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly
+            | ErrorCode::NoLargeFileSupport => StorageErrorKind::Io,
+            _ => StorageErrorKind::Engine,
+        },
+        // A stored value of the wrong type or range: the file does not hold what this
+        // crate wrote.
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..) => StorageErrorKind::Corrupted,
+        _ => StorageErrorKind::Engine,
+    }
+}
+
+/// Wraps an SQLite error met while doing `context`, keeping it as the source.
+pub(crate) fn sql_error(context: &'static str, error: rusqlite::Error) -> StorageError {
+    StorageError::new(BACKEND_NAME, error_kind(&error), context, error)
+}
+
+/// A stored record that does not hold what this crate writes.
+pub(crate) fn corrupted(context: &'static str) -> StorageError {
+    StorageError::corrupted(BACKEND_NAME, context)
+}
+
+/// `.ctx("what we were doing")` on SQLite results.
+pub(crate) trait SqlContext<T> {
+    /// Wraps the error with `context`.
+    fn ctx(self, context: &'static str) -> Result<T, StorageError>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    #[inline]
+    fn ctx(self, context: &'static str) -> Result<T, StorageError> {
+        self.map_err(|e| sql_error(context, e))
+    }
+}
+
+/// A `u64` as the `INTEGER` stored for it (two's complement above `i64::MAX`).
+#[inline]
+pub(crate) fn u64_to_sql(n: u64) -> i64 {
+    n as i64
+}
+
+/// The `u64` an `INTEGER` written by [`u64_to_sql`] stands for.
+#[inline]
+pub(crate) fn u64_from_sql(n: i64) -> u64 {
+    n as u64
+}

@@ -1,0 +1,300 @@
+//! `StoreEngine` on the tables `engine_kv` (the data), `engine_batch_log` (one row per
+//! mutation) and `engine_meta` (the sequence counter).
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension};
+use store_api::limits::check_key;
+use store_api::{EngineError, Mutation, StorageError, StoreEngine};
+use store_kit::engine::{SEQUENCE_KEY, check_keys, check_put_batch, scan_bounds};
+
+use crate::db::Db;
+use crate::{SqlContext, corrupted};
+
+const GET: &str = "SELECT value FROM engine_kv WHERE key = ?1";
+const UPSERT: &str = "INSERT INTO engine_kv (key, value) VALUES (?1, ?2) \
+                      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const DELETE: &str = "DELETE FROM engine_kv WHERE key = ?1";
+const LOG_PUT: &str =
+    "INSERT INTO engine_batch_log (seq, idx, op, key, value) VALUES (?1, ?2, 'put', ?3, ?4)";
+const LOG_DELETE: &str =
+    "INSERT INTO engine_batch_log (seq, idx, op, key, value) VALUES (?1, ?2, 'delete', ?3, NULL)";
+const SET_SEQUENCE: &str = "INSERT INTO engine_meta (key, value) VALUES (?1, ?2) \
+                            ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const GET_SEQUENCE: &str = "SELECT value FROM engine_meta WHERE key = ?1";
+const GET_BATCH: &str = "SELECT op, key, value FROM engine_batch_log WHERE seq = ?1 ORDER BY idx";
+const OLDEST_BATCH: &str = "SELECT MIN(seq) FROM engine_batch_log";
+const COUNT_OLDER: &str = "SELECT COUNT(DISTINCT seq) FROM engine_batch_log WHERE seq < ?1";
+const PRUNE: &str = "DELETE FROM engine_batch_log WHERE seq < ?1";
+const COUNT_ALL: &str = "SELECT COUNT(DISTINCT seq) FROM engine_batch_log";
+const PRUNE_ALL: &str = "DELETE FROM engine_batch_log";
+
+/// `range_scan` statements by (lower bound, upper bound, direction); bounds are bound as
+/// `?1` (lower) and `?2` (upper), the limit as `?3`.
+const SCANS: [[[&str; 2]; 2]; 2] = [
+    [
+        [
+            "SELECT key, value FROM engine_kv ORDER BY key DESC LIMIT ?3",
+            "SELECT key, value FROM engine_kv ORDER BY key LIMIT ?3",
+        ],
+        [
+            "SELECT key, value FROM engine_kv WHERE key <= ?2 ORDER BY key DESC LIMIT ?3",
+            "SELECT key, value FROM engine_kv WHERE key <= ?2 ORDER BY key LIMIT ?3",
+        ],
+    ],
+    [
+        [
+            "SELECT key, value FROM engine_kv WHERE key >= ?1 ORDER BY key DESC LIMIT ?3",
+            "SELECT key, value FROM engine_kv WHERE key >= ?1 ORDER BY key LIMIT ?3",
+        ],
+        [
+            "SELECT key, value FROM engine_kv WHERE key >= ?1 AND key <= ?2 \
+             ORDER BY key DESC LIMIT ?3",
+            "SELECT key, value FROM engine_kv WHERE key >= ?1 AND key <= ?2 \
+             ORDER BY key LIMIT ?3",
+        ],
+    ],
+];
+
+/// The sequence counter's key, bound as `TEXT`.
+fn sequence_key() -> ToSqlOutput<'static> {
+    ToSqlOutput::Borrowed(ValueRef::Text(SEQUENCE_KEY))
+}
+
+/// The engine store. Writes go through the backend's one writer connection, so batches are
+/// numbered in commit order; `current_sequence` reads a copy of the counter that is updated
+/// after each commit while the writer is still held.
+pub struct SqliteEngine {
+    db: Arc<Db>,
+    sequence: AtomicU64,
+}
+
+impl std::fmt::Debug for SqliteEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteEngine")
+            .field("sequence", &self.sequence.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+fn seq_param(seq: u64) -> Result<i64, StorageError> {
+    i64::try_from(seq).map_err(|_| corrupted("the engine sequence left the INTEGER range"))
+}
+
+impl SqliteEngine {
+    /// The engine store of `db`, reading the stored sequence counter.
+    pub(crate) fn open(db: Arc<Db>) -> Result<Self, StorageError> {
+        let stored: Option<i64> = db.read(|conn| {
+            conn.prepare_cached(GET_SEQUENCE)
+                .and_then(|mut stmt| stmt.query_row([sequence_key()], |r| r.get(0)).optional())
+                .ctx("reading the engine sequence")
+        })?;
+        let sequence = match stored {
+            None => 0,
+            Some(n) => {
+                u64::try_from(n).map_err(|_| corrupted("the engine sequence is negative"))?
+            }
+        };
+        Ok(SqliteEngine {
+            db,
+            sequence: AtomicU64::new(sequence),
+        })
+    }
+
+    /// Writes one batch: `apply` writes the data and the log rows of batch `seq`.
+    fn commit(
+        &self,
+        apply: impl FnOnce(&Connection, i64) -> rusqlite::Result<()>,
+    ) -> Result<u64, EngineError> {
+        self.db.write_then(
+            |conn| {
+                // The writer is held: the cached counter is the stored one.
+                let seq = self.sequence.load(Ordering::Acquire) + 1;
+                let seq_sql = seq_param(seq)?;
+                apply(conn, seq_sql).ctx("writing a batch")?;
+                conn.prepare_cached(SET_SEQUENCE)
+                    .and_then(|mut stmt| stmt.execute((sequence_key(), seq_sql)))
+                    .ctx("updating the engine sequence")?;
+                Ok(seq)
+            },
+            |seq| self.sequence.store(*seq, Ordering::Release),
+        )
+    }
+}
+
+fn decode_mutation(
+    op: &str,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+) -> Result<Mutation, StorageError> {
+    match (op, value) {
+        ("put", Some(value)) => Ok(Mutation::Put {
+            key: Bytes::from(key),
+            value: Bytes::from(value),
+        }),
+        ("delete", None) => Ok(Mutation::Delete {
+            key: Bytes::from(key),
+        }),
+        _ => Err(corrupted("decoding a batch log row")),
+    }
+}
+
+impl StoreEngine for SqliteEngine {
+    fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<u64, EngineError> {
+        check_put_batch(pairs)?;
+        if pairs.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        self.commit(|conn, seq| {
+            let mut upsert = conn.prepare_cached(UPSERT)?;
+            let mut log = conn.prepare_cached(LOG_PUT)?;
+            for (idx, (key, value)) in pairs.iter().enumerate() {
+                upsert.execute((key, value))?;
+                log.execute((seq, idx as i64, key, value))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
+        check_keys(keys)?;
+        if keys.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        self.commit(|conn, seq| {
+            let mut delete = conn.prepare_cached(DELETE)?;
+            let mut log = conn.prepare_cached(LOG_DELETE)?;
+            for (idx, key) in keys.iter().enumerate() {
+                delete.execute([key])?;
+                log.execute((seq, idx as i64, key))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn current_sequence(&self) -> u64 {
+        self.sequence.load(Ordering::Acquire)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
+        check_key(key)?;
+        self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(GET).ctx("reading a key")?;
+            let value = stmt
+                .query_row([key], |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+                .ctx("reading a key")?;
+            Ok(value.map(Bytes::from))
+        })
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError> {
+        check_keys(keys)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.db.read_tx(|conn| {
+            let mut stmt = conn.prepare_cached(GET).ctx("reading keys")?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let value = stmt
+                    .query_row([key], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()
+                    .ctx("reading keys")?;
+                out.push((Bytes::copy_from_slice(key), value.map(Bytes::from)));
+            }
+            Ok(out)
+        })
+    }
+
+    fn range_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        forward: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        let Some((lower, upper)) = scan_bounds(start, end, limit) else {
+            return Ok(Vec::new());
+        };
+        let (lower, has_lower) = match lower {
+            Bound::Included(b) | Bound::Excluded(b) => (b, 1),
+            Bound::Unbounded => (&[][..], 0),
+        };
+        let (upper, has_upper) = match upper {
+            Bound::Included(b) | Bound::Excluded(b) => (b, 1),
+            Bound::Unbounded => (&[][..], 0),
+        };
+        let sql = SCANS[has_lower][has_upper][usize::from(forward)];
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql).ctx("scanning keys")?;
+            // Every statement numbers its parameters up to ?3; unused bounds bind to nothing.
+            let mut rows = stmt.query((lower, upper, limit)).ctx("scanning keys")?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().ctx("scanning keys")? {
+                let key: Vec<u8> = row.get(0).ctx("scanning keys")?;
+                let value: Vec<u8> = row.get(1).ctx("scanning keys")?;
+                out.push((Bytes::from(key), Bytes::from(value)));
+            }
+            Ok(out)
+        })
+    }
+
+    fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(None);
+        };
+        self.db.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(GET_BATCH)
+                .ctx("reading the batch log")?;
+            let mut rows = stmt.query([seq]).ctx("reading the batch log")?;
+            let mut mutations = Vec::new();
+            while let Some(row) = rows.next().ctx("reading the batch log")? {
+                let op: String = row.get(0).ctx("reading the batch log")?;
+                let key: Vec<u8> = row.get(1).ctx("reading the batch log")?;
+                let value: Option<Vec<u8>> = row.get(2).ctx("reading the batch log")?;
+                mutations.push(decode_mutation(&op, key, value)?);
+            }
+            Ok((!mutations.is_empty()).then_some(mutations))
+        })
+    }
+
+    fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {
+        let oldest: Option<i64> = self.db.read(|conn| {
+            conn.prepare_cached(OLDEST_BATCH)
+                .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+                .ctx("reading the batch log")
+        })?;
+        oldest
+            .map(|seq| u64::try_from(seq).map_err(|_| corrupted("a batch log seq is negative")))
+            .transpose()
+            .map_err(EngineError::from)
+    }
+
+    fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
+        // Stored seqs fit in i64: a larger cutoff removes every entry.
+        let (count_sql, prune_sql, cutoff) = match i64::try_from(cutoff_exclusive) {
+            Ok(cutoff) => (COUNT_OLDER, PRUNE, Some(cutoff)),
+            Err(_) => (COUNT_ALL, PRUNE_ALL, None),
+        };
+        let params = rusqlite::params_from_iter(cutoff);
+        self.db.write(|conn| {
+            let removed: i64 = conn
+                .prepare_cached(count_sql)
+                .and_then(|mut stmt| stmt.query_row(params.clone(), |r| r.get(0)))
+                .ctx("pruning the batch log")?;
+            if removed > 0 {
+                conn.prepare_cached(prune_sql)
+                    .and_then(|mut stmt| stmt.execute(params))
+                    .ctx("pruning the batch log")?;
+            }
+            Ok(u64::try_from(removed).unwrap_or_default())
+        })
+    }
+}

@@ -1,0 +1,769 @@
+//! `LedgerStore` on the `ledger_*` tables, planned by the shared
+//! [`LedgerPlanner`](store_kit::ledger::LedgerPlanner) reading through the write
+//! transaction, and group-committed like every other backend.
+//!
+//! The planner's [`LedgerWrites`] map to rows: assets to `ledger_assets`, accounts (with
+//! their running balance) to `ledger_accounts`, transactions to `ledger_transactions` and
+//! `ledger_transaction_metadata`, postings to `ledger_postings`, events to `ledger_events`
+//! (which reference the asset, account or transaction they announce), heads to
+//! `ledger_book_heads`, totals to `ledger_totals`. Idempotency receipts need no table of
+//! their own: a transaction row keeps its idempotency key, unique per book.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use store_api::{
+    AccountCfg, AccountDef, AccountId, AccountKind, AccountPath, AssetDef, AssetId,
+    BalanceSnapshot, Book, Clock, Committed, Direction, LedgerError, LedgerEvent, LedgerStore,
+    Posting, PostingRecord, SegmentId, Sequenced, StorageError, StorageErrorKind,
+    StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
+};
+use store_kit::ledger::{
+    AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
+    balance_as_of, commit_grouped, history_page, plan_batch, trial_balance_of, trial_rows,
+};
+
+use crate::db::Db;
+use crate::{BACKEND_NAME, SqlContext, corrupted, u64_from_sql, u64_to_sql};
+
+const ASSET: &str = "SELECT id, precision, name FROM ledger_assets WHERE id = ?1";
+const ACCOUNT: &str = "SELECT asset, kind, normal_side, min_balance, balance, updated_seq \
+                       FROM ledger_accounts WHERE book = ?1 AND path = ?2";
+const HEAD: &str = "SELECT seq, last_at FROM ledger_book_heads WHERE book = ?1";
+const IDEMPOTENCY: &str = "SELECT txid, seq, at FROM ledger_transactions \
+                           WHERE book = ?1 AND idempotency_key = ?2";
+const TX_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE txid = ?1)";
+const TOTALS: &str = "SELECT debits, credits FROM ledger_totals WHERE book = ?1 AND asset = ?2";
+const BOOK_TOTALS: &str = "SELECT asset, debits, credits FROM ledger_totals WHERE book = ?1";
+const TRANSACTION: &str = "SELECT book, seq, at, idempotency_key \
+                           FROM ledger_transactions WHERE txid = ?1";
+const TX_POSTINGS: &str = "SELECT book, path, asset, amount, direction \
+                           FROM ledger_postings WHERE txid = ?1 ORDER BY idx";
+const TX_METADATA: &str =
+    "SELECT key, value FROM ledger_transaction_metadata WHERE txid = ?1 ORDER BY key";
+/// The columns [`posting_record`] reads, in order.
+macro_rules! posting_columns {
+    () => {
+        "txid, seq, at, idx, book, path, asset, amount, direction, balance_after"
+    };
+}
+const HISTORY: &str = concat!(
+    "SELECT ",
+    posting_columns!(),
+    " FROM ledger_postings WHERE book = ?1 AND path = ?2 AND seq > ?3 ORDER BY seq, idx"
+);
+const HISTORY_NEWEST_FIRST: &str = concat!(
+    "SELECT ",
+    posting_columns!(),
+    " FROM ledger_postings WHERE book = ?1 AND path = ?2 ORDER BY seq DESC, idx DESC"
+);
+const BOOK_POSTINGS: &str = concat!(
+    "SELECT ",
+    posting_columns!(),
+    " FROM ledger_postings WHERE book = ?1 ORDER BY seq, idx"
+);
+const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events \
+                      WHERE book = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3";
+
+const INSERT_ASSET: &str = "INSERT INTO ledger_assets (id, precision, name) VALUES (?1, ?2, ?3)";
+const UPSERT_ACCOUNT: &str = "INSERT INTO ledger_accounts \
+     (book, path, asset, kind, normal_side, min_balance, balance, updated_seq) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+     ON CONFLICT (book, path) DO UPDATE \
+     SET balance = excluded.balance, updated_seq = excluded.updated_seq";
+const INSERT_TRANSACTION: &str = "INSERT INTO ledger_transactions \
+     (txid, book, seq, at, idempotency_key, posting_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_METADATA: &str =
+    "INSERT INTO ledger_transaction_metadata (txid, key, value) VALUES (?1, ?2, ?3)";
+const INSERT_POSTING: &str = "INSERT INTO ledger_postings \
+     (txid, idx, book, path, asset, amount, direction, balance_after, seq, at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const INSERT_EVENT: &str = "INSERT INTO ledger_events (book, seq, at, kind, asset, path, txid) \
+                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const UPSERT_HEAD: &str = "INSERT INTO ledger_book_heads (book, seq, last_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (book) DO UPDATE SET seq = excluded.seq, last_at = excluded.last_at";
+const UPSERT_TOTALS: &str = "INSERT INTO ledger_totals (book, asset, debits, credits) \
+     VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (book, asset) DO UPDATE SET debits = excluded.debits, credits = excluded.credits";
+
+/// The ledger.
+pub struct SqliteLedger {
+    db: Arc<Db>,
+    clock: Arc<dyn Clock>,
+    queue: CommitQueue,
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedger")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---- column encodings -------------------------------------------------------------------
+
+fn kind_str(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::Asset => "asset",
+        AccountKind::Liability => "liability",
+        AccountKind::Income => "income",
+        AccountKind::Expense => "expense",
+        AccountKind::Equity => "equity",
+        AccountKind::Clearing => "clearing",
+    }
+}
+
+fn kind_from(s: &str) -> Result<AccountKind, StorageError> {
+    Ok(match s {
+        "asset" => AccountKind::Asset,
+        "liability" => AccountKind::Liability,
+        "income" => AccountKind::Income,
+        "expense" => AccountKind::Expense,
+        "equity" => AccountKind::Equity,
+        "clearing" => AccountKind::Clearing,
+        _ => return Err(corrupted("decoding an account kind")),
+    })
+}
+
+fn direction_str(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Debit => "debit",
+        Direction::Credit => "credit",
+    }
+}
+
+fn direction_from(s: &str) -> Result<Direction, StorageError> {
+    match s {
+        "debit" => Ok(Direction::Debit),
+        "credit" => Ok(Direction::Credit),
+        _ => Err(corrupted("decoding a posting direction")),
+    }
+}
+
+fn book_from(s: String) -> Result<Book, StorageError> {
+    Book::new(s).map_err(|_| corrupted("decoding a book name"))
+}
+
+fn asset_id_from(s: String) -> Result<AssetId, StorageError> {
+    AssetId::new(s).map_err(|_| corrupted("decoding an asset id"))
+}
+
+fn path_from(s: String) -> Result<AccountPath, StorageError> {
+    AccountPath::new(s).map_err(|_| corrupted("decoding an account path"))
+}
+
+fn txid_from(bytes: Vec<u8>) -> Result<TxId, StorageError> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| corrupted("decoding a transaction id"))?;
+    // Every 128-bit id of store-api wraps the same UUID type.
+    Ok(TxId(SegmentId::from_bytes(bytes).0))
+}
+
+fn seq_from(n: i64) -> Result<u64, StorageError> {
+    u64::try_from(n).map_err(|_| corrupted("decoding a ledger sequence number"))
+}
+
+fn seq_to_sql(seq: u64) -> Result<i64, StorageError> {
+    i64::try_from(seq).map_err(|e| {
+        StorageError::new(
+            BACKEND_NAME,
+            StorageErrorKind::Engine,
+            "a ledger sequence number left the INTEGER range",
+            e,
+        )
+    })
+}
+
+fn total_from(s: &str) -> Result<u128, StorageError> {
+    s.parse().map_err(|_| corrupted("decoding a ledger total"))
+}
+
+/// A row of [`posting_columns`].
+fn posting_record(row: &Row<'_>) -> Result<PostingRecord, StorageError> {
+    const CTX: &str = "reading a posting";
+    let book = book_from(row.get(4).ctx(CTX)?)?;
+    Ok(PostingRecord {
+        txid: txid_from(row.get(0).ctx(CTX)?)?,
+        seq: seq_from(row.get(1).ctx(CTX)?)?,
+        at: Timestamp(u64_from_sql(row.get(2).ctx(CTX)?)),
+        index: u32::try_from(row.get::<_, i64>(3).ctx(CTX)?)
+            .map_err(|_| corrupted("decoding a posting index"))?,
+        account: AccountId {
+            book,
+            path: path_from(row.get(5).ctx(CTX)?)?,
+        },
+        asset: asset_id_from(row.get(6).ctx(CTX)?)?,
+        amount: u64_from_sql(row.get(7).ctx(CTX)?),
+        direction: direction_from(&row.get::<_, String>(8).ctx(CTX)?)?,
+        balance_after: row.get(9).ctx(CTX)?,
+    })
+}
+
+// ---- reads shared by the planner and the API ----------------------------------------------
+
+fn read_asset(conn: &Connection, id: &AssetId) -> Result<Option<AssetDef>, StorageError> {
+    const CTX: &str = "reading an asset";
+    let mut stmt = conn.prepare_cached(ASSET).ctx(CTX)?;
+    let row = stmt
+        .query_row([id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .optional()
+        .ctx(CTX)?;
+    row.map(|(id, precision, name)| {
+        Ok(AssetDef {
+            id: asset_id_from(id)?,
+            precision: u8::try_from(precision)
+                .map_err(|_| corrupted("decoding an asset precision"))?,
+            name,
+        })
+    })
+    .transpose()
+}
+
+fn read_account(conn: &Connection, id: &AccountId) -> Result<Option<AccountRecord>, StorageError> {
+    const CTX: &str = "reading an account";
+    let mut stmt = conn.prepare_cached(ACCOUNT).ctx(CTX)?;
+    let row = stmt
+        .query_row((id.book.as_str(), id.path.as_str()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .optional()
+        .ctx(CTX)?;
+    row.map(
+        |(asset, kind, normal_side, min_balance, balance, updated_seq)| {
+            Ok(AccountRecord {
+                def: AccountDef {
+                    id: id.clone(),
+                    asset: asset_id_from(asset)?,
+                    kind: kind_from(&kind)?,
+                },
+                cfg: AccountCfg {
+                    normal_side: direction_from(&normal_side)?,
+                    min_balance,
+                },
+                balance,
+                updated_seq: seq_from(updated_seq)?,
+            })
+        },
+    )
+    .transpose()
+}
+
+fn read_transaction(
+    conn: &Connection,
+    txid: &TxId,
+) -> Result<Option<StoredTransaction>, StorageError> {
+    const CTX: &str = "reading a transaction";
+    let key = txid.0.into_bytes();
+    let Some((book, seq, at, idempotency_key)) = conn
+        .prepare_cached(TRANSACTION)
+        .and_then(|mut stmt| {
+            stmt.query_row([key], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()
+        })
+        .ctx(CTX)?
+    else {
+        return Ok(None);
+    };
+    let mut postings = Vec::new();
+    let mut stmt = conn.prepare_cached(TX_POSTINGS).ctx(CTX)?;
+    let mut rows = stmt.query([key]).ctx(CTX)?;
+    while let Some(row) = rows.next().ctx(CTX)? {
+        postings.push(Posting {
+            account: AccountId {
+                book: book_from(row.get(0).ctx(CTX)?)?,
+                path: path_from(row.get(1).ctx(CTX)?)?,
+            },
+            asset: asset_id_from(row.get(2).ctx(CTX)?)?,
+            amount: u64_from_sql(row.get(3).ctx(CTX)?),
+            direction: direction_from(&row.get::<_, String>(4).ctx(CTX)?)?,
+        });
+    }
+    let mut metadata = BTreeMap::new();
+    let mut stmt = conn.prepare_cached(TX_METADATA).ctx(CTX)?;
+    let mut rows = stmt.query([key]).ctx(CTX)?;
+    while let Some(row) = rows.next().ctx(CTX)? {
+        metadata.insert(row.get(0).ctx(CTX)?, row.get(1).ctx(CTX)?);
+    }
+    Ok(Some(StoredTransaction {
+        id: *txid,
+        book: book_from(book)?,
+        postings,
+        idempotency_key,
+        metadata,
+        seq: seq_from(seq)?,
+        at: Timestamp(u64_from_sql(at)),
+    }))
+}
+
+/// The planner's view of the ledger: reads inside the write transaction.
+struct TxReader<'c> {
+    conn: &'c Connection,
+}
+
+impl LedgerRead for TxReader<'_> {
+    fn asset(&mut self, id: &AssetId) -> Result<Option<AssetDef>, StorageError> {
+        read_asset(self.conn, id)
+    }
+
+    fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, StorageError> {
+        read_account(self.conn, id)
+    }
+
+    fn book_head(&mut self, book: &Book) -> Result<BookHead, StorageError> {
+        const CTX: &str = "reading a book head";
+        let row = self
+            .conn
+            .prepare_cached(HEAD)
+            .and_then(|mut stmt| {
+                stmt.query_row([book.as_str()], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()
+            })
+            .ctx(CTX)?;
+        match row {
+            None => Ok(BookHead::default()),
+            Some((seq, last_at)) => Ok(BookHead {
+                seq: seq_from(seq)?,
+                last_at: Timestamp(u64_from_sql(last_at)),
+            }),
+        }
+    }
+
+    fn idempotency(&mut self, book: &Book, key: &str) -> Result<Option<Committed>, StorageError> {
+        const CTX: &str = "reading an idempotency key";
+        let row = self
+            .conn
+            .prepare_cached(IDEMPOTENCY)
+            .and_then(|mut stmt| {
+                stmt.query_row((book.as_str(), key), |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .optional()
+            })
+            .ctx(CTX)?;
+        row.map(|(txid, seq, at)| {
+            Ok(Committed {
+                txid: txid_from(txid)?,
+                seq: seq_from(seq)?,
+                at: Timestamp(u64_from_sql(at)),
+            })
+        })
+        .transpose()
+    }
+
+    fn transaction_exists(&mut self, txid: &TxId) -> Result<bool, StorageError> {
+        self.conn
+            .prepare_cached(TX_EXISTS)
+            .and_then(|mut stmt| stmt.query_row([txid.0.into_bytes()], |r| r.get(0)))
+            .ctx("checking a transaction id")
+    }
+
+    fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
+        const CTX: &str = "reading ledger totals";
+        let row = self
+            .conn
+            .prepare_cached(TOTALS)
+            .and_then(|mut stmt| {
+                stmt.query_row((book.as_str(), asset.as_str()), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+            })
+            .ctx(CTX)?;
+        match row {
+            None => Ok(AssetTotals::default()),
+            Some((debits, credits)) => Ok(AssetTotals {
+                debits: total_from(&debits)?,
+                credits: total_from(&credits)?,
+            }),
+        }
+    }
+}
+
+/// Writes everything the planner planned, in foreign-key order.
+fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageError> {
+    const CTX: &str = "writing ledger records";
+    if writes.is_empty() {
+        return Ok(());
+    }
+    if !writes.assets.is_empty() {
+        let mut stmt = conn.prepare_cached(INSERT_ASSET).ctx(CTX)?;
+        for def in &writes.assets {
+            stmt.execute((def.id.as_str(), i64::from(def.precision), def.name.as_str()))
+                .ctx(CTX)?;
+        }
+    }
+    if !writes.accounts.is_empty() {
+        let mut stmt = conn.prepare_cached(UPSERT_ACCOUNT).ctx(CTX)?;
+        for (id, record) in &writes.accounts {
+            stmt.execute((
+                id.book.as_str(),
+                id.path.as_str(),
+                record.def.asset.as_str(),
+                kind_str(record.def.kind),
+                direction_str(record.cfg.normal_side),
+                record.cfg.min_balance,
+                record.balance,
+                seq_to_sql(record.updated_seq)?,
+            ))
+            .ctx(CTX)?;
+        }
+    }
+    if !writes.transactions.is_empty() {
+        let mut insert_tx = conn.prepare_cached(INSERT_TRANSACTION).ctx(CTX)?;
+        let mut insert_meta = conn.prepare_cached(INSERT_METADATA).ctx(CTX)?;
+        for tx in &writes.transactions {
+            let txid = tx.id.0.into_bytes();
+            insert_tx
+                .execute((
+                    txid,
+                    tx.book.as_str(),
+                    seq_to_sql(tx.seq)?,
+                    u64_to_sql(tx.at.0),
+                    tx.idempotency_key.as_deref(),
+                    i64::try_from(tx.postings.len()).unwrap_or(i64::MAX),
+                ))
+                .ctx(CTX)?;
+            for (key, value) in &tx.metadata {
+                insert_meta
+                    .execute((txid, key.as_str(), value.as_str()))
+                    .ctx(CTX)?;
+            }
+        }
+    }
+    if !writes.postings.is_empty() {
+        let mut stmt = conn.prepare_cached(INSERT_POSTING).ctx(CTX)?;
+        for p in &writes.postings {
+            stmt.execute(rusqlite::params![
+                p.txid.0.into_bytes(),
+                i64::from(p.index),
+                p.account.book.as_str(),
+                p.account.path.as_str(),
+                p.asset.as_str(),
+                u64_to_sql(p.amount),
+                direction_str(p.direction),
+                p.balance_after,
+                seq_to_sql(p.seq)?,
+                u64_to_sql(p.at.0),
+            ])
+            .ctx(CTX)?;
+        }
+    }
+    let mut stmt = conn.prepare_cached(INSERT_EVENT).ctx(CTX)?;
+    for (book, event) in &writes.events {
+        let (kind, asset, path, txid) = match &event.event {
+            LedgerEvent::AssetRegistered(def) => {
+                ("asset_registered", Some(def.id.as_str()), None, None)
+            }
+            LedgerEvent::AccountOpened { def, .. } => {
+                ("account_opened", None, Some(def.id.path.as_str()), None)
+            }
+            LedgerEvent::TransactionPosted(tx) => {
+                ("transaction_posted", None, None, Some(tx.id.0.into_bytes()))
+            }
+        };
+        stmt.execute((
+            book.as_str(),
+            seq_to_sql(event.seq)?,
+            u64_to_sql(event.at.0),
+            kind,
+            asset,
+            path,
+            txid,
+        ))
+        .ctx(CTX)?;
+    }
+    let mut stmt = conn.prepare_cached(UPSERT_HEAD).ctx(CTX)?;
+    for (book, head) in &writes.heads {
+        stmt.execute((
+            book.as_str(),
+            seq_to_sql(head.seq)?,
+            u64_to_sql(head.last_at.0),
+        ))
+        .ctx(CTX)?;
+    }
+    if !writes.totals.is_empty() {
+        let mut stmt = conn.prepare_cached(UPSERT_TOTALS).ctx(CTX)?;
+        for ((book, asset), totals) in &writes.totals {
+            stmt.execute((
+                book.as_str(),
+                asset.as_str(),
+                totals.debits.to_string(),
+                totals.credits.to_string(),
+            ))
+            .ctx(CTX)?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteLedger {
+    /// The ledger of `db`, stamping events with `clock`.
+    pub(crate) fn new(db: Arc<Db>, clock: Arc<dyn Clock>) -> Self {
+        SqliteLedger {
+            db,
+            clock,
+            queue: CommitQueue::new(),
+        }
+    }
+
+    /// Plans one operation against the write transaction and writes its plan.
+    fn write<T>(
+        &self,
+        plan: impl FnOnce(&mut LedgerPlanner<'_, TxReader<'_>>) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.db.write(|conn| {
+            let mut reader = TxReader { conn };
+            let mut planner = LedgerPlanner::new(&mut reader, self.clock.now());
+            let out = plan(&mut planner)?;
+            let writes = planner.into_writes();
+            write_plan(conn, &writes)?;
+            Ok(out)
+        })
+    }
+}
+
+impl LedgerStore for SqliteLedger {
+    fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError> {
+        self.write(|p| p.register_asset(def))
+    }
+
+    fn open_account(&self, def: &AccountDef, cfg: &AccountCfg) -> Result<(), LedgerError> {
+        self.write(|p| p.open_account(def, cfg))
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<(AccountDef, AccountCfg)>, LedgerError> {
+        let record = self.db.read(|conn| read_account(conn, id))?;
+        Ok(record.map(|r| (r.def, r.cfg)))
+    }
+
+    fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError> {
+        commit_grouped(&self.queue, tx, |txs| self.commit_batch(txs))
+    }
+
+    fn commit_batch(
+        &self,
+        txs: &[Transaction],
+    ) -> Result<Vec<Result<Committed, LedgerError>>, LedgerError> {
+        if txs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.db.write(|conn| {
+            let mut reader = TxReader { conn };
+            let (results, writes) = plan_batch(&mut reader, self.clock.now(), txs);
+            write_plan(conn, &writes)?;
+            Ok(results)
+        })
+    }
+
+    fn balance(
+        &self,
+        account: &AccountId,
+        as_of: Option<Timestamp>,
+    ) -> Result<BalanceSnapshot, LedgerError> {
+        self.db.read_tx(|conn| {
+            let Some(record) = read_account(conn, account)? else {
+                return Err(LedgerError::UnknownAccount {
+                    account: account.clone(),
+                });
+            };
+            let Some(as_of) = as_of else {
+                return Ok(BalanceSnapshot {
+                    amount: record.balance,
+                    updated_seq: record.updated_seq,
+                });
+            };
+            const CTX: &str = "reading an account's postings";
+            let mut stmt = conn.prepare_cached(HISTORY_NEWEST_FIRST).ctx(CTX)?;
+            let mut rows = stmt
+                .query((account.book.as_str(), account.path.as_str()))
+                .ctx(CTX)?;
+            let postings = std::iter::from_fn(|| match rows.next() {
+                Ok(Some(row)) => Some(posting_record(row)),
+                Ok(None) => None,
+                Err(e) => Some(Err(crate::sql_error(CTX, e))),
+            });
+            Ok(balance_as_of(postings, as_of)?)
+        })
+    }
+
+    fn asset(&self, id: &AssetId) -> Result<Option<AssetDef>, LedgerError> {
+        Ok(self.db.read(|conn| read_asset(conn, id))?)
+    }
+
+    fn transaction(&self, txid: &TxId) -> Result<Option<StoredTransaction>, LedgerError> {
+        Ok(self.db.read_tx(|conn| read_transaction(conn, txid))?)
+    }
+
+    fn account_history(
+        &self,
+        account: &AccountId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<PostingRecord>, LedgerError> {
+        // Stored seqs fit in i64: nothing comes after a larger one.
+        let Ok(after_seq) = i64::try_from(after_seq) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        const CTX: &str = "reading an account's history";
+        Ok(self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(HISTORY).ctx(CTX)?;
+            let mut rows = stmt
+                .query((account.book.as_str(), account.path.as_str(), after_seq))
+                .ctx(CTX)?;
+            let postings = std::iter::from_fn(|| match rows.next() {
+                Ok(Some(row)) => Some(posting_record(row)),
+                Ok(None) => None,
+                Err(e) => Some(Err(crate::sql_error(CTX, e))),
+            });
+            history_page(postings, limit)
+        })?)
+    }
+
+    fn trial_balance(
+        &self,
+        book: &Book,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<TrialBalanceRow>, LedgerError> {
+        Ok(self.db.read(|conn| match as_of {
+            None => {
+                const CTX: &str = "reading ledger totals";
+                let mut stmt = conn.prepare_cached(BOOK_TOTALS).ctx(CTX)?;
+                let mut rows = stmt.query([book.as_str()]).ctx(CTX)?;
+                let mut totals = Vec::new();
+                while let Some(row) = rows.next().ctx(CTX)? {
+                    let asset = asset_id_from(row.get(0).ctx(CTX)?)?;
+                    let debits = total_from(&row.get::<_, String>(1).ctx(CTX)?)?;
+                    let credits = total_from(&row.get::<_, String>(2).ctx(CTX)?)?;
+                    totals.push((asset, AssetTotals { debits, credits }));
+                }
+                Ok::<_, StorageError>(trial_rows(totals))
+            }
+            Some(as_of) => {
+                // The book's transactions, rebuilt from their postings (amounts and times
+                // are all the sums need), in sequence order.
+                const CTX: &str = "reading a book's postings";
+                let mut stmt = conn.prepare_cached(BOOK_POSTINGS).ctx(CTX)?;
+                let mut rows = stmt.query([book.as_str()]).ctx(CTX)?;
+                let mut transactions: Vec<StoredTransaction> = Vec::new();
+                while let Some(row) = rows.next().ctx(CTX)? {
+                    let p = posting_record(row)?;
+                    let posting = Posting {
+                        account: p.account,
+                        asset: p.asset,
+                        amount: p.amount,
+                        direction: p.direction,
+                    };
+                    match transactions.last_mut() {
+                        Some(tx) if tx.id == p.txid => tx.postings.push(posting),
+                        _ => transactions.push(StoredTransaction {
+                            id: p.txid,
+                            book: book.clone(),
+                            postings: vec![posting],
+                            idempotency_key: None,
+                            metadata: BTreeMap::new(),
+                            seq: p.seq,
+                            at: p.at,
+                        }),
+                    }
+                }
+                Ok(trial_balance_of(&transactions, as_of))
+            }
+        })?)
+    }
+
+    fn read_events(
+        &self,
+        book: &Book,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
+        let Ok(from) = i64::try_from(from) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        const CTX: &str = "reading ledger events";
+        Ok(self.db.read_tx(|conn| {
+            let mut stmt = conn.prepare_cached(EVENTS).ctx(CTX)?;
+            let mut rows = stmt.query((book.as_str(), from, limit)).ctx(CTX)?;
+            let mut heads = Vec::new();
+            while let Some(row) = rows.next().ctx(CTX)? {
+                heads.push((
+                    row.get::<_, i64>(0).ctx(CTX)?,
+                    row.get::<_, i64>(1).ctx(CTX)?,
+                    row.get::<_, String>(2).ctx(CTX)?,
+                    row.get::<_, Option<String>>(3).ctx(CTX)?,
+                    row.get::<_, Option<String>>(4).ctx(CTX)?,
+                    row.get::<_, Option<Vec<u8>>>(5).ctx(CTX)?,
+                ));
+            }
+            drop(rows);
+            let missing = || corrupted("an event refers to a record that does not exist");
+            let mut events = Vec::with_capacity(heads.len());
+            for (seq, at, kind, asset, path, txid) in heads {
+                let event = match (kind.as_str(), asset, path, txid) {
+                    ("asset_registered", Some(asset), None, None) => {
+                        let def = read_asset(conn, &asset_id_from(asset)?)?.ok_or_else(missing)?;
+                        LedgerEvent::AssetRegistered(def)
+                    }
+                    ("account_opened", None, Some(path), None) => {
+                        let id = AccountId {
+                            book: book.clone(),
+                            path: path_from(path)?,
+                        };
+                        let record = read_account(conn, &id)?.ok_or_else(missing)?;
+                        LedgerEvent::AccountOpened {
+                            def: record.def,
+                            cfg: record.cfg,
+                        }
+                    }
+                    ("transaction_posted", None, None, Some(txid)) => {
+                        let tx = read_transaction(conn, &txid_from(txid)?)?.ok_or_else(missing)?;
+                        LedgerEvent::TransactionPosted(tx)
+                    }
+                    _ => return Err(corrupted("decoding a ledger event")),
+                };
+                events.push(Sequenced {
+                    seq: seq_from(seq)?,
+                    at: Timestamp(u64_from_sql(at)),
+                    event,
+                });
+            }
+            Ok::<_, StorageError>(events)
+        })?)
+    }
+}

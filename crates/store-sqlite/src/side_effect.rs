@@ -1,0 +1,342 @@
+//! `SideEffectStore` on the `side_effect_*` tables, with the shared replay checks and read
+//! cache.
+//!
+//! A slot is a row of `side_effect_outputs` (its payload count) plus one row of
+//! `side_effect_output_payloads` per payload, so a slot with no payload still exists.
+//! An inter-call output is a row of `side_effect_call_outputs` whose `output` is `NULL`
+//! for a call completed without payload. Inbound calls are rows of `side_effect_inbound`
+//! keyed by `(callee, order_pos, order_seq)`, which is their queue order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension};
+use store_api::{
+    CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,
+    InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectKind, SideEffectStore,
+    StorageError,
+};
+use store_kit::side_effect::{
+    OutputCache, inbound_page, plan_call_output, plan_inbound, plan_outputs,
+};
+
+use crate::db::Db;
+use crate::{SqlContext, corrupted};
+
+const SLOT: &str =
+    "SELECT payload_count FROM side_effect_outputs WHERE lyquid = ?1 AND pos = ?2 AND kind = ?3";
+const SLOT_PAYLOADS: &str = "SELECT payload FROM side_effect_output_payloads \
+                             WHERE lyquid = ?1 AND pos = ?2 AND kind = ?3 ORDER BY idx";
+const INSERT_SLOT: &str = "INSERT INTO side_effect_outputs (lyquid, pos, kind, payload_count) \
+                           VALUES (?1, ?2, ?3, ?4)";
+const INSERT_PAYLOAD: &str = "INSERT INTO side_effect_output_payloads \
+                              (lyquid, pos, kind, idx, payload) VALUES (?1, ?2, ?3, ?4, ?5)";
+const CALL_OUTPUT: &str = "SELECT output FROM side_effect_call_outputs \
+                           WHERE callee = ?1 AND pos = ?2 AND inter_call_seq = ?3";
+const INSERT_CALL_OUTPUT: &str = "INSERT INTO side_effect_call_outputs \
+                                  (callee, pos, inter_call_seq, output) VALUES (?1, ?2, ?3, ?4)";
+const INBOUND: &str = "SELECT caller, call_pos, payload FROM side_effect_inbound \
+                       WHERE callee = ?1 AND order_pos = ?2 AND order_seq = ?3";
+const INSERT_INBOUND: &str = "INSERT INTO side_effect_inbound \
+                              (callee, order_pos, order_seq, caller, call_pos, payload) \
+                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Inbound pages bind `?1` callee, `?2`/`?3` the exclusive start (unused when reading from
+/// the first call), `?4` the `call_pos` bound and `?5` the limit.
+const INBOUND_PAGE_FROM: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
+                                 FROM side_effect_inbound \
+                                 WHERE callee = ?1 AND (order_pos, order_seq) > (?2, ?3) \
+                                 AND call_pos < ?4 ORDER BY order_pos, order_seq LIMIT ?5";
+const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
+                                FROM side_effect_inbound \
+                                WHERE callee = ?1 AND call_pos < ?4 \
+                                ORDER BY order_pos, order_seq LIMIT ?5";
+
+/// The side-effect store.
+pub struct SqliteSideEffects {
+    db: Arc<Db>,
+    cache: OutputCache,
+}
+
+impl std::fmt::Debug for SqliteSideEffects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteSideEffects")
+            .field("cached", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn kind_str(kind: SideEffectKind) -> &'static str {
+    match kind {
+        SideEffectKind::Event => "event",
+        SideEffectKind::Call => "call",
+        SideEffectKind::Timer => "timer",
+    }
+}
+
+/// A chain position as stored: 16 bytes, big-endian.
+fn pos_bytes(pos: ChainPos) -> [u8; 16] {
+    pos.0.to_be_bytes()
+}
+
+fn pos_from(bytes: Vec<u8>) -> Result<ChainPos, StorageError> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| corrupted("decoding a chain position"))?;
+    Ok(ChainPos(u128::from_be_bytes(bytes)))
+}
+
+fn lyquid_from(bytes: Vec<u8>) -> Result<LyquidId, StorageError> {
+    let bytes: [u8; 20] = bytes
+        .try_into()
+        .map_err(|_| corrupted("decoding a lyquid id"))?;
+    Ok(LyquidId(bytes))
+}
+
+fn seq_from(n: i64) -> Result<u32, StorageError> {
+    u32::try_from(n).map_err(|_| corrupted("decoding a call sequence number"))
+}
+
+fn read_slot(conn: &Connection, key: &SideEffectKey) -> Result<Option<EventOutputs>, StorageError> {
+    const CTX: &str = "reading side-effect outputs";
+    let params = (key.lyquid.0, pos_bytes(key.pos), kind_str(key.kind));
+    let count: Option<i64> = conn
+        .prepare_cached(SLOT)
+        .and_then(|mut stmt| stmt.query_row(params, |r| r.get(0)).optional())
+        .ctx(CTX)?;
+    let Some(count) = count else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(SLOT_PAYLOADS).ctx(CTX)?;
+    let mut rows = stmt.query(params).ctx(CTX)?;
+    let mut payloads = Vec::new();
+    while let Some(row) = rows.next().ctx(CTX)? {
+        payloads.push(Bytes::from(row.get::<_, Vec<u8>>(0).ctx(CTX)?));
+    }
+    if i64::try_from(payloads.len()) != Ok(count) {
+        return Err(corrupted("a side-effect slot is missing payloads"));
+    }
+    Ok(Some(EventOutputs(payloads)))
+}
+
+fn read_call_output(
+    conn: &Connection,
+    key: &InterCallOutputKey,
+) -> Result<Option<CallEventOutput>, StorageError> {
+    let row: Option<Option<Vec<u8>>> = conn
+        .prepare_cached(CALL_OUTPUT)
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                (
+                    key.callee.0,
+                    pos_bytes(key.pos),
+                    i64::from(key.inter_call_seq),
+                ),
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .ctx("reading an inter-call output")?;
+    Ok(row.map(|output| output.map(Bytes::from)))
+}
+
+fn read_inbound(
+    conn: &Connection,
+    callee: &LyquidId,
+    order_key: &CallOrderKey,
+) -> Result<Option<InboundInterCall>, StorageError> {
+    const CTX: &str = "reading an inbound call";
+    let row = conn
+        .prepare_cached(INBOUND)
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                (callee.0, pos_bytes(order_key.pos), i64::from(order_key.seq)),
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+        .ctx(CTX)?;
+    row.map(|(caller, pos, payload)| {
+        Ok(InboundInterCall {
+            callee: *callee,
+            order_key: *order_key,
+            call: InterCall {
+                caller: lyquid_from(caller)?,
+                pos: pos_from(pos)?,
+                payload: Bytes::from(payload),
+            },
+        })
+    })
+    .transpose()
+}
+
+impl SqliteSideEffects {
+    /// The side-effect store of `db`, with a read cache of `cache_size` slots.
+    pub(crate) fn new(db: Arc<Db>, cache_size: usize) -> Self {
+        SqliteSideEffects {
+            db,
+            cache: OutputCache::new(cache_size),
+        }
+    }
+}
+
+impl SideEffectStore for SqliteSideEffects {
+    fn write_outputs(
+        &self,
+        outputs: &BTreeMap<SideEffectKey, EventOutputs>,
+    ) -> Result<(), SideEffectError> {
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        self.db.write(|conn| {
+            let inserts = plan_outputs(outputs, |key| read_slot(conn, key))?;
+            const CTX: &str = "writing side-effect outputs";
+            let mut slot = conn.prepare_cached(INSERT_SLOT).ctx(CTX)?;
+            let mut payload = conn.prepare_cached(INSERT_PAYLOAD).ctx(CTX)?;
+            for (key, outputs) in inserts {
+                let pos = pos_bytes(key.pos);
+                let kind = kind_str(key.kind);
+                let count = i64::try_from(outputs.0.len()).unwrap_or(i64::MAX);
+                slot.execute((key.lyquid.0, pos, kind, count)).ctx(CTX)?;
+                for (idx, bytes) in outputs.0.iter().enumerate() {
+                    payload
+                        .execute((key.lyquid.0, pos, kind, idx as i64, bytes.as_ref()))
+                        .ctx(CTX)?;
+                }
+            }
+            Ok::<_, SideEffectError>(())
+        })?;
+        // Committed: every slot of the call now holds exactly these outputs.
+        for (key, slot) in outputs {
+            self.cache.insert(*key, slot.clone());
+        }
+        Ok(())
+    }
+
+    fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit));
+        }
+        let found = self.db.read_tx(|conn| read_slot(conn, key))?;
+        if let Some(slot) = &found {
+            self.cache.insert(*key, slot.clone());
+        }
+        Ok(found)
+    }
+
+    fn upsert_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+        output: &CallEventOutput,
+    ) -> Result<(), SideEffectError> {
+        self.db.write(|conn| {
+            if plan_call_output(key, output, read_call_output(conn, key)?)? {
+                conn.prepare_cached(INSERT_CALL_OUTPUT)
+                    .and_then(|mut stmt| {
+                        stmt.execute((
+                            key.callee.0,
+                            pos_bytes(key.pos),
+                            i64::from(key.inter_call_seq),
+                            output.as_deref(),
+                        ))
+                    })
+                    .ctx("writing an inter-call output")?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+    ) -> Result<Option<CallEventOutput>, SideEffectError> {
+        Ok(self.db.read(|conn| read_call_output(conn, key))?)
+    }
+
+    fn append_inbound_inter_calls(
+        &self,
+        records: &[InboundInterCall],
+    ) -> Result<(), SideEffectError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.db.write(|conn| {
+            let inserts = plan_inbound(records, |callee, order_key| {
+                read_inbound(conn, callee, order_key)
+            })?;
+            const CTX: &str = "writing inbound calls";
+            let mut stmt = conn.prepare_cached(INSERT_INBOUND).ctx(CTX)?;
+            for r in inserts {
+                stmt.execute((
+                    r.callee.0,
+                    pos_bytes(r.order_key.pos),
+                    i64::from(r.order_key.seq),
+                    r.call.caller.0,
+                    pos_bytes(r.call.pos),
+                    r.call.payload.as_ref(),
+                ))
+                .ctx(CTX)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_inbound_inter_calls(
+        &self,
+        callee: &LyquidId,
+        from_exclusive: Option<&CallOrderKey>,
+        until_exclusive: ChainPos,
+        limit: usize,
+    ) -> Result<Vec<InboundInterCall>, SideEffectError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        const CTX: &str = "reading inbound calls";
+        let (sql, from_pos, from_seq) = match from_exclusive {
+            Some(from) => (
+                INBOUND_PAGE_FROM,
+                Some(pos_bytes(from.pos)),
+                Some(i64::from(from.seq)),
+            ),
+            None => (INBOUND_PAGE_ALL, None, None),
+        };
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql).ctx(CTX)?;
+            let mut rows = stmt
+                .query((
+                    callee.0,
+                    from_pos,
+                    from_seq,
+                    pos_bytes(until_exclusive),
+                    sql_limit,
+                ))
+                .ctx(CTX)?;
+            let calls = std::iter::from_fn(|| match rows.next() {
+                Ok(Some(row)) => Some((|| {
+                    Ok(InboundInterCall {
+                        callee: *callee,
+                        order_key: CallOrderKey {
+                            pos: pos_from(row.get(0).ctx(CTX)?)?,
+                            seq: seq_from(row.get(1).ctx(CTX)?)?,
+                        },
+                        call: InterCall {
+                            caller: lyquid_from(row.get(2).ctx(CTX)?)?,
+                            pos: pos_from(row.get(3).ctx(CTX)?)?,
+                            payload: Bytes::from(row.get::<_, Vec<u8>>(4).ctx(CTX)?),
+                        },
+                    })
+                })()),
+                Ok(None) => None,
+                Err(e) => Some(Err(crate::sql_error(CTX, e))),
+            });
+            inbound_page::<StorageError>(calls, until_exclusive, limit)
+        })?)
+    }
+}

@@ -1,0 +1,116 @@
+//! `StateStore`: the shared [`BufferedState`] over the tables `state_partitions` (name to
+//! id) and `state_entries` (`(partition_id, key) -> value`).
+//!
+//! Opening a partition reads its entries once; `get` is then a hash lookup in memory and
+//! never touches SQLite. `flush` writes the buffered changes in one write transaction.
+//! A partition gets its row in `state_partitions` at its first flush, so opening one never
+//! writes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension};
+use store_api::{StateError, StorageError};
+use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
+
+use crate::SqlContext;
+use crate::db::Db;
+
+const PARTITION_ID: &str = "SELECT id FROM state_partitions WHERE name = ?1";
+const CREATE_PARTITION: &str = "INSERT INTO state_partitions (name) VALUES (?1)";
+const LOAD: &str = "SELECT key, value FROM state_entries WHERE partition_id = ?1 ORDER BY key";
+const CLEAR: &str = "DELETE FROM state_entries WHERE partition_id = ?1";
+const UPSERT: &str = "INSERT INTO state_entries (partition_id, key, value) VALUES (?1, ?2, ?3) \
+                      ON CONFLICT (partition_id, key) DO UPDATE SET value = excluded.value";
+const DELETE: &str = "DELETE FROM state_entries WHERE partition_id = ?1 AND key = ?2";
+
+/// Where a state partition's flushes go: its rows of `state_entries`.
+pub struct SqlitePartition {
+    db: Arc<Db>,
+    /// The partition's id, once its row exists.
+    id: Option<i64>,
+}
+
+impl std::fmt::Debug for SqlitePartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlitePartition")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn partition_id(conn: &Connection, name: &str) -> Result<Option<i64>, StorageError> {
+    conn.prepare_cached(PARTITION_ID)
+        .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)).optional())
+        .ctx("looking up a state partition")
+}
+
+/// A handle on the partition held by `lease`, loaded with its stored entries.
+pub(crate) fn open_partition(
+    db: &Arc<Db>,
+    lease: PartitionLease,
+) -> Result<BufferedState<SqlitePartition>, StateError> {
+    let (id, entries) = db.read_tx(|conn| {
+        let Some(id) = partition_id(conn, lease.name())? else {
+            return Ok::<_, StorageError>((None, Vec::new()));
+        };
+        let mut stmt = conn.prepare_cached(LOAD).ctx("loading a state partition")?;
+        let mut rows = stmt.query([id]).ctx("loading a state partition")?;
+        let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
+        while let Some(row) = rows.next().ctx("loading a state partition")? {
+            let key: Vec<u8> = row.get(0).ctx("loading a state partition")?;
+            let value: Vec<u8> = row.get(1).ctx("loading a state partition")?;
+            entries.push((Bytes::from(key), Bytes::from(value)));
+        }
+        Ok((Some(id), entries))
+    })?;
+    Ok(BufferedState::new(
+        lease,
+        entries,
+        SqlitePartition {
+            db: Arc::clone(db),
+            id,
+        },
+    ))
+}
+
+impl StatePersist for SqlitePartition {
+    fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError> {
+        let known = self.id;
+        let id = self.db.write(|conn| {
+            let id = match known {
+                Some(id) => id,
+                None => match partition_id(conn, partition)? {
+                    Some(id) => id,
+                    None => {
+                        conn.prepare_cached(CREATE_PARTITION)
+                            .and_then(|mut stmt| stmt.execute([partition]))
+                            .ctx("creating a state partition")?;
+                        conn.last_insert_rowid()
+                    }
+                },
+            };
+            if writes.clear {
+                conn.prepare_cached(CLEAR)
+                    .and_then(|mut stmt| stmt.execute([id]))
+                    .ctx("clearing a state partition")?;
+            }
+            let mut upsert = conn
+                .prepare_cached(UPSERT)
+                .ctx("flushing a state partition")?;
+            let mut delete = conn
+                .prepare_cached(DELETE)
+                .ctx("flushing a state partition")?;
+            for (key, value) in &writes.changes {
+                match value {
+                    Some(value) => upsert.execute((id, key.as_ref(), value.as_ref())),
+                    None => delete.execute((id, key.as_ref())),
+                }
+                .ctx("flushing a state partition")?;
+            }
+            Ok::<_, StorageError>(id)
+        })?;
+        self.id = Some(id);
+        Ok(())
+    }
+}
