@@ -4,6 +4,7 @@
 
 mod engine;
 mod ledger;
+mod seal;
 mod segment;
 mod side_effect;
 mod state;
@@ -63,12 +64,25 @@ pub(crate) mod trees {
     pub(crate) const SEGMENT_TRACES: &str = "segment.traces";
 }
 
-/// The open database, shared by every store of one backend. The directory lock is released
-/// when the last store holding this is dropped, after sled has flushed and closed.
+/// The open database, shared by every store of one backend. When the last store holding
+/// it is dropped, its fields drop in order: sled flushes and shuts down, the seal is
+/// written, and the directory lock is released.
 pub(crate) struct Shared {
     db: sled::Db,
+    _seal: SealOnDrop,
     durability: Durability,
-    _dir: DirGuard,
+    dir: DirGuard,
+}
+
+/// Writes the clean-close seal when dropped (after the `Db` and before the lock).
+struct SealOnDrop {
+    dir: std::path::PathBuf,
+}
+
+impl Drop for SealOnDrop {
+    fn drop(&mut self) {
+        seal::write(&self.dir, SLED_SUBDIR);
+    }
 }
 
 impl Shared {
@@ -140,7 +154,7 @@ pub struct SledBackend {
 impl std::fmt::Debug for SledBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledBackend")
-            .field("path", &self.shared._dir.path())
+            .field("path", &self.shared.dir.path())
             .field("durability", &self.shared.durability)
             .finish_non_exhaustive()
     }
@@ -160,17 +174,37 @@ fn open_db(path: &Path) -> Result<sled::Db, OpenError> {
     let config = sled::Config::new()
         .path(path)
         .flush_every_ms(Some(FLUSH_EVERY_MS));
-    config.open().map_err(|e| open_error(path, e))
+    // sled 0.34 panics on some damaged files (a snapshot pointing past the end of the log,
+    // for one) instead of returning an error: such a panic is reported as corruption.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
+        Ok(opened) => opened.map_err(|e| open_error(path, e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("sled panicked");
+            Err(OpenError::Corrupted {
+                path: path.to_path_buf(),
+                source: format!("sled could not recover the database: {what}").into(),
+            })
+        }
+    }
 }
 
-/// Classifies a sled error met while opening the database at `path`.
+/// Classifies a sled error met while opening the database at `path`: I/O failures by their
+/// kind, anything sled refuses to recover (bad checksums, a damaged or unreadable
+/// configuration) as corruption.
 fn open_error(path: &Path, error: sled::Error) -> OpenError {
     match error {
-        sled::Error::Io(source) => OpenError::from_io(path, source),
-        sled::Error::Unsupported(detail) => OpenError::ForeignData {
-            path: path.to_path_buf(),
-            detail: format!("sled refuses the database: {detail}"),
-        },
+        sled::Error::Io(source)
+            if !matches!(
+                source.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            OpenError::from_io(path, source)
+        }
         other => OpenError::Corrupted {
             path: path.to_path_buf(),
             source: Box::new(other),
@@ -205,11 +239,15 @@ impl Backend for SledBackend {
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
         let guard = prepare_dir(dir, BACKEND_NAME)?;
         let path = dir.join(SLED_SUBDIR);
+        seal::verify_and_break(dir, SLED_SUBDIR)?;
         let db = open_db(&path)?;
         let shared = Arc::new(Shared {
             db,
+            _seal: SealOnDrop {
+                dir: dir.to_path_buf(),
+            },
             durability: options.durability,
-            _dir: guard,
+            dir: guard,
         });
         let load = || -> Result<SledBackend, StorageError> {
             Ok(SledBackend {
@@ -257,3 +295,6 @@ impl Backend for SledBackend {
         Arc::clone(&self.side_effects)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,405 @@
+//! Focused tests of what is specific to sled: reopening, the seal, damaged directories.
+//! The behaviour every backend shares is pinned by the conformance suite.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use store_api::{
+    AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Book, ChainPos,
+    EventOutputs, LedgerStore, LyquidId, Mutation, SegmentId, SegmentLogStore, SessionId,
+    SideEffectError, SideEffectKey, SideEffectKind, SideEffectStore, StateStore, StoreEngine,
+    Transaction,
+};
+
+use super::*;
+
+fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    (root, dir)
+}
+
+fn open(dir: &Path) -> SledBackend {
+    SledBackend::open(dir, OpenOptions::default()).unwrap()
+}
+
+fn open_relaxed(dir: &Path) -> SledBackend {
+    SledBackend::open(
+        dir,
+        OpenOptions::default().durability(Durability::Relaxed),
+    )
+    .unwrap()
+}
+
+/// Every file under `dir` with its bytes, sorted by path.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn engine_sequence_survives_reopen_and_a_full_prune() {
+    let (_root, dir) = fresh();
+    {
+        let backend = open(&dir);
+        let engine = backend.engine();
+        assert_eq!(engine.put_batch(&[(b"a", b"1"), (b"b", b"")]).unwrap(), 1);
+        assert_eq!(engine.delete_batch(&[b"a", b"zz"]).unwrap(), 2);
+        assert_eq!(engine.put_batch(&[(b"c", b"3"), (b"c", b"4")]).unwrap(), 3);
+        assert_eq!(engine.prune_batch_log(4).unwrap(), 3);
+        assert_eq!(engine.oldest_retained_batch().unwrap(), None);
+    }
+    let backend = open(&dir);
+    let engine = backend.engine();
+    assert_eq!(engine.current_sequence(), 3);
+    assert_eq!(engine.get(b"a").unwrap(), None);
+    assert_eq!(engine.get(b"b").unwrap(), Some(Bytes::new()));
+    assert_eq!(engine.get(b"c").unwrap(), Some(Bytes::from_static(b"4")));
+    assert_eq!(engine.put_batch(&[(b"d", b"5")]).unwrap(), 4);
+    assert_eq!(engine.oldest_retained_batch().unwrap(), Some(4));
+    assert_eq!(
+        engine.get_batch(4).unwrap(),
+        Some(vec![Mutation::Put {
+            key: Bytes::from_static(b"d"),
+            value: Bytes::from_static(b"5"),
+        }])
+    );
+    let rows = engine.range_scan(b"b", b"", 2, false).unwrap();
+    let keys: Vec<&[u8]> = rows.iter().map(|(k, _)| k.as_ref()).collect();
+    assert_eq!(keys, [&b"d"[..], &b"c"[..]]);
+}
+
+#[test]
+fn large_values_round_trip() {
+    let (_root, dir) = fresh();
+    let big = vec![0xABu8; 3 * COPY_LIMIT + 5];
+    {
+        let backend = open(&dir);
+        backend.engine().put_batch(&[(b"big", &big)]).unwrap();
+    }
+    let backend = open(&dir);
+    let engine = backend.engine();
+    assert_eq!(engine.get(b"big").unwrap().as_deref(), Some(&big[..]));
+    assert_eq!(
+        engine.range_scan(b"", b"", 10, true).unwrap(),
+        vec![(Bytes::from_static(b"big"), Bytes::from(big))]
+    );
+}
+
+#[test]
+fn state_partitions_keep_flushed_writes_apart() {
+    let (_root, dir) = fresh();
+    {
+        let backend = open_relaxed(&dir);
+        let mut a = backend.state_store("a").unwrap();
+        let mut b = backend.state_store("b").unwrap();
+        a.put(b"k", b"a1").unwrap();
+        a.put(b"gone", b"x").unwrap();
+        b.put(b"k", b"b1").unwrap();
+        a.flush().unwrap();
+        b.flush().unwrap();
+        a.delete(b"gone").unwrap();
+        a.put(b"k2", b"a2").unwrap();
+        a.flush().unwrap();
+        b.put(b"unflushed", b"lost").unwrap();
+    }
+    let backend = open_relaxed(&dir);
+    let a = backend.state_store("a").unwrap();
+    let mut b = backend.state_store("b").unwrap();
+    assert_eq!(
+        a.prefix_scan(b"").unwrap(),
+        vec![
+            (Bytes::from_static(b"k"), Bytes::from_static(b"a1")),
+            (Bytes::from_static(b"k2"), Bytes::from_static(b"a2")),
+        ]
+    );
+    assert_eq!(
+        b.snapshot().unwrap().entries(),
+        &[(Bytes::from_static(b"k"), Bytes::from_static(b"b1"))]
+    );
+    b.clear().unwrap();
+    b.put(b"after-clear", b"1").unwrap();
+    b.flush().unwrap();
+    drop(b);
+    let b = backend.state_store("b").unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b.get(b"k").unwrap(), None);
+    assert_eq!(a.len(), 2);
+}
+
+#[test]
+fn a_partition_never_flushed_writes_nothing() {
+    let (_root, dir) = fresh();
+    let backend = open(&dir);
+    let names = backend.partitions_tree_len();
+    let state = backend.state_store("quiet").unwrap();
+    drop(state);
+    assert_eq!(backend.partitions_tree_len(), names);
+}
+
+impl SledBackend {
+    fn partitions_tree_len(&self) -> usize {
+        self.shared
+            .db
+            .open_tree(trees::STATE_PARTITIONS)
+            .unwrap()
+            .len()
+    }
+}
+
+fn usd() -> AssetId {
+    AssetId::new("USD").unwrap()
+}
+
+fn account(path: &str) -> AccountId {
+    AccountId::new("main", path).unwrap()
+}
+
+#[test]
+fn ledger_survives_reopen() {
+    let (_root, dir) = fresh();
+    let cash = account("cash");
+    let equity = account("equity");
+    let committed = {
+        let backend = open(&dir);
+        let ledger = backend.ledger();
+        ledger
+            .register_asset(&AssetDef {
+                id: usd(),
+                precision: 2,
+                name: "dollar".into(),
+            })
+            .unwrap();
+        for (id, kind) in [(&cash, AccountKind::Asset), (&equity, AccountKind::Equity)] {
+            let def = AccountDef {
+                id: id.clone(),
+                asset: usd(),
+                kind,
+            };
+            ledger
+                .open_account(&def, &AccountCfg::for_kind(kind))
+                .unwrap();
+        }
+        let tx = Transaction::new(Book::new("main").unwrap())
+            .debit(&cash, &usd(), 500)
+            .credit(&equity, &usd(), 500)
+            .with_idempotency_key("first");
+        ledger.commit(&tx).unwrap()
+    };
+    let backend = open(&dir);
+    let ledger = backend.ledger();
+    assert_eq!(committed.seq, 3);
+    assert_eq!(ledger.balance(&cash, None).unwrap().amount, 500);
+    assert_eq!(ledger.balance(&equity, None).unwrap().amount, 500);
+    let stored = ledger.transaction(&committed.txid).unwrap().unwrap();
+    assert_eq!(stored.committed(), committed);
+    let replay = Transaction::new(Book::new("main").unwrap())
+        .debit(&cash, &usd(), 1)
+        .credit(&equity, &usd(), 1)
+        .with_idempotency_key("first");
+    assert_eq!(ledger.commit(&replay).unwrap(), committed);
+    let rows = ledger
+        .trial_balance(&Book::new("main").unwrap(), None)
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].debits, rows[0].credits), (500, 500));
+    assert_eq!(
+        ledger
+            .read_events(&Book::new("main").unwrap(), 1, 10)
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn side_effects_survive_reopen_and_conflicts_write_nothing() {
+    let (_root, dir) = fresh();
+    let key = |block| SideEffectKey {
+        lyquid: LyquidId([1; 20]),
+        pos: ChainPos::new(block, 0),
+        kind: SideEffectKind::Event,
+    };
+    let outputs = |payload: &'static [u8]| EventOutputs(vec![Bytes::from_static(payload)]);
+    {
+        let backend = open(&dir);
+        let store = backend.side_effects();
+        store
+            .write_outputs(&BTreeMap::from([(key(1), outputs(b"one"))]))
+            .unwrap();
+        let conflict = BTreeMap::from([(key(1), outputs(b"other")), (key(2), outputs(b"two"))]);
+        assert!(matches!(
+            store.write_outputs(&conflict),
+            Err(SideEffectError::ConflictingReplay { .. })
+        ));
+    }
+    let backend = open(&dir);
+    let store = backend.side_effects();
+    assert_eq!(store.read_outputs(&key(1)).unwrap(), Some(outputs(b"one")));
+    assert_eq!(store.read_outputs(&key(2)).unwrap(), None);
+}
+
+#[test]
+fn segments_survive_reopen() {
+    let (_root, dir) = fresh();
+    let session = SessionId::from_u128(1);
+    let segment = SegmentId::from_u128(2);
+    {
+        let backend = open(&dir);
+        let log = backend.segment_log();
+        for entry in [&b"a"[..], b"", b"line\nbreak", b"d"] {
+            log.append(session, segment, entry).unwrap();
+        }
+        log.append_trace(session, segment, b"trace").unwrap();
+        log.truncate(session, segment, 3).unwrap();
+    }
+    let backend = open(&dir);
+    let log = backend.segment_log();
+    assert_eq!(
+        log.read_all(session, segment).unwrap(),
+        vec![
+            Bytes::from_static(b"a"),
+            Bytes::new(),
+            Bytes::from_static(b"line\nbreak")
+        ]
+    );
+    assert_eq!(log.read_traces(session, segment).unwrap().len(), 1);
+    assert_eq!(log.list_sessions().unwrap(), vec![session]);
+    assert_eq!(log.list_segments(session).unwrap(), vec![segment]);
+    assert_eq!(log.append(session, segment, b"e").unwrap(), 3);
+}
+
+#[test]
+fn second_open_is_locked_and_reopen_after_drop_works() {
+    let (_root, dir) = fresh();
+    let backend = open(&dir);
+    assert!(matches!(
+        SledBackend::open(&dir, OpenOptions::default()),
+        Err(OpenError::Locked { .. })
+    ));
+    drop(backend);
+    for _ in 0..5 {
+        drop(open(&dir));
+    }
+}
+
+#[test]
+fn bad_directories_are_refused() {
+    let (root, dir) = fresh();
+    std::fs::write(&dir, b"a file").unwrap();
+    assert!(matches!(
+        SledBackend::open(&dir, OpenOptions::default()),
+        Err(OpenError::NotADirectory { .. })
+    ));
+    let foreign = root.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("data.mdb"), b"not ours").unwrap();
+    assert!(matches!(
+        SledBackend::open(&foreign, OpenOptions::default()),
+        Err(OpenError::ForeignData { .. })
+    ));
+}
+
+/// A closed database holding some data, and its files.
+fn closed_database() -> (tempfile::TempDir, PathBuf) {
+    let (root, dir) = fresh();
+    let backend = open_relaxed(&dir);
+    let engine = backend.engine();
+    for i in 0..500u32 {
+        engine.put_batch(&[(&i.to_be_bytes(), &[7u8; 200])]).unwrap();
+    }
+    drop(engine);
+    drop(backend);
+    (root, dir)
+}
+
+#[test]
+fn a_damaged_database_is_refused_and_left_as_it_was() {
+    let (_root, dir) = closed_database();
+    let db_file = dir.join(SLED_SUBDIR).join("db");
+    let original = std::fs::read(&db_file).unwrap();
+    let damages: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        original[..original.len() / 2].to_vec(),
+        original[..original.len() - 1].to_vec(),
+        {
+            let mut flipped = original.clone();
+            let middle = flipped.len() / 2;
+            flipped[middle] ^= 0x10;
+            flipped
+        },
+    ];
+    for damaged in damages {
+        std::fs::write(&db_file, &damaged).unwrap();
+        let before = contents(&dir);
+        let result = SledBackend::open(&dir, OpenOptions::default());
+        assert!(
+            matches!(result, Err(OpenError::Corrupted { .. })),
+            "{result:?}"
+        );
+        assert_eq!(contents(&dir), before);
+    }
+    std::fs::write(&db_file, &original).unwrap();
+    let backend = open(&dir);
+    assert_eq!(backend.engine().current_sequence(), 500);
+}
+
+#[test]
+fn damage_without_a_seal_never_panics() {
+    let (_root, dir) = closed_database();
+    let db_file = dir.join(SLED_SUBDIR).join("db");
+    let original = std::fs::read(&db_file).unwrap();
+    let damages: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![0; 100_000],
+        vec![0xFF; 100_000],
+        original[..original.len() / 3].to_vec(),
+        {
+            let mut flipped = original.clone();
+            for b in flipped.iter_mut().skip(20).take(64) {
+                *b ^= 0xA5;
+            }
+            flipped
+        },
+    ];
+    for damaged in damages {
+        std::fs::write(&db_file, &damaged).unwrap();
+        let _ = std::fs::remove_file(dir.join(seal::SEAL_FILE));
+        // Either sled recovers what it can, or the open fails cleanly.
+        if let Ok(backend) = SledBackend::open(&dir, OpenOptions::default()) {
+            let _ = backend.engine().range_scan(b"", b"", 10, true);
+        }
+    }
+}
+
+#[test]
+fn a_damaged_seal_or_sled_directory_is_corruption() {
+    let (_root, dir) = closed_database();
+    std::fs::write(dir.join(seal::SEAL_FILE), b"garbage").unwrap();
+    assert!(matches!(
+        SledBackend::open(&dir, OpenOptions::default()),
+        Err(OpenError::Corrupted { .. })
+    ));
+    std::fs::remove_file(dir.join(seal::SEAL_FILE)).unwrap();
+    let sled_dir = dir.join(SLED_SUBDIR);
+    std::fs::remove_dir_all(&sled_dir).unwrap();
+    std::fs::write(&sled_dir, b"not a directory").unwrap();
+    assert!(matches!(
+        SledBackend::open(&dir, OpenOptions::default()),
+        Err(OpenError::Corrupted { .. })
+    ));
+}
