@@ -1,1 +1,46 @@
-//! Reliability harness (being written).
+//! Reliability suite: what every backend survives, proven by tests that run in CI.
+//!
+//! Four kinds of test, each written once, generic over [`store_api::Backend`], and
+//! expanded for every backend listed in [`for_each_persistent_backend!`]:
+//!
+//! - [`crash`]: a child process ([`crash_writer`](../crash_writer/index.html)) writes to
+//!   every store and reports each acknowledged write; the parent kills it with `SIGKILL`
+//!   at random moments, reopens the directory and checks what survived against the
+//!   reference model ([`workload`]) and the invariants of [`invariants`].
+//! - [`stress`]: many threads writing and reading every store at once.
+//! - [`hostile`]: a table of bad inputs for every public entry point, and bad directories.
+//! - [`differential`]: random operation sequences (proptest) run on every backend at once
+//!   and on `store-mem`, comparing every result and every error.
+//!
+//! [`fuzz_bodies`] holds the bodies of the cargo-fuzz targets in `fuzz/`, so stable Rust
+//! compiles and unit-tests them. Iteration counts scale with `RELIABILITY_SCALE`
+//! ([`scale`]).
+//!
+//! Everything here reports failures as [`Failure`] values rather than panicking; the test
+//! files turn them into test failures.
+
+pub mod crash;
+pub mod differential;
+pub mod dump;
+pub mod failure;
+pub mod fingerprint;
+pub mod fuzz_bodies;
+pub mod hostile;
+pub mod invariants;
+pub mod records;
+pub mod rng;
+pub mod scale;
+pub mod stress;
+pub mod workload;
+
+pub use failure::Failure;
+
+/// Calls `$callback!(name, BackendType)` once for every persistent backend that has
+/// landed. A new backend joins every reliability test, and the crash writer, with one line
+/// here.
+#[macro_export]
+macro_rules! for_each_persistent_backend {
+    ($callback:ident) => {
+        $callback!(sled, ::store_sled::SledBackend);
+    };
+}

@@ -1,0 +1,460 @@
+//! Crash recovery by process kill: the parent half.
+//!
+//! [`kill_point`] starts the `crash_writer` binary on a fresh directory, reads the
+//! acknowledgements it prints, kills it with `SIGKILL` at a random moment, reopens the
+//! directory in this process and checks:
+//!
+//! - every store holds exactly what the reference model holds after some prefix of the
+//!   workload: at least every acknowledged operation under `Immediate`, any prefix under
+//!   `Relaxed` (so no batch, transaction, flush or `create_segment` is partly applied);
+//! - the invariants of [`invariants`](crate::invariants): contiguous sequence numbers,
+//!   balanced books, balances equal to the sums of their postings, whole segment entries;
+//! - the recovered directory is usable: it takes new writes of every kind.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use store_api::{Backend, Durability, SegmentLogStore, StateStore, StoreEngine};
+use store_mem::MemBackend;
+
+use crate::dump::{self, EngineDump, LedgerDump, SegmentDump, SideEffectDump, brief};
+use crate::failure::OrFail;
+use crate::rng::Rng;
+use crate::workload::{self, Names, Op, StoreKind, Writer};
+use crate::{Failure, ensure, invariants};
+
+/// The word for a durability mode on the crash writer's command line.
+pub fn durability_arg(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Immediate => "immediate",
+        Durability::Relaxed => "relaxed",
+    }
+}
+
+/// The durability mode named by [`durability_arg`].
+pub fn parse_durability(arg: &str) -> Option<Durability> {
+    match arg {
+        "immediate" => Some(Durability::Immediate),
+        "relaxed" => Some(Durability::Relaxed),
+        _ => None,
+    }
+}
+
+/// What one kill point showed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KillOutcome {
+    /// Operations the writer acknowledged before it died.
+    pub acknowledged: usize,
+    /// Whether the writer was killed (rather than finishing its whole workload).
+    pub killed: bool,
+    /// Whether it was killed before it had opened the backend.
+    pub killed_while_opening: bool,
+    /// Operations the recovered engine, ledger, segment and side-effect stores hold
+    /// (the largest matching prefix, summed over stores), for reporting.
+    pub recovered_prefix_min: usize,
+}
+
+/// The totals of [`run`] over many kill points.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CrashReport {
+    /// Kill points survived (the writer was killed and every check passed).
+    pub kill_points: usize,
+    /// Runs in which the writer finished before the kill (checked the same way).
+    pub completed_runs: usize,
+    /// Kills that landed while the backend was still being opened.
+    pub killed_while_opening: usize,
+    /// Acknowledged operations checked, summed over runs.
+    pub acknowledged_checked: usize,
+}
+
+/// Runs `kill_points` kill points of backend `B` with `durability`; the run is reproduced
+/// by `seed`. `exe` is the `crash_writer` binary.
+pub fn run<B: Backend>(
+    exe: &Path,
+    durability: Durability,
+    kill_points: usize,
+    seed: u64,
+) -> Result<CrashReport, Failure> {
+    let mut rng = Rng::new(seed);
+    let mut report = CrashReport::default();
+    for point in 0..kill_points {
+        let point_seed = rng.next_u64();
+        let outcome = kill_point::<B>(exe, durability, point_seed).map_err(|f| {
+            f.context(format!(
+                "{} {durability:?} kill point {point} (RELIABILITY_SEED={seed}, point seed {point_seed})",
+                B::NAME
+            ))
+        })?;
+        if outcome.killed {
+            report.kill_points += 1;
+        } else {
+            report.completed_runs += 1;
+        }
+        if outcome.killed_while_opening {
+            report.killed_while_opening += 1;
+        }
+        report.acknowledged_checked += outcome.acknowledged;
+    }
+    Ok(report)
+}
+
+/// The number of operations a writer is given: more than any kill point lets it finish.
+pub const WORKLOAD_LEN: usize = 3000;
+
+/// One kill point: write, kill, reopen, check. The kill moment and the workload come from
+/// `seed`.
+pub fn kill_point<B: Backend>(
+    exe: &Path,
+    durability: Durability,
+    seed: u64,
+) -> Result<KillOutcome, Failure> {
+    let mut rng = Rng::new(seed);
+    let workload_seed = rng.next_u64();
+    let root = tempfile::Builder::new()
+        .prefix(&format!("reliability-crash-{}-", B::NAME))
+        .tempdir()
+        .or_fail("creating a temporary directory")?;
+    let dir = root.path().join("db");
+
+    // Most kills land after a random number of acknowledgements; some while opening.
+    let kill_early = rng.percent(8);
+    let target_acks = rng.between(1, 160) as usize;
+    let extra_delay = Duration::from_micros(rng.below(3000));
+
+    let mut child = Command::new(exe)
+        .arg("run")
+        .arg(B::NAME)
+        .arg(&dir)
+        .arg(durability_arg(durability))
+        .arg(workload_seed.to_string())
+        .arg(WORKLOAD_LEN.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .or_fail(format!("starting {}", exe.display()))?;
+    let lines = read_lines(&mut child)?;
+
+    let mut acked = 0usize;
+    let mut opened = false;
+    let mut done = false;
+    let mut take = |line: &str, acked: &mut usize| -> Result<(), Failure> {
+        if line == "ready" {
+            opened = true;
+        } else if line == "done" {
+            done = true;
+        } else if let Some(index) = line.strip_prefix("ack ") {
+            let index: usize = index.parse().or_fail(format!("bad ack line {line:?}"))?;
+            ensure!(
+                index == *acked,
+                "ack {index} arrived out of order (expected {})",
+                *acked
+            );
+            *acked += 1;
+        } else {
+            return Err(Failure(format!(
+                "unexpected line from the writer: {line:?}"
+            )));
+        }
+        Ok(())
+    };
+
+    if kill_early {
+        std::thread::sleep(Duration::from_micros(rng.below(40_000)));
+    } else {
+        while acked < target_acks {
+            match lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => take(&line, &mut acked)?,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    return Err(Failure::new("the writer stalled for 60 s"));
+                }
+            }
+        }
+        std::thread::sleep(extra_delay);
+    }
+    let _ = child.kill();
+    let status = child.wait().or_fail("waiting for the writer")?;
+    while let Ok(line) = lines.recv() {
+        take(&line, &mut acked)?;
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    let killed = !done;
+    if !killed || !status_is_kill(&status) {
+        ensure!(
+            status.success() && done,
+            "the writer failed by itself ({status}): {}",
+            stderr.trim()
+        );
+    }
+
+    let ops = workload::generate(workload_seed, WORKLOAD_LEN)?;
+    let recovered_prefix_min = check_recovery::<B>(&dir, durability, &ops, acked)?;
+    Ok(KillOutcome {
+        acknowledged: acked,
+        killed,
+        killed_while_opening: killed && !opened,
+        recovered_prefix_min,
+    })
+}
+
+fn status_is_kill(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal() == Some(9)
+    }
+    #[cfg(not(unix))]
+    {
+        !status.success()
+    }
+}
+
+/// Reads the child's stdout lines on a thread, so the parent can kill at any moment.
+fn read_lines(child: &mut Child) -> Result<mpsc::Receiver<String>, Failure> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::new("the writer has no stdout pipe"))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Per store, the dumps of the model after each prefix of the workload that changed it:
+/// `(prefix length, dump)`, ascending.
+struct Timeline<T> {
+    points: Vec<(usize, T)>,
+}
+
+impl<T: PartialEq + std::fmt::Debug> Timeline<T> {
+    /// Whether `found` equals the model's dump after some prefix in `lo..=hi`; the matching
+    /// prefixes' largest length.
+    fn matches(&self, found: &T, lo: usize, hi: usize) -> Option<usize> {
+        let mut best = None;
+        for (i, (start, dump)) in self.points.iter().enumerate() {
+            let end = self
+                .points
+                .get(i + 1)
+                .map_or(usize::MAX, |(next, _)| next - 1);
+            if *start <= hi && end >= lo && dump == found {
+                best = Some(end.min(hi));
+            }
+        }
+        best
+    }
+
+    fn at(&self, prefix: usize) -> Option<&T> {
+        self.points
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= prefix)
+            .map(|(_, d)| d)
+    }
+}
+
+struct Model {
+    engine: Timeline<EngineDump>,
+    state: Timeline<Vec<(bytes::Bytes, bytes::Bytes)>>,
+    ledger: Timeline<LedgerDump>,
+    segments: Timeline<SegmentDump>,
+    side_effects: Timeline<SideEffectDump>,
+}
+
+/// Reopens `dir` and checks it against the model of `ops` with `acked` acknowledged.
+/// Returns the smallest matching prefix over the stores.
+fn check_recovery<B: Backend>(
+    dir: &Path,
+    durability: Durability,
+    ops: &[Op],
+    acked: usize,
+) -> Result<usize, Failure> {
+    let names = Names::new()?;
+    let hi = (acked + 1).min(ops.len());
+    let lo = match durability {
+        Durability::Immediate => acked,
+        Durability::Relaxed => 0,
+    };
+    let applied = &ops[..hi];
+    let keys = workload::side_effect_keys(applied);
+    let books = names.all_books();
+
+    let model = build_model(applied, &names, &keys)?;
+
+    let recovered =
+        Writer::<B>::open(dir, durability).map_err(|f| f.context("reopening after the kill"))?;
+    let mut prefixes = Vec::new();
+
+    let engine = dump::engine(&*recovered.engine)?;
+    prefixes.push(matched("engine", &model.engine, &engine, lo, hi)?);
+    let state = recovered
+        .state
+        .snapshot()
+        .or_fail("state snapshot")?
+        .into_entries();
+    prefixes.push(matched("state partition", &model.state, &state, lo, hi)?);
+    let ledger = dump::ledger(&*recovered.ledger, &books, &names.accounts)?;
+    prefixes.push(matched("ledger", &model.ledger, &ledger, lo, hi)?);
+    let segments = dump::segments(&*recovered.segments, &names.segments)?;
+    prefixes.push(matched("segment log", &model.segments, &segments, lo, hi)?);
+    let side_effects = dump::side_effects(&*recovered.side_effects, &keys)?;
+    prefixes.push(matched(
+        "side-effect store",
+        &model.side_effects,
+        &side_effects,
+        lo,
+        hi,
+    )?);
+
+    invariants::engine_log(&*recovered.engine)?;
+    for book in &names.books {
+        invariants::ledger_book(&*recovered.ledger, book, true)?;
+    }
+    invariants::segments_whole(&*recovered.segments)?;
+
+    still_usable(recovered, dir, durability)?;
+    Ok(prefixes.into_iter().min().unwrap_or(0))
+}
+
+fn matched<T: PartialEq + std::fmt::Debug>(
+    store: &str,
+    timeline: &Timeline<T>,
+    found: &T,
+    lo: usize,
+    hi: usize,
+) -> Result<usize, Failure> {
+    timeline.matches(found, lo, hi).ok_or_else(|| {
+        let expected = timeline.at(lo);
+        Failure(format!(
+            "the recovered {store} matches the model after no prefix of the workload in \
+             {lo}..={hi}; recovered {}, model after {lo} operations: {}",
+            brief(found, 1500),
+            brief(&expected, 1500)
+        ))
+    })
+}
+
+fn build_model(ops: &[Op], names: &Names, keys: &dump::SideEffectKeys) -> Result<Model, Failure> {
+    let books = names.all_books();
+    let mut model = Writer::<MemBackend>::open(Path::new(""), Durability::Immediate)?;
+    let mut m = Model {
+        engine: Timeline {
+            points: vec![(0, dump::engine(&*model.engine)?)],
+        },
+        state: Timeline {
+            points: vec![(0, Vec::new())],
+        },
+        ledger: Timeline {
+            points: vec![(0, dump::ledger(&*model.ledger, &books, &names.accounts)?)],
+        },
+        segments: Timeline {
+            points: vec![(0, dump::segments(&*model.segments, &names.segments)?)],
+        },
+        side_effects: Timeline {
+            points: vec![(0, dump::side_effects(&*model.side_effects, keys)?)],
+        },
+    };
+    for (i, op) in ops.iter().enumerate() {
+        model
+            .apply(i, op)
+            .map_err(|f| f.context("the reference model"))?;
+        let prefix = i + 1;
+        match op.store() {
+            StoreKind::Engine => m
+                .engine
+                .points
+                .push((prefix, dump::engine(&*model.engine)?)),
+            StoreKind::State => {
+                if matches!(op, Op::StateFlush) {
+                    m.state
+                        .points
+                        .push((prefix, model.flushed_state.entries().to_vec()));
+                }
+            }
+            StoreKind::Ledger => m.ledger.points.push((
+                prefix,
+                dump::ledger(&*model.ledger, &books, &names.accounts)?,
+            )),
+            StoreKind::Segments => m
+                .segments
+                .points
+                .push((prefix, dump::segments(&*model.segments, &names.segments)?)),
+            StoreKind::SideEffects => m
+                .side_effects
+                .points
+                .push((prefix, dump::side_effects(&*model.side_effects, keys)?)),
+        }
+    }
+    Ok(m)
+}
+
+/// The recovered backend takes new writes of every kind, and a clean reopen sees them.
+fn still_usable<B: Backend>(
+    mut w: Writer<B>,
+    dir: &Path,
+    durability: Durability,
+) -> Result<(), Failure> {
+    let seq_before = w.engine.current_sequence();
+    let seq = w
+        .engine
+        .put_batch(&[(b"after-crash", b"1")])
+        .or_fail("put_batch after recovery")?;
+    ensure!(
+        seq == seq_before + 1,
+        "first batch after recovery got seq {seq}, expected {}",
+        seq_before + 1
+    );
+    w.state
+        .put(b"after-crash", b"1")
+        .or_fail("state put after recovery")?;
+    w.state.flush().or_fail("state flush after recovery")?;
+    let names = Names::new()?;
+    let (session, segment) = names.segments[0];
+    let entry = crate::records::encode(99, 0, 3);
+    w.segments
+        .append(session, segment, &entry)
+        .or_fail("append after recovery")?;
+    drop(w);
+
+    let again = Writer::<B>::open(dir, durability)
+        .map_err(|f| f.context("a clean reopen after recovery"))?;
+    let value = again
+        .engine
+        .get(b"after-crash")
+        .or_fail("get after reopen")?;
+    ensure!(
+        value.as_deref() == Some(&b"1"[..]),
+        "a batch written after recovery is gone after a clean reopen: {value:?}"
+    );
+    let state = again
+        .state
+        .get(b"after-crash")
+        .or_fail("state get after reopen")?;
+    ensure!(
+        state.as_deref() == Some(&b"1"[..]),
+        "a state flush after recovery is gone after a clean reopen: {state:?}"
+    );
+    let entries = again
+        .segments
+        .read_all(session, segment)
+        .or_fail("read_all after reopen")?;
+    ensure!(
+        entries.last().map(|e| e.as_ref()) == Some(entry.as_slice()),
+        "an append after recovery is gone after a clean reopen"
+    );
+    Ok(())
+}
