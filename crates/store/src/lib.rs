@@ -1,1 +1,72 @@
-//! The facade crate (being written).
+//! Pick a storage backend with one Cargo feature, or at run time from a short URL.
+//!
+//! This crate re-exports the whole contract of `store-api` (the five store traits, their
+//! types and errors) and every backend enabled by a feature:
+//!
+//! | feature | module | backend |
+//! | --- | --- | --- |
+//! | `mem` (default) | [`mem`] | in memory, the reference; not persistent |
+//! | `redb` | `redb` | redb, pure Rust |
+//! | `lmdb` | `lmdb` | LMDB through heed (builds C) |
+//! | `sled` | `sled` | sled 0.34 |
+//! | `sqlite` | `sqlite` | SQLite through rusqlite, bundled (builds C) |
+//! | `all` | | all of the above |
+//!
+//! Features are additive: enable any set. A program written against the traits runs
+//! unchanged on each; [`Stores`] opens whichever one a [`BackendConfig`] or URL names
+//! (`mem:`, `redb:<dir>`, `lmdb:<dir>`, `sled:<dir>`, `sqlite:<dir>`, with
+//! `?durability=relaxed` and `&cache=N`), and names the feature to enable when the backend
+//! is not compiled in. The `STORE_BACKEND` variable chooses the backend for
+//! [`Stores::from_env`].
+//!
+//! ```
+//! use store::{BackendConfig, Stores};
+//!
+//! let stores = Stores::open_url("mem:")?;
+//! let seq = stores.engine().put_batch(&[(b"user/1", b"ada")])?;
+//! assert_eq!(seq, 1);
+//! let mut state = stores.state_store("word-count")?;
+//! state.put(b"hello", b"1")?;
+//! state.flush()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The [`demo`] module holds the code of the crate's examples, and [`migrate`] copies every
+//! store from one backend to another and verifies the copy (the `store-migrate` binary).
+
+pub mod config;
+pub mod demo;
+mod error_chain;
+pub mod migrate;
+pub mod stores;
+
+pub use store_api::*;
+
+pub use config::{BackendConfig, BackendKind, STORE_BACKEND_VAR, UrlError};
+pub use error_chain::error_chain;
+pub use stores::{Stores, StoresError, open_as};
+
+/// The in-memory backend (`store-mem`), enabled by the `mem` feature.
+#[cfg(feature = "mem")]
+pub use store_mem as mem;
+
+/// The redb backend (`store-redb`), enabled by the `redb` feature.
+#[cfg(feature = "redb")]
+pub use store_redb as redb;
+
+/// The LMDB backend (`store-lmdb`), enabled by the `lmdb` feature.
+#[cfg(feature = "lmdb")]
+pub use store_lmdb as lmdb;
+
+/// The sled backend (`store-sled`), enabled by the `sled` feature.
+#[cfg(feature = "sled")]
+pub use store_sled as sled;
+
+/// The SQLite backend (`store-sqlite`), enabled by the `sqlite` feature.
+#[cfg(feature = "sqlite")]
+pub use store_sqlite as sqlite;
+
+/// The README's Rust examples, compiled and run as doctests so they never go stale.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,519 @@
+//! Which backend to open, where, and how: [`BackendKind`], [`BackendConfig`] and the short
+//! URL form they parse from (`redb:/var/lib/app?durability=relaxed`).
+//!
+//! # URL grammar
+//! ```text
+//! url     = backend ":" [ "//" ] [ dir ] [ "?" option *( "&" option ) ]
+//! backend = "mem" | "redb" | "lmdb" | "sled" | "sqlite"
+//! option  = "durability=" ( "immediate" | "relaxed" ) | "cache=" <entries>
+//! ```
+//! `mem:` takes no directory; every other backend needs one. A leading `//` after the
+//! colon is dropped, so `redb:///srv/db` names `/srv/db`. The directory ends at the first
+//! `?`: a directory whose name holds `?` can only be given through [`BackendConfig::new`].
+//! `cache` is the side-effect read cache size in entries
+//! ([`OpenOptions::side_effect_cache_size`]). Parsing checks the grammar only; whether the
+//! backend is compiled in is checked when it is opened.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use store_api::{Durability, OpenOptions};
+
+/// The environment variable that names the backend for [`BackendConfig::from_env`] and
+/// [`Stores::from_env`](crate::Stores::from_env), in URL form.
+pub const STORE_BACKEND_VAR: &str = "STORE_BACKEND";
+
+/// One of the five backends, whether or not this build compiled it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BackendKind {
+    /// The in-memory reference backend (`store-mem`); not persistent.
+    Mem,
+    /// redb (`store-redb`).
+    Redb,
+    /// LMDB through heed (`store-lmdb`).
+    Lmdb,
+    /// sled 0.34 (`store-sled`).
+    Sled,
+    /// SQLite through rusqlite, bundled (`store-sqlite`).
+    Sqlite,
+}
+
+impl BackendKind {
+    /// Every backend, in the order the documentation lists them.
+    pub const ALL: [BackendKind; 5] = [
+        BackendKind::Mem,
+        BackendKind::Redb,
+        BackendKind::Lmdb,
+        BackendKind::Sled,
+        BackendKind::Sqlite,
+    ];
+
+    /// The backend's short name, which is also its URL scheme and its `Backend::NAME`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BackendKind::Mem => "mem",
+            BackendKind::Redb => "redb",
+            BackendKind::Lmdb => "lmdb",
+            BackendKind::Sled => "sled",
+            BackendKind::Sqlite => "sqlite",
+        }
+    }
+
+    /// The Cargo feature of this crate that compiles the backend in (the same word as the
+    /// name).
+    pub const fn feature(self) -> &'static str {
+        self.name()
+    }
+
+    /// Whether this build was compiled with the backend's feature.
+    pub const fn is_enabled(self) -> bool {
+        match self {
+            BackendKind::Mem => cfg!(feature = "mem"),
+            BackendKind::Redb => cfg!(feature = "redb"),
+            BackendKind::Lmdb => cfg!(feature = "lmdb"),
+            BackendKind::Sled => cfg!(feature = "sled"),
+            BackendKind::Sqlite => cfg!(feature = "sqlite"),
+        }
+    }
+
+    /// Whether the backend keeps its data in a directory across a reopen (every backend
+    /// but `mem`). A persistent backend needs a directory in its URL.
+    pub const fn is_persistent(self) -> bool {
+        !matches!(self, BackendKind::Mem)
+    }
+
+    /// The backend called `name`, if any.
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        BackendKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The backends compiled into this build, in [`ALL`](Self::ALL) order.
+    pub fn enabled() -> impl Iterator<Item = BackendKind> {
+        BackendKind::ALL.into_iter().filter(|k| k.is_enabled())
+    }
+
+    /// The persistent backend examples default to: the first compiled in of redb, lmdb,
+    /// sqlite, sled (redb first: pure Rust, no native build, crash-safe by design); `None`
+    /// in a build with only `mem`.
+    pub fn default_persistent() -> Option<BackendKind> {
+        [
+            BackendKind::Redb,
+            BackendKind::Lmdb,
+            BackendKind::Sqlite,
+            BackendKind::Sled,
+        ]
+        .into_iter()
+        .find(|k| k.is_enabled())
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a backend URL was rejected. Each variant says what was wrong and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// There is no `:` after the backend name.
+    #[error(
+        "backend URL {url:?} has no ':': write <backend>:<dir>, for example redb:/var/lib/app, or mem:"
+    )]
+    MissingColon {
+        /// The URL as given.
+        url: String,
+    },
+    /// The part before the `:` names no backend.
+    #[error("unknown backend {backend:?}: expected one of mem, redb, lmdb, sled, sqlite")]
+    UnknownBackend {
+        /// The name given.
+        backend: String,
+    },
+    /// A persistent backend was given no directory.
+    #[error("the {backend} backend needs a directory: write {backend}:<dir>")]
+    MissingDir {
+        /// The backend.
+        backend: BackendKind,
+    },
+    /// `mem:` was given a directory; it keeps nothing on disk.
+    #[error(
+        "the mem backend keeps nothing on disk and takes no directory (got {dir:?}): write mem:"
+    )]
+    UnexpectedDir {
+        /// The directory given.
+        dir: String,
+    },
+    /// An option is not `name=value`.
+    #[error("option {option:?} is not name=value")]
+    MalformedOption {
+        /// The option as given.
+        option: String,
+    },
+    /// An option name is not known.
+    #[error("unknown option {name:?}: expected durability or cache")]
+    UnknownOption {
+        /// The option name.
+        name: String,
+    },
+    /// An option was given twice.
+    #[error("option {name:?} is given more than once")]
+    DuplicateOption {
+        /// The option name.
+        name: String,
+    },
+    /// An option's value is not accepted.
+    #[error("option {name}={value:?} is not valid: expected {expected}")]
+    InvalidValue {
+        /// The option name.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The environment variable holds something that is not Unicode.
+    #[error("environment variable {var} is not valid Unicode")]
+    NotUnicode {
+        /// The variable's name.
+        var: &'static str,
+    },
+}
+
+/// A backend, its directory and its options: everything needed to open a
+/// [`Stores`](crate::Stores).
+///
+/// Parses from and prints as the URL form described in the [module docs](self); printing
+/// then parsing gives the same config back (for directories that are valid UTF-8 and hold
+/// no `?`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    kind: BackendKind,
+    dir: Option<PathBuf>,
+    durability: Durability,
+    side_effect_cache_size: Option<usize>,
+}
+
+impl BackendConfig {
+    /// The in-memory backend with default options.
+    pub fn mem() -> Self {
+        BackendConfig {
+            kind: BackendKind::Mem,
+            dir: None,
+            durability: Durability::Immediate,
+            side_effect_cache_size: None,
+        }
+    }
+
+    /// `kind` in `dir` with default options (durability `Immediate`, default cache). The
+    /// directory is ignored for `mem`.
+    pub fn new(kind: BackendKind, dir: impl Into<PathBuf>) -> Self {
+        BackendConfig {
+            kind,
+            dir: kind.is_persistent().then(|| dir.into()),
+            durability: Durability::Immediate,
+            side_effect_cache_size: None,
+        }
+    }
+
+    /// The same config with `durability`.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The same config with a side-effect read cache of `entries` slots.
+    pub fn with_side_effect_cache_size(mut self, entries: usize) -> Self {
+        self.side_effect_cache_size = Some(entries);
+        self
+    }
+
+    /// The same config in another directory (ignored for `mem`).
+    pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        if self.kind.is_persistent() {
+            self.dir = Some(dir.into());
+        }
+        self
+    }
+
+    /// The backend.
+    pub fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    /// The directory; `None` for `mem`, always `Some` for a persistent backend.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The durability mode.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The side-effect cache size, when one was set (else the backend default,
+    /// [`OpenOptions::DEFAULT_SIDE_EFFECT_CACHE_SIZE`]).
+    pub fn side_effect_cache_size(&self) -> Option<usize> {
+        self.side_effect_cache_size
+    }
+
+    /// The open options this config asks for, with the system clock.
+    pub fn open_options(&self) -> OpenOptions {
+        let options = OpenOptions::default().durability(self.durability);
+        match self.side_effect_cache_size {
+            Some(entries) => options.side_effect_cache_size(entries),
+            None => options,
+        }
+    }
+
+    /// The config named by [`STORE_BACKEND_VAR`], or `None` when the variable is unset or
+    /// empty.
+    pub fn from_env() -> Result<Option<BackendConfig>, UrlError> {
+        match std::env::var(STORE_BACKEND_VAR) {
+            Ok(url) if url.trim().is_empty() => Ok(None),
+            Ok(url) => url.trim().parse().map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(UrlError::NotUnicode {
+                var: STORE_BACKEND_VAR,
+            }),
+        }
+    }
+
+    fn apply_option(&mut self, option: &str, seen: &mut Vec<&'static str>) -> Result<(), UrlError> {
+        let Some((name, value)) = option.split_once('=') else {
+            return Err(UrlError::MalformedOption {
+                option: option.to_owned(),
+            });
+        };
+        let name: &'static str = match name {
+            "durability" => "durability",
+            "cache" => "cache",
+            other => {
+                return Err(UrlError::UnknownOption {
+                    name: other.to_owned(),
+                });
+            }
+        };
+        if seen.contains(&name) {
+            return Err(UrlError::DuplicateOption {
+                name: name.to_owned(),
+            });
+        }
+        seen.push(name);
+        if name == "durability" {
+            self.durability = match value {
+                "immediate" => Durability::Immediate,
+                "relaxed" => Durability::Relaxed,
+                _ => {
+                    return Err(UrlError::InvalidValue {
+                        name,
+                        value: value.to_owned(),
+                        expected: "immediate or relaxed",
+                    });
+                }
+            };
+        } else {
+            let entries = value.parse().map_err(|_| UrlError::InvalidValue {
+                name,
+                value: value.to_owned(),
+                expected: "a number of entries (0 disables the cache)",
+            })?;
+            self.side_effect_cache_size = Some(entries);
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for BackendConfig {
+    type Err = UrlError;
+
+    fn from_str(url: &str) -> Result<Self, UrlError> {
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err(UrlError::MissingColon {
+                url: url.to_owned(),
+            });
+        };
+        let kind = BackendKind::from_name(scheme).ok_or_else(|| UrlError::UnknownBackend {
+            backend: scheme.to_owned(),
+        })?;
+        let (dir, query) = match rest.split_once('?') {
+            Some((dir, query)) => (dir, Some(query)),
+            None => (rest, None),
+        };
+        let dir = dir.strip_prefix("//").unwrap_or(dir);
+        let mut config = match (kind.is_persistent(), dir.is_empty()) {
+            (true, true) => return Err(UrlError::MissingDir { backend: kind }),
+            (true, false) => BackendConfig::new(kind, dir),
+            (false, true) => BackendConfig::mem(),
+            (false, false) => {
+                return Err(UrlError::UnexpectedDir {
+                    dir: dir.to_owned(),
+                });
+            }
+        };
+        let mut seen = Vec::new();
+        for option in query.into_iter().flat_map(|q| q.split('&')) {
+            if !option.is_empty() {
+                config.apply_option(option, &mut seen)?;
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl fmt::Display for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.kind)?;
+        if let Some(dir) = &self.dir {
+            write!(f, "{}", dir.display())?;
+        }
+        let mut sep = '?';
+        if self.durability == Durability::Relaxed {
+            write!(f, "{sep}durability=relaxed")?;
+            sep = '&';
+        }
+        if let Some(entries) = self.side_effect_cache_size {
+            write!(f, "{sep}cache={entries}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<BackendConfig, UrlError> {
+        url.parse()
+    }
+
+    #[test]
+    fn parses_every_backend_and_round_trips() {
+        let mem = parse("mem:").unwrap();
+        assert_eq!(mem, BackendConfig::mem());
+        assert_eq!(mem.dir(), None);
+        for kind in BackendKind::ALL.into_iter().filter(|k| k.is_persistent()) {
+            let url = format!("{kind}:/srv/db");
+            let config = parse(&url).unwrap();
+            assert_eq!(config.kind(), kind);
+            assert_eq!(config.dir(), Some(Path::new("/srv/db")));
+            assert_eq!(config.durability(), Durability::Immediate);
+            assert_eq!(config.side_effect_cache_size(), None);
+            assert_eq!(config.to_string(), url);
+        }
+        let full = parse("sqlite:rel/dir?durability=relaxed&cache=16").unwrap();
+        assert_eq!(full.durability(), Durability::Relaxed);
+        assert_eq!(full.side_effect_cache_size(), Some(16));
+        assert_eq!(
+            full.to_string(),
+            "sqlite:rel/dir?durability=relaxed&cache=16"
+        );
+        assert_eq!(parse(&full.to_string()).unwrap(), full);
+        let options = full.open_options();
+        assert_eq!(options.durability, Durability::Relaxed);
+        assert_eq!(options.side_effect_cache_size, 16);
+    }
+
+    #[test]
+    fn accepts_double_slash_and_options_on_mem() {
+        assert_eq!(
+            parse("redb:///srv/db").unwrap().dir(),
+            Some(Path::new("/srv/db"))
+        );
+        let mem = parse("mem:?cache=0&durability=immediate").unwrap();
+        assert_eq!(mem.side_effect_cache_size(), Some(0));
+        assert_eq!(mem.to_string(), "mem:?cache=0");
+    }
+
+    #[test]
+    fn rejects_what_is_wrong_and_says_what() {
+        let cases: &[(&str, UrlError)] = &[
+            ("redb", UrlError::MissingColon { url: "redb".into() }),
+            (
+                "rocks:/x",
+                UrlError::UnknownBackend {
+                    backend: "rocks".into(),
+                },
+            ),
+            (
+                "lmdb:",
+                UrlError::MissingDir {
+                    backend: BackendKind::Lmdb,
+                },
+            ),
+            (
+                "sled:?durability=relaxed",
+                UrlError::MissingDir {
+                    backend: BackendKind::Sled,
+                },
+            ),
+            (
+                "mem:/tmp/x",
+                UrlError::UnexpectedDir {
+                    dir: "/tmp/x".into(),
+                },
+            ),
+            (
+                "redb:/x?durability",
+                UrlError::MalformedOption {
+                    option: "durability".into(),
+                },
+            ),
+            (
+                "redb:/x?sync=1",
+                UrlError::UnknownOption {
+                    name: "sync".into(),
+                },
+            ),
+            (
+                "redb:/x?cache=1&cache=2",
+                UrlError::DuplicateOption {
+                    name: "cache".into(),
+                },
+            ),
+            (
+                "redb:/x?durability=fast",
+                UrlError::InvalidValue {
+                    name: "durability",
+                    value: "fast".into(),
+                    expected: "immediate or relaxed",
+                },
+            ),
+            (
+                "redb:/x?cache=-1",
+                UrlError::InvalidValue {
+                    name: "cache",
+                    value: "-1".into(),
+                    expected: "a number of entries (0 disables the cache)",
+                },
+            ),
+        ];
+        for (url, expected) in cases {
+            let err = parse(url).unwrap_err();
+            assert_eq!(&err, expected, "{url}");
+            assert!(!err.to_string().is_empty());
+        }
+        assert!(
+            parse("rocks:/x")
+                .unwrap_err()
+                .to_string()
+                .contains("mem, redb, lmdb, sled, sqlite")
+        );
+    }
+
+    #[test]
+    fn kinds_know_their_names_and_features() {
+        for kind in BackendKind::ALL {
+            assert_eq!(BackendKind::from_name(kind.name()), Some(kind));
+            assert_eq!(kind.feature(), kind.name());
+        }
+        assert_eq!(BackendKind::from_name("rocks"), None);
+        assert_eq!(BackendKind::Mem.is_enabled(), cfg!(feature = "mem"));
+        assert!(BackendKind::enabled().all(|k| k.is_enabled()));
+        if let Some(kind) = BackendKind::default_persistent() {
+            assert!(kind.is_persistent() && kind.is_enabled());
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! [`Stores`]: an open backend behind trait objects, chosen at run time from a
+//! [`BackendConfig`] or a URL; and the one place each backend is wired in
+//! ([`Stores::open_with_clock`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use store_api::{
+    Backend, Capabilities, Clock, Durability, LedgerStore, OpenError, OpenOptions, SegmentLogStore,
+    SideEffectStore, StateError, StateStore, StoreEngine, SystemClock,
+};
+
+use crate::config::{BackendConfig, BackendKind, UrlError};
+
+/// Why [`Stores`] could not be opened from a config or URL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoresError {
+    /// The URL (or the `STORE_BACKEND` variable) did not parse.
+    #[error("invalid backend URL: {0}")]
+    Url(#[from] UrlError),
+    /// The backend exists but this build does not include it.
+    #[error(
+        "the {backend} backend is not compiled in: enable the Cargo feature \"{feature}\" of the store crate (for example store = {{ version = \"0.1\", features = [\"{feature}\"] }}, or --features {feature})"
+    )]
+    NotCompiledIn {
+        /// The backend asked for.
+        backend: BackendKind,
+        /// The Cargo feature that compiles it in.
+        feature: &'static str,
+    },
+    /// The backend refused to open its directory.
+    #[error("cannot open the {backend} backend: {source}")]
+    Open {
+        /// The backend.
+        backend: BackendKind,
+        /// Why it refused.
+        #[source]
+        source: OpenError,
+    },
+}
+
+/// The object-safe part of [`Backend`] that [`Stores`] keeps: handing out state
+/// partitions. Holding it also keeps the backend (and its directory lock) alive.
+trait DynBackend: Send + Sync {
+    fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError>;
+}
+
+impl<B: Backend> DynBackend for B {
+    fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError> {
+        Ok(Box::new(Backend::state_store(self, name)?))
+    }
+}
+
+/// An open backend, whichever it is, with its five stores as trait objects.
+///
+/// # Guarantees
+/// - Every store behaves exactly as the same store of the backend used directly: these are
+///   the backend's own stores behind `dyn`.
+/// - The backend stays open, and its directory locked against a second open, as long as
+///   this value lives. Handles taken from it ([`engine`](Self::engine),
+///   [`state_store`](Self::state_store), ...) must not outlive it: drop them first. After
+///   it is dropped the directory can be opened again.
+pub struct Stores {
+    name: &'static str,
+    capabilities: Capabilities,
+    durability: Durability,
+    dir: Option<PathBuf>,
+    engine: Arc<dyn StoreEngine>,
+    ledger: Arc<dyn LedgerStore>,
+    segments: Arc<dyn SegmentLogStore>,
+    side_effects: Arc<dyn SideEffectStore>,
+    // Declared last so the stores above are dropped before the backend that owns them.
+    backend: Box<dyn DynBackend>,
+}
+
+/// Opens backend `B` in `dir` with `options` and wraps its stores as trait objects.
+///
+/// This is the generic half of runtime selection: [`Stores::open`] maps a config to one
+/// call of this per backend. It is also how a backend that is not one of this crate's
+/// features is put behind [`Stores`].
+pub fn open_as<B: Backend>(dir: &Path, options: OpenOptions) -> Result<Stores, OpenError> {
+    let backend = B::open(dir, options)?;
+    let engine: Arc<dyn StoreEngine> = backend.engine();
+    let ledger: Arc<dyn LedgerStore> = backend.ledger();
+    let segments: Arc<dyn SegmentLogStore> = backend.segment_log();
+    let side_effects: Arc<dyn SideEffectStore> = backend.side_effects();
+    let capabilities = B::capabilities();
+    Ok(Stores {
+        name: B::NAME,
+        capabilities,
+        durability: backend.durability(),
+        dir: capabilities.persistent.then(|| dir.to_path_buf()),
+        engine,
+        ledger,
+        segments,
+        side_effects,
+        backend: Box::new(backend),
+    })
+}
+
+impl Stores {
+    /// Opens the backend `config` names, with the system clock.
+    pub fn open(config: &BackendConfig) -> Result<Stores, StoresError> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// Opens the backend `url` names (see [`crate::config`] for the form).
+    pub fn open_url(url: &str) -> Result<Stores, StoresError> {
+        Self::open(&url.parse()?)
+    }
+
+    /// Opens the backend named by the `STORE_BACKEND` environment variable, or `mem:` when
+    /// it is unset or empty.
+    pub fn from_env() -> Result<Stores, StoresError> {
+        Self::open(&BackendConfig::from_env()?.unwrap_or_else(BackendConfig::mem))
+    }
+
+    /// Opens the backend `config` names, its ledger stamping records with `clock`.
+    ///
+    /// A backend whose feature is off gives [`StoresError::NotCompiledIn`] naming the
+    /// feature.
+    pub fn open_with_clock(
+        config: &BackendConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Stores, StoresError> {
+        let kind = config.kind();
+        let options = config.open_options().clock(clock);
+        let dir = config.dir().unwrap_or(Path::new(""));
+        let opened = match kind {
+            #[cfg(feature = "mem")]
+            BackendKind::Mem => open_as::<store_mem::MemBackend>(dir, options),
+            #[cfg(feature = "redb")]
+            BackendKind::Redb => open_as::<store_redb::RedbBackend>(dir, options),
+            #[cfg(feature = "lmdb")]
+            BackendKind::Lmdb => open_as::<store_lmdb::LmdbBackend>(dir, options),
+            #[cfg(feature = "sled")]
+            BackendKind::Sled => open_as::<store_sled::SledBackend>(dir, options),
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => open_as::<store_sqlite::SqliteBackend>(dir, options),
+            #[allow(unreachable_patterns)]
+            _ => {
+                return Err(StoresError::NotCompiledIn {
+                    backend: kind,
+                    feature: kind.feature(),
+                });
+            }
+        };
+        opened.map_err(|source| StoresError::Open {
+            backend: kind,
+            source,
+        })
+    }
+
+    /// The backend's short name (`mem`, `redb`, ...).
+    pub fn backend_name(&self) -> &'static str {
+        self.name
+    }
+
+    /// What the backend can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// The durability mode it was opened with.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The directory it was opened on; `None` for a backend that is not persistent.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The engine store (the same one on every call).
+    pub fn engine(&self) -> Arc<dyn StoreEngine> {
+        Arc::clone(&self.engine)
+    }
+
+    /// The ledger (the same one on every call).
+    pub fn ledger(&self) -> Arc<dyn LedgerStore> {
+        Arc::clone(&self.ledger)
+    }
+
+    /// The segment log (the same one on every call).
+    pub fn segment_log(&self) -> Arc<dyn SegmentLogStore> {
+        Arc::clone(&self.segments)
+    }
+
+    /// The side-effect store (the same one on every call).
+    pub fn side_effects(&self) -> Arc<dyn SideEffectStore> {
+        Arc::clone(&self.side_effects)
+    }
+
+    /// The state partition `name`; [`StateError::PartitionInUse`] while another live handle
+    /// holds it, exactly as [`Backend::state_store`].
+    pub fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError> {
+        self.backend.state_store(name)
+    }
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores")
+            .field("backend", &self.name)
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_not_compiled_in_names_its_feature() {
+        for kind in BackendKind::ALL.into_iter().filter(|k| !k.is_enabled()) {
+            let config = BackendConfig::new(kind, "/nonexistent/never-created");
+            match Stores::open(&config) {
+                Err(err @ StoresError::NotCompiledIn { .. }) => {
+                    let text = err.to_string();
+                    assert!(text.contains(&format!("\"{}\"", kind.feature())), "{text}");
+                }
+                other => panic!("{kind}: expected NotCompiledIn, got {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(feature = "mem")]
+    #[test]
+    fn mem_opens_from_a_url_and_hands_out_every_store() {
+        let stores = Stores::open_url("mem:?cache=8").unwrap();
+        assert_eq!(stores.backend_name(), "mem");
+        assert!(!stores.capabilities().persistent);
+        assert_eq!(stores.dir(), None);
+        assert_eq!(stores.engine().put_batch(&[(b"k", b"v")]).unwrap(), 1);
+        let mut state = stores.state_store("p").unwrap();
+        state.put(b"a", b"1").unwrap();
+        assert!(matches!(
+            stores.state_store("p"),
+            Err(StateError::PartitionInUse { .. })
+        ));
+        drop(state);
+        assert!(stores.state_store("p").is_ok());
+        assert!(stores.segment_log().list_sessions().unwrap().is_empty());
+        assert!(format!("{stores:?}").contains("mem"));
+    }
+
+    #[test]
+    fn a_bad_url_is_a_url_error() {
+        assert!(matches!(
+            Stores::open_url("nope"),
+            Err(StoresError::Url(UrlError::MissingColon { .. }))
+        ));
+    }
+}
