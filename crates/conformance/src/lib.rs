@@ -1,7 +1,32 @@
-//! The conformance suite.
+//! The conformance suite: every rule of SPEC.md sections 1 to 7 as a test, written once and
+//! generated for every backend.
+//!
+//! Each test body is a plain `pub fn rule<B: Backend>()` in the module of its store
+//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]). The
+//! [`suite!`] macro holds the one list of those bodies and expands it into one `#[test]`
+//! per body for a backend:
+//!
+//! ```text
+//! // crates/store-mem/tests/conformance.rs
+//! conformance::suite!(mem, store_mem::MemBackend, persistent = false);
+//! ```
+//!
+//! gives tests named `mem::engine::range_scan_end_inclusive`, `mem::ledger::commit_check_order`,
+//! ... (`<backend>::<store>::<rule>`). Tests that need a capability the backend lacks
+//! (reopening a directory, an exclusive directory lock) are generated with `#[ignore]`, so
+//! they show as ignored, never as passed; `<backend>::backend::capabilities_match_suite_flags`
+//! checks that the macro's flags are the backend's declared [`Capabilities`].
+//!
+//! Every test opens its own backend on its own temporary directory through
+//! [`harness::Instance`], which can also drop the backend and open the directory again.
+//! Tests are deterministic (fixed seeds for the model-based tests, manual clocks for the
+//! ledger) and bounded (no sleeps; thread tests join a fixed amount of work).
+//!
+//! [`Capabilities`]: store_api::Capabilities
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-/// Asserts that an expression matches a pattern, printing the value when it does not.
+/// Asserts that a value matches a pattern (with an optional guard), printing the value when
+/// it does not.
 macro_rules! assert_matches {
     ($value:expr, $pattern:pat $(if $guard:expr)? $(,)?) => {
         match $value {
@@ -15,7 +40,366 @@ macro_rules! assert_matches {
     };
 }
 
+pub mod backend;
 pub mod engine;
 pub mod harness;
-pub mod state;
+pub mod ledger;
+pub mod segments;
 pub mod side_effects;
+pub mod state;
+
+/// Generates the whole conformance suite for one backend: one `#[test]` per rule, named
+/// `<name>::<store>::<rule>`.
+///
+/// ```text
+/// conformance::suite!(mem, store_mem::MemBackend, persistent = false);
+/// conformance::suite!(redb, store_redb::RedbBackend, persistent = true, exclusive_open = true);
+/// ```
+///
+/// - `persistent = true | false`: whether data survives a reopen
+///   ([`Capabilities::persistent`](store_api::Capabilities::persistent)). With `false`, the
+///   reopen and bad-directory tests are generated `#[ignore]`d.
+/// - `exclusive_open = true | false` (optional, defaults to the value of `persistent`):
+///   whether a second open of a directory fails with `OpenError::Locked`
+///   ([`Capabilities::exclusive_open`](store_api::Capabilities::exclusive_open)). With
+///   `false`, the lock test is generated `#[ignore]`d.
+///
+/// `<name>::backend::capabilities_match_suite_flags` fails when the flags differ from
+/// `B::capabilities()`. The backend type is resolved from the invoking module (its imports
+/// are visible inside the generated modules).
+#[macro_export]
+macro_rules! suite {
+    ($name:ident, $backend:ty, persistent = $persistent:tt $(,)?) => {
+        $crate::suite!(
+            $name,
+            $backend,
+            persistent = $persistent,
+            exclusive_open = $persistent
+        );
+    };
+    ($name:ident, $backend:ty, persistent = $persistent:tt, exclusive_open = $exclusive:tt $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// The backend under test.
+            type SuiteBackend = $backend;
+
+            mod engine {
+                $crate::__suite_tests! { engine, $persistent, $exclusive;
+                    always: [
+                        empty_key_rejected,
+                        max_key_len_accepted,
+                        key_too_long_rejected,
+                        max_value_len_accepted,
+                        value_too_large_rejected,
+                        empty_value_round_trips,
+                        sequence_starts_at_one_and_is_contiguous,
+                        empty_batch_writes_nothing,
+                        repeated_key_last_wins,
+                        delete_missing_key_is_fine,
+                        get_many_in_input_order,
+                        range_scan_end_inclusive,
+                        range_scan_empty_end_is_unbounded,
+                        range_scan_empty_start_from_first_key,
+                        range_scan_start_after_end_gives_nothing,
+                        range_scan_limit,
+                        range_scan_reverse_returns_last_keys_descending,
+                        range_scan_ff_keys,
+                        batch_log_records_mutations_in_order,
+                        prune_batch_log_removes_only_older_entries,
+                        batches_are_atomic_for_concurrent_readers,
+                        concurrent_writers_get_distinct_contiguous_seqs,
+                        usable_as_dyn,
+                        model_random_operations,
+                    ]
+                    persistent: [
+                        sequence_survives_reopen_after_full_prune,
+                    ]
+                    exclusive: []
+                }
+            }
+
+            mod state {
+                $crate::__suite_tests! { state, $persistent, $exclusive;
+                    always: [
+                        empty_key_rejected,
+                        max_key_len_accepted,
+                        key_too_long_rejected,
+                        value_too_large_rejected,
+                        empty_value_round_trips,
+                        invalid_partition_names_rejected,
+                        unusual_partition_names_round_trip,
+                        get_put_delete_contains,
+                        get_or_insert,
+                        len_and_is_empty,
+                        size_bytes_exact,
+                        prefix_scan_ascending,
+                        prefix_scan_empty_prefix_matches_all,
+                        prefix_scan_ff_prefix,
+                        range_scan_end_exclusive,
+                        range_scan_empty_or_inverted_gives_nothing,
+                        snapshot_restore_replaces_whole_state,
+                        snapshot_bytes_restore_into_other_partition,
+                        damaged_snapshot_bytes_rejected,
+                        partitions_are_isolated,
+                        partition_in_use,
+                        typed_helpers,
+                        usable_as_box_dyn,
+                        model_random_operations,
+                    ]
+                    persistent: [
+                        flush_then_reopen_restores_exact_state,
+                        flushed_state_intact_after_later_writes,
+                        restore_then_flush_survives_reopen,
+                    ]
+                    exclusive: []
+                }
+            }
+
+            mod side_effects {
+                $crate::__suite_tests! { side_effects, $persistent, $exclusive;
+                    always: [
+                        write_and_read_outputs,
+                        same_outputs_accepted_again,
+                        conflicting_outputs_rejected_and_nothing_written,
+                        empty_outputs_round_trip,
+                        oversized_outputs_rejected,
+                        small_cache_never_serves_what_store_lacks,
+                        cache_size_zero_works,
+                        inter_call_output_states_distinguished,
+                        inter_call_output_conflict,
+                        inter_call_output_too_large_rejected,
+                        inbound_malformed_rejected_nothing_written,
+                        inbound_payload_too_large_rejected,
+                        inbound_same_record_again_accepted,
+                        inbound_conflict_with_stored_rejected,
+                        inbound_conflict_within_call_rejected,
+                        read_inbound_order_and_filters,
+                        concurrent_readers_while_writing,
+                        usable_as_dyn,
+                    ]
+                    persistent: []
+                    exclusive: []
+                }
+            }
+
+            mod ledger {
+                $crate::__suite_tests! { ledger, $persistent, $exclusive;
+                    always: [
+                        invalid_book_names_rejected,
+                        unusual_book_names_round_trip,
+                        reserved_book_rejected,
+                        register_asset_idempotent,
+                        register_asset_validates_fields,
+                        open_account_requires_registered_asset,
+                        open_account_idempotent,
+                        commit_rejects_oversized_fields,
+                        commit_rejects_empty_transaction,
+                        commit_rejects_zero_amount,
+                        commit_rejects_account_outside_book,
+                        commit_rejects_unknown_account,
+                        commit_rejects_asset_mismatch,
+                        commit_rejects_unbalanced,
+                        commit_balances_per_asset,
+                        commit_rejects_below_min_balance,
+                        commit_rejects_overflow,
+                        lifetime_sums_never_overflow,
+                        commit_rejects_duplicate_transaction_id,
+                        commit_check_order,
+                        idempotency_key_returns_first_commit,
+                        idempotency_key_scoped_per_book,
+                        sequences_per_book_gapless,
+                        at_non_decreasing_when_clock_goes_back,
+                        events_record_every_write,
+                        commit_batch_results_are_positional,
+                        commit_batch_later_drafts_see_earlier_ones,
+                        concurrent_commits_gapless,
+                        concurrent_idempotent_retries_commit_once,
+                        balance_as_of_and_updated_seq,
+                        balance_uses_configured_normal_side,
+                        reads_never_create,
+                        asset_and_transaction_lookup,
+                        account_history_pages_by_transaction,
+                        trial_balance_sorted_and_balanced,
+                        read_events_from_inclusive_with_limit,
+                        usable_as_dyn,
+                    ]
+                    persistent: []
+                    exclusive: []
+                }
+            }
+
+            mod segments {
+                $crate::__suite_tests! { segments, $persistent, $exclusive;
+                    always: [
+                        append_returns_indexes_and_read_all_in_order,
+                        entries_are_opaque_bytes,
+                        oversized_entry_rejected,
+                        unknown_segment_not_found,
+                        exists_and_lookup_session_of,
+                        create_segment_replaces_whole,
+                        truncate_keeps_prefix,
+                        truncate_beyond_end_rejected,
+                        listings_newest_first,
+                        wrong_session_rejected,
+                        traces_kept_apart,
+                        trace_only_segment_does_not_exist,
+                        concurrent_appends_never_lose_or_interleave,
+                        typed_helpers,
+                        usable_as_dyn,
+                    ]
+                    persistent: []
+                    exclusive: []
+                }
+            }
+
+            mod backend {
+                $crate::__suite_tests! { backend, $persistent, $exclusive;
+                    always: [
+                        durability_is_reported,
+                        store_handles_share_data,
+                        stores_never_see_each_other,
+                    ]
+                    persistent: [
+                        reopen_keeps_engine,
+                        reopen_keeps_flushed_state,
+                        reopen_keeps_ledger,
+                        reopen_keeps_segments,
+                        reopen_keeps_side_effects,
+                        reopen_keeps_every_store,
+                        relaxed_writes_survive_clean_close,
+                        file_instead_of_directory_rejected,
+                        foreign_directory_rejected,
+                        damaged_files_error_without_panic,
+                    ]
+                    exclusive: [
+                        second_open_is_locked,
+                    ]
+                }
+
+                #[test]
+                fn capabilities_match_suite_flags() {
+                    $crate::backend::capabilities_match_suite_flags::<super::SuiteBackend>(
+                        $persistent,
+                        $exclusive,
+                    );
+                }
+            }
+        }
+    };
+}
+
+/// Expands one store's lists of rules into tests (used by [`suite!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_tests {
+    (
+        $store:ident, $persistent:tt, $exclusive:tt;
+        always: [$($always:ident),* $(,)?]
+        persistent: [$($needs_reopen:ident),* $(,)?]
+        exclusive: [$($needs_lock:ident),* $(,)?]
+    ) => {
+        $(
+            #[test]
+            fn $always() {
+                $crate::$store::$always::<super::SuiteBackend>();
+            }
+        )*
+        $(
+            $crate::__suite_gated_test!(
+                $persistent,
+                "needs a persistent backend (Capabilities::persistent)",
+                $store,
+                $needs_reopen
+            );
+        )*
+        $(
+            $crate::__suite_gated_test!(
+                $exclusive,
+                "needs an exclusive directory lock (Capabilities::exclusive_open)",
+                $store,
+                $needs_lock
+            );
+        )*
+    };
+}
+
+/// One test that runs only when its capability flag is `true`, and is ignored otherwise
+/// (used by [`suite!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_gated_test {
+    (true, $why:literal, $store:ident, $test:ident) => {
+        #[test]
+        fn $test() {
+            $crate::$store::$test::<super::SuiteBackend>();
+        }
+    };
+    (false, $why:literal, $store:ident, $test:ident) => {
+        #[test]
+        #[ignore = $why]
+        fn $test() {
+            $crate::$store::$test::<super::SuiteBackend>();
+        }
+    };
+}
+
+#[cfg(test)]
+mod suite_list {
+    //! The macro's lists and the test bodies must name the same functions: a body missing
+    //! from the list would silently never run.
+
+    use std::collections::BTreeSet;
+
+    const LIB: &str = include_str!("lib.rs");
+
+    /// The rules listed for `store` in the macro.
+    fn listed(store: &str) -> BTreeSet<String> {
+        let start = LIB
+            .find(&format!("__suite_tests! {{ {store},"))
+            .unwrap_or_else(|| panic!("no list for {store}"));
+        let rest = &LIB[start..];
+        let end = rest.find("exclusive: [").unwrap();
+        let close = rest[end..].find(']').unwrap();
+        rest[..end + close]
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .filter(|w| !["always", "persistent", "exclusive", "__suite_tests", store].contains(w))
+            .filter(|w| !w.starts_with('$'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The test bodies defined in a module's source.
+    fn bodies(source: &str) -> BTreeSet<String> {
+        source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub fn "))
+            .filter_map(|rest| rest.strip_suffix("<B: Backend>() {"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_body_is_listed_once() {
+        let stores = [
+            ("engine", include_str!("engine.rs")),
+            ("state", include_str!("state.rs")),
+            ("side_effects", include_str!("side_effects.rs")),
+            ("ledger", include_str!("ledger.rs")),
+            ("segments", include_str!("segments.rs")),
+            ("backend", include_str!("backend.rs")),
+        ];
+        for (store, source) in stores {
+            let defined = bodies(source);
+            assert!(!defined.is_empty(), "{store}: no test body found");
+            assert_eq!(
+                listed(store),
+                defined,
+                "{store}: macro list and bodies differ"
+            );
+        }
+        assert!(LIB.contains("$crate::backend::capabilities_match_suite_flags::<"));
+    }
+}

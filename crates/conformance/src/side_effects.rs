@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use store_api::{
-    Backend, CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall,
-    InterCall, InterCallOutputKey, LyquidId, MAX_VALUE_LEN, MalformedCall,
-    SideEffectError, SideEffectKey, SideEffectKind, SideEffectStore,
+    Backend, CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,
+    InterCallOutputKey, LyquidId, MAX_VALUE_LEN, MalformedCall, SideEffectError, SideEffectKey,
+    SideEffectKind, SideEffectStore,
 };
 
 use crate::harness::{Instance, b, relaxed_options, value_too_large};
@@ -93,13 +93,20 @@ pub fn write_and_read_outputs<B: Backend>() {
         (other, outputs(&[b"o"])),
     ]))
     .unwrap();
-    se.write_outputs(&map(&[(timer, outputs(&[b"t"]))])).unwrap();
-    assert_eq!(se.read_outputs(&event).unwrap(), Some(outputs(&[b"e1", b"e2"])));
+    se.write_outputs(&map(&[(timer, outputs(&[b"t"]))]))
+        .unwrap();
+    assert_eq!(
+        se.read_outputs(&event).unwrap(),
+        Some(outputs(&[b"e1", b"e2"]))
+    );
     assert_eq!(se.read_outputs(&call).unwrap(), Some(outputs(&[b"c"])));
     assert_eq!(se.read_outputs(&timer).unwrap(), Some(outputs(&[b"t"])));
     assert_eq!(se.read_outputs(&other).unwrap(), Some(outputs(&[b"o"])));
     assert_eq!(se.read_outputs(&later).unwrap(), None);
-    assert_eq!(se.read_outputs(&slot(3, 5, SideEffectKind::Event)).unwrap(), None);
+    assert_eq!(
+        se.read_outputs(&slot(3, 5, SideEffectKind::Event)).unwrap(),
+        None
+    );
     se.write_outputs(&BTreeMap::new()).unwrap();
 }
 
@@ -129,9 +136,15 @@ pub fn conflicting_outputs_rejected_and_nothing_written<B: Backend>() {
     let stored = slot(1, 2, SideEffectKind::Event);
     let stored2 = slot(1, 3, SideEffectKind::Event);
     let after = slot(1, 4, SideEffectKind::Event);
-    se.write_outputs(&map(&[(stored, outputs(&[b"original"])), (stored2, outputs(&[b"two"]))]))
-        .unwrap();
-    assert_eq!(se.read_outputs(&stored).unwrap(), Some(outputs(&[b"original"])));
+    se.write_outputs(&map(&[
+        (stored, outputs(&[b"original"])),
+        (stored2, outputs(&[b"two"])),
+    ]))
+    .unwrap();
+    assert_eq!(
+        se.read_outputs(&stored).unwrap(),
+        Some(outputs(&[b"original"]))
+    );
     let result = se.write_outputs(&map(&[
         (before, outputs(&[b"new before"])),
         (stored, outputs(&[b"different"])),
@@ -141,11 +154,17 @@ pub fn conflicting_outputs_rejected_and_nothing_written<B: Backend>() {
     assert_matches!(result, Err(SideEffectError::ConflictingReplay { key }) if key == stored);
     assert_eq!(se.read_outputs(&before).unwrap(), None);
     assert_eq!(se.read_outputs(&after).unwrap(), None);
-    assert_eq!(se.read_outputs(&stored).unwrap(), Some(outputs(&[b"original"])));
+    assert_eq!(
+        se.read_outputs(&stored).unwrap(),
+        Some(outputs(&[b"original"]))
+    );
     assert_eq!(se.read_outputs(&stored2).unwrap(), Some(outputs(&[b"two"])));
     let longer = se.write_outputs(&map(&[(stored, outputs(&[b"original", b"extra"]))]));
     assert_matches!(longer, Err(SideEffectError::ConflictingReplay { key }) if key == stored);
-    assert_eq!(se.read_outputs(&stored).unwrap(), Some(outputs(&[b"original"])));
+    assert_eq!(
+        se.read_outputs(&stored).unwrap(),
+        Some(outputs(&[b"original"]))
+    );
 }
 
 /// SPEC 0/5: empty outputs and empty payloads are values: `[]`, `[""]` and `["", ""]` are
@@ -188,7 +207,10 @@ pub fn oversized_outputs_rejected<B: Backend>() {
     let ok = slot(1, 1, SideEffectKind::Event);
     let big = slot(1, 2, SideEffectKind::Event);
     let half = Bytes::from(vec![7u8; MAX_VALUE_LEN / 2]);
-    let split = EventOutputs(vec![half.clone(), Bytes::from(vec![8u8; MAX_VALUE_LEN / 2 + 1])]);
+    let split = EventOutputs(vec![
+        half.clone(),
+        Bytes::from(vec![8u8; MAX_VALUE_LEN / 2 + 1]),
+    ]);
     let expected = value_too_large();
     let result = se.write_outputs(&map(&[(ok, outputs(&[b"fine"])), (big, split)]));
     assert_matches!(result, Err(SideEffectError::Input(ref err)) if *err == expected);
@@ -205,7 +227,8 @@ fn cache_agrees_with_store<B: Backend>(cache_size: usize) {
     let se = inst.backend.side_effects();
     let first = slot(1, 0, SideEffectKind::Event);
     assert_eq!(se.read_outputs(&first).unwrap(), None);
-    se.write_outputs(&map(&[(first, outputs(&[b"0"]))])).unwrap();
+    se.write_outputs(&map(&[(first, outputs(&[b"0"]))]))
+        .unwrap();
     assert_eq!(
         se.read_outputs(&first).unwrap(),
         Some(outputs(&[b"0"])),
@@ -224,7 +247,11 @@ fn cache_agrees_with_store<B: Backend>(cache_size: usize) {
     for round in 0..2 {
         for i in (0..count).rev().chain(0..count) {
             let k = slot(1, i, SideEffectKind::Event);
-            assert_eq!(se.read_outputs(&k).unwrap(), Some(expected(i)), "round {round}, slot {i}");
+            assert_eq!(
+                se.read_outputs(&k).unwrap(),
+                Some(expected(i)),
+                "round {round}, slot {i}"
+            );
             let missing = slot(2, i, SideEffectKind::Event);
             assert_eq!(se.read_outputs(&missing).unwrap(), None);
         }
@@ -233,7 +260,10 @@ fn cache_agrees_with_store<B: Backend>(cache_size: usize) {
     let fresh = slot(1, 100, SideEffectKind::Event);
     assert_eq!(se.read_outputs(&cached).unwrap(), Some(expected(3)));
     assert_matches!(
-        se.write_outputs(&map(&[(fresh, outputs(&[b"never"])), (cached, outputs(&[b"other"]))])),
+        se.write_outputs(&map(&[
+            (fresh, outputs(&[b"never"])),
+            (cached, outputs(&[b"other"]))
+        ])),
         Err(SideEffectError::ConflictingReplay { .. })
     );
     assert_eq!(
@@ -269,14 +299,28 @@ pub fn inter_call_output_states_distinguished<B: Backend>() {
     let full = call_slot(1, 1, 2);
     let never = call_slot(1, 1, 3);
     se.upsert_inter_call_output(&none, &None).unwrap();
-    se.upsert_inter_call_output(&empty, &Some(Bytes::new())).unwrap();
-    se.upsert_inter_call_output(&full, &Some(b(b"out"))).unwrap();
+    se.upsert_inter_call_output(&empty, &Some(Bytes::new()))
+        .unwrap();
+    se.upsert_inter_call_output(&full, &Some(b(b"out")))
+        .unwrap();
     assert_eq!(se.read_inter_call_output(&none).unwrap(), Some(None));
-    assert_eq!(se.read_inter_call_output(&empty).unwrap(), Some(Some(Bytes::new())));
-    assert_eq!(se.read_inter_call_output(&full).unwrap(), Some(Some(b(b"out"))));
+    assert_eq!(
+        se.read_inter_call_output(&empty).unwrap(),
+        Some(Some(Bytes::new()))
+    );
+    assert_eq!(
+        se.read_inter_call_output(&full).unwrap(),
+        Some(Some(b(b"out")))
+    );
     assert_eq!(se.read_inter_call_output(&never).unwrap(), None);
-    assert_eq!(se.read_inter_call_output(&call_slot(2, 1, 0)).unwrap(), None);
-    assert_eq!(se.read_inter_call_output(&call_slot(1, 2, 0)).unwrap(), None);
+    assert_eq!(
+        se.read_inter_call_output(&call_slot(2, 1, 0)).unwrap(),
+        None
+    );
+    assert_eq!(
+        se.read_inter_call_output(&call_slot(1, 2, 0)).unwrap(),
+        None
+    );
 }
 
 /// SPEC 5: the same inter-call output again is accepted; a different one (including `None`
@@ -289,11 +333,15 @@ pub fn inter_call_output_conflict<B: Backend>() {
     let empty = call_slot(1, 1, 1);
     let full = call_slot(1, 1, 2);
     se.upsert_inter_call_output(&none, &None).unwrap();
-    se.upsert_inter_call_output(&empty, &Some(Bytes::new())).unwrap();
-    se.upsert_inter_call_output(&full, &Some(b(b"out"))).unwrap();
+    se.upsert_inter_call_output(&empty, &Some(Bytes::new()))
+        .unwrap();
+    se.upsert_inter_call_output(&full, &Some(b(b"out")))
+        .unwrap();
     se.upsert_inter_call_output(&none, &None).unwrap();
-    se.upsert_inter_call_output(&empty, &Some(Bytes::new())).unwrap();
-    se.upsert_inter_call_output(&full, &Some(b(b"out"))).unwrap();
+    se.upsert_inter_call_output(&empty, &Some(Bytes::new()))
+        .unwrap();
+    se.upsert_inter_call_output(&full, &Some(b(b"out")))
+        .unwrap();
     let cases: [(InterCallOutputKey, CallEventOutput); 4] = [
         (none, Some(Bytes::new())),
         (empty, None),
@@ -307,8 +355,14 @@ pub fn inter_call_output_conflict<B: Backend>() {
         );
     }
     assert_eq!(se.read_inter_call_output(&none).unwrap(), Some(None));
-    assert_eq!(se.read_inter_call_output(&empty).unwrap(), Some(Some(Bytes::new())));
-    assert_eq!(se.read_inter_call_output(&full).unwrap(), Some(Some(b(b"out"))));
+    assert_eq!(
+        se.read_inter_call_output(&empty).unwrap(),
+        Some(Some(Bytes::new()))
+    );
+    assert_eq!(
+        se.read_inter_call_output(&full).unwrap(),
+        Some(Some(b(b"out")))
+    );
 }
 
 /// SPEC 2: an inter-call output payload over `MAX_VALUE_LEN` is `InputError::ValueTooLarge`
@@ -348,7 +402,8 @@ pub fn inbound_malformed_rejected_nothing_written<B: Backend>() {
     );
     assert_eq!(read_all_inbound(&*se, 1), vec![]);
     assert_eq!(read_all_inbound(&*se, 2), vec![]);
-    se.append_inbound_inter_calls(&[valid.clone()]).unwrap();
+    se.append_inbound_inter_calls(std::slice::from_ref(&valid))
+        .unwrap();
     assert_eq!(read_all_inbound(&*se, 1), vec![valid]);
 }
 
@@ -377,9 +432,12 @@ pub fn inbound_same_record_again_accepted<B: Backend>() {
     let se = inst.backend.side_effects();
     let r1 = inbound(1, 10, 0, 9, b"one");
     let r2 = inbound(1, 10, 1, 10, b"");
-    se.append_inbound_inter_calls(&[r1.clone(), r2.clone()]).unwrap();
-    se.append_inbound_inter_calls(&[r1.clone()]).unwrap();
-    se.append_inbound_inter_calls(&[r2.clone(), r1.clone(), r1.clone()]).unwrap();
+    se.append_inbound_inter_calls(&[r1.clone(), r2.clone()])
+        .unwrap();
+    se.append_inbound_inter_calls(std::slice::from_ref(&r1))
+        .unwrap();
+    se.append_inbound_inter_calls(&[r2.clone(), r1.clone(), r1.clone()])
+        .unwrap();
     se.append_inbound_inter_calls(&[]).unwrap();
     assert_eq!(read_all_inbound(&*se, 1), vec![r1, r2]);
 }
@@ -391,7 +449,8 @@ pub fn inbound_conflict_with_stored_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let se = inst.backend.side_effects();
     let stored = inbound(1, 10, 0, 10, b"original");
-    se.append_inbound_inter_calls(&[stored.clone()]).unwrap();
+    se.append_inbound_inter_calls(std::slice::from_ref(&stored))
+        .unwrap();
     let new = inbound(1, 11, 0, 11, b"new");
     let other_callee = inbound(2, 10, 0, 10, b"other callee");
     let changed_payload = inbound(1, 10, 0, 10, b"changed");
@@ -406,7 +465,8 @@ pub fn inbound_conflict_with_stored_rejected<B: Backend>() {
     }
     assert_eq!(read_all_inbound(&*se, 1), vec![stored.clone()]);
     assert_eq!(read_all_inbound(&*se, 2), vec![]);
-    se.append_inbound_inter_calls(&[other_callee.clone()]).unwrap();
+    se.append_inbound_inter_calls(std::slice::from_ref(&other_callee))
+        .unwrap();
     assert_eq!(read_all_inbound(&*se, 2), vec![other_callee]);
     assert_eq!(read_all_inbound(&*se, 1), vec![stored]);
 }
@@ -451,20 +511,35 @@ pub fn read_inbound_order_and_filters<B: Backend>() {
     };
     let everything = vec![r1.clone(), r2.clone(), r3.clone(), r4.clone(), r5.clone()];
     assert_eq!(read(None, NO_LIMIT, 100), everything);
-    assert_eq!(read(Some(r1.order_key), NO_LIMIT, 100), everything[1..].to_vec());
-    assert_eq!(read(Some(r2.order_key), NO_LIMIT, 100), everything[2..].to_vec());
-    assert_eq!(read(Some(order(11, 5)), NO_LIMIT, 100), vec![r4.clone(), r5.clone()]);
+    assert_eq!(
+        read(Some(r1.order_key), NO_LIMIT, 100),
+        everything[1..].to_vec()
+    );
+    assert_eq!(
+        read(Some(r2.order_key), NO_LIMIT, 100),
+        everything[2..].to_vec()
+    );
+    assert_eq!(
+        read(Some(order(11, 5)), NO_LIMIT, 100),
+        vec![r4.clone(), r5.clone()]
+    );
     assert_eq!(read(Some(r5.order_key), NO_LIMIT, 100), vec![]);
     assert_eq!(read(Some(order(0, 0)), NO_LIMIT, 100), everything);
     assert_eq!(
         read(None, ChainPos::new(11, 0), 100),
         vec![r1.clone(), r2.clone(), r4.clone()]
     );
-    assert_eq!(read(None, ChainPos::new(10, 0), 100), vec![r2.clone(), r4.clone()]);
+    assert_eq!(
+        read(None, ChainPos::new(10, 0), 100),
+        vec![r2.clone(), r4.clone()]
+    );
     assert_eq!(read(None, ChainPos::new(3, 0), 100), vec![]);
     assert_eq!(read(None, NO_LIMIT, 2), vec![r1.clone(), r2.clone()]);
     assert_eq!(read(None, NO_LIMIT, 0), vec![]);
-    assert_eq!(read(Some(r2.order_key), ChainPos::new(11, 0), 1), vec![r4.clone()]);
+    assert_eq!(
+        read(Some(r2.order_key), ChainPos::new(11, 0), 1),
+        vec![r4.clone()]
+    );
     assert_eq!(read_all_inbound(&*se, 0), vec![before]);
     assert_eq!(read_all_inbound(&*se, 2), vec![after]);
     assert_eq!(read_all_inbound(&*se, 9), vec![]);
@@ -481,7 +556,8 @@ pub fn concurrent_readers_while_writing<B: Backend>() {
     let inst = Instance::<B>::fresh_with(relaxed_options().side_effect_cache_size(16));
     let se = inst.backend.side_effects();
     let expected = |i: u64| outputs(&[format!("out {i}").as_bytes(), b"", &i.to_le_bytes()]);
-    let call_out = |i: u64| -> CallEventOutput { (i % 3 != 0).then(|| b(&i.to_be_bytes())) };
+    let call_out =
+        |i: u64| -> CallEventOutput { (!i.is_multiple_of(3)).then(|| b(&i.to_be_bytes())) };
     let record = |i: u64| inbound(1, 100 + i, 0, 100, format!("call {i}").as_bytes());
     let written = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
@@ -554,6 +630,7 @@ pub fn usable_as_dyn<B: Backend>() {
         Some(Some(b(b"o")))
     );
     let r = inbound(1, 5, 0, 5, b"p");
-    se.append_inbound_inter_calls(&[r.clone()]).unwrap();
+    se.append_inbound_inter_calls(std::slice::from_ref(&r))
+        .unwrap();
     assert_eq!(read_all_inbound(&*se, 1), vec![r]);
 }

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use store_api::{
-    Backend, InputError, MAX_KEY_LEN, SnapshotError, StateError, StateSnapshot,
-    StateStore, StateStoreExt, StoreEngine,
+    Backend, InputError, MAX_KEY_LEN, SnapshotError, StateError, StateSnapshot, StateStore,
+    StateStoreExt, StoreEngine,
 };
 
 use crate::engine::{fail, runner, small_bound, small_key, small_value};
@@ -131,7 +131,10 @@ pub fn empty_value_round_trips<B: Backend>() {
     assert_eq!(s.get(b"other").unwrap(), Some(Bytes::new()));
     assert_eq!(all(&s), entries(&[(b"empty", b""), (b"other", b"")]));
     let snap = s.snapshot().unwrap();
-    assert_eq!(snap.entries(), entries(&[(b"empty", b""), (b"other", b"")]).as_slice());
+    assert_eq!(
+        snap.entries(),
+        entries(&[(b"empty", b""), (b"other", b"")]).as_slice()
+    );
     s.clear().unwrap();
     s.restore(&snap).unwrap();
     assert_eq!(s.get(b"empty").unwrap(), Some(Bytes::new()));
@@ -158,7 +161,11 @@ pub fn invalid_partition_names_rejected<B: Backend>() {
             Ok(_) => panic!("partition {name:?} was accepted"),
         }
     }
-    assert_eq!(dir_listing(inst.root()), before, "a rejected name created a file");
+    assert_eq!(
+        dir_listing(inst.root()),
+        before,
+        "a rejected name created a file"
+    );
     for name in ["a", "b", "escape", "..a"] {
         let s = open(&inst.backend, name);
         assert!(s.is_empty(), "partition {name:?} is not empty");
@@ -180,7 +187,10 @@ pub fn unusual_partition_names_round_trip<B: Backend>() {
     }
     for name in &names {
         let s = open(&inst.backend, name);
-        let mut expected = vec![kv(name.as_bytes(), name.as_bytes()), kv(b"shared", name.as_bytes())];
+        let mut expected = vec![
+            kv(name.as_bytes(), name.as_bytes()),
+            kv(b"shared", name.as_bytes()),
+        ];
         expected.sort();
         assert_eq!(all(&s), expected, "partition {name:?}");
     }
@@ -283,7 +293,15 @@ pub fn size_bytes_exact<B: Backend>() {
 pub fn prefix_scan_ascending<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "p");
-    for k in [&b"user/2"[..], b"user/10", b"user/1", b"users", b"use", b"user/", b"zed"] {
+    for k in [
+        &b"user/2"[..],
+        b"user/10",
+        b"user/1",
+        b"users",
+        b"use",
+        b"user/",
+        b"zed",
+    ] {
         s.put(k, k).unwrap();
     }
     assert_eq!(
@@ -294,7 +312,10 @@ pub fn prefix_scan_ascending<B: Backend>() {
         keys_of(&s.prefix_scan(b"user").unwrap()),
         keys(&[b"user/", b"user/1", b"user/10", b"user/2", b"users"])
     );
-    assert_eq!(s.prefix_scan(b"user/1").unwrap(), entries(&[(b"user/1", b"user/1"), (b"user/10", b"user/10")]));
+    assert_eq!(
+        s.prefix_scan(b"user/1").unwrap(),
+        entries(&[(b"user/1", b"user/1"), (b"user/10", b"user/10")])
+    );
     assert_eq!(s.prefix_scan(b"nothing").unwrap(), vec![]);
 }
 
@@ -395,7 +416,10 @@ pub fn snapshot_restore_replaces_whole_state<B: Backend>() {
     s.put(b"a", b"1").unwrap();
     s.put(b"b", b"2").unwrap();
     let snap = s.snapshot().unwrap();
-    assert_eq!(snap.entries(), entries(&[(b"a", b"1"), (b"b", b"2")]).as_slice());
+    assert_eq!(
+        snap.entries(),
+        entries(&[(b"a", b"1"), (b"b", b"2")]).as_slice()
+    );
     s.put(b"c", b"3").unwrap();
     s.delete(b"a").unwrap();
     s.put(b"b", b"changed").unwrap();
@@ -465,8 +489,14 @@ pub fn damaged_snapshot_bytes_rejected<B: Backend>() {
     );
     let mut bad_magic = bytes.clone();
     bad_magic[0] = b'X';
-    assert_eq!(StateSnapshot::from_bytes(&bad_magic), Err(SnapshotError::BadMagic));
-    assert_eq!(StateSnapshot::from_bytes(b"not a snapshot at all"), Err(SnapshotError::BadMagic));
+    assert_eq!(
+        StateSnapshot::from_bytes(&bad_magic),
+        Err(SnapshotError::BadMagic)
+    );
+    assert_eq!(
+        StateSnapshot::from_bytes(b"not a snapshot at all"),
+        Err(SnapshotError::BadMagic)
+    );
     let mut bad_version = bytes.clone();
     bad_version[6] = 2;
     assert_eq!(
@@ -495,7 +525,9 @@ pub fn partitions_are_isolated<B: Backend>() {
     a.put(b"bk", b"from a").unwrap();
     ab.put(b"k", b"from ab").unwrap();
     other.put(b"bk", b"from other").unwrap();
-    engine.put_batch(&[(b"bk", b"from engine"), (b"k", b"engine")]).unwrap();
+    engine
+        .put_batch(&[(b"bk", b"from engine"), (b"k", b"engine")])
+        .unwrap();
     assert_eq!(all(&a), entries(&[(b"bk", b"from a")]));
     assert_eq!(all(&ab), entries(&[(b"k", b"from ab")]));
     assert_eq!(all(&other), entries(&[(b"bk", b"from other")]));
@@ -615,15 +647,20 @@ pub fn restore_then_flush_survives_reopen<B: Backend>() {
 pub fn typed_helpers<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "typed");
-    s.put_typed(b"pair", &(7u64, String::from("seven"))).unwrap();
+    s.put_typed(b"pair", &(7u64, String::from("seven")))
+        .unwrap();
     assert_eq!(
         s.get_typed::<(u64, String)>(b"pair").unwrap(),
         Some((7, String::from("seven")))
     );
     assert_eq!(s.get_typed::<u64>(b"missing").unwrap(), None);
-    let next = s.update(b"counter", |n: Option<u64>| Some(n.unwrap_or(0) + 1)).unwrap();
+    let next = s
+        .update(b"counter", |n: Option<u64>| Some(n.unwrap_or(0) + 1))
+        .unwrap();
     assert_eq!(next, Some(1));
-    let next = s.update(b"counter", |n: Option<u64>| n.map(|n| n + 10)).unwrap();
+    let next = s
+        .update(b"counter", |n: Option<u64>| n.map(|n| n + 10))
+        .unwrap();
     assert_eq!(next, Some(11));
     assert_eq!(s.get_typed::<u64>(b"counter").unwrap(), Some(11));
     let gone = s.update(b"counter", |_: Option<u64>| None).unwrap();
@@ -658,7 +695,10 @@ pub fn usable_as_box_dyn<B: Backend>() {
     s.restore(&snap).unwrap();
     s.flush().unwrap();
     assert_eq!(keys_of(&s.prefix_scan(b"").unwrap()), keys(&[b"n"]));
-    assert_eq!(keys_of(&s.range_scan(&b"a"[..]..&b"z"[..]).unwrap()), keys(&[b"n"]));
+    assert_eq!(
+        keys_of(&s.range_scan(&b"a"[..]..&b"z"[..]).unwrap()),
+        keys(&[b"n"])
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -732,12 +772,12 @@ fn run_state_ops<S: StateStore + ?Sized>(s: &mut S, ops: &[Op]) -> Result<(), Te
                 prop_assert_eq!(got, expected, "step {}: prefix_scan", step);
             }
             Op::RangeScan(start, end) => {
-                let got = s.range_scan(start.as_slice()..end.as_slice()).map_err(fail)?;
-                let expected = model_rows(
-                    model
-                        .iter()
-                        .filter(|(k, _)| k.as_slice() >= start.as_slice() && k.as_slice() < end.as_slice()),
-                );
+                let got = s
+                    .range_scan(start.as_slice()..end.as_slice())
+                    .map_err(fail)?;
+                let expected = model_rows(model.iter().filter(|(k, _)| {
+                    k.as_slice() >= start.as_slice() && k.as_slice() < end.as_slice()
+                }));
                 prop_assert_eq!(got, expected, "step {}: range_scan", step);
             }
             Op::Clear => {
@@ -776,10 +816,7 @@ pub fn model_random_operations<B: Backend>() {
     let mut runner = runner(40, 0x5A);
     let result = runner.run(&prop::collection::vec(op(), 1..50), |ops| {
         let inst = Instance::<B>::relaxed();
-        let mut state = inst
-            .backend
-            .state_store("model")
-            .map_err(fail)?;
+        let mut state = inst.backend.state_store("model").map_err(fail)?;
         run_state_ops(&mut state, &ops)
     });
     if let Err(err) = result {
