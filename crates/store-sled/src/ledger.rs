@@ -447,11 +447,16 @@ impl LedgerStore for SledLedger {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<PostingRecord>, LedgerError> {
+        let _lock = self.lock.read();
+        let prefix = keys::account(account);
+        if read(&self.accounts, &prefix)?.is_none() {
+            return Err(LedgerError::UnknownAccount {
+                account: account.clone(),
+            });
+        }
         let Some(first) = after_seq.checked_add(1) else {
             return Ok(Vec::new());
         };
-        let _lock = self.lock.read();
-        let prefix = keys::account(account);
         let lower = keys::posting(account, first, 0);
         // An account key ends with NUL, so it always has a successor.
         let rows = match prefix_successor(&prefix) {

@@ -258,7 +258,9 @@ impl SegmentLogStore for SledSegmentLog {
         len: u64,
     ) -> Result<(), SegmentError> {
         let _writer = self.writer.lock();
-        let mut meta = readable(self.stored_meta(segment)?, session, segment)?;
+        // A write: another session's segment is `WrongSession`; then it must exist.
+        let meta = writable(self.stored_meta(segment)?, session, segment)?;
+        let mut meta = readable(Some(meta), session, segment)?;
         if len > meta.entries {
             return Err(SegmentError::TruncateBeyondEnd {
                 segment,
