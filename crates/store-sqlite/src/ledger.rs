@@ -629,15 +629,20 @@ impl LedgerStore for SqliteLedger {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<PostingRecord>, LedgerError> {
-        // Stored seqs fit in i64: nothing comes after a larger one.
-        let Ok(after_seq) = i64::try_from(after_seq) else {
-            return Ok(Vec::new());
-        };
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         const CTX: &str = "reading an account's history";
-        Ok(self.db.read(|conn| {
+        self.db.read_tx(|conn| {
+            if read_account(conn, account)?.is_none() {
+                return Err(LedgerError::UnknownAccount {
+                    account: account.clone(),
+                });
+            }
+            // Stored seqs fit in i64: nothing comes after a larger one.
+            let Ok(after_seq) = i64::try_from(after_seq) else {
+                return Ok(Vec::new());
+            };
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
             let mut stmt = conn.prepare_cached(HISTORY).ctx(CTX)?;
             let mut rows = stmt
                 .query((account.book.as_str(), account.path.as_str(), after_seq))
@@ -647,8 +652,8 @@ impl LedgerStore for SqliteLedger {
                 Ok(None) => None,
                 Err(e) => Some(Err(crate::sql_error(CTX, e))),
             });
-            history_page(postings, limit)
-        })?)
+            Ok(history_page(postings, limit)?)
+        })
     }
 
     fn trial_balance(

@@ -138,11 +138,12 @@ impl SegmentLogStore for SqliteSegmentLog {
             meta.live = true;
             let index = meta.entries;
             let idx = count_to_sql(index)?;
+            meta.entries += 1;
+            // The metadata row first: entries reference it.
+            write_meta(conn, segment, &meta)?;
             conn.prepare_cached(INSERT_ENTRY)
                 .and_then(|mut stmt| stmt.execute((segment.to_bytes(), idx, entry)))
                 .ctx("appending a segment entry")?;
-            meta.entries += 1;
-            write_meta(conn, segment, &meta)?;
             Ok(index)
         })
     }
@@ -157,11 +158,12 @@ impl SegmentLogStore for SqliteSegmentLog {
         self.db.write(|conn| {
             let mut meta = writable(read_meta(conn, segment)?, session, segment)?;
             let index = count_to_sql(meta.traces)?;
+            meta.traces += 1;
+            write_meta(conn, segment, &meta)?;
             conn.prepare_cached(INSERT_TRACE)
                 .and_then(|mut stmt| stmt.execute((segment.to_bytes(), index, entry)))
                 .ctx("appending a trace entry")?;
-            meta.traces += 1;
-            write_meta(conn, segment, &meta)
+            Ok(())
         })
     }
 
@@ -210,6 +212,8 @@ impl SegmentLogStore for SqliteSegmentLog {
             const CTX: &str = "writing a segment";
             let mut meta = writable(read_meta(conn, segment)?, session, segment)?;
             meta.live = true;
+            meta.entries = entries.len() as u64;
+            write_meta(conn, segment, &meta)?;
             conn.prepare_cached(DELETE_ENTRIES_FROM)
                 .and_then(|mut stmt| stmt.execute((segment.to_bytes(), 0i64)))
                 .ctx(CTX)?;
@@ -219,8 +223,7 @@ impl SegmentLogStore for SqliteSegmentLog {
                     .execute((segment.to_bytes(), idx as i64, entry))
                     .ctx(CTX)?;
             }
-            meta.entries = entries.len() as u64;
-            write_meta(conn, segment, &meta)
+            Ok(())
         })
     }
 
@@ -231,7 +234,11 @@ impl SegmentLogStore for SqliteSegmentLog {
         len: u64,
     ) -> Result<(), SegmentError> {
         self.db.write(|conn| {
-            let mut meta = readable(read_meta(conn, segment)?, session, segment)?;
+            let stored = read_meta(conn, segment)?;
+            // A write: another session's segment is `WrongSession`, then only a live
+            // segment can be truncated.
+            writable(stored, session, segment)?;
+            let mut meta = readable(stored, session, segment)?;
             if len > meta.entries {
                 return Err(SegmentError::TruncateBeyondEnd {
                     segment,
