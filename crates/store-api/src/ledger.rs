@@ -619,6 +619,7 @@ pub trait LedgerStore: Send + Sync {
 
     /// The account's postings with `seq > after_seq` (**exclusive**), ascending; `limit`
     /// counts transactions, and a transaction's postings are never split across pages.
+    /// An unknown account is [`LedgerError::UnknownAccount`].
     fn account_history(
         &self,
         account: &AccountId,

@@ -82,6 +82,18 @@ pub fn writable(
     }
 }
 
+/// The metadata of an existing segment that `session` may rewrite (`truncate`):
+/// [`SegmentError::WrongSession`] when another session owns it, [`SegmentError::NotFound`]
+/// when it does not exist as a log.
+pub fn existing_writable(
+    meta: Option<SegmentMeta>,
+    session: SessionId,
+    segment: SegmentId,
+) -> Result<SegmentMeta, SegmentError> {
+    let meta = writable(meta, session, segment)?;
+    readable(Some(meta), session, segment)
+}
+
 /// The metadata a read by `session` sees: [`SegmentError::NotFound`] unless the segment is
 /// live and owned by `session`.
 pub fn readable(

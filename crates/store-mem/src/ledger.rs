@@ -216,6 +216,11 @@ impl LedgerStore for MemLedger {
         limit: usize,
     ) -> Result<Vec<PostingRecord>, LedgerError> {
         let tables = self.tables.read();
+        if !tables.accounts.contains_key(account) {
+            return Err(LedgerError::UnknownAccount {
+                account: account.clone(),
+            });
+        }
         let Some(first) = after_seq.checked_add(1) else {
             return Ok(Vec::new());
         };

@@ -6,7 +6,9 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId};
-use store_kit::segment::{SegmentMeta, readable, sessions_newest_first, writable};
+use store_kit::segment::{
+    SegmentMeta, existing_writable, readable, sessions_newest_first, writable,
+};
 
 /// The in-memory segment log. Writes take the lock exclusively, so concurrent appends to
 /// one segment are serialized whole.
@@ -133,7 +135,7 @@ impl SegmentLogStore for MemSegmentLog {
         len: u64,
     ) -> Result<(), SegmentError> {
         let mut tables = self.tables.write();
-        let mut meta = readable(tables.meta.get(&segment).copied(), session, segment)?;
+        let mut meta = existing_writable(tables.meta.get(&segment).copied(), session, segment)?;
         if len > meta.entries {
             return Err(SegmentError::TruncateBeyondEnd {
                 segment,
