@@ -128,29 +128,16 @@ impl Stores {
         let kind = config.kind();
         let options = config.open_options().clock(clock);
         let dir = config.dir().unwrap_or(Path::new(""));
-        let opened = match kind {
-            #[cfg(feature = "mem")]
-            BackendKind::Mem => open_as::<store_mem::MemBackend>(dir, options),
-            #[cfg(feature = "redb")]
-            BackendKind::Redb => open_as::<store_redb::RedbBackend>(dir, options),
-            #[cfg(feature = "lmdb")]
-            BackendKind::Lmdb => open_as::<store_lmdb::LmdbBackend>(dir, options),
-            #[cfg(feature = "sled")]
-            BackendKind::Sled => open_as::<store_sled::SledBackend>(dir, options),
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => open_as::<store_sqlite::SqliteBackend>(dir, options),
-            #[allow(unreachable_patterns)]
-            _ => {
-                return Err(StoresError::NotCompiledIn {
-                    backend: kind,
-                    feature: kind.feature(),
-                });
-            }
-        };
-        opened.map_err(|source| StoresError::Open {
-            backend: kind,
-            source,
-        })
+        match open_kind(kind, dir, options) {
+            Some(opened) => opened.map_err(|source| StoresError::Open {
+                backend: kind,
+                source,
+            }),
+            None => Err(StoresError::NotCompiledIn {
+                backend: kind,
+                feature: kind.feature(),
+            }),
+        }
     }
 
     /// The backend's short name (`mem`, `redb`, ...).
@@ -197,6 +184,38 @@ impl Stores {
     /// holds it, exactly as [`Backend::state_store`].
     pub fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError> {
         self.backend.state_store(name)
+    }
+}
+
+/// The one place each backend is wired in: `None` when `kind` is not compiled in.
+#[cfg_attr(
+    not(any(
+        feature = "mem",
+        feature = "redb",
+        feature = "lmdb",
+        feature = "sled",
+        feature = "sqlite"
+    )),
+    allow(unused_variables)
+)]
+fn open_kind(
+    kind: BackendKind,
+    dir: &Path,
+    options: OpenOptions,
+) -> Option<Result<Stores, OpenError>> {
+    match kind {
+        #[cfg(feature = "mem")]
+        BackendKind::Mem => Some(open_as::<store_mem::MemBackend>(dir, options)),
+        #[cfg(feature = "redb")]
+        BackendKind::Redb => Some(open_as::<store_redb::RedbBackend>(dir, options)),
+        #[cfg(feature = "lmdb")]
+        BackendKind::Lmdb => Some(open_as::<store_lmdb::LmdbBackend>(dir, options)),
+        #[cfg(feature = "sled")]
+        BackendKind::Sled => Some(open_as::<store_sled::SledBackend>(dir, options)),
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => Some(open_as::<store_sqlite::SqliteBackend>(dir, options)),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 

@@ -99,7 +99,7 @@ where
     println!("backend: {}{temporary}", opened.config());
     match demo(opened.stores()) {
         Ok(report) => {
-            println!("{report}");
+            println!("{}", report.to_string().trim_end());
             ExitCode::SUCCESS
         }
         Err(err) => fail(&err),

@@ -12,9 +12,12 @@ mod session_log;
 mod state;
 
 pub use example::{ExampleStores, open_for_example, run_example};
-pub use ledger::{LedgerDemo, ledger_demo};
+pub use ledger::{BOOK as LEDGER_BOOK, LedgerDemo, ledger_demo};
 pub use session_log::{SessionLogDemo, session_log_demo};
-pub use state::{StateDemo, state_demo};
+pub use state::{
+    PARTITION as STATE_PARTITION, REPLICA_PARTITION as STATE_REPLICA_PARTITION, StateDemo,
+    state_demo,
+};
 
 use store_api::{InputError, LedgerError, SegmentError, SnapshotError, StateError};
 

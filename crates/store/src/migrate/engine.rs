@@ -143,6 +143,7 @@ fn write_base(
     dst: &dyn StoreEngine,
     touched: &HashSet<Bytes>,
     slots: u64,
+    batch_bytes: u64,
 ) -> Result<u64, MigrateError> {
     let mut total_bytes = 0u64;
     let mut total_entries = 0u64;
@@ -151,7 +152,7 @@ fn write_base(
         total_bytes += (key.len() + value.len()) as u64;
         total_entries += 1;
     }
-    let wanted = total_bytes.div_ceil(BASE_BATCH_BYTES).max(1);
+    let wanted = total_bytes.div_ceil(batch_bytes).max(1);
     let batches = wanted.min(slots);
     let per_batch = total_bytes.div_ceil(batches).max(1);
     let mut seq = 0;
@@ -194,6 +195,10 @@ fn write_base(
 }
 
 pub(super) fn copy(from: &Stores, to: &Stores) -> Result<CopySummary, MigrateError> {
+    copy_with(from, to, BASE_BATCH_BYTES)
+}
+
+fn copy_with(from: &Stores, to: &Stores, batch_bytes: u64) -> Result<CopySummary, MigrateError> {
     let (src, dst) = (from.engine(), to.engine());
     let (first, current) = retained(src.as_ref())?;
     let mut touched = HashSet::new();
@@ -209,7 +214,7 @@ pub(super) fn copy(from: &Stores, to: &Stores) -> Result<CopySummary, MigrateErr
         }
     }
     let base = if first > 1 {
-        write_base(src.as_ref(), dst.as_ref(), &touched, first - 1)?
+        write_base(src.as_ref(), dst.as_ref(), &touched, first - 1, batch_bytes)?
     } else {
         0
     };
@@ -220,10 +225,10 @@ pub(super) fn copy(from: &Stores, to: &Stores) -> Result<CopySummary, MigrateErr
         dst.prune_batch_log(first)?;
     }
     let replayed = (current + 1).saturating_sub(first);
-    let mut copied = format!("{replayed} logged batches replayed with their sequence numbers");
+    let mut copied = format!("logged batches {replayed}, replayed with their sequence numbers");
     if first > 1 {
         copied.push_str(&format!(
-            "; batches 1..={} were pruned in the source: their {base} remaining keys written \
+            "; batches 1..={} were pruned in the source: the keys they left ({base}) written \
              as base batches below {first}, whose log entries were then pruned",
             first - 1
         ));
@@ -299,5 +304,126 @@ pub(super) fn verify(
         if !diff(detail) {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use store_api::OpenOptions;
+    use store_mem::MemBackend;
+
+    use super::*;
+    use crate::stores::open_as;
+
+    fn mem() -> Stores {
+        open_as::<MemBackend>(Path::new(""), OpenOptions::default()).unwrap()
+    }
+
+    /// Copies `source` with base batches of `batch_bytes`, checks the destination matches
+    /// and returns it.
+    fn copied(source: &Stores, batch_bytes: u64) -> Stores {
+        let destination = mem();
+        check_empty(&destination).unwrap();
+        copy_with(source, &destination, batch_bytes).unwrap();
+        let mut differences = Vec::new();
+        verify(source, &destination, &mut differences).unwrap();
+        assert!(differences.is_empty(), "{differences:#?}");
+        destination
+    }
+
+    /// A source with `batches` put batches of 10 keys of 100-byte values (keys repeat
+    /// every 3 batches), pruned below `cutoff`.
+    fn source(batches: u64, cutoff: u64) -> Stores {
+        let stores = mem();
+        let engine = stores.engine();
+        for b in 0..batches {
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..10u8)
+                .map(|i| (vec![b'k', (b % 3) as u8, i], vec![b as u8; 100]))
+                .collect();
+            let refs: Vec<(&[u8], &[u8])> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect();
+            engine.put_batch(&refs).unwrap();
+        }
+        engine.prune_batch_log(cutoff).unwrap();
+        stores
+    }
+
+    #[test]
+    fn a_complete_log_is_replayed_as_is() {
+        let destination = copied(&source(5, 0), 1 << 20);
+        assert_eq!(
+            destination.engine().oldest_retained_batch().unwrap(),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn pruned_data_becomes_base_batches_below_the_retained_log() {
+        // Batches 1..=6 pruned: base of 30 keys (3 key groups), spread over several
+        // batches when they are small, squeezed into the 6 slots when they are tiny.
+        for batch_bytes in [1 << 20, 1000, 1] {
+            let destination = copied(&source(9, 7), batch_bytes);
+            let engine = destination.engine();
+            assert_eq!(engine.current_sequence(), 9);
+            assert_eq!(engine.oldest_retained_batch().unwrap(), Some(7));
+        }
+    }
+
+    #[test]
+    fn retained_batches_overwriting_everything_leave_an_empty_base() {
+        // Batches 4..=6 rewrite every key group, so the base is empty: a filler holds seq 3.
+        let destination = copied(&source(6, 4), 1 << 20);
+        assert_eq!(
+            destination.engine().oldest_retained_batch().unwrap(),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn a_fully_pruned_log_keeps_the_sequence_and_the_data() {
+        let destination = copied(&source(4, 100), 1000);
+        let engine = destination.engine();
+        assert_eq!(engine.current_sequence(), 4);
+        assert_eq!(engine.oldest_retained_batch().unwrap(), None);
+        assert_eq!(engine.put_batch(&[(b"next", b"")]).unwrap(), 5);
+    }
+
+    #[test]
+    fn an_empty_engine_copies_to_an_empty_engine() {
+        let destination = copied(&mem(), 1000);
+        assert_eq!(destination.engine().current_sequence(), 0);
+    }
+
+    #[test]
+    fn verification_reports_each_kind_of_difference() {
+        let source = source(3, 0);
+        let destination = copied(&source, 1000);
+        let engine = destination.engine();
+        engine
+            .put_batch(&[(b"k\x00\x00", b"changed"), (b"only-here", b"")])
+            .unwrap();
+        engine.delete_batch(&[b"k\x01\x00"]).unwrap();
+        let mut differences = Vec::new();
+        verify(&source, &destination, &mut differences).unwrap();
+        let text: Vec<&str> = differences.iter().map(|d| d.detail.as_str()).collect();
+        assert!(
+            text.iter().any(|d| d.starts_with("current sequence")),
+            "{text:#?}"
+        );
+        assert!(text.iter().any(|d| d.contains("source value")), "{text:#?}");
+        assert!(
+            text.iter()
+                .any(|d| d.contains("missing from the destination")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|d| d.contains("in the destination only")),
+            "{text:#?}"
+        );
+        assert!(check_empty(&destination).is_err());
     }
 }

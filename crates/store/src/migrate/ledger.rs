@@ -173,8 +173,8 @@ pub(super) fn copy(
     Ok(CopySummary {
         store: StoreKind::Ledger,
         copied: format!(
-            "{} books (_system and the named ones): {assets} assets, {accounts} accounts, \
-             {transactions} transactions replayed in per-book sequence order with their \
+            "books {} (_system and the named ones): assets {assets}, accounts {accounts}, \
+             transactions {transactions}, replayed in per-book sequence order with their \
              sequence numbers, times, ids and idempotency keys",
             books.len()
         ),

@@ -19,7 +19,7 @@ pub enum StoreKind {
 
 impl fmt::Display for StoreKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             StoreKind::Engine => "engine",
             StoreKind::State => "state",
             StoreKind::Ledger => "ledger",

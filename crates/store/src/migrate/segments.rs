@@ -37,7 +37,7 @@ pub(super) fn copy(from: &Stores, to: &Stores) -> Result<CopySummary, MigrateErr
     Ok(CopySummary {
         store: StoreKind::Segments,
         copied: format!(
-            "{sessions} sessions, {segments} segments, {entries} entries, {traces} trace entries"
+            "sessions {sessions}, segments {segments}, entries {entries}, trace entries {traces}"
         ),
         not_migrated: vec![
             "segments holding only trace entries: the listings do not show them (SPEC section 7), \

@@ -56,7 +56,7 @@ pub(super) fn copy(from: &Stores, to: &Stores, plan: &Plan) -> Result<CopySummar
     Ok(CopySummary {
         store: StoreKind::SideEffects,
         copied: format!(
-            "inbound call queues of {} named callees, {calls} calls",
+            "inbound call queues of named callees {}, calls {calls}",
             plan.callees.len()
         ),
         not_migrated: vec![

@@ -50,7 +50,7 @@ pub(super) fn copy(from: &Stores, to: &Stores, plan: &Plan) -> Result<CopySummar
     Ok(CopySummary {
         store: StoreKind::State,
         copied: format!(
-            "{} named partitions, {keys} keys, through portable snapshots",
+            "named partitions {}, keys {keys}, copied through portable snapshots",
             plan.partitions.len()
         ),
         not_migrated: vec![

@@ -1,0 +1,280 @@
+//! Helpers shared by the integration tests: opening any backend behind `Stores` on a
+//! temporary directory, reopening it, a rich data set, and the per-backend test macro.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use store::migrate::Plan;
+use store::{
+    AccountCfg, AccountDef, AccountId, AccountKind, AssetId, Backend, Book, Bytes, CallOrderKey,
+    ChainPos, Clock, Durability, EventOutputs, InboundInterCall, InterCall, InterCallOutputKey,
+    LyquidId, OpenOptions, SegmentId, SessionId, SideEffectKey, SideEffectKind, Stores,
+    Transaction, open_as,
+};
+use tempfile::TempDir;
+
+/// Expands to one module per backend, each holding one `#[test]` per listed generic test
+/// function (`fn name<B: Backend>()` in the calling file).
+#[allow(unused_macros)]
+macro_rules! per_backend {
+    ($($test:ident),* $(,)?) => {
+        per_backend!(@module mem, store_mem::MemBackend, $($test),*);
+        per_backend!(@module redb, store_redb::RedbBackend, $($test),*);
+        per_backend!(@module lmdb, store_lmdb::LmdbBackend, $($test),*);
+        per_backend!(@module sled, store_sled::SledBackend, $($test),*);
+        per_backend!(@module sqlite, store_sqlite::SqliteBackend, $($test),*);
+    };
+    (@module $name:ident, $backend:ty, $($test:ident),*) => {
+        mod $name {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test::<$backend>();
+                }
+            )*
+        }
+    };
+}
+
+/// A backend behind `Stores`, on its own temporary directory, that can be reopened.
+pub struct Opened<B: Backend> {
+    /// The open stores.
+    pub stores: Stores,
+    dir: TempDir,
+    options: OpenOptions,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: Backend> Opened<B> {
+    /// A fresh backend with `options`.
+    pub fn fresh(options: OpenOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("store-facade-{}-", B::NAME))
+            .tempdir()
+            .unwrap();
+        let stores = open_as::<B>(&dir.path().join("db"), options.clone()).unwrap();
+        Opened {
+            stores,
+            dir,
+            options,
+            _backend: std::marker::PhantomData,
+        }
+    }
+
+    /// The backend's directory.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    /// Closes and opens the same directory again (a persistent backend keeps its data; the
+    /// in-memory one is left open as it is, since reopening it would start empty).
+    pub fn reopen(self) -> Self {
+        let options = self.options.clone();
+        self.reopen_with(options)
+    }
+
+    /// Like [`reopen`](Self::reopen), with other options.
+    pub fn reopen_with(self, options: OpenOptions) -> Self {
+        if !B::capabilities().persistent {
+            return self;
+        }
+        let Opened { stores, dir, .. } = self;
+        drop(stores);
+        let stores = open_as::<B>(&dir.path().join("db"), options.clone()).unwrap();
+        Opened {
+            stores,
+            dir,
+            options,
+            _backend: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Default options with durability `Relaxed`, for tests that write a lot and are not about
+/// durability.
+pub fn relaxed() -> OpenOptions {
+    OpenOptions::default().durability(Durability::Relaxed)
+}
+
+/// The callee whose inbound queue the data set fills and the plan names.
+pub const CALLEE: LyquidId = LyquidId([7; 20]);
+/// A callee with inbound calls that the plan does not name.
+pub const OTHER_CALLEE: LyquidId = LyquidId([8; 20]);
+
+/// Writes data into every store, covering what a migration must carry (a pruned batch log,
+/// repeated keys in a batch, empty values, `0xFF` keys, more keys than one scan page,
+/// empty and multi-page partitions, several books, traces) and what it cannot (side-effect
+/// outputs, a trace-only segment, a callee and a partition not in the plan). Returns the
+/// plan naming what the stores cannot list.
+pub fn populate(stores: &Stores) -> Plan {
+    let engine = stores.engine();
+    let many: Vec<(Vec<u8>, Vec<u8>)> = (0..700u32)
+        .map(|i| (format!("k/{i:04}").into_bytes(), i.to_be_bytes().to_vec()))
+        .collect();
+    let many_refs: Vec<(&[u8], &[u8])> = many
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    assert_eq!(engine.put_batch(&many_refs).unwrap(), 1);
+    assert_eq!(
+        engine
+            .put_batch(&[(b"a", b"1"), (b"b", b"2"), (b"c", b""), (b"a", b"1b")])
+            .unwrap(),
+        2
+    );
+    assert_eq!(engine.delete_batch(&[b"b", b"never-written"]).unwrap(), 3);
+    assert_eq!(
+        engine
+            .put_batch(&[(b"\xff\xff", b"high"), (b"e", b"5"), (b"k/0001", b"new")])
+            .unwrap(),
+        4
+    );
+    assert_eq!(engine.prune_batch_log(3).unwrap(), 2);
+    assert_eq!(engine.put_batch(&[(b"a", b"retained")]).unwrap(), 5);
+    assert_eq!(engine.delete_batch(&[b"e", b"k/0002"]).unwrap(), 6);
+
+    let mut alpha = stores.state_store("alpha").unwrap();
+    for i in 0..600u32 {
+        alpha
+            .put(format!("s/{i}").as_bytes(), &i.to_le_bytes())
+            .unwrap();
+    }
+    alpha.put(b"\xff", b"").unwrap();
+    alpha.flush().unwrap();
+    drop(alpha);
+    let mut beta = stores.state_store("beta").unwrap();
+    beta.put(b"gone", b"1").unwrap();
+    beta.delete(b"gone").unwrap();
+    beta.flush().unwrap();
+    drop(beta);
+    let mut unnamed = stores.state_store("not-in-plan").unwrap();
+    unnamed.put(b"k", b"v").unwrap();
+    unnamed.flush().unwrap();
+    drop(unnamed);
+
+    store::demo::ledger_demo(stores).unwrap();
+    let ledger = stores.ledger();
+    let usd = AssetId::new("USD").unwrap();
+    let books: Vec<Book> = ["other", "not-in-plan"]
+        .into_iter()
+        .map(|b| Book::new(b).unwrap())
+        .collect();
+    for book in &books {
+        let a = AccountId::new(book.as_str(), "assets:a").unwrap();
+        let l = AccountId::new(book.as_str(), "liabilities:l").unwrap();
+        for (id, kind) in [(&a, AccountKind::Asset), (&l, AccountKind::Liability)] {
+            let def = AccountDef {
+                id: id.clone(),
+                asset: usd.clone(),
+                kind,
+            };
+            ledger
+                .open_account(&def, &AccountCfg::for_kind(kind))
+                .unwrap();
+        }
+        let drafts: Vec<Transaction> = (1..=5u64)
+            .map(|n| {
+                Transaction::new(book.clone())
+                    .debit(&a, &usd, n * 100)
+                    .credit(&l, &usd, n * 100)
+                    .with_idempotency_key(format!("loan-{n}"))
+            })
+            .collect();
+        for result in ledger.commit_batch(&drafts).unwrap() {
+            result.unwrap();
+        }
+        ledger
+            .commit(
+                &Transaction::new(book.clone())
+                    .debit(&l, &usd, 50)
+                    .credit(&a, &usd, 50)
+                    .with_metadata("memo", "repayment"),
+            )
+            .unwrap();
+    }
+
+    store::demo::session_log_demo(stores).unwrap();
+    let log = stores.segment_log();
+    let session = SessionId::new_v7();
+    log.append(session, SegmentId::new_v7(), b"one").unwrap();
+    log.append_trace(session, SegmentId::new_v7(), b"trace only")
+        .unwrap();
+    let empty = SegmentId::new_v7();
+    log.create_segment(session, empty, &[]).unwrap();
+
+    let effects = stores.side_effects();
+    let slot = SideEffectKey {
+        lyquid: CALLEE,
+        pos: ChainPos::new(1, 0),
+        kind: SideEffectKind::Event,
+    };
+    effects
+        .write_outputs(&BTreeMap::from([(
+            slot,
+            EventOutputs(vec![Bytes::from_static(b"event")]),
+        )]))
+        .unwrap();
+    let output_key = InterCallOutputKey {
+        callee: CALLEE,
+        pos: ChainPos::new(1, 0),
+        inter_call_seq: 0,
+    };
+    effects
+        .upsert_inter_call_output(&output_key, &Some(Bytes::from_static(b"out")))
+        .unwrap();
+    let calls: Vec<InboundInterCall> = (0..600u32)
+        .map(|i| inbound(CALLEE, u64::from(i / 10) + 2, i))
+        .chain([inbound(OTHER_CALLEE, 3, 0)])
+        .collect();
+    effects.append_inbound_inter_calls(&calls).unwrap();
+
+    Plan {
+        partitions: vec!["alpha".into(), "beta".into(), "never-written".into()],
+        books: vec![
+            Book::new(store::demo::LEDGER_BOOK).unwrap(),
+            Book::new("other").unwrap(),
+        ],
+        callees: vec![CALLEE],
+    }
+}
+
+fn inbound(callee: LyquidId, block: u64, seq: u32) -> InboundInterCall {
+    InboundInterCall {
+        callee,
+        order_key: CallOrderKey {
+            pos: ChainPos::new(block, 0),
+            seq,
+        },
+        call: InterCall {
+            caller: LyquidId([1; 20]),
+            pos: ChainPos::new(block - 1, seq),
+            payload: Bytes::from(format!("call {seq}")),
+        },
+    }
+}
+
+/// The side-effect slot and inter-call output `populate` writes, which no migration can
+/// carry: `(slot, output key)`.
+pub fn unmigratable_side_effects() -> (SideEffectKey, InterCallOutputKey) {
+    (
+        SideEffectKey {
+            lyquid: CALLEE,
+            pos: ChainPos::new(1, 0),
+            kind: SideEffectKind::Event,
+        },
+        InterCallOutputKey {
+            callee: CALLEE,
+            pos: ChainPos::new(1, 0),
+            inter_call_seq: 0,
+        },
+    )
+}
+
+/// A manual clock at time zero, shared as the `Clock` a destination is opened with.
+pub fn replay_clock() -> (Arc<store::ManualClock>, Arc<dyn Clock>) {
+    let clock = Arc::new(store::ManualClock::new(store::Timestamp::default()));
+    let as_clock: Arc<dyn Clock> = clock.clone();
+    (clock, as_clock)
+}
