@@ -110,17 +110,18 @@ pub fn unknown_segment_not_found<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let log = inst.backend.segment_log();
     let (s, g) = (session(1), segment(1));
-    let not_found = |r: Result<(), SegmentError>| {
-        assert_matches!(r, Err(SegmentError::NotFound { session, segment }) if session == s && segment == g);
+    let not_found = |op: &str, r: Result<(), SegmentError>| match r {
+        Err(SegmentError::NotFound { session, segment }) if session == s && segment == g => {}
+        other => panic!("{op} of an unknown segment: expected NotFound, got {other:?}"),
     };
-    not_found(log.read_all(s, g).map(|_| ()));
-    not_found(log.read_entry_count(s, g).map(|_| ()));
-    not_found(log.truncate(s, g, 0));
+    not_found("read_all", log.read_all(s, g).map(|_| ()));
+    not_found("read_entry_count", log.read_entry_count(s, g).map(|_| ()));
+    not_found("truncate", log.truncate(s, g, 0));
     assert!(!log.exists(s, g).unwrap());
     assert_eq!(log.read_traces(s, g).unwrap(), Vec::<Bytes>::new());
     assert_eq!(log.lookup_session_of(g).unwrap(), None);
     log.append(s, segment(2), b"x").unwrap();
-    not_found(log.read_all(s, g).map(|_| ()));
+    not_found("read_all", log.read_all(s, g).map(|_| ()));
     assert!(!log.exists(s, g).unwrap());
 }
 
@@ -275,17 +276,21 @@ pub fn wrong_session_rejected<B: Backend>() {
     let log = inst.backend.segment_log();
     let (owner, other, g) = (session(1), session(2), segment(7));
     log.append(owner, g, b"mine").unwrap();
-    let wrong = |r: Result<(), SegmentError>| {
-        assert_matches!(
-            r,
-            Err(SegmentError::WrongSession { segment, owner: o, given })
-                if segment == g && o == owner && given == other
-        );
+    let wrong = |op: &str, r: Result<(), SegmentError>| match r {
+        Err(SegmentError::WrongSession {
+            segment,
+            owner: o,
+            given,
+        }) if segment == g && o == owner && given == other => {}
+        other => panic!("{op} naming another session: expected WrongSession, got {other:?}"),
     };
-    wrong(log.append(other, g, b"theirs").map(|_| ()));
-    wrong(log.append_trace(other, g, b"trace"));
-    wrong(log.create_segment(other, g, &[b"replaced"]));
-    wrong(log.truncate(other, g, 0));
+    wrong("append", log.append(other, g, b"theirs").map(|_| ()));
+    wrong("append_trace", log.append_trace(other, g, b"trace"));
+    wrong(
+        "create_segment",
+        log.create_segment(other, g, &[b"replaced"]),
+    );
+    wrong("truncate", log.truncate(other, g, 0));
     assert_eq!(log.read_all(owner, g).unwrap(), entries(&[b"mine"]));
     assert_eq!(log.read_traces(owner, g).unwrap(), Vec::<Bytes>::new());
     assert_eq!(log.list_sessions().unwrap(), vec![owner]);
