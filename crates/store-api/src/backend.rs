@@ -22,7 +22,7 @@ pub enum Durability {
     #[default]
     Immediate,
     /// A crash may lose the most recent acknowledged writes, but never tears a batch and
-    /// never corrupts the database.
+    /// never corrupts the database. A clean close (dropping the backend) loses nothing.
     Relaxed,
 }
 

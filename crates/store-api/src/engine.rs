@@ -79,6 +79,7 @@ pub trait StoreEngine: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError>;
 
     /// One `(key, value)` per input key, in input order, read from one consistent view.
+    /// Any invalid key rejects the whole call with [`EngineError::Input`].
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError>;
 
     /// Keys in `[start, end]`: **`end` is inclusive**.

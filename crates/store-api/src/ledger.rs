@@ -572,7 +572,8 @@ pub enum LedgerError {
 /// - Reads never create anything and never see a write that is not yet durable.
 pub trait LedgerStore: Send + Sync {
     /// Registers an asset in [`Book::SYSTEM`]. An identical repeat writes nothing;
-    /// a different definition for the same id is [`LedgerError::AlreadyExists`].
+    /// a different definition for the same id is [`LedgerError::AlreadyExists`]; a
+    /// definition breaking its field limits ([`AssetDef::check`]) is [`LedgerError::Input`].
     fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError>;
 
     /// Opens an account. An identical repeat writes nothing (no event, no sequence
@@ -619,6 +620,8 @@ pub trait LedgerStore: Send + Sync {
 
     /// The account's postings with `seq > after_seq` (**exclusive**), ascending; `limit`
     /// counts transactions, and a transaction's postings are never split across pages.
+    /// An account never opened is [`LedgerError::UnknownAccount`], as for
+    /// [`balance`](Self::balance).
     /// An unknown account is [`LedgerError::UnknownAccount`].
     fn account_history(
         &self,
@@ -628,7 +631,8 @@ pub trait LedgerStore: Send + Sync {
     ) -> Result<Vec<PostingRecord>, LedgerError>;
 
     /// Per-asset debit and credit sums of the book (all time, or `at <= as_of`), sorted by
-    /// asset id; an unknown book gives an empty list.
+    /// asset id. Only assets with at least one counted posting have a row, so an unknown
+    /// book, or one with no transaction up to `as_of`, gives an empty list.
     fn trial_balance(
         &self,
         book: &Book,

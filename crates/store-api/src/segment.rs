@@ -166,7 +166,9 @@ pub trait SegmentLogStore: Send + Sync {
     ) -> Result<(), SegmentError>;
 
     /// Keeps the first `len` entries (0 leaves an existing, empty segment);
-    /// [`SegmentError::TruncateBeyondEnd`] when `len` exceeds the count.
+    /// [`SegmentError::TruncateBeyondEnd`] when `len` exceeds the count,
+    /// [`SegmentError::NotFound`] for an unknown segment, and
+    /// [`SegmentError::WrongSession`] for a segment of another session (like every write).
     fn truncate(
         &self,
         session: SessionId,

@@ -268,7 +268,8 @@ pub trait SideEffectStore: Send + Sync {
     fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError>;
 
     /// Stores the output of an inter-call. The same output again is accepted; a different
-    /// one fails with [`SideEffectError::ConflictingCallOutputReplay`].
+    /// one fails with [`SideEffectError::ConflictingCallOutputReplay`]; a payload over
+    /// [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) is [`InputError::ValueTooLarge`].
     fn upsert_inter_call_output(
         &self,
         key: &InterCallOutputKey,
