@@ -42,5 +42,16 @@ pub use failure::Failure;
 macro_rules! for_each_persistent_backend {
     ($callback:ident) => {
         $callback!(sled, ::store_sled::SledBackend);
+        $callback!(sqlite, ::store_sqlite::SqliteBackend);
+    };
+}
+
+/// Calls `$callback!(name, BackendType)` for the in-memory reference backend and then for
+/// every backend of [`for_each_persistent_backend!`].
+#[macro_export]
+macro_rules! for_each_backend {
+    ($callback:ident) => {
+        $callback!(mem, ::store_mem::MemBackend);
+        $crate::for_each_persistent_backend!($callback);
     };
 }

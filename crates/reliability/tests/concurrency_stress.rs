@@ -1,0 +1,34 @@
+//! Concurrency stress on every backend (the in-memory one included): many threads writing
+//! and reading every store at once, 64 of them committing to the ledger.
+
+use reliability::scale::scale;
+use reliability::stress::{self, StressConfig};
+use store_api::Backend;
+
+fn stress_test<B: Backend>() {
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let cfg = StressConfig::scaled(scale() as usize);
+    match stress::run_fresh::<B>(root.path(), cfg) {
+        Ok(report) => eprintln!(
+            "RELIABILITY-FIGURES stress backend={} threads={} writes={} checked_reads={}",
+            B::NAME,
+            report.threads,
+            report.writes,
+            report.reads
+        ),
+        Err(failure) => panic!("{} stress: {failure}", B::NAME),
+    }
+}
+
+macro_rules! stress_tests {
+    ($name:ident, $ty:ty) => {
+        mod $name {
+            #[test]
+            fn every_store_under_concurrent_writers_and_readers() {
+                super::stress_test::<$ty>();
+            }
+        }
+    };
+}
+
+reliability::for_each_backend!(stress_tests);
