@@ -137,4 +137,33 @@ mod tests {
             assert!(!opened.is_temporary());
         }
     }
+
+    #[test]
+    fn without_url_or_env_a_persistent_backend_in_a_temporary_directory() {
+        if std::env::var_os(STORE_BACKEND_VAR).is_some() {
+            return;
+        }
+        let opened = match open_for_example(None) {
+            Ok(opened) => opened,
+            Err(DemoError::Open(crate::StoresError::NotCompiledIn { backend, .. })) => {
+                assert!(!backend.is_enabled());
+                return;
+            }
+            Err(other) => panic!("{other}"),
+        };
+        match BackendKind::default_persistent() {
+            Some(kind) => {
+                assert_eq!(opened.config().kind(), kind);
+                assert!(opened.is_temporary());
+                let dir = opened.config().dir().unwrap().to_path_buf();
+                assert!(dir.exists());
+                drop(opened);
+                assert!(!dir.exists(), "the temporary directory is removed on drop");
+            }
+            None => {
+                assert_eq!(opened.config(), &BackendConfig::mem());
+                assert!(!opened.is_temporary());
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The code of the crate's examples (`cargo run -p store --example ledger|state|session_log
 //! -- [URL]`), in the library so tests run exactly what the examples run, on every backend.
 //!
-//! Each demo takes an open [`Stores`], does its work through the trait objects only, and
+//! Each demo takes an open [`Stores`](crate::Stores), does its work through the trait objects only, and
 //! returns a report that prints what it did. Every demo can run again on the same
 //! directory and prints the same figures: the ledger demo uses idempotency keys, the state
 //! demo starts from an empty partition, and the session demo writes a new session.

@@ -178,7 +178,8 @@ impl From<LedgerError> for MigrateError {
 /// cannot enumerate themselves, and says what was copied and what was not.
 ///
 /// `to` must have been opened with `clock` as its clock: the ledger replay sets it to each
-/// event's time so timestamps match. Every destination store the plan covers is checked
+/// event's time so timestamps match (and leaves it at the last one: reopen `to` with a
+/// real clock before writing to it). Every destination store the plan covers is checked
 /// empty first ([`MigrateError::DestinationNotEmpty`]); nothing is written before those
 /// checks pass. `from` is only read.
 pub fn copy(
