@@ -9,8 +9,8 @@
 //! - **Engine**: everything the API shows. The retained batch log is replayed batch by
 //!   batch, so every retained batch keeps its sequence number and its exact mutations.
 //!   When the source's log was pruned, the data those batches left behind is written first
-//!   as base batches numbered just below the oldest retained one (with empty filler
-//!   batches before them), and those entries are then pruned: `current_sequence`,
+//!   as base batches numbered just below the oldest retained one (after filler batches
+//!   that delete a key the empty destination does not hold), and those entries are then pruned: `current_sequence`,
 //!   `oldest_retained_batch`, the retained log and the data all end up equal to the
 //!   source's. Filler batches cost one write each: a source pruned up to sequence
 //!   `N` costs about `N` writes, so open the destination with `?durability=relaxed` for a
