@@ -10,9 +10,9 @@
 //!   batch, so every retained batch keeps its sequence number and its exact mutations.
 //!   When the source's log was pruned, the data those batches left behind is written first
 //!   as base batches numbered just below the oldest retained one (after filler batches
-//!   that delete a key the empty destination does not hold), and those entries are then pruned: `current_sequence`,
-//!   `oldest_retained_batch`, the retained log and the data all end up equal to the
-//!   source's. Filler batches cost one write each: a source pruned up to sequence
+//!   that delete a key the empty destination does not hold), and those log entries are
+//!   then pruned: `current_sequence`, `oldest_retained_batch`, the retained log and the
+//!   data all end up equal to the source's. Filler batches cost one write each: a source pruned up to sequence
 //!   `N` costs about `N` writes, so open the destination with `?durability=relaxed` for a
 //!   large `N` (verification after the reopen still checks everything).
 //! - **State partitions**: the [`Backend`](store_api::Backend) trait cannot list
