@@ -622,7 +622,6 @@ pub trait LedgerStore: Send + Sync {
     /// counts transactions, and a transaction's postings are never split across pages.
     /// An account never opened is [`LedgerError::UnknownAccount`], as for
     /// [`balance`](Self::balance).
-    /// An unknown account is [`LedgerError::UnknownAccount`].
     fn account_history(
         &self,
         account: &AccountId,
