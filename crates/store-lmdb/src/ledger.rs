@@ -366,11 +366,16 @@ impl LedgerStore for LmdbLedger {
         limit: usize,
     ) -> Result<Vec<PostingRecord>, LedgerError> {
         const WHAT: &str = "reading an account history";
-        let Some(first) = after_seq.checked_add(1) else {
-            return Ok(Vec::new());
-        };
         self.db.read(WHAT, |txn, t| {
             let account_key = keys::account(account);
+            if t.ledger_accounts.get(txn, &account_key).ctx(WHAT)?.is_none() {
+                return Err(LedgerError::UnknownAccount {
+                    account: account.clone(),
+                });
+            }
+            let Some(first) = after_seq.checked_add(1) else {
+                return Ok(Vec::new());
+            };
             let bounds = prefix_range(keys::posting(account, first, 0), &account_key);
             let postings = t
                 .ledger_postings

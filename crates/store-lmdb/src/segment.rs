@@ -12,8 +12,8 @@ use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId, StorageError};
 use store_kit::codec::{decode, encode};
 use store_kit::segment::{
-    SegmentMeta, entry_key, meta_key, parse_session_index_key, readable, session_index_key,
-    sessions_newest_first, writable,
+    SegmentMeta, entry_key, existing_writable, meta_key, parse_session_index_key, readable,
+    session_index_key, sessions_newest_first, writable,
 };
 
 use crate::tables::{Abort, Db, Table, Tables};
@@ -227,7 +227,7 @@ impl SegmentLogStore for LmdbSegmentLog {
     ) -> Result<(), SegmentError> {
         self.db.write("truncating a segment", |txn, t| {
             let mut meta =
-                readable(meta(txn, t, segment)?, session, segment).map_err(Abort::Fail)?;
+                existing_writable(meta(txn, t, segment)?, session, segment).map_err(Abort::Fail)?;
             if len > meta.entries {
                 return Err(Abort::Fail(SegmentError::TruncateBeyondEnd {
                     segment,

@@ -137,6 +137,17 @@ impl std::fmt::Debug for Db {
     }
 }
 
+impl Drop for Db {
+    fn drop(&mut self) {
+        // A clean close loses nothing, whatever the durability mode: under `Relaxed` the
+        // last commit's meta page may not be on disk yet. Nothing can report a failure
+        // here; a failed sync leaves the database consistent (LMDB's meta pages).
+        if self.durability == Durability::Relaxed {
+            let _ = self.env.force_sync();
+        }
+    }
+}
+
 impl Db {
     /// Opens (or creates) the environment in the locked directory `dir`.
     ///
