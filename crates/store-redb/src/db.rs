@@ -37,6 +37,15 @@ pub(crate) struct WriteTxn<'db> {
     durable: bool,
 }
 
+/// One item of a range over a byte table.
+pub(crate) type RangeEntry<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 /// A table of a write transaction.
 pub(crate) type WriteTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 
@@ -69,7 +78,10 @@ impl Db {
     }
 
     /// Begins a read transaction: a consistent snapshot of the last commit.
-    pub(crate) fn begin_read(&self, context: &'static str) -> Result<ReadTransaction, StorageError> {
+    pub(crate) fn begin_read(
+        &self,
+        context: &'static str,
+    ) -> Result<ReadTransaction, StorageError> {
         self.database.begin_read().ctx(context)
     }
 }

@@ -16,7 +16,7 @@ use store_kit::engine::{
 };
 
 use crate::BACKEND_NAME;
-use crate::db::{Context, Db, WriteTable, get_with, read_table};
+use crate::db::{Context, Db, RangeEntry, WriteTable, get_with, read_table};
 use crate::tables::{ENGINE_DATA, ENGINE_LOG, ENGINE_META};
 
 /// The engine store of a [`RedbBackend`](crate::RedbBackend).
@@ -85,15 +85,7 @@ fn decode_seq(bytes: &[u8]) -> Result<u64, StorageError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn pair(
-    entry: Result<
-        (
-            redb::AccessGuard<'_, &'static [u8]>,
-            redb::AccessGuard<'_, &'static [u8]>,
-        ),
-        redb::StorageError,
-    >,
-) -> Result<(Bytes, Bytes), EngineError> {
+fn pair(entry: RangeEntry<'_>) -> Result<(Bytes, Bytes), EngineError> {
     let (key, value) = entry.ctx("scanning the engine data")?;
     Ok((
         Bytes::copy_from_slice(key.value()),

@@ -132,20 +132,40 @@ impl<'txn> Tables<'txn> {
                 seq: tx.seq,
             };
             let key = keys::transaction(&tx.id);
-            put(&mut self.transactions, &key, "transaction location", &location)?;
+            put(
+                &mut self.transactions,
+                &key,
+                "transaction location",
+                &location,
+            )?;
         }
         for (book, event) in &writes.events {
-            put(&mut self.events, &keys::event(book, event.seq), "event", event)?;
+            put(
+                &mut self.events,
+                &keys::event(book, event.seq),
+                "event",
+                event,
+            )?;
         }
         for (book, key, committed) in &writes.idempotency {
             let key = keys::idempotency(book, key);
-            put(&mut self.idempotency, &key, "idempotency receipt", committed)?;
+            put(
+                &mut self.idempotency,
+                &key,
+                "idempotency receipt",
+                committed,
+            )?;
         }
         for (book, head) in &writes.heads {
             put(&mut self.heads, book.as_str().as_bytes(), "book head", head)?;
         }
         for ((book, asset), totals) in &writes.totals {
-            put(&mut self.totals, &keys::totals(book, asset), "totals", totals)?;
+            put(
+                &mut self.totals,
+                &keys::totals(book, asset),
+                "totals",
+                totals,
+            )?;
         }
         Ok(())
     }
@@ -161,7 +181,13 @@ impl LedgerRead for Tables<'_> {
     }
 
     fn book_head(&mut self, book: &Book) -> Result<BookHead, StorageError> {
-        Ok(get_with(&self.heads, book.as_str().as_bytes(), PLAN, decode("book head"))?.unwrap_or_default())
+        Ok(get_with(
+            &self.heads,
+            book.as_str().as_bytes(),
+            PLAN,
+            decode("book head"),
+        )?
+        .unwrap_or_default())
     }
 
     fn idempotency(&mut self, book: &Book, key: &str) -> Result<Option<Committed>, StorageError> {
@@ -182,7 +208,13 @@ impl LedgerRead for Tables<'_> {
     }
 
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
-        Ok(get_with(&self.totals, &keys::totals(book, asset), PLAN, decode("totals"))?.unwrap_or_default())
+        Ok(get_with(
+            &self.totals,
+            &keys::totals(book, asset),
+            PLAN,
+            decode("totals"),
+        )?
+        .unwrap_or_default())
     }
 }
 
@@ -231,14 +263,13 @@ impl RedbLedger {
         context: &'static str,
         op: impl FnOnce(&mut LedgerPlanner<'_, Tables<'_>>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        let result = self.write(context, |tables, now| {
+        self.write(context, |tables, now| {
             let mut planner = LedgerPlanner::new(tables, now);
             match op(&mut planner) {
                 Ok(()) => (Ok(()), planner.into_writes()),
                 Err(e) => (Err(e), LedgerWrites::default()),
             }
-        })?;
-        result
+        })?
     }
 }
 
@@ -416,8 +447,7 @@ impl LedgerStore for RedbLedger {
                     .ctx(CONTEXT)?
                 {
                     let (_, value) = entry.ctx(CONTEXT)?;
-                    let event: Sequenced<LedgerEvent> =
-                        Record::decode("event", value.value())?;
+                    let event: Sequenced<LedgerEvent> = Record::decode("event", value.value())?;
                     // Events are in sequence order and `at` never decreases with `seq`.
                     if event.at > as_of {
                         break;

@@ -50,7 +50,10 @@ pub(crate) fn open(
         for entry in table.range::<&[u8]>(bounds).ctx(CONTEXT)? {
             let (key, value) = entry.ctx(CONTEXT)?;
             let key = key.value().get(prefix.len()..).unwrap_or_default();
-            entries.push((Bytes::copy_from_slice(key), Bytes::copy_from_slice(value.value())));
+            entries.push((
+                Bytes::copy_from_slice(key),
+                Bytes::copy_from_slice(value.value()),
+            ));
         }
     }
     Ok(BufferedState::new(lease, entries, RedbPartition { db, id }))

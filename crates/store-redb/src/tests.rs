@@ -76,7 +76,9 @@ fn every_store_survives_reopen() {
                 asset: usd.clone(),
                 kind,
             };
-            ledger.open_account(&def, &AccountCfg::for_kind(kind)).unwrap();
+            ledger
+                .open_account(&def, &AccountCfg::for_kind(kind))
+                .unwrap();
         }
         let tx = Transaction::new(Book::new("shop").unwrap())
             .debit(&cash, &usd, 500)
@@ -105,7 +107,10 @@ fn every_store_survives_reopen() {
     assert_eq!(ledger.balance(&sales, None).unwrap().updated_seq, 3);
 
     let log = backend.segment_log();
-    assert_eq!(log.read_all(session, segment).unwrap(), vec![&b"entry\n"[..]]);
+    assert_eq!(
+        log.read_all(session, segment).unwrap(),
+        vec![&b"entry\n"[..]]
+    );
     assert_eq!(log.list_sessions().unwrap(), vec![session]);
 }
 
@@ -152,7 +157,10 @@ fn relaxed_writes_are_visible_at_once_and_durable_after_close() {
         for i in 0..100u32 {
             engine.put_batch(&[(&i.to_be_bytes(), b"v")]).unwrap();
         }
-        assert_eq!(engine.get(&7u32.to_be_bytes()).unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            engine.get(&7u32.to_be_bytes()).unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
     }
     let backend = RedbBackend::open(dir.path(), options).unwrap();
     assert_eq!(backend.engine().current_sequence(), 100);
@@ -218,9 +226,12 @@ fn damaged_files_never_panic_the_open() {
     database_with_marker_value(dir.path());
     let file = dir.path().join(DB_FILE);
     let pristine = fs::read(&file).unwrap();
-    // Flip one byte in every 512-byte block: every outcome but a panic is acceptable here
-    // (a byte of a free page is never read), and a successful open must be usable.
-    for at in (0..pristine.len()).step_by(512) {
+    // Flip bytes all over the header and commit slots, and one byte in every page: every
+    // outcome but a panic is acceptable here (a byte of a free page is never read), and a
+    // successful open must be usable.
+    let header = (0..1024).step_by(16);
+    let pages = (4096 + 100..pristine.len()).step_by(4096);
+    for at in header.chain(pages) {
         let mut bytes = pristine.clone();
         bytes[at] ^= 0x55;
         fs::write(&file, &bytes).unwrap();
