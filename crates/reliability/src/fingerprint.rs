@@ -12,14 +12,24 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint(pub BTreeMap<PathBuf, Option<(u64, u64)>>);
 
+/// File-name endings left out of a fingerprint: SQLite's `-shm` file is the WAL index in
+/// shared memory, which readers write by design (read marks) and which SQLite rebuilds
+/// from the WAL; it holds no data. Everything else, lock files included, is compared.
+pub const NOT_DATA_SUFFIXES: &[&str] = &["-shm"];
+
 impl Fingerprint {
-    /// Fingerprints every entry under `root`. Unreadable entries are recorded by name with
-    /// no hash, so their appearing or disappearing still shows.
+    /// Fingerprints every entry under `root` except files ending in one of
+    /// [`NOT_DATA_SUFFIXES`]. Unreadable entries are recorded by name with no hash, so
+    /// their appearing or disappearing still shows.
     pub fn of(root: &Path) -> std::io::Result<Self> {
         let mut out = BTreeMap::new();
         if root.exists() {
             walk(root, root, &mut out)?;
         }
+        out.retain(|path, _| {
+            let name = path.to_string_lossy();
+            !NOT_DATA_SUFFIXES.iter().any(|s| name.ends_with(s))
+        });
         Ok(Fingerprint(out))
     }
 

@@ -41,6 +41,8 @@ pub use failure::Failure;
 #[macro_export]
 macro_rules! for_each_persistent_backend {
     ($callback:ident) => {
+        $callback!(redb, ::store_redb::RedbBackend);
+        $callback!(lmdb, ::store_lmdb::LmdbBackend);
         $callback!(sled, ::store_sled::SledBackend);
         $callback!(sqlite, ::store_sqlite::SqliteBackend);
     };

@@ -49,3 +49,35 @@ fn random_sequences_agree_on_every_backend() {
         Err(failure) => panic!("seed {seed}: {failure}"),
     }
 }
+
+/// Regressions: minimal sequences the random run found, kept as named tests.
+mod regressions {
+    use reliability::differential::{self, ops::Blob, ops::Op};
+
+    fn agree(ops: Vec<Op>) {
+        let mut subjects = super::all_backends().expect("opening every backend");
+        let mut all = differential::prelude();
+        all.extend(ops);
+        if let Err(failure) = differential::compare(&mut subjects, &all) {
+            panic!("{failure}");
+        }
+    }
+
+    /// Seed 0x00D1FF5EED000001 (CI): `truncate` naming a segment of another session
+    /// must be `WrongSession` like every write (store-redb answered `NotFound`).
+    #[test]
+    fn truncate_of_another_sessions_segment() {
+        agree(vec![
+            Op::Append {
+                session: 1,
+                segment: 2,
+                entry: Blob::of(b""),
+            },
+            Op::Truncate {
+                session: 0,
+                segment: 2,
+                len: 0,
+            },
+        ]);
+    }
+}

@@ -47,9 +47,14 @@ impl<B: Backend> Subject<B> {
     /// Opens `B` in `dir` (ignored by the in-memory backend) with durability `Relaxed`
     /// and a manual clock at [`CLOCK_START`].
     pub fn open(dir: &Path) -> Result<Self, Failure> {
+        Self::open_with(dir, Durability::Relaxed)
+    }
+
+    /// Opens `B` in `dir` with `durability` and a manual clock at [`CLOCK_START`].
+    pub fn open_with(dir: &Path, durability: Durability) -> Result<Self, Failure> {
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(CLOCK_START)));
         let options = OpenOptions::default()
-            .durability(Durability::Relaxed)
+            .durability(durability)
             .clock(clock.clone());
         let backend = B::open(dir, options.clone()).or_fail(format!("opening {}", B::NAME))?;
         Ok(Subject {
