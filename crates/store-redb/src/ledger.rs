@@ -394,15 +394,21 @@ impl LedgerStore for RedbLedger {
         limit: usize,
     ) -> Result<Vec<PostingRecord>, LedgerError> {
         const CONTEXT: &str = "reading an account history";
+        let txn = self.db.begin_read(CONTEXT)?;
+        let account_key = keys::account(account);
+        let accounts = read_table(&txn, LEDGER_ACCOUNTS, CONTEXT)?;
+        if accounts.get(account_key.as_slice()).ctx(CONTEXT)?.is_none() {
+            return Err(LedgerError::UnknownAccount {
+                account: account.clone(),
+            });
+        }
         let Some(first) = after_seq.checked_add(1) else {
             return Ok(Vec::new());
         };
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let txn = self.db.begin_read(CONTEXT)?;
         let postings = read_table(&txn, LEDGER_POSTINGS, CONTEXT)?;
-        let account_key = keys::account(account);
         let start = keys::posting(account, first, 0);
         let end = prefix_successor(&account_key);
         let page = postings

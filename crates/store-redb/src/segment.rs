@@ -16,8 +16,8 @@ use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId, StorageError};
 use store_kit::codec::{self, prefix_successor};
 use store_kit::segment::{
-    SegmentMeta, entry_key, meta_key, parse_session_index_key, readable, session_index_key,
-    sessions_newest_first, writable,
+    SegmentMeta, entry_key, existing_writable, meta_key, parse_session_index_key, readable,
+    session_index_key, sessions_newest_first, writable,
 };
 
 use crate::BACKEND_NAME;
@@ -268,7 +268,8 @@ impl SegmentLogStore for RedbSegmentLog {
         let txn = self.db.begin_write(CONTEXT)?;
         {
             let mut metas = txn.table(SEGMENT_META, CONTEXT)?;
-            let mut meta = readable(stored_meta(&metas, segment, CONTEXT)?, session, segment)?;
+            let mut meta =
+                existing_writable(stored_meta(&metas, segment, CONTEXT)?, session, segment)?;
             if len > meta.entries {
                 return Err(SegmentError::TruncateBeyondEnd {
                     segment,
