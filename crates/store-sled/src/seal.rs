@@ -191,11 +191,17 @@ pub(crate) fn verify_and_break(dir: &Path, db_subdir: &str) -> Result<(), OpenEr
         let mut parts = line.splitn(3, ' ');
         let (Some(checksum), Some(len), Some(name)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(corrupted(seal_path.clone(), "a seal line is malformed".into()));
+            return Err(corrupted(
+                seal_path.clone(),
+                "a seal line is malformed".into(),
+            ));
         };
         let (Ok(checksum), Ok(len)) = (u64::from_str_radix(checksum, 16), len.parse::<u64>())
         else {
-            return Err(corrupted(seal_path.clone(), "a seal line is malformed".into()));
+            return Err(corrupted(
+                seal_path.clone(),
+                "a seal line is malformed".into(),
+            ));
         };
         if name.split('/').any(|part| part.is_empty() || part == "..") {
             return Err(corrupted(

@@ -51,7 +51,10 @@ enum Change<'a> {
     /// Store one trace entry at `index`.
     Trace { index: u64, entry: &'a [u8] },
     /// Store `entries` at `0..`, then remove the old entries `entries.len()..old_len`.
-    Replace { entries: &'a [&'a [u8]], old_len: u64 },
+    Replace {
+        entries: &'a [&'a [u8]],
+        old_len: u64,
+    },
     /// Remove the entries `len..old_len`.
     Truncate { len: u64, old_len: u64 },
 }

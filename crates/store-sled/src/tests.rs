@@ -25,11 +25,7 @@ fn open(dir: &Path) -> SledBackend {
 }
 
 fn open_relaxed(dir: &Path) -> SledBackend {
-    SledBackend::open(
-        dir,
-        OpenOptions::default().durability(Durability::Relaxed),
-    )
-    .unwrap()
+    SledBackend::open(dir, OpenOptions::default().durability(Durability::Relaxed)).unwrap()
 }
 
 /// Every file under `dir` with its bytes, sorted by path.
@@ -320,7 +316,9 @@ fn closed_database() -> (tempfile::TempDir, PathBuf) {
     let backend = open_relaxed(&dir);
     let engine = backend.engine();
     for i in 0..500u32 {
-        engine.put_batch(&[(&i.to_be_bytes(), &[7u8; 200])]).unwrap();
+        engine
+            .put_batch(&[(&i.to_be_bytes(), &[7u8; 200])])
+            .unwrap();
     }
     drop(engine);
     drop(backend);
