@@ -62,11 +62,29 @@ impl Db {
     /// Begins a write transaction (waiting for the one in progress, if any). Under
     /// `Relaxed` it is non-durable unless a durable commit is due.
     pub(crate) fn begin_write(&self, context: &'static str) -> Result<WriteTxn<'_>, StorageError> {
+        self.begin(context, false)
+    }
+
+    /// Begins a write transaction that is durable when it commits, whatever the mode (a
+    /// state flush). Under `Relaxed` its commit also makes every earlier commit durable.
+    pub(crate) fn begin_durable_write(
+        &self,
+        context: &'static str,
+    ) -> Result<WriteTxn<'_>, StorageError> {
+        self.begin(context, true)
+    }
+
+    fn begin(
+        &self,
+        context: &'static str,
+        force_durable: bool,
+    ) -> Result<WriteTxn<'_>, StorageError> {
         let mut txn = self.database.begin_write().ctx(context)?;
-        let durable = match self.durability {
-            Durability::Immediate => true,
-            Durability::Relaxed => self.last_sync.lock().elapsed() >= RELAXED_SYNC_INTERVAL,
-        };
+        let durable = force_durable
+            || match self.durability {
+                Durability::Immediate => true,
+                Durability::Relaxed => self.last_sync.lock().elapsed() >= RELAXED_SYNC_INTERVAL,
+            };
         if !durable {
             txn.set_durability(redb::Durability::None).ctx(context)?;
         }

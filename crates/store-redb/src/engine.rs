@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use redb::ReadableTable;
 use store_api::limits::check_key;
-use store_api::{EngineError, Mutation, StorageError, StoreEngine};
+use store_api::{EngineError, Mutation, StorageError, StorageErrorKind, StoreEngine};
 use store_kit::engine::{
     SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, encode_delete_batch,
     encode_put_batch, scan_bounds,
@@ -60,7 +60,13 @@ impl RedbEngine {
             .sequence
             .load(Ordering::Acquire)
             .checked_add(1)
-            .ok_or_else(|| StorageError::corrupted(BACKEND_NAME, "the sequence counter is full"))?;
+            .ok_or_else(|| {
+                StorageError::without_source(
+                    BACKEND_NAME,
+                    StorageErrorKind::Engine,
+                    "numbering a batch: the sequence counter is at its maximum",
+                )
+            })?;
         let txn = self.db.begin_write(context)?;
         {
             let mut data = txn.table(ENGINE_DATA, context)?;

@@ -74,9 +74,9 @@
 //!   history, never part of a transaction, and the file is never corrupted. With no write
 //!   for a while, the last writes stay non-durable until the next write or the close.
 //!
-//! [`StateStore::flush`](store_api::StateStore::flush) writes one transaction in the
-//! backend's mode: durable on return under `Immediate`, subject to the rule above under
-//! `Relaxed`.
+//! [`StateStore::flush`](store_api::StateStore::flush) is one write transaction committed
+//! with redb's `Durability::Immediate` in both modes: a flush is durable when it returns
+//! (under `Relaxed` it also makes every earlier commit of the backend durable).
 //!
 //! # Opening, damaged files, repair
 //!
@@ -93,9 +93,10 @@
 //!
 //! Repair, said plainly: after a crash, redb's recovery rebuilds its allocator state and
 //! writes it back; that changes no data. If the newest commit slot does not verify and was
-//! written with redb's 1-phase commit (every commit of this backend but the one redb makes
-//! when closing the file), redb treats it as a commit torn by the crash and rolls back to
-//! the previous commit, writing the rollback to the file. A commit whose `fsync` completed
+//! written with redb's 1-phase commit (every commit of a store write; the commits redb
+//! makes itself when opening and closing the file are 2-phase), redb treats it as a commit
+//! torn by the crash and rolls back to the previous commit, writing the rollback to the
+//! file. A commit whose `fsync` completed
 //! (every commit acknowledged under `Immediate`) verifies, so only a commit that was still
 //! in flight is rolled back — unless the file was also damaged after the crash, which redb
 //! cannot tell apart. A file closed cleanly ends with a 2-phase commit, so damage to it is

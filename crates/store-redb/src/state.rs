@@ -3,7 +3,7 @@
 //!
 //! A handle loads its whole partition once (one range read) and answers every read from
 //! memory; [`flush`](store_api::StateStore::flush) writes the changes since the previous
-//! flush in one write transaction.
+//! flush in one write transaction, committed durably under either durability mode.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -49,7 +49,9 @@ pub(crate) fn open(
         );
         for entry in table.range::<&[u8]>(bounds).ctx(CONTEXT)? {
             let (key, value) = entry.ctx(CONTEXT)?;
-            let key = key.value().get(prefix.len()..).unwrap_or_default();
+            let key = key.value().get(prefix.len()..).ok_or_else(|| {
+                StorageError::corrupted(BACKEND_NAME, "a state key shorter than its prefix")
+            })?;
             entries.push((
                 Bytes::copy_from_slice(key),
                 Bytes::copy_from_slice(value.value()),
@@ -93,7 +95,7 @@ fn partition_id(txn: &WriteTxn<'_>, partition: &str) -> Result<u32, StorageError
 impl StatePersist for RedbPartition {
     fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError> {
         const CONTEXT: &str = "flushing a state partition";
-        let txn = self.db.begin_write(CONTEXT)?;
+        let txn = self.db.begin_durable_write(CONTEXT)?;
         let id = match self.id {
             Some(id) => id,
             None => partition_id(&txn, partition)?,

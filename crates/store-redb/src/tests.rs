@@ -281,3 +281,62 @@ fn a_half_made_database_is_rebuilt() {
     assert_eq!(backend.engine().current_sequence(), 0);
     assert!(!dir.path().join("store.redb.new").exists());
 }
+
+/// Copies what a process crash would leave of an open backend: the marker and the database
+/// file as they are now.
+fn crash_copy(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for name in [store_kit::dir::MARKER_FILE, DB_FILE] {
+        fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn relaxed_crash_keeps_every_flush_and_a_prefix_of_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let options = OpenOptions::default().durability(Durability::Relaxed);
+    let backend = RedbBackend::open(dir.path(), options.clone()).unwrap();
+    let engine = backend.engine();
+    engine.put_batch(&[(b"a", b"1")]).unwrap();
+    let mut state = backend.state_store("p").unwrap();
+    state.put(b"k", b"flushed").unwrap();
+    state.flush().unwrap();
+    engine.put_batch(&[(b"b", b"2")]).unwrap();
+    engine.put_batch(&[(b"c", b"3")]).unwrap();
+    crash_copy(dir.path(), crashed.path());
+
+    let after = RedbBackend::open(crashed.path(), options).unwrap();
+    // The flush is durable, and so is every commit before it.
+    let state = after.state_store("p").unwrap();
+    assert_eq!(state.get(b"k").unwrap().as_deref(), Some(&b"flushed"[..]));
+    let e = after.engine();
+    assert_eq!(e.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    // Later batches survive as a prefix: whole batches, in order, with their numbers.
+    let seq = e.current_sequence();
+    assert!((1..=3).contains(&seq), "{seq}");
+    assert_eq!(e.get(b"b").unwrap().is_some(), seq >= 2);
+    assert_eq!(e.get(b"c").unwrap().is_some(), seq >= 3);
+    for s in 1..=seq {
+        assert!(e.get_batch(s).unwrap().is_some());
+    }
+    assert_eq!(e.get_batch(seq + 1).unwrap(), None);
+}
+
+#[test]
+fn immediate_crash_keeps_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    let engine = backend.engine();
+    for i in 0..20u8 {
+        engine.put_batch(&[(&[i], &[i])]).unwrap();
+    }
+    crash_copy(dir.path(), crashed.path());
+    let after = open(crashed.path());
+    assert_eq!(after.engine().current_sequence(), 20);
+    assert_eq!(
+        after.engine().get(&[19]).unwrap().as_deref(),
+        Some(&[19u8][..])
+    );
+}
