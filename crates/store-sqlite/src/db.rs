@@ -315,7 +315,19 @@ impl Db {
             Ok(_) => {
                 return Err(foreign(&path, format!("{DB_FILE} is not a regular file")));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => create_database(&dir, &path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                if fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                    // Committed writes without their database: a fresh file would have the
+                    // stale WAL replayed into it.
+                    return Err(corrupted_file(
+                        &path,
+                        "the database file is missing but its write-ahead log is not",
+                    ));
+                }
+                create_database(&dir, &path)?
+            }
             Err(e) => return Err(OpenError::from_io(&path, e)),
         }
         check_file(&path)?;
@@ -324,6 +336,7 @@ impl Db {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| open_error(&path, e))?;
+        configure(&writer, durability).map_err(|e| open_error(&path, e))?;
         check_schema(&path, &writer)?;
         if writer
             .is_readonly("main")
@@ -337,7 +350,6 @@ impl Db {
                 ),
             });
         }
-        configure(&writer, durability).map_err(|e| open_error(&path, e))?;
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| open_error(&path, e))?;
@@ -433,6 +445,11 @@ impl Db {
         after_commit: impl FnOnce(&T),
     ) -> Result<T, E> {
         let mut conn = self.writer.lock();
+        if !conn.is_autocommit() {
+            // An earlier transaction whose rollback failed: end it before the next one.
+            conn.execute_batch("ROLLBACK")
+                .ctx("rolling back an unfinished write transaction")?;
+        }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("beginning a write transaction")?;

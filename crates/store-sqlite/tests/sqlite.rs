@@ -20,6 +20,11 @@ const LEDGER_TOTALS: &str = include_str!("../queries/ledger_totals.sql");
 const ACCOUNT_HISTORY: &str = include_str!("../queries/account_history.sql");
 const BATCH_LOG: &str = include_str!("../queries/batch_log.sql");
 
+/// A row of `account_history.sql`.
+type HistoryRow = (i64, i64, String, i64, String, String, i64, i64);
+/// A row of `batch_log.sql`.
+type LogRow = (i64, i64, String, Vec<u8>, Option<Vec<u8>>);
+
 fn options() -> OpenOptions {
     OpenOptions::default().durability(Durability::Relaxed)
 }
@@ -155,7 +160,7 @@ fn ledger_queries_match_the_api() {
     assert_eq!(from_totals, expected);
 
     let mut stmt = conn.prepare(ACCOUNT_HISTORY).unwrap();
-    let rows: Vec<(i64, i64, String, i64, String, String, i64, i64)> = stmt
+    let rows: Vec<HistoryRow> = stmt
         .query_map(
             rusqlite::named_params! {":book": "main", ":path": "assets:cash"},
             |r| {
@@ -212,7 +217,7 @@ fn batch_log_query_matches_get_batch() {
 
     let conn = shell(&dir);
     let mut stmt = conn.prepare(BATCH_LOG).unwrap();
-    let rows: Vec<(i64, i64, String, Vec<u8>, Option<Vec<u8>>)> = stmt
+    let rows: Vec<LogRow> = stmt
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
@@ -445,4 +450,18 @@ fn database_path_that_is_a_directory_is_refused() {
         expect_open_error(&dir),
         OpenError::ForeignData { .. }
     ));
+}
+
+#[test]
+fn missing_database_with_a_wal_is_corrupted() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    drop(open(&dir));
+    std::fs::remove_file(dir.join(DB_FILE)).unwrap();
+    std::fs::write(dir.join(format!("{DB_FILE}-wal")), b"frames").unwrap();
+    assert!(matches!(
+        expect_open_error(&dir),
+        OpenError::Corrupted { .. }
+    ));
+    assert!(!dir.join(DB_FILE).exists());
 }
