@@ -1,1 +1,25 @@
-//! Shared workload generators (being written).
+//! Cross-backend benchmarks of every store of `store-api`, the raw-engine baseline beside
+//! the `StoreEngine`, and the comparison report.
+//!
+//! - [`workloads`]: the seeded generators shared by criterion and the report;
+//! - [`backends`]: the enabled backends (one Cargo feature each) and the fixture;
+//! - [`raw`]: the raw-engine baselines;
+//! - [`ops`]: one loaded [`Bench`](measure::Bench) per store, with its operations;
+//! - [`measure`]: how an operation is sampled and timed;
+//! - [`matrix`]: the report's fixed matrix;
+//! - [`report`]: percentiles, the SPEC.md section 8 checks and the Markdown, JSON and SVG
+//!   writers.
+//!
+//! Run the criterion benches with `cargo bench -p benches` and the report with
+//! `cargo run --release -p benches --bin report` (see the crate's README).
+
+pub mod backends;
+pub mod error;
+pub mod matrix;
+pub mod measure;
+pub mod ops;
+pub mod raw;
+pub mod report;
+pub mod workloads;
+
+pub use error::BenchError;

@@ -1,0 +1,125 @@
+//! The comparison report: runs the fixed matrix on every enabled backend and writes
+//! `report.md` (also printed on stdout), `report.json` and `report.svg`.
+//!
+//! ```text
+//! cargo run --release -p benches --bin report [-- --full] [-- --out DIR]
+//! ```
+//! Quick mode (the default) leaves out the 1M-key state dataset and gives each workload a
+//! quarter second; `--full` adds 1M keys and two seconds per workload. A progress line per
+//! workload goes to stderr. The files go to `target/bench-report/` unless `--out` says
+//! otherwise.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use benches::BenchError;
+use benches::backends::for_each_backend;
+use benches::matrix::{MatrixConfig, Runner};
+use benches::report::machine::{Machine, now_utc};
+use benches::report::{Report, json, markdown, svg};
+
+const USAGE: &str = "usage: report [--quick | --full] [--out DIR]\n\
+  --quick    state sizes 1k and 100k, 0.25 s per workload (default)\n\
+  --full     state sizes 1k, 100k and 1M, 2 s per workload\n\
+  --out DIR  where report.md, report.json and report.svg go (default target/bench-report)";
+
+struct Args {
+    config: MatrixConfig,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut config = MatrixConfig::quick();
+    let mut out = default_out_dir();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => config = MatrixConfig::quick(),
+            "--full" => config = MatrixConfig::full(),
+            "--out" => {
+                out = PathBuf::from(args.next().ok_or("--out needs a directory")?);
+            }
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(Args { config, out }))
+}
+
+/// `$CARGO_TARGET_DIR/bench-report`, or the workspace's `target/bench-report`.
+fn default_out_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    );
+    target.join("bench-report")
+}
+
+fn run(args: &Args) -> Result<(), BenchError> {
+    let date = now_utc();
+    let machine = Machine::detect();
+    eprintln!(
+        "benchmark report, {} mode, on {}",
+        args.config.mode,
+        machine.line()
+    );
+    let mut runner = Runner::new(&args.config);
+    for_each_backend(&mut runner)?;
+    let report = Report::new(
+        date,
+        args.config.mode,
+        machine,
+        args.config.setup_lines(),
+        runner.backends,
+        runner.failures,
+        runner.measurements,
+    );
+    let md = markdown::render(&report);
+    let json = json::render(&report).map_err(|e| BenchError::new("encoding the JSON", e))?;
+    let svg = svg::render(&report);
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| BenchError::new(format!("creating {}", args.out.display()), e))?;
+    for (name, text) in [
+        ("report.md", &md),
+        ("report.json", &json),
+        ("report.svg", &svg),
+    ] {
+        let path = args.out.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| BenchError::new(format!("writing {}", path.display()), e))?;
+    }
+    println!("{md}");
+    eprintln!(
+        "wrote report.md, report.json and report.svg to {}",
+        args.out.display()
+    );
+    if report.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::msg(format!(
+            "{} backend(s) failed; see the Failures section",
+            report.failures.len()
+        )))
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The report's fixed matrix: every workload of every store, on every enabled backend,
+//! with the raw engine beside the `StoreEngine`.
+
+use std::time::Instant;
+
+use store_api::{Backend, Durability, OpenOptions};
+
+use crate::backends::{BackendVisitor, Fixture, durability_word, options, temp_dir};
+use crate::error::{BenchError, Context};
+use crate::measure::{Bench, Budget, measure};
+use crate::ops::engine::{EngineBench, EngineOp, KvBench, KvOp};
+use crate::ops::ledger::{LedgerBench, LedgerOp, THREADS, concurrent_commits, concurrent_workload};
+use crate::ops::segments::{SegmentBench, SegmentOp};
+use crate::ops::side_effects::{SideEffectBench, SideEffectOp};
+use crate::ops::state::{StateBench, StateOp};
+use crate::ops::{Workload, engine, ledger, segments, side_effects, size_label, state};
+use crate::raw::{Kv, RawOpener, StoreKv};
+use crate::report::{BackendInfo, Failure, Measurement, fmt_ns, fmt_rate};
+use crate::workloads::{
+    ENGINE_KEYS, ENGINE_LOAD_BATCH, HOT_SLOTS, INBOUND_CALLS, KEY_LEN, LEDGER_ACCOUNTS,
+    LEDGER_PRELOAD, QUICK_STATE_SIZES, SEED, SEGMENT_ENTRIES, SIDE_EFFECT_SLOTS, STATE_SIZES,
+    VALUE_LEN,
+};
+
+/// What the matrix runs: the state sizes and the time given to each workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixConfig {
+    /// `quick` or `full`.
+    pub mode: &'static str,
+    /// The state dataset sizes.
+    pub state_sizes: Vec<u64>,
+    /// The sampling budget of each workload.
+    pub budget: Budget,
+}
+
+impl MatrixConfig {
+    /// The default: state sizes 1k and 100k, a quarter second per workload.
+    pub fn quick() -> Self {
+        MatrixConfig {
+            mode: "quick",
+            state_sizes: QUICK_STATE_SIZES.to_vec(),
+            budget: Budget::QUICK,
+        }
+    }
+
+    /// Every state size (1M too), two seconds per workload.
+    pub fn full() -> Self {
+        MatrixConfig {
+            mode: "full",
+            state_sizes: STATE_SIZES.to_vec(),
+            budget: Budget::FULL,
+        }
+    }
+
+    /// How the run is set up, one statement per line, for the report's header.
+    pub fn setup_lines(&self) -> Vec<String> {
+        let sizes: Vec<String> = self.state_sizes.iter().map(|&n| size_label(n)).collect();
+        vec![
+            format!(
+                "Datasets (seeded, seed {SEED:#x}): keys {KEY_LEN} B, values {VALUE_LEN} B; \
+                 StateStore at {} keys{}; StoreEngine and each raw engine {} keys loaded in \
+                 batches of {ENGINE_LOAD_BATCH}; ledger {LEDGER_ACCOUNTS} accounts in one book \
+                 with {} preloaded two-posting transactions; a {}-entry segment; {} \
+                 side-effect slots of 3 × {VALUE_LEN} B ({HOT_SLOTS} hot) and {} inbound calls.",
+                sizes.join(" and "),
+                if self.mode == "quick" {
+                    " (quick mode leaves out 1M; `--full` adds it)"
+                } else {
+                    ""
+                },
+                size_label(ENGINE_KEYS),
+                size_label(LEDGER_PRELOAD),
+                size_label(SEGMENT_ENTRIES),
+                size_label(SIDE_EFFECT_SLOTS),
+                size_label(INBOUND_CALLS),
+            ),
+            "Durability: every backend is opened with `Durability::Immediate` (a write \
+             returns once durable) unless a row says `relaxed`; reads run on the Immediate \
+             backend. Datasets of persistent backends are written with Relaxed and the \
+             directory reopened with the measured mode."
+                .to_owned(),
+            format!(
+                "Timing: after {} ms of warm-up, samples are taken until {} ms of timed work \
+                 (at least {}, at most {} samples). A sample times `calls/sample` consecutive \
+                 calls with one `Instant` pair (100 calls for sub-microsecond state gets, \
+                 puts and deletes and cached side-effect reads, 10 for engine gets, ledger \
+                 balances and uncached side-effect reads, 1 otherwise); p50/p99 are taken \
+                 over the per-call average of each sample. Concurrent commits time every \
+                 commit and divide the commits by the wall time.",
+                self.budget.warm_up.as_millis(),
+                self.budget.time.as_millis(),
+                self.budget.min_samples,
+                self.budget.max_samples
+            ),
+            "Raw engines: the same seeded keys in one table/tree/database with the store's \
+             durability settings; the store's put_batch also writes its batch-log entry and \
+             sequence counter in the same transaction."
+                .to_owned(),
+        ]
+    }
+}
+
+/// Runs the matrix on each backend it visits, collecting figures and failures.
+pub struct Runner<'a> {
+    config: &'a MatrixConfig,
+    started: Instant,
+    /// The backends visited.
+    pub backends: Vec<BackendInfo>,
+    /// Every figure so far.
+    pub measurements: Vec<Measurement>,
+    /// Backends whose run stopped on an error.
+    pub failures: Vec<Failure>,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner of `config`.
+    pub fn new(config: &'a MatrixConfig) -> Self {
+        Runner {
+            config,
+            started: Instant::now(),
+            backends: Vec::new(),
+            measurements: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Records a figure and prints its progress line on stderr.
+    fn record(&mut self, m: Measurement) {
+        eprintln!(
+            "[{:>6.1}s] {:<6} {:<16} {:<44} p50 {:>9}  p99 {:>9}  {:>9}",
+            self.started.elapsed().as_secs_f64(),
+            m.column(),
+            m.store,
+            m.label(),
+            fmt_ns(m.p50_ns),
+            fmt_ns(m.p99_ns),
+            fmt_rate(m.ops_per_sec)
+        );
+        self.measurements.push(m);
+    }
+
+    fn measure<T: Bench>(
+        &mut self,
+        backend: &str,
+        raw: bool,
+        bench: &mut T,
+        op: T::Op,
+        workload: &Workload,
+    ) -> Result<(), BenchError> {
+        let samples = measure(bench, op, workload.calls_per_sample, self.config.budget)
+            .map_err(|e| BenchError::new(format!("{} {}", workload.store, workload.label()), e))?;
+        self.record(Measurement::new(workload, backend, raw, &samples));
+        Ok(())
+    }
+
+    fn run_backend<B: Backend>(&mut self, raw: Option<RawOpener>) -> Result<(), BenchError> {
+        self.state::<B>()?;
+        self.engine::<B>(raw)?;
+        self.ledger::<B>()?;
+        self.segments::<B>()?;
+        self.side_effects::<B>()
+    }
+
+    fn state<B: Backend>(&mut self) -> Result<(), BenchError> {
+        let sizes = self.config.state_sizes.clone();
+        let fixture = Fixture::<B>::loaded(options(Durability::Immediate), |b| {
+            sizes
+                .iter()
+                .try_for_each(|&n| state::load(b, &format!("state-{}", size_label(n)), n))
+        })?;
+        for &n in &sizes {
+            let mut bench =
+                StateBench::open(fixture.backend(), &format!("state-{}", size_label(n)), n)?;
+            for op in StateOp::ALL {
+                self.measure(B::NAME, false, &mut bench, op, &op.workload(n))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn engine<B: Backend>(&mut self, raw: Option<RawOpener>) -> Result<(), BenchError> {
+        for durability in [Durability::Immediate, Durability::Relaxed] {
+            let fixture =
+                Fixture::<B>::loaded(options(durability), |b| engine::load(&StoreKv(b.engine())))?;
+            let mut store = KvBench::new(Box::new(StoreKv(fixture.backend().engine())));
+            let raw_dir = temp_dir(&format!("{}-raw", B::NAME))?;
+            let mut raw_bench = match raw {
+                Some(open) => Some(KvBench::new(open_raw_loaded(
+                    open,
+                    raw_dir.path(),
+                    durability,
+                )?)),
+                None => None,
+            };
+            let ops: Vec<KvOp> = match durability {
+                Durability::Immediate => KvOp::READS.iter().chain(&KvOp::WRITES).copied().collect(),
+                Durability::Relaxed => KvOp::WRITES.to_vec(),
+            };
+            for op in ops {
+                let workload = op.workload(durability);
+                self.measure(B::NAME, false, &mut store, op, &workload)?;
+                if let Some(raw_bench) = raw_bench.as_mut() {
+                    self.measure(B::NAME, true, raw_bench, op, &workload)?;
+                }
+            }
+            if durability == Durability::Immediate {
+                let mut bench = EngineBench::new(fixture.backend().engine());
+                for op in EngineOp::ALL {
+                    self.measure(B::NAME, false, &mut bench, op, &op.workload(durability))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ledger<B: Backend>(&mut self) -> Result<(), BenchError> {
+        let durability = Durability::Immediate;
+        let mode = durability_word(durability);
+        let fixture = Fixture::<B>::loaded(options(durability), |b| ledger::load(&*b.ledger()))?;
+        let ledger = fixture.backend().ledger();
+        let mut bench = LedgerBench::new(ledger.clone())?;
+        for op in LedgerOp::ALL {
+            self.measure(B::NAME, false, &mut bench, op, &op.workload(mode))?;
+        }
+        let budget = self.config.budget;
+        for threads in THREADS {
+            let per_thread = (budget.max_samples / threads).max(1) as u64;
+            // Warm-up: every thread commits once.
+            concurrent_commits(&ledger, threads, 1, budget.warm_up)?;
+            let samples = concurrent_commits(&ledger, threads, per_thread, budget.time)?;
+            let workload = concurrent_workload(threads, mode);
+            self.record(Measurement::new(&workload, B::NAME, false, &samples));
+        }
+        Ok(())
+    }
+
+    fn segments<B: Backend>(&mut self) -> Result<(), BenchError> {
+        for durability in [Durability::Immediate, Durability::Relaxed] {
+            let fixture =
+                Fixture::<B>::loaded(options(durability), |b| segments::load(&*b.segment_log()))?;
+            let mut bench = SegmentBench::new(fixture.backend().segment_log());
+            let ops: &[SegmentOp] = match durability {
+                Durability::Immediate => &[SegmentOp::Append, SegmentOp::ReadAll],
+                Durability::Relaxed => &[SegmentOp::Append],
+            };
+            for &op in ops {
+                self.measure(B::NAME, false, &mut bench, op, &op.workload(durability))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn side_effects<B: Backend>(&mut self) -> Result<(), BenchError> {
+        let durability = Durability::Immediate;
+        let mode = durability_word(durability);
+        let fixture = Fixture::<B>::loaded(options(durability), |b| {
+            side_effects::load(&*b.side_effects())
+        })?;
+        let mut bench = SideEffectBench::new(fixture.backend().side_effects());
+        for op in SideEffectOp::CACHED_STORE {
+            self.measure(B::NAME, false, &mut bench, op, &op.workload(mode))?;
+        }
+        drop(bench);
+        drop(fixture);
+        let uncached = OpenOptions::default().side_effect_cache_size(0);
+        let fixture = Fixture::<B>::loaded(uncached, |b| side_effects::load(&*b.side_effects()))?;
+        let mut bench = SideEffectBench::new(fixture.backend().side_effects());
+        let op = SideEffectOp::ReadUncached;
+        self.measure(B::NAME, false, &mut bench, op, &op.workload(mode))
+    }
+}
+
+impl BackendVisitor for Runner<'_> {
+    /// Runs the whole matrix on `B`; an error stops `B`'s run, is recorded as a failure,
+    /// and the next backend runs.
+    fn with_backend<B: Backend>(&mut self, raw: Option<RawOpener>) -> Result<(), BenchError> {
+        self.backends.push(BackendInfo {
+            name: B::NAME.to_owned(),
+            persistent: B::capabilities().persistent,
+        });
+        eprintln!("== {} ==", B::NAME);
+        if let Err(e) = self.run_backend::<B>(raw) {
+            let mut error = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                error.push_str(&format!("\ncaused by: {c}"));
+                cause = c.source();
+            }
+            eprintln!("{} failed: {}", B::NAME, error.replace('\n', " / "));
+            self.failures.push(Failure {
+                backend: B::NAME.to_owned(),
+                error,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Opens a raw engine in `dir` loaded with the engine dataset: written with Relaxed, then
+/// reopened with `durability` (like [`Fixture::loaded`]).
+pub fn open_raw_loaded(
+    open: RawOpener,
+    dir: &std::path::Path,
+    durability: Durability,
+) -> Result<Box<dyn Kv>, BenchError> {
+    let loader = open(dir, Durability::Relaxed).context("opening the raw engine")?;
+    engine::load(&*loader)?;
+    drop(loader);
+    open(dir, durability).context("reopening the raw engine")
+}

@@ -1,0 +1,164 @@
+//! How an operation is timed, the same way for criterion and for the report.
+//!
+//! A [`Bench`] holds a loaded store and knows its operations. One *sample* is: the
+//! operation's untimed [`prepare`](Bench::prepare) step, then `calls` timed calls in a row
+//! measured with one pair of [`Instant`] reads. Operations far below a microsecond are
+//! sampled with many calls per sample (their `calls_per_sample`), so the clock's own cost
+//! does not dominate; the report then gives percentiles of the per-call average of each
+//! sample and says so.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{BenchError, exit_on_error};
+
+/// A loaded store and the operations that can be timed on it.
+pub trait Bench {
+    /// Names one operation.
+    type Op: Copy;
+
+    /// Untimed work before each sample (re-inserting what a delete sample removed, ...).
+    fn prepare(&mut self, op: Self::Op) -> Result<(), BenchError> {
+        let _ = op;
+        Ok(())
+    }
+
+    /// One call of `op`: the timed part.
+    fn run(&mut self, op: Self::Op) -> Result<(), BenchError>;
+}
+
+/// Prepares, then times `calls` calls of `op`; returns the time of the calls.
+pub fn sample<B: Bench>(bench: &mut B, op: B::Op, calls: usize) -> Result<Duration, BenchError> {
+    bench.prepare(op)?;
+    let start = Instant::now();
+    for _ in 0..calls {
+        bench.run(op)?;
+    }
+    Ok(start.elapsed())
+}
+
+/// How long the report measures one workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Samples always taken (even past `time`).
+    pub min_samples: usize,
+    /// Samples never exceeded.
+    pub max_samples: usize,
+    /// Timed time after which sampling stops once `min_samples` are taken.
+    pub time: Duration,
+    /// Untimed warm-up time before the first sample.
+    pub warm_up: Duration,
+}
+
+impl Budget {
+    /// The quick report's budget: a quarter second per workload.
+    pub const QUICK: Budget = Budget {
+        min_samples: 10,
+        max_samples: 20_000,
+        time: Duration::from_millis(250),
+        warm_up: Duration::from_millis(50),
+    };
+
+    /// The full report's budget: two seconds per workload.
+    pub const FULL: Budget = Budget {
+        min_samples: 50,
+        max_samples: 200_000,
+        time: Duration::from_secs(2),
+        warm_up: Duration::from_millis(300),
+    };
+}
+
+/// The samples of one workload: per-call nanoseconds of each sample, and the totals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples {
+    /// Per-call time of each sample, in nanoseconds (sample time / calls per sample).
+    pub per_call_ns: Vec<f64>,
+    /// Calls made in all samples.
+    pub calls: u64,
+    /// The time those calls took (timed parts only), or the wall time of a concurrent run.
+    pub elapsed: Duration,
+}
+
+/// Warms up, then samples `op` within `budget`, `calls` calls per sample.
+pub fn measure<B: Bench>(
+    bench: &mut B,
+    op: B::Op,
+    calls: usize,
+    budget: Budget,
+) -> Result<Samples, BenchError> {
+    let calls = calls.max(1);
+    let warm_until = Instant::now() + budget.warm_up;
+    while Instant::now() < warm_until {
+        sample(bench, op, calls)?;
+    }
+    let mut samples = Samples::default();
+    while samples.per_call_ns.len() < budget.min_samples
+        || (samples.per_call_ns.len() < budget.max_samples && samples.elapsed < budget.time)
+    {
+        let took = sample(bench, op, calls)?;
+        samples.elapsed += took;
+        samples.calls += calls as u64;
+        samples
+            .per_call_ns
+            .push(took.as_nanos() as f64 / calls as f64);
+    }
+    Ok(samples)
+}
+
+/// Runs `op` for criterion's `iters` iterations in samples of `calls` calls (the same
+/// samples as the report's) and returns the timed total. Exits the process on a store
+/// error (see [`exit_on_error`]).
+pub fn criterion_iters<B: Bench>(bench: &mut B, op: B::Op, calls: usize, iters: u64) -> Duration {
+    let calls = calls.max(1) as u64;
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(calls);
+        total += exit_on_error(sample(bench, op, n as usize));
+        left -= n;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter {
+        prepared: u32,
+        runs: u64,
+    }
+
+    impl Bench for Counter {
+        type Op = ();
+        fn prepare(&mut self, _: ()) -> Result<(), BenchError> {
+            self.prepared += 1;
+            Ok(())
+        }
+        fn run(&mut self, _: ()) -> Result<(), BenchError> {
+            self.runs += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn measure_respects_the_budget_and_prepares_every_sample() {
+        let mut c = Counter {
+            prepared: 0,
+            runs: 0,
+        };
+        let budget = Budget {
+            min_samples: 5,
+            max_samples: 7,
+            time: Duration::from_secs(60),
+            warm_up: Duration::ZERO,
+        };
+        let s = measure(&mut c, (), 3, budget).unwrap();
+        assert_eq!(s.per_call_ns.len(), 7);
+        assert_eq!(s.calls, 21);
+        assert_eq!(c.runs, 21);
+        assert_eq!(c.prepared, 7);
+        criterion_iters(&mut c, (), 4, 10);
+        assert_eq!(c.runs, 31);
+        assert_eq!(c.prepared, 10);
+    }
+}

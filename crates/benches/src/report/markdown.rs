@@ -1,0 +1,188 @@
+//! The report as Markdown: the setup, one table per store (backends side by side), the
+//! store/raw table and the SPEC.md section 8 lines.
+
+use std::fmt::Write as _;
+
+use super::targets::Status;
+use super::{Measurement, Report, fmt_ns, fmt_rate};
+
+/// The whole report as Markdown.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Store benchmark report\n");
+    let _ = writeln!(out, "- Date: {}", report.date);
+    let _ = writeln!(out, "- Machine: {}", report.machine.line());
+    let _ = writeln!(out, "- Mode: {}", report.mode);
+    let backends: Vec<String> = report
+        .backends
+        .iter()
+        .map(|b| {
+            if b.persistent {
+                b.name.clone()
+            } else {
+                format!("{} (in memory)", b.name)
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "- Backends: {}", backends.join(", "));
+    for line in &report.setup {
+        let _ = writeln!(out, "- {line}");
+    }
+    let _ = writeln!(
+        out,
+        "\nEach cell: p50 / p99 per call · calls per second (items per second when a call \
+         handles many)."
+    );
+
+    for store in report.stores() {
+        let rows: Vec<&Measurement> = report
+            .measurements
+            .iter()
+            .filter(|m| m.store == store && !m.raw)
+            .collect();
+        let _ = writeln!(out, "\n## {store}\n");
+        table(&mut out, &rows, cell);
+    }
+
+    let raws: Vec<&Measurement> = report.measurements.iter().filter(|m| m.raw).collect();
+    if !raws.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## StoreEngine against the raw engine\n\nEach cell: store p50 / raw p50 = \
+             ratio (SPEC.md asks for at most 1.10).\n"
+        );
+        let pairs: Vec<&Measurement> = raws.clone();
+        table(&mut out, &pairs, |raw| {
+            let store = report.measurements.iter().find(|m| {
+                !m.raw
+                    && m.store == raw.store
+                    && m.op == raw.op
+                    && m.param == raw.param
+                    && m.backend == raw.backend
+            });
+            match store {
+                Some(store) => format!(
+                    "{} / {} = {:.2}×",
+                    fmt_ns(store.p50_ns),
+                    fmt_ns(raw.p50_ns),
+                    store.p50_ns / raw.p50_ns
+                ),
+                None => format!("— / {}", fmt_ns(raw.p50_ns)),
+            }
+        });
+    }
+
+    let _ = writeln!(out, "\n## SPEC.md section 8 targets\n");
+    for t in &report.targets {
+        let word = match t.status {
+            Status::Met => "**met**",
+            Status::Missed => "**missed**",
+            Status::NotMeasured => "**not measured**",
+        };
+        let _ = writeln!(out, "- {word} · {} · {}: {}", t.target, t.subject, t.figure);
+    }
+
+    if !report.failures.is_empty() {
+        let _ = writeln!(out, "\n## Failures\n");
+        for f in &report.failures {
+            let _ = writeln!(out, "- {}: {}", f.backend, f.error.replace('\n', " / "));
+        }
+    }
+    out
+}
+
+/// One table: a row per distinct label (first-seen order), a column per backend.
+fn table(out: &mut String, rows: &[&Measurement], cell: impl Fn(&Measurement) -> String) {
+    let mut labels: Vec<String> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
+    for m in rows {
+        let label = m.label();
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+        if !columns.contains(&m.backend) {
+            columns.push(m.backend.clone());
+        }
+    }
+    let _ = writeln!(out, "| operation | {} |", columns.join(" | "));
+    let _ = writeln!(out, "| --- |{}", " --- |".repeat(columns.len()));
+    for label in &labels {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                rows.iter()
+                    .find(|m| &m.backend == c && &m.label() == label)
+                    .map_or_else(|| "—".to_owned(), |m| cell(m))
+            })
+            .collect();
+        let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
+    }
+}
+
+fn cell(m: &Measurement) -> String {
+    let rate = if m.items_per_call > 1 {
+        format!(
+            "{} ({} items)",
+            fmt_rate(m.ops_per_sec),
+            fmt_rate(m.items_per_sec).trim_end_matches("/s")
+        )
+    } else {
+        fmt_rate(m.ops_per_sec)
+    };
+    format!("{} / {} · {rate}", fmt_ns(m.p50_ns), fmt_ns(m.p99_ns))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::report::machine::Machine;
+    use crate::report::tests::m;
+    use crate::report::{BackendInfo, Failure};
+
+    pub(crate) fn sample_report() -> Report {
+        Report::new(
+            "2025-01-01 00:00 UTC".into(),
+            "quick",
+            Machine {
+                cpu: "Test CPU".into(),
+                cores: 2,
+                memory_gib: 24,
+                os: "Test OS".into(),
+            },
+            vec!["keys 16 B, values 100 B".into()],
+            vec![
+                BackendInfo {
+                    name: "mem".into(),
+                    persistent: false,
+                },
+                BackendInfo {
+                    name: "disk".into(),
+                    persistent: true,
+                },
+            ],
+            vec![Failure {
+                backend: "broken".into(),
+                error: "open failed".into(),
+            }],
+            vec![
+                m("StateStore", "get hit", "100k keys", "mem", false, 40.0),
+                m("StateStore", "get hit", "100k keys", "disk", false, 60.0),
+                m("StoreEngine", "get", "100k keys", "disk", false, 1_100.0),
+                m("StoreEngine", "get", "100k keys", "disk", true, 1_000.0),
+            ],
+        )
+    }
+
+    #[test]
+    fn markdown_has_the_tables_and_the_target_lines() {
+        let md = render(&sample_report());
+        assert!(md.contains("- Machine: Test CPU, 2 cores, 24 GiB RAM, Test OS"));
+        assert!(md.contains("## StateStore\n\n| operation | mem | disk |\n| --- | --- | --- |"));
+        assert!(md.contains(
+            "| get hit (100k keys) | 40.0 ns / 80.0 ns · 25.0M/s | 60.0 ns / 120 ns · 16.7M/s |"
+        ));
+        assert!(md.contains("| get (100k keys) | 1.10 µs / 1.00 µs = 1.10× |"));
+        assert!(md.contains("- **met** · StateStore::get, in memory, 100k keys"));
+        assert!(md.contains("## Failures\n\n- broken: open failed"));
+    }
+}
