@@ -85,10 +85,11 @@
 //!
 //! An existing `store.redb` is opened with redb's integrity check on open: every page of the
 //! committed trees is read and its checksum verified, so opening costs a read of the whole
-//! file. A damaged or truncated file gives [`OpenError::Corrupted`] and is left as it was
-//! (the check fails before anything is written); so does a file that is not a redb
-//! database, an empty file, or a redb file without this backend's format record
-//! ([`OpenError::ForeignData`] for the last). As a last line of defence, a panic inside
+//! file. A damaged or truncated file gives [`OpenError::Corrupted`], as does a file that is
+//! not a redb database or an empty file; a redb file without this backend's format record
+//! gives [`OpenError::ForeignData`]. A refused file that was closed cleanly is left byte for
+//! byte as it was: the check fails before anything is written. (A file left by a crash has
+//! its header rewritten by redb's recovery before the check runs.) As a last line of defence, a panic inside
 //! redb while opening is caught and reported as [`OpenError::Corrupted`].
 //!
 //! Repair, said plainly: after a crash, redb's recovery rebuilds its allocator state and
