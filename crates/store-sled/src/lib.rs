@@ -1,6 +1,117 @@
 //! Every store of `store-api` on [sled](https://docs.rs/sled/0.34) 0.34.
 //!
-//! DOCS-PLACEHOLDER
+//! One sled database per backend directory; each store kind lives in its own sled trees, so
+//! the stores never see each other's keys. Every multi-key write is one sled transaction
+//! (or one single-tree [`sled::Batch`]), so nothing is ever half applied, also across a
+//! crash: sled seals the log records of one transaction as one recovery unit.
+//!
+//! ```
+//! use store_api::{Backend, OpenOptions, StateStore, StoreEngine};
+//! use store_sled::SledBackend;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let backend = SledBackend::open(&dir.path().join("db"), OpenOptions::default())?;
+//! let seq = backend.engine().put_batch(&[(b"k", b"v")])?;
+//! assert_eq!(seq, 1);
+//! let mut state = backend.state_store("operator-1")?;
+//! state.put(b"count", b"1")?;
+//! state.flush()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Durability
+//!
+//! sled buffers writes in memory and makes them durable only when its log is flushed
+//! (written and fsynced).
+//!
+//! - [`Durability::Immediate`] (the default): every write call commits its transaction and
+//!   then calls `Db::flush`, which writes sled's log buffer and fsyncs the file, before it
+//!   returns. That is one fsync per `put_batch`/`delete_batch`, per state `flush`, per
+//!   side-effect or segment write, per `register_asset`/`open_account`, and per
+//!   `commit_batch`; concurrent `commit` calls are grouped and share one transaction and
+//!   one fsync. Expect write latency to be the device's fsync latency.
+//! - [`Durability::Relaxed`]: writes commit to sled's buffer and return; sled's background
+//!   thread flushes and fsyncs every [`FLUSH_EVERY_MS`] (500 ms), and whenever a log buffer
+//!   fills. A crash may lose the writes of the last flush interval, but recovery replays
+//!   whole transactions only (never a torn batch) and never corrupts the database.
+//!
+//! In both modes, dropping the backend (its last store handle) flushes everything: a clean
+//! close loses nothing.
+//!
+//! Reads see a write as soon as its transaction commits. The ledger is stricter: its
+//! readers wait while a write commits and is flushed, so a ledger read never returns a
+//! write that is not yet durable under `Immediate`.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! <dir>/STORE        marker naming the backend (store-kit)
+//! <dir>/.store-lock  the process lock (flock), held while the backend is open
+//! <dir>/sled.seal    the clean-close seal (see below); present only while closed
+//! <dir>/sled/        sled's own files: conf, db (the log), snap.*, blobs/
+//! ```
+//!
+//! Trees (one per table) and their keys; values are `postcard` records of the `store-kit`
+//! types named, except where raw bytes are said:
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `engine.data` | the caller's key | the caller's value (raw) |
+//! | `engine.log` | sequence number, u64 big-endian | the batch's mutations (`store_kit::engine` encoding) |
+//! | `engine.meta` | `sequence` | last committed sequence number, u64 big-endian |
+//! | `state.entries` | partition id (u32 big-endian) ‖ the caller's key | the caller's value (raw) |
+//! | `state.partitions` | partition name (UTF-8) | partition id, u32 big-endian |
+//! | `state.meta` | `next-partition-id` | next id to hand out, u32 big-endian |
+//! | `ledger.assets` | asset id | `AssetDef` |
+//! | `ledger.accounts` | book NUL path NUL | `AccountRecord` |
+//! | `ledger.postings` | book NUL path NUL seq(u64 BE) index(u32 BE) | `PostingRecord` |
+//! | `ledger.events` | book NUL seq(u64 BE) | `Sequenced<LedgerEvent>` |
+//! | `ledger.heads` | book name | `BookHead` |
+//! | `ledger.idempotency` | book NUL idempotency key | `Committed` |
+//! | `ledger.transactions` | txid (16 bytes) | `TxLocation` |
+//! | `ledger.totals` | book NUL asset NUL | `AssetTotals` |
+//! | `side_effect.outputs` | lyquid(20) pos(u128 BE) kind(1) | `EventOutputs` |
+//! | `side_effect.call_outputs` | callee(20) pos(u128 BE) seq(u32 BE) | `CallEventOutput` |
+//! | `side_effect.inbound` | callee(20) order.pos(u128 BE) order.seq(u32 BE) | `InboundInterCall` |
+//! | `segment.meta` | segment id (16 bytes) | `SegmentMeta` |
+//! | `segment.sessions` | session id(16) segment id(16), live segments only | empty |
+//! | `segment.entries` | segment id(16) index(u64 BE) | the entry (raw) |
+//! | `segment.traces` | segment id(16) index(u64 BE) | the trace entry (raw) |
+//!
+//! A state partition gets its id at its first flush (opening one writes nothing) and is
+//! loaded whole into its handle's memory when opened: `StateStore::get` is a hash lookup
+//! that never reaches sled.
+//!
+//! # Damaged directories
+//!
+//! sled 0.34 silently recovers a truncated or partly overwritten log to whatever prefix
+//! still checks out (a log cut in half opens as an empty database), rewrites parts of its
+//! file while recovering, and panics on some damage. So:
+//!
+//! - a clean close writes `<dir>/sled.seal`: every file under `<dir>/sled` with its length
+//!   and a 64-bit checksum. `open` verifies it **before** starting sled and refuses any
+//!   difference with [`OpenError::Corrupted`], leaving every file as it was, then removes
+//!   it. After a crash there is no seal, and sled's own recovery decides;
+//! - a panic inside sled's `Config::open` is caught and reported as
+//!   [`OpenError::Corrupted`]; sled's checksum failures are `Corrupted` too;
+//! - records that do not decode are [`StorageErrorKind::Corrupted`] errors at read time.
+//!
+//! # Limits
+//!
+//! - Keys 1 to [`MAX_KEY_LEN`](store_api::MAX_KEY_LEN) (480) bytes, values up to
+//!   [`MAX_VALUE_LEN`](store_api::MAX_VALUE_LEN) (16 MiB): the common limits; sled has no
+//!   smaller ones. sled writes a log record larger than about 128 KiB (a page holding a
+//!   large value, or the batch-log entry of a large batch) to its own file under
+//!   `sled/blobs/`.
+//! - At most 2^32 state partitions are ever created in one database.
+//! - Opening and cleanly closing read every database file once (the seal), so both take
+//!   time proportional to the database size.
+//! - sled caches up to 1 GiB of pages in memory (its default `cache_capacity`, capped by
+//!   the cgroup memory limit).
+//! - sled serializes transactions process-wide: once any sled transaction has run in the
+//!   process, every sled read takes a shared lock that commits of any sled database
+//!   exclude. Writers of each store are serialized by the store anyway (so sequence numbers
+//!   follow commit order and transactions never conflict).
 
 mod engine;
 mod ledger;
