@@ -278,10 +278,22 @@ impl SegmentLogStore for SledSegmentLog {
     }
 
     fn list_sessions(&self) -> Result<Vec<SessionId>, SegmentError> {
+        // Newest session first: the last index key, then the last key below that
+        // session's prefix, and so on: one lookup per session, not per segment.
         let mut index = Vec::new();
-        for row in self.sessions.iter().rev() {
-            let (key, _) = row.map_err(|e| storage_error("listing sessions", e))?;
-            index.push(parse_index_key(&key)?);
+        let mut below: Option<[u8; 16]> = None;
+        loop {
+            let last = match below {
+                None => self.sessions.last(),
+                Some(prefix) => self.sessions.range(..prefix).next_back().transpose(),
+            }
+            .map_err(|e| storage_error("listing sessions", e))?;
+            let Some((key, _)) = last else {
+                break;
+            };
+            let (session, segment) = parse_index_key(&key)?;
+            index.push((session, segment));
+            below = Some(session.to_bytes());
         }
         Ok(sessions_newest_first(index))
     }

@@ -3,14 +3,15 @@
 //! Every partition lives in one tree (`state.entries`) under a 4-byte partition id prefix;
 //! the name-to-id map has its own tree (`state.partitions`) and the id counter sits in
 //! `state.meta`. A partition is loaded whole into the handle's memory when it is opened,
-//! so `get` never touches sled; a flush writes every change since the previous one in a
-//! single sled transaction.
+//! so `get` never touches sled; a flush writes every change since the previous one as one
+//! sled batch on the entries tree (atomic, also across a crash). The partition's id is
+//! allocated at its first flush, in a transaction of its own just before.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
-use sled::{IVec, Tree};
+use sled::{Batch, Tree};
 use store_api::StorageError;
 use store_kit::state::{
     BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
@@ -107,8 +108,8 @@ fn decode_id(stored: &[u8]) -> Result<u32, StorageError> {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StorageError>>;
 
-/// The id of `partition`, allocated from the counter inside the flush's transaction when
-/// the partition has none yet.
+/// The id of `partition`, allocated from the counter when it has none yet, in one
+/// transaction over the name map and the counter.
 fn id_in_tx(names: &TransactionalTree, meta: &TransactionalTree, partition: &str) -> TxResult<u32> {
     let abort = ConflictableTransactionError::Abort;
     if let Some(stored) = names.get(partition)? {
@@ -130,40 +131,45 @@ fn id_in_tx(names: &TransactionalTree, meta: &TransactionalTree, partition: &str
     Ok(id)
 }
 
+impl SledPartition {
+    /// The partition's id, allocated on first use. An id whose partition never got its
+    /// entries written (a crash in between) is harmless: the partition opens empty.
+    fn id(&mut self, partition: &str) -> Result<u32, StorageError> {
+        if let Some(id) = self.id {
+            return Ok(id);
+        }
+        let id = (&self.names, &self.meta)
+            .transaction(|(names, meta)| id_in_tx(names, meta, partition))
+            .map_err(|e| from_tx("allocating a state partition id", e))?;
+        self.id = Some(id);
+        Ok(id)
+    }
+}
+
 impl StatePersist for SledPartition {
     fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError> {
+        let had_id = self.id.is_some();
+        let id = self.id(partition)?;
+        let mut batch = Batch::default();
         // The handle owns the partition: nobody else writes under its prefix, so the keys
-        // to clear can be listed before the transaction (sled transactions cannot scan).
-        let mut stale: Vec<IVec> = Vec::new();
-        if writes.clear
-            && let Some(id) = self.id
-        {
+        // to clear can be listed before the batch is applied.
+        if writes.clear && had_id {
             for row in self.entries.scan_prefix(partition_prefix(id)) {
                 let (key, _) = row.map_err(|e| storage_error("listing a state partition", e))?;
-                stale.push(key);
+                batch.remove(key);
             }
         }
-        let known = self.id;
-        let id = (&self.entries, &self.names, &self.meta)
-            .transaction(|(entries, names, meta)| {
-                let id = match known {
-                    Some(id) => id,
-                    None => id_in_tx(names, meta, partition)?,
-                };
-                for key in &stale {
-                    entries.remove(key.clone())?;
-                }
-                for (key, value) in &writes.changes {
-                    let stored = partition_key(id, key);
-                    match value {
-                        Some(value) => entries.insert(stored, value.as_ref())?,
-                        None => entries.remove(stored)?,
-                    };
-                }
-                Ok(id)
-            })
-            .map_err(|e| from_tx("flushing a state partition", e))?;
-        self.id = Some(id);
+        for (key, value) in &writes.changes {
+            let stored = partition_key(id, key);
+            match value {
+                Some(value) => batch.insert(stored, value.as_ref()),
+                None => batch.remove(stored),
+            }
+        }
+        // One batch on one tree: applied atomically, also across a crash.
+        self.entries
+            .apply_batch(batch)
+            .map_err(|e| storage_error("flushing a state partition", e))?;
         self.shared.sync("making a state partition flush durable")
     }
 }
