@@ -21,8 +21,7 @@ fn key(i: u64) -> [u8; 16] {
 
 fn point_reads(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let backend =
-        LmdbBackend::open(&dir.path().join("db"), OpenOptions::default()).expect("open");
+    let backend = LmdbBackend::open(&dir.path().join("db"), OpenOptions::default()).expect("open");
     let value = [0x5Au8; 100];
 
     let mut state = backend.state_store("bench").expect("a partition");

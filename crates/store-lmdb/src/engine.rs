@@ -15,7 +15,9 @@ use store_kit::engine::{
     encode_put_batch, scan_bounds,
 };
 
-use crate::tables::{Abort, Db};
+use heed::RoTxn;
+
+use crate::tables::{Abort, Db, Tables};
 use crate::{BACKEND_NAME, HeedExt};
 
 /// The LMDB engine store.
@@ -31,23 +33,10 @@ pub struct LmdbEngine {
 }
 
 impl LmdbEngine {
-    /// The engine store of `db`, its counter read from `engine.meta`.
-    pub(crate) fn open(db: Arc<Db>) -> Result<Self, StorageError> {
-        let sequence = db.read("reading the engine sequence counter", |txn, t| {
-            match t
-                .engine_meta
-                .get(txn, SEQUENCE_KEY)
-                .ctx("reading the engine sequence counter")?
-            {
-                None => Ok(0),
-                Some(bytes) if bytes.len() == 8 => read_u64(bytes, 0).ok_or_else(bad_counter),
-                Some(_) => Err(bad_counter()),
-            }
-        })?;
-        Ok(LmdbEngine {
-            db,
-            sequence: AtomicU64::new(sequence),
-        })
+    /// The engine store of `db`, its counter as read when `db` was opened.
+    pub(crate) fn new(db: Arc<Db>) -> Self {
+        let sequence = AtomicU64::new(db.sequence_at_open());
+        LmdbEngine { db, sequence }
     }
 
     /// Writes one non-empty batch: `apply` changes the data, `log` is its log entry.
@@ -55,7 +44,7 @@ impl LmdbEngine {
         &self,
         what: &'static str,
         log: &[u8],
-        mut apply: impl FnMut(&mut heed::RwTxn<'_>, &crate::tables::Tables<'static>) -> heed::Result<()>,
+        mut apply: impl FnMut(&mut heed::RwTxn<'_>, &Tables<'static>) -> heed::Result<()>,
     ) -> Result<u64, EngineError> {
         let writer = self.db.writer();
         let current = self.sequence.load(Ordering::Acquire);
@@ -75,6 +64,20 @@ impl LmdbEngine {
         self.sequence.store(seq, Ordering::Release);
         drop(writer);
         Ok(seq)
+    }
+}
+
+/// The sequence counter stored in `engine.meta` (0 before the first batch). Read once, when
+/// the environment is opened, so a damaged counter refuses the open.
+pub(crate) fn stored_sequence(txn: &RoTxn<'_>, t: &Tables<'_>) -> Result<u64, StorageError> {
+    match t
+        .engine_meta
+        .get(txn, SEQUENCE_KEY)
+        .ctx("reading the engine sequence counter")?
+    {
+        None => Ok(0),
+        Some(bytes) if bytes.len() == 8 => read_u64(bytes, 0).ok_or_else(bad_counter),
+        Some(_) => Err(bad_counter()),
     }
 }
 

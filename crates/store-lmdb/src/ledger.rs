@@ -368,7 +368,11 @@ impl LedgerStore for LmdbLedger {
         const WHAT: &str = "reading an account history";
         self.db.read(WHAT, |txn, t| {
             let account_key = keys::account(account);
-            if t.ledger_accounts.get(txn, &account_key).ctx(WHAT)?.is_none() {
+            if t.ledger_accounts
+                .get(txn, &account_key)
+                .ctx(WHAT)?
+                .is_none()
+            {
                 return Err(LedgerError::UnknownAccount {
                     account: account.clone(),
                 });

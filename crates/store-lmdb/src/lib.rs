@@ -25,8 +25,9 @@
 //!
 //! `StateStore::flush` always ends durable: under `Relaxed` it forces a full sync
 //! (`mdb_env_sync`) after its commit, because a flush promises that every earlier write
-//! survives a crash. `MDB_NOSYNC` is never used: LMDB documents that it may corrupt the
-//! database on a system crash.
+//! survives a crash. A clean close (dropping the backend) also forces that sync under
+//! `Relaxed`, so it loses nothing. `MDB_NOSYNC` is never used: LMDB documents that it may
+//! corrupt the database on a system crash.
 //!
 //! # On-disk layout
 //!
@@ -87,9 +88,13 @@
 //!   at the same time (each call opens and ends its own, a thread keeps its slot until it
 //!   exits).
 //! - An open state partition lives in memory (keys plus values).
-//! - LMDB keeps no checksums: a truncated or emptied `data.mdb`, or a damaged header, is
-//!   refused at open with [`OpenError::Corrupted`]; damage inside a page is reported when
-//!   LMDB or a record decoder meets it (`StorageErrorKind::Corrupted`).
+//! - Damaged files: a `data.mdb` that is emptied, shorter than its last committed page,
+//!   or whose meta pages or engine counter do not decode is refused at open with
+//!   [`OpenError::Corrupted`], and a refused open puts LMDB's `lock.mdb` back as it was.
+//!   LMDB keeps no page checksums, so damage inside a page is found only when LMDB's own
+//!   page checks or a record decoder meet it (`StorageErrorKind::Corrupted`); damage to
+//!   the bytes of a value stored as given (engine, state and segment entries) cannot be
+//!   detected.
 
 mod engine;
 mod ledger;
@@ -147,7 +152,7 @@ impl Backend for LmdbBackend {
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
         let guard = prepare_dir(dir, BACKEND_NAME)?;
         let db = Arc::new(Db::open(guard, options.durability)?);
-        let engine = Arc::new(LmdbEngine::open(Arc::clone(&db))?);
+        let engine = Arc::new(LmdbEngine::new(Arc::clone(&db)));
         Ok(LmdbBackend {
             engine,
             ledger: Arc::new(LmdbLedger::new(Arc::clone(&db), options.clock)),

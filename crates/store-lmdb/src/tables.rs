@@ -6,12 +6,12 @@
 //! process is active. Write transactions are serialized by the `writer` mutex (LMDB allows
 //! one writer at a time anyway), so each store can number and order its writes under it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use heed::types::Bytes as Raw;
 use heed::{CommitToken, Database, Env, EnvFlags, EnvOpenOptions, OnCommit, RoTxn, RwTxn};
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use store_api::{Durability, OpenError, StorageError};
+use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 
 use crate::{corrupted_at_open, open_error, storage};
@@ -124,6 +124,8 @@ pub(crate) struct Db {
     resize: RwLock<()>,
     writer: Mutex<()>,
     durability: Durability,
+    /// The engine's sequence counter as stored when the environment was opened.
+    sequence_at_open: u64,
     /// Declared after `env`, so the directory lock is released only once LMDB has closed.
     _dir: DirGuard,
 }
@@ -182,9 +184,10 @@ impl Db {
         };
         let map_size = initial_map_size(data_len.unwrap_or(0));
         match Self::open_env(&path, &data_path, map_size, durability) {
-            Ok((env, tables)) => Ok(Db {
+            Ok((env, tables, sequence_at_open)) => Ok(Db {
                 env,
                 tables,
+                sequence_at_open,
                 resize: RwLock::new(()),
                 writer: Mutex::new(()),
                 durability,
@@ -204,10 +207,10 @@ impl Db {
 
     fn open_env(
         path: &Path,
-        data_path: &PathBuf,
+        data_path: &Path,
         map_size: usize,
         durability: Durability,
-    ) -> Result<(Env, Tables<'static>), OpenError> {
+    ) -> Result<(Env, Tables<'static>, u64), OpenError> {
         let env = open_lmdb(path, map_size, durability).map_err(|e| open_error(data_path, e))?;
         // A data file shorter than its last committed page would make LMDB read past the
         // end of the file through the memory map: refuse it here.
@@ -255,18 +258,34 @@ impl Db {
                 }))
             })
             .map_err(|e| open_error(data_path, e))?;
-        match tables {
-            heed::CommitOrAbort::Commit(tables) => Ok((env, tables)),
-            heed::CommitOrAbort::Abort(()) => Err(corrupted_at_open(
+        let heed::CommitOrAbort::Commit(tables) = tables else {
+            return Err(corrupted_at_open(
                 data_path,
                 "the database tables could not be opened",
-            )),
+            ));
+        };
+        let sequence = {
+            let rtxn = env.read_txn().map_err(|e| open_error(data_path, e))?;
+            crate::engine::stored_sequence(&rtxn, &tables)
+        };
+        match sequence {
+            Ok(sequence) => Ok((env, tables, sequence)),
+            Err(e) if e.kind() == StorageErrorKind::Corrupted => Err(OpenError::Corrupted {
+                path: data_path.to_path_buf(),
+                source: Box::new(e),
+            }),
+            Err(e) => Err(OpenError::Storage(e)),
         }
     }
 
     /// The durability mode.
     pub(crate) fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// The engine's sequence counter as stored when the environment was opened.
+    pub(crate) fn sequence_at_open(&self) -> u64 {
+        self.sequence_at_open
     }
 
     /// LMDB's key size limit of this environment.
@@ -317,7 +336,7 @@ impl Db {
         let Some(next) = current.checked_mul(2) else {
             return Err(StorageError::without_source(
                 crate::BACKEND_NAME,
-                store_api::StorageErrorKind::Engine,
+                StorageErrorKind::Engine,
                 format!("{what}: the LMDB map cannot grow beyond {current} bytes"),
             ));
         };

@@ -245,3 +245,21 @@ fn ledger_and_segments_survive_reopen() {
     );
     assert_eq!(segments.list_sessions().unwrap(), vec![session]);
 }
+
+#[test]
+fn a_damaged_sequence_counter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let backend = open(dir.path());
+        backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+        backend
+            .db
+            .write("damaging the counter", |txn, t| {
+                t.engine_meta
+                    .put(txn, store_kit::engine::SEQUENCE_KEY, b"bad")?;
+                Ok::<_, tables::Abort<StorageError>>(())
+            })
+            .unwrap();
+    }
+    assert_corrupted_and_untouched(dir.path());
+}
