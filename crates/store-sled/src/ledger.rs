@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use sled::transaction::{
-    ConflictableTransactionError, Transactional, TransactionalTree, UnabortableTransactionError,
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+    UnabortableTransactionError,
 };
 use sled::{IVec, Tree};
 use store_api::{
@@ -30,7 +31,7 @@ use store_kit::ledger::{
     trial_rows,
 };
 
-use crate::{BACKEND_NAME, Shared, from_tx, storage_error, trees};
+use crate::{BACKEND_NAME, Shared, storage_error, trees};
 
 /// The ledger of a [`SledBackend`](crate::SledBackend).
 pub struct SledLedger {
@@ -59,6 +60,28 @@ impl std::fmt::Debug for SledLedger {
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
+
+/// Why a ledger transaction ended without committing.
+enum Stop<T> {
+    /// The call was rejected (or a record did not decode): nothing is written.
+    Rejected(LedgerError),
+    /// The call succeeded with nothing to write: its result.
+    Unchanged(T),
+}
+
+/// A failure of the transaction body, as a failure of a transaction that may also stop
+/// early.
+fn stop<T>(
+    error: ConflictableTransactionError<LedgerError>,
+) -> ConflictableTransactionError<Stop<T>> {
+    match error {
+        ConflictableTransactionError::Abort(e) => {
+            ConflictableTransactionError::Abort(Stop::Rejected(e))
+        }
+        ConflictableTransactionError::Conflict => ConflictableTransactionError::Conflict,
+        ConflictableTransactionError::Storage(e) => ConflictableTransactionError::Storage(e),
+    }
+}
 
 /// The eight ledger trees inside one sled transaction.
 struct TxTrees<'a> {
@@ -279,6 +302,11 @@ impl SledLedger {
     /// Runs `plan` over the ledger inside one sled transaction and writes what it planned;
     /// an error from `plan` aborts the transaction (nothing is written). Made durable
     /// before the lock is released.
+    ///
+    /// A plan that writes nothing (an identical repeat, an idempotent replay, a batch of
+    /// rejected drafts) also ends the transaction by aborting it: a sled commit, even an
+    /// empty one, appends a record to sled's log, and a call that changes nothing must not
+    /// touch the files.
     fn write<T>(
         &self,
         context: &'static str,
@@ -296,36 +324,43 @@ impl SledLedger {
             &self.transactions,
             &self.totals,
         );
-        let (out, wrote) = trees
-            .transaction(
-                |(assets, accounts, postings, events, heads, idempotency, transactions, totals)| {
-                    let mut reader = TxReader {
-                        trees: TxTrees {
-                            assets,
-                            accounts,
-                            postings,
-                            events,
-                            heads,
-                            idempotency,
-                            transactions,
-                            totals,
-                        },
-                        failure: None,
-                    };
-                    let planned = plan(&mut reader, now);
-                    if let Some(failure) = reader.failure.take() {
-                        return Err(failure);
-                    }
-                    let (out, writes) = planned.map_err(ConflictableTransactionError::Abort)?;
-                    write_all(&reader.trees, &writes)?;
-                    Ok((out, !writes.is_empty()))
-                },
-            )
-            .map_err(|e| from_tx(context, e))?;
-        if wrote {
-            self.shared.sync(context)?;
+        let result = trees.transaction(
+            |(assets, accounts, postings, events, heads, idempotency, transactions, totals)| {
+                let mut reader = TxReader {
+                    trees: TxTrees {
+                        assets,
+                        accounts,
+                        postings,
+                        events,
+                        heads,
+                        idempotency,
+                        transactions,
+                        totals,
+                    },
+                    failure: None,
+                };
+                let planned = plan(&mut reader, now);
+                if let Some(failure) = reader.failure.take() {
+                    return Err(stop(failure));
+                }
+                let (out, writes) =
+                    planned.map_err(|e| ConflictableTransactionError::Abort(Stop::Rejected(e)))?;
+                if writes.is_empty() {
+                    return Err(ConflictableTransactionError::Abort(Stop::Unchanged(out)));
+                }
+                write_all(&reader.trees, &writes).map_err(stop)?;
+                Ok(out)
+            },
+        );
+        match result {
+            Ok(out) => {
+                self.shared.sync(context)?;
+                Ok(out)
+            }
+            Err(TransactionError::Abort(Stop::Unchanged(out))) => Ok(out),
+            Err(TransactionError::Abort(Stop::Rejected(e))) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(storage_error(context, e).into()),
         }
-        Ok(out)
     }
 
     fn book_events(
