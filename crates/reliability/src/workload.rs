@@ -511,10 +511,8 @@ pub fn side_effect_keys(ops: &[Op]) -> SideEffectKeys {
                     }
                 }
             }
-            Op::UpsertCallOutput(key, _) => {
-                if !keys.call_outputs.contains(key) {
-                    keys.call_outputs.push(*key);
-                }
+            Op::UpsertCallOutput(key, _) if !keys.call_outputs.contains(key) => {
+                keys.call_outputs.push(*key);
             }
             Op::AppendInbound(records) => {
                 for r in records {

@@ -1,6 +1,9 @@
 //! Concurrency stress on every backend (the in-memory one included): many threads writing
 //! and reading every store at once, 64 of them committing to the ledger.
 
+// Test code: a failed check is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use reliability::scale::scale;
 use reliability::stress::{self, StressConfig};
 use store_api::Backend;

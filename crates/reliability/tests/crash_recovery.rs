@@ -3,6 +3,9 @@
 //! Each test runs `RELIABILITY_SCALE × 6` kill points (see `reliability::crash`); set
 //! `RELIABILITY_SEED` to replay a run.
 
+// Test code: a failed check is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use reliability::crash;

@@ -4,6 +4,9 @@
 //! The run is seeded (a fixed seed in CI; `RELIABILITY_SEED` picks another) and shrinks a
 //! failure to a minimal sequence, which then becomes a named regression test below.
 
+// Test code: a failed check is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use reliability::differential::{self, Subjects};
 use reliability::scale::scaled;
 

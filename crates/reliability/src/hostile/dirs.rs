@@ -97,6 +97,9 @@ pub fn main_file(dir: &Path) -> Result<PathBuf, Failure> {
         .ok_or_else(|| Failure(format!("no file in {}", dir.display())))
 }
 
+/// A new length for a file of the given length.
+type Cut = fn(u64) -> u64;
+
 /// The cases that need only `B`: a file in place of the directory, foreign files, a
 /// truncated or bit-flipped database, a second open in this process and one held by
 /// another process (`crash_writer hold`, from `exe`).
@@ -172,7 +175,7 @@ pub fn run<B: Backend>(root: &Path, exe: &Path) -> Result<HostileReport, Failure
     // Damaged database files: cut short, or with bits flipped. The open must fail with a
     // typed error and change nothing, or (for damage the engine cannot see) succeed and
     // read back without panicking.
-    let cuts: &[(&str, fn(u64) -> u64)] = &[
+    let cuts: &[(&str, Cut)] = &[
         ("cut to 0 bytes", |_| 0),
         ("cut to 1 byte", |_| 1),
         ("cut to half", |n| n / 2),
