@@ -6,6 +6,7 @@
 //! - [`raw`]: the raw-engine baselines;
 //! - [`ops`]: one loaded [`Bench`](measure::Bench) per store, with its operations;
 //! - [`measure`]: how an operation is sampled and timed;
+//! - [`groups`]: the criterion groups, every backend side by side;
 //! - [`matrix`]: the report's fixed matrix;
 //! - [`report`]: percentiles, the SPEC.md section 8 checks and the Markdown, JSON and SVG
 //!   writers.
@@ -15,6 +16,7 @@
 
 pub mod backends;
 pub mod error;
+pub mod groups;
 pub mod matrix;
 pub mod measure;
 pub mod ops;

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use store_api::{Backend, Durability, OpenOptions};
 
-use crate::backends::{BackendVisitor, Fixture, durability_word, options, temp_dir};
-use crate::error::{BenchError, Context};
+use crate::backends::{BackendVisitor, durability_word};
+use crate::error::BenchError;
 use crate::measure::{Bench, Budget, measure};
 use crate::ops::engine::{EngineBench, EngineOp, KvBench, KvOp};
 use crate::ops::ledger::{LedgerBench, LedgerOp, THREADS, concurrent_commits, concurrent_workload};
@@ -14,7 +14,7 @@ use crate::ops::segments::{SegmentBench, SegmentOp};
 use crate::ops::side_effects::{SideEffectBench, SideEffectOp};
 use crate::ops::state::{StateBench, StateOp};
 use crate::ops::{Workload, engine, ledger, segments, side_effects, size_label, state};
-use crate::raw::{Kv, RawOpener, StoreKv};
+use crate::raw::{RawOpener, StoreKv};
 use crate::report::{BackendInfo, Failure, Measurement, fmt_ns, fmt_rate};
 use crate::workloads::{
     ENGINE_KEYS, ENGINE_LOAD_BATCH, HOT_SLOTS, INBOUND_CALLS, KEY_LEN, LEDGER_ACCOUNTS,
@@ -139,7 +139,7 @@ impl<'a> Runner<'a> {
         self.measurements.push(m);
     }
 
-    fn measure<T: Bench>(
+    fn measure<T: Bench + ?Sized>(
         &mut self,
         backend: &str,
         raw: bool,
@@ -163,14 +163,9 @@ impl<'a> Runner<'a> {
 
     fn state<B: Backend>(&mut self) -> Result<(), BenchError> {
         let sizes = self.config.state_sizes.clone();
-        let fixture = Fixture::<B>::loaded(options(Durability::Immediate), |b| {
-            sizes
-                .iter()
-                .try_for_each(|&n| state::load(b, &format!("state-{}", size_label(n)), n))
-        })?;
+        let fixture = state::fixture::<B>(&sizes)?;
         for &n in &sizes {
-            let mut bench =
-                StateBench::open(fixture.backend(), &format!("state-{}", size_label(n)), n)?;
+            let mut bench = StateBench::open(fixture.backend(), &state::partition(n), n)?;
             for op in StateOp::ALL {
                 self.measure(B::NAME, false, &mut bench, op, &op.workload(n))?;
             }
@@ -180,18 +175,11 @@ impl<'a> Runner<'a> {
 
     fn engine<B: Backend>(&mut self, raw: Option<RawOpener>) -> Result<(), BenchError> {
         for durability in [Durability::Immediate, Durability::Relaxed] {
-            let fixture =
-                Fixture::<B>::loaded(options(durability), |b| engine::load(&StoreKv(b.engine())))?;
+            let fixture = engine::fixture::<B>(durability)?;
             let mut store = KvBench::new(Box::new(StoreKv(fixture.backend().engine())));
-            let raw_dir = temp_dir(&format!("{}-raw", B::NAME))?;
-            let mut raw_bench = match raw {
-                Some(open) => Some(KvBench::new(open_raw_loaded(
-                    open,
-                    raw_dir.path(),
-                    durability,
-                )?)),
-                None => None,
-            };
+            let mut raw_bench = raw
+                .map(|open| engine::raw_fixture(open, durability))
+                .transpose()?;
             let ops: Vec<KvOp> = match durability {
                 Durability::Immediate => KvOp::READS.iter().chain(&KvOp::WRITES).copied().collect(),
                 Durability::Relaxed => KvOp::WRITES.to_vec(),
@@ -214,9 +202,8 @@ impl<'a> Runner<'a> {
     }
 
     fn ledger<B: Backend>(&mut self) -> Result<(), BenchError> {
-        let durability = Durability::Immediate;
-        let mode = durability_word(durability);
-        let fixture = Fixture::<B>::loaded(options(durability), |b| ledger::load(&*b.ledger()))?;
+        let mode = durability_word(Durability::Immediate);
+        let fixture = ledger::fixture::<B>()?;
         let ledger = fixture.backend().ledger();
         let mut bench = LedgerBench::new(ledger.clone())?;
         for op in LedgerOp::ALL {
@@ -236,8 +223,7 @@ impl<'a> Runner<'a> {
 
     fn segments<B: Backend>(&mut self) -> Result<(), BenchError> {
         for durability in [Durability::Immediate, Durability::Relaxed] {
-            let fixture =
-                Fixture::<B>::loaded(options(durability), |b| segments::load(&*b.segment_log()))?;
+            let fixture = segments::fixture::<B>(durability)?;
             let mut bench = SegmentBench::new(fixture.backend().segment_log());
             let ops: &[SegmentOp] = match durability {
                 Durability::Immediate => &[SegmentOp::Append, SegmentOp::ReadAll],
@@ -251,19 +237,15 @@ impl<'a> Runner<'a> {
     }
 
     fn side_effects<B: Backend>(&mut self) -> Result<(), BenchError> {
-        let durability = Durability::Immediate;
-        let mode = durability_word(durability);
-        let fixture = Fixture::<B>::loaded(options(durability), |b| {
-            side_effects::load(&*b.side_effects())
-        })?;
+        let mode = durability_word(Durability::Immediate);
+        let fixture = side_effects::fixture::<B>(OpenOptions::DEFAULT_SIDE_EFFECT_CACHE_SIZE)?;
         let mut bench = SideEffectBench::new(fixture.backend().side_effects());
         for op in SideEffectOp::CACHED_STORE {
             self.measure(B::NAME, false, &mut bench, op, &op.workload(mode))?;
         }
         drop(bench);
         drop(fixture);
-        let uncached = OpenOptions::default().side_effect_cache_size(0);
-        let fixture = Fixture::<B>::loaded(uncached, |b| side_effects::load(&*b.side_effects()))?;
+        let fixture = side_effects::fixture::<B>(0)?;
         let mut bench = SideEffectBench::new(fixture.backend().side_effects());
         let op = SideEffectOp::ReadUncached;
         self.measure(B::NAME, false, &mut bench, op, &op.workload(mode))
@@ -294,17 +276,4 @@ impl BackendVisitor for Runner<'_> {
         }
         Ok(())
     }
-}
-
-/// Opens a raw engine in `dir` loaded with the engine dataset: written with Relaxed, then
-/// reopened with `durability` (like [`Fixture::loaded`]).
-pub fn open_raw_loaded(
-    open: RawOpener,
-    dir: &std::path::Path,
-    durability: Durability,
-) -> Result<Box<dyn Kv>, BenchError> {
-    let loader = open(dir, Durability::Relaxed).context("opening the raw engine")?;
-    engine::load(&*loader)?;
-    drop(loader);
-    open(dir, durability).context("reopening the raw engine")
 }

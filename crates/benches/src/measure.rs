@@ -24,16 +24,42 @@ pub trait Bench {
 
     /// One call of `op`: the timed part.
     fn run(&mut self, op: Self::Op) -> Result<(), BenchError>;
+
+    /// One sample: prepares, then times `calls` calls of `op`; returns the time of the
+    /// calls. (Through a `dyn Bench` only this call is dynamic; the loop is not.)
+    fn sample(&mut self, op: Self::Op, calls: usize) -> Result<Duration, BenchError> {
+        self.prepare(op)?;
+        let start = Instant::now();
+        for _ in 0..calls {
+            self.run(op)?;
+        }
+        Ok(start.elapsed())
+    }
 }
 
-/// Prepares, then times `calls` calls of `op`; returns the time of the calls.
-pub fn sample<B: Bench>(bench: &mut B, op: B::Op, calls: usize) -> Result<Duration, BenchError> {
-    bench.prepare(op)?;
-    let start = Instant::now();
-    for _ in 0..calls {
-        bench.run(op)?;
+/// A bench together with what must outlive it (its fixture, its directory): dropped
+/// after the bench.
+pub struct Holding<T, K> {
+    /// The bench.
+    pub bench: T,
+    /// What it needs kept alive.
+    pub keep: K,
+}
+
+impl<T: Bench, K> Bench for Holding<T, K> {
+    type Op = T::Op;
+
+    fn prepare(&mut self, op: T::Op) -> Result<(), BenchError> {
+        self.bench.prepare(op)
     }
-    Ok(start.elapsed())
+
+    fn run(&mut self, op: T::Op) -> Result<(), BenchError> {
+        self.bench.run(op)
+    }
+
+    fn sample(&mut self, op: T::Op, calls: usize) -> Result<Duration, BenchError> {
+        self.bench.sample(op, calls)
+    }
 }
 
 /// How long the report measures one workload.
@@ -79,7 +105,7 @@ pub struct Samples {
 }
 
 /// Warms up, then samples `op` within `budget`, `calls` calls per sample.
-pub fn measure<B: Bench>(
+pub fn measure<B: Bench + ?Sized>(
     bench: &mut B,
     op: B::Op,
     calls: usize,
@@ -88,13 +114,13 @@ pub fn measure<B: Bench>(
     let calls = calls.max(1);
     let warm_until = Instant::now() + budget.warm_up;
     while Instant::now() < warm_until {
-        sample(bench, op, calls)?;
+        bench.sample(op, calls)?;
     }
     let mut samples = Samples::default();
     while samples.per_call_ns.len() < budget.min_samples
         || (samples.per_call_ns.len() < budget.max_samples && samples.elapsed < budget.time)
     {
-        let took = sample(bench, op, calls)?;
+        let took = bench.sample(op, calls)?;
         samples.elapsed += took;
         samples.calls += calls as u64;
         samples
@@ -107,13 +133,18 @@ pub fn measure<B: Bench>(
 /// Runs `op` for criterion's `iters` iterations in samples of `calls` calls (the same
 /// samples as the report's) and returns the timed total. Exits the process on a store
 /// error (see [`exit_on_error`]).
-pub fn criterion_iters<B: Bench>(bench: &mut B, op: B::Op, calls: usize, iters: u64) -> Duration {
+pub fn criterion_iters<B: Bench + ?Sized>(
+    bench: &mut B,
+    op: B::Op,
+    calls: usize,
+    iters: u64,
+) -> Duration {
     let calls = calls.max(1) as u64;
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let n = left.min(calls);
-        total += exit_on_error(sample(bench, op, n as usize));
+        total += exit_on_error(bench.sample(op, n as usize));
         left -= n;
     }
     total

@@ -5,17 +5,40 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use store_api::{Durability, StoreEngine};
+use store_api::{Backend, Durability, StoreEngine};
+use tempfile::TempDir;
 
-use crate::backends::durability_word;
+use crate::backends::{Fixture, durability_word, options, temp_dir};
 use crate::error::{BenchError, Context};
-use crate::measure::Bench;
+use crate::measure::{Bench, Holding};
 use crate::ops::{Workload, size_label};
-use crate::raw::Kv;
+use crate::raw::{Kv, RawOpener, StoreKv};
 use crate::workloads::{
     ENGINE_KEYS, ENGINE_LOAD_BATCH, GROUP_LEN, KEY_LEN, MANY, PAGE, Rng, VALUE_LEN, group_range,
     key, pairs, value,
 };
+
+/// A backend opened with `durability` whose engine holds the dataset of [`load`].
+pub fn fixture<B: Backend>(durability: Durability) -> Result<Fixture<B>, BenchError> {
+    Fixture::loaded(options(durability), |b: &B| load(&StoreKv(b.engine())))
+}
+
+/// A raw engine in a fresh temporary directory, opened with `durability` and holding the
+/// dataset of [`load`] (written with Relaxed, then reopened, like [`Fixture::loaded`]).
+pub fn raw_fixture(
+    open: RawOpener,
+    durability: Durability,
+) -> Result<Holding<KvBench, TempDir>, BenchError> {
+    let dir = temp_dir("raw")?;
+    let loader = open(dir.path(), Durability::Relaxed).context("opening the raw engine")?;
+    load(&*loader)?;
+    drop(loader);
+    let kv = open(dir.path(), durability).context("reopening the raw engine")?;
+    Ok(Holding {
+        bench: KvBench::new(kv),
+        keep: dir,
+    })
+}
 
 /// Loads keys `0..ENGINE_KEYS` in batches of [`ENGINE_LOAD_BATCH`], so a fresh store's
 /// batch log holds batches `1..=ENGINE_KEYS / ENGINE_LOAD_BATCH` of that many puts.

@@ -5,12 +5,18 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use store_api::{Committed, LedgerError, LedgerStore, Transaction};
+use store_api::{Backend, Committed, Durability, LedgerError, LedgerStore, Transaction};
 
+use crate::backends::{Fixture, options};
 use crate::error::{BenchError, Context};
 use crate::measure::{Bench, Samples};
 use crate::ops::Workload;
 use crate::workloads::{COMMIT_BATCH, LEDGER_PRELOAD, LedgerSpec, PAGE, Rng};
+
+/// A backend (durability `Immediate`) whose ledger holds the dataset of [`load`].
+pub fn fixture<B: Backend>() -> Result<Fixture<B>, BenchError> {
+    Fixture::loaded(options(Durability::Immediate), |b: &B| load(&*b.ledger()))
+}
 
 /// Registers the asset, opens the accounts and commits [`LEDGER_PRELOAD`] drafts in
 /// batches of [`COMMIT_BATCH`].

@@ -30,7 +30,7 @@ impl Workload {
             name.push('/');
             name.push_str(&self.param);
         }
-        name.replace(' ', "_")
+        name.replace(", ", "_").replace(' ', "_")
     }
 
     /// The workload's row label: `op (param)`.

@@ -3,9 +3,9 @@
 
 use std::hint::black_box;
 
-use store_api::{Durability, SegmentLogStore};
+use store_api::{Backend, Durability, SegmentLogStore};
 
-use crate::backends::durability_word;
+use crate::backends::{Fixture, durability_word, options};
 use crate::error::{BenchError, Context};
 use crate::measure::Bench;
 use crate::ops::{Workload, size_label};
@@ -13,6 +13,11 @@ use crate::workloads::{SEGMENT_ENTRIES, VALUE_LEN, segment_ids, value};
 
 /// Index of the segment `read_all` reads; appends go to segments after it.
 const READ_SEGMENT: u64 = 0;
+
+/// A backend opened with `durability` whose segment log holds the segment of [`load`].
+pub fn fixture<B: Backend>(durability: Durability) -> Result<Fixture<B>, BenchError> {
+    Fixture::loaded(options(durability), |b: &B| load(&*b.segment_log()))
+}
 
 /// Writes the [`SEGMENT_ENTRIES`]-entry segment that `read_all` reads.
 pub fn load<S: SegmentLogStore + ?Sized>(log: &S) -> Result<(), BenchError> {

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use store_api::{CallOrderKey, ChainPos, SideEffectStore};
+use store_api::{Backend, CallOrderKey, ChainPos, Durability, SideEffectStore};
 
+use crate::backends::{Fixture, options};
 use crate::error::{BenchError, Context};
 use crate::measure::Bench;
 use crate::ops::Workload;
@@ -17,6 +18,13 @@ use crate::workloads::{
 
 /// Slots per `write_outputs` call while loading.
 const LOAD_BATCH: u64 = 1_000;
+
+/// A backend (durability `Immediate`) with a read cache of `cache_size` slots whose
+/// side-effect store holds the dataset of [`load`].
+pub fn fixture<B: Backend>(cache_size: usize) -> Result<Fixture<B>, BenchError> {
+    let options = options(Durability::Immediate).side_effect_cache_size(cache_size);
+    Fixture::loaded(options, |b: &B| load(&*b.side_effects()))
+}
 
 /// Writes slots `0..SIDE_EFFECT_SLOTS` and the callee's inbound calls.
 pub fn load<S: SideEffectStore + ?Sized>(store: &S) -> Result<(), BenchError> {

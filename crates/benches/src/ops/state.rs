@@ -2,8 +2,9 @@
 
 use std::hint::black_box;
 
-use store_api::{Backend, StateSnapshot, StateStore};
+use store_api::{Backend, Durability, StateSnapshot, StateStore};
 
+use crate::backends::{Fixture, options};
 use crate::error::{BenchError, Context};
 use crate::measure::Bench;
 use crate::ops::{Workload, size_label};
@@ -74,6 +75,19 @@ impl StateOp {
             items_per_call,
         }
     }
+}
+
+/// The name of the partition holding the `n`-key dataset.
+pub fn partition(n: u64) -> String {
+    format!("state-{}", size_label(n))
+}
+
+/// A backend (durability `Immediate`) whose partitions [`partition`]`(n)` hold the `n`-key
+/// datasets, for every `n` of `sizes`.
+pub fn fixture<B: Backend>(sizes: &[u64]) -> Result<Fixture<B>, BenchError> {
+    Fixture::loaded(options(Durability::Immediate), |b: &B| {
+        sizes.iter().try_for_each(|&n| load(b, &partition(n), n))
+    })
 }
 
 /// Writes `n` seeded keys into partition `partition` of `backend` and flushes them.
