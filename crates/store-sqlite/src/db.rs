@@ -295,6 +295,26 @@ fn check_schema(path: &Path, conn: &Connection) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// One write transaction on the writer connection `conn`; see [`Db::write_then`].
+fn run_write<T, E: From<StorageError>>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+    after_commit: impl FnOnce(&T),
+) -> Result<T, E> {
+    if !conn.is_autocommit() {
+        // An earlier transaction whose rollback failed: end it before the next one.
+        conn.execute_batch("ROLLBACK")
+            .ctx("rolling back an unfinished write transaction")?;
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx("beginning a write transaction")?;
+    let out = f(&tx)?;
+    tx.commit().ctx("committing a write transaction")?;
+    after_commit(&out);
+    Ok(out)
+}
+
 fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -445,18 +465,30 @@ impl Db {
         after_commit: impl FnOnce(&T),
     ) -> Result<T, E> {
         let mut conn = self.writer.lock();
-        if !conn.is_autocommit() {
-            // An earlier transaction whose rollback failed: end it before the next one.
-            conn.execute_batch("ROLLBACK")
-                .ctx("rolling back an unfinished write transaction")?;
+        run_write(&mut conn, f, after_commit)
+    }
+
+    /// Like [`write`](Self::write), but durable when it returns whatever the durability
+    /// mode: under `Relaxed` the transaction commits with `synchronous=FULL`, and its WAL
+    /// fsync makes every earlier commit durable too. A state flush asks for this.
+    pub(crate) fn write_durable<T, E: From<StorageError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.writer.lock();
+        if self.durability == Durability::Immediate {
+            return run_write(&mut conn, f, |_| {});
         }
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("beginning a write transaction")?;
-        let out = f(&tx)?;
-        tx.commit().ctx("committing a write transaction")?;
-        after_commit(&out);
-        Ok(out)
+        conn.execute_batch("PRAGMA synchronous = FULL;")
+            .ctx("making a write durable")?;
+        let out = run_write(&mut conn, f, |_| {});
+        let restored = conn
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .ctx("restoring relaxed durability");
+        match (out, restored) {
+            (Ok(_), Err(e)) => Err(e.into()),
+            (out, _) => out,
+        }
     }
 
     /// Runs `f` in one write transaction; see [`write_then`](Self::write_then).

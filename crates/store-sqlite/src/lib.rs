@@ -44,6 +44,11 @@
 //!   transaction and never corrupts the database (SQLite's WAL guarantees). A crash of the
 //!   process alone loses nothing (the writes are in the OS's page cache).
 //!
+//! A state flush ([`StateStore::flush`](store_api::StateStore::flush)) is durable when it
+//! returns in both modes: under `Relaxed` its transaction commits with `synchronous=FULL`,
+//! and that WAL fsync makes every earlier commit durable too. Closing the backend
+//! checkpoints the WAL into the database file (synced) and removes it.
+//!
 //! # Concurrency
 //! One writer connection behind a mutex serializes every write of every store (so SQLite
 //! never returns `SQLITE_BUSY` between them; a 30 s `busy_timeout` is a safety net). Reads

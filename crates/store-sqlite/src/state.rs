@@ -2,7 +2,8 @@
 //! id) and `state_entries` (`(partition_id, key) -> value`).
 //!
 //! Opening a partition reads its entries once; `get` is then a hash lookup in memory and
-//! never touches SQLite. `flush` writes the buffered changes in one write transaction.
+//! never touches SQLite. `flush` writes the buffered changes in one write transaction,
+//! durable when it returns under both durability modes (an explicit flush asks for it).
 //! A partition gets its row in `state_partitions` at its first flush, so opening one never
 //! writes.
 
@@ -77,7 +78,7 @@ pub(crate) fn open_partition(
 impl StatePersist for SqlitePartition {
     fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError> {
         let known = self.id;
-        let id = self.db.write(|conn| {
+        let id = self.db.write_durable(|conn| {
             let id = match known {
                 Some(id) => id,
                 None => match partition_id(conn, partition)? {

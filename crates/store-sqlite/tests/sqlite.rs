@@ -456,9 +456,13 @@ fn database_path_that_is_a_directory_is_refused() {
 fn missing_database_with_a_wal_is_corrupted() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
-    drop(open(&dir));
+    let backend = open(&dir);
+    backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+    drop(backend);
+    let wal = dir.join(format!("{DB_FILE}-wal"));
+    assert!(!wal.exists(), "closing the backend left its WAL behind");
     std::fs::remove_file(dir.join(DB_FILE)).unwrap();
-    std::fs::write(dir.join(format!("{DB_FILE}-wal")), b"frames").unwrap();
+    std::fs::write(&wal, b"frames").unwrap();
     assert!(matches!(
         expect_open_error(&dir),
         OpenError::Corrupted { .. }
