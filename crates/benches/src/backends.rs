@@ -23,6 +23,14 @@ pub trait BackendVisitor {
 pub fn for_each_backend<V: BackendVisitor>(visitor: &mut V) -> Result<(), BenchError> {
     #[cfg(feature = "mem")]
     visitor.with_backend::<store_mem::MemBackend>(None)?;
+    #[cfg(feature = "redb")]
+    visitor.with_backend::<store_redb::RedbBackend>(Some(crate::raw::redb::open))?;
+    #[cfg(feature = "lmdb")]
+    visitor.with_backend::<store_lmdb::LmdbBackend>(Some(crate::raw::lmdb::open))?;
+    #[cfg(feature = "sled")]
+    visitor.with_backend::<store_sled::SledBackend>(Some(crate::raw::sled::open))?;
+    #[cfg(feature = "sqlite")]
+    visitor.with_backend::<store_sqlite::SqliteBackend>(Some(crate::raw::sqlite::open))?;
     let _ = &visitor;
     Ok(())
 }

@@ -71,3 +71,12 @@ impl<E: StoreEngine> Kv for StoreKv<E> {
         Ok(black_box(rows).len())
     }
 }
+
+#[cfg(feature = "lmdb")]
+pub mod lmdb;
+#[cfg(feature = "redb")]
+pub mod redb;
+#[cfg(feature = "sled")]
+pub mod sled;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;

@@ -1,0 +1,76 @@
+//! The raw sled baseline: one `engine.data` tree, with store-sled's settings: default
+//! `Config` with `flush_every_ms(500)`; a put batch is one atomic `sled::Batch` followed by
+//! `Db::flush` (write and fsync the log) under [`Durability::Immediate`], and left to the
+//! background flush under [`Durability::Relaxed`].
+
+use std::path::Path;
+
+use store_api::Durability;
+
+use crate::error::{BenchError, Context};
+use crate::raw::Kv;
+
+/// sled used directly.
+pub struct RawSled {
+    db: ::sled::Db,
+    data: ::sled::Tree,
+    durability: Durability,
+}
+
+/// Opens (creating if needed) the raw sled database in `dir`.
+pub fn open(dir: &Path, durability: Durability) -> Result<Box<dyn Kv>, BenchError> {
+    let db = ::sled::Config::new()
+        .path(dir.join("raw-sled"))
+        .flush_every_ms(Some(500))
+        .open()
+        .context("sled: opening the database")?;
+    let data = db.open_tree("engine.data").context("sled: open_tree")?;
+    Ok(Box::new(RawSled {
+        db,
+        data,
+        durability,
+    }))
+}
+
+impl Kv for RawSled {
+    fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
+        let value = self.data.get(key).context("sled: get")?;
+        Ok(value.map(|v| v.to_vec().len()))
+    }
+
+    fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
+        let mut batch = ::sled::Batch::default();
+        for (key, value) in pairs {
+            batch.insert(*key, *value);
+        }
+        self.data.apply_batch(batch).context("sled: apply_batch")?;
+        if self.durability == Durability::Immediate {
+            self.db.flush().context("sled: flush")?;
+        }
+        Ok(())
+    }
+
+    fn range_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        forward: bool,
+    ) -> Result<usize, BenchError> {
+        let range = self.data.range::<&[u8], _>(start..=end);
+        let copy = |row: ::sled::Result<(::sled::IVec, ::sled::IVec)>| {
+            let (k, v) = row.context("sled: range row")?;
+            Ok::<_, BenchError>((k.to_vec(), v.to_vec()))
+        };
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = if forward {
+            range.take(limit).map(copy).collect::<Result<_, _>>()?
+        } else {
+            range
+                .rev()
+                .take(limit)
+                .map(copy)
+                .collect::<Result<_, _>>()?
+        };
+        Ok(std::hint::black_box(rows).len())
+    }
+}
