@@ -25,11 +25,15 @@
 //! (written and fsynced).
 //!
 //! - [`Durability::Immediate`] (the default): every write call commits its transaction and
-//!   then calls `Db::flush`, which writes sled's log buffer and fsyncs the file, before it
-//!   returns. That is one fsync per `put_batch`/`delete_batch`, per state `flush`, per
-//!   side-effect or segment write, per `register_asset`/`open_account`, and per
-//!   `commit_batch`; concurrent `commit` calls are grouped and share one transaction and
-//!   one fsync. Expect write latency to be the device's fsync latency.
+//!   makes it durable before it returns: it `fsync`s the blob files sled wrote since the
+//!   previous sync (sled never syncs them itself), calls `Db::flush` (sled writes its log
+//!   buffer and pushes it with `sync_file_range` on Linux), then `fdatasync`s the log file
+//!   (`sync_file_range` neither persists the file size nor flushes the device cache).
+//!   That is one sync round per `put_batch`/`delete_batch`, per state `flush`, per
+//!   side-effect or segment write that changes something, per `register_asset`/
+//!   `open_account`, and per `commit_batch`; concurrent `commit` calls are grouped and
+//!   share one transaction and one sync round. Expect each write to take about two of the
+//!   device's sync latencies.
 //! - [`Durability::Relaxed`]: writes commit to sled's buffer and return; sled's background
 //!   thread flushes and fsyncs every [`FLUSH_EVERY_MS`] (500 ms), and whenever a log buffer
 //!   fills. A crash may lose the writes of the last flush interval, but recovery replays
@@ -120,10 +124,12 @@ mod segment;
 mod side_effect;
 mod state;
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use sled::IVec;
 use store_api::limits::check_partition_name;
 use store_api::{
@@ -180,6 +186,11 @@ pub(crate) mod trees {
 /// written, and the directory lock is released.
 pub(crate) struct Shared {
     db: sled::Db,
+    /// Our own handle on sled's log file, to `fdatasync` it (see [`Shared::sync`]).
+    db_file: File,
+    /// The newest blob file already synced (blob files are named by their log sequence
+    /// number).
+    blobs_synced: Mutex<i64>,
     _seal: SealOnDrop,
     durability: Durability,
     dir: DirGuard,
@@ -187,7 +198,7 @@ pub(crate) struct Shared {
 
 /// Writes the clean-close seal when dropped (after the `Db` and before the lock).
 struct SealOnDrop {
-    dir: std::path::PathBuf,
+    dir: PathBuf,
 }
 
 impl Drop for SealOnDrop {
@@ -204,16 +215,75 @@ impl Shared {
             .map_err(|e| storage_error("opening a sled tree", e))
     }
 
-    /// Makes every write committed so far durable under [`Durability::Immediate`] (one
-    /// `Db::flush`: sled writes its log buffer and fsyncs); nothing under
-    /// [`Durability::Relaxed`], where sled's background flush does it within
+    /// Makes every write committed so far durable under [`Durability::Immediate`]; nothing
+    /// under [`Durability::Relaxed`], where sled's background thread flushes within
     /// [`FLUSH_EVERY_MS`].
+    ///
+    /// `Db::flush` alone is not enough: on Linux sled pushes its log with
+    /// `sync_file_range`, which neither persists the file's size nor flushes the device's
+    /// write cache, and it never syncs its blob files. So this syncs the blob files written
+    /// since the last call, then flushes sled, then `fdatasync`s the log file.
     pub(crate) fn sync(&self, context: &'static str) -> Result<(), StorageError> {
-        if self.durability == Durability::Immediate {
-            self.db.flush().map_err(|e| storage_error(context, e))?;
+        if self.durability != Durability::Immediate {
+            return Ok(());
+        }
+        let io =
+            |e: std::io::Error| StorageError::new(BACKEND_NAME, StorageErrorKind::Io, context, e);
+        self.sync_new_blobs().map_err(io)?;
+        self.db.flush().map_err(|e| storage_error(context, e))?;
+        self.db_file.sync_data().map_err(io)
+    }
+
+    /// `fsync`s every blob file newer than the last one synced, and the blob directory.
+    fn sync_new_blobs(&self) -> std::io::Result<()> {
+        let mut synced = self.blobs_synced.lock();
+        let dir = self.dir.path().join(SLED_SUBDIR).join("blobs");
+        let mut newest = *synced;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let Some(lsn) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if lsn <= *synced {
+                continue;
+            }
+            match File::open(entry.path()) {
+                Ok(blob) => blob.sync_all()?,
+                // Collected by sled meanwhile: nothing to make durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            newest = newest.max(lsn);
+        }
+        if newest > *synced {
+            File::open(&dir)?.sync_all()?;
+            *synced = newest;
         }
         Ok(())
     }
+}
+
+/// Makes the files sled created at open durable (sled writes its `conf` without `fsync`
+/// and never syncs its directories), and returns a handle on the log file.
+fn sync_new_database(dir: &Path, path: &Path) -> Result<File, OpenError> {
+    let synced = |p: &Path| {
+        File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| OpenError::from_io(p, e))
+    };
+    synced(&path.join("conf"))?;
+    synced(&path.join("blobs"))?;
+    synced(path)?;
+    synced(dir)?;
+    let db_file = path.join("db");
+    let file = File::open(&db_file).map_err(|e| OpenError::from_io(&db_file, e))?;
+    file.sync_all()
+        .map_err(|e| OpenError::from_io(&db_file, e))?;
+    Ok(file)
 }
 
 /// Wraps a sled error met while doing `context`, keeping it as the source.
@@ -352,8 +422,11 @@ impl Backend for SledBackend {
         let path = dir.join(SLED_SUBDIR);
         seal::verify_and_break(dir, SLED_SUBDIR)?;
         let db = open_db(&path)?;
+        let db_file = sync_new_database(dir, &path)?;
         let shared = Arc::new(Shared {
             db,
+            db_file,
+            blobs_synced: Mutex::new(i64::MIN),
             _seal: SealOnDrop {
                 dir: dir.to_path_buf(),
             },

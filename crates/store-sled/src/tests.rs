@@ -401,3 +401,23 @@ fn a_damaged_seal_or_sled_directory_is_corruption() {
         Err(OpenError::Corrupted { .. })
     ));
 }
+
+#[test]
+fn immediate_writes_sync_sleds_blob_files() {
+    let (_root, dir) = fresh();
+    let big = vec![0x42u8; 300 * 1024];
+    {
+        let backend = open(&dir);
+        backend.engine().put_batch(&[(b"big", &big)]).unwrap();
+        let blobs = std::fs::read_dir(dir.join(SLED_SUBDIR).join("blobs"))
+            .unwrap()
+            .count();
+        assert!(blobs > 0, "sled kept a 300 KiB value inline");
+        assert!(*backend.shared.blobs_synced.lock() > i64::MIN);
+    }
+    let backend = open(&dir);
+    assert_eq!(
+        backend.engine().get(b"big").unwrap().as_deref(),
+        Some(&big[..])
+    );
+}
