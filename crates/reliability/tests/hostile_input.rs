@@ -12,7 +12,6 @@
 use std::path::Path;
 
 use reliability::Failure;
-use reliability::hostile::inputs::KnownDiskWrite;
 use reliability::hostile::{dirs, inputs};
 use store_api::Backend;
 
@@ -20,29 +19,13 @@ fn report<T>(what: &str, result: Result<T, Failure>) -> T {
     result.unwrap_or_else(|f| panic!("{what}: {f}"))
 }
 
-/// Backend bugs this suite found and that are not fixed yet: a rejected (or no-op) call
-/// that still changes the backend's files. Reported on every run, not failed.
-///
-/// - sled: a ledger commit that writes nothing (a rejected draft, a repeated idempotency
-///   key, a batch whose drafts are all rejected) still commits a sled transaction, which
-///   appends about 24 bytes to sled's log file, sometimes lazily (so the change can show
-///   on the next ledger row). See `SledLedger::write` in `store-sled/src/ledger.rs`.
-const KNOWN_DISK_WRITES: &[KnownDiskWrite] = &[KnownDiskWrite {
-    backend: "sled",
-    case_prefix: "ledger ",
-}];
-
 fn bad_inputs<B: Backend>() {
     let root = tempfile::tempdir().expect("a temporary directory");
-    let r = report(
-        "bad inputs",
-        inputs::run::<B>(root.path(), KNOWN_DISK_WRITES),
-    );
+    let r = report("bad inputs", inputs::run::<B>(root.path()));
     eprintln!(
-        "RELIABILITY-FIGURES hostile backend={} kind=inputs tried={} known_bug_hits={}",
+        "RELIABILITY-FIGURES hostile backend={} kind=inputs tried={}",
         B::NAME,
-        r.inputs,
-        r.known_bug_hits
+        r.inputs
     );
 }
 

@@ -244,10 +244,7 @@ pub fn run<B: Backend>(root: &Path, exe: &Path) -> Result<HostileReport, Failure
         }
         tried += 1;
     }
-    Ok(HostileReport {
-        inputs: tried,
-        known_bug_hits: 0,
-    })
+    Ok(HostileReport { inputs: tried })
 }
 
 /// `B` opened by another process (`crash_writer hold`) refuses this process with
@@ -304,10 +301,7 @@ pub fn foreign_backend<B: Backend>(
         &dir,
         &["ForeignData"],
     )?;
-    Ok(HostileReport {
-        inputs: 2,
-        known_bug_hits: 0,
-    })
+    Ok(HostileReport { inputs: 2 })
 }
 
 /// Whether this process can write into a directory it made read-only: true when running
@@ -352,8 +346,5 @@ pub fn read_only<B: Backend>(root: &Path) -> Result<HostileReport, Failure> {
     std::fs::set_permissions(&dir, mode(0o755)).or_fail("chmod")?;
     existing?;
     fresh?;
-    Ok(HostileReport {
-        inputs: 2,
-        known_bug_hits: 0,
-    })
+    Ok(HostileReport { inputs: 2 })
 }

@@ -925,9 +925,6 @@ pub fn cases() -> Vec<Case> {
             expect,
         ));
     }
-    // Ledger rows last: a backend that writes lazily after a ledger call (see
-    // `KnownDiskWrite`) then shows it on a ledger row, not on another store's.
-    t.sort_by_key(|c| c.name.starts_with("ledger"));
     t
 }
 
@@ -936,21 +933,9 @@ fn apply(subject: &mut dyn AnySubject, op: &Op) -> String {
         .unwrap_or_else(|_| "PANIC".to_owned())
 }
 
-/// A known backend bug: rows of the table (by name prefix) after which a backend's files
-/// change although the call was rejected or wrote nothing. Such a row is still checked for
-/// its outcome and for unchanged answers; the changed files are reported, not failed.
-#[derive(Debug, Clone, Copy)]
-pub struct KnownDiskWrite {
-    /// The backend's name.
-    pub backend: &'static str,
-    /// Rows whose name starts with this.
-    pub case_prefix: &'static str,
-}
-
 /// Seeds `B` (durability `Immediate`) and the reference, then tries every row of
-/// [`cases`]. `root` must be an empty directory. Rows matching `known` may change files;
-/// each time one does it is counted in [`HostileReport::known_bug_hits`] and printed.
-pub fn run<B: Backend>(root: &Path, known: &[KnownDiskWrite]) -> Result<HostileReport, Failure> {
+/// [`cases`]. `root` must be an empty directory.
+pub fn run<B: Backend>(root: &Path) -> Result<HostileReport, Failure> {
     let dir = root.join("db");
     let mut subjects = Subjects::new();
     subjects
@@ -966,7 +951,6 @@ pub fn run<B: Backend>(root: &Path, known: &[KnownDiskWrite]) -> Result<HostileR
     };
     let probes = probes();
     let mut tried = 0;
-    let mut known_hits = 0;
     for case in cases() {
         let what = || format!("{}: {}", B::NAME, case.name);
         let before = Fingerprint::of(&dir).or_fail("fingerprinting the directory")?;
@@ -990,15 +974,7 @@ pub fn run<B: Backend>(root: &Path, known: &[KnownDiskWrite]) -> Result<HostileR
         );
         let after = Fingerprint::of(&dir).or_fail("fingerprinting the directory")?;
         let changes = before.diff(&after);
-        let is_known = known
-            .iter()
-            .any(|k| k.backend == B::NAME && case.name.starts_with(k.case_prefix));
-        if is_known && !changes.is_empty() {
-            eprintln!("KNOWN BUG {}: files changed: {changes:?}", what());
-            known_hits += 1;
-        } else {
-            ensure!(changes.is_empty(), "{}: files changed: {changes:?}", what());
-        }
+        ensure!(changes.is_empty(), "{}: files changed: {changes:?}", what());
         let now: Vec<String> = probes
             .iter()
             .map(|op| apply(subject.as_mut(), op))
@@ -1010,8 +986,5 @@ pub fn run<B: Backend>(root: &Path, known: &[KnownDiskWrite]) -> Result<HostileR
         );
         tried += 1;
     }
-    Ok(HostileReport {
-        inputs: tried,
-        known_bug_hits: known_hits,
-    })
+    Ok(HostileReport { inputs: tried })
 }

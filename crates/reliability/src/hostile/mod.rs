@@ -10,6 +10,4 @@ pub mod inputs;
 pub struct HostileReport {
     /// Inputs tried, each checked for its error, for no panic and for unchanged files.
     pub inputs: usize,
-    /// Inputs that hit a known backend bug (reported, not failed).
-    pub known_bug_hits: usize,
 }
