@@ -9,7 +9,9 @@
 //! schema: an empty, truncated or damaged file is [`OpenError::Corrupted`], an SQLite
 //! database of something else (no `schema_version` table, another `application_id`, a
 //! newer schema version) is [`OpenError::ForeignData`]. Opening never modifies a file it
-//! refuses.
+//! refuses. SQLite keeps no page checksums: damage inside a page that the header checks
+//! cannot see is reported by the read that meets it, as
+//! [`StorageErrorKind::Corrupted`] (`PRAGMA integrity_check` finds it up front).
 //!
 //! # Schema
 //! Version 1, in `src/schema.sql` (every table `STRICT`, natural keys `WITHOUT ROWID`,

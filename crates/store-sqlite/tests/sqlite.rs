@@ -469,3 +469,31 @@ fn missing_database_with_a_wal_is_corrupted() {
     ));
     assert!(!dir.join(DB_FILE).exists());
 }
+
+/// Damage inside pages the open checks cannot see is a `Corrupted` storage error from the
+/// read that meets it (or from the open), never a panic or wrong data.
+#[test]
+fn damaged_pages_are_corrupted_errors() {
+    let (_root, dir) = populated();
+    let file = dir.join(DB_FILE);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let page = 4096;
+    let pages = bytes.len() / page;
+    for p in pages / 2..pages {
+        let start = p * page;
+        for (i, b) in bytes[start..start + page].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(31) ^ 0xA5;
+        }
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    match SqliteBackend::open(&dir, options()) {
+        Err(OpenError::Corrupted { .. }) => {}
+        Err(other) => panic!("expected Corrupted, got {other:?}"),
+        Ok(backend) => match backend.engine().range_scan(b"", b"", usize::MAX, true) {
+            Err(store_api::EngineError::Storage(e)) => {
+                assert_eq!(e.kind(), store_api::StorageErrorKind::Corrupted, "{e}");
+            }
+            other => panic!("expected a Corrupted storage error, got {other:?}"),
+        },
+    }
+}
