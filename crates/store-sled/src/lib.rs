@@ -343,7 +343,7 @@ impl std::fmt::Debug for SledBackend {
 
 /// Opens the sled database at `path`, mapping every failure to the matching [`OpenError`].
 fn open_db(path: &Path) -> Result<sled::Db, OpenError> {
-    match std::fs::symlink_metadata(path) {
+    match std::fs::metadata(path) {
         Ok(meta) if !meta.is_dir() => {
             return Err(OpenError::Corrupted {
                 path: path.to_path_buf(),
