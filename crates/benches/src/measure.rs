@@ -130,6 +130,48 @@ pub fn measure<B: Bench + ?Sized>(
     Ok(samples)
 }
 
+/// Like [`measure`] on two benches at once, alternating their samples (`a`, `b`, `a`,
+/// ...) so that both see the same machine: on a shared, noisy machine a slow spell hits
+/// both sides alike, which keeps their ratio honest. Each side gets the whole `budget`.
+pub fn measure_pair<A, B>(
+    a: &mut A,
+    b: &mut B,
+    op: A::Op,
+    calls: usize,
+    budget: Budget,
+) -> Result<(Samples, Samples), BenchError>
+where
+    A: Bench + ?Sized,
+    B: Bench<Op = A::Op> + ?Sized,
+{
+    let calls = calls.max(1);
+    let warm_until = Instant::now() + budget.warm_up * 2;
+    while Instant::now() < warm_until {
+        a.sample(op, calls)?;
+        b.sample(op, calls)?;
+    }
+    let mut sa = Samples::default();
+    let mut sb = Samples::default();
+    let taken = |s: &Samples| s.per_call_ns.len();
+    while taken(&sa) < budget.min_samples
+        || (taken(&sa) < budget.max_samples && sa.elapsed + sb.elapsed < budget.time * 2)
+    {
+        for (bench_side, samples) in [(0, &mut sa), (1, &mut sb)] {
+            let took = if bench_side == 0 {
+                a.sample(op, calls)?
+            } else {
+                b.sample(op, calls)?
+            };
+            samples.elapsed += took;
+            samples.calls += calls as u64;
+            samples
+                .per_call_ns
+                .push(took.as_nanos() as f64 / calls as f64);
+        }
+    }
+    Ok((sa, sb))
+}
+
 /// Runs `op` for criterion's `iters` iterations in samples of `calls` calls (the same
 /// samples as the report's) and returns the timed total. Exits the process on a store
 /// error (see [`exit_on_error`]).
@@ -191,5 +233,12 @@ mod tests {
         criterion_iters(&mut c, (), 4, 10);
         assert_eq!(c.runs, 31);
         assert_eq!(c.prepared, 10);
+        let mut d = Counter {
+            prepared: 0,
+            runs: 0,
+        };
+        let (sa, sb) = measure_pair(&mut c, &mut d, (), 2, budget).unwrap();
+        assert_eq!((sa.per_call_ns.len(), sb.per_call_ns.len()), (7, 7));
+        assert_eq!((c.runs - 31, d.runs), (14, 14));
     }
 }

@@ -15,6 +15,9 @@ pub struct Machine {
     pub memory_gib: u64,
     /// The operating system and kernel.
     pub os: String,
+    /// The 1, 5 and 15 minute load averages when the run started (empty when unknown):
+    /// other work on the machine skews every figure.
+    pub load_average: String,
 }
 
 impl Machine {
@@ -31,6 +34,11 @@ impl Machine {
             .map(|v| v.trim_matches('"').to_owned())
             .unwrap_or_else(|| std::env::consts::OS.to_owned());
         let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+        let load_average = read("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
         Machine {
             cpu,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -40,15 +48,20 @@ impl Machine {
             } else {
                 format!("{os}, Linux {kernel}")
             },
+            load_average,
         }
     }
 
-    /// One line: `CPU, N cores, M GiB RAM, OS`.
+    /// One line: `CPU, N cores, M GiB RAM, OS` and the load average when known.
     pub fn line(&self) -> String {
-        format!(
+        let mut line = format!(
             "{}, {} cores, {} GiB RAM, {}",
             self.cpu, self.cores, self.memory_gib, self.os
-        )
+        );
+        if !self.load_average.is_empty() {
+            line.push_str(&format!("; load average at start {}", self.load_average));
+        }
+        line
     }
 }
 

@@ -148,6 +148,7 @@ pub(crate) mod tests {
                 cores: 2,
                 memory_gib: 24,
                 os: "Test OS".into(),
+                load_average: "1.00 0.50 0.25".into(),
             },
             vec!["keys 16 B, values 100 B".into()],
             vec![
@@ -176,7 +177,7 @@ pub(crate) mod tests {
     #[test]
     fn markdown_has_the_tables_and_the_target_lines() {
         let md = render(&sample_report());
-        assert!(md.contains("- Machine: Test CPU, 2 cores, 24 GiB RAM, Test OS"));
+        assert!(md.contains("- Machine: Test CPU, 2 cores, 24 GiB RAM, Test OS; load average at start 1.00 0.50 0.25\n"));
         assert!(md.contains("## StateStore\n\n| operation | mem | disk |\n| --- | --- | --- |"));
         assert!(md.contains(
             "| get hit (100k keys) | 40.0 ns / 80.0 ns · 25.0M/s | 60.0 ns / 120 ns · 16.7M/s |"
