@@ -188,7 +188,8 @@ pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, F
             writers.push(s.spawn(move || state_owner(state, i, cfg.state_writes, c)));
         }
         readers.push(s.spawn(move || {
-            // The engine's sequence never goes back while writers run.
+            // The engine's sequence never goes back while writers run, and the batch it
+            // names is always in the log already.
             let engine = backend.engine();
             let mut last = 0;
             while !done.load(Ordering::Acquire) {
@@ -197,6 +198,13 @@ pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, F
                     now >= last,
                     "current_sequence went back from {last} to {now}"
                 );
+                if now > 0 {
+                    let batch = engine.get_batch(now).or_fail("stress get_batch")?;
+                    ensure!(
+                        batch.is_some(),
+                        "current_sequence is {now} but batch {now} is not in the log"
+                    );
+                }
                 last = now;
                 c.read();
                 thread::yield_now();
