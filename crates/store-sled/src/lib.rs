@@ -39,6 +39,10 @@
 //!   fills. A crash may lose the writes of the last flush interval, but recovery replays
 //!   whole transactions only (never a torn batch) and never corrupts the database.
 //!
+//! A state partition's `flush` is durable when it returns in both modes (it makes every
+//! earlier write durable, SPEC section 4): under `Relaxed` it runs the same sync round as
+//! `Immediate`, which also makes every earlier write of every store durable.
+//!
 //! In both modes, dropping the backend (its last store handle) flushes everything: a clean
 //! close loses nothing.
 //!
@@ -218,15 +222,20 @@ impl Shared {
     /// Makes every write committed so far durable under [`Durability::Immediate`]; nothing
     /// under [`Durability::Relaxed`], where sled's background thread flushes within
     /// [`FLUSH_EVERY_MS`].
+    pub(crate) fn sync(&self, context: &'static str) -> Result<(), StorageError> {
+        if self.durability == Durability::Immediate {
+            self.make_durable(context)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every write committed so far durable, in both modes.
     ///
     /// `Db::flush` alone is not enough: on Linux sled pushes its log with
     /// `sync_file_range`, which neither persists the file's size nor flushes the device's
     /// write cache, and it never syncs its blob files. So this syncs the blob files written
     /// since the last call, then flushes sled, then `fdatasync`s the log file.
-    pub(crate) fn sync(&self, context: &'static str) -> Result<(), StorageError> {
-        if self.durability != Durability::Immediate {
-            return Ok(());
-        }
+    pub(crate) fn make_durable(&self, context: &'static str) -> Result<(), StorageError> {
         let io =
             |e: std::io::Error| StorageError::new(BACKEND_NAME, StorageErrorKind::Io, context, e);
         self.sync_new_blobs().map_err(io)?;

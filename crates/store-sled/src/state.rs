@@ -5,7 +5,8 @@
 //! `state.meta`. A partition is loaded whole into the handle's memory when it is opened,
 //! so `get` never touches sled; a flush writes every change since the previous one as one
 //! sled batch on the entries tree (atomic, also across a crash). The partition's id is
-//! allocated at its first flush, in a transaction of its own just before.
+//! allocated at its first flush, in a transaction of its own just before. A flush is
+//! durable when it returns, in both durability modes.
 
 use std::sync::Arc;
 
@@ -170,6 +171,8 @@ impl StatePersist for SledPartition {
         self.entries
             .apply_batch(batch)
             .map_err(|e| storage_error("flushing a state partition", e))?;
-        self.shared.sync("making a state partition flush durable")
+        // `StateStore::flush` makes every earlier write durable, whatever the mode.
+        self.shared
+            .make_durable("making a state partition flush durable")
     }
 }
