@@ -2,7 +2,8 @@
 //!
 //! [`kill_point`] starts the `crash_writer` binary on a fresh directory, reads the
 //! acknowledgements it prints, kills it with `SIGKILL` at a random moment, reopens the
-//! directory in this process and checks:
+//! directory in this process and checks (half the time after also killing a second
+//! process while it reopens, and so recovers, the crashed directory):
 //!
 //! - every store holds exactly what the reference model holds after some prefix of the
 //!   workload: at least every acknowledged operation under `Immediate`, any prefix under
@@ -52,6 +53,9 @@ pub struct KillOutcome {
     pub killed: bool,
     /// Whether it was killed before it had opened the backend.
     pub killed_while_opening: bool,
+    /// Whether a second process reopening the crashed directory was killed too, and if so
+    /// whether that happened before it had finished opening (during recovery).
+    pub recovery_killed: Option<bool>,
     /// Operations the recovered engine, ledger, segment and side-effect stores hold
     /// (the largest matching prefix, summed over stores), for reporting.
     pub recovered_prefix_min: usize,
@@ -66,6 +70,10 @@ pub struct CrashReport {
     pub completed_runs: usize,
     /// Kills that landed while the backend was still being opened.
     pub killed_while_opening: usize,
+    /// Kill points after which a second process reopening the directory was killed too.
+    pub reopen_kills: usize,
+    /// Of those, the kills that landed before the reopen had finished (during recovery).
+    pub reopen_kills_while_opening: usize,
     /// Acknowledged operations checked, summed over runs.
     pub acknowledged_checked: usize,
 }
@@ -95,6 +103,10 @@ pub fn run<B: Backend>(
         }
         if outcome.killed_while_opening {
             report.killed_while_opening += 1;
+        }
+        if let Some(while_opening) = outcome.recovery_killed {
+            report.reopen_kills += 1;
+            report.reopen_kills_while_opening += usize::from(while_opening);
         }
         report.acknowledged_checked += outcome.acknowledged;
     }
@@ -195,14 +207,57 @@ pub fn kill_point<B: Backend>(
         );
     }
 
+    // Half the time, crash the recovery too: another process opens the directory (which
+    // runs the engine's crash recovery) and is killed at a random moment, often before it
+    // has finished opening.
+    let mut recovery_killed = None;
+    if rng.percent(50) {
+        let delay = Duration::from_micros(rng.below(60_000));
+        recovery_killed = Some(kill_reopen::<B>(exe, &dir, delay)?);
+    }
+
     let ops = workload::generate(workload_seed, WORKLOAD_LEN)?;
     let recovered_prefix_min = check_recovery::<B>(&dir, durability, &ops, acked)?;
     Ok(KillOutcome {
         acknowledged: acked,
         killed,
         killed_while_opening: killed && !opened,
+        recovery_killed,
         recovered_prefix_min,
     })
+}
+
+/// Starts `crash_writer hold` on `dir` (an open, which recovers the crashed database) and
+/// kills it after `delay`. Returns whether it was killed before it had finished opening.
+fn kill_reopen<B: Backend>(exe: &Path, dir: &Path, delay: Duration) -> Result<bool, Failure> {
+    let mut child = Command::new(exe)
+        .arg("hold")
+        .arg(B::NAME)
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .or_fail(format!("starting {}", exe.display()))?;
+    let lines = read_lines(&mut child)?;
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let status = child.wait().or_fail("waiting for the reopening process")?;
+    let mut opened = false;
+    while let Ok(line) = lines.recv() {
+        opened |= line == "ready";
+    }
+    if !status_is_kill(&status) {
+        let mut stderr = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        return Err(Failure(format!(
+            "reopening the crashed directory failed ({status}): {}",
+            stderr.trim()
+        )));
+    }
+    Ok(!opened)
 }
 
 fn status_is_kill(status: &std::process::ExitStatus) -> bool {

@@ -22,11 +22,14 @@ fn crash_test<B: Backend>(durability: Durability) {
     match crash::run::<B>(exe, durability, points, seed) {
         Ok(report) => eprintln!(
             "RELIABILITY-FIGURES crash backend={} durability={durability:?} kill_points={} \
-             completed_runs={} killed_while_opening={} acknowledged_checked={} seed={seed}",
+             completed_runs={} killed_while_opening={} reopen_kills={} \
+             reopen_kills_while_opening={} acknowledged_checked={} seed={seed}",
             B::NAME,
             report.kill_points,
             report.completed_runs,
             report.killed_while_opening,
+            report.reopen_kills,
+            report.reopen_kills_while_opening,
             report.acknowledged_checked
         ),
         Err(failure) => panic!("{failure}"),
