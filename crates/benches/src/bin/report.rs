@@ -30,19 +30,20 @@ struct Args {
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut config = MatrixConfig::quick();
-    let mut out = default_out_dir();
+    let mut out = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => config = MatrixConfig::quick(),
             "--full" => config = MatrixConfig::full(),
             "--out" => {
-                out = PathBuf::from(args.next().ok_or("--out needs a directory")?);
+                out = Some(PathBuf::from(args.next().ok_or("--out needs a directory")?));
             }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    let out = out.unwrap_or_else(default_out_dir);
     Ok(Some(Args { config, out }))
 }
 
@@ -52,7 +53,11 @@ fn default_out_dir() -> PathBuf {
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
         PathBuf::from,
     );
-    target.join("bench-report")
+    let out = target.join("bench-report");
+    // `crates/benches/../../target` reads better as the plain workspace path.
+    std::fs::create_dir_all(&out)
+        .and_then(|()| out.canonicalize())
+        .unwrap_or(out)
 }
 
 fn run(args: &Args) -> Result<(), BenchError> {

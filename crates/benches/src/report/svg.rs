@@ -58,7 +58,7 @@ pub fn render(report: &Report) -> String {
                 r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" class="tick">{}</text>"##,
                 top + plot_h + 4.0,
                 top - 3.0,
-                fmt_ns(10f64.powi(decade)).replace(".00", "")
+                decade_label(decade)
             );
         }
         for (r, label) in labels.iter().enumerate() {
@@ -102,7 +102,7 @@ pub fn render(report: &Report) -> String {
         let x = 10.0 + i as f64 * 120.0;
         let _ = write!(
             legend,
-            r#"<rect x="{x:.1}" y="40" width="12" height="12" fill="{}"/><text x="{:.1}" y="50" class="legend">{}</text>"#,
+            r#"<rect x="{x:.1}" y="44" width="12" height="12" fill="{}"/><text x="{:.1}" y="54" class="legend">{}</text>"#,
             colour(backend),
             x + 16.0,
             escape(backend)
@@ -112,7 +112,8 @@ pub fn render(report: &Report) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{:.0}" viewBox="0 0 {WIDTH} {:.0}" font-family="sans-serif">
 <style>.title{{font-size:16px;font-weight:bold}} .panel{{font-size:14px;font-weight:bold}} .label{{font-size:11px;text-anchor:end;dominant-baseline:middle}} .tick{{font-size:9px;text-anchor:middle;fill:#666}} .value{{font-size:8px;fill:#333}} .legend{{font-size:12px}}</style>
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="22" class="title">Store benchmarks — {} — {} mode — {}</text>
+<text x="10" y="22" class="title">Store benchmarks — {} — {} mode</text>
+<text x="10" y="36" class="legend">{}</text>
 {legend}
 {body}</svg>
 "##,
@@ -122,6 +123,13 @@ pub fn render(report: &Report) -> String {
         escape(&report.mode),
         escape(&report.machine.line())
     )
+}
+
+/// The label of the tick at 10^`decade` ns: `10 ns`, `1 µs`, ...
+fn decade_label(decade: i32) -> String {
+    let unit = ["ns", "µs", "ms", "s"][(decade / 3).clamp(0, 3) as usize];
+    let shown = 10u64.pow((decade - 3 * (decade / 3).clamp(0, 3)).max(0) as u32);
+    format!("{shown} {unit}")
 }
 
 /// The x coordinate of `ns` on the log scale, clamped to the plot.
@@ -155,5 +163,9 @@ mod tests {
         assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
         assert!(x_of(10.0) < x_of(1_000.0));
         assert_eq!(x_of(0.5), LABEL_W);
+        let ticks: Vec<String> = (1..=10).map(decade_label).collect();
+        assert_eq!(ticks[0], "10 ns");
+        assert_eq!(ticks[2], "1 µs");
+        assert_eq!(ticks[9], "10 s");
     }
 }
