@@ -3,10 +3,10 @@
 //! Four kinds of test, each written once, generic over [`store_api::Backend`], and
 //! expanded for every backend listed in [`for_each_persistent_backend!`]:
 //!
-//! - [`crash`]: a child process ([`crash_writer`](../crash_writer/index.html)) writes to
-//!   every store and reports each acknowledged write; the parent kills it with `SIGKILL`
-//!   at random moments, reopens the directory and checks what survived against the
-//!   reference model ([`workload`]) and the invariants of [`invariants`].
+//! - [`crash`]: a child process (the `crash_writer` binary, `src/bin/crash_writer.rs`)
+//!   writes to every store and reports each acknowledged write; the parent kills it with
+//!   `SIGKILL` at random moments, reopens the directory and checks what survived against
+//!   the reference model ([`workload`]) and the invariants of [`invariants`].
 //! - [`stress`]: many threads writing and reading every store at once.
 //! - [`hostile`]: a table of bad inputs for every public entry point, and bad directories.
 //! - [`differential`]: random operation sequences (proptest) run on every backend at once

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use store_api::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Backend, Book,
     CallEventOutput, CallOrderKey, ChainPos, Durability, EventOutputs, InboundInterCall, InterCall,
-    InterCallOutputKey, LedgerStore, LyquidId, ManualClock, OpenOptions, SegmentId,
+    InterCallOutputKey, LedgerStore, LyquidId, ManualClock, OpenError, OpenOptions, SegmentId,
     SegmentLogStore, SessionId, SideEffectKey, SideEffectKind, SideEffectStore, StateSnapshot,
     StateStore, StoreEngine, Timestamp, Transaction, TxId,
 };
@@ -527,6 +527,26 @@ pub fn side_effect_keys(ops: &[Op]) -> SideEffectKeys {
     keys
 }
 
+/// Opens `B` in `dir`, retrying for up to two seconds while the directory reports
+/// `Locked`.
+///
+/// For directories whose last holder is known to be gone (dropped, or a killed and reaped
+/// process): the holder's lock can outlive it briefly in a child process that this
+/// multi-threaded test process is forking at that moment, which holds a copy of the lock
+/// file's descriptor until it execs. A holder that really keeps the lock still fails.
+pub fn open_released<B: Backend>(dir: &Path, options: OpenOptions) -> Result<B, OpenError> {
+    let mut tries = 0;
+    loop {
+        match B::open(dir, options.clone()) {
+            Err(OpenError::Locked { .. }) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A backend with every store of the workload open, applying operations one by one.
 pub struct Writer<B: Backend> {
     /// The backend.
@@ -553,8 +573,11 @@ impl<B: Backend> Writer<B> {
         let options = OpenOptions::default()
             .durability(durability)
             .clock(clock.clone());
-        let backend =
-            B::open(dir, options).or_fail(format!("opening {} in {}", B::NAME, dir.display()))?;
+        let backend = open_released::<B>(dir, options).or_fail(format!(
+            "opening {} in {}",
+            B::NAME,
+            dir.display()
+        ))?;
         let state = backend
             .state_store(STATE_PARTITION)
             .or_fail("opening the state partition")?;

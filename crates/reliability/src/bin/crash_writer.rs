@@ -101,11 +101,8 @@ impl Job {
                 say(&mut out, "done")
             }
             Job::Hold => {
-                let backend = B::open(dir, OpenOptions::default()).or_fail(format!(
-                    "opening {} in {}",
-                    B::NAME,
-                    dir.display()
-                ))?;
+                let backend = workload::open_released::<B>(dir, OpenOptions::default())
+                    .or_fail(format!("opening {} in {}", B::NAME, dir.display()))?;
                 say(&mut out, "ready")?;
                 let mut sink = Vec::new();
                 let _ = std::io::stdin().read_to_end(&mut sink);

@@ -14,12 +14,20 @@ use super::HostileReport;
 use crate::differential::outcome;
 use crate::failure::OrFail;
 use crate::fingerprint::Fingerprint;
+use crate::workload::open_released;
 use crate::{Failure, ensure};
 
 /// Opens `B` in `dir`, catching panics; `Err(Some(e))` for an open error, `Err(None)` for
-/// a panic.
-fn try_open<B: Backend>(dir: &Path) -> Result<B, Option<OpenError>> {
-    match std::panic::catch_unwind(|| B::open(dir, OpenOptions::default())) {
+/// a panic. A `Locked` answer is retried (see [`open_released`]) unless `locked_expected`.
+fn try_open<B: Backend>(dir: &Path, locked_expected: bool) -> Result<B, Option<OpenError>> {
+    let open = || {
+        if locked_expected {
+            B::open(dir, OpenOptions::default())
+        } else {
+            open_released::<B>(dir, OpenOptions::default())
+        }
+    };
+    match std::panic::catch_unwind(open) {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(e)) => Err(Some(e)),
         Err(_) => Err(None),
@@ -35,7 +43,7 @@ fn expect_refused<B: Backend>(
     allowed: &[&str],
 ) -> Result<String, Failure> {
     let before = Fingerprint::of(watch).or_fail("fingerprinting")?;
-    let shape = match try_open::<B>(path) {
+    let shape = match try_open::<B>(path, allowed.contains(&"Locked")) {
         Ok(_) => return Err(Failure(format!("{}: {what}: the open succeeded", B::NAME))),
         Err(None) => return Err(Failure(format!("{}: {what}: the open panicked", B::NAME))),
         Err(Some(e)) => outcome::open(&e),
@@ -216,7 +224,7 @@ pub fn run<B: Backend>(root: &Path, exe: &Path) -> Result<HostileReport, Failure
         }
         std::fs::write(&path, &bytes).or_fail("writing the file")?;
         let before = Fingerprint::of(&dir).or_fail("fingerprinting")?;
-        match try_open::<B>(&dir) {
+        match try_open::<B>(&dir, false) {
             Err(None) => {
                 return Err(Failure(format!(
                     "{}: bit flip at {at}: the open panicked",
