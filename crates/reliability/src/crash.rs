@@ -13,8 +13,8 @@
 //! - the recovered directory is usable: it takes new writes of every kind.
 //!
 //! [`first_open_kills`] kills the creation of fresh databases instead: the directory must
-//! open again afterwards. Both report the known creation bug ([`CREATION_BUG`]) rather
-//! than failing on it.
+//! open again afterwards and take writes (store-kit's two-step marker, see
+//! `store_kit::dir`, makes a creation that died restart from scratch).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -57,9 +57,6 @@ pub struct KillOutcome {
     pub killed: bool,
     /// Whether it was killed before it had opened the backend.
     pub killed_while_opening: bool,
-    /// Whether the kill, inside the first open, hit the known creation bug (see
-    /// [`CREATION_BUG`]); nothing else was checked then.
-    pub known_bug: bool,
     /// Whether a second process reopening the crashed directory was killed too, and if so
     /// whether that happened before it had finished opening (during recovery).
     pub recovery_killed: Option<bool>,
@@ -73,9 +70,6 @@ pub struct KillOutcome {
 pub struct CrashReport {
     /// Kill points survived (the writer was killed and every check passed).
     pub kill_points: usize,
-    /// Kill points that hit the known creation bug (see [`CREATION_BUG`]): reported, not
-    /// survived, not failed.
-    pub known_bug_hits: usize,
     /// Runs in which the writer finished before the kill (checked the same way).
     pub completed_runs: usize,
     /// Kills that landed while the backend was still being opened.
@@ -106,10 +100,6 @@ pub fn run<B: Backend>(
                 B::NAME
             ))
         })?;
-        if outcome.known_bug {
-            report.known_bug_hits += 1;
-            continue;
-        }
         if outcome.killed {
             report.kill_points += 1;
         } else {
@@ -232,55 +222,15 @@ pub fn kill_point<B: Backend>(
     }
 
     let ops = workload::generate(workload_seed, WORKLOAD_LEN)?;
-    if killed && !opened {
-        let recovered = Writer::<B>::open(&dir, durability);
-        if let Err(error) = &recovered {
-            eprintln!(
-                "KNOWN BUG {} {durability:?}: killed inside the first open, the directory no \
-                 longer opens: {error}",
-                B::NAME
-            );
-            return Ok(KillOutcome {
-                acknowledged: acked,
-                killed,
-                killed_while_opening: true,
-                known_bug: true,
-                ..KillOutcome::default()
-            });
-        }
-    }
     let recovered_prefix_min = check_recovery::<B>(&dir, durability, &ops, acked)?;
     Ok(KillOutcome {
         acknowledged: acked,
         killed,
         killed_while_opening: killed && !opened,
-        known_bug: false,
         recovery_killed,
         recovered_prefix_min,
     })
 }
-
-/// The temporary file `store_kit::dir::write_atomically` writes the marker through.
-pub fn marker_temp_name() -> String {
-    format!(".{}.tmp", store_kit::dir::MARKER_FILE)
-}
-
-/// Whether a kill left the marker's temporary file and no marker: one state of the known
-/// creation bug (`store_kit::dir::prepare_dir` then refuses the directory as
-/// `ForeignData`).
-pub fn leftover_marker_temp_file(dir: &Path) -> bool {
-    !dir.join(store_kit::dir::MARKER_FILE).exists() && dir.join(marker_temp_name()).exists()
-}
-
-/// The known creation bug: a kill inside the *first* open of a directory (before the
-/// database was fully created) can leave a directory that no longer opens. store-kit's
-/// marker is written through a temporary file before the engine's files exist, so a kill
-/// between the two steps leaves `.STORE.tmp` and no marker (refused as `ForeignData`, see
-/// [`leftover_marker_temp_file`]), and a kill while the engine creates its file can leave
-/// it empty (LMDB then reports `Corrupted`). The crash tests report such kills as known-bug
-/// hits rather than failing.
-pub const CREATION_BUG: &str =
-    "a kill inside the first open can leave a directory that no longer opens";
 
 /// Starts `crash_writer hold` on `dir` (an open, which recovers the crashed database) and
 /// kills it after `delay`. Returns whether it was killed before it had finished opening.
@@ -577,9 +527,6 @@ pub struct FirstOpenReport {
     pub survived_while_opening: usize,
     /// Kills that landed after the open had finished (checked the same way).
     pub survived_after_open: usize,
-    /// Kills inside the first open that hit the known creation bug (see
-    /// [`CREATION_BUG`]): reported, not failed.
-    pub known_bug_hits: usize,
 }
 
 /// Kills `crash_writer hold` while it creates a fresh database, `kills` times, at moments
@@ -630,26 +577,20 @@ pub fn first_open_kills<B: Backend>(
         let delay = Duration::from_micros(rng.below(span));
         let while_opening = kill_reopen::<B>(exe, &dir, delay)
             .map_err(|f| f.context(format!("{} first-open kill {i} (seed {seed})", B::NAME)))?;
-        let backend = match workload::open_released::<B>(&dir, store_api::OpenOptions::default()) {
-            Ok(backend) => backend,
-            Err(error) if while_opening => {
-                eprintln!(
-                    "KNOWN BUG {}: killed inside the first open, the directory no longer \
-                     opens: {error}",
-                    B::NAME
-                );
-                report.known_bug_hits += 1;
-                continue;
-            }
-            Err(error) => {
-                return Err(Failure(format!(
-                    "{} first-open kill {i} (seed {seed}, {} µs after start, after the open \
-                     had finished): the directory does not open again: {error}",
+        let backend = workload::open_released::<B>(&dir, store_api::OpenOptions::default())
+            .map_err(|error| {
+                Failure(format!(
+                    "{} first-open kill {i} (seed {seed}, {} µs after start, {}): the \
+                     directory does not open again: {error}",
                     B::NAME,
-                    delay.as_micros()
-                )));
-            }
-        };
+                    delay.as_micros(),
+                    if while_opening {
+                        "inside the open"
+                    } else {
+                        "after the open had finished"
+                    }
+                ))
+            })?;
         let seq = backend
             .engine()
             .put_batch(&[(b"k", b"v")])

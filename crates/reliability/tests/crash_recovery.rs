@@ -11,7 +11,7 @@ use std::path::Path;
 use reliability::crash;
 use reliability::rng::run_seed;
 use reliability::scale::scaled_usize;
-use store_api::{Backend, Durability};
+use store_api::{Backend, Durability, StateStore, StoreEngine};
 
 const KILL_POINTS: usize = 6;
 
@@ -22,11 +22,10 @@ fn crash_test<B: Backend>(durability: Durability) {
     match crash::run::<B>(exe, durability, points, seed) {
         Ok(report) => eprintln!(
             "RELIABILITY-FIGURES crash backend={} durability={durability:?} kill_points={} \
-             known_bug_hits={} completed_runs={} killed_while_opening={} reopen_kills={} \
+             completed_runs={} killed_while_opening={} reopen_kills={} \
              reopen_kills_while_opening={} acknowledged_checked={} seed={seed}",
             B::NAME,
             report.kill_points,
-            report.known_bug_hits,
             report.completed_runs,
             report.killed_while_opening,
             report.reopen_kills,
@@ -45,40 +44,95 @@ fn first_open_test<B: Backend>() {
     match crash::first_open_kills::<B>(exe, scaled_usize(FIRST_OPEN_KILLS), seed) {
         Ok(r) => eprintln!(
             "RELIABILITY-FIGURES first-open backend={} survived_while_opening={} \
-             survived_after_open={} known_bug_hits={} seed={seed}",
+             survived_after_open={} seed={seed}",
             B::NAME,
             r.survived_while_opening,
-            r.survived_after_open,
-            r.known_bug_hits
+            r.survived_after_open
         ),
         Err(failure) => panic!("{failure}"),
     }
 }
 
-/// One state of the known creation bug (`reliability::crash::creation_bug`): a `SIGKILL`
-/// inside the first open, after store-kit wrote the marker's temporary file and before it
-/// renamed it, leaves the lock file and `.STORE.tmp`, and every backend then refuses the
-/// directory as `ForeignData`. Found by the random kill points (`RELIABILITY_SCALE=5`,
-/// sqlite, Immediate, kill point 12 of seed 1795318227342119305); the directory must open
-/// again.
+/// A `SIGKILL` inside the first open, after store-kit wrote the marker's temporary file
+/// and before it renamed it, leaves the lock file and `.STORE.tmp`: the directory is still
+/// fresh and must open. Found by the random kill points (`RELIABILITY_SCALE=5`, sqlite,
+/// Immediate, kill point 12 of seed 1795318227342119305), when every backend refused it as
+/// `ForeignData`.
 fn leftover_marker<B: Backend>() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
     std::fs::create_dir(&dir).unwrap();
-    std::fs::write(dir.join(".store-lock"), b"").unwrap();
-    let marker = format!("store-workspace backend={} format=1\n", B::NAME);
+    std::fs::write(dir.join(store_kit::dir::LOCK_FILE), b"").unwrap();
+    let marker = format!("store-workspace backend={} format=1 creating\n", B::NAME);
     std::fs::write(
-        dir.join(crash::marker_temp_name()),
+        dir.join(store_kit::dir::MARKER_TEMP_FILE),
         &marker.as_bytes()[..10],
     )
     .unwrap();
-    assert!(crash::leftover_marker_temp_file(&dir));
-    if let Err(e) = B::open(&dir, store_api::OpenOptions::default()) {
+    let backend = B::open(&dir, store_api::OpenOptions::default()).unwrap_or_else(|e| {
         panic!(
             "{}: a directory left by a kill inside the first open does not open: {e}",
             B::NAME
-        );
+        )
+    });
+    assert_eq!(backend.engine().put_batch(&[(b"k", b"v")]).unwrap(), 1);
+    assert!(!dir.join(store_kit::dir::MARKER_TEMP_FILE).exists());
+}
+
+/// A kill inside the first open after the engine wrote its files, before the marker turned
+/// *ready*, leaves a *creating* marker beside them: the next open must create the database
+/// again. Simulated on a directory that was used and closed, then given a creating marker:
+/// it must open (every file the backend ever writes is declared in its layout, else it
+/// would be refused as foreign) and be empty, since a creation that never finished never
+/// acknowledged a write.
+fn unfinished_creation<B: Backend>() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    {
+        let backend = B::open(&dir, store_api::OpenOptions::default()).unwrap();
+        backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+        let mut state = backend.state_store("p").unwrap();
+        state.put(b"a", b"1").unwrap();
+        state.flush().unwrap();
     }
+    let marker = format!("store-workspace backend={} format=1 creating\n", B::NAME);
+    std::fs::write(dir.join(store_kit::dir::MARKER_FILE), &marker).unwrap();
+    let backend = B::open(&dir, store_api::OpenOptions::default()).unwrap_or_else(|e| {
+        panic!(
+            "{}: a directory whose creation did not finish does not open: {e}",
+            B::NAME
+        )
+    });
+    assert_eq!(backend.engine().current_sequence(), 0);
+    assert_eq!(backend.engine().get(b"k").unwrap(), None);
+    assert!(backend.state_store("p").unwrap().is_empty());
+    drop(backend);
+    let ready = format!("store-workspace backend={} format=1\n", B::NAME);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(store_kit::dir::MARKER_FILE)).unwrap(),
+        ready
+    );
+}
+
+/// A *creating* marker beside a file the backend does not declare is not ours to clean:
+/// the open is refused as foreign data and nothing is removed.
+fn unfinished_creation_with_a_foreign_file<B: Backend>() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    std::fs::create_dir(&dir).unwrap();
+    let marker = format!("store-workspace backend={} format=1 creating\n", B::NAME);
+    std::fs::write(dir.join(store_kit::dir::MARKER_FILE), &marker).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    match B::open(&dir, store_api::OpenOptions::default()) {
+        Err(store_api::OpenError::ForeignData { .. }) => {}
+        Err(e) => panic!("{}: expected ForeignData, got {e}", B::NAME),
+        Ok(_) => panic!("{}: opened a directory holding a foreign file", B::NAME),
+    }
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(store_kit::dir::MARKER_FILE)).unwrap(),
+        marker
+    );
 }
 
 macro_rules! crash_tests {
@@ -100,10 +154,18 @@ macro_rules! crash_tests {
             }
 
             #[test]
-            #[ignore = "known creation bug: store-kit's prepare_dir refuses a directory holding \
-                        its own leftover .STORE.tmp (a kill between write and rename)"]
             fn opens_after_a_kill_between_marker_write_and_rename() {
                 super::leftover_marker::<$ty>();
+            }
+
+            #[test]
+            fn recreates_a_database_whose_creation_did_not_finish() {
+                super::unfinished_creation::<$ty>();
+            }
+
+            #[test]
+            fn refuses_a_foreign_file_beside_an_unfinished_creation() {
+                super::unfinished_creation_with_a_foreign_file::<$ty>();
             }
         }
     };

@@ -111,7 +111,7 @@ use store_api::{
     Backend, Capabilities, Durability, OpenError, OpenOptions, StateError, StorageError,
     StorageErrorKind,
 };
-use store_kit::dir::prepare_dir;
+use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use engine::LmdbEngine;
@@ -136,6 +136,13 @@ pub struct LmdbBackend {
     leases: PartitionLeases,
 }
 
+/// The files of a backend directory, beside store-kit's marker and lock: LMDB's data and
+/// lock files.
+const LAYOUT: DirLayout = DirLayout {
+    backend: BACKEND_NAME,
+    owned: &[tables::DATA_FILE, tables::LOCK_FILE],
+};
+
 impl Backend for LmdbBackend {
     type Engine = LmdbEngine;
     type State = BufferedState<LmdbPartition>;
@@ -150,19 +157,20 @@ impl Backend for LmdbBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        let guard = prepare_dir(dir, BACKEND_NAME)?;
-        let db = Arc::new(Db::open(guard, options.durability)?);
-        let engine = Arc::new(LmdbEngine::new(Arc::clone(&db)));
-        Ok(LmdbBackend {
-            engine,
-            ledger: Arc::new(LmdbLedger::new(Arc::clone(&db), options.clock)),
-            segments: Arc::new(LmdbSegmentLog::new(Arc::clone(&db))),
-            side_effects: Arc::new(LmdbSideEffects::new(
-                Arc::clone(&db),
-                options.side_effect_cache_size,
-            )),
-            db,
-            leases: PartitionLeases::default(),
+        open_dir(dir, &LAYOUT, |guard| {
+            let db = Arc::new(Db::open(guard, options.durability)?);
+            let engine = Arc::new(LmdbEngine::new(Arc::clone(&db)));
+            Ok(LmdbBackend {
+                engine,
+                ledger: Arc::new(LmdbLedger::new(Arc::clone(&db), options.clock)),
+                segments: Arc::new(LmdbSegmentLog::new(Arc::clone(&db))),
+                side_effects: Arc::new(LmdbSideEffects::new(
+                    Arc::clone(&db),
+                    options.side_effect_cache_size,
+                )),
+                db,
+                leases: PartitionLeases::default(),
+            })
         })
     }
 

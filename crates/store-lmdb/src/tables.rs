@@ -409,7 +409,7 @@ fn open_lmdb(path: &Path, map_size: usize, durability: Durability) -> heed::Resu
     // SAFETY: heed marks these unsafe for two reasons, both upheld here.
     // (1) The memory map is undefined behaviour if the file changes behind LMDB's back: the
     //     directory is held under this backend's exclusive process lock
-    //     (`store_kit::dir::prepare_dir`, kept alive in `Db`) and this crate writes
+    //     (`store_kit::dir::open_dir`, kept alive in `Db`) and this crate writes
     //     `data.mdb` only through LMDB; the file is checked against its last committed
     //     page right after opening, so a truncated file is refused before any page read.
     // (2) `NO_META_SYNC` is an "unsafe flag" only in the durability sense: LMDB documents

@@ -129,7 +129,7 @@ use std::sync::Arc;
 use redb::{Builder, Database, DatabaseError, ReadableDatabase, TableError};
 use store_api::limits::check_partition_name;
 use store_api::{Backend, Capabilities, Durability, OpenError, OpenOptions, StateError};
-use store_kit::dir::prepare_dir;
+use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use db::RELAXED_SYNC_INTERVAL;
@@ -149,6 +149,12 @@ pub const DB_FILE: &str = "store.redb";
 
 /// Where a new database is built before it is renamed to [`DB_FILE`].
 const NEW_DB_FILE: &str = "store.redb.new";
+
+/// The files of a backend directory, beside store-kit's marker and lock.
+const LAYOUT: DirLayout = DirLayout {
+    backend: BACKEND_NAME,
+    owned: &[DB_FILE, NEW_DB_FILE],
+};
 
 /// The redb backend: every store in one redb database in one directory.
 #[derive(Debug)]
@@ -278,28 +284,29 @@ impl Backend for RedbBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        let guard = prepare_dir(dir, BACKEND_NAME)?;
-        let file = dir.join(DB_FILE);
-        match fs::symlink_metadata(&file) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_database(dir, &file)?,
-            Err(e) => return Err(OpenError::from_io(&file, e)),
-        }
-        let database = open_database(dir, &file)?;
-        check_format(&database, &file)?;
-        let db = Arc::new(Db::new(database, options.durability, guard));
-        let engine = RedbEngine::open(Arc::clone(&db))?;
-        Ok(RedbBackend {
-            durability: options.durability,
-            engine: Arc::new(engine),
-            ledger: Arc::new(RedbLedger::new(Arc::clone(&db), options.clock)),
-            segments: Arc::new(RedbSegmentLog::new(Arc::clone(&db))),
-            side_effects: Arc::new(RedbSideEffects::new(
-                Arc::clone(&db),
-                options.side_effect_cache_size,
-            )),
-            leases: PartitionLeases::default(),
-            db,
+        open_dir(dir, &LAYOUT, |guard| {
+            let file = dir.join(DB_FILE);
+            match fs::symlink_metadata(&file) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_database(dir, &file)?,
+                Err(e) => return Err(OpenError::from_io(&file, e)),
+            }
+            let database = open_database(dir, &file)?;
+            check_format(&database, &file)?;
+            let db = Arc::new(Db::new(database, options.durability, guard));
+            let engine = RedbEngine::open(Arc::clone(&db))?;
+            Ok(RedbBackend {
+                durability: options.durability,
+                engine: Arc::new(engine),
+                ledger: Arc::new(RedbLedger::new(Arc::clone(&db), options.clock)),
+                segments: Arc::new(RedbSegmentLog::new(Arc::clone(&db))),
+                side_effects: Arc::new(RedbSideEffects::new(
+                    Arc::clone(&db),
+                    options.side_effect_cache_size,
+                )),
+                leases: PartitionLeases::default(),
+                db,
+            })
         })
     }
 

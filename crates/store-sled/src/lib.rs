@@ -140,7 +140,7 @@ use store_api::{
     Backend, Capabilities, Durability, OpenError, OpenOptions, StateError, StorageError,
     StorageErrorKind,
 };
-use store_kit::dir::{DirGuard, prepare_dir};
+use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use engine::SledEngine;
@@ -154,6 +154,13 @@ pub const BACKEND_NAME: &str = "sled";
 
 /// The subdirectory of the backend directory that holds sled's own files.
 pub const SLED_SUBDIR: &str = "sled";
+
+/// The files of a backend directory, beside store-kit's marker and lock: sled's
+/// subdirectory and the clean-close seal (with the temporary file it is written through).
+const LAYOUT: DirLayout = DirLayout {
+    backend: BACKEND_NAME,
+    owned: &[SLED_SUBDIR, seal::SEAL_FILE, seal::SEAL_TEMP_FILE],
+};
 
 /// How often sled's background thread flushes (and fsyncs) buffered writes, in
 /// milliseconds: the most a crash can lose under [`Durability::Relaxed`].
@@ -427,39 +434,40 @@ impl Backend for SledBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        let guard = prepare_dir(dir, BACKEND_NAME)?;
-        let path = dir.join(SLED_SUBDIR);
-        seal::verify_and_break(dir, SLED_SUBDIR)?;
-        let db = open_db(&path)?;
-        let db_file = sync_new_database(dir, &path)?;
-        let shared = Arc::new(Shared {
-            db,
-            db_file,
-            blobs_synced: Mutex::new(i64::MIN),
-            _seal: SealOnDrop {
-                dir: dir.to_path_buf(),
-            },
-            durability: options.durability,
-            dir: guard,
-        });
-        let load = || -> Result<SledBackend, StorageError> {
-            Ok(SledBackend {
-                engine: Arc::new(SledEngine::open(Arc::clone(&shared))?),
-                ledger: Arc::new(SledLedger::open(
-                    Arc::clone(&shared),
-                    Arc::clone(&options.clock),
-                )?),
-                segments: Arc::new(SledSegmentLog::open(Arc::clone(&shared))?),
-                side_effects: Arc::new(SledSideEffects::open(
-                    Arc::clone(&shared),
-                    options.side_effect_cache_size,
-                )?),
-                partitions: state::SledPartitions::open(Arc::clone(&shared))?,
-                leases: PartitionLeases::default(),
-                shared: Arc::clone(&shared),
-            })
-        };
-        load().map_err(|e| load_error(&path, e))
+        open_dir(dir, &LAYOUT, |guard| {
+            let path = dir.join(SLED_SUBDIR);
+            seal::verify_and_break(dir, SLED_SUBDIR)?;
+            let db = open_db(&path)?;
+            let db_file = sync_new_database(dir, &path)?;
+            let shared = Arc::new(Shared {
+                db,
+                db_file,
+                blobs_synced: Mutex::new(i64::MIN),
+                _seal: SealOnDrop {
+                    dir: dir.to_path_buf(),
+                },
+                durability: options.durability,
+                dir: guard,
+            });
+            let load = || -> Result<SledBackend, StorageError> {
+                Ok(SledBackend {
+                    engine: Arc::new(SledEngine::open(Arc::clone(&shared))?),
+                    ledger: Arc::new(SledLedger::open(
+                        Arc::clone(&shared),
+                        Arc::clone(&options.clock),
+                    )?),
+                    segments: Arc::new(SledSegmentLog::open(Arc::clone(&shared))?),
+                    side_effects: Arc::new(SledSideEffects::open(
+                        Arc::clone(&shared),
+                        options.side_effect_cache_size,
+                    )?),
+                    partitions: state::SledPartitions::open(Arc::clone(&shared))?,
+                    leases: PartitionLeases::default(),
+                    shared: Arc::clone(&shared),
+                })
+            };
+            load().map_err(|e| load_error(&path, e))
+        })
     }
 
     fn durability(&self) -> Durability {

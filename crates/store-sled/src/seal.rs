@@ -20,6 +20,9 @@ use store_kit::dir::write_atomically;
 /// The seal file, beside the backend's marker and lock.
 pub(crate) const SEAL_FILE: &str = "sled.seal";
 
+/// The temporary file the seal is written through (see `write_atomically`).
+pub(crate) const SEAL_TEMP_FILE: &str = ".sled.seal.tmp";
+
 const SEAL_HEADER: &str = "store-sled seal v1";
 
 /// How long a clean close waits for sled to release its database file.

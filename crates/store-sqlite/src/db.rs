@@ -9,7 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use store_api::{Durability, OpenError, StorageError};
-use store_kit::dir::DirGuard;
+use store_kit::dir::{DirGuard, DirLayout};
 
 use crate::{DB_FILE, SCHEMA_SQL, SCHEMA_VERSION, SqlContext};
 
@@ -53,6 +53,22 @@ const MAX_IDLE_READERS: usize = 8;
 
 /// The name the database is created under before it is renamed to [`DB_FILE`].
 const INIT_FILE: &str = ".store.sqlite3.init";
+
+/// The files of a backend directory, beside store-kit's marker and lock: the database,
+/// the one it is created under, and SQLite's journal, WAL and WAL index of each.
+pub(crate) const LAYOUT: DirLayout = DirLayout {
+    backend: crate::BACKEND_NAME,
+    owned: &[
+        DB_FILE,
+        "store.sqlite3-journal",
+        "store.sqlite3-wal",
+        "store.sqlite3-shm",
+        INIT_FILE,
+        ".store.sqlite3.init-journal",
+        ".store.sqlite3.init-wal",
+        ".store.sqlite3.init-shm",
+    ],
+};
 
 /// Settings of every connection: page cache, foreign keys, busy timeout, statement cache.
 const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;";

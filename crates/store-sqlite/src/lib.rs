@@ -80,7 +80,7 @@ use store_api::{
     Backend, Capabilities, Durability, OpenError, OpenOptions, StateError, StorageError,
     StorageErrorKind,
 };
-use store_kit::dir::prepare_dir;
+use store_kit::dir::open_dir;
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use engine::SqliteEngine;
@@ -135,20 +135,21 @@ impl Backend for SqliteBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        let guard = prepare_dir(dir, BACKEND_NAME)?;
-        let db = Arc::new(db::Db::open(guard, options.durability)?);
-        let engine = Arc::new(SqliteEngine::open(Arc::clone(&db))?);
-        Ok(SqliteBackend {
-            durability: options.durability,
-            engine,
-            ledger: Arc::new(SqliteLedger::new(Arc::clone(&db), options.clock)),
-            segments: Arc::new(SqliteSegmentLog::new(Arc::clone(&db))),
-            side_effects: Arc::new(SqliteSideEffects::new(
-                Arc::clone(&db),
-                options.side_effect_cache_size,
-            )),
-            leases: PartitionLeases::default(),
-            db,
+        open_dir(dir, &db::LAYOUT, |guard| {
+            let db = Arc::new(db::Db::open(guard, options.durability)?);
+            let engine = Arc::new(SqliteEngine::open(Arc::clone(&db))?);
+            Ok(SqliteBackend {
+                durability: options.durability,
+                engine,
+                ledger: Arc::new(SqliteLedger::new(Arc::clone(&db), options.clock)),
+                segments: Arc::new(SqliteSegmentLog::new(Arc::clone(&db))),
+                side_effects: Arc::new(SqliteSideEffects::new(
+                    Arc::clone(&db),
+                    options.side_effect_cache_size,
+                )),
+                leases: PartitionLeases::default(),
+                db,
+            })
         })
     }
 
