@@ -141,6 +141,7 @@ macro_rules! suite {
                         range_scan_empty_or_inverted_gives_nothing,
                         snapshot_restore_replaces_whole_state,
                         snapshot_bytes_restore_into_other_partition,
+                        snapshot_bytes_are_portable_across_backends,
                         damaged_snapshot_bytes_rejected,
                         partitions_are_isolated,
                         partition_in_use,
