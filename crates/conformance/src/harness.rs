@@ -44,8 +44,13 @@ impl<B: Backend> Instance<B> {
             .prefix(&format!("conformance-{}-", B::NAME))
             .tempdir()
             .expect("creating a temporary directory");
-        let backend = B::open(&dir.path().join(DB_DIR), options.clone())
-            .unwrap_or_else(|e| panic!("opening a fresh {} backend failed: {e}", B::NAME));
+        let backend = B::open(&dir.path().join(DB_DIR), options.clone()).unwrap_or_else(|e| {
+            panic!(
+                "opening a fresh {} backend failed: {}",
+                B::NAME,
+                error_chain(&e)
+            )
+        });
         Instance {
             backend,
             dir,
@@ -80,8 +85,13 @@ impl<B: Backend> Instance<B> {
     pub fn reopen_with(self, options: OpenOptions) -> Self {
         let Instance { backend, dir, .. } = self;
         drop(backend);
-        let backend = B::open(&dir.path().join(DB_DIR), options.clone())
-            .unwrap_or_else(|e| panic!("reopening the {} backend failed: {e}", B::NAME));
+        let backend = B::open(&dir.path().join(DB_DIR), options.clone()).unwrap_or_else(|e| {
+            panic!(
+                "reopening the {} backend failed: {}",
+                B::NAME,
+                error_chain(&e)
+            )
+        });
         Instance {
             backend,
             dir,
@@ -218,4 +228,16 @@ fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
             out.push((path, bytes));
         }
     }
+}
+
+/// `error` and each of its sources, joined by `: `, so a failure names its cause.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -107,3 +107,49 @@ pub trait StoreEngine: Send + Sync {
     /// removed. Never touches the data or the sequence counter.
     fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError>;
 }
+
+/// A shared engine is an engine: every call goes to the one it points to, so code generic
+/// over `E: StoreEngine` also takes an `Arc<dyn StoreEngine>`.
+impl<E: StoreEngine + ?Sized> StoreEngine for std::sync::Arc<E> {
+    fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<u64, EngineError> {
+        (**self).put_batch(pairs)
+    }
+
+    fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
+        (**self).delete_batch(keys)
+    }
+
+    fn current_sequence(&self) -> u64 {
+        (**self).current_sequence()
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
+        (**self).get(key)
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError> {
+        (**self).get_many(keys)
+    }
+
+    fn range_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        forward: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        (**self).range_scan(start, end, limit, forward)
+    }
+
+    fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
+        (**self).get_batch(seq)
+    }
+
+    fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {
+        (**self).oldest_retained_batch()
+    }
+
+    fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
+        (**self).prune_batch_log(cutoff_exclusive)
+    }
+}

@@ -646,3 +646,72 @@ pub trait LedgerStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError>;
 }
+
+/// A shared ledger is a ledger: every call goes to the one it points to, so code generic
+/// over `L: LedgerStore` also takes an `Arc<dyn LedgerStore>`.
+impl<L: LedgerStore + ?Sized> LedgerStore for std::sync::Arc<L> {
+    fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError> {
+        (**self).register_asset(def)
+    }
+
+    fn open_account(&self, def: &AccountDef, cfg: &AccountCfg) -> Result<(), LedgerError> {
+        (**self).open_account(def, cfg)
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<(AccountDef, AccountCfg)>, LedgerError> {
+        (**self).account(id)
+    }
+
+    fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError> {
+        (**self).commit(tx)
+    }
+
+    fn commit_batch(
+        &self,
+        txs: &[Transaction],
+    ) -> Result<Vec<Result<Committed, LedgerError>>, LedgerError> {
+        (**self).commit_batch(txs)
+    }
+
+    fn balance(
+        &self,
+        account: &AccountId,
+        as_of: Option<Timestamp>,
+    ) -> Result<BalanceSnapshot, LedgerError> {
+        (**self).balance(account, as_of)
+    }
+
+    fn asset(&self, id: &AssetId) -> Result<Option<AssetDef>, LedgerError> {
+        (**self).asset(id)
+    }
+
+    fn transaction(&self, txid: &TxId) -> Result<Option<StoredTransaction>, LedgerError> {
+        (**self).transaction(txid)
+    }
+
+    fn account_history(
+        &self,
+        account: &AccountId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<PostingRecord>, LedgerError> {
+        (**self).account_history(account, after_seq, limit)
+    }
+
+    fn trial_balance(
+        &self,
+        book: &Book,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<TrialBalanceRow>, LedgerError> {
+        (**self).trial_balance(book, as_of)
+    }
+
+    fn read_events(
+        &self,
+        book: &Book,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
+        (**self).read_events(book, from, limit)
+    }
+}

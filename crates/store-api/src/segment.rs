@@ -186,6 +186,82 @@ pub trait SegmentLogStore: Send + Sync {
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError>;
 }
 
+/// A shared segment log is a segment log: every call goes to the one it points to, so
+/// code generic over `S: SegmentLogStore` also takes an `Arc<dyn SegmentLogStore>`.
+impl<S: SegmentLogStore + ?Sized> SegmentLogStore for std::sync::Arc<S> {
+    fn append(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        entry: &[u8],
+    ) -> Result<u64, SegmentError> {
+        (**self).append(session, segment, entry)
+    }
+
+    fn append_trace(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        entry: &[u8],
+    ) -> Result<(), SegmentError> {
+        (**self).append_trace(session, segment, entry)
+    }
+
+    fn read_all(&self, session: SessionId, segment: SegmentId) -> Result<Vec<Bytes>, SegmentError> {
+        (**self).read_all(session, segment)
+    }
+
+    fn read_traces(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+    ) -> Result<Vec<Bytes>, SegmentError> {
+        (**self).read_traces(session, segment)
+    }
+
+    fn read_entry_count(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+    ) -> Result<u64, SegmentError> {
+        (**self).read_entry_count(session, segment)
+    }
+
+    fn exists(&self, session: SessionId, segment: SegmentId) -> Result<bool, SegmentError> {
+        (**self).exists(session, segment)
+    }
+
+    fn create_segment(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        entries: &[&[u8]],
+    ) -> Result<(), SegmentError> {
+        (**self).create_segment(session, segment, entries)
+    }
+
+    fn truncate(
+        &self,
+        session: SessionId,
+        segment: SegmentId,
+        len: u64,
+    ) -> Result<(), SegmentError> {
+        (**self).truncate(session, segment, len)
+    }
+
+    fn list_sessions(&self) -> Result<Vec<SessionId>, SegmentError> {
+        (**self).list_sessions()
+    }
+
+    fn list_segments(&self, session: SessionId) -> Result<Vec<SegmentId>, SegmentError> {
+        (**self).list_segments(session)
+    }
+
+    fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {
+        (**self).lookup_session_of(segment)
+    }
+}
+
 /// Typed helpers over serde for any [`SegmentLogStore`] (entries encoded with `postcard`).
 pub trait SegmentLogStoreExt: SegmentLogStore {
     /// Encodes `entry` and appends it.

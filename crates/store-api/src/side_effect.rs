@@ -304,3 +304,50 @@ pub trait SideEffectStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError>;
 }
+
+/// A shared side-effect store is a side-effect store: every call goes to the one it points
+/// to, so code generic over `S: SideEffectStore` also takes an `Arc<dyn SideEffectStore>`.
+impl<S: SideEffectStore + ?Sized> SideEffectStore for std::sync::Arc<S> {
+    fn write_outputs(
+        &self,
+        outputs: &BTreeMap<SideEffectKey, EventOutputs>,
+    ) -> Result<(), SideEffectError> {
+        (**self).write_outputs(outputs)
+    }
+
+    fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError> {
+        (**self).read_outputs(key)
+    }
+
+    fn upsert_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+        output: &CallEventOutput,
+    ) -> Result<(), SideEffectError> {
+        (**self).upsert_inter_call_output(key, output)
+    }
+
+    fn read_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+    ) -> Result<Option<CallEventOutput>, SideEffectError> {
+        (**self).read_inter_call_output(key)
+    }
+
+    fn append_inbound_inter_calls(
+        &self,
+        records: &[InboundInterCall],
+    ) -> Result<(), SideEffectError> {
+        (**self).append_inbound_inter_calls(records)
+    }
+
+    fn read_inbound_inter_calls(
+        &self,
+        callee: &LyquidId,
+        from_exclusive: Option<&CallOrderKey>,
+        until_exclusive: ChainPos,
+        limit: usize,
+    ) -> Result<Vec<InboundInterCall>, SideEffectError> {
+        (**self).read_inbound_inter_calls(callee, from_exclusive, until_exclusive, limit)
+    }
+}

@@ -365,6 +365,70 @@ pub trait StateStoreExt: StateStore {
 
 impl<S: StateStore + ?Sized> StateStoreExt for S {}
 
+/// A boxed state store is a state store: every call goes to the one it holds, so code
+/// generic over `S: StateStore` also takes a `Box<dyn StateStore>`.
+impl<S: StateStore + ?Sized> StateStore for Box<S> {
+    fn partition(&self) -> &str {
+        (**self).partition()
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StateError> {
+        (**self).get(key)
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, StateError> {
+        (**self).contains(key)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        (**self).put(key, value)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
+        (**self).delete(key)
+    }
+
+    fn get_or_insert(&mut self, key: &[u8], default: &[u8]) -> Result<Bytes, StateError> {
+        (**self).get_or_insert(key, default)
+    }
+
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    fn is_empty(&self) -> bool {
+        (**self).is_empty()
+    }
+
+    fn size_bytes(&self) -> u64 {
+        (**self).size_bytes()
+    }
+
+    fn prefix_scan(&self, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        (**self).prefix_scan(prefix)
+    }
+
+    fn range_scan(&self, range: Range<&[u8]>) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        (**self).range_scan(range)
+    }
+
+    fn clear(&mut self) -> Result<(), StateError> {
+        (**self).clear()
+    }
+
+    fn snapshot(&self) -> Result<StateSnapshot, StateError> {
+        (**self).snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &StateSnapshot) -> Result<(), StateError> {
+        (**self).restore(snapshot)
+    }
+
+    fn flush(&mut self) -> Result<(), StateError> {
+        (**self).flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

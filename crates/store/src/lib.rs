@@ -17,7 +17,9 @@
 //! (`mem:`, `redb:<dir>`, `lmdb:<dir>`, `sled:<dir>`, `sqlite:<dir>`, with
 //! `?durability=relaxed` and `&cache=N`), and names the feature to enable when the backend
 //! is not compiled in. The `STORE_BACKEND` variable chooses the backend for
-//! [`Stores::from_env`].
+//! [`Stores::from_env`], the examples, and [`EnvBackend`], the [`Backend`] type that runs
+//! generic code (the conformance suite: `STORE_BACKEND=sqlite: cargo test -p conformance`)
+//! on the backend it names.
 //!
 //! ```
 //! use store::{BackendConfig, Stores};
@@ -36,6 +38,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod env_backend;
 mod error_chain;
 pub mod migrate;
 pub mod stores;
@@ -43,6 +46,7 @@ pub mod stores;
 pub use store_api::*;
 
 pub use config::{BackendConfig, BackendKind, STORE_BACKEND_VAR, UrlError};
+pub use env_backend::EnvBackend;
 pub use error_chain::error_chain;
 pub use stores::{Stores, StoresError, open_as};
 

@@ -198,7 +198,7 @@ impl Stores {
     )),
     allow(unused_variables)
 )]
-fn open_kind(
+pub(crate) fn open_kind(
     kind: BackendKind,
     dir: &Path,
     options: OpenOptions,
@@ -214,6 +214,24 @@ fn open_kind(
         BackendKind::Sled => Some(open_as::<store_sled::SledBackend>(dir, options)),
         #[cfg(feature = "sqlite")]
         BackendKind::Sqlite => Some(open_as::<store_sqlite::SqliteBackend>(dir, options)),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The capabilities `kind` declares: `None` when it is not compiled in.
+pub(crate) fn capabilities_of(kind: BackendKind) -> Option<Capabilities> {
+    match kind {
+        #[cfg(feature = "mem")]
+        BackendKind::Mem => Some(store_mem::MemBackend::capabilities()),
+        #[cfg(feature = "redb")]
+        BackendKind::Redb => Some(store_redb::RedbBackend::capabilities()),
+        #[cfg(feature = "lmdb")]
+        BackendKind::Lmdb => Some(store_lmdb::LmdbBackend::capabilities()),
+        #[cfg(feature = "sled")]
+        BackendKind::Sled => Some(store_sled::SledBackend::capabilities()),
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => Some(store_sqlite::SqliteBackend::capabilities()),
         #[allow(unreachable_patterns)]
         _ => None,
     }
