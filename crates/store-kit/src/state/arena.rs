@@ -1,5 +1,6 @@
-//! Where a [`StateMap`](super::StateMap) keeps its short values: packed side by side in
-//! blocks of [`BLOCK_LEN`] bytes, each value a [`Bytes`] slice of its block.
+//! Where a [`StateMap`](super::StateMap)'s index keeps its short values: copies packed
+//! side by side in blocks of up to [`BLOCK_LEN`] bytes, each value a [`Bytes`] slice of its
+//! block.
 //!
 //! # Why
 //! Every slice of a block shares the block's one reference count, so cloning a value (what
@@ -8,27 +9,25 @@
 //! cache miss per `get` (the hash bucket) and two.
 //!
 //! # Invariants
-//! - The map may hold slices of the block being filled (`active`, kept allocated by
-//!   `tail`) and of the *registered* blocks (`blocks`), which are exactly the other blocks
-//!   holding at least one of the map's values. Those buffers are therefore allocated, so no
-//!   other allocation overlaps their addresses, and a value of the map lies in one of them
-//!   exactly when this arena packed it.
-//! - A block has one record per value packed into it, in packing order: its offset, its
-//!   key, and whether it is dead. A record is live exactly while its value is the map's
-//!   current value of its key; `live` is the total length of the live records' values and
-//!   `written` that of all records.
-//! - A registered block with `live * SPARSE_RATIO < written` is *due*: the map moves its
-//!   live values into the block being filled (the map does it, since it owns the entries;
-//!   see `StateMap::compact`) and the block is unregistered. Between map operations no
-//!   block is due, so every block but the one being filled is more than
-//!   `1 / SPARSE_RATIO` live and the arena holds at most about `SPARSE_RATIO` times the
-//!   bytes of its live values, plus one block.
+//! - Each index entry is a [`Packed`]: a value with no block ([`NO_BLOCK`]: empty, or not
+//!   packed) or a slice of block `block`, described by that block's record `record`.
+//! - A block is in `blocks` while the index may hold a slice of it: the block being filled
+//!   (`active`, kept allocated by `tail`) and every other block with a live record. A block
+//!   has one record per value packed into it, in packing order: its key and whether it is
+//!   dead. A record is live exactly while the index entry of its key is that record's
+//!   value; `live` is the total length of a block's live values and `written` that of all
+//!   its records.
+//! - A block other than the one being filled with `live * SPARSE_RATIO < written` is
+//!   *due*. Once more than [`DUE_SLACK`] are due, the map moves the live values of the
+//!   oldest into the block being filled (see `StateMap::compact`) and the block leaves
+//!   `blocks`. So all blocks but the one being filled and at most [`DUE_SLACK`] due ones are
+//!   more than `1 / SPARSE_RATIO` live: the blocks hold at most about `SPARSE_RATIO` times
+//!   the bytes of their live values, plus `DUE_SLACK + 1` blocks.
 //!
-//! A slice handed to a caller keeps its whole block (at most [`BLOCK_LEN`] bytes) allocated
-//! until the caller drops it; values longer than [`PACK_MAX`] keep an allocation of their
-//! own and are not tracked here.
+//! A slice handed to a caller keeps its whole block allocated until the caller drops it;
+//! values longer than [`PACK_MAX`] are not packed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
@@ -37,14 +36,11 @@ use bytes::{Bytes, BytesMut};
 /// hold a whole block.
 pub(super) const BLOCK_LEN: usize = 16 * 1024;
 
-/// Bytes of the smallest block: room for the longest packed value.
-const MIN_BLOCK_LEN: usize = 2 * PACK_MAX;
-
 /// The longest value packed into a block; longer values keep their own allocation.
 pub(super) const PACK_MAX: usize = 1024;
 
-/// Records a block reserves room for up front (a block of 100-byte values holds about 160).
-const RECORDS_HINT: usize = 128;
+/// Bytes of the smallest block: room for the longest packed value.
+const MIN_BLOCK_LEN: usize = 2 * PACK_MAX;
 
 /// A block whose live bytes times this are fewer than its written bytes is compacted:
 /// moving a value costs about as much as the write that killed one, so a higher ratio
@@ -56,98 +52,67 @@ const SPARSE_RATIO: usize = 4;
 /// all die is freed without moving anything; waiting lets that happen.
 pub(super) const DUE_SLACK: usize = 4;
 
+/// The `block` of a value that is in no block.
+pub(super) const NO_BLOCK: u32 = u32::MAX;
+
+/// An index entry: the value, and where it is packed.
+#[derive(Debug, Clone)]
+pub(super) struct Packed {
+    /// The value.
+    pub(super) value: Bytes,
+    /// Its block, or [`NO_BLOCK`].
+    pub(super) block: u32,
+    /// Its record in that block.
+    pub(super) record: u32,
+}
+
+impl Packed {
+    fn unpacked(value: Bytes) -> Self {
+        Packed {
+            value,
+            block: NO_BLOCK,
+            record: 0,
+        }
+    }
+}
+
 /// One block's records; its buffer is owned by the slices of it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Block {
-    /// Address of the block's first byte.
-    start: usize,
-    /// Address one past the block's last byte.
-    end: usize,
+    /// Bytes of the block's buffer (tests check the memory bound with it).
+    #[cfg(test)]
+    capacity: usize,
     /// Bytes of every value packed into the block.
     written: usize,
     /// Bytes of the live records' values.
     live: usize,
-    /// Whether the block is sparse and queued in [`ValueArena::due`].
+    /// Whether the block is due (and queued in [`ValueArena::due`]).
     due: bool,
-    /// Each record's value offset from `start` (ascending) shifted left by one, with the
-    /// low bit set when the record is dead.
-    records: Vec<u32>,
+    /// Whether each record is dead.
+    dead: Vec<bool>,
     /// Each record's key: `u32` little-endian length, then the key.
     keys: Vec<u8>,
 }
 
 impl Block {
-    fn new(start: usize, end: usize) -> Self {
-        Block {
-            start,
-            end,
-            written: 0,
-            live: 0,
-            due: false,
-            records: Vec::with_capacity(RECORDS_HINT),
-            keys: Vec::with_capacity(RECORDS_HINT * 24),
-        }
-    }
-
-    /// Whether `value` is a slice of this block.
-    pub(super) fn holds(&self, value: &[u8]) -> bool {
-        let at = value.as_ptr().addr();
-        self.start <= at && at < self.end
-    }
-
-    /// The keys of the live records, in packing order.
-    pub(super) fn live_keys(&self) -> impl Iterator<Item = &[u8]> {
+    /// The live records: their index and key, in packing order.
+    pub(super) fn live_records(&self) -> impl Iterator<Item = (u32, &[u8])> {
         let mut rest = self.keys.as_slice();
-        let mut records = self.records.iter();
+        let mut dead = self.dead.iter();
+        let mut record = 0u32;
         std::iter::from_fn(move || {
             loop {
                 let (len, tail) = rest.split_first_chunk::<4>()?;
                 let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
                 let (key, tail) = tail.split_at_checked(len)?;
                 rest = tail;
-                if *records.next()? & 1 == 0 {
-                    return Some(key);
+                let this = record;
+                record = record.checked_add(1)?;
+                if !*dead.next()? {
+                    return Some((this, key));
                 }
             }
         })
-    }
-
-    /// Records `value`, just packed at `offset` for `key`. `false` (nothing recorded)
-    /// when the offset or the key's length does not fit a `u32`.
-    fn record(&mut self, offset: usize, key: &[u8], value: &[u8]) -> bool {
-        let (Some(record), Ok(len)) = (
-            u32::try_from(offset).ok().and_then(|o| o.checked_mul(2)),
-            u32::try_from(key.len()),
-        ) else {
-            return false;
-        };
-        self.records.push(record);
-        self.keys.extend_from_slice(&len.to_le_bytes());
-        self.keys.extend_from_slice(key);
-        self.written += value.len();
-        self.live += value.len();
-        true
-    }
-
-    /// Marks the record of `value` (a slice of this block) dead; returns the bytes it
-    /// took off `live`.
-    fn kill(&mut self, value: &[u8]) -> usize {
-        let offset = value.as_ptr().addr().saturating_sub(self.start);
-        let Ok(offset) = u32::try_from(offset) else {
-            return 0;
-        };
-        match self.records.binary_search_by_key(&offset, |r| r >> 1) {
-            Ok(i) => match self.records.get_mut(i) {
-                Some(record) if *record & 1 == 0 => {
-                    *record |= 1;
-                    let killed = value.len().min(self.live);
-                    self.live -= killed;
-                    killed
-                }
-                _ => 0,
-            },
-            Err(_) => 0,
-        }
     }
 
     fn sparse(&self) -> bool {
@@ -161,154 +126,214 @@ pub(super) struct ValueArena {
     /// The unwritten rest of the block being filled (no capacity when there is none).
     tail: BytesMut,
     /// The block being filled.
-    active: Option<Block>,
-    /// Every registered block, by start address.
-    blocks: BTreeMap<usize, Block>,
-    /// Start addresses of due blocks, oldest first (an entry is stale when its block is
-    /// no longer registered or no longer due).
-    due: VecDeque<usize>,
-    /// Registered blocks that are due.
+    active: Option<u32>,
+    /// Blocks by number; `None` marks a free number.
+    blocks: Vec<Option<Block>>,
+    /// Free block numbers.
+    free: Vec<u32>,
+    /// Due block numbers, oldest first (an entry is stale when its block is gone or no
+    /// longer due).
+    due: VecDeque<u32>,
+    /// Blocks that are due.
     due_blocks: usize,
     /// Bytes of the live values of every block.
     live: usize,
 }
 
 impl ValueArena {
-    /// The handle the map keeps for `value` of `key`: empty values share no memory, values
-    /// longer than [`PACK_MAX`] (or whose key's length does not fit a `u32`) stay as they
+    /// The index entry for `value` of `key`: empty values share no memory, values longer
+    /// than [`PACK_MAX`] (or whose key's length does not fit a `u32`) are shared as they
     /// are, and every other value is copied into the block being filled.
-    pub(super) fn store(&mut self, key: &[u8], value: &Bytes) -> Bytes {
+    pub(super) fn store(&mut self, key: &[u8], value: &Bytes) -> Packed {
         if value.is_empty() {
-            Bytes::new()
+            Packed::unpacked(Bytes::new())
         } else if value.len() > PACK_MAX || u32::try_from(key.len()).is_err() {
-            value.clone()
+            Packed::unpacked(value.clone())
         } else {
             self.pack(key, value)
         }
     }
 
-    /// Copies `value` (at most [`PACK_MAX`] bytes) of `key` into the block being filled,
-    /// starting a new block when it has no room, and returns the copy.
-    pub(super) fn pack(&mut self, key: &[u8], value: &[u8]) -> Bytes {
-        if self.active.is_none() || self.tail.capacity() < value.len() {
+    /// Copies `value` (at most [`PACK_MAX`] bytes) of `key` (whose length fits a `u32`)
+    /// into the block being filled, starting a new block when it has no room.
+    pub(super) fn pack(&mut self, key: &[u8], value: &[u8]) -> Packed {
+        if self.tail.capacity() < value.len() || self.active_block().is_none() {
             self.start_block(value.len());
         }
-        let at = self.tail.as_ptr().addr();
+        let Some((number, block)) = self.active_block() else {
+            return Packed::unpacked(Bytes::copy_from_slice(value));
+        };
+        let (Ok(record), Ok(len)) = (u32::try_from(block.dead.len()), u32::try_from(key.len()))
+        else {
+            return Packed::unpacked(Bytes::copy_from_slice(value));
+        };
+        block.dead.push(false);
+        block.keys.extend_from_slice(&len.to_le_bytes());
+        block.keys.extend_from_slice(key);
+        block.written += value.len();
+        block.live += value.len();
+        self.live += value.len();
         self.tail.extend_from_slice(value);
-        let packed = self.tail.split().freeze();
-        let recorded = self
-            .active
-            .as_mut()
-            .is_some_and(|block| block.record(at - block.start, key, value));
-        if recorded {
-            self.live += value.len();
-            packed
-        } else {
-            // Unreachable with the limits above; an unrecorded slice would break the
-            // invariants, so hand out an allocation of its own instead.
-            Bytes::copy_from_slice(value)
+        Packed {
+            value: self.tail.split().freeze(),
+            block: number,
+            record,
         }
     }
 
-    /// Retires the block being filled (registering it when one of its values is live, and
-    /// queueing it when it is sparse) and starts a new one with room for `len` bytes.
+    fn active_block(&mut self) -> Option<(u32, &mut Block)> {
+        let number = self.active?;
+        let block = self
+            .blocks
+            .get_mut(usize::try_from(number).ok()?)?
+            .as_mut()?;
+        Some((number, block))
+    }
+
+    /// Retires the block being filled (dropping it when nothing in it is live, queueing it
+    /// when it is sparse) and starts a new one with room for `len` bytes.
     fn start_block(&mut self, len: usize) {
+        if let Some(number) = self.active.take() {
+            self.settle(number);
+        }
         let capacity = (self.live / 8).clamp(MIN_BLOCK_LEN, BLOCK_LEN).max(len);
         self.tail = BytesMut::with_capacity(capacity);
-        let start = self.tail.as_ptr().addr();
-        let fresh = Block::new(start, start + self.tail.capacity());
-        if let Some(mut retired) = self.active.replace(fresh)
-            && retired.live > 0
-        {
-            if retired.sparse() {
-                retired.due = true;
-                self.due.push_back(retired.start);
-                self.due_blocks += 1;
+        let block = Block {
+            #[cfg(test)]
+            capacity: self.tail.capacity(),
+            // Room for the records of about 100-byte values with 16-byte keys.
+            dead: Vec::with_capacity(capacity / 64),
+            keys: Vec::with_capacity(capacity / 4),
+            ..Block::default()
+        };
+        let number = match self.free.pop() {
+            Some(number) => {
+                if let Some(slot) = self.blocks.get_mut(number as usize) {
+                    *slot = Some(block);
+                }
+                number
             }
-            self.blocks.insert(retired.start, retired);
-        }
+            None => {
+                self.blocks.push(Some(block));
+                u32::try_from(self.blocks.len() - 1).unwrap_or(NO_BLOCK)
+            }
+        };
+        self.active = (number != NO_BLOCK).then_some(number);
     }
 
-    /// The map no longer holds `value`: marks its record dead, unregistering its block when
-    /// nothing in it is live and queueing it when it became sparse.
-    pub(super) fn release(&mut self, value: &[u8]) {
-        if let Some(active) = self.active.as_mut().filter(|b| b.holds(value)) {
-            self.live -= active.kill(value);
-            return;
-        }
-        let at = value.as_ptr().addr();
-        let Some((&start, block)) = self.blocks.range_mut(..=at).next_back() else {
+    /// Drops block `number` (not the one being filled) when nothing in it is live, or
+    /// queues it when it became sparse.
+    fn settle(&mut self, number: u32) {
+        let Some(block) = self.block_mut(number) else {
             return;
         };
-        if !block.holds(value) {
-            return;
-        }
-        self.live -= block.kill(value);
         if block.live == 0 {
-            if block.due {
+            let was_due = block.due;
+            self.free_block(number);
+            if was_due {
                 self.due_blocks -= 1;
             }
-            self.blocks.remove(&start);
         } else if !block.due && block.sparse() {
             block.due = true;
-            self.due.push_back(start);
+            self.due.push_back(number);
             self.due_blocks += 1;
         }
     }
 
-    /// Unregisters and returns the oldest due block while more than [`DUE_SLACK`] are
-    /// due. The caller must then move every value of the map named by its
-    /// [`Block::live_keys`] (each a slice of it) with [`ValueArena::pack`], before anything
+    fn block_mut(&mut self, number: u32) -> Option<&mut Block> {
+        self.blocks.get_mut(usize::try_from(number).ok()?)?.as_mut()
+    }
+
+    fn free_block(&mut self, number: u32) {
+        if let Some(slot) = self.blocks.get_mut(number as usize)
+            && slot.take().is_some()
+        {
+            self.free.push(number);
+        }
+    }
+
+    /// The index no longer holds `entry`: marks its record dead.
+    pub(super) fn release(&mut self, entry: &Packed) {
+        let active = self.active == Some(entry.block);
+        let Some(block) = self.block_mut(entry.block) else {
+            return;
+        };
+        let Some(dead) = block.dead.get_mut(entry.record as usize) else {
+            return;
+        };
+        if *dead {
+            return;
+        }
+        *dead = true;
+        let len = entry.value.len().min(block.live);
+        block.live -= len;
+        self.live -= len;
+        if !active {
+            self.settle(entry.block);
+        }
+    }
+
+    /// The oldest due block and its number, while more than [`DUE_SLACK`] are due. The
+    /// caller must move every index entry of its [`Block::live_records`] with
+    /// [`ValueArena::pack`], then call [`ValueArena::compacted`], before anything else
     /// releases a value.
-    pub(super) fn take_due(&mut self) -> Option<Block> {
+    pub(super) fn take_due(&mut self) -> Option<(u32, Block)> {
         if self.due_blocks <= DUE_SLACK {
             return None;
         }
-        while let Some(start) = self.due.pop_front() {
-            if self.blocks.get(&start).is_some_and(|b| b.due) {
+        while let Some(number) = self.due.pop_front() {
+            let index = number as usize;
+            if let Some(slot) = self.blocks.get_mut(index)
+                && slot.as_ref().is_some_and(|b| b.due)
+                && let Some(block) = slot.take()
+            {
                 self.due_blocks -= 1;
-                return self.blocks.remove(&start);
+                self.live -= block.live;
+                return Some((number, block));
             }
         }
         None
     }
 
-    /// Takes the bytes of the values of `block`, which the caller has moved out, off the
-    /// live count.
-    pub(super) fn forget(&mut self, block: &Block) {
-        self.live -= block.live;
+    /// Block `number`, taken by [`ValueArena::take_due`], has been emptied: its number
+    /// may be reused.
+    pub(super) fn compacted(&mut self, number: u32) {
+        self.free.push(number);
     }
 
-    /// The capacity of every block (the one being filled included) and the sum of their
-    /// live bytes (tests).
+    /// The total capacity of the map's blocks and their live bytes (tests).
     #[cfg(test)]
     pub(super) fn usage(&self) -> (usize, usize) {
-        let blocks = self.blocks.values().chain(&self.active);
-        blocks.fold((0, 0), |(cap, live), b| {
-            (cap + b.end - b.start, live + b.live)
-        })
+        let capacity = self.blocks.iter().flatten().map(|b| b.capacity).sum();
+        (capacity, self.live)
     }
 
-    /// Whether `value` lies in the block being filled or a registered block (tests).
+    /// Whether `entry` is the live record of its block (tests).
     #[cfg(test)]
-    pub(super) fn holds(&self, value: &[u8]) -> bool {
-        self.blocks
-            .values()
-            .chain(&self.active)
-            .any(|b| b.holds(value))
+    pub(super) fn is_live(&self, entry: &Packed) -> bool {
+        let block = self
+            .blocks
+            .get(entry.block as usize)
+            .and_then(Option::as_ref);
+        block
+            .and_then(|b| b.dead.get(entry.record as usize))
+            .is_some_and(|dead| !dead)
     }
 
-    /// Checks the accounting of every block, and that no registered block is due, sparse
-    /// or empty (tests; holds between map operations).
+    /// Checks the accounting: block sizes, the due queue, the live total (tests; holds
+    /// between map operations).
     #[cfg(test)]
     pub(super) fn check_dense(&self) {
-        for block in self.blocks.values().chain(&self.active) {
-            assert!(block.records.windows(2).all(|w| w[0] >> 1 < w[1] >> 1));
-            assert!(block.live <= block.written);
-        }
         let mut due = 0;
-        for block in self.blocks.values() {
-            assert!(block.live > 0, "an empty block stays registered");
+        let mut live = 0;
+        for (number, block) in self.blocks.iter().enumerate() {
+            let Some(block) = block else { continue };
+            assert!(block.live <= block.written);
+            live += block.live;
+            if self.active == Some(number as u32) {
+                continue;
+            }
+            assert!(block.live > 0, "an empty block is kept");
             assert_eq!(
                 block.due,
                 block.sparse(),
@@ -318,12 +343,6 @@ impl ValueArena {
         }
         assert_eq!(due, self.due_blocks);
         assert!(due <= DUE_SLACK, "{due} sparse blocks wait for compaction");
-        let live: usize = self
-            .blocks
-            .values()
-            .chain(&self.active)
-            .map(|b| b.live)
-            .sum();
         assert_eq!(live, self.live);
     }
 }

@@ -25,7 +25,7 @@ use std::ops::{Bound, Range};
 
 use bytes::Bytes;
 
-use super::arena::ValueArena;
+use super::arena::{Packed, ValueArena};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -132,7 +132,7 @@ impl NewKey<'_> {
 /// [`entries`](StateMap::entries) return the handles the map was given.
 #[derive(Debug, Default)]
 pub struct StateMap {
-    index: FastMap<IndexKey, Bytes>,
+    index: FastMap<IndexKey, Packed>,
     ordered: BTreeMap<Bytes, Bytes>,
     arena: ValueArena,
     size_bytes: u64,
@@ -161,7 +161,7 @@ impl StateMap {
     /// The value of `key`.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
-        self.index.get(key)
+        self.index.get(key).map(|entry| &entry.value)
     }
 
     /// Sets `key` to `value`, sharing `key` as the map's key handle when the key is new.
@@ -184,7 +184,7 @@ impl StateMap {
         let packed = self.arena.store(key.bytes(), value);
         let handle = match self.index_put(key.bytes(), packed) {
             Some(old) => {
-                self.size_bytes -= old.len() as u64;
+                self.size_bytes -= old.value.len() as u64;
                 self.arena.release(&old);
                 let bounds = (Bound::Included(key.bytes()), Bound::Included(key.bytes()));
                 match self.ordered.range_mut::<[u8], _>(bounds).next() {
@@ -219,7 +219,7 @@ impl StateMap {
 
     /// Sets `key`'s index entry to `value`; returns the value it replaces. One probe for
     /// an inline key; a long key is looked up first so that an update allocates nothing.
-    fn index_put(&mut self, key: &[u8], value: Bytes) -> Option<Bytes> {
+    fn index_put(&mut self, key: &[u8], value: Packed) -> Option<Packed> {
         if key.len() <= INLINE_KEY {
             return match self.index.entry(IndexKey::new(key)) {
                 Entry::Occupied(mut slot) => Some(slot.insert(value)),
@@ -239,7 +239,7 @@ impl StateMap {
     pub fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
         let old = self.index.remove(key)?;
         let handle = self.ordered.remove_entry(key).map(|(handle, _)| handle);
-        self.size_bytes -= (key.len() + old.len()) as u64;
+        self.size_bytes -= (key.len() + old.value.len()) as u64;
         self.arena.release(&old);
         self.compact();
         Some(handle.unwrap_or_else(|| Bytes::copy_from_slice(key)))
@@ -251,17 +251,16 @@ impl StateMap {
     /// current value of its key, so each block stays allocated until its last live value
     /// is replaced here, and no new block can take its addresses before.
     fn compact(&mut self) {
-        while let Some(block) = self.arena.take_due() {
-            self.arena.forget(&block);
-            for key in block.live_keys() {
-                let Some(slot) = self.index.get_mut(key) else {
-                    continue;
-                };
-                if !block.holds(slot) {
-                    continue;
+        while let Some((number, block)) = self.arena.take_due() {
+            for (record, key) in block.live_records() {
+                if let Some(slot) = self.index.get_mut(key)
+                    && slot.block == number
+                    && slot.record == record
+                {
+                    *slot = self.arena.pack(key, &slot.value);
                 }
-                *slot = self.arena.pack(key, slot);
             }
+            self.arena.compacted(number);
         }
     }
 
@@ -319,7 +318,7 @@ impl StateMap {
     /// Checks every invariant of the map and its arena (tests).
     #[cfg(test)]
     pub(super) fn check(&self) {
-        use super::arena::PACK_MAX;
+        use super::arena::{NO_BLOCK, PACK_MAX};
         assert_eq!(self.index.len(), self.ordered.len());
         let mut size = 0u64;
         let mut packed = 0usize;
@@ -328,17 +327,16 @@ impl StateMap {
                 .index
                 .get(&k[..])
                 .expect("every ordered key is indexed");
-            assert_eq!(indexed, v, "both maps hold the same value");
-            assert!(!self.arena.holds(v), "ordered values are never packed");
+            assert_eq!(&indexed.value, v, "both maps hold the same value");
             size += (k.len() + v.len()) as u64;
             if v.is_empty() {
-                continue;
-            }
-            if v.len() <= PACK_MAX {
-                assert!(self.arena.holds(indexed), "a short value is packed");
+                assert_eq!(indexed.block, NO_BLOCK);
+            } else if v.len() <= PACK_MAX {
+                assert!(self.arena.is_live(indexed), "a short value is packed");
                 packed += v.len();
             } else {
-                assert_eq!(indexed.as_ptr(), v.as_ptr(), "a long value is shared");
+                assert_eq!(indexed.block, NO_BLOCK);
+                assert_eq!(indexed.value.as_ptr(), v.as_ptr(), "a long value is shared");
             }
         }
         assert_eq!(size, self.size_bytes);
@@ -347,10 +345,11 @@ impl StateMap {
         self.arena.check_dense();
     }
 
-    /// Whether `value` is a slice of one of this map's blocks (tests).
+    /// Whether the index entry of `key` is packed (tests).
     #[cfg(test)]
-    pub(super) fn shares_block(&self, value: &[u8]) -> bool {
-        self.arena.holds(value)
+    pub(super) fn is_packed(&self, key: &[u8]) -> bool {
+        use super::arena::NO_BLOCK;
+        self.index.get(key).is_some_and(|e| e.block != NO_BLOCK)
     }
 }
 
@@ -534,10 +533,13 @@ mod tests {
             "a long value is shared, not copied"
         );
         assert_eq!(map.get(b"empty").map(Bytes::len), Some(0));
-        assert!(map.shares_block(map.get(b"short").map_or(&[][..], |v| &v[..])));
+        assert!(map.is_packed(b"short"));
+        assert!(!map.is_packed(b"long") && !map.is_packed(b"empty"));
         let scanned = map.prefix(b"short");
-        assert!(
-            !map.shares_block(&scanned[0].1),
+        let got = map.get(b"short").cloned().unwrap_or_default();
+        assert_ne!(
+            scanned[0].1.as_ptr(),
+            got.as_ptr(),
             "scans hand out the given handles"
         );
         assert_eq!(map.size_bytes(), (4 + PACK_MAX + 1 + 5 + 5 + 3) as u64);
