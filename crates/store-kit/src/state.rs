@@ -12,10 +12,11 @@
 //! the last flush may be lost; a flush is never half applied.
 //!
 //! The cost: a partition's keys and values live in memory while it is open (loaded once by
-//! [`Backend::state_store`](store_api::Backend::state_store)).
+//! [`Backend::state_store`](store_api::Backend::state_store)). [`StateMap`] describes how
+//! they are laid out so that a `get` costs one cache miss.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ops::{Bound, Range};
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,105 +24,10 @@ use parking_lot::Mutex;
 use store_api::limits::{check_key, check_value};
 use store_api::{StateError, StateSnapshot, StateStore, StorageError};
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+mod arena;
+mod map;
 
-/// The partition's entries: a hash index for point reads and an ordered map for scans,
-/// sharing the same reference-counted key and value buffers.
-#[derive(Debug, Default)]
-pub struct StateMap {
-    index: FastMap<Bytes, Bytes>,
-    ordered: BTreeMap<Bytes, Bytes>,
-    size_bytes: u64,
-}
-
-impl StateMap {
-    /// A map of `entries` (later duplicates win).
-    pub fn from_entries(entries: impl IntoIterator<Item = (Bytes, Bytes)>) -> Self {
-        let mut map = StateMap::default();
-        for (k, v) in entries {
-            map.insert(k, v);
-        }
-        map
-    }
-
-    /// The value of `key`.
-    #[inline]
-    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
-        self.index.get(key)
-    }
-
-    /// Sets `key` to `value`.
-    pub fn insert(&mut self, key: Bytes, value: Bytes) {
-        let added = (key.len() + value.len()) as u64;
-        if let Some(old) = self.index.insert(key.clone(), value.clone()) {
-            self.size_bytes -= (key.len() + old.len()) as u64;
-        }
-        self.ordered.insert(key, value);
-        self.size_bytes += added;
-    }
-
-    /// Removes `key`; returns whether it was present.
-    pub fn remove(&mut self, key: &[u8]) -> bool {
-        match self.index.remove(key) {
-            Some(old) => {
-                self.ordered.remove(key);
-                self.size_bytes -= (key.len() + old.len()) as u64;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Removes every entry.
-    pub fn clear(&mut self) {
-        self.index.clear();
-        self.ordered.clear();
-        self.size_bytes = 0;
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// Whether there is no entry.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    /// Bytes of keys plus values.
-    pub fn size_bytes(&self) -> u64 {
-        self.size_bytes
-    }
-
-    /// Entries whose key starts with `prefix`, ascending.
-    pub fn prefix(&self, prefix: &[u8]) -> Vec<(Bytes, Bytes)> {
-        self.ordered
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    /// Entries with `start <= key < end`, ascending.
-    pub fn range(&self, range: Range<&[u8]>) -> Vec<(Bytes, Bytes)> {
-        if range.start >= range.end {
-            return Vec::new();
-        }
-        self.ordered
-            .range::<[u8], _>((Bound::Included(range.start), Bound::Excluded(range.end)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    /// Every entry, ascending.
-    pub fn entries(&self) -> Vec<(Bytes, Bytes)> {
-        self.ordered
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-}
+pub use map::StateMap;
 
 /// The writes since the last flush, as the engine must apply them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -212,14 +118,17 @@ impl<P: StatePersist> BufferedState<P> {
         }
     }
 
+    /// Makes `entries` (later duplicates win) the whole state, to be written over the
+    /// stored entries at the next flush. Both maps are built in bulk (a B-tree collected
+    /// from sorted input is built in one pass).
     fn replace_all(&mut self, entries: &[(Bytes, Bytes)]) {
-        self.map.clear();
+        let ordered: BTreeMap<Bytes, Bytes> = entries.iter().cloned().collect();
         self.pending.clear = true;
-        self.pending.changes.clear();
-        for (k, v) in entries {
-            self.map.insert(k.clone(), v.clone());
-            self.pending.changes.insert(k.clone(), Some(v.clone()));
-        }
+        self.pending.changes = ordered
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        self.map.replace(ordered);
     }
 }
 
@@ -242,12 +151,9 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         check_key(key)?;
         check_value(value)?;
-        let key = Bytes::copy_from_slice(key);
         let value = Bytes::copy_from_slice(value);
-        self.pending
-            .changes
-            .insert(key.clone(), Some(value.clone()));
-        self.map.insert(key, value);
+        let key = self.map.insert_copy(key, &value);
+        self.pending.changes.insert(key, Some(value));
         Ok(())
     }
 
@@ -255,10 +161,8 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         check_key(key)?;
         // The map mirrors the stored entries plus pending writes: an absent key needs no
         // record (it is not stored, or its delete is already pending).
-        if self.map.remove(key) {
-            self.pending
-                .changes
-                .insert(Bytes::copy_from_slice(key), None);
+        if let Some(key) = self.map.remove(key) {
+            self.pending.changes.insert(key, None);
         }
         Ok(())
     }
