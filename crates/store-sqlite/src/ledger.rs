@@ -21,7 +21,8 @@ use store_api::{
 };
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
-    balance_as_of, commit_grouped, history_page, plan_batch, trial_balance_of, trial_rows,
+    PlannedEventBody, balance_as_of, commit_grouped, history_page, plan_batch, trial_balance_of,
+    trial_rows,
 };
 
 use crate::db::Db;
@@ -409,7 +410,7 @@ impl LedgerRead for TxReader<'_> {
 }
 
 /// Writes everything the planner planned, in foreign-key order.
-fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageError> {
+fn write_plan(conn: &Connection, writes: &LedgerWrites<'_>) -> Result<(), StorageError> {
     const CTX: &str = "writing ledger records";
     if writes.is_empty() {
         return Ok(());
@@ -423,7 +424,8 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageErr
     }
     if !writes.accounts.is_empty() {
         let mut stmt = conn.prepare_cached(UPSERT_ACCOUNT).ctx(CTX)?;
-        for (id, record) in &writes.accounts {
+        for record in &writes.accounts {
+            let id = &record.def.id;
             stmt.execute((
                 id.book.as_str(),
                 id.path.as_str(),
@@ -440,14 +442,15 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageErr
     if !writes.transactions.is_empty() {
         let mut insert_tx = conn.prepare_cached(INSERT_TRANSACTION).ctx(CTX)?;
         let mut insert_meta = conn.prepare_cached(INSERT_METADATA).ctx(CTX)?;
-        for tx in &writes.transactions {
+        for planned in &writes.transactions {
+            let tx = planned.tx;
             let txid = tx.id.0.into_bytes();
             insert_tx
                 .execute((
                     txid,
                     tx.book.as_str(),
-                    seq_to_sql(tx.seq)?,
-                    u64_to_sql(tx.at.0),
+                    seq_to_sql(planned.seq)?,
+                    u64_to_sql(planned.at.0),
                     tx.idempotency_key.as_deref(),
                     i64::try_from(tx.postings.len()).unwrap_or(i64::MAX),
                 ))
@@ -461,37 +464,38 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageErr
     }
     if !writes.postings.is_empty() {
         let mut stmt = conn.prepare_cached(INSERT_POSTING).ctx(CTX)?;
-        for p in &writes.postings {
+        for planned in &writes.postings {
+            let p = planned.posting;
             stmt.execute(rusqlite::params![
-                p.txid.0.into_bytes(),
-                i64::from(p.index),
+                planned.txid.0.into_bytes(),
+                i64::from(planned.index),
                 p.account.book.as_str(),
                 p.account.path.as_str(),
                 p.asset.as_str(),
                 u64_to_sql(p.amount),
                 direction_str(p.direction),
-                p.balance_after,
-                seq_to_sql(p.seq)?,
-                u64_to_sql(p.at.0),
+                planned.balance_after,
+                seq_to_sql(planned.seq)?,
+                u64_to_sql(planned.at.0),
             ])
             .ctx(CTX)?;
         }
     }
     let mut stmt = conn.prepare_cached(INSERT_EVENT).ctx(CTX)?;
-    for (book, event) in &writes.events {
-        let (kind, asset, path, txid) = match &event.event {
-            LedgerEvent::AssetRegistered(def) => {
+    for event in &writes.events {
+        let (kind, asset, path, txid) = match event.body {
+            PlannedEventBody::AssetRegistered(def) => {
                 ("asset_registered", Some(def.id.as_str()), None, None)
             }
-            LedgerEvent::AccountOpened { def, .. } => {
+            PlannedEventBody::AccountOpened { def, .. } => {
                 ("account_opened", None, Some(def.id.path.as_str()), None)
             }
-            LedgerEvent::TransactionPosted(tx) => {
+            PlannedEventBody::TransactionPosted(tx) => {
                 ("transaction_posted", None, None, Some(tx.id.0.into_bytes()))
             }
         };
         stmt.execute((
-            book.as_str(),
+            event.book.as_str(),
             seq_to_sql(event.seq)?,
             u64_to_sql(event.at.0),
             kind,
@@ -512,7 +516,7 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageErr
     }
     if !writes.totals.is_empty() {
         let mut stmt = conn.prepare_cached(UPSERT_TOTALS).ctx(CTX)?;
-        for ((book, asset), totals) in &writes.totals {
+        for (book, asset, totals) in &writes.totals {
             stmt.execute((
                 book.as_str(),
                 asset.as_str(),
@@ -536,9 +540,9 @@ impl SqliteLedger {
     }
 
     /// Plans one operation against the write transaction and writes its plan.
-    fn write<T>(
+    fn write<'t, T>(
         &self,
-        plan: impl FnOnce(&mut LedgerPlanner<'_, TxReader<'_>>) -> Result<T, LedgerError>,
+        plan: impl FnOnce(&mut LedgerPlanner<'t, '_, TxReader<'_>>) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         self.db.write(|conn| {
             let mut reader = TxReader { conn };
