@@ -84,6 +84,15 @@ pub trait LedgerRead {
     fn idempotency(&mut self, book: &Book, key: &str) -> Result<Option<Committed>, StorageError>;
     /// Whether a transaction id was committed.
     fn transaction_exists(&mut self, txid: &TxId) -> Result<bool, StorageError>;
+    /// A bound no committed transaction id exceeds, as the 16 bytes of
+    /// [`keys::transaction`] (`None`: no transaction is committed). The planner asks once
+    /// per plan and then knows, without [`transaction_exists`](Self::transaction_exists),
+    /// that every greater id is new: ids are time-ordered, so fresh drafts usually lie above
+    /// every stored one. The default, the greatest possible id, tells nothing; a backend
+    /// with ordered transaction ids answers with its last one.
+    fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+        Ok(Some([0xFF; 16]))
+    }
     /// A book's lifetime totals for one asset.
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError>;
 }
@@ -407,6 +416,8 @@ pub struct LedgerPlanner<'t, 'r, R: LedgerRead + ?Sized> {
     heads: FastMap<&'t Book, Cached<BookHead>>,
     idempotency: FastMap<(&'t Book, &'t str), Committed>,
     txids: FastSet<TxId>,
+    /// [`LedgerRead::transaction_id_bound`], once asked (`Some(None)`: nothing stored).
+    txid_bound: Option<Option<[u8; 16]>>,
     totals: FastMap<(&'t Book, &'t AssetId), Cached<AssetTotals>>,
     /// The account slot of each planned posting (parallel to `writes.postings`).
     posting_slots: Vec<usize>,
@@ -441,6 +452,7 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
             heads: FastMap::default(),
             idempotency: FastMap::default(),
             txids: FastSet::default(),
+            txid_bound: None,
             totals: FastMap::default(),
             posting_slots: Vec::new(),
             drafts: 0,
@@ -492,6 +504,28 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
             touched: 0,
         });
         self.accounts.len() - 1
+    }
+
+    /// Whether `txid` is committed in the engine: known to be new when it lies above the
+    /// engine's bound, asked otherwise. A bound that cannot be read tells nothing, so every
+    /// draft is then asked about (and fails alone, as without the bound).
+    fn transaction_stored(&mut self, txid: &TxId) -> Result<bool, LedgerError> {
+        let bound = match self.txid_bound {
+            Some(bound) => bound,
+            None => {
+                let bound = self
+                    .reader
+                    .transaction_id_bound()
+                    .unwrap_or(Some([0xFF; 16]));
+                self.txid_bound = Some(bound);
+                bound
+            }
+        };
+        match bound {
+            None => Ok(false),
+            Some(bound) if keys::transaction(txid) > bound => Ok(false),
+            Some(_) => Ok(self.reader.transaction_exists(txid)?),
+        }
     }
 
     fn head(&mut self, book: &'t Book) -> Result<BookHead, LedgerError> {
@@ -638,7 +672,7 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
                 return Ok(first);
             }
         }
-        if self.txids.contains(&tx.id) || self.reader.transaction_exists(&tx.id)? {
+        if self.txids.contains(&tx.id) || self.transaction_stored(&tx.id)? {
             return Err(LedgerError::DuplicateTransaction { txid: tx.id });
         }
         self.check_postings(tx)?;
@@ -741,8 +775,13 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
                 account: &p.account,
             });
         }
-        // Stable, so the first entry of each asset is its first posting.
-        self.sums.sort_by(|a, b| a.asset.cmp(b.asset));
+        // Stable, so the first entry of each asset is its first posting (and usually every
+        // posting moves one asset, which needs no sorting).
+        if let Some(first) = self.sums.first().map(|s| s.asset)
+            && !self.sums.iter().all(|s| s.asset == first)
+        {
+            self.sums.sort_by(|a, b| a.asset.cmp(b.asset));
+        }
         self.sums.dedup_by(|next, kept| {
             let same = next.asset == kept.asset;
             if same {
@@ -1172,6 +1211,13 @@ pub mod keys {
         txid.0.into_bytes()
     }
 
+    /// [`LedgerRead::transaction_id_bound`] from the greatest key of the transactions
+    /// table: that key, `None` for an empty table, and the greatest possible id (which tells
+    /// nothing) for a key that is not an id.
+    pub fn transaction_bound(last: Option<&[u8]>) -> Option<[u8; 16]> {
+        last.map(|key| key.try_into().unwrap_or([0xFF; 16]))
+    }
+
     fn push_name(key: &mut Vec<u8>, name: &str) {
         key.extend_from_slice(name.as_bytes());
         key.push(0);
@@ -1493,5 +1539,93 @@ mod tests {
         assert_eq!(writes.transactions.len(), 1);
         assert_eq!(writes.postings.len(), 4);
         assert!(writes.postings.iter().all(|p| p.txid == setup.drafts[0].id));
+    }
+
+    /// One stored transaction id and a bound, counting the existence checks.
+    struct OneStored {
+        stored: TxId,
+        bound: Result<Option<[u8; 16]>, ()>,
+        asked: usize,
+        accounts: Vec<AccountRecord>,
+    }
+
+    impl LedgerRead for OneStored {
+        fn asset(&mut self, _: &AssetId) -> Result<Option<AssetDef>, StorageError> {
+            Ok(None)
+        }
+        fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, StorageError> {
+            Ok(self.accounts.iter().find(|r| r.def.id == *id).cloned())
+        }
+        fn book_head(&mut self, _: &Book) -> Result<BookHead, StorageError> {
+            Ok(BookHead::default())
+        }
+        fn idempotency(&mut self, _: &Book, _: &str) -> Result<Option<Committed>, StorageError> {
+            Ok(None)
+        }
+        fn transaction_exists(&mut self, txid: &TxId) -> Result<bool, StorageError> {
+            self.asked += 1;
+            Ok(*txid == self.stored)
+        }
+        fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+            self.bound
+                .map_err(|()| StorageError::corrupted("test", "no bound"))
+        }
+        fn totals(&mut self, _: &Book, _: &AssetId) -> Result<AssetTotals, StorageError> {
+            Ok(AssetTotals::default())
+        }
+    }
+
+    #[test]
+    fn ids_above_the_bound_are_new_without_asking_and_others_are_asked() {
+        let setup = setup();
+        let accounts = setup
+            .accounts
+            .iter()
+            .map(|(def, cfg)| AccountRecord {
+                def: def.clone(),
+                cfg: *cfg,
+                balance: 0,
+                updated_seq: 0,
+            })
+            .collect();
+        let stored = setup.drafts[3].id;
+        let at_or_below = setup.drafts[..6]
+            .iter()
+            .filter(|tx| tx.id <= stored)
+            .count();
+        let mut reader = OneStored {
+            stored,
+            bound: Ok(Some(keys::transaction(&stored))),
+            asked: 0,
+            accounts,
+        };
+        let (results, _) = plan_batch(&mut reader, Timestamp(1), &setup.drafts[..6]);
+        assert!(matches!(
+            results[3],
+            Err(LedgerError::DuplicateTransaction { txid }) if txid == stored
+        ));
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 5);
+        assert_eq!(
+            reader.asked, at_or_below,
+            "only ids at or below the bound are asked"
+        );
+
+        reader.bound = Ok(None);
+        reader.asked = 0;
+        let (results, _) = plan_batch(&mut reader, Timestamp(1), &setup.drafts[..6]);
+        assert!(
+            results.iter().all(Result::is_ok),
+            "an empty table holds nothing"
+        );
+        assert_eq!(reader.asked, 0);
+
+        reader.bound = Err(());
+        let (results, _) = plan_batch(&mut reader, Timestamp(1), &setup.drafts[..6]);
+        assert!(
+            results[3].is_err() && reader.asked == 6,
+            "no bound: every id is asked"
+        );
+        assert_eq!(keys::transaction_bound(Some(&[1, 2])), Some([0xFF; 16]));
+        assert_eq!(keys::transaction_bound(None), None);
     }
 }

@@ -117,6 +117,15 @@ impl LedgerRead for Reader<'_, '_> {
             .is_some())
     }
 
+    fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+        let last = self
+            .t
+            .ledger_transactions
+            .last(self.txn)
+            .ctx("reading the last transaction id")?;
+        Ok(keys::transaction_bound(last.map(|(key, _)| key)))
+    }
+
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
         let totals: Option<AssetTotals> = get!(
             self.txn,

@@ -157,6 +157,13 @@ impl LedgerRead for Tables<'_> {
             .is_some())
     }
 
+    fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+        let last = self.transactions.last().ctx(PLAN)?;
+        Ok(keys::transaction_bound(
+            last.as_ref().map(|(key, _)| key.value()),
+        ))
+    }
+
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
         Ok(get_with(
             &self.totals,
