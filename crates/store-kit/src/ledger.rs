@@ -364,12 +364,15 @@ impl LedgerWrites<'_> {
     }
 }
 
-/// An account the planner has read or opened, and what the current draft does to it.
+/// An account the planner has read or opened, its planned postings, and what the current
+/// draft does to it.
 #[derive(Debug)]
-struct AccountSlot {
+struct AccountSlot<'t> {
     record: AccountRecord,
     /// Changed by the plan: written by [`LedgerPlanner::into_writes`].
     dirty: bool,
+    /// Its new postings, in commit order (which is `(seq, index)` order).
+    postings: Vec<PlannedPosting<'t>>,
     /// The draft that last touched it, and its place in that draft's `touched` list.
     draft: u64,
     touched: usize,
@@ -412,15 +415,13 @@ pub struct LedgerPlanner<'t, 'r, R: LedgerRead + ?Sized> {
     assets: FastMap<&'t AssetId, Option<AssetDef>>,
     /// Account slots by id; `None` for an id known not to be open.
     account_index: FastMap<&'t AccountId, Option<usize>>,
-    accounts: Vec<AccountSlot>,
+    accounts: Vec<AccountSlot<'t>>,
     heads: FastMap<&'t Book, Cached<BookHead>>,
     idempotency: FastMap<(&'t Book, &'t str), Committed>,
     txids: FastSet<TxId>,
     /// [`LedgerRead::transaction_id_bound`], once asked (`Some(None)`: nothing stored).
     txid_bound: Option<Option<[u8; 16]>>,
     totals: FastMap<(&'t Book, &'t AssetId), Cached<AssetTotals>>,
-    /// The account slot of each planned posting (parallel to `writes.postings`).
-    posting_slots: Vec<usize>,
     /// Drafts checked so far (marks the accounts the current one touches).
     drafts: u64,
     // Scratch space of the draft being checked.
@@ -454,7 +455,6 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
             txids: FastSet::default(),
             txid_bound: None,
             totals: FastMap::default(),
-            posting_slots: Vec::new(),
             drafts: 0,
             touched: Vec::new(),
             posting_touched: Vec::new(),
@@ -467,9 +467,9 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
 
     /// Makes room for `txs` (a capacity hint; nothing is checked).
     fn reserve(&mut self, txs: &[Transaction]) {
-        let postings = txs.iter().map(|tx| tx.postings.len()).sum();
-        self.writes.postings.reserve(postings);
-        self.posting_slots.reserve(postings);
+        self.writes
+            .postings
+            .reserve(txs.iter().map(|tx| tx.postings.len()).sum());
         self.writes.transactions.reserve(txs.len());
         self.writes.events.reserve(txs.len());
         self.txids.reserve(txs.len());
@@ -500,6 +500,7 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
         self.accounts.push(AccountSlot {
             record,
             dirty,
+            postings: Vec::new(),
             draft: 0,
             touched: 0,
         });
@@ -696,15 +697,16 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
             .zip(&self.posting_touched)
             .enumerate()
         {
-            self.writes.postings.push(PlannedPosting {
-                posting,
-                txid: tx.id,
-                seq,
-                at,
-                index: index as u32,
-                balance_after: i64::try_from(*balance).unwrap_or_default(),
-            });
-            self.posting_slots.push(self.touched[touched].slot);
+            self.accounts[self.touched[touched].slot]
+                .postings
+                .push(PlannedPosting {
+                    posting,
+                    txid: tx.id,
+                    seq,
+                    at,
+                    index: index as u32,
+                    balance_after: i64::try_from(*balance).unwrap_or_default(),
+                });
         }
         for touched in &self.touched {
             let account = &mut self.accounts[touched.slot];
@@ -856,40 +858,20 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
     /// The writes planned so far.
     pub fn into_writes(self) -> LedgerWrites<'t> {
         let LedgerPlanner {
-            accounts,
+            mut accounts,
             heads,
             totals,
-            posting_slots,
             mut writes,
             ..
         } = self;
 
-        // Accounts in id order, and each posting's account's place in that order.
-        let mut order: Vec<usize> = (0..accounts.len()).filter(|&i| accounts[i].dirty).collect();
-        order.sort_by(|&a, &b| accounts[a].record.def.id.cmp(&accounts[b].record.def.id));
-        let mut rank = vec![usize::MAX; accounts.len()];
-        for (position, &slot) in order.iter().enumerate() {
-            rank[slot] = position;
-        }
-        let mut records: Vec<Option<AccountRecord>> = accounts
-            .into_iter()
-            .map(|a| a.dirty.then_some(a.record))
-            .collect();
-        writes.accounts = order
-            .iter()
-            .filter_map(|&slot| records[slot].take())
-            .collect();
-
-        // Postings are planned in commit order: a stable sort by account keeps each
-        // account's postings in (seq, index) order.
-        if !posting_slots.windows(2).all(|w| rank[w[0]] <= rank[w[1]]) {
-            let mut keyed: Vec<(usize, PlannedPosting<'t>)> = posting_slots
-                .iter()
-                .map(|&slot| rank[slot])
-                .zip(writes.postings.iter().copied())
-                .collect();
-            keyed.sort_by_key(|&(rank, _)| rank);
-            writes.postings = keyed.into_iter().map(|(_, p)| p).collect();
+        // Accounts in id order, each followed by its postings: postings in key order.
+        accounts.retain(|a| a.dirty);
+        accounts.sort_by(|a, b| a.record.def.id.cmp(&b.record.def.id));
+        writes.accounts.reserve(accounts.len());
+        for account in accounts {
+            writes.postings.extend(account.postings);
+            writes.accounts.push(account.record);
         }
 
         writes.heads = heads
