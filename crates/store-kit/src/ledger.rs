@@ -942,9 +942,8 @@ impl KvEncoder {
     ) -> Result<(), E> {
         self.key.clear();
         key(&mut self.key);
-        let mut buf = std::mem::take(&mut self.value);
-        buf.clear();
-        self.value = postcard::to_extend(value, buf).map_err(|e| {
+        self.value.clear();
+        postcard::serialize_with_flavor(value, Reused(&mut self.value)).map_err(|e| {
             StorageError::new(
                 self.backend,
                 StorageErrorKind::Engine,
@@ -953,6 +952,29 @@ impl KvEncoder {
             )
         })?;
         put(table, &self.key, &self.value)
+    }
+}
+
+/// A `postcard` output appending to a buffer the encoder keeps.
+struct Reused<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Reused<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
