@@ -148,22 +148,21 @@ impl BackendVisitor for Runner<'_> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
+    let run =
+        parse_args().map(|args| args.map(|args| for_each_backend(&mut Runner { args: &args })));
+    match run {
+        Ok(Some(Ok(()))) => ExitCode::SUCCESS,
+        Ok(Some(Err(e))) => {
+            eprintln!("ledger: {e}");
+            ExitCode::FAILURE
+        }
         Ok(None) => {
             println!("{USAGE}");
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("{e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match for_each_backend(&mut Runner { args: &args }) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ledger: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
