@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin ledger -- [--backends mem,lmdb] [--ops commit_batch]
-//!     [--ms 250] [--samples N]
+//!     [--ms 250] [--samples N] [--relaxed]
 //! ```
 //! `--backends` keeps the named backends (default: every enabled one), `--ops` the named
 //! workloads (`commit`, `commit_batch`, `balance`, `account_history`, `concurrent`; default:
 //! all), `--ms` is the timed budget per workload (default: the quick report's 250 ms) and
-//! `--samples N` takes exactly `N` samples per single-threaded workload (for profilers).
+//! `--samples N` takes exactly `N` samples per single-threaded workload (for profilers);
+//! `--relaxed` opens the backends with `Durability::Relaxed` (no fsync per write) instead of
+//! the report's `Immediate`.
 //! One line per workload goes to stdout: backend, workload, p50, p99, items per second.
 
 use std::process::ExitCode;
@@ -20,23 +22,25 @@ use benches::backends::{BackendVisitor, durability_word, for_each_backend};
 use benches::measure::{Budget, Samples, measure};
 use benches::ops::Workload;
 use benches::ops::ledger::{
-    LedgerBench, LedgerOp, THREADS, concurrent_commits, concurrent_workload, fixture,
+    LedgerBench, LedgerOp, THREADS, concurrent_commits, concurrent_workload, fixture_with,
 };
 use benches::raw::RawOpener;
 use benches::report::stats::Summary;
 use benches::report::{fmt_ns, fmt_rate};
 use store_api::{Backend, Durability};
 
-const USAGE: &str = "usage: ledger [--backends a,b] [--ops a,b] [--ms N] [--samples N]\n\
+const USAGE: &str = "usage: ledger [--backends a,b] [--ops a,b] [--ms N] [--samples N] [--relaxed]\n\
   --backends  backends to run (default: every enabled one)\n\
   --ops       commit, commit_batch, balance, account_history, concurrent (default: all)\n\
   --ms        timed budget per workload in milliseconds (default 250)\n\
-  --samples   exactly N samples per single-threaded workload";
+  --samples   exactly N samples per single-threaded workload\n\
+  --relaxed   open the backends with Durability::Relaxed (default: Immediate)";
 
 struct Args {
     backends: Option<Vec<String>>,
     ops: Option<Vec<String>>,
     budget: Budget,
+    durability: Durability,
 }
 
 fn list(value: Option<String>, flag: &str) -> Result<Vec<String>, String> {
@@ -55,6 +59,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         backends: None,
         ops: None,
         budget: Budget::QUICK,
+        durability: Durability::Immediate,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -70,6 +75,7 @@ fn parse_args() -> Result<Option<Args>, String> {
                 args.budget.time = Duration::ZERO;
                 args.budget.warm_up = Duration::ZERO;
             }
+            "--relaxed" => args.durability = Durability::Relaxed,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -121,8 +127,8 @@ impl BackendVisitor for Runner<'_> {
         {
             return Ok(());
         }
-        let mode = durability_word(Durability::Immediate);
-        let fixture = fixture::<B>()?;
+        let mode = durability_word(self.args.durability);
+        let fixture = fixture_with::<B>(self.args.durability)?;
         let ledger = fixture.backend().ledger();
         let mut bench = LedgerBench::new(ledger.clone())?;
         for op in LedgerOp::ALL {
