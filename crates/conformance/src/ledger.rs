@@ -1036,6 +1036,129 @@ pub fn commit_batch_later_drafts_see_earlier_ones<B: Backend>() {
     assert_eq!(fx.last_seq(), base + 4);
 }
 
+/// SPEC 6: a large `commit_batch` (more drafts than an engine writes in one statement, page
+/// or run of appends), over two books and two assets, with idempotency keys, metadata, a
+/// rejected draft and a repeated key, reads back exactly: every transaction, every event in
+/// order, each account's history, balance and the trial balances.
+pub fn commit_batch_of_many_drafts_reads_back_whole<B: Backend>() {
+    let fx = fixture::<B>();
+    // A book that sorts before `main`, so its new keys fall below `main`'s.
+    let side = book("a-side");
+    let side_cash = open(&*fx.l, "a-side", "cash", &fx.usd, AccountKind::Asset);
+    let side_income = open(&*fx.l, "a-side", "income", &fx.usd, AccountKind::Income);
+    let mut drafts: Vec<Transaction> = (0..150u64)
+        .map(|i| {
+            let tx = match i % 3 {
+                0 => Transaction::new(side.clone())
+                    .debit(&side_cash, &fx.usd, i + 1)
+                    .credit(&side_income, &fx.usd, i + 1),
+                1 => fx.usd(&fx.cash, &fx.revenue, i + 1),
+                _ => fx
+                    .tx()
+                    .debit(&fx.eur_cash, &fx.eur, 2)
+                    .credit(&fx.eur_revenue, &fx.eur, 2)
+                    .debit(&fx.revenue, &fx.usd, 1)
+                    .credit(&fx.cash, &fx.usd, 1),
+            };
+            let tx = if i % 7 == 0 {
+                tx.with_metadata("i", i.to_string())
+                    .with_metadata("memo", "batch")
+            } else {
+                tx
+            };
+            if i % 10 == 1 {
+                tx.with_idempotency_key(format!("k{i}"))
+            } else {
+                tx
+            }
+        })
+        .collect();
+    drafts[77] = fx.usd(&fx.cash, &account("main", "ghost"), 3);
+    drafts[100] = fx.usd(&fx.cash, &fx.revenue, 5).with_idempotency_key("k31");
+    let results = fx.l.commit_batch(&drafts).unwrap();
+    assert_eq!(results.len(), drafts.len());
+    assert_matches!(results[77], Err(LedgerError::UnknownAccount { .. }));
+    assert_eq!(
+        results[100].as_ref().unwrap(),
+        results[31].as_ref().unwrap()
+    );
+
+    let mut next = [(fx.book.clone(), FX_OPENINGS + 1), (side.clone(), 3)];
+    let mut posted: Vec<(Book, StoredTransaction)> = Vec::new();
+    for (i, (draft, result)) in drafts.iter().zip(&results).enumerate() {
+        if i == 77 || i == 100 {
+            continue;
+        }
+        let c = result.as_ref().unwrap();
+        let slot = next.iter_mut().find(|(b, _)| *b == draft.book).unwrap();
+        assert_eq!((c.txid, c.seq), (draft.id, slot.1), "draft {i}");
+        slot.1 += 1;
+        let stored = StoredTransaction {
+            id: draft.id,
+            book: draft.book.clone(),
+            postings: draft.postings.clone(),
+            idempotency_key: draft.idempotency_key.clone(),
+            metadata: draft.metadata.clone(),
+            seq: c.seq,
+            at: c.at,
+        };
+        assert_eq!(fx.l.transaction(&draft.id).unwrap().as_ref(), Some(&stored));
+        posted.push((draft.book.clone(), stored));
+    }
+    assert_eq!(fx.l.transaction(&drafts[77].id).unwrap(), None);
+    assert_eq!(fx.l.transaction(&drafts[100].id).unwrap(), None);
+    for (b, skip) in [(&fx.book, FX_OPENINGS), (&side, 2)] {
+        let evs = events(&*fx.l, b);
+        let seqs: Vec<u64> = evs.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "book {b}"
+        );
+        let mine: Vec<&StoredTransaction> = posted
+            .iter()
+            .filter(|(pb, _)| pb == b)
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(evs.len(), skip as usize + mine.len(), "book {b}");
+        for (ev, tx) in evs[skip as usize..].iter().zip(&mine) {
+            assert_matches!(&ev.event, LedgerEvent::TransactionPosted(t) if t == *tx);
+            assert_eq!((ev.seq, ev.at), (tx.seq, tx.at));
+        }
+        for row in fx.l.trial_balance(b, None).unwrap() {
+            assert_eq!(row.debits, row.credits, "book {b}, {}", row.asset);
+        }
+    }
+    for id in [
+        &fx.cash,
+        &fx.revenue,
+        &fx.eur_cash,
+        &side_cash,
+        &side_income,
+    ] {
+        let history = fx.l.account_history(id, 0, usize::MAX).unwrap();
+        let expected: Vec<(u64, u32)> = posted
+            .iter()
+            .flat_map(|(_, t)| {
+                t.postings
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.account == *id)
+                    .map(|(index, _)| (t.seq, index as u32))
+            })
+            .collect();
+        let got: Vec<(u64, u32)> = history.iter().map(|p| (p.seq, p.index)).collect();
+        assert_eq!(got, expected, "history of {id}");
+        let last = history.last().unwrap();
+        let now = fx.l.balance(id, None).unwrap();
+        assert_eq!(
+            (now.amount, now.updated_seq),
+            (last.balance_after, last.seq),
+            "{id}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Section 6: concurrency
 // ---------------------------------------------------------------------------------------

@@ -215,6 +215,7 @@ macro_rules! suite {
                         events_record_every_write,
                         commit_batch_results_are_positional,
                         commit_batch_later_drafts_see_earlier_ones,
+                        commit_batch_of_many_drafts_reads_back_whole,
                         concurrent_commits_gapless,
                         concurrent_idempotent_retries_commit_once,
                         balance_as_of_and_updated_seq,

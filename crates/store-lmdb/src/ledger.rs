@@ -11,17 +11,17 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use heed::{RoTxn, RwTxn};
+use heed::{MdbError, PutFlags, RoTxn, RwTxn};
 use store_api::{
     AccountCfg, AccountDef, AccountId, AssetDef, AssetId, BalanceSnapshot, Book, Clock, Committed,
     LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced, StorageError,
     StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
 };
-use store_kit::codec::{decode, encode, prefix_successor};
+use store_kit::codec::{decode, prefix_successor};
 use store_kit::ledger::{
-    AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
-    TxLocation, balance_as_of, commit_grouped, history_page, keys, plan_batch, trial_balance_of,
-    trial_rows,
+    AccountRecord, AssetTotals, BookHead, CommitQueue, KvTable, LedgerPlanner, LedgerRead,
+    LedgerWrites, TxLocation, balance_as_of, commit_grouped, history_page, keys, plan_batch,
+    trial_balance_of, trial_rows,
 };
 
 use crate::tables::{Abort, Db, Tables};
@@ -45,13 +45,6 @@ macro_rules! get {
             Some(bytes) => Some(decode(BACKEND_NAME, $what, bytes)?),
             None => None,
         }
-    };
-}
-
-/// Encodes `$value` as a `postcard` record and writes it under `$key` in `$table`.
-macro_rules! put {
-    ($txn:expr, $table:expr, $key:expr, $what:literal, $value:expr) => {
-        $table.put($txn, $key, &encode(BACKEND_NAME, $what, $value)?)?
     };
 }
 
@@ -124,6 +117,15 @@ impl LedgerRead for Reader<'_, '_> {
             .is_some())
     }
 
+    fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+        let last = self
+            .t
+            .ledger_transactions
+            .last(self.txn)
+            .ctx("reading the last transaction id")?;
+        Ok(keys::transaction_bound(last.map(|(key, _)| key)))
+    }
+
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
         let totals: Option<AssetTotals> = get!(
             self.txn,
@@ -136,88 +138,45 @@ impl LedgerRead for Reader<'_, '_> {
 }
 
 /// Writes everything a plan produced, in the plan's transaction.
+///
+/// The pairs come table by table with ascending keys. Each table is first tried with
+/// `MDB_APPEND`, which skips the key search and fills pages completely, and is valid as
+/// long as every key is above the table's last one: new events (sequence numbers grow)
+/// and new transactions (time-ordered ids) usually are. LMDB refuses an append below the
+/// last key with `MDB_KEYEXIST` without changing anything; that pair and the rest of its
+/// table are then written with plain puts. Either way each pair is stored exactly as a
+/// plain put would store it.
 fn apply(
     txn: &mut RwTxn<'_>,
     t: &Tables<'static>,
-    writes: &LedgerWrites,
+    writes: &LedgerWrites<'_>,
 ) -> Result<(), Abort<LedgerError>> {
-    for def in &writes.assets {
-        put!(
-            txn,
-            t.ledger_assets,
-            def.id.as_str().as_bytes(),
-            "asset",
-            def
-        );
-    }
-    for (id, record) in &writes.accounts {
-        put!(
-            txn,
-            t.ledger_accounts,
-            &keys::account(id),
-            "account",
-            record
-        );
-    }
-    for p in &writes.postings {
-        put!(
-            txn,
-            t.ledger_postings,
-            &keys::posting(&p.account, p.seq, p.index),
-            "posting",
-            p
-        );
-    }
-    for tx in &writes.transactions {
-        let location = TxLocation {
-            book: tx.book.clone(),
-            seq: tx.seq,
+    let mut appending: Option<KvTable> = None;
+    let mut current: Option<KvTable> = None;
+    writes.for_each_kv(BACKEND_NAME, |table, key, value| {
+        let db = match table {
+            KvTable::Assets => t.ledger_assets,
+            KvTable::Accounts => t.ledger_accounts,
+            KvTable::Postings => t.ledger_postings,
+            KvTable::Transactions => t.ledger_transactions,
+            KvTable::Events => t.ledger_events,
+            KvTable::Idempotency => t.ledger_idempotency,
+            KvTable::Heads => t.ledger_heads,
+            KvTable::Totals => t.ledger_totals,
         };
-        put!(
-            txn,
-            t.ledger_transactions,
-            &keys::transaction(&tx.id),
-            "transaction location",
-            &location
-        );
-    }
-    for (book, event) in &writes.events {
-        put!(
-            txn,
-            t.ledger_events,
-            &keys::event(book, event.seq),
-            "event",
-            event
-        );
-    }
-    for (book, key, committed) in &writes.idempotency {
-        put!(
-            txn,
-            t.ledger_idempotency,
-            &keys::idempotency(book, key),
-            "idempotency receipt",
-            committed
-        );
-    }
-    for (book, head) in &writes.heads {
-        put!(
-            txn,
-            t.ledger_heads,
-            book.as_str().as_bytes(),
-            "book head",
-            head
-        );
-    }
-    for ((book, asset), totals) in &writes.totals {
-        put!(
-            txn,
-            t.ledger_totals,
-            &keys::totals(book, asset),
-            "asset totals",
-            totals
-        );
-    }
-    Ok(())
+        if current != Some(table) {
+            current = Some(table);
+            appending = Some(table);
+        }
+        if appending == Some(table) {
+            match db.put_with_flags(txn, PutFlags::APPEND, key, value) {
+                Ok(()) => return Ok(()),
+                Err(heed::Error::Mdb(MdbError::KeyExist)) => appending = None,
+                Err(e) => return Err(Abort::Engine(e)),
+            }
+        }
+        db.put(txn, key, value).map_err(Abort::Engine)
+    })
 }
 
 impl LmdbLedger {
@@ -231,10 +190,10 @@ impl LmdbLedger {
     }
 
     /// Plans one operation in a write transaction and writes the plan there.
-    fn write(
+    fn write<'t>(
         &self,
         what: &'static str,
-        plan: impl Fn(&mut LedgerPlanner<'_, Reader<'_, '_>>) -> Result<(), LedgerError>,
+        plan: impl Fn(&mut LedgerPlanner<'t, '_, Reader<'_, '_>>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         let now = self.clock.now();
         self.db.write(what, |txn, t| {

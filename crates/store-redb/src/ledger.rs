@@ -16,9 +16,9 @@ use store_api::{
 };
 use store_kit::codec::{self, prefix_successor};
 use store_kit::ledger::{
-    AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
-    TxLocation, balance_as_of, commit_grouped, history_page, keys, plan_batch, trial_balance_of,
-    trial_rows,
+    AccountRecord, AssetTotals, BookHead, CommitQueue, KvTable, LedgerPlanner, LedgerRead,
+    LedgerWrites, TxLocation, balance_as_of, commit_grouped, history_page, keys, plan_batch,
+    trial_balance_of, trial_rows,
 };
 
 use crate::BACKEND_NAME;
@@ -60,10 +60,10 @@ fn decode<T: Record>(what: &'static str) -> impl Fn(&[u8]) -> Result<T, StorageE
     move |bytes| T::decode(what, bytes)
 }
 
-/// A record stored in a ledger table: each type's codec named once.
+/// A record stored in a ledger table: each type's decoder named once (plans are encoded
+/// by [`LedgerWrites::for_each_kv`]).
 trait Record: Sized {
     fn decode(what: &'static str, bytes: &[u8]) -> Result<Self, StorageError>;
-    fn encode(&self, what: &'static str) -> Result<Vec<u8>, StorageError>;
 }
 
 macro_rules! record {
@@ -71,9 +71,6 @@ macro_rules! record {
         impl Record for $t {
             fn decode(what: &'static str, bytes: &[u8]) -> Result<Self, StorageError> {
                 codec::decode(BACKEND_NAME, what, bytes)
-            }
-            fn encode(&self, what: &'static str) -> Result<Vec<u8>, StorageError> {
-                codec::encode(BACKEND_NAME, what, self)
             }
         }
     )*};
@@ -104,70 +101,23 @@ impl<'txn> Tables<'txn> {
         })
     }
 
-    /// Writes a plan's records.
-    fn write(&mut self, writes: &LedgerWrites) -> Result<(), StorageError> {
-        fn put<T: Record>(
-            table: &mut WriteTable<'_>,
-            key: &[u8],
-            what: &'static str,
-            record: &T,
-        ) -> Result<(), StorageError> {
-            let value = record.encode(what)?;
-            table.insert(key, value.as_slice()).ctx(WRITE)?;
-            Ok(())
-        }
-        for def in &writes.assets {
-            put(&mut self.assets, def.id.as_str().as_bytes(), "asset", def)?;
-        }
-        for (id, record) in &writes.accounts {
-            put(&mut self.accounts, &keys::account(id), "account", record)?;
-        }
-        for p in &writes.postings {
-            let key = keys::posting(&p.account, p.seq, p.index);
-            put(&mut self.postings, &key, "posting", p)?;
-        }
-        for tx in &writes.transactions {
-            let location = TxLocation {
-                book: tx.book.clone(),
-                seq: tx.seq,
+    /// Writes a plan's records, table by table in ascending key order (redb's B-trees
+    /// insert sorted keys with the least page work).
+    fn write(&mut self, writes: &LedgerWrites<'_>) -> Result<(), StorageError> {
+        writes.for_each_kv(BACKEND_NAME, |table, key, value| {
+            let table = match table {
+                KvTable::Assets => &mut self.assets,
+                KvTable::Accounts => &mut self.accounts,
+                KvTable::Postings => &mut self.postings,
+                KvTable::Transactions => &mut self.transactions,
+                KvTable::Events => &mut self.events,
+                KvTable::Idempotency => &mut self.idempotency,
+                KvTable::Heads => &mut self.heads,
+                KvTable::Totals => &mut self.totals,
             };
-            let key = keys::transaction(&tx.id);
-            put(
-                &mut self.transactions,
-                &key,
-                "transaction location",
-                &location,
-            )?;
-        }
-        for (book, event) in &writes.events {
-            put(
-                &mut self.events,
-                &keys::event(book, event.seq),
-                "event",
-                event,
-            )?;
-        }
-        for (book, key, committed) in &writes.idempotency {
-            let key = keys::idempotency(book, key);
-            put(
-                &mut self.idempotency,
-                &key,
-                "idempotency receipt",
-                committed,
-            )?;
-        }
-        for (book, head) in &writes.heads {
-            put(&mut self.heads, book.as_str().as_bytes(), "book head", head)?;
-        }
-        for ((book, asset), totals) in &writes.totals {
-            put(
-                &mut self.totals,
-                &keys::totals(book, asset),
-                "totals",
-                totals,
-            )?;
-        }
-        Ok(())
+            table.insert(key, value).ctx(WRITE)?;
+            Ok(())
+        })
     }
 }
 
@@ -207,6 +157,13 @@ impl LedgerRead for Tables<'_> {
             .is_some())
     }
 
+    fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+        let last = self.transactions.last().ctx(PLAN)?;
+        Ok(keys::transaction_bound(
+            last.as_ref().map(|(key, _)| key.value()),
+        ))
+    }
+
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
         Ok(get_with(
             &self.totals,
@@ -238,10 +195,10 @@ impl RedbLedger {
 
     /// Plans with `plan` in one write transaction and commits what it planned (nothing is
     /// committed when the plan writes nothing).
-    fn write<T>(
+    fn write<'t, T>(
         &self,
         context: &'static str,
-        plan: impl FnOnce(&mut Tables<'_>, Timestamp) -> (T, LedgerWrites),
+        plan: impl FnOnce(&mut Tables<'_>, Timestamp) -> (T, LedgerWrites<'t>),
     ) -> Result<T, LedgerError> {
         let txn = self.db.begin_write(context)?;
         let out = {
@@ -258,10 +215,10 @@ impl RedbLedger {
         Ok(out)
     }
 
-    fn single(
+    fn single<'t>(
         &self,
         context: &'static str,
-        op: impl FnOnce(&mut LedgerPlanner<'_, Tables<'_>>) -> Result<(), LedgerError>,
+        op: impl FnOnce(&mut LedgerPlanner<'t, '_, Tables<'_>>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         self.write(context, |tables, now| {
             let mut planner = LedgerPlanner::new(tables, now);

@@ -24,11 +24,11 @@ use store_api::{
     LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced, StorageError,
     StorageErrorKind, StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
 };
-use store_kit::codec::{decode, encode, prefix_successor};
+use store_kit::codec::{decode, prefix_successor};
 use store_kit::ledger::{
-    AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
-    TxLocation, balance_as_of, commit_grouped, history_page, keys, plan_batch, trial_balance_of,
-    trial_rows,
+    AccountRecord, AssetTotals, BookHead, CommitQueue, KvTable, LedgerPlanner, LedgerRead,
+    LedgerWrites, TxLocation, balance_as_of, commit_grouped, history_page, keys, plan_batch,
+    trial_balance_of, trial_rows,
 };
 
 use crate::{BACKEND_NAME, Shared, storage_error, trees};
@@ -189,80 +189,40 @@ impl LedgerRead for TxReader<'_> {
     }
 }
 
-/// Stores an encoded record inside the transaction.
-fn put(
-    tree: &TransactionalTree,
-    key: impl AsRef<[u8]> + Into<IVec>,
-    value: Result<Vec<u8>, StorageError>,
-) -> TxResult<()> {
-    let value = value.map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
-    tree.insert(key, value)?;
-    Ok(())
+/// Why writing a plan stopped: a record did not encode, or sled refused a write.
+enum WriteError {
+    Encode(StorageError),
+    Sled(UnabortableTransactionError),
 }
 
-/// Writes everything the planner planned, inside the transaction.
-fn write_all(trees: &TxTrees<'_>, writes: &LedgerWrites) -> TxResult<()> {
-    for def in &writes.assets {
-        put(
-            trees.assets,
-            def.id.as_str().as_bytes(),
-            encode(BACKEND_NAME, "asset", def),
-        )?;
+impl From<StorageError> for WriteError {
+    fn from(e: StorageError) -> Self {
+        WriteError::Encode(e)
     }
-    for (id, record) in &writes.accounts {
-        put(
-            trees.accounts,
-            keys::account(id),
-            encode(BACKEND_NAME, "account", record),
-        )?;
-    }
-    for p in &writes.postings {
-        put(
-            trees.postings,
-            keys::posting(&p.account, p.seq, p.index),
-            encode(BACKEND_NAME, "posting", p),
-        )?;
-    }
-    for tx in &writes.transactions {
-        let location = TxLocation {
-            book: tx.book.clone(),
-            seq: tx.seq,
+}
+
+/// Writes everything the planner planned, inside the transaction, table by table in
+/// ascending key order.
+fn write_all(trees: &TxTrees<'_>, writes: &LedgerWrites<'_>) -> TxResult<()> {
+    let written = writes.for_each_kv(BACKEND_NAME, |table, key, value| {
+        let tree = match table {
+            KvTable::Assets => trees.assets,
+            KvTable::Accounts => trees.accounts,
+            KvTable::Postings => trees.postings,
+            KvTable::Transactions => trees.transactions,
+            KvTable::Events => trees.events,
+            KvTable::Idempotency => trees.idempotency,
+            KvTable::Heads => trees.heads,
+            KvTable::Totals => trees.totals,
         };
-        put(
-            trees.transactions,
-            &keys::transaction(&tx.id)[..],
-            encode(BACKEND_NAME, "transaction location", &location),
-        )?;
+        tree.insert(key, value).map_err(WriteError::Sled)?;
+        Ok(())
+    });
+    match written {
+        Ok(()) => Ok(()),
+        Err(WriteError::Encode(e)) => Err(ConflictableTransactionError::Abort(e.into())),
+        Err(WriteError::Sled(e)) => Err(e.into()),
     }
-    for (book, event) in &writes.events {
-        put(
-            trees.events,
-            keys::event(book, event.seq),
-            encode(BACKEND_NAME, "event", event),
-        )?;
-    }
-    for (book, key, committed) in &writes.idempotency {
-        put(
-            trees.idempotency,
-            keys::idempotency(book, key),
-            encode(BACKEND_NAME, "idempotency receipt", committed),
-        )?;
-    }
-    for (book, head) in &writes.heads {
-        put(
-            trees.heads,
-            book.as_str().as_bytes(),
-            encode(BACKEND_NAME, "book head", head),
-        )?;
-    }
-    for ((book, asset), totals) in &writes.totals {
-        put(
-            trees.totals,
-            keys::totals(book, asset),
-            encode(BACKEND_NAME, "asset totals", totals),
-        )?;
-    }
-    Ok(())
 }
 
 /// The stored bytes of `key`, read outside a transaction.
@@ -307,10 +267,10 @@ impl SledLedger {
     /// rejected drafts) also ends the transaction by aborting it: a sled commit, even an
     /// empty one, appends a record to sled's log, and a call that changes nothing must not
     /// touch the files.
-    fn write<T>(
+    fn write<'t, T>(
         &self,
         context: &'static str,
-        plan: impl Fn(&mut TxReader<'_>, Timestamp) -> Result<(T, LedgerWrites), LedgerError>,
+        plan: impl Fn(&mut TxReader<'_>, Timestamp) -> Result<(T, LedgerWrites<'t>), LedgerError>,
     ) -> Result<T, LedgerError> {
         let _lock = self.lock.write();
         let now = self.clock.now();

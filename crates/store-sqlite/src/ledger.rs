@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, Statement};
 use store_api::{
     AccountCfg, AccountDef, AccountId, AccountKind, AccountPath, AssetDef, AssetId,
     BalanceSnapshot, Book, Clock, Committed, Direction, LedgerError, LedgerEvent, LedgerStore,
@@ -21,7 +21,8 @@ use store_api::{
 };
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
-    balance_as_of, commit_grouped, history_page, plan_batch, trial_balance_of, trial_rows,
+    PlannedEventBody, balance_as_of, commit_grouped, history_page, keys, plan_batch,
+    trial_balance_of, trial_rows,
 };
 
 use crate::db::Db;
@@ -34,6 +35,8 @@ const HEAD: &str = "SELECT seq, last_at FROM ledger_book_heads WHERE book = ?1";
 const IDEMPOTENCY: &str = "SELECT txid, seq, at FROM ledger_transactions \
                            WHERE book = ?1 AND idempotency_key = ?2";
 const TX_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE txid = ?1)";
+/// The greatest transaction id (BLOBs compare bytewise, as the key-value engines' keys).
+const LAST_TXID: &str = "SELECT max(txid) FROM ledger_transactions";
 const TOTALS: &str = "SELECT debits, credits FROM ledger_totals WHERE book = ?1 AND asset = ?2";
 const BOOK_TOTALS: &str = "SELECT asset, debits, credits FROM ledger_totals WHERE book = ?1";
 const TRANSACTION: &str = "SELECT book, seq, at, idempotency_key \
@@ -67,20 +70,33 @@ const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events
                       WHERE book = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3";
 
 const INSERT_ASSET: &str = "INSERT INTO ledger_assets (id, precision, name) VALUES (?1, ?2, ?3)";
-const UPSERT_ACCOUNT: &str = "INSERT INTO ledger_accounts \
-     (book, path, asset, kind, normal_side, min_balance, balance, updated_seq) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-     ON CONFLICT (book, path) DO UPDATE \
-     SET balance = excluded.balance, updated_seq = excluded.updated_seq";
-const INSERT_TRANSACTION: &str = "INSERT INTO ledger_transactions \
-     (txid, book, seq, at, idempotency_key, posting_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// The accounts of a plan: an upsert that keeps the definition and updates the balance.
+const UPSERT_ACCOUNTS: Insert = Insert {
+    head: "INSERT INTO ledger_accounts \
+           (book, path, asset, kind, normal_side, min_balance, balance, updated_seq) VALUES",
+    columns: 8,
+    tail: "ON CONFLICT (book, path) DO UPDATE \
+           SET balance = excluded.balance, updated_seq = excluded.updated_seq",
+};
+const INSERT_TRANSACTIONS: Insert = Insert {
+    head: "INSERT INTO ledger_transactions \
+           (txid, book, seq, at, idempotency_key, posting_count) VALUES",
+    columns: 6,
+    tail: "",
+};
 const INSERT_METADATA: &str =
     "INSERT INTO ledger_transaction_metadata (txid, key, value) VALUES (?1, ?2, ?3)";
-const INSERT_POSTING: &str = "INSERT INTO ledger_postings \
-     (txid, idx, book, path, asset, amount, direction, balance_after, seq, at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-const INSERT_EVENT: &str = "INSERT INTO ledger_events (book, seq, at, kind, asset, path, txid) \
-                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const INSERT_POSTINGS: Insert = Insert {
+    head: "INSERT INTO ledger_postings \
+           (txid, idx, book, path, asset, amount, direction, balance_after, seq, at) VALUES",
+    columns: 10,
+    tail: "",
+};
+const INSERT_EVENTS: Insert = Insert {
+    head: "INSERT INTO ledger_events (book, seq, at, kind, asset, path, txid) VALUES",
+    columns: 7,
+    tail: "",
+};
 const UPSERT_HEAD: &str = "INSERT INTO ledger_book_heads (book, seq, last_at) VALUES (?1, ?2, ?3) \
      ON CONFLICT (book) DO UPDATE SET seq = excluded.seq, last_at = excluded.last_at";
 const UPSERT_TOTALS: &str = "INSERT INTO ledger_totals (book, asset, debits, credits) \
@@ -386,6 +402,15 @@ impl LedgerRead for TxReader<'_> {
             .ctx("checking a transaction id")
     }
 
+    fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+        let last: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(LAST_TXID)
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+            .ctx("reading the last transaction id")?;
+        Ok(keys::transaction_bound(last.as_deref()))
+    }
+
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
         const CTX: &str = "reading ledger totals";
         let row = self
@@ -408,8 +433,74 @@ impl LedgerRead for TxReader<'_> {
     }
 }
 
+/// A multi-row `INSERT`: one execution writes many rows, so the statement's fixed costs
+/// (its transaction and cursor setup, the journal bookkeeping, the value lists of the
+/// `CHECK (... IN (...))` constraints, which SQLite builds once per execution) are paid
+/// once per [`INSERT_SIZES`] rows instead of once per row.
+struct Insert {
+    /// `INSERT INTO table (columns) VALUES`.
+    head: &'static str,
+    /// Values per row.
+    columns: usize,
+    /// What follows the rows (an upsert clause), or nothing.
+    tail: &'static str,
+}
+
+/// Rows per execution: full runs of 64, then of 8, then single rows, so each table needs
+/// at most three cached statements and a batch at most 14 executions beyond its full runs.
+const INSERT_SIZES: [usize; 3] = [64, 8, 1];
+
+impl Insert {
+    /// The statement writing `rows` rows.
+    fn sql(&self, rows: usize) -> String {
+        let row = format!("({})", vec!["?"; self.columns].join(", "));
+        format!("{} {} {}", self.head, vec![row; rows].join(", "), self.tail)
+    }
+
+    /// Writes `rows`, in order; `bind` binds one row's values from the given 1-based
+    /// parameter index on.
+    fn run<T>(
+        &self,
+        conn: &Connection,
+        rows: &[T],
+        mut bind: impl FnMut(&mut Statement<'_>, usize, &T) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        const CTX: &str = "writing ledger records";
+        let mut rest = rows;
+        for size in INSERT_SIZES {
+            if rest.len() < size {
+                continue;
+            }
+            let mut stmt = conn.prepare_cached(&self.sql(size)).ctx(CTX)?;
+            while rest.len() >= size {
+                let (chunk, tail) = rest.split_at(size);
+                for (i, row) in chunk.iter().enumerate() {
+                    bind(&mut stmt, i * self.columns + 1, row)?;
+                }
+                stmt.raw_execute().ctx(CTX)?;
+                rest = tail;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Binds `values` to `stmt`'s parameters from the 1-based index `at` on.
+macro_rules! bind {
+    ($stmt:expr, $at:expr, $($value:expr),+ $(,)?) => {{
+        let mut index = $at;
+        $(
+            $stmt
+                .raw_bind_parameter(index, $value)
+                .ctx("binding ledger values")?;
+            index += 1;
+        )+
+        let _ = index;
+    }};
+}
+
 /// Writes everything the planner planned, in foreign-key order.
-fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageError> {
+fn write_plan(conn: &Connection, writes: &LedgerWrites<'_>) -> Result<(), StorageError> {
     const CTX: &str = "writing ledger records";
     if writes.is_empty() {
         return Ok(());
@@ -421,86 +512,93 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageErr
                 .ctx(CTX)?;
         }
     }
-    if !writes.accounts.is_empty() {
-        let mut stmt = conn.prepare_cached(UPSERT_ACCOUNT).ctx(CTX)?;
-        for (id, record) in &writes.accounts {
-            stmt.execute((
-                id.book.as_str(),
-                id.path.as_str(),
-                record.def.asset.as_str(),
-                kind_str(record.def.kind),
-                direction_str(record.cfg.normal_side),
-                record.cfg.min_balance,
-                record.balance,
-                seq_to_sql(record.updated_seq)?,
-            ))
-            .ctx(CTX)?;
-        }
-    }
-    if !writes.transactions.is_empty() {
-        let mut insert_tx = conn.prepare_cached(INSERT_TRANSACTION).ctx(CTX)?;
-        let mut insert_meta = conn.prepare_cached(INSERT_METADATA).ctx(CTX)?;
-        for tx in &writes.transactions {
-            let txid = tx.id.0.into_bytes();
-            insert_tx
-                .execute((
-                    txid,
-                    tx.book.as_str(),
-                    seq_to_sql(tx.seq)?,
-                    u64_to_sql(tx.at.0),
-                    tx.idempotency_key.as_deref(),
-                    i64::try_from(tx.postings.len()).unwrap_or(i64::MAX),
-                ))
-                .ctx(CTX)?;
-            for (key, value) in &tx.metadata {
-                insert_meta
-                    .execute((txid, key.as_str(), value.as_str()))
+    UPSERT_ACCOUNTS.run(conn, &writes.accounts, |stmt, at, record| {
+        let id = &record.def.id;
+        bind!(
+            stmt,
+            at,
+            id.book.as_str(),
+            id.path.as_str(),
+            record.def.asset.as_str(),
+            kind_str(record.def.kind),
+            direction_str(record.cfg.normal_side),
+            record.cfg.min_balance,
+            record.balance,
+            seq_to_sql(record.updated_seq)?,
+        );
+        Ok(())
+    })?;
+    INSERT_TRANSACTIONS.run(conn, &writes.transactions, |stmt, at, planned| {
+        let tx = planned.tx;
+        bind!(
+            stmt,
+            at,
+            tx.id.0.into_bytes(),
+            tx.book.as_str(),
+            seq_to_sql(planned.seq)?,
+            u64_to_sql(planned.at.0),
+            tx.idempotency_key.as_deref(),
+            i64::try_from(tx.postings.len()).unwrap_or(i64::MAX),
+        );
+        Ok(())
+    })?;
+    if writes
+        .transactions
+        .iter()
+        .any(|t| !t.tx.metadata.is_empty())
+    {
+        let mut stmt = conn.prepare_cached(INSERT_METADATA).ctx(CTX)?;
+        for planned in &writes.transactions {
+            let txid = planned.tx.id.0.into_bytes();
+            for (key, value) in &planned.tx.metadata {
+                stmt.execute((txid, key.as_str(), value.as_str()))
                     .ctx(CTX)?;
             }
         }
     }
-    if !writes.postings.is_empty() {
-        let mut stmt = conn.prepare_cached(INSERT_POSTING).ctx(CTX)?;
-        for p in &writes.postings {
-            stmt.execute(rusqlite::params![
-                p.txid.0.into_bytes(),
-                i64::from(p.index),
-                p.account.book.as_str(),
-                p.account.path.as_str(),
-                p.asset.as_str(),
-                u64_to_sql(p.amount),
-                direction_str(p.direction),
-                p.balance_after,
-                seq_to_sql(p.seq)?,
-                u64_to_sql(p.at.0),
-            ])
-            .ctx(CTX)?;
-        }
-    }
-    let mut stmt = conn.prepare_cached(INSERT_EVENT).ctx(CTX)?;
-    for (book, event) in &writes.events {
-        let (kind, asset, path, txid) = match &event.event {
-            LedgerEvent::AssetRegistered(def) => {
+    INSERT_POSTINGS.run(conn, &writes.postings, |stmt, at, planned| {
+        let p = planned.posting;
+        bind!(
+            stmt,
+            at,
+            planned.txid.0.into_bytes(),
+            i64::from(planned.index),
+            p.account.book.as_str(),
+            p.account.path.as_str(),
+            p.asset.as_str(),
+            u64_to_sql(p.amount),
+            direction_str(p.direction),
+            planned.balance_after,
+            seq_to_sql(planned.seq)?,
+            u64_to_sql(planned.at.0),
+        );
+        Ok(())
+    })?;
+    INSERT_EVENTS.run(conn, &writes.events, |stmt, at, event| {
+        let (kind, asset, path, txid) = match event.body {
+            PlannedEventBody::AssetRegistered(def) => {
                 ("asset_registered", Some(def.id.as_str()), None, None)
             }
-            LedgerEvent::AccountOpened { def, .. } => {
+            PlannedEventBody::AccountOpened { def, .. } => {
                 ("account_opened", None, Some(def.id.path.as_str()), None)
             }
-            LedgerEvent::TransactionPosted(tx) => {
+            PlannedEventBody::TransactionPosted(tx) => {
                 ("transaction_posted", None, None, Some(tx.id.0.into_bytes()))
             }
         };
-        stmt.execute((
-            book.as_str(),
+        bind!(
+            stmt,
+            at,
+            event.book.as_str(),
             seq_to_sql(event.seq)?,
             u64_to_sql(event.at.0),
             kind,
             asset,
             path,
             txid,
-        ))
-        .ctx(CTX)?;
-    }
+        );
+        Ok(())
+    })?;
     let mut stmt = conn.prepare_cached(UPSERT_HEAD).ctx(CTX)?;
     for (book, head) in &writes.heads {
         stmt.execute((
@@ -512,7 +610,7 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites) -> Result<(), StorageErr
     }
     if !writes.totals.is_empty() {
         let mut stmt = conn.prepare_cached(UPSERT_TOTALS).ctx(CTX)?;
-        for ((book, asset), totals) in &writes.totals {
+        for (book, asset, totals) in &writes.totals {
             stmt.execute((
                 book.as_str(),
                 asset.as_str(),
@@ -536,9 +634,9 @@ impl SqliteLedger {
     }
 
     /// Plans one operation against the write transaction and writes its plan.
-    fn write<T>(
+    fn write<'t, T>(
         &self,
-        plan: impl FnOnce(&mut LedgerPlanner<'_, TxReader<'_>>) -> Result<T, LedgerError>,
+        plan: impl FnOnce(&mut LedgerPlanner<'t, '_, TxReader<'_>>) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         self.db.write(|conn| {
             let mut reader = TxReader { conn };

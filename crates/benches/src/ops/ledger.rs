@@ -15,7 +15,14 @@ use crate::workloads::{COMMIT_BATCH, LEDGER_PRELOAD, LedgerSpec, PAGE, Rng};
 
 /// A backend (durability `Immediate`) whose ledger holds the dataset of [`load`].
 pub fn fixture<B: Backend>() -> Result<Fixture<B>, BenchError> {
-    Fixture::loaded(options(Durability::Immediate), |b: &B| load(&*b.ledger()))
+    fixture_with(Durability::Immediate)
+}
+
+/// A backend opened with `durability` whose ledger holds the dataset of [`load`]
+/// (`Relaxed` leaves the fsync out of every write: what is left is the ledger's own work
+/// and the engine's).
+pub fn fixture_with<B: Backend>(durability: Durability) -> Result<Fixture<B>, BenchError> {
+    Fixture::loaded(options(durability), |b: &B| load(&*b.ledger()))
 }
 
 /// Registers the asset, opens the accounts and commits [`LEDGER_PRELOAD`] drafts in
