@@ -8,7 +8,9 @@
 //! what the store does on top of the bare operation: input checks, the batch-log entry and
 //! the sequence counter each `put_batch` writes in the same transaction, and copying
 //! results into `Bytes`. The raw side copies its results out too (into `Vec<u8>`), as any
-//! caller holding a value past its read transaction must.
+//! caller holding a value past its read transaction must, and passes every copy through
+//! [`black_box`]: a copy that is only measured and dropped is otherwise removed by the
+//! compiler, and the raw `get` would then not copy the value at all.
 
 use std::hint::black_box;
 use std::path::Path;

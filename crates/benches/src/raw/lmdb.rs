@@ -57,7 +57,7 @@ impl Kv for RawLmdb {
     fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
         let txn = self.env.read_txn().context("lmdb: read_txn")?;
         let value = self.data.get(&txn, key).context("lmdb: get")?;
-        Ok(value.map(|v| v.to_vec().len()))
+        Ok(value.map(|v| std::hint::black_box(v.to_vec()).len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {

@@ -44,7 +44,7 @@ impl Kv for RawRedb {
         let txn = self.db.begin_read().context("redb: begin_read")?;
         let table = txn.open_table(DATA).context("redb: open_table")?;
         let value = table.get(key).context("redb: get")?;
-        Ok(value.map(|v| v.value().to_vec().len()))
+        Ok(value.map(|v| std::hint::black_box(v.value().to_vec()).len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
