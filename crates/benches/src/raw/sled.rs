@@ -5,8 +5,10 @@
 //! device cache on Linux), and left to the background flush under
 //! [`Durability::Relaxed`].
 
+use std::hint::black_box;
 use std::path::Path;
 
+use bytes::Bytes;
 use store_api::Durability;
 
 use crate::error::{BenchError, Context};
@@ -41,7 +43,7 @@ pub fn open(dir: &Path, durability: Durability) -> Result<Box<dyn Kv>, BenchErro
 impl Kv for RawSled {
     fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
         let value = self.data.get(key).context("sled: get")?;
-        Ok(value.map(|v| std::hint::black_box(v.to_vec()).len()))
+        Ok(value.map(|v| black_box(Bytes::copy_from_slice(&v)).len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
@@ -67,9 +69,9 @@ impl Kv for RawSled {
         let range = self.data.range::<&[u8], _>(start..=end);
         let copy = |row: ::sled::Result<(::sled::IVec, ::sled::IVec)>| {
             let (k, v) = row.context("sled: range row")?;
-            Ok::<_, BenchError>((k.to_vec(), v.to_vec()))
+            Ok::<_, BenchError>((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v)))
         };
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = if forward {
+        let rows: Vec<(Bytes, Bytes)> = if forward {
             range.take(limit).map(copy).collect::<Result<_, _>>()?
         } else {
             range
@@ -78,6 +80,6 @@ impl Kv for RawSled {
                 .map(copy)
                 .collect::<Result<_, _>>()?
         };
-        Ok(std::hint::black_box(rows).len())
+        Ok(black_box(rows).len())
     }
 }

@@ -4,10 +4,12 @@
 //! (`BEGIN IMMEDIATE` per batch, the same upsert) and a reader connection, cached
 //! prepared statements.
 
+use std::hint::black_box;
 use std::path::Path;
 use std::sync::Mutex;
 
 use ::rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use bytes::Bytes;
 use store_api::Durability;
 
 use crate::error::{BenchError, Context};
@@ -75,7 +77,7 @@ impl Kv for RawSqlite {
             .query_row([key], |r| r.get::<_, Vec<u8>>(0))
             .optional()
             .context("sqlite: get")?;
-        Ok(std::hint::black_box(value).map(|v| v.len()))
+        Ok(value.map(|v| black_box(Bytes::from(v)).len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
@@ -104,12 +106,12 @@ impl Kv for RawSqlite {
         let mut stmt = conn.prepare_cached(sql).context("sqlite: prepare")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut rows = stmt.query((start, end, limit)).context("sqlite: scan")?;
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut out: Vec<(Bytes, Bytes)> = Vec::new();
         while let Some(row) = rows.next().context("sqlite: scan row")? {
             let key: Vec<u8> = row.get(0).context("sqlite: scan key")?;
             let value: Vec<u8> = row.get(1).context("sqlite: scan value")?;
-            out.push((key, value));
+            out.push((Bytes::from(key), Bytes::from(value)));
         }
-        Ok(std::hint::black_box(out).len())
+        Ok(black_box(out).len())
     }
 }
