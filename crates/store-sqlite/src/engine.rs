@@ -2,8 +2,8 @@
 //! mutation) and `engine_meta` (the sequence counter).
 
 use std::ops::Bound;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -16,6 +16,13 @@ use crate::db::Db;
 use crate::{SqlContext, corrupted};
 
 const GET: &str = "SELECT value FROM engine_kv WHERE key = ?1";
+const UPSERT: &str = "INSERT INTO engine_kv (key, value) VALUES (?1, ?2) \
+                      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const DELETE: &str = "DELETE FROM engine_kv WHERE key = ?1";
+const LOG_PUT: &str =
+    "INSERT INTO engine_batch_log (seq, idx, op, key, value) VALUES (?1, ?2, 'put', ?3, ?4)";
+const LOG_DELETE: &str =
+    "INSERT INTO engine_batch_log (seq, idx, op, key, value) VALUES (?1, ?2, 'delete', ?3, NULL)";
 const SET_SEQUENCE: &str = "INSERT INTO engine_meta (key, value) VALUES (?1, ?2) \
                             ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 const GET_SEQUENCE: &str = "SELECT value FROM engine_meta WHERE key = ?1";
@@ -52,81 +59,6 @@ const SCANS: [[[&str; 2]; 2]; 2] = [
         ],
     ],
 ];
-
-/// Rows per multi-row write statement, largest first. A batch is written in chunks of
-/// these sizes (`n / 64` statements of 64 rows, then at most three of each smaller size),
-/// so one statement carries many rows and only four statements of each kind are ever
-/// prepared and cached.
-const CHUNK_ROWS: [usize; 4] = [64, 16, 4, 1];
-
-/// The multi-row write statements of one chunk size.
-struct ChunkSql {
-    /// `rows` upserts into `engine_kv`: key `?(2i+1)`, value `?(2i+2)`.
-    upsert: String,
-    /// `rows` deletes from `engine_kv`: key `?(i+1)`.
-    delete: String,
-    /// `rows` put rows of batch `?1`, numbered from index `?2`: key `?(2i+3)`, value
-    /// `?(2i+4)`.
-    log_put: String,
-    /// `rows` delete rows of batch `?1`, numbered from index `?2`: key `?(i+3)`.
-    log_delete: String,
-}
-
-impl ChunkSql {
-    fn new(rows: usize) -> Self {
-        let list =
-            |row: &dyn Fn(usize) -> String| (0..rows).map(row).collect::<Vec<_>>().join(", ");
-        let idx = |i: usize| {
-            if i == 0 {
-                "?2".to_owned()
-            } else {
-                format!("?2 + {i}")
-            }
-        };
-        ChunkSql {
-            upsert: format!(
-                "INSERT OR FAIL INTO engine_kv (key, value) VALUES {} \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                list(&|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
-            ),
-            delete: format!(
-                "DELETE FROM engine_kv WHERE key IN ({})",
-                list(&|i| format!("?{}", i + 1))
-            ),
-            log_put: format!(
-                "INSERT OR FAIL INTO engine_batch_log (seq, idx, op, key, value) VALUES {}",
-                list(&|i| format!("(?1, {}, 'put', ?{}, ?{})", idx(i), 2 * i + 3, 2 * i + 4))
-            ),
-            log_delete: format!(
-                "INSERT OR FAIL INTO engine_batch_log (seq, idx, op, key, value) VALUES {}",
-                list(&|i| format!("(?1, {}, 'delete', ?{}, NULL)", idx(i), i + 3))
-            ),
-        }
-    }
-
-    /// The statements of every size of [`CHUNK_ROWS`], built once per process.
-    fn all() -> &'static [ChunkSql; 4] {
-        static SQL: OnceLock<[ChunkSql; 4]> = OnceLock::new();
-        SQL.get_or_init(|| CHUNK_ROWS.map(ChunkSql::new))
-    }
-}
-
-/// Splits `items` into chunks of the sizes of [`CHUNK_ROWS`], each with the statements of
-/// its size and the index of its first item.
-fn chunks<T>(items: &[T]) -> impl Iterator<Item = (&'static ChunkSql, usize, &[T])> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let left = items.len() - at;
-        let (sql, &rows) = ChunkSql::all()
-            .iter()
-            .zip(&CHUNK_ROWS)
-            .find(|(_, rows)| **rows <= left)?;
-        let chunk = items.get(at..at + rows)?;
-        let first = at;
-        at += rows;
-        Some((sql, first, chunk))
-    })
-}
 
 /// The sequence counter's key, bound as `TEXT`.
 fn sequence_key() -> ToSqlOutput<'static> {
@@ -218,23 +150,11 @@ impl StoreEngine for SqliteEngine {
             return Ok(self.current_sequence());
         }
         self.commit(|conn, seq| {
-            for (sql, _, chunk) in chunks(pairs) {
-                let mut upsert = conn.prepare_cached(&sql.upsert)?;
-                for (i, (key, value)) in chunk.iter().enumerate() {
-                    upsert.raw_bind_parameter(2 * i + 1, key)?;
-                    upsert.raw_bind_parameter(2 * i + 2, value)?;
-                }
-                upsert.raw_execute()?;
-            }
-            for (sql, first, chunk) in chunks(pairs) {
-                let mut log = conn.prepare_cached(&sql.log_put)?;
-                log.raw_bind_parameter(1, seq)?;
-                log.raw_bind_parameter(2, first as i64)?;
-                for (i, (key, value)) in chunk.iter().enumerate() {
-                    log.raw_bind_parameter(2 * i + 3, key)?;
-                    log.raw_bind_parameter(2 * i + 4, value)?;
-                }
-                log.raw_execute()?;
+            let mut upsert = conn.prepare_cached(UPSERT)?;
+            let mut log = conn.prepare_cached(LOG_PUT)?;
+            for (idx, (key, value)) in pairs.iter().enumerate() {
+                upsert.execute((key, value))?;
+                log.execute((seq, idx as i64, key, value))?;
             }
             Ok(())
         })
@@ -246,21 +166,11 @@ impl StoreEngine for SqliteEngine {
             return Ok(self.current_sequence());
         }
         self.commit(|conn, seq| {
-            for (sql, _, chunk) in chunks(keys) {
-                let mut delete = conn.prepare_cached(&sql.delete)?;
-                for (i, key) in chunk.iter().enumerate() {
-                    delete.raw_bind_parameter(i + 1, key)?;
-                }
-                delete.raw_execute()?;
-            }
-            for (sql, first, chunk) in chunks(keys) {
-                let mut log = conn.prepare_cached(&sql.log_delete)?;
-                log.raw_bind_parameter(1, seq)?;
-                log.raw_bind_parameter(2, first as i64)?;
-                for (i, key) in chunk.iter().enumerate() {
-                    log.raw_bind_parameter(i + 3, key)?;
-                }
-                log.raw_execute()?;
+            let mut delete = conn.prepare_cached(DELETE)?;
+            let mut log = conn.prepare_cached(LOG_DELETE)?;
+            for (idx, key) in keys.iter().enumerate() {
+                delete.execute([key])?;
+                log.execute((seq, idx as i64, key))?;
             }
             Ok(())
         })
