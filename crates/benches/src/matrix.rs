@@ -139,10 +139,13 @@ impl MatrixConfig {
                 self.budget.max_samples
             ),
             "Raw engines: the same seeded keys in one table/tree/database with the store's \
-             durability settings, driven by the same code; store and raw samples alternate \
-             (each side gets the whole budget) so machine noise hits both alike. The \
-             store's put_batch also writes its batch-log entry (every pair again) and its \
-             sequence counter in the same transaction; the raw engine writes the pairs only."
+             durability settings, driven by the same code, returning the same `Bytes` \
+             copies; the raw LMDB and redb engines run on a database their backend laid \
+             out (every named database or table of every store), since their per-transaction \
+             cost grows with it. Store and raw samples alternate (each side gets the whole \
+             budget) so machine noise hits both alike. The store's put_batch also writes its \
+             batch-log entry (every pair again) and its sequence counter in the same \
+             transaction; the raw engine writes the pairs only."
                 .to_owned(),
         ];
         if self.parts != Part::ALL {
