@@ -63,12 +63,16 @@ impl BackendVisitor for Profile {
         }
         eprintln!("loaded; running {:?} for {:?}", self.op, self.time);
         let until = Instant::now() + self.time;
+        // The order flips every round, as in `measure::measure_pair`: the side that runs
+        // second repeats the other's keys on a warm CPU.
         while Instant::now() < until {
             for (_, bench, took, n) in sides.iter_mut() {
                 *took += bench.sample(self.op, calls)?;
                 *n += calls as u64;
             }
+            sides.reverse();
         }
+        sides.sort_by_key(|(name, ..)| *name != "store");
         for (name, _, took, n) in &sides {
             println!(
                 "{} {:?} {name}: {:.0} ns/call over {n} calls",

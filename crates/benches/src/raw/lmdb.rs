@@ -81,9 +81,13 @@ pub fn open(dir: &Path, durability: Durability) -> Result<Box<dyn Kv>, BenchErro
 
 impl Kv for RawLmdb {
     fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
-        let txn = self.env.read_txn().context("lmdb: read_txn")?;
-        let value = self.data.get(&txn, key).context("lmdb: get")?;
-        Ok(value.map(|v| black_box(Bytes::copy_from_slice(v)).len()))
+        // The copy outlives the read transaction, as the store's result does.
+        let value = {
+            let txn = self.env.read_txn().context("lmdb: read_txn")?;
+            let value = self.data.get(&txn, key).context("lmdb: get")?;
+            value.map(Bytes::copy_from_slice)
+        };
+        Ok(black_box(value).map(|v| v.len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
@@ -125,6 +129,8 @@ impl Kv for RawLmdb {
                 rows.push((Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)));
             }
         }
+        // The rows outlive the read transaction, as the store's result does.
+        drop(txn);
         Ok(black_box(rows).len())
     }
 }

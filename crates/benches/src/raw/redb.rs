@@ -49,10 +49,14 @@ pub fn open(dir: &Path, durability: Durability) -> Result<Box<dyn Kv>, BenchErro
 
 impl Kv for RawRedb {
     fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
-        let txn = self.db.begin_read().context("redb: begin_read")?;
-        let table = txn.open_table(DATA).context("redb: open_table")?;
-        let value = table.get(key).context("redb: get")?;
-        Ok(value.map(|v| black_box(Bytes::copy_from_slice(v.value())).len()))
+        // The copy outlives the read transaction, as the store's result does.
+        let value = {
+            let txn = self.db.begin_read().context("redb: begin_read")?;
+            let table = txn.open_table(DATA).context("redb: open_table")?;
+            let value = table.get(key).context("redb: get")?;
+            value.map(|v| Bytes::copy_from_slice(v.value()))
+        };
+        Ok(black_box(value).map(|v| v.len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
@@ -113,6 +117,9 @@ impl Kv for RawRedb {
                 .map(copy)
                 .collect::<Result<_, _>>()?
         };
+        // The rows outlive the read transaction, as the store's result does.
+        drop(table);
+        drop(txn);
         Ok(black_box(rows).len())
     }
 }

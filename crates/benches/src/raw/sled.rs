@@ -42,8 +42,10 @@ pub fn open(dir: &Path, durability: Durability) -> Result<Box<dyn Kv>, BenchErro
 
 impl Kv for RawSled {
     fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
+        // The copy outlives sled's buffer, as the store's result does.
         let value = self.data.get(key).context("sled: get")?;
-        Ok(value.map(|v| black_box(Bytes::copy_from_slice(&v)).len()))
+        let value = value.map(|v| Bytes::copy_from_slice(&v));
+        Ok(black_box(value).map(|v| v.len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {

@@ -71,13 +71,16 @@ fn poisoned() -> BenchError {
 
 impl Kv for RawSqlite {
     fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
-        let conn = self.reader.lock().map_err(|_| poisoned())?;
-        let mut stmt = conn.prepare_cached(GET).context("sqlite: prepare")?;
-        let value = stmt
-            .query_row([key], |r| r.get::<_, Vec<u8>>(0))
-            .optional()
-            .context("sqlite: get")?;
-        Ok(value.map(|v| black_box(Bytes::from(v)).len()))
+        // The copy outlives the reader connection, as the store's result does.
+        let value = {
+            let conn = self.reader.lock().map_err(|_| poisoned())?;
+            let mut stmt = conn.prepare_cached(GET).context("sqlite: prepare")?;
+            stmt.query_row([key], |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+                .context("sqlite: get")?
+                .map(Bytes::from)
+        };
+        Ok(black_box(value).map(|v| v.len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
@@ -112,6 +115,10 @@ impl Kv for RawSqlite {
             let value: Vec<u8> = row.get(1).context("sqlite: scan value")?;
             out.push((Bytes::from(key), Bytes::from(value)));
         }
+        // The rows outlive the reader connection, as the store's result does.
+        drop(rows);
+        drop(stmt);
+        drop(conn);
         Ok(black_box(out).len())
     }
 }
