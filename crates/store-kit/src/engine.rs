@@ -241,6 +241,23 @@ pub fn batch_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
+/// Rows a scan's result vector is sized for up front, at most: a scan of up to this many
+/// rows never regrows it, and a huge `limit` on a small range allocates no more than this.
+pub const SCAN_PREALLOC: usize = 1024;
+
+/// The first `limit` rows of a scan, stopping at the first error, in a vector sized for
+/// them up front (up to [`SCAN_PREALLOC`] rows).
+pub fn collect_rows<T, E>(
+    rows: impl Iterator<Item = Result<T, E>>,
+    limit: usize,
+) -> Result<Vec<T>, E> {
+    let mut out = Vec::with_capacity(limit.min(SCAN_PREALLOC));
+    for row in rows.take(limit) {
+        out.push(row?);
+    }
+    Ok(out)
+}
+
 /// Lower and upper key bounds of a scan.
 pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 

@@ -11,7 +11,8 @@ use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
-    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, scan_bounds,
+    BatchLogEntry, SCAN_PREALLOC, SEQUENCE_KEY, batch_key, check_keys, check_put_batch,
+    decode_batch, scan_bounds,
 };
 
 use heed::RoTxn;
@@ -165,7 +166,7 @@ impl StoreEngine for LmdbEngine {
         };
         const WHAT: &str = "scanning a key range";
         self.db.read(WHAT, |txn, t| {
-            let mut rows = Vec::with_capacity(limit.min(1024));
+            let mut rows = Vec::with_capacity(limit.min(SCAN_PREALLOC));
             if forward {
                 for row in t.engine_data.range(txn, &bounds).ctx(WHAT)?.take(limit) {
                     let (k, v) = row.ctx(WHAT)?;

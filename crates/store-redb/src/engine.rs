@@ -11,7 +11,8 @@ use redb::ReadableTable;
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StorageErrorKind, StoreEngine};
 use store_kit::engine::{
-    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, scan_bounds,
+    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, collect_rows,
+    decode_batch, scan_bounds,
 };
 
 use crate::BACKEND_NAME;
@@ -175,9 +176,9 @@ impl StoreEngine for RedbEngine {
         let data = read_table(&txn, ENGINE_DATA, CONTEXT)?;
         let range = data.range::<&[u8]>(bounds).ctx(CONTEXT)?;
         if forward {
-            range.take(limit).map(pair).collect()
+            collect_rows(range.map(pair), limit)
         } else {
-            range.rev().take(limit).map(pair).collect()
+            collect_rows(range.rev().map(pair), limit)
         }
     }
 

@@ -18,7 +18,8 @@ use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
-    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, scan_bounds,
+    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, collect_rows,
+    decode_batch, scan_bounds,
 };
 
 use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes};
@@ -183,9 +184,9 @@ impl StoreEngine for SledEngine {
             Err(e) => Err(EngineError::from(storage_error("scanning engine keys", e))),
         };
         if forward {
-            range.take(limit).map(pair).collect()
+            collect_rows(range.map(pair), limit)
         } else {
-            range.rev().take(limit).map(pair).collect()
+            collect_rows(range.rev().map(pair), limit)
         }
     }
 
