@@ -5,14 +5,16 @@
 //! Both sides are driven through the same [`Kv`] trait object by the same
 //! [`KvBench`](crate::ops::engine::KvBench), so they pay the same call overhead and run the
 //! same seeded keys; the ratio store/raw is the cost of the abstraction. That cost includes
-//! what the store does on top of the bare operation: input checks, the batch-log entry and
-//! the sequence counter each `put_batch` writes in the same transaction, and copying
-//! results into `Bytes`. The raw side materializes the same output: it copies every value,
-//! key and row it reads out of its read transaction into `bytes::Bytes` (as any caller
-//! holding a value past its read transaction must, and as the `StoreEngine` signatures
-//! return them), and passes each result through [`black_box`]: a copy that is only
-//! measured and dropped is otherwise removed by the compiler, and the raw `get` would
-//! then not copy the value at all.
+//! what the store does on top of the bare operation: input checks, and the batch-log entry
+//! and sequence counter each `put_batch` writes in the same transaction.
+//!
+//! The raw side materializes the same output as the store: every value, key and row it
+//! reads is copied out of its read transaction into `bytes::Bytes` (as the `StoreEngine`
+//! signatures return them, and as any caller holding a value past its read transaction
+//! must), scans into a vector sized for `limit` (up to 1024 rows) as the store's are, and
+//! the copies outlive the transaction before they are dropped. Each result passes through
+//! [`black_box`]: a copy that is only measured and dropped is otherwise removed by the
+//! compiler, and the raw `get` then copied nothing at all.
 
 use std::hint::black_box;
 use std::path::Path;

@@ -108,15 +108,16 @@ impl Kv for RawRedb {
                 Bytes::copy_from_slice(v.value()),
             ))
         };
-        let rows: Vec<(Bytes, Bytes)> = if forward {
-            range.take(limit).map(copy).collect::<Result<_, _>>()?
+        let mut rows: Vec<(Bytes, Bytes)> = Vec::with_capacity(limit.min(1024));
+        if forward {
+            for row in range.take(limit) {
+                rows.push(copy(row)?);
+            }
         } else {
-            range
-                .rev()
-                .take(limit)
-                .map(copy)
-                .collect::<Result<_, _>>()?
-        };
+            for row in range.rev().take(limit) {
+                rows.push(copy(row)?);
+            }
+        }
         // The rows outlive the read transaction, as the store's result does.
         drop(table);
         drop(txn);

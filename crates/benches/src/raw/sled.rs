@@ -73,15 +73,16 @@ impl Kv for RawSled {
             let (k, v) = row.context("sled: range row")?;
             Ok::<_, BenchError>((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v)))
         };
-        let rows: Vec<(Bytes, Bytes)> = if forward {
-            range.take(limit).map(copy).collect::<Result<_, _>>()?
+        let mut rows: Vec<(Bytes, Bytes)> = Vec::with_capacity(limit.min(1024));
+        if forward {
+            for row in range.take(limit) {
+                rows.push(copy(row)?);
+            }
         } else {
-            range
-                .rev()
-                .take(limit)
-                .map(copy)
-                .collect::<Result<_, _>>()?
-        };
+            for row in range.rev().take(limit) {
+                rows.push(copy(row)?);
+            }
+        }
         Ok(black_box(rows).len())
     }
 }

@@ -107,9 +107,11 @@ impl Kv for RawSqlite {
         let conn = self.reader.lock().map_err(|_| poisoned())?;
         let sql = if forward { SCAN_FORWARD } else { SCAN_REVERSE };
         let mut stmt = conn.prepare_cached(sql).context("sqlite: prepare")?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt.query((start, end, limit)).context("sqlite: scan")?;
-        let mut out: Vec<(Bytes, Bytes)> = Vec::new();
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query((start, end, sql_limit))
+            .context("sqlite: scan")?;
+        let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(limit.min(1024));
         while let Some(row) = rows.next().context("sqlite: scan row")? {
             let key: Vec<u8> = row.get(0).context("sqlite: scan key")?;
             let value: Vec<u8> = row.get(1).context("sqlite: scan value")?;
