@@ -143,7 +143,8 @@ impl MatrixConfig {
              copies; the raw LMDB and redb engines run on a database their backend laid \
              out (every named database or table of every store), since their per-transaction \
              cost grows with it. Store and raw samples alternate (each side gets the whole \
-             budget) so machine noise hits both alike. The store's put_batch also writes its \
+             budget, and the side going first flips every round) so machine noise and a \
+             warm CPU favour neither. The store's put_batch also writes its \
              batch-log entry (every pair again) and its sequence counter in the same \
              transaction; the raw engine writes the pairs only."
                 .to_owned(),
