@@ -97,6 +97,7 @@ macro_rules! suite {
                         sequence_starts_at_one_and_is_contiguous,
                         empty_batch_writes_nothing,
                         repeated_key_last_wins,
+                        large_batches_keep_last_wins_and_every_pair,
                         delete_missing_key_is_fine,
                         get_many_in_input_order,
                         range_scan_end_inclusive,

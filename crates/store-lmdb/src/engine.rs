@@ -11,8 +11,8 @@ use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
-    SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, encode_delete_batch,
-    encode_put_batch, scan_bounds,
+    BatchLogEntry, SCAN_PREALLOC, SEQUENCE_KEY, batch_key, check_keys, check_put_batch,
+    decode_batch, scan_bounds,
 };
 
 use heed::RoTxn;
@@ -39,11 +39,12 @@ impl LmdbEngine {
         LmdbEngine { db, sequence }
     }
 
-    /// Writes one non-empty batch: `apply` changes the data, `log` is its log entry.
+    /// Writes one non-empty batch: `apply` changes the data, `log` is its log entry, encoded
+    /// straight into the space LMDB reserves for it in the log's page.
     fn commit(
         &self,
         what: &'static str,
-        log: &[u8],
+        log: BatchLogEntry<'_>,
         mut apply: impl FnMut(&mut heed::RwTxn<'_>, &Tables<'static>) -> heed::Result<()>,
     ) -> Result<u64, EngineError> {
         let writer = self.db.writer();
@@ -57,7 +58,12 @@ impl LmdbEngine {
         })?;
         writer.run(what, |txn, t| {
             apply(txn, t)?;
-            t.engine_log.put(txn, &batch_key(seq), log)?;
+            t.engine_log
+                .put_reserved(txn, &batch_key(seq), log.len(), |space| {
+                    space.fill_zeroes();
+                    log.write_into(BACKEND_NAME, space.written_mut())
+                        .map_err(std::io::Error::other)
+                })?;
             t.engine_meta.put(txn, SEQUENCE_KEY, &seq.to_be_bytes())?;
             Ok::<_, Abort<EngineError>>(())
         })?;
@@ -95,8 +101,8 @@ impl StoreEngine for LmdbEngine {
         if pairs.is_empty() {
             return Ok(self.current_sequence());
         }
-        let log = encode_put_batch(BACKEND_NAME, pairs)?;
-        self.commit("writing a put batch", &log, |txn, t| {
+        let log = BatchLogEntry::put(BACKEND_NAME, pairs)?;
+        self.commit("writing a put batch", log, |txn, t| {
             for (key, value) in pairs {
                 t.engine_data.put(txn, key, value)?;
             }
@@ -109,8 +115,8 @@ impl StoreEngine for LmdbEngine {
         if keys.is_empty() {
             return Ok(self.current_sequence());
         }
-        let log = encode_delete_batch(BACKEND_NAME, keys)?;
-        self.commit("writing a delete batch", &log, |txn, t| {
+        let log = BatchLogEntry::delete(BACKEND_NAME, keys)?;
+        self.commit("writing a delete batch", log, |txn, t| {
             for key in keys {
                 t.engine_data.delete(txn, key)?;
             }
@@ -160,7 +166,7 @@ impl StoreEngine for LmdbEngine {
         };
         const WHAT: &str = "scanning a key range";
         self.db.read(WHAT, |txn, t| {
-            let mut rows = Vec::with_capacity(limit.min(1024));
+            let mut rows = Vec::with_capacity(limit.min(SCAN_PREALLOC));
             if forward {
                 for row in t.engine_data.range(txn, &bounds).ctx(WHAT)?.take(limit) {
                     let (k, v) = row.ctx(WHAT)?;

@@ -11,8 +11,8 @@ use redb::ReadableTable;
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StorageErrorKind, StoreEngine};
 use store_kit::engine::{
-    SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, encode_delete_batch,
-    encode_put_batch, scan_bounds,
+    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, collect_rows,
+    decode_batch, scan_bounds,
 };
 
 use crate::BACKEND_NAME;
@@ -48,10 +48,11 @@ impl RedbEngine {
         })
     }
 
-    /// Writes one batch: `apply` changes the data, `log_entry` is its batch-log record.
+    /// Writes one batch: `apply` changes the data, `log_entry` is its batch-log record,
+    /// encoded straight into the space redb reserves for it in the log table's page.
     fn commit(
         &self,
-        log_entry: &[u8],
+        log_entry: BatchLogEntry<'_>,
         context: &'static str,
         apply: impl FnOnce(&mut WriteTable<'_>) -> Result<(), redb::StorageError>,
     ) -> Result<u64, EngineError> {
@@ -72,8 +73,11 @@ impl RedbEngine {
             let mut data = txn.table(ENGINE_DATA, context)?;
             apply(&mut data).ctx(context)?;
             let mut log = txn.table(ENGINE_LOG, context)?;
-            log.insert(batch_key(seq).as_slice(), log_entry)
+            let mut space = log
+                .insert_reserve(batch_key(seq).as_slice(), log_entry.len())
                 .ctx(context)?;
+            log_entry.write_into(BACKEND_NAME, space.as_mut())?;
+            drop(space);
             let mut meta = txn.table(ENGINE_META, context)?;
             meta.insert(SEQUENCE_KEY, seq.to_be_bytes().as_slice())
                 .ctx(context)?;
@@ -105,8 +109,8 @@ impl StoreEngine for RedbEngine {
         if pairs.is_empty() {
             return Ok(self.current_sequence());
         }
-        let log_entry = encode_put_batch(BACKEND_NAME, pairs)?;
-        self.commit(&log_entry, "writing a put batch", |data| {
+        let log_entry = BatchLogEntry::put(BACKEND_NAME, pairs)?;
+        self.commit(log_entry, "writing a put batch", |data| {
             for (key, value) in pairs {
                 data.insert(*key, *value)?;
             }
@@ -119,8 +123,8 @@ impl StoreEngine for RedbEngine {
         if keys.is_empty() {
             return Ok(self.current_sequence());
         }
-        let log_entry = encode_delete_batch(BACKEND_NAME, keys)?;
-        self.commit(&log_entry, "writing a delete batch", |data| {
+        let log_entry = BatchLogEntry::delete(BACKEND_NAME, keys)?;
+        self.commit(log_entry, "writing a delete batch", |data| {
             for key in keys {
                 data.remove(*key)?;
             }
@@ -172,9 +176,9 @@ impl StoreEngine for RedbEngine {
         let data = read_table(&txn, ENGINE_DATA, CONTEXT)?;
         let range = data.range::<&[u8]>(bounds).ctx(CONTEXT)?;
         if forward {
-            range.take(limit).map(pair).collect()
+            collect_rows(range.map(pair), limit)
         } else {
-            range.rev().take(limit).map(pair).collect()
+            collect_rows(range.rev().map(pair), limit)
         }
     }
 

@@ -18,8 +18,8 @@ use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
-    SEQUENCE_KEY, batch_key, check_keys, check_put_batch, decode_batch, encode_delete_batch,
-    encode_put_batch, scan_bounds,
+    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, collect_rows,
+    decode_batch, scan_bounds,
 };
 
 use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes};
@@ -78,8 +78,8 @@ impl SledEngine {
 
     /// Commits one batch: data, log entry and counter in one sled transaction, then makes
     /// it durable per the durability mode.
-    fn commit(&self, writes: Writes<'_>, log_entry: Vec<u8>) -> Result<u64, EngineError> {
-        let log_entry = IVec::from(log_entry);
+    fn commit(&self, writes: Writes<'_>, log_entry: BatchLogEntry<'_>) -> Result<u64, EngineError> {
+        let log_entry = IVec::from(log_entry.to_vec());
         let _writer = self.writer.lock();
         let seq = self.sequence.load(Ordering::Acquire) + 1;
         let log_key = batch_key(seq);
@@ -130,7 +130,7 @@ impl StoreEngine for SledEngine {
         if pairs.is_empty() {
             return Ok(self.current_sequence());
         }
-        let entry = encode_put_batch(BACKEND_NAME, pairs)?;
+        let entry = BatchLogEntry::put(BACKEND_NAME, pairs)?;
         self.commit(Writes::Put(pairs), entry)
     }
 
@@ -139,7 +139,7 @@ impl StoreEngine for SledEngine {
         if keys.is_empty() {
             return Ok(self.current_sequence());
         }
-        let entry = encode_delete_batch(BACKEND_NAME, keys)?;
+        let entry = BatchLogEntry::delete(BACKEND_NAME, keys)?;
         self.commit(Writes::Delete(keys), entry)
     }
 
@@ -184,9 +184,9 @@ impl StoreEngine for SledEngine {
             Err(e) => Err(EngineError::from(storage_error("scanning engine keys", e))),
         };
         if forward {
-            range.take(limit).map(pair).collect()
+            collect_rows(range.map(pair), limit)
         } else {
-            range.rev().take(limit).map(pair).collect()
+            collect_rows(range.rev().map(pair), limit)
         }
     }
 

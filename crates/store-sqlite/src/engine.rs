@@ -10,7 +10,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
-use store_kit::engine::{SEQUENCE_KEY, check_keys, check_put_batch, scan_bounds};
+use store_kit::engine::{SCAN_PREALLOC, SEQUENCE_KEY, check_keys, check_put_batch, scan_bounds};
 
 use crate::db::Db;
 use crate::{SqlContext, corrupted};
@@ -230,12 +230,12 @@ impl StoreEngine for SqliteEngine {
             Bound::Unbounded => (&[][..], 0),
         };
         let sql = SCANS[has_lower][has_upper][usize::from(forward)];
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db.read(|conn| {
             let mut stmt = conn.prepare_cached(sql).ctx("scanning keys")?;
             // Every statement numbers its parameters up to ?3; unused bounds bind to nothing.
-            let mut rows = stmt.query((lower, upper, limit)).ctx("scanning keys")?;
-            let mut out = Vec::new();
+            let mut rows = stmt.query((lower, upper, sql_limit)).ctx("scanning keys")?;
+            let mut out = Vec::with_capacity(limit.min(SCAN_PREALLOC));
             while let Some(row) = rows.next().ctx("scanning keys")? {
                 let key: Vec<u8> = row.get(0).ctx("scanning keys")?;
                 let value: Vec<u8> = row.get(1).ctx("scanning keys")?;

@@ -2,10 +2,12 @@
 //! `report.md` (also printed on stdout), `report.json` and `report.svg`.
 //!
 //! ```text
-//! cargo run --release -p benches --bin report [-- --full] [-- --out DIR]
+//! cargo run --release -p benches --bin report [-- --full] [-- --out DIR] [-- --only engine]
 //! ```
 //! Quick mode (the default) leaves out the 1M-key state dataset and gives each workload a
-//! quarter second; `--full` adds 1M keys and two seconds per workload. A progress line per
+//! quarter second; `--full` adds 1M keys and two seconds per workload. `--only` runs some
+//! parts of the matrix (e.g. `--only engine` for the store/raw comparison alone); the
+//! targets of the parts left out are reported as not measured. A progress line per
 //! workload goes to stderr. The files go to `target/bench-report/` unless `--out` says
 //! otherwise.
 
@@ -14,14 +16,15 @@ use std::process::ExitCode;
 
 use benches::BenchError;
 use benches::backends::for_each_backend;
-use benches::matrix::{MatrixConfig, Runner};
+use benches::matrix::{MatrixConfig, Part, Runner};
 use benches::report::machine::{Machine, now_utc};
 use benches::report::{Report, json, markdown, svg};
 
-const USAGE: &str = "usage: report [--quick | --full] [--out DIR]\n\
-  --quick    state sizes 1k and 100k, 0.25 s per workload (default)\n\
-  --full     state sizes 1k, 100k and 1M, 2 s per workload\n\
-  --out DIR  where report.md, report.json and report.svg go (default target/bench-report)";
+const USAGE: &str = "usage: report [--quick | --full] [--out DIR] [--only PARTS]\n\
+  --quick       state sizes 1k and 100k, 0.25 s per workload (default)\n\
+  --full        state sizes 1k, 100k and 1M, 2 s per workload\n\
+  --out DIR     where report.md, report.json and report.svg go (default target/bench-report)\n\
+  --only PARTS  comma-separated parts to run: state, engine, ledger, segments, side_effects";
 
 struct Args {
     config: MatrixConfig,
@@ -31,6 +34,7 @@ struct Args {
 fn parse_args() -> Result<Option<Args>, String> {
     let mut config = MatrixConfig::quick();
     let mut out = None;
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -39,9 +43,20 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--out" => {
                 out = Some(PathBuf::from(args.next().ok_or("--out needs a directory")?));
             }
+            "--only" => {
+                let list = args.next().ok_or("--only needs a list of parts")?;
+                let parts = list
+                    .split(',')
+                    .map(|name| Part::parse(name).ok_or(format!("unknown part {name:?}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                only = Some(parts);
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if let Some(parts) = only {
+        config.parts = parts;
     }
     let out = out.unwrap_or_else(default_out_dir);
     Ok(Some(Args { config, out }))

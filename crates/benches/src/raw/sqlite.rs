@@ -4,10 +4,12 @@
 //! (`BEGIN IMMEDIATE` per batch, the same upsert) and a reader connection, cached
 //! prepared statements.
 
+use std::hint::black_box;
 use std::path::Path;
 use std::sync::Mutex;
 
 use ::rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use bytes::Bytes;
 use store_api::Durability;
 
 use crate::error::{BenchError, Context};
@@ -69,13 +71,16 @@ fn poisoned() -> BenchError {
 
 impl Kv for RawSqlite {
     fn get(&self, key: &[u8]) -> Result<Option<usize>, BenchError> {
-        let conn = self.reader.lock().map_err(|_| poisoned())?;
-        let mut stmt = conn.prepare_cached(GET).context("sqlite: prepare")?;
-        let value = stmt
-            .query_row([key], |r| r.get::<_, Vec<u8>>(0))
-            .optional()
-            .context("sqlite: get")?;
-        Ok(value.map(|v| v.len()))
+        // The copy outlives the reader connection, as the store's result does.
+        let value = {
+            let conn = self.reader.lock().map_err(|_| poisoned())?;
+            let mut stmt = conn.prepare_cached(GET).context("sqlite: prepare")?;
+            stmt.query_row([key], |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+                .context("sqlite: get")?
+                .map(Bytes::from)
+        };
+        Ok(black_box(value).map(|v| v.len()))
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
@@ -102,14 +107,20 @@ impl Kv for RawSqlite {
         let conn = self.reader.lock().map_err(|_| poisoned())?;
         let sql = if forward { SCAN_FORWARD } else { SCAN_REVERSE };
         let mut stmt = conn.prepare_cached(sql).context("sqlite: prepare")?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt.query((start, end, limit)).context("sqlite: scan")?;
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query((start, end, sql_limit))
+            .context("sqlite: scan")?;
+        let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(limit.min(1024));
         while let Some(row) = rows.next().context("sqlite: scan row")? {
             let key: Vec<u8> = row.get(0).context("sqlite: scan key")?;
             let value: Vec<u8> = row.get(1).context("sqlite: scan value")?;
-            out.push((key, value));
+            out.push((Bytes::from(key), Bytes::from(value)));
         }
-        Ok(std::hint::black_box(out).len())
+        // The rows outlive the reader connection, as the store's result does.
+        drop(rows);
+        drop(stmt);
+        drop(conn);
+        Ok(black_box(out).len())
     }
 }
