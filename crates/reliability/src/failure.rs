@@ -26,15 +26,24 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// Turns any displayable error into a [`Failure`] saying what was being done.
+/// Turns any error into a [`Failure`] saying what was being done.
 pub trait OrFail<T> {
-    /// `Ok` unchanged; an error becomes a [`Failure`] naming `what`.
+    /// `Ok` unchanged; an error becomes a [`Failure`] naming `what`, the error and each of
+    /// its sources (so an engine's own error is not lost behind a store's).
     fn or_fail(self, what: impl fmt::Display) -> Result<T, Failure>;
 }
 
-impl<T, E: fmt::Display> OrFail<T> for Result<T, E> {
+impl<T, E: std::error::Error> OrFail<T> for Result<T, E> {
     fn or_fail(self, what: impl fmt::Display) -> Result<T, Failure> {
-        self.map_err(|e| Failure(format!("{what}: {e}")))
+        self.map_err(|e| {
+            let mut text = format!("{what}: {e}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            Failure(text)
+        })
     }
 }
 

@@ -100,6 +100,9 @@
 //!   and a 64-bit checksum. `open` verifies it **before** starting sled and refuses any
 //!   difference with [`OpenError::Corrupted`], leaving every file as it was, then removes
 //!   it. After a crash there is no seal, and sled's own recovery decides;
+//! - a snapshot sled was still writing when its process died (`sled/snap.<lsn>.generating`)
+//!   is removed before sled starts: sled 0.34.7 would take it for its newest snapshot and
+//!   refuse the database as corrupted (see `remove_unfinished_snapshots`);
 //! - a panic inside sled's `Config::open` is caught and reported as
 //!   [`OpenError::Corrupted`]; sled's checksum failures are `Corrupted` too;
 //! - records that do not decode are [`StorageErrorKind::Corrupted`] errors at read time.
@@ -283,6 +286,45 @@ impl Shared {
     }
 }
 
+/// The suffix sled 0.34 gives a snapshot while it writes it: `snap.<lsn>.generating`.
+const UNFINISHED_SNAPSHOT_SUFFIX: &str = ".generating";
+
+/// Removes the snapshot files sled was still writing when its process died.
+///
+/// sled 0.34.7 writes a snapshot as `snap.<lsn>.generating`, fsyncs it and only then
+/// renames it to `snap.<lsn>`, so a file of that name is never a finished snapshot. But its
+/// recovery lists it among the snapshots, reads the newest one, finds it empty or its
+/// checksum wrong, and refuses the whole database as corrupted (sled issues #1527 and
+/// #1533): a kill at the wrong moment, under either durability mode, left a directory that
+/// never opened again. Removing the file leaves the directory as a kill just before sled
+/// began that snapshot would have: sled recovers from its previous snapshot, or none, and
+/// replays its log from there, which is the recovery sled is built for.
+fn remove_unfinished_snapshots(sled_dir: &Path) -> Result<(), OpenError> {
+    // No sled directory yet (a new database), or something else in its place, which
+    // `open_db` refuses: nothing to clean.
+    if !std::fs::metadata(sled_dir).is_ok_and(|meta| meta.is_dir()) {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(sled_dir).map_err(|e| OpenError::from_io(sled_dir, e))?;
+    let mut removed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| OpenError::from_io(sled_dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("snap.") && name.ends_with(UNFINISHED_SNAPSHOT_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| OpenError::from_io(&path, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        File::open(sled_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| OpenError::from_io(sled_dir, e))?;
+    }
+    Ok(())
+}
+
 /// Makes the files sled created at open durable (sled writes its `conf` without `fsync`
 /// and never syncs its directories), and returns a handle on the log file.
 fn sync_new_database(dir: &Path, path: &Path) -> Result<File, OpenError> {
@@ -437,6 +479,7 @@ impl Backend for SledBackend {
         open_dir(dir, &LAYOUT, |guard| {
             let path = dir.join(SLED_SUBDIR);
             seal::verify_and_break(dir, SLED_SUBDIR)?;
+            remove_unfinished_snapshots(&path)?;
             let db = open_db(&path)?;
             let db_file = sync_new_database(dir, &path)?;
             let shared = Arc::new(Shared {
