@@ -5,7 +5,10 @@
 //! non-empty directory without a marker, or with another backend's marker, is refused with
 //! [`OpenError::ForeignData`] before anything is written. The lock is an advisory file lock
 //! (`flock`) on `.store-lock`, held for the backend's lifetime: a second open, from this
-//! process or another, fails with [`OpenError::Locked`].
+//! process or another, fails with [`OpenError::Locked`]. The lock goes with the file's open
+//! description, so a child process that another thread is spawning at the moment the
+//! backend is dropped holds it too until the child execs (a millisecond or so): an open
+//! racing such a spawn may see `Locked` once and succeed when retried.
 //!
 //! # Creating a database survives a crash
 //! The first open of a directory writes the marker in two steps (see [`open_dir`]): first
