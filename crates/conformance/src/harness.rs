@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use store_api::{Backend, Durability, ManualClock, OpenError, OpenOptions, Timestamp};
+use store_api::{Backend, Durability, ManualClock, OpenError, OpenOptions, Timestamp, error_chain};
 use tempfile::TempDir;
 
 /// The name of the database directory inside an instance's temporary root. The backend is
@@ -228,16 +228,4 @@ fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
             out.push((path, bytes));
         }
     }
-}
-
-/// `error` and each of its sources, joined by `: `, so a failure names its cause.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -35,15 +35,7 @@ pub trait OrFail<T> {
 
 impl<T, E: std::error::Error> OrFail<T> for Result<T, E> {
     fn or_fail(self, what: impl fmt::Display) -> Result<T, Failure> {
-        self.map_err(|e| {
-            let mut text = format!("{what}: {e}");
-            let mut source = e.source();
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            Failure(text)
-        })
+        self.map_err(|e| Failure(format!("{what}: {}", store_api::error_chain(&e))))
     }
 }
 

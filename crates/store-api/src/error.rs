@@ -192,3 +192,44 @@ impl StdError for StorageError {
             .map(|e| e as &(dyn StdError + 'static))
     }
 }
+
+/// `err` and its chain of sources, one per line (`caused by: ...`), for messages to people:
+/// the stores' errors keep the engine's own error as their source, which `Display` alone
+/// does not show. A cause whose text an earlier line already holds is left out (many
+/// errors print their source inline).
+pub fn error_chain(err: &dyn StdError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("outer: {0}")]
+        Inline(#[source] std::io::Error),
+        #[error("outer")]
+        Apart(#[source] std::io::Error),
+    }
+
+    #[test]
+    fn each_cause_appears_once() {
+        let io = || std::io::Error::other("disk on fire");
+        assert_eq!(error_chain(&Outer::Inline(io())), "outer: disk on fire");
+        assert_eq!(
+            error_chain(&Outer::Apart(io())),
+            "outer\n  caused by: disk on fire"
+        );
+    }
+}

@@ -88,6 +88,19 @@ impl BackendKind {
         BackendKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// The backend a URL names (its scheme, before the first `:`), and the rest of it.
+    pub fn split_url(url: &str) -> Result<(BackendKind, &str), UrlError> {
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err(UrlError::MissingColon {
+                url: url.to_owned(),
+            });
+        };
+        let kind = BackendKind::from_name(scheme).ok_or_else(|| UrlError::UnknownBackend {
+            backend: scheme.to_owned(),
+        })?;
+        Ok((kind, rest))
+    }
+
     /// The backends compiled into this build, in [`ALL`](Self::ALL) order.
     pub fn enabled() -> impl Iterator<Item = BackendKind> {
         BackendKind::ALL.into_iter().filter(|k| k.is_enabled())
@@ -271,14 +284,7 @@ impl BackendConfig {
     /// The config named by [`STORE_BACKEND_VAR`], or `None` when the variable is unset or
     /// empty.
     pub fn from_env() -> Result<Option<BackendConfig>, UrlError> {
-        match std::env::var(STORE_BACKEND_VAR) {
-            Ok(url) if url.trim().is_empty() => Ok(None),
-            Ok(url) => url.trim().parse().map(Some),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(UrlError::NotUnicode {
-                var: STORE_BACKEND_VAR,
-            }),
-        }
+        env_url()?.map(|url| url.parse()).transpose()
     }
 
     fn apply_option(&mut self, option: &str, seen: &mut Vec<&'static str>) -> Result<(), UrlError> {
@@ -326,18 +332,23 @@ impl BackendConfig {
     }
 }
 
+/// The URL in [`STORE_BACKEND_VAR`], trimmed; `None` when the variable is unset or empty.
+pub(crate) fn env_url() -> Result<Option<String>, UrlError> {
+    match std::env::var(STORE_BACKEND_VAR) {
+        Ok(url) if url.trim().is_empty() => Ok(None),
+        Ok(url) => Ok(Some(url.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(UrlError::NotUnicode {
+            var: STORE_BACKEND_VAR,
+        }),
+    }
+}
+
 impl FromStr for BackendConfig {
     type Err = UrlError;
 
     fn from_str(url: &str) -> Result<Self, UrlError> {
-        let Some((scheme, rest)) = url.split_once(':') else {
-            return Err(UrlError::MissingColon {
-                url: url.to_owned(),
-            });
-        };
-        let kind = BackendKind::from_name(scheme).ok_or_else(|| UrlError::UnknownBackend {
-            backend: scheme.to_owned(),
-        })?;
+        let (kind, rest) = BackendKind::split_url(url)?;
         let (dir, query) = match rest.split_once('?') {
             Some((dir, query)) => (dir, Some(query)),
             None => (rest, None),

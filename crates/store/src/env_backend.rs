@@ -6,8 +6,8 @@
 //! STORE_BACKEND=sqlite: cargo test -p conformance      # the whole suite on SQLite, through dyn
 //! ```
 //!
-//! Only the backend's name is taken from the variable (`mem`, `redb:`, `lmdb:/any/dir`, ...:
-//! the scheme of a backend URL, see [`crate::config`]). The directory and the options come
+//! Only the backend's name is taken from the variable (`mem:`, `redb:`, `lmdb:/any/dir`,
+//! ...: the scheme of a backend URL, see [`crate::config`]). The directory and the options come
 //! from the caller of [`Backend::open`], as for every backend; a directory or options in the
 //! variable are ignored here. Unset or empty, the variable means `mem`.
 //!
@@ -23,7 +23,7 @@ use store_api::{
     SideEffectStore, StateError, StateStore, StoreEngine,
 };
 
-use crate::config::{BackendKind, STORE_BACKEND_VAR};
+use crate::config::{BackendKind, STORE_BACKEND_VAR, UrlError, env_url};
 use crate::stores::Stores;
 
 /// The backend `STORE_BACKEND` names; see the [module docs](self).
@@ -33,36 +33,24 @@ pub struct EnvBackend {
 }
 
 /// Why `STORE_BACKEND` names no backend this build can open.
-fn selection_error(detail: String) -> OpenError {
+fn selection_error(detail: impl std::fmt::Display) -> OpenError {
     OpenError::Io {
         path: STORE_BACKEND_VAR.into(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, detail),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{STORE_BACKEND_VAR}: {detail}"),
+        ),
     }
 }
 
 impl EnvBackend {
     /// The backend `STORE_BACKEND` names (`mem` when it is unset or empty), or why it
     /// names none.
-    pub fn selected() -> Result<BackendKind, String> {
-        let value = match std::env::var(STORE_BACKEND_VAR) {
-            Ok(value) => value,
-            Err(std::env::VarError::NotPresent) => return Ok(BackendKind::Mem),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(format!("{STORE_BACKEND_VAR} is not valid UTF-8"));
-            }
-        };
-        let value = value.trim();
-        if value.is_empty() {
-            return Ok(BackendKind::Mem);
+    pub fn selected() -> Result<BackendKind, UrlError> {
+        match env_url()? {
+            Some(url) => BackendKind::split_url(&url).map(|(kind, _)| kind),
+            None => Ok(BackendKind::Mem),
         }
-        let name = value.split_once(':').map_or(value, |(scheme, _)| scheme);
-        BackendKind::from_name(name).ok_or_else(|| {
-            let known: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
-            format!(
-                "{STORE_BACKEND_VAR}={value:?} names no backend (known: {})",
-                known.join(", ")
-            )
-        })
     }
 
     /// The name of the backend underneath (`mem`, `redb`, ...).
@@ -96,8 +84,8 @@ impl Backend for EnvBackend {
             Some(opened) => opened?,
             None => {
                 return Err(selection_error(format!(
-                    "{STORE_BACKEND_VAR} names the {kind} backend, which this build does not \
-                     hold: enable the store crate's feature \"{}\"",
+                    "the {kind} backend is not in this build: enable the store crate's \
+                     feature \"{}\"",
                     kind.feature()
                 )));
             }

@@ -39,7 +39,6 @@
 pub mod config;
 pub mod demo;
 pub mod env_backend;
-mod error_chain;
 pub mod migrate;
 pub mod stores;
 
@@ -47,7 +46,6 @@ pub use store_api::*;
 
 pub use config::{BackendConfig, BackendKind, STORE_BACKEND_VAR, UrlError};
 pub use env_backend::EnvBackend;
-pub use error_chain::error_chain;
 pub use stores::{Stores, StoresError, open_as};
 
 /// The in-memory backend (`store-mem`), enabled by the `mem` feature.

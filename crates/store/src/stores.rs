@@ -1,6 +1,18 @@
 //! [`Stores`]: an open backend behind trait objects, chosen at run time from a
 //! [`BackendConfig`] or a URL; and the one place each backend is wired in
-//! ([`Stores::open_with_clock`]).
+//! (`with_backend`).
+
+// A build with no backend feature compiles the wiring below with nothing to wire.
+#![cfg_attr(
+    not(any(
+        feature = "mem",
+        feature = "redb",
+        feature = "lmdb",
+        feature = "sled",
+        feature = "sqlite"
+    )),
+    allow(unused_variables, dead_code)
+)]
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -187,54 +199,63 @@ impl Stores {
     }
 }
 
-/// The one place each backend is wired in: `None` when `kind` is not compiled in.
-#[cfg_attr(
-    not(any(
-        feature = "mem",
-        feature = "redb",
-        feature = "lmdb",
-        feature = "sled",
-        feature = "sqlite"
-    )),
-    allow(unused_variables)
-)]
-pub(crate) fn open_kind(
-    kind: BackendKind,
-    dir: &Path,
-    options: OpenOptions,
-) -> Option<Result<Stores, OpenError>> {
+/// Something to do with the backend type a [`BackendKind`] stands for (see
+/// [`with_backend`]).
+pub(crate) trait WithBackend {
+    /// What it gives.
+    type Output;
+    /// Does it with backend `B`.
+    fn with<B: Backend>(self) -> Self::Output;
+}
+
+/// The one place each backend is wired in: runs `job` with the type of `kind`; `None` when
+/// `kind` is not compiled in.
+pub(crate) fn with_backend<J: WithBackend>(kind: BackendKind, job: J) -> Option<J::Output> {
     match kind {
         #[cfg(feature = "mem")]
-        BackendKind::Mem => Some(open_as::<store_mem::MemBackend>(dir, options)),
+        BackendKind::Mem => Some(job.with::<store_mem::MemBackend>()),
         #[cfg(feature = "redb")]
-        BackendKind::Redb => Some(open_as::<store_redb::RedbBackend>(dir, options)),
+        BackendKind::Redb => Some(job.with::<store_redb::RedbBackend>()),
         #[cfg(feature = "lmdb")]
-        BackendKind::Lmdb => Some(open_as::<store_lmdb::LmdbBackend>(dir, options)),
+        BackendKind::Lmdb => Some(job.with::<store_lmdb::LmdbBackend>()),
         #[cfg(feature = "sled")]
-        BackendKind::Sled => Some(open_as::<store_sled::SledBackend>(dir, options)),
+        BackendKind::Sled => Some(job.with::<store_sled::SledBackend>()),
         #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => Some(open_as::<store_sqlite::SqliteBackend>(dir, options)),
+        BackendKind::Sqlite => Some(job.with::<store_sqlite::SqliteBackend>()),
         #[allow(unreachable_patterns)]
         _ => None,
     }
 }
 
+/// Opens `kind` in `dir`: `None` when it is not compiled in.
+pub(crate) fn open_kind(
+    kind: BackendKind,
+    dir: &Path,
+    options: OpenOptions,
+) -> Option<Result<Stores, OpenError>> {
+    struct Open<'d> {
+        dir: &'d Path,
+        options: OpenOptions,
+    }
+    impl WithBackend for Open<'_> {
+        type Output = Result<Stores, OpenError>;
+        fn with<B: Backend>(self) -> Self::Output {
+            open_as::<B>(self.dir, self.options)
+        }
+    }
+    with_backend(kind, Open { dir, options })
+}
+
 /// The capabilities `kind` declares: `None` when it is not compiled in.
 pub(crate) fn capabilities_of(kind: BackendKind) -> Option<Capabilities> {
-    match kind {
-        #[cfg(feature = "mem")]
-        BackendKind::Mem => Some(store_mem::MemBackend::capabilities()),
-        #[cfg(feature = "redb")]
-        BackendKind::Redb => Some(store_redb::RedbBackend::capabilities()),
-        #[cfg(feature = "lmdb")]
-        BackendKind::Lmdb => Some(store_lmdb::LmdbBackend::capabilities()),
-        #[cfg(feature = "sled")]
-        BackendKind::Sled => Some(store_sled::SledBackend::capabilities()),
-        #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => Some(store_sqlite::SqliteBackend::capabilities()),
-        #[allow(unreachable_patterns)]
-        _ => None,
+    struct CapabilitiesOf;
+    impl WithBackend for CapabilitiesOf {
+        type Output = Capabilities;
+        fn with<B: Backend>(self) -> Capabilities {
+            B::capabilities()
+        }
     }
+    with_backend(kind, CapabilitiesOf)
 }
 
 impl fmt::Debug for Stores {
