@@ -101,9 +101,9 @@ pub enum EngineError {
 /// - Keys order by unsigned byte comparison. Keys are 1 to
 ///   [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes; values 0 to
 ///   [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN). An empty value is a value, never a missing key.
-/// - Every batch (put, delete or mixed) is atomic (a concurrent reader sees all of it or none) and,
-///   under [`Durability::Immediate`](crate::Durability::Immediate), durable when the call
-///   returns.
+/// - Every batch (put, delete or mixed) is atomic (a concurrent reader sees all of it or
+///   none) and, under [`Durability::Immediate`](crate::Durability::Immediate), durable when
+///   the call returns.
 /// - Each non-empty batch gets the next sequence number: the first is 1, numbers are
 ///   contiguous, strictly increasing in commit order and survive reopen, even after the
 ///   whole batch log was pruned.
