@@ -1,6 +1,6 @@
 //! Reliability suite: what every backend survives, proven by tests that run in CI.
 //!
-//! Four kinds of test, each written once, generic over [`store_api::Backend`], and
+//! Five kinds of test, each written once, generic over [`store_api::Backend`], and
 //! expanded for every backend listed in [`for_each_persistent_backend!`]:
 //!
 //! - [`crash`]: a child process (the `crash_writer` binary, `src/bin/crash_writer.rs`)
@@ -11,6 +11,9 @@
 //! - [`hostile`]: a table of bad inputs for every public entry point, and bad directories.
 //! - [`differential`]: random operation sequences (proptest) run on every backend at once
 //!   and on `store-mem`, comparing every result and every error.
+//! - [`replication`]: a leader on one backend and a follower on another, random writes,
+//!   prunes, applies and reopens (proptest), the follower checked against the leader at
+//!   every applied number.
 //!
 //! [`fuzz_bodies`] holds the bodies of the cargo-fuzz targets in `fuzz/`, so stable Rust
 //! compiles and unit-tests them. Iteration counts scale with `RELIABILITY_SCALE`
@@ -28,6 +31,7 @@ pub mod fuzz_bodies;
 pub mod hostile;
 pub mod invariants;
 pub mod records;
+pub mod replication;
 pub mod rng;
 pub mod scale;
 pub mod stress;

@@ -1,0 +1,66 @@
+//! Replication across backends: for each pair of a ring over every backend (each backend
+//! leads once and follows once), random sequences of leader writes, prunes, applies,
+//! re-applies, gaps and reopens, the follower checked against the leader at every applied
+//! number.
+//!
+//! The run is seeded (a fixed seed in CI; `RELIABILITY_SEED` picks another), bounded
+//! (`RELIABILITY_SCALE` multiplies the cases) and shrinks a failure to a minimal sequence.
+
+// Test code: a failed check is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reliability::replication;
+use reliability::scale::scaled;
+use store_api::Backend;
+
+/// The fixed seed of the CI run.
+const CI_SEED: u64 = 0x00E1_1CA7_E000_0001;
+const CASES: u64 = 16;
+const MAX_STEPS: usize = 60;
+
+fn leader_and_follower<L: Backend, F: Backend>() {
+    let seed = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(CI_SEED);
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&(seed.rotate_left(i as u32 * 16) ^ i as u64).to_le_bytes());
+    }
+    let cases = u32::try_from(scaled(CASES)).unwrap_or(u32::MAX);
+    match replication::run::<L, F>(cases, MAX_STEPS, bytes) {
+        Ok(report) => eprintln!(
+            "RELIABILITY-FIGURES replication leader={} follower={} cases={} applied={} seed={seed}",
+            L::NAME,
+            F::NAME,
+            report.cases,
+            report.applied
+        ),
+        Err(failure) => panic!("seed {seed}: {failure}"),
+    }
+}
+
+#[test]
+fn mem_leads_redb() {
+    leader_and_follower::<store_mem::MemBackend, store_redb::RedbBackend>();
+}
+
+#[test]
+fn redb_leads_lmdb() {
+    leader_and_follower::<store_redb::RedbBackend, store_lmdb::LmdbBackend>();
+}
+
+#[test]
+fn lmdb_leads_sled() {
+    leader_and_follower::<store_lmdb::LmdbBackend, store_sled::SledBackend>();
+}
+
+#[test]
+fn sled_leads_sqlite() {
+    leader_and_follower::<store_sled::SledBackend, store_sqlite::SqliteBackend>();
+}
+
+#[test]
+fn sqlite_leads_mem() {
+    leader_and_follower::<store_sqlite::SqliteBackend, store_mem::MemBackend>();
+}
