@@ -1,7 +1,6 @@
-//! Replication across backends: for each pair of a ring over every backend (each backend
-//! leads once and follows once), random sequences of leader writes, prunes, applies,
-//! re-applies, gaps and reopens, the follower checked against the leader at every applied
-//! number.
+//! Replication across backends: every backend leading the in-memory reference and
+//! following it, random sequences of leader writes, prunes, applies, re-applies, gaps and
+//! reopens, the follower checked against the leader at every applied number.
 //!
 //! The run is seeded (a fixed seed in CI; `RELIABILITY_SEED` picks another), bounded
 //! (`RELIABILITY_SCALE` multiplies the cases) and shrinks a failure to a minimal sequence.
@@ -40,27 +39,22 @@ fn leader_and_follower<L: Backend, F: Backend>() {
     }
 }
 
-#[test]
-fn mem_leads_redb() {
-    leader_and_follower::<store_mem::MemBackend, store_redb::RedbBackend>();
+/// Each backend leads the reference and follows it: two backends at once, always
+/// different, and a new backend joins with its line in `for_each_persistent_backend!`.
+macro_rules! pairs {
+    ($name:ident, $ty:ty) => {
+        mod $name {
+            #[test]
+            fn leads_mem() {
+                super::leader_and_follower::<$ty, ::store_mem::MemBackend>();
+            }
+
+            #[test]
+            fn follows_mem() {
+                super::leader_and_follower::<::store_mem::MemBackend, $ty>();
+            }
+        }
+    };
 }
 
-#[test]
-fn redb_leads_lmdb() {
-    leader_and_follower::<store_redb::RedbBackend, store_lmdb::LmdbBackend>();
-}
-
-#[test]
-fn lmdb_leads_sled() {
-    leader_and_follower::<store_lmdb::LmdbBackend, store_sled::SledBackend>();
-}
-
-#[test]
-fn sled_leads_sqlite() {
-    leader_and_follower::<store_sled::SledBackend, store_sqlite::SqliteBackend>();
-}
-
-#[test]
-fn sqlite_leads_mem() {
-    leader_and_follower::<store_sqlite::SqliteBackend, store_mem::MemBackend>();
-}
+reliability::for_each_persistent_backend!(pairs);
