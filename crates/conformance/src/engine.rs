@@ -819,7 +819,9 @@ pub fn write_batch_atomic_for_concurrent_readers<B: Backend>() {
                 let rows = e.get_many(&key_refs).unwrap();
                 let (l, r) = rows.split_at(KEYS);
                 let uniform = |half: &[(Bytes, Option<Bytes>)]| {
-                    half.iter().all(|(_, v)| *v == half[0].1).then(|| half[0].1.clone())
+                    half.iter()
+                        .all(|(_, v)| *v == half[0].1)
+                        .then(|| half[0].1.clone())
                 };
                 match (uniform(l), uniform(r)) {
                     // Only before the first batch: the number is read before the rows.
@@ -880,9 +882,17 @@ pub fn apply_batch_replicates_the_leader<B: Backend>() {
         let batch = logged(&*l, seq);
         assert_eq!(f.apply_batch(seq, &batch).unwrap(), seq);
         assert_eq!(f.current_sequence(), seq);
-        assert_eq!(all(&*f), contents[seq as usize], "follower data at batch {seq}");
+        assert_eq!(
+            all(&*f),
+            contents[seq as usize],
+            "follower data at batch {seq}"
+        );
         for earlier in 1..=seq {
-            assert_eq!(logged(&*f, earlier), logged(&*l, earlier), "log of {earlier}");
+            assert_eq!(
+                logged(&*f, earlier),
+                logged(&*l, earlier),
+                "log of {earlier}"
+            );
         }
     }
     assert_eq!(f.oldest_retained_batch().unwrap(), Some(1));
@@ -917,7 +927,11 @@ pub fn apply_batch_gap_refused_nothing_changed<B: Backend>() {
             other => panic!("apply_batch({given}) after batch 1: {other:?}"),
         }
         assert_state(&*e, &[(b"a", b"1")], 1);
-        assert_eq!(e.get_batch(given).unwrap(), None, "batch {given} was logged");
+        assert_eq!(
+            e.get_batch(given).unwrap(),
+            None,
+            "batch {given} was logged"
+        );
     }
     assert_eq!(e.apply_batch(2, &batch).unwrap(), 2);
     assert_state(&*e, &[(b"a", b"1"), (b"k", b"v")], 2);
@@ -1000,7 +1014,11 @@ pub fn apply_batch_of_pruned_applied_batch_refused<B: Backend>() {
             Err(EngineError::AppliedBatchPruned { expected: 4, given: g }) if g == given
         );
         assert_state(&*e, &[(b"b", b"3")], 3);
-        assert_eq!(e.get_batch(given).unwrap(), None, "a refused apply logged {given}");
+        assert_eq!(
+            e.get_batch(given).unwrap(),
+            None,
+            "a refused apply logged {given}"
+        );
         assert_eq!(e.oldest_retained_batch().unwrap(), Some(3));
     }
     assert_eq!(e.apply_batch(3, &batches[2]).unwrap(), 3);
@@ -1090,7 +1108,11 @@ pub fn apply_batch_races_decide_each_number_once<B: Backend>() {
             .collect();
         let owner = logged(&*e, n)[0].clone();
         if n % 5 == 0 {
-            assert_eq!(winners.len(), usize::from(THREADS), "batch {n}: {winners:?}");
+            assert_eq!(
+                winners.len(),
+                usize::from(THREADS),
+                "batch {n}: {winners:?}"
+            );
         } else {
             assert_eq!(winners.len(), 1, "batch {n} was applied by {winners:?}");
             assert_eq!(owner, put(b"k", &[winners[0]]), "batch {n}'s log entry");
@@ -1158,7 +1180,10 @@ pub fn wait_for_sequence_woken_by_a_commit<B: Backend>() {
             waited < LONG_WAIT / 2,
             "round {round}: the waiter was not woken by the commit ({waited:?})"
         );
-        assert!(batch.is_some(), "round {round}: woken before the batch was visible");
+        assert!(
+            batch.is_some(),
+            "round {round}: woken before the batch was visible"
+        );
     }
 }
 
@@ -1175,7 +1200,10 @@ pub fn wait_for_sequence_times_out_without_a_commit<B: Backend>() {
             let e = Arc::clone(&e);
             std::thread::spawn(move || {
                 let started = Instant::now();
-                (e.wait_for_sequence(after, TIMEOUT).unwrap(), started.elapsed())
+                (
+                    e.wait_for_sequence(after, TIMEOUT).unwrap(),
+                    started.elapsed(),
+                )
             })
         };
         assert_eq!(e.write_batch(&[]).unwrap(), 1);
@@ -1185,7 +1213,10 @@ pub fn wait_for_sequence_times_out_without_a_commit<B: Backend>() {
         assert!(e.apply_batch(1, &[put(b"a", b"2")]).is_err());
         let (seen, waited) = waiter.join().unwrap();
         assert_eq!(seen, 1, "after {after}");
-        assert!(waited >= TIMEOUT, "after {after}: returned after {waited:?}");
+        assert!(
+            waited >= TIMEOUT,
+            "after {after}: returned after {waited:?}"
+        );
     }
 }
 

@@ -21,10 +21,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::test_runner::{TestCaseError, TestError};
 use store_api::{Backend, Durability, EngineError, Mutation, OpenOptions, StoreEngine};
 use tempfile::TempDir;
 
+use crate::differential::seeded_runner;
 use crate::failure::OrFail;
 use crate::{Failure, ensure};
 
@@ -117,8 +118,8 @@ impl<B: Backend> Side<B> {
             return Ok(false);
         }
         self.backend = None;
-        let backend = B::open(&self.dir, self.options.clone())
-            .or_fail(format!("reopening {}", B::NAME))?;
+        let backend =
+            B::open(&self.dir, self.options.clone()).or_fail(format!("reopening {}", B::NAME))?;
         self.backend = Some(backend);
         Ok(true)
     }
@@ -198,6 +199,26 @@ fn all<E: StoreEngine + ?Sized>(engine: &E, who: &str) -> Result<Vec<(Bytes, Byt
         .or_fail(format!("scanning the {who}"))
 }
 
+/// Prunes `engine`'s log below `cutoff` and `log`, its model, with it; the count removed
+/// must be the model's.
+fn prune<E: StoreEngine + ?Sized>(
+    engine: &E,
+    log: &mut BTreeSet<u64>,
+    cutoff: u64,
+    who: &str,
+) -> Result<(), Failure> {
+    let removed = engine
+        .prune_batch_log(cutoff)
+        .or_fail(format!("pruning the {who}'s log"))?;
+    let before = log.len();
+    log.retain(|seq| *seq >= cutoff);
+    ensure!(
+        removed == (before - log.len()) as u64,
+        "the {who}'s prune below {cutoff} removed {removed} entries"
+    );
+    Ok(())
+}
+
 /// The leader and the follower, each on its own temporary directory, and the model.
 struct Pair<L: Backend, F: Backend> {
     leader: Side<L>,
@@ -241,33 +262,13 @@ impl<L: Backend, F: Backend> Pair<L, F> {
             Step::Gap(ahead) => self.gap(*ahead)?,
             Step::PruneLeader(cutoff) => {
                 let cutoff = u64::from(*cutoff).min(self.model.follower_seq + 1);
-                let removed = self
-                    .leader
-                    .engine()?
-                    .prune_batch_log(cutoff)
-                    .or_fail("pruning the leader's log")?;
-                let log = &mut self.model.leader_log;
-                let before = log.len();
-                log.retain(|seq| *seq >= cutoff);
-                ensure!(
-                    removed == (before - log.len()) as u64,
-                    "the leader's prune below {cutoff} removed {removed} entries"
-                );
+                let leader = self.leader.engine()?;
+                prune(&*leader, &mut self.model.leader_log, cutoff, "leader")?;
             }
             Step::PruneFollower(cutoff) => {
+                let follower = self.follower.engine()?;
                 let cutoff = u64::from(*cutoff);
-                let removed = self
-                    .follower
-                    .engine()?
-                    .prune_batch_log(cutoff)
-                    .or_fail("pruning the follower's log")?;
-                let log = &mut self.model.follower_log;
-                let before = log.len();
-                log.retain(|seq| *seq >= cutoff);
-                ensure!(
-                    removed == (before - log.len()) as u64,
-                    "the follower's prune below {cutoff} removed {removed} entries"
-                );
+                prune(&*follower, &mut self.model.follower_log, cutoff, "follower")?;
                 self.check_follower_log()?;
             }
             Step::ReopenLeader => {
@@ -290,8 +291,10 @@ impl<L: Backend, F: Backend> Pair<L, F> {
                     .iter()
                     .filter_map(|(k, v)| v.map(|v| (key(*k), value(v))))
                     .collect();
-                let refs: Vec<(&[u8], &[u8])> =
-                    pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+                let refs: Vec<(&[u8], &[u8])> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_ref(), v.as_ref()))
+                    .collect();
                 let seq = leader.put_batch(&refs).or_fail("put_batch on the leader")?;
                 let mutations = pairs
                     .into_iter()
@@ -469,10 +472,7 @@ impl<L: Backend, F: Backend> Pair<L, F> {
                 .get_batch(seq)
                 .or_fail("reading the follower's log")?;
             if !self.model.follower_log.contains(&seq) {
-                ensure!(
-                    mine.is_none(),
-                    "the follower still logs pruned batch {seq}"
-                );
+                ensure!(mine.is_none(), "the follower still logs pruned batch {seq}");
                 continue;
             }
             ensure!(
@@ -515,14 +515,7 @@ pub fn run<L: Backend, F: Backend>(
     max_steps: usize,
     seed: [u8; 32],
 ) -> Result<ReplicationReport, Failure> {
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 1024,
-        ..Config::default()
-    };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let mut runner = seeded_runner(cases, 1024, seed);
     let report = Cell::new(ReplicationReport::default());
     let result = runner.run(&vec(step(), 1..max_steps), |steps| {
         let mut pair = Pair::<L, F>::open().map_err(|f| TestCaseError::fail(f.0))?;
@@ -548,8 +541,6 @@ pub fn run<L: Backend, F: Backend>(
             L::NAME,
             F::NAME
         ))),
-        Err(TestError::Abort(reason)) => Err(Failure(format!(
-            "replication run aborted: {reason}"
-        ))),
+        Err(TestError::Abort(reason)) => Err(Failure(format!("replication run aborted: {reason}"))),
     }
 }

@@ -8,6 +8,7 @@
 // Test code: a failed check is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use reliability::differential::seed_bytes;
 use reliability::replication;
 use reliability::scale::scaled;
 use store_api::Backend;
@@ -22,12 +23,8 @@ fn leader_and_follower<L: Backend, F: Backend>() {
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(CI_SEED);
-    let mut bytes = [0u8; 32];
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(&(seed.rotate_left(i as u32 * 16) ^ i as u64).to_le_bytes());
-    }
     let cases = u32::try_from(scaled(CASES)).unwrap_or(u32::MAX);
-    match replication::run::<L, F>(cases, MAX_STEPS, bytes) {
+    match replication::run::<L, F>(cases, MAX_STEPS, seed_bytes(seed)) {
         Ok(report) => eprintln!(
             "RELIABILITY-FIGURES replication leader={} follower={} cases={} applied={} seed={seed}",
             L::NAME,

@@ -63,6 +63,24 @@ pub fn delete_mutations(keys: &[&[u8]]) -> Vec<Mutation> {
         .collect()
 }
 
+/// Writes the mutations of a mixed batch to `target` in the order given, so the last
+/// mutation of a key wins: `put` sets a key, `delete` removes one (a missing key is fine).
+/// The first failure stops the batch; the caller's transaction then writes nothing of it.
+pub fn write_in_order<T: ?Sized, E>(
+    target: &mut T,
+    mutations: &[Mutation],
+    mut put: impl FnMut(&mut T, &[u8], &[u8]) -> Result<(), E>,
+    mut delete: impl FnMut(&mut T, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    for mutation in mutations {
+        match mutation {
+            Mutation::Put { key, value } => put(target, key, value)?,
+            Mutation::Delete { key } => delete(target, key)?,
+        }
+    }
+    Ok(())
+}
+
 /// Encodes one batch-log entry.
 pub fn encode_batch(
     backend: &'static str,

@@ -13,7 +13,7 @@ use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
     BatchLogEntry, SCAN_PREALLOC, SEQUENCE_KEY, batch_key, check_keys, check_mutations,
-    check_put_batch, decode_batch, scan_bounds,
+    check_put_batch, decode_batch, scan_bounds, write_in_order,
 };
 use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
@@ -130,9 +130,10 @@ impl From<StorageError> for Refusal {
     }
 }
 
-/// The logged mutations of batch `seq`, read in the write transaction `txn`.
+/// The logged mutations of batch `seq`, read in `txn` (a read or a write transaction);
+/// `None` when pruned or never written.
 fn logged_batch(
-    txn: &heed::RwTxn<'_>,
+    txn: &RoTxn<'_>,
     t: &Tables<'static>,
     seq: u64,
 ) -> Result<Option<Vec<Mutation>>, EngineError> {
@@ -152,15 +153,12 @@ fn write_mutations(
     t: &Tables<'static>,
     mutations: &[Mutation],
 ) -> heed::Result<()> {
-    for mutation in mutations {
-        match mutation {
-            Mutation::Put { key, value } => t.engine_data.put(txn, key, value)?,
-            Mutation::Delete { key } => {
-                t.engine_data.delete(txn, key)?;
-            }
-        }
-    }
-    Ok(())
+    write_in_order(
+        txn,
+        mutations,
+        |txn, key, value| t.engine_data.put(txn, key, value),
+        |txn, key| t.engine_data.delete(txn, key).map(drop),
+    )
 }
 
 /// The sequence counter stored in `engine.meta` (0 before the first batch). Read once, when
@@ -297,16 +295,8 @@ impl StoreEngine for LmdbEngine {
     }
 
     fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
-        self.db.read("reading the batch log", |txn, t| {
-            match t
-                .engine_log
-                .get(txn, &batch_key(seq))
-                .ctx("reading the batch log")?
-            {
-                Some(bytes) => Ok(Some(decode_batch(BACKEND_NAME, bytes)?)),
-                None => Ok(None),
-            }
-        })
+        self.db
+            .read("reading the batch log", |txn, t| logged_batch(txn, t, seq))
     }
 
     fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {

@@ -13,7 +13,7 @@ use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StorageErrorKind, StoreEngine};
 use store_kit::engine::{
     BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_mutations, check_put_batch,
-    collect_rows, decode_batch, scan_bounds,
+    collect_rows, decode_batch, scan_bounds, write_in_order,
 };
 use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
@@ -124,17 +124,12 @@ fn write_mutations(
     data: &mut WriteTable<'_>,
     mutations: &[Mutation],
 ) -> Result<(), redb::StorageError> {
-    for mutation in mutations {
-        match mutation {
-            Mutation::Put { key, value } => {
-                data.insert(key.as_ref(), value.as_ref())?;
-            }
-            Mutation::Delete { key } => {
-                data.remove(key.as_ref())?;
-            }
-        }
-    }
-    Ok(())
+    write_in_order(
+        data,
+        mutations,
+        |data, key, value| data.insert(key, value).map(drop),
+        |data, key| data.remove(key).map(drop),
+    )
 }
 
 fn decode_seq(bytes: &[u8]) -> Result<u64, StorageError> {
@@ -173,12 +168,17 @@ impl StoreEngine for RedbEngine {
             return Ok(self.current_sequence());
         }
         let log_entry = BatchLogEntry::delete(BACKEND_NAME, keys)?;
-        self.commit(Numbering::Next, log_entry, "writing a delete batch", |data| {
-            for key in keys {
-                data.remove(*key)?;
-            }
-            Ok(())
-        })
+        self.commit(
+            Numbering::Next,
+            log_entry,
+            "writing a delete batch",
+            |data| {
+                for key in keys {
+                    data.remove(*key)?;
+                }
+                Ok(())
+            },
+        )
     }
 
     fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {

@@ -20,7 +20,7 @@ use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
     BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_mutations, check_put_batch,
-    collect_rows, decode_batch, scan_bounds,
+    collect_rows, decode_batch, scan_bounds, write_in_order,
 };
 use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
@@ -131,18 +131,12 @@ impl SledEngine {
                                 data.remove(*key)?;
                             }
                         }
-                        Writes::Mixed(mutations) => {
-                            for mutation in mutations {
-                                match mutation {
-                                    Mutation::Put { key, value } => {
-                                        data.insert(key.as_ref(), value.as_ref())?;
-                                    }
-                                    Mutation::Delete { key } => {
-                                        data.remove(key.as_ref())?;
-                                    }
-                                }
-                            }
-                        }
+                        Writes::Mixed(mutations) => write_in_order(
+                            &mut &*data,
+                            mutations,
+                            |data, key, value| data.insert(key, value).map(drop),
+                            |data, key| data.remove(key).map(drop),
+                        )?,
                     }
                     log.insert(&log_key[..], log_entry.clone())?;
                     meta.insert(SEQUENCE_KEY, &seq_value[..])?;

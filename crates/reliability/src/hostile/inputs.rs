@@ -358,12 +358,18 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "engine write_batch: a delete of a key of 481 bytes",
-            Op::WriteBatch(vec![Change::Delete(b(b"a")), Change::Delete(overlong_key())]),
+            Op::WriteBatch(vec![
+                Change::Delete(b(b"a")),
+                Change::Delete(overlong_key()),
+            ]),
             "Err(Input(KeyTooLong { len: 481, max: 480",
         ),
         case(
             "engine write_batch: a delete, then a value of 16 MiB + 1",
-            Op::WriteBatch(vec![Change::Delete(b(b"a")), Change::Put(b(b"k"), oversized())]),
+            Op::WriteBatch(vec![
+                Change::Delete(b(b"a")),
+                Change::Put(b(b"k"), oversized()),
+            ]),
             "Err(Input(ValueTooLarge",
         ),
         case(
