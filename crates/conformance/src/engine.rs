@@ -1074,7 +1074,7 @@ pub fn apply_batch_races_decide_each_number_once<B: Backend>() {
     let e = inst.backend.engine();
     // Thread t's batch n: equal for all threads when n is a multiple of 5 (re-applies).
     let batch = |t: u8, n: u64| {
-        let owner = if n % 5 == 0 { 0 } else { t };
+        let owner = if n.is_multiple_of(5) { 0 } else { t };
         vec![put(b"k", &[owner]), put(&n.to_be_bytes(), &[owner])]
     };
     let wins: Vec<Vec<u64>> = std::thread::scope(|s| {
@@ -1107,7 +1107,7 @@ pub fn apply_batch_races_decide_each_number_once<B: Backend>() {
             .filter(|t| wins[usize::from(*t)].contains(&n))
             .collect();
         let owner = logged(&*e, n)[0].clone();
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             assert_eq!(
                 winners.len(),
                 usize::from(THREADS),
@@ -1144,13 +1144,16 @@ pub fn wait_for_sequence_returns_at_once_when_a_later_batch_exists<B: Backend>()
 /// A timeout no passing test reaches: a wait that ends only at it was not woken.
 const LONG_WAIT: Duration = Duration::from_secs(20);
 
+/// A write of one batch, returning its number.
+type Write = dyn Fn(&dyn StoreEngine) -> u64;
+
 /// SPEC 3: a `wait_for_sequence` blocked in another thread is woken by the commit of the
 /// next batch, whichever call writes it (`put_batch`, `delete_batch`, `write_batch`,
 /// `apply_batch`), well before its timeout, and can read that batch at once.
 pub fn wait_for_sequence_woken_by_a_commit<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
-    let writes: [&dyn Fn(&dyn StoreEngine) -> u64; 4] = [
+    let writes: [&Write; 4] = [
         &|e| e.put_batch(&[(b"a", b"1")]).unwrap(),
         &|e| e.delete_batch(&[b"a"]).unwrap(),
         &|e| e.write_batch(&[put(b"b", b"2"), del(b"a")]).unwrap(),
