@@ -1,6 +1,6 @@
 //! Reliability suite: what every backend survives, proven by tests that run in CI.
 //!
-//! Four kinds of test, each written once, generic over [`store_api::Backend`], and
+//! Five kinds of test, each written once, generic over [`store_api::Backend`], and
 //! expanded for every backend listed in [`for_each_persistent_backend!`]:
 //!
 //! - [`crash`]: a child process (the `crash_writer` binary, `src/bin/crash_writer.rs`)
@@ -11,6 +11,8 @@
 //! - [`hostile`]: a table of bad inputs for every public entry point, and bad directories.
 //! - [`differential`]: random operation sequences (proptest) run on every backend at once
 //!   and on `store-mem`, comparing every result and every error.
+//! - [`disk_full`]: each store written until a small real filesystem is full, then the
+//!   error kinds, reads, retries and the recovery once space is back.
 //!
 //! [`fuzz_bodies`] holds the bodies of the cargo-fuzz targets in `fuzz/`, so stable Rust
 //! compiles and unit-tests them. Iteration counts scale with `RELIABILITY_SCALE`
@@ -21,6 +23,7 @@
 
 pub mod crash;
 pub mod differential;
+pub mod disk_full;
 pub mod dump;
 pub mod failure;
 pub mod fingerprint;
