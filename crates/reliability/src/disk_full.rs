@@ -128,6 +128,43 @@ pub struct DiskFullOutcome {
     pub errors: Vec<StorageErrorKind>,
     /// Whether a write worked after the filesystem grew, without reopening.
     pub wrote_without_reopen: bool,
+    /// Whether reads were refused while the disk was full (allowed only where the backend
+    /// declares [`reads_after_failed_write`](store_api::Capabilities) false).
+    pub reads_refused: bool,
+}
+
+/// Why reading the acknowledged writes back failed.
+enum ReadFailure {
+    /// A read was refused with a storage error of this kind.
+    Refused(StorageErrorKind),
+    /// Anything else: a lost or different write, another error.
+    Failed(Failure),
+}
+
+impl From<Failure> for ReadFailure {
+    fn from(failure: Failure) -> Self {
+        ReadFailure::Failed(failure)
+    }
+}
+
+impl From<ReadFailure> for Failure {
+    fn from(failure: ReadFailure) -> Self {
+        match failure {
+            ReadFailure::Refused(kind) => Failure::new(format!("a read was refused: {kind:?}")),
+            ReadFailure::Failed(failure) => failure,
+        }
+    }
+}
+
+/// `result`, with a storage error of any kind kept as [`ReadFailure::Refused`].
+fn read<T, E: StoreError>(result: Result<T, E>, what: String) -> Result<T, ReadFailure> {
+    result.map_err(|e| match e.storage_kind() {
+        Some(kind) if kind != StorageErrorKind::Corrupted => ReadFailure::Refused(kind),
+        _ => ReadFailure::Failed(Failure::new(format!(
+            "{what}: {}",
+            store_api::error_chain(&e)
+        ))),
+    })
 }
 
 /// The size of the small filesystem: room for a backend's files and a few hundred writes.
@@ -321,7 +358,7 @@ fn check_acknowledged<B: Backend>(
     open: &mut Open<B>,
     acks: &[Ack],
     when: &str,
-) -> Result<(), Failure> {
+) -> Result<(), ReadFailure> {
     let engine = open.backend.engine();
     let ledger = open.backend.ledger();
     let side_effects = open.backend.side_effects();
@@ -332,7 +369,7 @@ fn check_acknowledged<B: Backend>(
         let lost = |what: String| Failure::new(format!("{when}: acknowledged write {i} {what}"));
         match ack {
             Ack::Engine { key, seq } => {
-                let found = engine.get(key).or_fail(format!("{when}: engine get"))?;
+                let found = read(engine.get(key), format!("{when}: engine get"))?;
                 ensure!(
                     found.is_some(),
                     "{}",
@@ -348,9 +385,10 @@ fn check_acknowledged<B: Backend>(
                 );
             }
             Ack::Ledger(committed) => {
-                let found = ledger
-                    .transaction(&committed.txid)
-                    .or_fail(format!("{when}: ledger transaction"))?;
+                let found = read(
+                    ledger.transaction(&committed.txid),
+                    format!("{when}: ledger transaction"),
+                )?;
                 ensure!(
                     found.is_some(),
                     "{}",
@@ -358,9 +396,10 @@ fn check_acknowledged<B: Backend>(
                 );
             }
             Ack::SideEffect(key, slot) => {
-                let found = side_effects
-                    .read_outputs(key)
-                    .or_fail(format!("{when}: read_outputs"))?;
+                let found = read(
+                    side_effects.read_outputs(key),
+                    format!("{when}: read_outputs"),
+                )?;
                 ensure!(
                     found.as_ref() == Some(slot),
                     "{}",
@@ -370,17 +409,16 @@ fn check_acknowledged<B: Backend>(
             Ack::Segment(entry) => {
                 if entries.is_none() {
                     let (session, segment) = segment();
-                    entries = Some(
-                        segments
-                            .read_all(session, segment)
-                            .or_fail(format!("{when}: read_all"))?,
-                    );
+                    entries = Some(read(
+                        segments.read_all(session, segment),
+                        format!("{when}: read_all"),
+                    )?);
                 }
                 let all = entries.as_deref().unwrap_or_default();
                 // A call that failed may have left its entry visible; an acknowledged
                 // entry must still be found, in order, after the previous one.
                 let Some(at) = all.iter().skip(segment_index).position(|e| e == entry) else {
-                    return Err(lost("(a segment entry) is missing".into()));
+                    return Err(lost("(a segment entry) is missing".into()).into());
                 };
                 segment_index += at + 1;
             }
@@ -398,7 +436,7 @@ fn check_acknowledged<B: Backend>(
                             .ok_or_else(|| Failure::new("the state partition is not open"))?
                     }
                 };
-                let found = state.get(key).or_fail(format!("{when}: state get"))?;
+                let found = read(state.get(key), format!("{when}: state get"))?;
                 ensure!(
                     found.is_some(),
                     "{}",
@@ -448,7 +486,18 @@ pub fn fill_and_recover<B: Backend>(
             Err(kind) => outcome.errors.push(kind),
         }
     }
-    check_acknowledged(&mut open, &acks, "while the disk is full")?;
+    match check_acknowledged(&mut open, &acks, "while the disk is full") {
+        Ok(()) => {}
+        // A backend that declares it may refuse reads after a failed write, with a typed
+        // error: never wrong data, never another kind of error.
+        Err(ReadFailure::Refused(kind))
+            if !B::capabilities().reads_after_failed_write
+                && matches!(kind, StorageErrorKind::NoSpace | StorageErrorKind::Poisoned) =>
+        {
+            outcome.reads_refused = true;
+        }
+        Err(e) => return Err(e.into()),
+    }
 
     disk.resize(GROWN_BYTES)?;
     let after_growing = write(&mut open, filled, failed_at + 1)?;
@@ -460,7 +509,7 @@ pub fn fill_and_recover<B: Backend>(
     drop(open);
 
     let mut open = open_stores::<B>(&dir, durability)?;
-    check_acknowledged(&mut open, &acks, "after reopening")?;
+    check_acknowledged(&mut open, &acks, "after reopening").map_err(Failure::from)?;
     match write(&mut open, filled, failed_at + 2)? {
         Ok(ack) => acks.push(ack),
         Err(kind) => {
@@ -471,7 +520,7 @@ pub fn fill_and_recover<B: Backend>(
     }
     drop(open);
     let mut open = open_stores::<B>(&dir, durability)?;
-    check_acknowledged(&mut open, &acks, "after a second reopen")?;
+    check_acknowledged(&mut open, &acks, "after a second reopen").map_err(Failure::from)?;
     outcome.acknowledged = acks.len();
     // Checked last, so that a lost write is reported first: it is the worse failure.
     for kind in &outcome.errors {
