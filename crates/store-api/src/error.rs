@@ -196,6 +196,14 @@ impl StorageError {
         Self::without_source(backend, StorageErrorKind::Corrupted, context)
     }
 
+    /// The same error reported as `kind`: for a backend that learns more about a failure
+    /// than its engine's error says (an `EIO` from a write on a full filesystem is
+    /// [`StorageErrorKind::NoSpace`]).
+    pub fn with_kind(mut self, kind: StorageErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// The backend that failed (`"redb"`, `"sqlite"`, ...).
     pub fn backend(&self) -> &'static str {
         self.backend

@@ -77,6 +77,18 @@ impl WriteGate {
         error
     }
 
+    /// `error` as [`StorageErrorKind::NoSpace`] when it is a plain I/O error and the
+    /// filesystem holding `dir` has (almost) no space left: some engines report a write cut
+    /// short by a full disk as `EIO` (LMDB does), which would otherwise read as a broken
+    /// disk and poison the backend.
+    pub fn classify_full_disk(error: StorageError, dir: &std::path::Path) -> StorageError {
+        if error.kind() == StorageErrorKind::Io && crate::dir::nearly_full(dir) {
+            error.with_kind(StorageErrorKind::NoSpace)
+        } else {
+            error
+        }
+    }
+
     fn refusal(&self) -> StorageError {
         let cause = self
             .cause

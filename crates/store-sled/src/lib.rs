@@ -50,6 +50,18 @@
 //! readers wait while a write commits and is flushed, so a ledger read never returns a
 //! write that is not yet durable under `Immediate`.
 //!
+//! # A full disk, a failed write
+//!
+//! sled commits a write in memory before it flushes it, and keeps the error of a failed
+//! flush for good. So the first failed flush (or failed write transaction) answers
+//! [`StorageErrorKind::NoSpace`] for a full disk ([`StorageErrorKind::Io`] otherwise) and
+//! shuts the backend: every later call of every store, **reads included**, answers
+//! [`StorageErrorKind::Poisoned`] until the backend is reopened, also once space is freed
+//! (the capability [`reads_after_failed_write`](store_api::Capabilities) is `false`). An
+//! idempotent retry of the failed write is refused too, never acknowledged: sled would show
+//! it, but it is not on disk, and after a reopen it is gone. sled needs about 512 KiB
+//! free to reopen after a full disk.
+//!
 //! # On-disk layout
 //!
 //! ```text
