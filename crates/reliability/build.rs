@@ -1,5 +1,7 @@
-//! Detects whether the tests are built as root, where file permissions are not enforced,
-//! so the read-only-directory test can be generated as ignored (`cfg(reliability_as_root)`).
+//! Detects whether the tests are built as root (`cfg(reliability_as_root)`): file
+//! permissions are not enforced then, so the read-only-directory test is generated as
+//! ignored; and only then can the disk-full tests mount their small `tmpfs`, so they are
+//! generated as ignored otherwise.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(reliability_as_root)");

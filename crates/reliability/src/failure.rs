@@ -44,7 +44,7 @@ impl<T, E: std::error::Error> OrFail<T> for Result<T, E> {
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
         if !$cond {
-            return Err($crate::Failure(format!($($fmt)+)));
+            return Err($crate::Failure(format!($($fmt)+)).into());
         }
     };
 }

@@ -14,6 +14,8 @@
 //! - [`replication`]: a leader on one backend and a follower on another, random writes,
 //!   prunes, applies and reopens (proptest), the follower checked against the leader at
 //!   every applied number.
+//! - [`disk_full`]: each store written until a small real filesystem is full, then the
+//!   error kinds, reads, retries and the recovery once space is back.
 //!
 //! [`fuzz_bodies`] holds the bodies of the cargo-fuzz targets in `fuzz/`, so stable Rust
 //! compiles and unit-tests them. Iteration counts scale with `RELIABILITY_SCALE`
@@ -24,6 +26,7 @@
 
 pub mod crash;
 pub mod differential;
+pub mod disk_full;
 pub mod dump;
 pub mod failure;
 pub mod fingerprint;

@@ -92,6 +92,11 @@ pub struct Capabilities {
     pub max_key_len: usize,
     /// The largest value accepted (the common [`MAX_VALUE_LEN`] on every backend).
     pub max_value_len: usize,
+    /// Reads keep answering after a write failed (a full disk, an I/O error): `true` on
+    /// every backend but sled, whose engine keeps a sticky error after a failed flush and
+    /// may hold a half-applied transaction in memory, so it refuses reads with
+    /// [`StorageErrorKind::Poisoned`](crate::StorageErrorKind::Poisoned) until reopened.
+    pub reads_after_failed_write: bool,
 }
 
 impl Capabilities {
@@ -101,6 +106,7 @@ impl Capabilities {
         exclusive_open: true,
         max_key_len: MAX_KEY_LEN,
         max_value_len: MAX_VALUE_LEN,
+        reads_after_failed_write: true,
     };
 
     /// The capabilities of an in-memory backend with the common limits.
@@ -109,6 +115,7 @@ impl Capabilities {
         exclusive_open: false,
         max_key_len: MAX_KEY_LEN,
         max_value_len: MAX_VALUE_LEN,
+        reads_after_failed_write: true,
     };
 }
 

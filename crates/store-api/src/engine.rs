@@ -95,6 +95,15 @@ pub enum EngineError {
     },
 }
 
+impl crate::error::StoreError for EngineError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            EngineError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// An ordered key-value engine with atomic batches and a replayable batch log.
 ///
 /// # Guarantees

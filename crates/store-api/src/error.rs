@@ -93,16 +93,58 @@ pub enum InputError {
     },
 }
 
-/// What kind of engine failure a [`StorageError`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of engine failure a [`StorageError`] reports, and so what a caller can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StorageErrorKind {
-    /// The operating system failed an I/O call (disk full, permission, ...).
+    /// The operating system failed an I/O call (a broken disk, a permission taken away).
     Io,
+    /// The filesystem is full (or a quota is spent): the write was not made durable and is
+    /// not acknowledged. Reads keep working. Free space, then retry; on backends whose
+    /// engine cannot continue after a failed write the retry answers
+    /// [`Poisoned`](Self::Poisoned) until the backend is reopened (each backend's docs say
+    /// which).
+    NoSpace,
+    /// An earlier write's durability step failed (a full disk, an I/O error, a failed
+    /// `fsync`), so data this backend showed may not be on disk. It refuses every write,
+    /// through every store, until it is reopened; reads keep working. Reopen the backend:
+    /// what it then holds is what was durable.
+    Poisoned,
     /// The engine found data it cannot read: a damaged file or record.
     Corrupted,
     /// The engine refused or failed the operation for a reason of its own.
     Engine,
+}
+
+impl StorageErrorKind {
+    /// The kind of an I/O error: [`NoSpace`](Self::NoSpace) for a full filesystem or a
+    /// spent quota (`ENOSPC`, `EDQUOT`), [`Io`](Self::Io) for anything else.
+    pub fn of_io(error: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        /// `ENOSPC` and `EDQUOT` on Linux, for errors built from a raw code by hand.
+        const NO_SPACE_CODES: [i32; 2] = [28, 122];
+        match error.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => StorageErrorKind::NoSpace,
+            _ if error
+                .raw_os_error()
+                .is_some_and(|code| NO_SPACE_CODES.contains(&code)) =>
+            {
+                StorageErrorKind::NoSpace
+            }
+            _ => StorageErrorKind::Io,
+        }
+    }
+
+    /// Words for this kind, as errors print it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StorageErrorKind::Io => "I/O error",
+            StorageErrorKind::NoSpace => "no space left on the device",
+            StorageErrorKind::Poisoned => "writes refused after a failed durability step",
+            StorageErrorKind::Corrupted => "corrupted data",
+            StorageErrorKind::Engine => "engine error",
+        }
+    }
 }
 
 /// A failure of the engine underneath a store, with the engine's own error kept as
@@ -154,6 +196,14 @@ impl StorageError {
         Self::without_source(backend, StorageErrorKind::Corrupted, context)
     }
 
+    /// The same error reported as `kind`: for a backend that learns more about a failure
+    /// than its engine's error says (an `EIO` from a write on a full filesystem is
+    /// [`StorageErrorKind::NoSpace`]).
+    pub fn with_kind(mut self, kind: StorageErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// The backend that failed (`"redb"`, `"sqlite"`, ...).
     pub fn backend(&self) -> &'static str {
         self.backend
@@ -172,12 +222,13 @@ impl StorageError {
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            StorageErrorKind::Io => "I/O error",
-            StorageErrorKind::Corrupted => "corrupted data",
-            StorageErrorKind::Engine => "engine error",
-        };
-        write!(f, "{} backend: {kind} while {}", self.backend, self.context)?;
+        write!(
+            f,
+            "{} backend: {} while {}",
+            self.backend,
+            self.kind.describe(),
+            self.context
+        )?;
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
         }
@@ -190,6 +241,19 @@ impl StdError for StorageError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// The error of one store's calls: each embeds [`InputError`] for bad input and
+/// [`StorageError`] for failures of the engine, so code generic over stores can ask what
+/// kind of engine failure an error is (a full disk, a backend refusing writes).
+pub trait StoreError: StdError + Send + Sync + 'static {
+    /// The engine failure this error reports, if it is one.
+    fn storage(&self) -> Option<&StorageError>;
+
+    /// The [`StorageErrorKind`] of the engine failure this error reports, if it is one.
+    fn storage_kind(&self) -> Option<StorageErrorKind> {
+        self.storage().map(StorageError::kind)
     }
 }
 

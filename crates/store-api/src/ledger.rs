@@ -569,6 +569,15 @@ pub enum LedgerError {
     Storage(#[from] StorageError),
 }
 
+impl crate::error::StoreError for LedgerError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            LedgerError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// A double-entry ledger with idempotent, group-committed transactions.
 ///
 /// # Guarantees

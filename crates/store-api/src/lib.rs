@@ -32,7 +32,7 @@ pub use bytes::Bytes;
 
 pub use backend::{Backend, Capabilities, Durability, OpenError, OpenOptions};
 pub use engine::{EngineError, Mutation, StoreEngine};
-pub use error::{InputError, NameRule, StorageError, StorageErrorKind, error_chain};
+pub use error::{InputError, NameRule, StorageError, StorageErrorKind, StoreError, error_chain};
 pub use ledger::{
     AccountCfg, AccountDef, AccountId, AccountKind, AccountPath, AssetDef, AssetId,
     BalanceSnapshot, Book, Committed, Direction, LedgerError, LedgerEvent, LedgerStore, Posting,

@@ -109,6 +109,15 @@ pub enum SegmentError {
     Storage(#[from] StorageError),
 }
 
+impl crate::error::StoreError for SegmentError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            SegmentError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Append-only session logs.
 ///
 /// # Guarantees

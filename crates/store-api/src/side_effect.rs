@@ -242,6 +242,15 @@ pub enum SideEffectError {
     Storage(#[from] StorageError),
 }
 
+impl crate::error::StoreError for SideEffectError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            SideEffectError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Insert-only, replay-idempotent execution side effects.
 ///
 /// # Guarantees

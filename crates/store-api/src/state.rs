@@ -42,6 +42,15 @@ pub enum StateError {
     Storage(#[from] StorageError),
 }
 
+impl crate::error::StoreError for StateError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            StateError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Why snapshot bytes were rejected by [`StateSnapshot::from_bytes`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

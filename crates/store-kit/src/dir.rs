@@ -267,6 +267,26 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Res
     File::open(dir)?.sync_all()
 }
 
+/// Below this many free bytes a filesystem counts as full for [`nearly_full`]: less than
+/// one write of a few database pages fits.
+pub const NEARLY_FULL_BYTES: u64 = 1 << 20;
+
+/// Whether the filesystem holding `path` has less than [`NEARLY_FULL_BYTES`] available to
+/// this process. `false` when that cannot be told (another OS, a failed `statvfs`).
+pub fn nearly_full(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        rustix::fs::statvfs(path).is_ok_and(|stat| {
+            stat.f_bavail.saturating_mul(stat.f_frsize.max(1)) < NEARLY_FULL_BYTES
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,13 @@
 //! - [`segment`]: segment metadata, keys and ownership rules;
 //!
 //! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
-//! the process lock), [`group_commit`], [`lru`].
+//! the process lock), [`gate`] (writes refused after a failed durability step),
+//! [`group_commit`], [`lru`].
 
 pub mod codec;
 pub mod dir;
 pub mod engine;
+pub mod gate;
 pub mod group_commit;
 pub mod ledger;
 pub mod lru;

@@ -29,6 +29,17 @@
 //! `Relaxed`, so it loses nothing. `MDB_NOSYNC` is never used: LMDB documents that it may
 //! corrupt the database on a system crash.
 //!
+//! # A full disk, a failed write
+//!
+//! A write that finds the disk full fails with
+//! [`StorageErrorKind::NoSpace`](store_api::StorageErrorKind::NoSpace) and keeps nothing;
+//! LMDB reports a write cut short by a full disk as `EIO`, so an `EIO` while the
+//! filesystem has less than 1 MiB free is reported as `NoSpace` too. Writes work again as
+//! soon as space is freed, without reopening; reads keep working. Any other I/O failure of
+//! a write (a failed `fsync`) shuts the backend's write gate: every later write answers
+//! [`StorageErrorKind::Poisoned`](store_api::StorageErrorKind::Poisoned) until it is
+//! reopened.
+//!
 //! # On-disk layout
 //!
 //! The backend directory holds `STORE` (the marker naming this backend), `.store-lock`
@@ -205,14 +216,16 @@ impl Backend for LmdbBackend {
 fn kind_of(e: &heed::Error) -> StorageErrorKind {
     use heed::MdbError;
     match e {
-        heed::Error::Io(_) => StorageErrorKind::Io,
+        heed::Error::Io(e) => StorageErrorKind::of_io(e),
         heed::Error::Mdb(
             MdbError::Corrupted
             | MdbError::PageNotFound
             | MdbError::Invalid
             | MdbError::VersionMismatch,
         ) => StorageErrorKind::Corrupted,
-        heed::Error::Mdb(MdbError::Other(_)) => StorageErrorKind::Io,
+        heed::Error::Mdb(MdbError::Other(code)) => {
+            StorageErrorKind::of_io(&std::io::Error::from_raw_os_error(*code))
+        }
         heed::Error::Decoding(_) => StorageErrorKind::Corrupted,
         _ => StorageErrorKind::Engine,
     }

@@ -13,6 +13,7 @@ use heed::{CommitToken, Database, Env, EnvFlags, EnvOpenOptions, OnCommit, RoTxn
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
+use store_kit::gate::WriteGate;
 
 use crate::{corrupted_at_open, open_error, storage};
 
@@ -126,6 +127,10 @@ pub(crate) struct Db {
     durability: Durability,
     /// The engine's sequence counter as stored when the environment was opened.
     sequence_at_open: u64,
+    /// Shut by a write that failed with an I/O error (not a full disk): after a failed
+    /// `fsync` the pages of earlier writes may be gone, so nothing more is acknowledged
+    /// until the environment is reopened.
+    gate: WriteGate,
     /// Declared after `env`, so the directory lock is released only once LMDB has closed.
     _dir: DirGuard,
 }
@@ -191,6 +196,7 @@ impl Db {
                 resize: RwLock::new(()),
                 writer: Mutex::new(()),
                 durability,
+                gate: WriteGate::new(crate::BACKEND_NAME),
                 _dir: dir,
             }),
             Err(e) => {
@@ -325,8 +331,19 @@ impl Db {
 
     /// Forces every committed write to disk (data and meta pages).
     pub(crate) fn sync(&self, what: &'static str) -> Result<(), StorageError> {
+        self.gate.check()?;
         let _resize = self.resize.read();
-        self.env.force_sync().map_err(|e| storage(what, e))
+        self.env
+            .force_sync()
+            .map_err(|e| self.write_failure(storage(what, e)))
+    }
+
+    /// A failed write's error, classified (an `EIO` on a full filesystem is a full disk:
+    /// LMDB reports a write cut short that way) and shutting the gate when it leaves the
+    /// disk in doubt.
+    fn write_failure(&self, error: StorageError) -> StorageError {
+        self.gate
+            .observe(WriteGate::classify_full_disk(error, self._dir.path()))
     }
 
     /// Doubles the map size. Waits until no transaction of this process is active.
@@ -361,6 +378,7 @@ impl Writer<'_> {
         mut f: impl FnMut(&mut RwTxn<'_>, &Tables<'static>) -> Result<T, Abort<E>>,
     ) -> Result<T, E> {
         let db = self.db;
+        db.gate.check()?;
         let mut growths = 0;
         loop {
             let outcome = {
@@ -379,7 +397,7 @@ impl Writer<'_> {
                     growths += 1;
                     db.grow_map(what)?;
                 }
-                Err(Abort::Engine(e)) => return Err(E::from(storage(what, e))),
+                Err(Abort::Engine(e)) => return Err(E::from(db.write_failure(storage(what, e)))),
                 Err(Abort::Fail(e)) => return Err(e),
             }
         }

@@ -163,7 +163,9 @@ pub(crate) fn storage_error(
 ) -> StorageError {
     let error: redb::Error = error.into();
     let kind = match &error {
-        redb::Error::Io(_) | redb::Error::PreviousIo => StorageErrorKind::Io,
+        redb::Error::Io(e) => StorageErrorKind::of_io(e),
+        // redb refuses every write after a failed one, until it is reopened.
+        redb::Error::PreviousIo => StorageErrorKind::Poisoned,
         redb::Error::Corrupted(_) => StorageErrorKind::Corrupted,
         _ => StorageErrorKind::Engine,
     };

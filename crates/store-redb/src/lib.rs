@@ -78,6 +78,15 @@
 //! with redb's `Durability::Immediate` in both modes: a flush is durable when it returns
 //! (under `Relaxed` it also makes every earlier commit of the backend durable).
 //!
+//! # A full disk, a failed write
+//!
+//! A write that finds the disk full fails with
+//! [`StorageErrorKind::NoSpace`](store_api::StorageErrorKind::NoSpace) and keeps nothing.
+//! redb then refuses every later write (its `PreviousIo`), reported as
+//! [`StorageErrorKind::Poisoned`](store_api::StorageErrorKind::Poisoned) until the
+//! backend is reopened, also once space is freed; reads keep working. Nothing
+//! acknowledged is lost (`crates/reliability`, `disk_full`).
+//!
 //! # Opening, damaged files, repair
 //!
 //! A new database is created as `store.redb.new`, given its tables, closed and renamed to

@@ -102,6 +102,7 @@ impl SledEngine {
     ) -> Result<u64, EngineError> {
         let log_entry = IVec::from(log_entry.to_vec());
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         let current = self.sequence.load(Ordering::Acquire);
         let seq = match numbering {
             Numbering::Next => current + 1,
@@ -142,7 +143,10 @@ impl SledEngine {
                     meta.insert(SEQUENCE_KEY, &seq_value[..])?;
                     Ok::<_, ConflictableTransactionError<StorageError>>(())
                 })
-                .map_err(|e| from_tx("committing an engine batch", e))?;
+                .map_err(|e| {
+                    self.shared
+                        .poisoning(from_tx("committing an engine batch", e))
+                })?;
         }
         // The batch is committed (and visible) whatever the flush does: the counter must
         // move on so the next batch never reuses this number.
@@ -220,6 +224,7 @@ impl StoreEngine for SledEngine {
 
     #[inline]
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
+        self.shared.readable()?;
         check_key(key)?;
         match self.data.get(key) {
             Ok(found) => Ok(found.map(to_bytes)),
@@ -228,6 +233,7 @@ impl StoreEngine for SledEngine {
     }
 
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError> {
+        self.shared.readable()?;
         check_keys(keys)?;
         let _visible = self.visible.read();
         keys.iter()
@@ -245,6 +251,7 @@ impl StoreEngine for SledEngine {
         limit: usize,
         forward: bool,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        self.shared.readable()?;
         let Some(bounds) = scan_bounds(start, end, limit) else {
             return Ok(Vec::new());
         };
@@ -262,10 +269,12 @@ impl StoreEngine for SledEngine {
     }
 
     fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
+        self.shared.readable()?;
         self.logged_batch(seq)
     }
 
     fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {
+        self.shared.readable()?;
         let first = self
             .log
             .first()
@@ -285,6 +294,7 @@ impl StoreEngine for SledEngine {
 
     fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         let mut batch = Batch::default();
         let mut removed = 0u64;
         for row in self.log.range(..batch_key(cutoff_exclusive)) {
@@ -293,9 +303,10 @@ impl StoreEngine for SledEngine {
             removed += 1;
         }
         if removed > 0 {
-            self.log
-                .apply_batch(batch)
-                .map_err(|e| storage_error("pruning the batch log", e))?;
+            self.log.apply_batch(batch).map_err(|e| {
+                self.shared
+                    .poisoning(storage_error("pruning the batch log", e))
+            })?;
             self.shared.sync("making a batch-log prune durable")?;
         }
         Ok(removed)

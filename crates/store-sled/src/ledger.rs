@@ -273,6 +273,7 @@ impl SledLedger {
         plan: impl Fn(&mut TxReader<'_>, Timestamp) -> Result<(T, LedgerWrites<'t>), LedgerError>,
     ) -> Result<T, LedgerError> {
         let _lock = self.lock.write();
+        self.shared.writable()?;
         let now = self.clock.now();
         let trees = (
             &self.assets,
@@ -319,7 +320,9 @@ impl SledLedger {
             }
             Err(TransactionError::Abort(Stop::Unchanged(out))) => Ok(out),
             Err(TransactionError::Abort(Stop::Rejected(e))) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(storage_error(context, e).into()),
+            Err(TransactionError::Storage(e)) => {
+                Err(self.shared.poisoning(storage_error(context, e)).into())
+            }
         }
     }
 
@@ -361,6 +364,7 @@ impl LedgerStore for SledLedger {
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<(AccountDef, AccountCfg)>, LedgerError> {
+        self.shared.readable()?;
         let _lock = self.lock.read();
         match read(&self.accounts, &keys::account(id))? {
             None => Ok(None),
@@ -392,6 +396,7 @@ impl LedgerStore for SledLedger {
         account: &AccountId,
         as_of: Option<Timestamp>,
     ) -> Result<BalanceSnapshot, LedgerError> {
+        self.shared.readable()?;
         let _lock = self.lock.read();
         let key = keys::account(account);
         let Some(stored) = read(&self.accounts, &key)? else {
@@ -413,6 +418,7 @@ impl LedgerStore for SledLedger {
     }
 
     fn asset(&self, id: &AssetId) -> Result<Option<AssetDef>, LedgerError> {
+        self.shared.readable()?;
         let _lock = self.lock.read();
         match read(&self.assets, id.as_str().as_bytes())? {
             None => Ok(None),
@@ -421,6 +427,7 @@ impl LedgerStore for SledLedger {
     }
 
     fn transaction(&self, txid: &TxId) -> Result<Option<StoredTransaction>, LedgerError> {
+        self.shared.readable()?;
         let _lock = self.lock.read();
         let Some(stored) = read(&self.transactions, &keys::transaction(txid))? else {
             return Ok(None);
@@ -442,6 +449,7 @@ impl LedgerStore for SledLedger {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<PostingRecord>, LedgerError> {
+        self.shared.readable()?;
         let _lock = self.lock.read();
         let prefix = keys::account(account);
         if read(&self.accounts, &prefix)?.is_none() {
@@ -466,6 +474,7 @@ impl LedgerStore for SledLedger {
         book: &Book,
         as_of: Option<Timestamp>,
     ) -> Result<Vec<TrialBalanceRow>, LedgerError> {
+        self.shared.readable()?;
         let _lock = self.lock.read();
         match as_of {
             None => {
@@ -512,6 +521,7 @@ impl LedgerStore for SledLedger {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
+        self.shared.readable()?;
         if limit == 0 {
             return Ok(Vec::new());
         }

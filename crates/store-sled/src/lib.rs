@@ -50,6 +50,18 @@
 //! readers wait while a write commits and is flushed, so a ledger read never returns a
 //! write that is not yet durable under `Immediate`.
 //!
+//! # A full disk, a failed write
+//!
+//! sled commits a write in memory before it flushes it, and keeps the error of a failed
+//! flush for good. So the first failed flush (or failed write transaction) answers
+//! [`StorageErrorKind::NoSpace`] for a full disk ([`StorageErrorKind::Io`] otherwise) and
+//! shuts the backend: every later call of every store, **reads included**, answers
+//! [`StorageErrorKind::Poisoned`] until the backend is reopened, also once space is freed
+//! (the capability [`reads_after_failed_write`](store_api::Capabilities) is `false`). An
+//! idempotent retry of the failed write is refused too, never acknowledged: sled would show
+//! it, but it is not on disk, and after a reopen it is gone. sled needs about 512 KiB
+//! free to reopen after a full disk.
+//!
 //! # On-disk layout
 //!
 //! ```text
@@ -144,6 +156,7 @@ use store_api::{
     StorageErrorKind,
 };
 use store_kit::dir::{DirGuard, DirLayout, open_dir};
+use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use engine::SledEngine;
@@ -207,6 +220,9 @@ pub(crate) struct Shared {
     blobs_synced: Mutex<i64>,
     _seal: SealOnDrop,
     durability: Durability,
+    /// Shut once a durability step fails: sled has by then committed the write in memory,
+    /// and its flush error is sticky, so nothing written afterwards would become durable.
+    gate: WriteGate,
     dir: DirGuard,
 }
 
@@ -229,6 +245,36 @@ impl Shared {
             .map_err(|e| storage_error("opening a sled tree", e))
     }
 
+    /// `Ok` while the backend accepts writes; [`StorageErrorKind::Poisoned`] once a
+    /// durability step has failed. Every write checks it under its store's writer lock
+    /// before it plans anything, so an idempotent replay cannot acknowledge a write that
+    /// was visible but never made durable.
+    pub(crate) fn writable(&self) -> Result<(), StorageError> {
+        self.gate.check()
+    }
+
+    /// `Ok` unless a write has failed: after a failed write sled sets a sticky error that
+    /// some of its own reads return too, and a transaction that failed part way may leave
+    /// its trees disagreeing in memory, so every read is refused with
+    /// [`StorageErrorKind::Poisoned`] until the backend is reopened, rather than risk an
+    /// answer that is not on disk (see [`Capabilities::reads_after_failed_write`]).
+    #[inline]
+    pub(crate) fn readable(&self) -> Result<(), StorageError> {
+        self.gate.check()
+    }
+
+    /// Passes a failed write's error through, shutting the gate when the engine failed
+    /// (an I/O error, a full disk): sled's state after that is not to be trusted.
+    pub(crate) fn poisoning(&self, error: StorageError) -> StorageError {
+        if matches!(
+            error.kind(),
+            StorageErrorKind::Io | StorageErrorKind::NoSpace
+        ) {
+            self.gate.poison(&error);
+        }
+        error
+    }
+
     /// Makes every write committed so far durable under [`Durability::Immediate`]; nothing
     /// under [`Durability::Relaxed`], where sled's background thread flushes within
     /// [`FLUSH_EVERY_MS`].
@@ -239,18 +285,27 @@ impl Shared {
         Ok(())
     }
 
-    /// Makes every write committed so far durable, in both modes.
+    /// Makes every write committed so far durable, in both modes. A failure shuts the
+    /// write gate: the writes sled already shows may never reach the disk.
     ///
     /// `Db::flush` alone is not enough: on Linux sled pushes its log with
     /// `sync_file_range`, which neither persists the file's size nor flushes the device's
     /// write cache, and it never syncs its blob files. So this syncs the blob files written
     /// since the last call, then flushes sled, then `fdatasync`s the log file.
     pub(crate) fn make_durable(&self, context: &'static str) -> Result<(), StorageError> {
-        let io =
-            |e: std::io::Error| StorageError::new(BACKEND_NAME, StorageErrorKind::Io, context, e);
-        self.sync_new_blobs().map_err(io)?;
-        self.db.flush().map_err(|e| storage_error(context, e))?;
-        self.db_file.sync_data().map_err(io)
+        self.gate.check()?;
+        let io = |e: std::io::Error| {
+            StorageError::new(BACKEND_NAME, StorageErrorKind::of_io(&e), context, e)
+        };
+        let synced = self
+            .sync_new_blobs()
+            .map_err(io)
+            .and_then(|()| self.db.flush().map_err(|e| storage_error(context, e)))
+            .and_then(|_| self.db_file.sync_data().map_err(io));
+        if let Err(e) = &synced {
+            self.gate.poison(e);
+        }
+        synced
     }
 
     /// `fsync`s every blob file newer than the last one synced, and the blob directory.
@@ -347,7 +402,7 @@ fn sync_new_database(dir: &Path, path: &Path) -> Result<File, OpenError> {
 /// Wraps a sled error met while doing `context`, keeping it as the source.
 pub(crate) fn storage_error(context: &'static str, error: sled::Error) -> StorageError {
     let kind = match &error {
-        sled::Error::Io(_) => StorageErrorKind::Io,
+        sled::Error::Io(e) => StorageErrorKind::of_io(e),
         sled::Error::Corruption { .. } => StorageErrorKind::Corrupted,
         _ => StorageErrorKind::Engine,
     };
@@ -472,7 +527,10 @@ impl Backend for SledBackend {
     const NAME: &'static str = BACKEND_NAME;
 
     fn capabilities() -> Capabilities {
-        Capabilities::PERSISTENT
+        Capabilities {
+            reads_after_failed_write: false,
+            ..Capabilities::PERSISTENT
+        }
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
@@ -490,6 +548,7 @@ impl Backend for SledBackend {
                     dir: dir.to_path_buf(),
                 },
                 durability: options.durability,
+                gate: WriteGate::new(BACKEND_NAME),
                 dir: guard,
             });
             let load = || -> Result<SledBackend, StorageError> {

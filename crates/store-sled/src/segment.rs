@@ -128,7 +128,7 @@ impl SledSegmentLog {
                     meta_tree.insert(&meta_key(segment)[..], meta_value.as_slice())?;
                     Ok(())
                 })
-                .map_err(|e| from_tx("writing a segment", e))?;
+                .map_err(|e| self.shared.poisoning(from_tx("writing a segment", e)))?;
         }
         self.shared.sync("making a segment write durable")
     }
@@ -171,6 +171,7 @@ impl SegmentLogStore for SledSegmentLog {
     ) -> Result<u64, SegmentError> {
         check_value(entry)?;
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         let mut meta = writable(self.stored_meta(segment)?, session, segment)?;
         let index_session = make_live(&mut meta);
         let index = meta.entries;
@@ -192,6 +193,7 @@ impl SegmentLogStore for SledSegmentLog {
     ) -> Result<(), SegmentError> {
         check_value(entry)?;
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         let mut meta = writable(self.stored_meta(segment)?, session, segment)?;
         let index = meta.traces;
         meta.traces += 1;
@@ -200,6 +202,7 @@ impl SegmentLogStore for SledSegmentLog {
     }
 
     fn read_all(&self, session: SessionId, segment: SegmentId) -> Result<Vec<Bytes>, SegmentError> {
+        self.shared.readable()?;
         let _visible = self.visible.read();
         let meta = readable(self.stored_meta(segment)?, session, segment)?;
         Ok(self.read_entries(&self.entries, segment, meta.entries)?)
@@ -210,6 +213,7 @@ impl SegmentLogStore for SledSegmentLog {
         session: SessionId,
         segment: SegmentId,
     ) -> Result<Vec<Bytes>, SegmentError> {
+        self.shared.readable()?;
         let _visible = self.visible.read();
         match self.stored_meta(segment)? {
             Some(meta) if meta.session == session => {
@@ -224,10 +228,12 @@ impl SegmentLogStore for SledSegmentLog {
         session: SessionId,
         segment: SegmentId,
     ) -> Result<u64, SegmentError> {
+        self.shared.readable()?;
         Ok(readable(self.stored_meta(segment)?, session, segment)?.entries)
     }
 
     fn exists(&self, session: SessionId, segment: SegmentId) -> Result<bool, SegmentError> {
+        self.shared.readable()?;
         Ok(readable(self.stored_meta(segment)?, session, segment).is_ok())
     }
 
@@ -241,6 +247,7 @@ impl SegmentLogStore for SledSegmentLog {
             check_value(entry)?;
         }
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         let mut meta = writable(self.stored_meta(segment)?, session, segment)?;
         let index_session = make_live(&mut meta);
         let old_len = meta.entries;
@@ -261,6 +268,7 @@ impl SegmentLogStore for SledSegmentLog {
         len: u64,
     ) -> Result<(), SegmentError> {
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         // A write: another session's segment is `WrongSession`; then it must exist.
         let meta = writable(self.stored_meta(segment)?, session, segment)?;
         let mut meta = readable(Some(meta), session, segment)?;
@@ -278,6 +286,7 @@ impl SegmentLogStore for SledSegmentLog {
     }
 
     fn list_sessions(&self) -> Result<Vec<SessionId>, SegmentError> {
+        self.shared.readable()?;
         // Newest session first: the last index key, then the last key below that
         // session's prefix, and so on: one lookup per session, not per segment.
         let mut index = Vec::new();
@@ -299,6 +308,7 @@ impl SegmentLogStore for SledSegmentLog {
     }
 
     fn list_segments(&self, session: SessionId) -> Result<Vec<SegmentId>, SegmentError> {
+        self.shared.readable()?;
         let mut segments = Vec::new();
         for row in self.sessions.scan_prefix(session.to_bytes()).rev() {
             let (key, _) = row.map_err(|e| storage_error("listing segments", e))?;
@@ -308,6 +318,7 @@ impl SegmentLogStore for SledSegmentLog {
     }
 
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {
+        self.shared.readable()?;
         Ok(self
             .stored_meta(segment)?
             .filter(|meta| meta.live)

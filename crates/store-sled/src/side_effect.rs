@@ -101,7 +101,7 @@ impl SledSideEffects {
         {
             let _visible = self.visible.write();
             tree.apply_batch(batch)
-                .map_err(|e| storage_error(context, e))?;
+                .map_err(|e| self.shared.poisoning(storage_error(context, e)))?;
         }
         self.shared.sync(context)
     }
@@ -113,6 +113,7 @@ impl SideEffectStore for SledSideEffects {
         outputs: &BTreeMap<SideEffectKey, EventOutputs>,
     ) -> Result<(), SideEffectError> {
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         let inserts = plan_outputs(outputs, |key| self.stored_outputs(key))?;
         if inserts.is_empty() {
             return Ok(());
@@ -129,6 +130,7 @@ impl SideEffectStore for SledSideEffects {
     }
 
     fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError> {
+        self.shared.readable()?;
         if let Some(hit) = self.cache.get(key) {
             return Ok(Some(hit));
         }
@@ -145,6 +147,7 @@ impl SideEffectStore for SledSideEffects {
         output: &CallEventOutput,
     ) -> Result<(), SideEffectError> {
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         if plan_call_output(key, output, self.stored_call_output(key)?)? {
             let mut batch = Batch::default();
             batch.insert(
@@ -160,6 +163,7 @@ impl SideEffectStore for SledSideEffects {
         &self,
         key: &InterCallOutputKey,
     ) -> Result<Option<CallEventOutput>, SideEffectError> {
+        self.shared.readable()?;
         Ok(self.stored_call_output(key)?)
     }
 
@@ -168,6 +172,7 @@ impl SideEffectStore for SledSideEffects {
         records: &[InboundInterCall],
     ) -> Result<(), SideEffectError> {
         let _writer = self.writer.lock();
+        self.shared.writable()?;
         let inserts = plan_inbound(records, |callee, order_key| {
             self.stored_inbound(callee, order_key)
         })?;
@@ -192,6 +197,7 @@ impl SideEffectStore for SledSideEffects {
         until_exclusive: ChainPos,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
+        self.shared.readable()?;
         if limit == 0 {
             return Ok(Vec::new());
         }

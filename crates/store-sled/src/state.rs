@@ -141,7 +141,10 @@ impl SledPartition {
         }
         let id = (&self.names, &self.meta)
             .transaction(|(names, meta)| id_in_tx(names, meta, partition))
-            .map_err(|e| from_tx("allocating a state partition id", e))?;
+            .map_err(|e| {
+                self.shared
+                    .poisoning(from_tx("allocating a state partition id", e))
+            })?;
         self.id = Some(id);
         Ok(id)
     }
@@ -149,6 +152,7 @@ impl SledPartition {
 
 impl StatePersist for SledPartition {
     fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError> {
+        self.shared.writable()?;
         let had_id = self.id.is_some();
         let id = self.id(partition)?;
         let mut batch = Batch::default();
@@ -168,9 +172,10 @@ impl StatePersist for SledPartition {
             }
         }
         // One batch on one tree: applied atomically, also across a crash.
-        self.entries
-            .apply_batch(batch)
-            .map_err(|e| storage_error("flushing a state partition", e))?;
+        self.entries.apply_batch(batch).map_err(|e| {
+            self.shared
+                .poisoning(storage_error("flushing a state partition", e))
+        })?;
         // `StateStore::flush` makes every earlier write durable, whatever the mode.
         self.shared
             .make_durable("making a state partition flush durable")

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use store_api::{Durability, OpenError, StorageError};
 use store_kit::dir::{DirGuard, DirLayout};
+use store_kit::gate::WriteGate;
 
 use crate::{DB_FILE, SCHEMA_SQL, SCHEMA_VERSION, SqlContext};
 
@@ -81,6 +82,10 @@ pub(crate) struct Db {
     writer: Mutex<Connection>,
     path: PathBuf,
     durability: Durability,
+    /// Shut by a commit that failed with an I/O error (not a full disk): after a failed
+    /// `fsync` the pages of earlier writes may be gone, so nothing more is acknowledged
+    /// until the database is reopened.
+    gate: WriteGate,
     _guard: DirGuard,
 }
 
@@ -311,12 +316,15 @@ fn check_schema(path: &Path, conn: &Connection) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// One write transaction on the writer connection `conn`; see [`Db::write_then`].
+/// One write transaction on the writer connection `conn`, refused once `gate` is shut;
+/// see [`Db::write_then`].
 fn run_write<T, E: From<StorageError>>(
+    gate: &WriteGate,
     conn: &mut Connection,
     f: impl FnOnce(&Connection) -> Result<T, E>,
     after_commit: impl FnOnce(&T),
 ) -> Result<T, E> {
+    gate.check()?;
     if !conn.is_autocommit() {
         // An earlier transaction whose rollback failed: end it before the next one.
         conn.execute_batch("ROLLBACK")
@@ -326,7 +334,9 @@ fn run_write<T, E: From<StorageError>>(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .ctx("beginning a write transaction")?;
     let out = f(&tx)?;
-    tx.commit().ctx("committing a write transaction")?;
+    tx.commit()
+        .ctx("committing a write transaction")
+        .map_err(|e| gate.observe(e))?;
     after_commit(&out);
     Ok(out)
 }
@@ -402,6 +412,7 @@ impl Db {
             writer: Mutex::new(writer),
             path,
             durability,
+            gate: WriteGate::new(crate::BACKEND_NAME),
             _guard: guard,
         };
         // Fail at open, not at the first read, when reader connections cannot be made.
@@ -481,7 +492,7 @@ impl Db {
         after_commit: impl FnOnce(&T),
     ) -> Result<T, E> {
         let mut conn = self.writer.lock();
-        run_write(&mut conn, f, after_commit)
+        run_write(&self.gate, &mut conn, f, after_commit)
     }
 
     /// Like [`write`](Self::write), but durable when it returns whatever the durability
@@ -493,11 +504,11 @@ impl Db {
     ) -> Result<T, E> {
         let mut conn = self.writer.lock();
         if self.durability == Durability::Immediate {
-            return run_write(&mut conn, f, |_| {});
+            return run_write(&self.gate, &mut conn, f, |_| {});
         }
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .ctx("making a write durable")?;
-        let out = run_write(&mut conn, f, |_| {});
+        let out = run_write(&self.gate, &mut conn, f, |_| {});
         let restored = conn
             .execute_batch("PRAGMA synchronous = NORMAL;")
             .ctx("restoring relaxed durability");

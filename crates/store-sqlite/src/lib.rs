@@ -51,6 +51,15 @@
 //! and that WAL fsync makes every earlier commit durable too. Closing the backend
 //! checkpoints the WAL into the database file (synced) and removes it.
 //!
+//! # A full disk, a failed write
+//!
+//! `SQLITE_FULL` is [`StorageErrorKind::NoSpace`](store_api::StorageErrorKind::NoSpace):
+//! the transaction is rolled back, reads keep working, and writes work again as soon as
+//! space is freed, without reopening. A commit that fails with another I/O error (a failed
+//! `fsync`) shuts the write gate: every later write answers
+//! [`StorageErrorKind::Poisoned`](store_api::StorageErrorKind::Poisoned) until the
+//! database is reopened.
+//!
 //! # Concurrency
 //! One writer connection behind a mutex serializes every write of every store (so SQLite
 //! never returns `SQLITE_BUSY` between them; a 30 s `busy_timeout` is a safety net). Reads
@@ -185,8 +194,8 @@ fn error_kind(error: &rusqlite::Error) -> StorageErrorKind {
     match error {
         rusqlite::Error::SqliteFailure(e, _) => match e.code {
             ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StorageErrorKind::Corrupted,
+            ErrorCode::DiskFull => StorageErrorKind::NoSpace,
             ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull
             | ErrorCode::CannotOpen
             | ErrorCode::PermissionDenied
             | ErrorCode::ReadOnly
