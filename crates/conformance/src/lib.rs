@@ -113,9 +113,24 @@ macro_rules! suite {
                         concurrent_writers_get_distinct_contiguous_seqs,
                         usable_as_dyn,
                         model_random_operations,
+                        write_batch_mixed_last_mutation_wins,
+                        write_batch_empty_writes_nothing,
+                        write_batch_bad_input_rejected,
+                        write_batch_atomic_for_concurrent_readers,
+                        apply_batch_replicates_the_leader,
+                        apply_batch_gap_refused_nothing_changed,
+                        apply_batch_conflicting_batch_refused_nothing_changed,
+                        apply_batch_identical_reapply_accepted,
+                        apply_batch_of_pruned_applied_batch_refused,
+                        apply_batch_bad_input_rejected,
+                        apply_batch_races_decide_each_number_once,
+                        wait_for_sequence_returns_at_once_when_a_later_batch_exists,
+                        wait_for_sequence_woken_by_a_commit,
+                        wait_for_sequence_times_out_without_a_commit,
                     ]
                     persistent: [
                         sequence_survives_reopen_after_full_prune,
+                        apply_batch_across_reopen,
                     ]
                     exclusive: []
                 }

@@ -3,6 +3,7 @@
 //!
 //! Module per store kind, like the backends:
 //! - [`engine`]: batch checks, scan bounds, the batch-log record;
+//! - [`replication`]: the `apply_batch` decision and the commit notifier;
 //! - [`state`]: the in-memory state map and the flush buffer ([`state::BufferedState`]);
 //! - [`side_effect`]: keys, replay checks, the read cache;
 //! - [`ledger`]: records, keys and the [`ledger::LedgerPlanner`];
@@ -19,6 +20,7 @@ pub mod gate;
 pub mod group_commit;
 pub mod ledger;
 pub mod lru;
+pub mod replication;
 pub mod segment;
 pub mod side_effect;
 pub mod state;

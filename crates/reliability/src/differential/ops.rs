@@ -45,6 +45,28 @@ pub fn overlong_key() -> Blob {
     Blob(Bytes::from(vec![0x4B; MAX_KEY_LEN + 1]))
 }
 
+/// One mutation of a mixed engine batch ([`Op::WriteBatch`], [`Op::ApplyBatch`]).
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Set the key to the value.
+    Put(Blob, Blob),
+    /// Delete the key.
+    Delete(Blob),
+}
+
+impl Change {
+    /// The [`store_api::Mutation`] this change is.
+    pub fn mutation(&self) -> store_api::Mutation {
+        match self {
+            Change::Put(key, value) => store_api::Mutation::Put {
+                key: key.0.clone(),
+                value: value.0.clone(),
+            },
+            Change::Delete(key) => store_api::Mutation::Delete { key: key.0.clone() },
+        }
+    }
+}
+
 /// A posting of a [`Draft`].
 #[derive(Debug, Clone)]
 pub struct PostingSpec {
@@ -130,6 +152,20 @@ pub enum Op {
     OldestBatch,
     Prune(u64),
     CurrentSeq,
+    /// `write_batch` of the changes, puts and deletes mixed.
+    WriteBatch(Vec<Change>),
+    /// `apply_batch` of the changes under `current_sequence() + offset` (0 below 0): offset
+    /// 1 is the next number, more is a gap, less an already applied number.
+    ApplyBatch {
+        offset: i64,
+        changes: Vec<Change>,
+    },
+    /// `apply_batch` of the subject's own log entry `current_sequence() - back` under its
+    /// number (an identical re-apply); a one-put batch instead when that entry is not in
+    /// the log (pruned, or no such batch).
+    ReapplyBatch {
+        back: u64,
+    },
 
     OpenPartition(String),
     ClosePartition(String),
@@ -419,10 +455,25 @@ fn draft() -> impl Strategy<Value = Draft> {
         })
 }
 
+/// A mutation of a mixed batch: keys and values as for put and delete batches.
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => (key(), value()).prop_map(|(k, v)| Change::Put(k, v)),
+        2 => key().prop_map(Change::Delete),
+    ]
+}
+
 fn engine_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => vec((key(), value()), 0..4).prop_map(Op::Put),
         2 => vec(key(), 0..3).prop_map(Op::Delete),
+        3 => vec(change(), 0..5).prop_map(Op::WriteBatch),
+        3 => (
+            prop_oneof![6 => Just(1i64), 2 => 2i64..4, 2 => -3i64..=0],
+            vec(change(), 0..4)
+        )
+            .prop_map(|(offset, changes)| Op::ApplyBatch { offset, changes }),
+        1 => (0u64..4).prop_map(|back| Op::ReapplyBatch { back }),
         3 => key().prop_map(Op::Get),
         2 => vec(key(), 0..4).prop_map(Op::GetMany),
         3 => (bound(), bound(), limit(), any::<bool>())

@@ -9,12 +9,12 @@ use bytes::Bytes;
 use store_api::{
     AccountCfg, AccountDef, AccountId, AssetDef, AssetId, Backend, Book, CallOrderKey, ChainPos,
     Durability, EventOutputs, InboundInterCall, InputError, InterCall, InterCallOutputKey,
-    LedgerStore, LyquidId, ManualClock, OpenOptions, Posting, SegmentId, SegmentLogStore,
+    LedgerStore, LyquidId, ManualClock, Mutation, OpenOptions, Posting, SegmentId, SegmentLogStore,
     SessionId, SideEffectKey, SideEffectKind, SideEffectStore, StateError, StateSnapshot,
     StateStore, StoreEngine, Timestamp, Transaction,
 };
 
-use super::ops::{Blob, CallSlot, Draft, Inbound, Op, Slot};
+use super::ops::{Blob, CallSlot, Change, Draft, Inbound, Op, Slot};
 use super::outcome::{self, Outcome, outcome};
 use crate::Failure;
 use crate::failure::OrFail;
@@ -211,6 +211,31 @@ impl<B: Backend> AnySubject for Subject<B> {
                 outcome(&backend.engine().prune_batch_log(*cutoff), outcome::engine)
             }
             Op::CurrentSeq => format!("Ok({})", backend.engine().current_sequence()),
+            Op::WriteBatch(changes) => {
+                let mutations: Vec<Mutation> = changes.iter().map(Change::mutation).collect();
+                outcome(&backend.engine().write_batch(&mutations), outcome::engine)
+            }
+            Op::ApplyBatch { offset, changes } => {
+                let engine = backend.engine();
+                let seq = engine.current_sequence().saturating_add_signed(*offset);
+                let mutations: Vec<Mutation> = changes.iter().map(Change::mutation).collect();
+                outcome(&engine.apply_batch(seq, &mutations), outcome::engine)
+            }
+            Op::ReapplyBatch { back } => {
+                let engine = backend.engine();
+                let seq = engine.current_sequence().saturating_sub(*back);
+                let logged = match engine.get_batch(seq) {
+                    Ok(logged) => logged,
+                    Err(e) => return format!("Err({})", outcome::engine(&e)),
+                };
+                let mutations = logged.unwrap_or_else(|| {
+                    vec![Mutation::Put {
+                        key: Bytes::from_static(b"reapplied"),
+                        value: Bytes::new(),
+                    }]
+                });
+                outcome(&engine.apply_batch(seq, &mutations), outcome::engine)
+            }
 
             Op::OpenPartition(name) => match backend.state_store(name) {
                 Ok(handle) => {

@@ -17,7 +17,7 @@ use store_mem::MemBackend;
 
 use super::HostileReport;
 use crate::differential::ops::{
-    Blob, CallSlot, Draft, Inbound, Op, PostingSpec, Slot, overlong_key, oversized,
+    Blob, CallSlot, Change, Draft, Inbound, Op, PostingSpec, Slot, overlong_key, oversized,
 };
 use crate::differential::subject::{AnySubject, Subject};
 use crate::differential::{Subjects, compare, prelude};
@@ -347,6 +347,97 @@ pub fn cases() -> Vec<Case> {
             "Ok(None)",
         ),
         case("engine get_batch: 0", Op::GetBatch(0), "Ok(None)"),
+        case(
+            "engine write_batch: a valid put and delete, then an empty key",
+            Op::WriteBatch(vec![
+                Change::Put(b(b"new"), b(b"v")),
+                Change::Delete(b(b"a")),
+                Change::Delete(empty()),
+            ]),
+            "Err(Input(EmptyKey",
+        ),
+        case(
+            "engine write_batch: a delete of a key of 481 bytes",
+            Op::WriteBatch(vec![
+                Change::Delete(b(b"a")),
+                Change::Delete(overlong_key()),
+            ]),
+            "Err(Input(KeyTooLong { len: 481, max: 480",
+        ),
+        case(
+            "engine write_batch: a delete, then a value of 16 MiB + 1",
+            Op::WriteBatch(vec![
+                Change::Delete(b(b"a")),
+                Change::Put(b(b"k"), oversized()),
+            ]),
+            "Err(Input(ValueTooLarge",
+        ),
+        case(
+            "engine write_batch: empty",
+            Op::WriteBatch(Vec::new()),
+            "Ok(1)",
+        ),
+        case(
+            "engine apply_batch: a gap (batch 3 after batch 1)",
+            Op::ApplyBatch {
+                offset: 2,
+                changes: vec![Change::Put(b(b"new"), b(b"v"))],
+            },
+            "Err(SequenceGap { expected: 2, given: 3 })",
+        ),
+        case(
+            "engine apply_batch: 2^63, far past the next number",
+            Op::ApplyBatch {
+                offset: i64::MAX,
+                changes: vec![Change::Delete(b(b"a"))],
+            },
+            "Err(SequenceGap { expected: 2, given: 9223372036854775808 })",
+        ),
+        case(
+            "engine apply_batch: number 0",
+            Op::ApplyBatch {
+                offset: -1,
+                changes: vec![Change::Delete(b(b"a"))],
+            },
+            "Err(SequenceGap { expected: 2, given: 0 })",
+        ),
+        case(
+            "engine apply_batch: a different batch under applied number 1",
+            Op::ApplyBatch {
+                offset: 0,
+                changes: vec![Change::Delete(b(b"a")), Change::Delete(b(b"b"))],
+            },
+            "Err(ConflictingBatch { expected: 2, given: 1 })",
+        ),
+        case(
+            "engine apply_batch: batch 1 again, identical",
+            Op::ReapplyBatch { back: 0 },
+            "Ok(1)",
+        ),
+        case(
+            "engine apply_batch: no mutations",
+            Op::ApplyBatch {
+                offset: 1,
+                changes: Vec::new(),
+            },
+            "Err(EmptyBatch { given: 2 })",
+        ),
+        case(
+            "engine apply_batch: the next number, an empty key",
+            Op::ApplyBatch {
+                offset: 1,
+                changes: vec![Change::Put(b(b"new"), b(b"v")), Change::Delete(empty())],
+            },
+            "Err(Input(EmptyKey",
+        ),
+        case(
+            "engine apply_batch: the next number, a value of 16 MiB + 1",
+            Op::ApplyBatch {
+                offset: 1,
+                changes: vec![Change::Put(b(b"k"), oversized())],
+            },
+            "Err(Input(ValueTooLarge",
+        ),
         case(
             "state put: empty key",
             Op::StatePut("p1".into(), empty(), b(b"v")),
