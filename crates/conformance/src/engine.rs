@@ -1,4 +1,4 @@
-//! [`StoreEngine`] rules: SPEC.md section 2 (limits) and section 3.
+//! [`StoreEngine`] rules: `docs/contract.md` section 2 (limits) and section 3.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ fn keys(list: &[&[u8]]) -> Vec<Bytes> {
 // Section 2: limits and bad input
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 2: an empty key is `InputError::EmptyKey` on `put_batch`, `delete_batch`, `get`
+/// §2.1: an empty key is `InputError::EmptyKey` on `put_batch`, `delete_batch`, `get`
 /// and `get_many`; the rejected batch writes nothing (no data, no sequence, no log entry).
 pub fn empty_key_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -91,7 +91,7 @@ pub fn empty_key_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 2: a key of exactly `MAX_KEY_LEN` bytes is accepted by every operation.
+/// §2.1: a key of exactly `MAX_KEY_LEN` bytes is accepted by every operation.
 pub fn max_key_len_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -113,7 +113,7 @@ pub fn max_key_len_accepted<B: Backend>() {
     assert_eq!(e.current_sequence(), 2);
 }
 
-/// SPEC 2: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` (same variant and
+/// §2.1: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` (same variant and
 /// fields) on every operation, and the rejected batch writes nothing.
 pub fn key_too_long_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -137,7 +137,7 @@ pub fn key_too_long_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 2: a value of exactly `MAX_VALUE_LEN` bytes is accepted and read back whole.
+/// §2.1: a value of exactly `MAX_VALUE_LEN` bytes is accepted and read back whole.
 pub fn max_value_len_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -150,7 +150,7 @@ pub fn max_value_len_accepted<B: Backend>() {
     assert!(got == value, "the big value came back different");
 }
 
-/// SPEC 2: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` and the
+/// §2.1: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` and the
 /// batch (including its valid pairs) writes nothing.
 pub fn value_too_large_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -165,7 +165,7 @@ pub fn value_too_large_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 0/2: an empty value is a value: `get`, `get_many`, `range_scan` and the batch log
+/// §0.3, §2.1: an empty value is a value: `get`, `get_many`, `range_scan` and the batch log
 /// return it, never confusing it with a missing key.
 pub fn empty_value_round_trips<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -188,7 +188,7 @@ pub fn empty_value_round_trips<B: Backend>() {
 // Section 3: sequence numbers
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: the first batch is 1, every put or delete batch gets the next number, and
+/// §3.1: the first batch is 1, every put or delete batch gets the next number, and
 /// `current_sequence` is the last one (0 when none).
 pub fn sequence_starts_at_one_and_is_contiguous<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -202,7 +202,7 @@ pub fn sequence_starts_at_one_and_is_contiguous<B: Backend>() {
     assert_eq!(e.current_sequence(), 4);
 }
 
-/// SPEC 3: an empty put or delete batch writes nothing (no sequence number, no log entry)
+/// §3.1: an empty put or delete batch writes nothing (no sequence number, no log entry)
 /// and returns `current_sequence()`.
 pub fn empty_batch_writes_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -221,7 +221,7 @@ pub fn empty_batch_writes_nothing<B: Backend>() {
     assert_eq!(all(&*e), vec![kv(b"a", b"1"), kv(b"b", b"2")]);
 }
 
-/// SPEC 3: a key repeated inside one batch ends with its last value, and the log keeps
+/// §3.1: a key repeated inside one batch ends with its last value, and the log keeps
 /// every pair in order.
 pub fn repeated_key_last_wins<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -241,7 +241,7 @@ pub fn repeated_key_last_wins<B: Backend>() {
     );
 }
 
-/// SPEC 3: large batches (hundreds of pairs, a key repeated far apart in the batch) keep
+/// §3.1: large batches (hundreds of pairs, a key repeated far apart in the batch) keep
 /// last-wins for the data and every pair, in order, in the log: backends that write a
 /// batch in chunks must not lose a repeat that falls in another chunk.
 pub fn large_batches_keep_last_wins_and_every_pair<B: Backend>() {
@@ -284,7 +284,7 @@ pub fn large_batches_keep_last_wins_and_every_pair<B: Backend>() {
     assert_eq!(e.current_sequence(), seq + 1);
 }
 
-/// SPEC 3: deleting a missing key is fine: it gets a sequence number and is logged.
+/// §3.1: deleting a missing key is fine: it gets a sequence number and is logged.
 pub fn delete_missing_key_is_fine<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -303,7 +303,7 @@ pub fn delete_missing_key_is_fine<B: Backend>() {
 // Section 3: reads
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: `get_many` answers one `(key, value)` per input key, in input order, missing and
+/// §3.2: `get_many` answers one `(key, value)` per input key, in input order, missing and
 /// repeated keys included.
 pub fn get_many_in_input_order<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -335,7 +335,7 @@ fn scan_fixture<E: StoreEngine + ?Sized>(engine: &E) {
         .unwrap();
 }
 
-/// SPEC 3: `range_scan(start, end)` includes `end` (and `start`), and stops after `end`
+/// §3.3: `range_scan(start, end)` includes `end` (and `start`), and stops after `end`
 /// even when longer keys extend it.
 pub fn range_scan_end_inclusive<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -357,7 +357,7 @@ pub fn range_scan_end_inclusive<B: Backend>() {
     );
 }
 
-/// SPEC 3: an empty `end` is unbounded above.
+/// §3.3: an empty `end` is unbounded above.
 pub fn range_scan_empty_end_is_unbounded<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -373,7 +373,7 @@ pub fn range_scan_empty_end_is_unbounded<B: Backend>() {
     );
 }
 
-/// SPEC 3: an empty `start` begins at the first key.
+/// §3.3: an empty `start` begins at the first key.
 pub fn range_scan_empty_start_from_first_key<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -389,7 +389,7 @@ pub fn range_scan_empty_start_from_first_key<B: Backend>() {
     );
 }
 
-/// SPEC 3: `start > end` (both non-empty) gives nothing, in both directions.
+/// §3.3: `start > end` (both non-empty) gives nothing, in both directions.
 pub fn range_scan_start_after_end_gives_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -400,7 +400,7 @@ pub fn range_scan_start_after_end_gives_nothing<B: Backend>() {
     assert_eq!(e.range_scan(b"e", b"z", 100, true).unwrap(), vec![]);
 }
 
-/// SPEC 3: `limit` caps the rows (from the start of the range when forward) and 0 gives
+/// §3.3: `limit` caps the rows (from the start of the range when forward) and 0 gives
 /// nothing.
 pub fn range_scan_limit<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -420,7 +420,7 @@ pub fn range_scan_limit<B: Backend>() {
     assert_eq!(e.range_scan(b"", b"", 6, true).unwrap().len(), 5);
 }
 
-/// SPEC 3: `forward = false` returns the **last** `limit` keys of the range, descending.
+/// §3.3: `forward = false` returns the **last** `limit` keys of the range, descending.
 pub fn range_scan_reverse_returns_last_keys_descending<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -443,7 +443,7 @@ pub fn range_scan_reverse_returns_last_keys_descending<B: Backend>() {
     );
 }
 
-/// SPEC 3: keys and bounds made of `0xFF` bytes scan correctly (no successor overflow).
+/// §3.3: keys and bounds made of `0xFF` bytes scan correctly (no successor overflow).
 pub fn range_scan_ff_keys<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -488,7 +488,7 @@ pub fn range_scan_ff_keys<B: Backend>() {
 // Section 3: batch log
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: `get_batch` returns each batch's puts and deletes in the order given (a
+/// §3.4: `get_batch` returns each batch's puts and deletes in the order given (a
 /// repeated key included), and `None` for a sequence number never written.
 pub fn batch_log_records_mutations_in_order<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -511,7 +511,7 @@ pub fn batch_log_records_mutations_in_order<B: Backend>() {
     assert_eq!(e.oldest_retained_batch().unwrap(), Some(1));
 }
 
-/// SPEC 3: `prune_batch_log(cutoff)` removes the entries with `seq < cutoff`, returns how
+/// §3.4: `prune_batch_log(cutoff)` removes the entries with `seq < cutoff`, returns how
 /// many it removed, moves `oldest_retained_batch`, and never touches the data or the
 /// sequence counter.
 pub fn prune_batch_log_removes_only_older_entries<B: Backend>() {
@@ -542,7 +542,7 @@ pub fn prune_batch_log_removes_only_older_entries<B: Backend>() {
     assert_eq!(e.get_batch(7).unwrap(), Some(vec![put(b"next", b"")]));
 }
 
-/// SPEC 3 (persistent): after pruning the whole log and reopening, the data and the
+/// §3.4 (persistent): after pruning the whole log and reopening, the data and the
 /// sequence counter are intact and the next batch gets the next number.
 pub fn sequence_survives_reopen_after_full_prune<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -568,7 +568,7 @@ pub fn sequence_survives_reopen_after_full_prune<B: Backend>() {
 // Section 3: concurrency
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: a batch is visible atomically: readers using `get_many` while a writer rewrites
+/// §3.1: a batch is visible atomically: readers using `get_many` while a writer rewrites
 /// (and deletes) a group of keys batch by batch never see a mix of two batches.
 pub fn batches_are_atomic_for_concurrent_readers<B: Backend>() {
     const KEYS: usize = 16;
@@ -623,7 +623,7 @@ pub fn batches_are_atomic_for_concurrent_readers<B: Backend>() {
     assert_eq!(e.current_sequence(), BATCHES as u64);
 }
 
-/// SPEC 3: writers on many threads get distinct, contiguous sequence numbers, each thread's
+/// §3.5: writers on many threads get distinct, contiguous sequence numbers, each thread's
 /// numbers increase, and every number's log entry is the batch that received it.
 pub fn concurrent_writers_get_distinct_contiguous_seqs<B: Backend>() {
     const THREADS: usize = 4;
@@ -673,7 +673,7 @@ pub fn concurrent_writers_get_distinct_contiguous_seqs<B: Backend>() {
     assert_eq!(e.current_sequence(), total);
 }
 
-/// SPEC 0: the engine works through `Arc<dyn StoreEngine>`, shared across threads.
+/// §0.2: the engine works through `Arc<dyn StoreEngine>`, shared across threads.
 pub fn usable_as_dyn<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e: Arc<dyn StoreEngine> = inst.backend.engine();
@@ -885,7 +885,7 @@ pub(crate) fn runner(cases: u32, seed: u8) -> TestRunner {
     )
 }
 
-/// SPEC 3: random sequences of `put_batch`, `delete_batch`, `get`, `get_many`,
+/// §3: random sequences of `put_batch`, `delete_batch`, `get`, `get_many`,
 /// `range_scan` (both directions, random limits), `get_batch` and `prune_batch_log`, checked
 /// step by step against a `BTreeMap` model with a batch log and a sequence counter.
 pub fn model_random_operations<B: Backend>() {
