@@ -1,4 +1,4 @@
-//! [`StoreEngine`] rules: SPEC.md section 2 (limits) and section 3.
+//! [`StoreEngine`] rules: `docs/contract.md` section 2 (limits) and section 3.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ fn keys(list: &[&[u8]]) -> Vec<Bytes> {
 // Section 2: limits and bad input
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 2: an empty key is `InputError::EmptyKey` on `put_batch`, `delete_batch`, `get`
+/// §2.1: an empty key is `InputError::EmptyKey` on `put_batch`, `delete_batch`, `get`
 /// and `get_many`; the rejected batch writes nothing (no data, no sequence, no log entry).
 pub fn empty_key_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -92,7 +92,7 @@ pub fn empty_key_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 2: a key of exactly `MAX_KEY_LEN` bytes is accepted by every operation.
+/// §2.1: a key of exactly `MAX_KEY_LEN` bytes is accepted by every operation.
 pub fn max_key_len_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -114,7 +114,7 @@ pub fn max_key_len_accepted<B: Backend>() {
     assert_eq!(e.current_sequence(), 2);
 }
 
-/// SPEC 2: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` (same variant and
+/// §2.1: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` (same variant and
 /// fields) on every operation, and the rejected batch writes nothing.
 pub fn key_too_long_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -138,7 +138,7 @@ pub fn key_too_long_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 2: a value of exactly `MAX_VALUE_LEN` bytes is accepted and read back whole.
+/// §2.1: a value of exactly `MAX_VALUE_LEN` bytes is accepted and read back whole.
 pub fn max_value_len_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -151,7 +151,7 @@ pub fn max_value_len_accepted<B: Backend>() {
     assert!(got == value, "the big value came back different");
 }
 
-/// SPEC 2: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` and the
+/// §2.1: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` and the
 /// batch (including its valid pairs) writes nothing.
 pub fn value_too_large_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -166,7 +166,7 @@ pub fn value_too_large_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 0/2: an empty value is a value: `get`, `get_many`, `range_scan` and the batch log
+/// §0.3, §2.1: an empty value is a value: `get`, `get_many`, `range_scan` and the batch log
 /// return it, never confusing it with a missing key.
 pub fn empty_value_round_trips<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -189,7 +189,7 @@ pub fn empty_value_round_trips<B: Backend>() {
 // Section 3: sequence numbers
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: the first batch is 1, every put or delete batch gets the next number, and
+/// §3.1: the first batch is 1, every put or delete batch gets the next number, and
 /// `current_sequence` is the last one (0 when none).
 pub fn sequence_starts_at_one_and_is_contiguous<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -203,7 +203,7 @@ pub fn sequence_starts_at_one_and_is_contiguous<B: Backend>() {
     assert_eq!(e.current_sequence(), 4);
 }
 
-/// SPEC 3: an empty put or delete batch writes nothing (no sequence number, no log entry)
+/// §3.1: an empty put or delete batch writes nothing (no sequence number, no log entry)
 /// and returns `current_sequence()`.
 pub fn empty_batch_writes_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -222,7 +222,7 @@ pub fn empty_batch_writes_nothing<B: Backend>() {
     assert_eq!(all(&*e), vec![kv(b"a", b"1"), kv(b"b", b"2")]);
 }
 
-/// SPEC 3: a key repeated inside one batch ends with its last value, and the log keeps
+/// §3.1: a key repeated inside one batch ends with its last value, and the log keeps
 /// every pair in order.
 pub fn repeated_key_last_wins<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -242,7 +242,7 @@ pub fn repeated_key_last_wins<B: Backend>() {
     );
 }
 
-/// SPEC 3: large batches (hundreds of pairs, a key repeated far apart in the batch) keep
+/// §3.1: large batches (hundreds of pairs, a key repeated far apart in the batch) keep
 /// last-wins for the data and every pair, in order, in the log: backends that write a
 /// batch in chunks must not lose a repeat that falls in another chunk.
 pub fn large_batches_keep_last_wins_and_every_pair<B: Backend>() {
@@ -285,7 +285,7 @@ pub fn large_batches_keep_last_wins_and_every_pair<B: Backend>() {
     assert_eq!(e.current_sequence(), seq + 1);
 }
 
-/// SPEC 3: deleting a missing key is fine: it gets a sequence number and is logged.
+/// §3.1: deleting a missing key is fine: it gets a sequence number and is logged.
 pub fn delete_missing_key_is_fine<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -304,7 +304,7 @@ pub fn delete_missing_key_is_fine<B: Backend>() {
 // Section 3: reads
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: `get_many` answers one `(key, value)` per input key, in input order, missing and
+/// §3.2: `get_many` answers one `(key, value)` per input key, in input order, missing and
 /// repeated keys included.
 pub fn get_many_in_input_order<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -336,7 +336,7 @@ fn scan_fixture<E: StoreEngine + ?Sized>(engine: &E) {
         .unwrap();
 }
 
-/// SPEC 3: `range_scan(start, end)` includes `end` (and `start`), and stops after `end`
+/// §3.3: `range_scan(start, end)` includes `end` (and `start`), and stops after `end`
 /// even when longer keys extend it.
 pub fn range_scan_end_inclusive<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -358,7 +358,7 @@ pub fn range_scan_end_inclusive<B: Backend>() {
     );
 }
 
-/// SPEC 3: an empty `end` is unbounded above.
+/// §3.3: an empty `end` is unbounded above.
 pub fn range_scan_empty_end_is_unbounded<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -374,7 +374,7 @@ pub fn range_scan_empty_end_is_unbounded<B: Backend>() {
     );
 }
 
-/// SPEC 3: an empty `start` begins at the first key.
+/// §3.3: an empty `start` begins at the first key.
 pub fn range_scan_empty_start_from_first_key<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -390,7 +390,7 @@ pub fn range_scan_empty_start_from_first_key<B: Backend>() {
     );
 }
 
-/// SPEC 3: `start > end` (both non-empty) gives nothing, in both directions.
+/// §3.3: `start > end` (both non-empty) gives nothing, in both directions.
 pub fn range_scan_start_after_end_gives_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -401,7 +401,7 @@ pub fn range_scan_start_after_end_gives_nothing<B: Backend>() {
     assert_eq!(e.range_scan(b"e", b"z", 100, true).unwrap(), vec![]);
 }
 
-/// SPEC 3: `limit` caps the rows (from the start of the range when forward) and 0 gives
+/// §3.3: `limit` caps the rows (from the start of the range when forward) and 0 gives
 /// nothing.
 pub fn range_scan_limit<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -421,7 +421,7 @@ pub fn range_scan_limit<B: Backend>() {
     assert_eq!(e.range_scan(b"", b"", 6, true).unwrap().len(), 5);
 }
 
-/// SPEC 3: `forward = false` returns the **last** `limit` keys of the range, descending.
+/// §3.3: `forward = false` returns the **last** `limit` keys of the range, descending.
 pub fn range_scan_reverse_returns_last_keys_descending<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -444,7 +444,7 @@ pub fn range_scan_reverse_returns_last_keys_descending<B: Backend>() {
     );
 }
 
-/// SPEC 3: keys and bounds made of `0xFF` bytes scan correctly (no successor overflow).
+/// §3.3: keys and bounds made of `0xFF` bytes scan correctly (no successor overflow).
 pub fn range_scan_ff_keys<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -489,7 +489,7 @@ pub fn range_scan_ff_keys<B: Backend>() {
 // Section 3: batch log
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: `get_batch` returns each batch's puts and deletes in the order given (a
+/// §3.4: `get_batch` returns each batch's puts and deletes in the order given (a
 /// repeated key included), and `None` for a sequence number never written.
 pub fn batch_log_records_mutations_in_order<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -512,7 +512,7 @@ pub fn batch_log_records_mutations_in_order<B: Backend>() {
     assert_eq!(e.oldest_retained_batch().unwrap(), Some(1));
 }
 
-/// SPEC 3: `prune_batch_log(cutoff)` removes the entries with `seq < cutoff`, returns how
+/// §3.4: `prune_batch_log(cutoff)` removes the entries with `seq < cutoff`, returns how
 /// many it removed, moves `oldest_retained_batch`, and never touches the data or the
 /// sequence counter.
 pub fn prune_batch_log_removes_only_older_entries<B: Backend>() {
@@ -543,7 +543,7 @@ pub fn prune_batch_log_removes_only_older_entries<B: Backend>() {
     assert_eq!(e.get_batch(7).unwrap(), Some(vec![put(b"next", b"")]));
 }
 
-/// SPEC 3 (persistent): after pruning the whole log and reopening, the data and the
+/// §3.4 (persistent): after pruning the whole log and reopening, the data and the
 /// sequence counter are intact and the next batch gets the next number.
 pub fn sequence_survives_reopen_after_full_prune<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -569,7 +569,7 @@ pub fn sequence_survives_reopen_after_full_prune<B: Backend>() {
 // Section 3: concurrency
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: a batch is visible atomically: readers using `get_many` while a writer rewrites
+/// §3.1: a batch is visible atomically: readers using `get_many` while a writer rewrites
 /// (and deletes) a group of keys batch by batch never see a mix of two batches.
 pub fn batches_are_atomic_for_concurrent_readers<B: Backend>() {
     const KEYS: usize = 16;
@@ -624,7 +624,7 @@ pub fn batches_are_atomic_for_concurrent_readers<B: Backend>() {
     assert_eq!(e.current_sequence(), BATCHES as u64);
 }
 
-/// SPEC 3: writers on many threads get distinct, contiguous sequence numbers, each thread's
+/// §3.5: writers on many threads get distinct, contiguous sequence numbers, each thread's
 /// numbers increase, and every number's log entry is the batch that received it.
 pub fn concurrent_writers_get_distinct_contiguous_seqs<B: Backend>() {
     const THREADS: usize = 4;
@@ -674,7 +674,7 @@ pub fn concurrent_writers_get_distinct_contiguous_seqs<B: Backend>() {
     assert_eq!(e.current_sequence(), total);
 }
 
-/// SPEC 0: the engine works through `Arc<dyn StoreEngine>`, shared across threads.
+/// §0.2: the engine works through `Arc<dyn StoreEngine>`, shared across threads.
 pub fn usable_as_dyn<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e: Arc<dyn StoreEngine> = inst.backend.engine();
@@ -700,7 +700,7 @@ pub fn usable_as_dyn<B: Backend>() {
 // Section 3: mixed batches
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: `write_batch` applies puts and deletes in order under one sequence number, so
+/// §3.6: `write_batch` applies puts and deletes in order under one sequence number, so
 /// the last mutation of a key wins (a delete after a put removes the key, a put after a
 /// delete sets it); `get_batch` returns exactly the mutations given, repeats included; and
 /// it shares one numbering with `put_batch` and `delete_batch`.
@@ -733,7 +733,7 @@ pub fn write_batch_mixed_last_mutation_wins<B: Backend>() {
     assert_eq!(e.current_sequence(), 4);
 }
 
-/// SPEC 3: an empty `write_batch` writes nothing (no number, no log entry) and returns
+/// §3.6: an empty `write_batch` writes nothing (no number, no log entry) and returns
 /// `current_sequence()`.
 pub fn write_batch_empty_writes_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -746,7 +746,7 @@ pub fn write_batch_empty_writes_nothing<B: Backend>() {
     assert_eq!(e.oldest_retained_batch().unwrap(), Some(1));
 }
 
-/// SPEC 2/3: `write_batch` checks every key and value with the limits of `put_batch` and
+/// §2.1, §3.6: `write_batch` checks every key and value with the limits of `put_batch` and
 /// `delete_batch` (the same variants and fields); a rejected batch writes nothing, the
 /// valid mutations before the bad one included.
 pub fn write_batch_bad_input_rejected<B: Backend>() {
@@ -780,7 +780,7 @@ pub fn write_batch_bad_input_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 3: a mixed batch is visible atomically: readers using `get_many` while a writer
+/// §3.6: a mixed batch is visible atomically: readers using `get_many` while a writer
 /// moves a value between two groups of keys (one `write_batch` puts one group and deletes
 /// the other) always see one group holding one batch's value and the other group empty.
 pub fn write_batch_atomic_for_concurrent_readers<B: Backend>() {
@@ -870,7 +870,7 @@ fn logged<E: StoreEngine + ?Sized>(engine: &E, seq: u64) -> Vec<Mutation> {
         .unwrap_or_else(|| panic!("batch {seq} is not in the log"))
 }
 
-/// SPEC 3: a follower that applies a leader's batches under the leader's numbers holds,
+/// §3.7: a follower that applies a leader's batches under the leader's numbers holds,
 /// at every applied number, the leader's data of that number, that number as its
 /// sequence, and the leader's log entries; its own writes then continue from there.
 pub fn apply_batch_replicates_the_leader<B: Backend>() {
@@ -901,7 +901,7 @@ pub fn apply_batch_replicates_the_leader<B: Backend>() {
     assert_eq!(f.write_batch(&[del(b"own")]).unwrap(), 6);
 }
 
-/// SPEC 3: applying a number after the next one (a gap), or 0, is `SequenceGap` naming the
+/// §3.7: applying a number after the next one (a gap), or 0, is `SequenceGap` naming the
 /// number expected and the number given, and changes nothing; the next number still
 /// applies afterwards.
 pub fn apply_batch_gap_refused_nothing_changed<B: Backend>() {
@@ -937,7 +937,7 @@ pub fn apply_batch_gap_refused_nothing_changed<B: Backend>() {
     assert_state(&*e, &[(b"a", b"1"), (b"k", b"v")], 2);
 }
 
-/// SPEC 3: a batch that differs from the one logged under an already applied number (other
+/// §3.7: a batch that differs from the one logged under an already applied number (other
 /// values, another order, a subset, a superset, a delete for a put) is `ConflictingBatch`
 /// naming the number expected and the number given, and changes nothing.
 pub fn apply_batch_conflicting_batch_refused_nothing_changed<B: Backend>() {
@@ -967,7 +967,7 @@ pub fn apply_batch_conflicting_batch_refused_nothing_changed<B: Backend>() {
     }
 }
 
-/// SPEC 3: re-applying an already applied batch whose logged mutations are identical is
+/// §3.7: re-applying an already applied batch whose logged mutations are identical is
 /// accepted (it answers its number) and changes nothing, even where writing it again would
 /// (a later batch overwrote its key); the next number then still applies.
 pub fn apply_batch_identical_reapply_accepted<B: Backend>() {
@@ -992,7 +992,7 @@ pub fn apply_batch_identical_reapply_accepted<B: Backend>() {
     assert_eq!(e.apply_batch(4, &[put(b"next", b"")]).unwrap(), 4);
 }
 
-/// SPEC 3 (pinned in `StoreEngine::apply_batch`'s docs): an already applied batch whose log
+/// §3.7 (pinned in `StoreEngine::apply_batch`'s docs): an already applied batch whose log
 /// entry was pruned cannot be compared, so re-applying it, identical or not, is refused
 /// with `AppliedBatchPruned` naming the expected and the given numbers, and changes
 /// nothing; batches still in the log keep being compared.
@@ -1031,7 +1031,7 @@ pub fn apply_batch_of_pruned_applied_batch_refused<B: Backend>() {
     );
 }
 
-/// SPEC 2/3: `apply_batch` checks keys and values like `write_batch` (`Input`, same
+/// §2.1, §3.7: `apply_batch` checks keys and values like `write_batch` (`Input`, same
 /// variants and fields), and refuses an empty batch with `EmptyBatch` (an empty batch never
 /// has a number); input is checked before the number, and nothing changes.
 pub fn apply_batch_bad_input_rejected<B: Backend>() {
@@ -1063,7 +1063,7 @@ pub fn apply_batch_bad_input_rejected<B: Backend>() {
     }
 }
 
-/// SPEC 3: the apply decision is taken inside the write: threads racing to apply different
+/// §3.7: the apply decision is taken inside the write: threads racing to apply different
 /// batches under the same numbers get exactly one `Ok` per number (the others
 /// `ConflictingBatch`, or `Ok` when the winner's batch was theirs too), and each number
 /// logs the batch of the thread that got it.
@@ -1120,7 +1120,7 @@ pub fn apply_batch_races_decide_each_number_once<B: Backend>() {
     }
 }
 
-/// SPEC 3: `wait_for_sequence` returns at once, with the current number, when a batch
+/// §3.7: `wait_for_sequence` returns at once, with the current number, when a batch
 /// later than `after` already committed; with no later batch and a zero timeout it returns
 /// the current number at once too.
 pub fn wait_for_sequence_returns_at_once_when_a_later_batch_exists<B: Backend>() {
@@ -1147,7 +1147,7 @@ const LONG_WAIT: Duration = Duration::from_secs(20);
 /// A write of one batch, returning its number.
 type Write = dyn Fn(&dyn StoreEngine) -> u64;
 
-/// SPEC 3: a `wait_for_sequence` blocked in another thread is woken by the commit of the
+/// §3.7: a `wait_for_sequence` blocked in another thread is woken by the commit of the
 /// next batch, whichever call writes it (`put_batch`, `delete_batch`, `write_batch`,
 /// `apply_batch`), well before its timeout, and can read that batch at once.
 pub fn wait_for_sequence_woken_by_a_commit<B: Backend>() {
@@ -1190,7 +1190,7 @@ pub fn wait_for_sequence_woken_by_a_commit<B: Backend>() {
     }
 }
 
-/// SPEC 3: with no commit, `wait_for_sequence` returns the current number at its timeout,
+/// §3.7: with no commit, `wait_for_sequence` returns the current number at its timeout,
 /// also when `after` is beyond it; calls that write nothing (an empty batch, a refused or
 /// an identical re-applied batch) wake nobody.
 pub fn wait_for_sequence_times_out_without_a_commit<B: Backend>() {
@@ -1223,7 +1223,7 @@ pub fn wait_for_sequence_times_out_without_a_commit<B: Backend>() {
     }
 }
 
-/// SPEC 3 (persistent): applying continues across a reopen of the follower: the numbers,
+/// §3.7 (persistent): applying continues across a reopen of the follower: the numbers,
 /// the data and the log survive; an identical re-apply is still accepted, a different batch
 /// or a gap still refused; a mixed batch reads back whole; and a wait returns at once for
 /// batches committed before the reopen.
@@ -1490,9 +1490,9 @@ pub(crate) fn runner(cases: u32, seed: u8) -> TestRunner {
     )
 }
 
-/// SPEC 3: random sequences of `put_batch`, `delete_batch`, `write_batch`, `get`,
-/// `get_many`, `range_scan` (both directions, random limits), `get_batch` and
-/// `prune_batch_log`, checked step by step against a `BTreeMap` model with a batch log and a sequence counter.
+/// §3: random sequences of `put_batch`, `delete_batch`, `write_batch`, `get`, `get_many`,
+/// `range_scan` (both directions, random limits), `get_batch` and `prune_batch_log`,
+/// checked step by step against a `BTreeMap` model with a batch log and a sequence counter.
 pub fn model_random_operations<B: Backend>() {
     let mut runner = runner(40, 0xE1);
     let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| {

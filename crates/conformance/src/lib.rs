@@ -1,5 +1,6 @@
-//! The conformance suite: every rule of SPEC.md sections 1 to 7 as a test, written once and
-//! generated for every backend.
+//! The conformance suite: every rule of `docs/contract.md` sections 0 to 7 as a test,
+//! written once and generated for every backend. Each test's doc comment starts with the
+//! contract section it checks (`§3.3: ...` is section 3.3 of `docs/contract.md`).
 //!
 //! Each test body is a plain `pub fn rule<B: Backend>()` in the module of its store
 //! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]). The

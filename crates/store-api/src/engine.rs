@@ -1,5 +1,5 @@
 //! `StoreEngine`: an ordered key-value engine with atomic batches, sequence numbers and a
-//! replayable batch log (SPEC.md section 3).
+//! replayable batch log (`docs/contract.md` section 3).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! `LedgerStore`: a double-entry ledger with idempotent, group-committed transactions
-//! (SPEC.md section 6).
+//! (`docs/contract.md` section 6).
 
 use std::collections::BTreeMap;
 use std::fmt;

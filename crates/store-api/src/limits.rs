@@ -1,4 +1,4 @@
-//! The common limits of SPEC.md section 2, and the one place they are checked.
+//! The common limits of `docs/contract.md` section 2, and the one place they are checked.
 //!
 //! Every backend calls these checks before it touches its engine, so the same input is
 //! rejected with the same [`InputError`] variant everywhere and a rejected call changes

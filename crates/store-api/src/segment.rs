@@ -1,4 +1,4 @@
-//! `SegmentLogStore`: append-only session logs (SPEC.md section 7).
+//! `SegmentLogStore`: append-only session logs (`docs/contract.md` section 7).
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! `SideEffectStore`: insert-only, replay-idempotent execution side effects
-//! (SPEC.md section 5).
+//! (`docs/contract.md` section 5).
 
 use std::collections::BTreeMap;
 use std::fmt;

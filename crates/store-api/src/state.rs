@@ -1,5 +1,5 @@
 //! `StateStore`: single-owner operator state on the hot path, with portable snapshots
-//! (SPEC.md section 4).
+//! (`docs/contract.md` section 4).
 
 use std::ops::Range;
 

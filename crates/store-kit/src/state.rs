@@ -8,7 +8,7 @@
 //! one hash lookup (no lock, no allocation beyond a reference-count increment), and the
 //! engine only sees [`flush`](store_api::StateStore::flush), which writes every change
 //! since the previous flush in one transaction. That is exactly the durability rule of
-//! SPEC.md section 4: after a flush and a reopen the partition is what it was; writes after
+//! `docs/contract.md` §4.5: after a flush and a reopen the partition is what it was; writes after
 //! the last flush may be lost; a flush is never half applied.
 //!
 //! The cost: a partition's keys and values live in memory while it is open (loaded once by

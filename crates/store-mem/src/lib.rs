@@ -110,8 +110,3 @@ impl Backend for MemBackend {
         Arc::clone(&self.side_effects)
     }
 }
-
-/// The README's Rust examples, compiled and run as doctests so they never go stale.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
