@@ -396,7 +396,15 @@ pub struct PostingRecord {
     pub amount: u64,
     /// Which side.
     pub direction: Direction,
-    /// The account's normal-side balance after this posting.
+    /// The account's normal-side balance after this posting: its balance before the
+    /// transaction plus its postings in the transaction up to this one, in posting order.
+    ///
+    /// When a transaction posts to the account several times, the account's last posting
+    /// in it carries its balance after the whole transaction, exactly (what
+    /// [`LedgerStore::balance`] reports). The checks apply to that balance only, so an
+    /// earlier posting's running balance may lie outside `i64` (say `[debit 1, credit 1]`
+    /// on an account at `i64::MAX`); such a posting records the bound it passed
+    /// (`i64::MAX` or `i64::MIN`). Every other value is the exact running balance.
     pub balance_after: i64,
 }
 
@@ -552,7 +560,7 @@ pub enum LedgerError {
         /// The balance the transaction would leave.
         would_be: i128,
     },
-    /// An account's balance would leave the `i64` range.
+    /// An account's balance after the transaction would leave the `i64` range.
     #[error("account {account}'s balance would overflow")]
     Overflow {
         /// The account.
@@ -610,6 +618,11 @@ pub trait LedgerStore: Send + Sync {
     /// nothing; the id is new; every account is open; each posting's asset is its
     /// account's; debits equal credits per asset; no account falls below its floor; no
     /// balance overflows `i64`.
+    ///
+    /// The last two checks apply to each account's balance after the whole transaction
+    /// (its postings summed without overflow), so they never depend on the order of the
+    /// postings: a transaction may take an account below its floor or past `i64::MAX`
+    /// midway as long as it ends inside. A floor breach names the final would-be balance.
     fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError>;
 
     /// Commits drafts in order, in one durable write. Results are positional: each draft
