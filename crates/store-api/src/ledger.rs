@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,6 +13,7 @@ use crate::limits::{
     MAX_ACCOUNT_PATH_LEN, MAX_ASSET_ID_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_NAME_LEN, MAX_TEXT_LEN,
     check_name, check_text,
 };
+use crate::parse::{self, ParseError};
 use crate::time::Timestamp;
 
 macro_rules! validated_name {
@@ -270,9 +272,33 @@ impl TxId {
     }
 }
 
+/// The hyphenated UUID, e.g. `01890a5d-ac96-774b-bcce-b302099a8057`; `FromStr` reads it
+/// back.
 impl fmt::Display for TxId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Reads a UUID in any form the `uuid` crate knows (hyphenated, as `Display` writes it,
+/// simple, braced or URN); anything else is a [`ParseError`].
+impl FromStr for TxId {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        parse::uuid("transaction id", s).map(TxId)
+    }
+}
+
+impl From<Uuid> for TxId {
+    fn from(uuid: Uuid) -> Self {
+        TxId(uuid)
+    }
+}
+
+impl From<TxId> for Uuid {
+    fn from(id: TxId) -> Self {
+        id.0
     }
 }
 

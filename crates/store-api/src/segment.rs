@@ -1,6 +1,7 @@
 //! `SegmentLogStore`: append-only session logs (`docs/contract.md` section 7).
 
 use std::fmt;
+use std::str::FromStr;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -8,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{InputError, StorageError};
+use crate::parse::{self, ParseError};
 
 macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub struct $name(pub Uuid);
@@ -43,9 +45,48 @@ macro_rules! uuid_id {
             }
         }
 
+        /// The hyphenated UUID, e.g. `01890a5d-ac96-774b-bcce-b302099a8057`; `FromStr` reads
+        /// it back.
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        /// Reads a UUID in any form the `uuid` crate knows (hyphenated, as `Display`
+        /// writes it, simple, braced or URN); anything else is a [`ParseError`].
+        impl FromStr for $name {
+            type Err = ParseError;
+
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                parse::uuid($what, s).map($name)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(uuid: Uuid) -> Self {
+                $name(uuid)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        /// The id whose 128 bits, most significant first, are `n` (as
+        /// [`from_u128`](Self::from_u128)).
+        impl From<u128> for $name {
+            fn from(n: u128) -> Self {
+                $name::from_u128(n)
+            }
+        }
+
+        /// The id's 128 bits as a number: ids order as their numbers do.
+        impl From<$name> for u128 {
+            fn from(id: $name) -> Self {
+                id.0.as_u128()
             }
         }
     };
@@ -53,11 +94,13 @@ macro_rules! uuid_id {
 
 uuid_id!(
     /// A session: a group of segments. 128-bit, time-ordered.
-    SessionId
+    SessionId,
+    "session id"
 );
 uuid_id!(
     /// A segment: one append-only log, owned by one session. 128-bit, time-ordered.
-    SegmentId
+    SegmentId,
+    "segment id"
 );
 
 /// Errors of [`SegmentLogStore`].
