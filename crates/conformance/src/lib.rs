@@ -156,6 +156,8 @@ macro_rules! suite {
                         prefix_scan_ff_prefix,
                         range_scan_end_exclusive,
                         range_scan_empty_or_inverted_gives_nothing,
+                        range_scan_bounds_open_ends,
+                        range_scan_bounds_included_and_excluded,
                         snapshot_restore_replaces_whole_state,
                         snapshot_bytes_restore_into_other_partition,
                         snapshot_bytes_are_portable_across_backends,
