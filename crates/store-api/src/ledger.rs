@@ -3,18 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::{InputError, NameRule, StorageError};
 use crate::limits::{
     MAX_ACCOUNT_PATH_LEN, MAX_ASSET_ID_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_NAME_LEN, MAX_TEXT_LEN,
     check_name, check_text,
 };
-use crate::parse::{self, ParseError};
 use crate::time::Timestamp;
+use crate::uuid_id::uuid_id;
 
 macro_rules! validated_name {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
@@ -261,46 +259,11 @@ pub struct Posting {
     pub direction: Direction,
 }
 
-/// A transaction id: a time-ordered UUID (v7) chosen by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TxId(pub Uuid);
-
-impl TxId {
-    /// A fresh time-ordered id.
-    pub fn new_v7() -> Self {
-        TxId(Uuid::now_v7())
-    }
-}
-
-/// The hyphenated UUID, e.g. `01890a5d-ac96-774b-bcce-b302099a8057`; `FromStr` reads it
-/// back.
-impl fmt::Display for TxId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-/// Reads a UUID in any form the `uuid` crate knows (hyphenated, as `Display` writes it,
-/// simple, braced or URN); anything else is a [`ParseError`].
-impl FromStr for TxId {
-    type Err = ParseError;
-
-    fn from_str(s: &str) -> Result<Self, ParseError> {
-        parse::uuid("transaction id", s).map(TxId)
-    }
-}
-
-impl From<Uuid> for TxId {
-    fn from(uuid: Uuid) -> Self {
-        TxId(uuid)
-    }
-}
-
-impl From<TxId> for Uuid {
-    fn from(id: TxId) -> Self {
-        id.0
-    }
-}
+uuid_id!(
+    /// A transaction id: a time-ordered UUID (v7) chosen by the caller.
+    TxId,
+    "transaction id"
+);
 
 /// A transaction draft, as submitted to [`LedgerStore::commit`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

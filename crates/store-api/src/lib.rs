@@ -28,6 +28,7 @@ pub mod segment;
 pub mod side_effect;
 pub mod state;
 pub mod time;
+mod uuid_id;
 
 pub use bytes::Bytes;
 

@@ -63,14 +63,14 @@ pub(crate) fn decimal_u64(
     if digits.is_empty() {
         return Err(ParseError::new(what, input, "no digits", expected));
     }
-    if let Some((at, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        return Err(ParseError::new(
-            what,
-            input,
-            format!("{c:?} at byte {at} is not a decimal digit"),
-            expected,
-        ));
-    }
+    only_digits(
+        what,
+        input,
+        digits,
+        expected,
+        char::is_ascii_digit,
+        "decimal",
+    )?;
     digits
         .parse()
         .map_err(|_| ParseError::new(what, input, "the number is larger than u64::MAX", expected))
@@ -83,14 +83,14 @@ pub(crate) fn hex_bytes<const N: usize>(
     digits: &str,
     expected: &'static str,
 ) -> Result<[u8; N], ParseError> {
-    if let Some((at, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        return Err(ParseError::new(
-            what,
-            input,
-            format!("{c:?} at byte {at} is not a hexadecimal digit"),
-            expected,
-        ));
-    }
+    only_digits(
+        what,
+        input,
+        digits,
+        expected,
+        char::is_ascii_hexdigit,
+        "hexadecimal",
+    )?;
     if digits.len() != 2 * N {
         return Err(ParseError::new(
             what,
@@ -104,6 +104,26 @@ pub(crate) fn hex_bytes<const N: usize>(
         *byte = (hex_value(pair[0]) << 4) | hex_value(pair[1]);
     }
     Ok(out)
+}
+
+/// Fails on the first character of `digits` that is not a digit of the `base` named.
+fn only_digits(
+    what: &'static str,
+    input: &str,
+    digits: &str,
+    expected: &'static str,
+    is_digit: fn(&char) -> bool,
+    base: &str,
+) -> Result<(), ParseError> {
+    match digits.char_indices().find(|(_, c)| !is_digit(c)) {
+        Some((at, c)) => Err(ParseError::new(
+            what,
+            input,
+            format!("{c:?} at byte {at} is not a {base} digit"),
+            expected,
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The value of an ASCII hexadecimal digit (the caller checked it is one).
@@ -236,6 +256,7 @@ mod tests {
         let n = 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef_u128;
         assert_eq!(u128::from(SegmentId::from(n)), n);
         assert_eq!(u128::from(SessionId::from(n)), n);
+        assert_eq!(u128::from(TxId::from(n)), n);
         assert_eq!(SegmentId::from(n), SegmentId::from_u128(n));
         assert!(SegmentId::from(1u128) < SegmentId::from(2u128));
         assert_eq!(u64::from(Timestamp::from(42u64)), 42);

@@ -1,96 +1,11 @@
 //! `SegmentLogStore`: append-only session logs (`docs/contract.md` section 7).
 
-use std::fmt;
-use std::str::FromStr;
-
 use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::{InputError, StorageError};
-use crate::parse::{self, ParseError};
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub struct $name(pub Uuid);
-
-        impl $name {
-            /// A fresh time-ordered (UUID v7) id: later ids sort after earlier ones.
-            pub fn new_v7() -> Self {
-                $name(Uuid::now_v7())
-            }
-
-            /// The id's 16 bytes, big-endian: their byte order is the id order.
-            pub fn to_bytes(self) -> [u8; 16] {
-                self.0.into_bytes()
-            }
-
-            /// The id of 16 big-endian bytes.
-            pub fn from_bytes(bytes: [u8; 16]) -> Self {
-                $name(Uuid::from_bytes(bytes))
-            }
-
-            /// The id of a 128-bit number (handy in tests).
-            pub fn from_u128(n: u128) -> Self {
-                $name(Uuid::from_u128(n))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
-            }
-        }
-
-        /// The hyphenated UUID, e.g. `01890a5d-ac96-774b-bcce-b302099a8057`; `FromStr` reads
-        /// it back.
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
-            }
-        }
-
-        /// Reads a UUID in any form the `uuid` crate knows (hyphenated, as `Display`
-        /// writes it, simple, braced or URN); anything else is a [`ParseError`].
-        impl FromStr for $name {
-            type Err = ParseError;
-
-            fn from_str(s: &str) -> Result<Self, ParseError> {
-                parse::uuid($what, s).map($name)
-            }
-        }
-
-        impl From<Uuid> for $name {
-            fn from(uuid: Uuid) -> Self {
-                $name(uuid)
-            }
-        }
-
-        impl From<$name> for Uuid {
-            fn from(id: $name) -> Self {
-                id.0
-            }
-        }
-
-        /// The id whose 128 bits, most significant first, are `n` (as
-        /// [`from_u128`](Self::from_u128)).
-        impl From<u128> for $name {
-            fn from(n: u128) -> Self {
-                $name::from_u128(n)
-            }
-        }
-
-        /// The id's 128 bits as a number: ids order as their numbers do.
-        impl From<$name> for u128 {
-            fn from(id: $name) -> Self {
-                id.0.as_u128()
-            }
-        }
-    };
-}
+use crate::uuid_id::uuid_id;
 
 uuid_id!(
     /// A session: a group of segments. 128-bit, time-ordered.
