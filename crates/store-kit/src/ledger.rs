@@ -811,10 +811,10 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
             });
         }
 
-        // Each account's postings summed in posting order, in `i128`, which no draft can
-        // overflow (fewer than 2^63 postings of under 2^64 each), and
-        // the floor and the `i64` range are checked once per account, on its balance after
-        // the whole draft, so the order of the postings never matters.
+        // Each account's postings are summed in posting order in `i128`, which no draft
+        // can overflow (fewer than 2^63 postings of under 2^64 each); the floor and the
+        // `i64` range are then checked once per account, on its balance after the whole
+        // draft, so the order of the postings never matters.
         self.after.clear();
         for (p, &touched) in tx.postings.iter().zip(&self.posting_touched) {
             let touched = &mut self.touched[touched];
