@@ -703,7 +703,7 @@ pub fn lifetime_sums_never_overflow<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.cash), 0);
 }
 
-/// SPEC 9: the floor and overflow checks do not depend on the order of a transaction's
+/// §6.8: the floor and overflow checks do not depend on the order of a transaction's
 /// postings: an account at `i64::MAX`, at `i64::MIN` or at its floor takes a pair of
 /// opposite postings in either order. The last posting of each account carries the exact
 /// final balance, and a midway posting past `i64` records the bound it passed.
@@ -755,7 +755,7 @@ pub fn floor_and_overflow_ignore_posting_order<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.deposits), 0);
 }
 
-/// SPEC 6 and 9: several postings to one floored account that take it below its floor
+/// §6.3, §6.8: several postings to one floored account that take it below its floor
 /// midway but end at or above it commit, with each posting's running balance; ending below
 /// is `ConstraintViolation` naming the final would-be balance (not the lowest midway one),
 /// and nothing changes.
@@ -797,7 +797,7 @@ pub fn floor_checks_the_balance_after_all_postings<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.wallet), 15);
 }
 
-/// SPEC 6 and 9: an account's postings are summed without overflow and only its balance
+/// §6.3, §6.8: an account's postings are summed without overflow and only its balance
 /// after the transaction must fit `i64`: an account driven far past `i64::MAX` midway
 /// that ends in range commits; one that ends out of range is `Overflow` naming that account
 /// (not another that only passed the bound midway), and nothing changes.
@@ -845,7 +845,7 @@ pub fn overflow_checks_the_balance_after_all_postings<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.cash), i64::MAX);
 }
 
-/// SPEC 6 and 9 in `commit_batch`: each draft is checked on its accounts' balances after
+/// §6.6, §6.8: in `commit_batch`, each draft is checked on its accounts' balances after
 /// the whole draft, starting from the balances the earlier drafts of the batch left.
 pub fn commit_batch_checks_balances_after_each_draft<B: Backend>() {
     let fx = fixture::<B>();

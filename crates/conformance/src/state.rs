@@ -406,7 +406,7 @@ pub fn range_scan_empty_or_inverted_gives_nothing<B: Backend>() {
     assert_eq!(s.range_scan(&b""[..]..&b""[..]).unwrap(), vec![]);
 }
 
-/// `range_scan_bounds` with open ends: an unbounded start begins at the first key, an
+/// §4.3: `range_scan_bounds` with open ends: an unbounded start begins at the first key, an
 /// unbounded end runs to the last (`0xFF` keys included), both give every entry; the
 /// extension trait's `scan` takes the same ranges as range expressions, and both work
 /// through a `Box<dyn StateStore>`.
@@ -450,7 +450,7 @@ pub fn range_scan_bounds_open_ends<B: Backend>() {
     );
 }
 
-/// `range_scan_bounds` honours each bound's kind: included and excluded starts and ends in
+/// §4.3: `range_scan_bounds` honours each bound's kind: included and excluded starts and ends in
 /// every combination, on stored keys and between them; a range that holds no key (inverted,
 /// or one position with a side excluded) gives nothing; bounds are positions, so an empty
 /// or over-long bound is accepted.
