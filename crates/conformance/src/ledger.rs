@@ -232,6 +232,20 @@ impl<B: Backend> Fx<B> {
     fn last_seq(&self) -> u64 {
         events(&*self.l, &self.book).last().map_or(0, |e| e.seq)
     }
+
+    /// The `balance_after` of each posting of `account` in the committed transaction `c`,
+    /// in posting order.
+    fn balances_after(&self, account: &AccountId, c: &Committed) -> Vec<i64> {
+        self.l
+            .account_history(account, c.seq - 1, 1)
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert_eq!(p.txid, c.txid, "history of {account} at seq {}", c.seq);
+                p.balance_after
+            })
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -687,6 +701,246 @@ pub fn lifetime_sums_never_overflow<B: Backend>() {
         }]
     );
     assert_eq!(balance(&*fx.l, &fx.cash), 0);
+}
+
+/// §6.8: the floor and overflow checks do not depend on the order of a transaction's
+/// postings: an account at `i64::MAX`, at `i64::MIN` or at its floor takes a pair of
+/// opposite postings in either order. The last posting of each account carries the exact
+/// final balance, and a midway posting past `i64` records the bound it passed.
+pub fn floor_and_overflow_ignore_posting_order<B: Backend>() {
+    let fx = fixture::<B>();
+    let max = i64::MAX as u64;
+    let pair = |account: &AccountId, first: Direction| {
+        let tx = fx.tx();
+        match first {
+            Direction::Debit => tx.debit(account, &fx.usd, 1).credit(account, &fx.usd, 1),
+            Direction::Credit => tx.credit(account, &fx.usd, 1).debit(account, &fx.usd, 1),
+        }
+    };
+
+    // Cash (debit-normal) and revenue (credit-normal) at i64::MAX.
+    fx.commit(&fx.usd(&fx.cash, &fx.revenue, max));
+    let up = fx.commit(&pair(&fx.cash, Direction::Debit));
+    assert_eq!(fx.balances_after(&fx.cash, &up), [i64::MAX, i64::MAX]);
+    let down = fx.commit(&pair(&fx.cash, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.cash, &down), [i64::MAX - 1, i64::MAX]);
+    let up = fx.commit(&pair(&fx.revenue, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.revenue, &up), [i64::MAX, i64::MAX]);
+    fx.commit(&pair(&fx.revenue, Direction::Debit));
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MAX);
+    assert_eq!(balance(&*fx.l, &fx.revenue), i64::MAX);
+
+    // Cash at i64::MIN (no floor).
+    fx.commit(&fx.usd(&fx.revenue, &fx.cash, max));
+    fx.commit(&fx.usd(&fx.revenue, &fx.cash, max));
+    fx.commit(&fx.usd(&fx.revenue, &fx.cash, 1));
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MIN);
+    let below = fx.commit(&pair(&fx.cash, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.cash, &below), [i64::MIN, i64::MIN]);
+    let above = fx.commit(&pair(&fx.cash, Direction::Debit));
+    assert_eq!(
+        fx.balances_after(&fx.cash, &above),
+        [i64::MIN + 1, i64::MIN]
+    );
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MIN);
+
+    // The wallet (debit-normal) and deposits (credit-normal) at their floor of 0.
+    let dip = fx.commit(&pair(&fx.wallet, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.wallet, &dip), [-1, 0]);
+    fx.commit(&pair(&fx.wallet, Direction::Debit));
+    let dip = fx.commit(&pair(&fx.deposits, Direction::Debit));
+    assert_eq!(fx.balances_after(&fx.deposits, &dip), [-1, 0]);
+    fx.commit(&pair(&fx.deposits, Direction::Credit));
+    assert_eq!(balance(&*fx.l, &fx.wallet), 0);
+    assert_eq!(balance(&*fx.l, &fx.deposits), 0);
+}
+
+/// §6.3, §6.8: several postings to one floored account that take it below its floor
+/// midway but end at or above it commit, with each posting's running balance; ending below
+/// is `ConstraintViolation` naming the final would-be balance (not the lowest midway one),
+/// and nothing changes.
+pub fn floor_checks_the_balance_after_all_postings<B: Backend>() {
+    let fx = fixture::<B>();
+    fx.commit(&fx.usd(&fx.wallet, &fx.revenue, 10));
+    let zigzag = fx
+        .tx()
+        .credit(&fx.wallet, &fx.usd, 30)
+        .debit(&fx.wallet, &fx.usd, 15)
+        .credit(&fx.wallet, &fx.usd, 5)
+        .debit(&fx.wallet, &fx.usd, 25)
+        .credit(&fx.cash, &fx.usd, 5);
+    let c = fx.commit(&zigzag);
+    assert_eq!(fx.balances_after(&fx.wallet, &c), [-20, -5, -10, 15]);
+    assert_eq!(balance(&*fx.l, &fx.wallet), 15);
+
+    let ends_below = fx
+        .tx()
+        .credit(&fx.wallet, &fx.usd, 50)
+        .debit(&fx.wallet, &fx.usd, 30)
+        .debit(&fx.cash, &fx.usd, 20);
+    fx.assert_rejected(&ends_below, |e| {
+        matches!(e, LedgerError::ConstraintViolation { account, min_balance: 0, would_be: -5 }
+            if *account == fx.wallet)
+    });
+    // Deposits (credit-normal) 0 -> 4 -> -5 -> -6 -> -3.
+    let deposits_below = fx
+        .tx()
+        .credit(&fx.deposits, &fx.usd, 4)
+        .debit(&fx.deposits, &fx.usd, 9)
+        .debit(&fx.deposits, &fx.usd, 1)
+        .credit(&fx.deposits, &fx.usd, 3)
+        .credit(&fx.revenue, &fx.usd, 3);
+    fx.assert_rejected(&deposits_below, |e| {
+        matches!(e, LedgerError::ConstraintViolation { account, min_balance: 0, would_be: -3 }
+            if *account == fx.deposits)
+    });
+    assert_eq!(balance(&*fx.l, &fx.wallet), 15);
+}
+
+/// §6.3, §6.8: an account's postings are summed without overflow and only its balance
+/// after the transaction must fit `i64`: an account driven far past `i64::MAX` midway
+/// that ends in range commits; one that ends out of range is `Overflow` naming that account
+/// (not another that only passed the bound midway), and nothing changes.
+pub fn overflow_checks_the_balance_after_all_postings<B: Backend>() {
+    let fx = fixture::<B>();
+    let max = i64::MAX as u64;
+    let round_trip = fx
+        .tx()
+        .debit(&fx.cash, &fx.usd, u64::MAX)
+        .debit(&fx.cash, &fx.usd, u64::MAX)
+        .credit(&fx.cash, &fx.usd, u64::MAX)
+        .credit(&fx.cash, &fx.usd, u64::MAX - 7)
+        .credit(&fx.revenue, &fx.usd, 7);
+    let c = fx.commit(&round_trip);
+    assert_eq!(
+        fx.balances_after(&fx.cash, &c),
+        [i64::MAX, i64::MAX, i64::MAX, 7]
+    );
+    assert_eq!(balance(&*fx.l, &fx.cash), 7);
+    assert_eq!(balance(&*fx.l, &fx.revenue), 7);
+
+    fx.commit(&fx.usd(&fx.cash, &fx.revenue, max - 7));
+    let revenue_ends_out = fx
+        .tx()
+        .debit(&fx.cash, &fx.usd, 1)
+        .credit(&fx.cash, &fx.usd, 1)
+        .credit(&fx.revenue, &fx.usd, 1)
+        .debit(&fx.wallet, &fx.usd, 1);
+    fx.assert_rejected(
+        &revenue_ends_out,
+        |e| matches!(e, LedgerError::Overflow { account } if *account == fx.revenue),
+    );
+    // Cash MAX -> MIN -> MIN - 1 -> MAX - 1 -> MAX + 1.
+    let cash_ends_out = fx
+        .tx()
+        .credit(&fx.cash, &fx.usd, u64::MAX)
+        .credit(&fx.cash, &fx.usd, 1)
+        .debit(&fx.cash, &fx.usd, u64::MAX)
+        .debit(&fx.cash, &fx.usd, 2)
+        .credit(&fx.deposits, &fx.usd, 1);
+    fx.assert_rejected(
+        &cash_ends_out,
+        |e| matches!(e, LedgerError::Overflow { account } if *account == fx.cash),
+    );
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MAX);
+}
+
+/// §6.6, §6.8: in `commit_batch`, each draft is checked on its accounts' balances after
+/// the whole draft, starting from the balances the earlier drafts of the batch left.
+pub fn commit_batch_checks_balances_after_each_draft<B: Backend>() {
+    let fx = fixture::<B>();
+    let max = i64::MAX as u64;
+    fx.commit(&fx.usd(&fx.wallet, &fx.revenue, 10));
+    fx.commit(
+        &fx.tx()
+            .debit(&fx.eur_cash, &fx.eur, max)
+            .credit(&fx.eur_revenue, &fx.eur, max),
+    );
+    let eur = |postings: &[(&AccountId, Direction, u64)]| {
+        postings.iter().fold(
+            fx.tx(),
+            |tx, &(account, direction, amount)| match direction {
+                Direction::Debit => tx.debit(account, &fx.eur, amount),
+                Direction::Credit => tx.credit(account, &fx.eur, amount),
+            },
+        )
+    };
+    let drafts = vec![
+        // Wallet 10 -> -20 -> 5: commits.
+        fx.tx()
+            .credit(&fx.wallet, &fx.usd, 30)
+            .debit(&fx.wallet, &fx.usd, 25)
+            .debit(&fx.cash, &fx.usd, 5),
+        // Wallet 5 -> -5 -> -1: rejected with the final -1.
+        fx.tx()
+            .credit(&fx.wallet, &fx.usd, 10)
+            .debit(&fx.wallet, &fx.usd, 4)
+            .debit(&fx.cash, &fx.usd, 6),
+        // EUR cash MAX -> MAX + 1 -> MAX: commits.
+        eur(&[
+            (&fx.eur_cash, Direction::Debit, 1),
+            (&fx.eur_cash, Direction::Credit, 1),
+        ]),
+        // EUR cash MAX -> MAX + 2: overflow.
+        eur(&[
+            (&fx.eur_cash, Direction::Debit, 2),
+            (&fx.eur_revenue, Direction::Credit, 2),
+        ]),
+        // EUR cash MAX -> MAX - 3 -> MAX - 2, revenue MAX - 2: commits.
+        eur(&[
+            (&fx.eur_cash, Direction::Credit, 3),
+            (&fx.eur_cash, Direction::Debit, 1),
+            (&fx.eur_revenue, Direction::Debit, 2),
+        ]),
+        // EUR cash MAX - 2 -> MAX + 1 -> MAX, revenue MAX: commits only after the draft above.
+        eur(&[
+            (&fx.eur_cash, Direction::Debit, 3),
+            (&fx.eur_cash, Direction::Credit, 1),
+            (&fx.eur_revenue, Direction::Credit, 2),
+        ]),
+        // Wallet 5 -> -3 -> 0: commits, ending at the floor.
+        fx.tx()
+            .credit(&fx.wallet, &fx.usd, 8)
+            .debit(&fx.wallet, &fx.usd, 3)
+            .debit(&fx.cash, &fx.usd, 5),
+    ];
+    let results = fx.l.commit_batch(&drafts).unwrap();
+    assert_eq!(results.len(), drafts.len());
+    assert_matches!(
+        results[1],
+        Err(LedgerError::ConstraintViolation { ref account, min_balance: 0, would_be: -1 })
+            if *account == fx.wallet
+    );
+    assert_matches!(
+        results[3],
+        Err(LedgerError::Overflow { ref account }) if *account == fx.eur_cash
+    );
+    let committed: Vec<Committed> = [0, 2, 4, 5, 6]
+        .into_iter()
+        .map(|i| {
+            *results[i]
+                .as_ref()
+                .unwrap_or_else(|e| panic!("draft {i} rejected: {e}"))
+        })
+        .collect();
+    let base = FX_OPENINGS + 2;
+    let seqs: Vec<u64> = committed.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (base + 1..=base + 5).collect::<Vec<_>>());
+    assert_eq!(fx.balances_after(&fx.wallet, &committed[0]), [-20, 5]);
+    assert_eq!(
+        fx.balances_after(&fx.eur_cash, &committed[1]),
+        [i64::MAX, i64::MAX]
+    );
+    assert_eq!(
+        fx.balances_after(&fx.eur_cash, &committed[3]),
+        [i64::MAX, i64::MAX]
+    );
+    assert_eq!(fx.balances_after(&fx.wallet, &committed[4]), [-3, 0]);
+    assert_eq!(balance(&*fx.l, &fx.wallet), 0);
+    assert_eq!(balance(&*fx.l, &fx.eur_cash), i64::MAX);
+    assert_eq!(balance(&*fx.l, &fx.eur_revenue), i64::MAX);
+    assert_eq!(balance(&*fx.l, &fx.cash), 5 + 5);
+    assert_eq!(fx.last_seq(), base + 5);
 }
 
 /// §6.3: a new transaction reusing a committed transaction's id (without an idempotency

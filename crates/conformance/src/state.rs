@@ -1,6 +1,8 @@
 //! [`StateStore`] rules: `docs/contract.md` section 2 (limits, partition names) and section 4.
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{self, Excluded, Included, Unbounded};
+use std::ops::RangeBounds;
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -404,6 +406,91 @@ pub fn range_scan_empty_or_inverted_gives_nothing<B: Backend>() {
     assert_eq!(s.range_scan(&b""[..]..&b""[..]).unwrap(), vec![]);
 }
 
+/// §4.3: `range_scan_bounds` with open ends: an unbounded start begins at the first key, an
+/// unbounded end runs to the last (`0xFF` keys included), both give every entry; the
+/// extension trait's `scan` takes the same ranges as range expressions, and both work
+/// through a `Box<dyn StateStore>`.
+pub fn range_scan_bounds_open_ends<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let mut s: Box<dyn StateStore> = Box::new(open(&inst.backend, "p"));
+    let stored: [&[u8]; 7] = [b"a", b"b", b"ba", b"c", b"d", &[0xFF], &[0xFF, 0xFF]];
+    for k in stored.iter().rev() {
+        s.put(k, k).unwrap();
+    }
+    s.flush().unwrap();
+    let scan = |start, end| keys_of(&s.range_scan_bounds(start, end).unwrap());
+    let every = keys(&stored);
+    assert_eq!(scan(Unbounded, Unbounded), every);
+    assert_eq!(s.scan(..).unwrap(), entries(&stored.map(|k| (k, k))));
+    assert_eq!(scan(Unbounded, Excluded(b"b")), keys(&[b"a"]));
+    assert_eq!(scan(Unbounded, Included(b"b")), keys(&[b"a", b"b"]));
+    assert_eq!(scan(Unbounded, Excluded(b"")), keys(&[]));
+    assert_eq!(scan(Included(b"c"), Unbounded), every[3..].to_vec());
+    assert_eq!(scan(Excluded(b"c"), Unbounded), every[4..].to_vec());
+    assert_eq!(scan(Included(&[0xFF]), Unbounded), every[5..].to_vec());
+    assert_eq!(scan(Excluded(&[0xFF, 0xFF]), Unbounded), keys(&[]));
+    assert_eq!(scan(Included(b""), Unbounded), every);
+    assert_eq!(
+        scan(Excluded(b""), Unbounded),
+        every,
+        "keys are never empty"
+    );
+
+    let via_scan = |rows: Result<Vec<(Bytes, Bytes)>, StateError>| keys_of(&rows.unwrap());
+    assert_eq!(via_scan(s.scan(..&b"b"[..])), keys(&[b"a"]));
+    assert_eq!(via_scan(s.scan(..=&b"b"[..])), keys(&[b"a", b"b"]));
+    assert_eq!(via_scan(s.scan(&b"c"[..]..)), every[3..].to_vec());
+    assert_eq!(
+        via_scan(s.scan((Excluded(&b"c"[..]), Unbounded))),
+        every[4..].to_vec()
+    );
+    assert_eq!(
+        s.scan(&b"b"[..]..&b"d"[..]).unwrap(),
+        s.range_scan(&b"b"[..]..&b"d"[..]).unwrap()
+    );
+}
+
+/// §4.3: `range_scan_bounds` honours each bound's kind: included and excluded starts and ends in
+/// every combination, on stored keys and between them; a range that holds no key (inverted,
+/// or one position with a side excluded) gives nothing; bounds are positions, so an empty
+/// or over-long bound is accepted.
+pub fn range_scan_bounds_included_and_excluded<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let mut s = open(&inst.backend, "p");
+    for k in [&b"a"[..], b"b", b"ba", b"c", b"d"] {
+        s.put(k, k).unwrap();
+    }
+    let scan = |start, end| keys_of(&s.range_scan_bounds(start, end).unwrap());
+    assert_eq!(
+        scan(Included(b"b"), Included(b"c")),
+        keys(&[b"b", b"ba", b"c"])
+    );
+    assert_eq!(scan(Included(b"b"), Excluded(b"c")), keys(&[b"b", b"ba"]));
+    assert_eq!(scan(Excluded(b"b"), Included(b"c")), keys(&[b"ba", b"c"]));
+    assert_eq!(scan(Excluded(b"b"), Excluded(b"c")), keys(&[b"ba"]));
+    assert_eq!(
+        scan(Excluded(b"a"), Excluded(b"d")),
+        keys(&[b"b", b"ba", b"c"])
+    );
+    assert_eq!(scan(Included(b"bb"), Included(b"cc")), keys(&[b"c"]));
+    assert_eq!(scan(Excluded(b"bb"), Excluded(b"cc")), keys(&[b"c"]));
+    assert_eq!(scan(Included(b"b"), Included(b"b")), keys(&[b"b"]));
+
+    assert_eq!(scan(Included(b"b"), Excluded(b"b")), keys(&[]));
+    assert_eq!(scan(Excluded(b"b"), Included(b"b")), keys(&[]));
+    assert_eq!(scan(Excluded(b"b"), Excluded(b"b")), keys(&[]));
+    assert_eq!(scan(Excluded(b"a"), Excluded(b"a\0")), keys(&[]));
+    assert_eq!(scan(Included(b"c"), Included(b"a")), keys(&[]));
+    assert_eq!(scan(Excluded(b"c"), Excluded(b"a")), keys(&[]));
+    assert_eq!(scan(Included(b""), Included(b"")), keys(&[]));
+
+    let beyond = vec![0xFF; MAX_KEY_LEN + 10];
+    assert_eq!(scan(Included(b"c"), Included(&beyond)), keys(&[b"c", b"d"]));
+    assert_eq!(scan(Excluded(&beyond), Unbounded), keys(&[]));
+    s.clear().unwrap();
+    assert_eq!(s.range_scan_bounds(Unbounded, Unbounded).unwrap(), vec![]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Section 4: snapshots
 // ---------------------------------------------------------------------------------------
@@ -745,6 +832,7 @@ enum Op {
     GetOrInsert(Vec<u8>, Vec<u8>),
     PrefixScan(Vec<u8>),
     RangeScan(Vec<u8>, Vec<u8>),
+    BoundsScan(Bound<Vec<u8>>, Bound<Vec<u8>>),
     Clear,
     Snapshot,
     Restore,
@@ -760,10 +848,20 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (small_key(), small_value()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
         3 => small_bound().prop_map(Op::PrefixScan),
         3 => (small_bound(), small_bound()).prop_map(|(s, e)| Op::RangeScan(s, e)),
+        3 => (scan_bound(), scan_bound()).prop_map(|(s, e)| Op::BoundsScan(s, e)),
         1 => Just(Op::Clear),
         1 => Just(Op::Snapshot),
         1 => Just(Op::Restore),
         1 => Just(Op::Flush),
+    ]
+}
+
+/// A bound of any kind over [`small_bound`] positions.
+fn scan_bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+    prop_oneof![
+        1 => Just(Unbounded),
+        2 => small_bound().prop_map(Included),
+        2 => small_bound().prop_map(Excluded),
     ]
 }
 
@@ -811,6 +909,18 @@ fn run_state_ops<S: StateStore + ?Sized>(s: &mut S, ops: &[Op]) -> Result<(), Te
                 }));
                 prop_assert_eq!(got, expected, "step {}: range_scan", step);
             }
+            Op::BoundsScan(start, end) => {
+                let (start, end) = (
+                    start.as_ref().map(Vec::as_slice),
+                    end.as_ref().map(Vec::as_slice),
+                );
+                let got = s.range_scan_bounds(start, end).map_err(fail)?;
+                let expected =
+                    model_rows(model.iter().filter(|(k, _)| {
+                        RangeBounds::<&[u8]>::contains(&(start, end), &k.as_slice())
+                    }));
+                prop_assert_eq!(got, expected, "step {}: range_scan_bounds", step);
+            }
             Op::Clear => {
                 s.clear().map_err(fail)?;
                 model.clear();
@@ -841,8 +951,9 @@ fn run_state_ops<S: StateStore + ?Sized>(s: &mut S, ops: &[Op]) -> Result<(), Te
 }
 
 /// §4: random sequences of `put`, `delete`, `get`, `contains`, `get_or_insert`,
-/// `prefix_scan`, `range_scan`, `clear`, `snapshot`/`restore` and `flush`, with `len`,
-/// `is_empty` and `size_bytes` checked after every step against a `BTreeMap` model.
+/// `prefix_scan`, `range_scan`, `range_scan_bounds`, `clear`, `snapshot`/`restore` and
+/// `flush`, with `len`, `is_empty` and `size_bytes` checked after every step against a
+/// `BTreeMap` model.
 pub fn model_random_operations<B: Backend>() {
     let mut runner = runner(40, 0x5A);
     let result = runner.run(&prop::collection::vec(op(), 1..50), |ops| {

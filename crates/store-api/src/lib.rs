@@ -23,10 +23,12 @@ pub mod engine;
 pub mod error;
 pub mod ledger;
 pub mod limits;
+pub mod parse;
 pub mod segment;
 pub mod side_effect;
 pub mod state;
 pub mod time;
+mod uuid_id;
 
 pub use bytes::Bytes;
 
@@ -39,6 +41,7 @@ pub use ledger::{
     PostingRecord, Sequenced, StoredTransaction, Transaction, TrialBalanceRow, TxId,
 };
 pub use limits::{MAX_KEY_LEN, MAX_NAME_LEN, MAX_VALUE_LEN};
+pub use parse::ParseError;
 pub use segment::{SegmentError, SegmentId, SegmentLogStore, SegmentLogStoreExt, SessionId};
 pub use side_effect::{
     CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,

@@ -1,63 +1,21 @@
 //! `SegmentLogStore`: append-only session logs (`docs/contract.md` section 7).
 
-use std::fmt;
-
 use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::{InputError, StorageError};
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub struct $name(pub Uuid);
-
-        impl $name {
-            /// A fresh time-ordered (UUID v7) id: later ids sort after earlier ones.
-            pub fn new_v7() -> Self {
-                $name(Uuid::now_v7())
-            }
-
-            /// The id's 16 bytes, big-endian: their byte order is the id order.
-            pub fn to_bytes(self) -> [u8; 16] {
-                self.0.into_bytes()
-            }
-
-            /// The id of 16 big-endian bytes.
-            pub fn from_bytes(bytes: [u8; 16]) -> Self {
-                $name(Uuid::from_bytes(bytes))
-            }
-
-            /// The id of a 128-bit number (handy in tests).
-            pub fn from_u128(n: u128) -> Self {
-                $name(Uuid::from_u128(n))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
-            }
-        }
-    };
-}
+use crate::uuid_id::uuid_id;
 
 uuid_id!(
     /// A session: a group of segments. 128-bit, time-ordered.
-    SessionId
+    SessionId,
+    "session id"
 );
 uuid_id!(
     /// A segment: one append-only log, owned by one session. 128-bit, time-ordered.
-    SegmentId
+    SegmentId,
+    "segment id"
 );
 
 /// Errors of [`SegmentLogStore`].

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, StorageError};
 use crate::limits::check_value_len;
+use crate::parse::{self, ParseError};
 
 /// A Lyquid (contract instance) id: 20 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -16,11 +18,49 @@ pub struct LyquidId(pub [u8; 20]);
 
 impl fmt::Debug for LyquidId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LyquidId(0x")?;
+        write!(f, "LyquidId({self})")
+    }
+}
+
+/// `0x` and the 40 lowercase hexadecimal digits of the 20 bytes, e.g.
+/// `0x00112233445566778899aabbccddeeff00112233`; `FromStr` reads it back.
+impl fmt::Display for LyquidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("0x")?;
         for b in self.0 {
             write!(f, "{b:02x}")?;
         }
-        f.write_str(")")
+        Ok(())
+    }
+}
+
+/// What a Lyquid id's text should look like.
+const LYQUID_ID_EXPECTED: &str = "40 hexadecimal digits (20 bytes), optionally prefixed with 0x, \
+     such as 0x00112233445566778899aabbccddeeff00112233";
+
+/// Reads 40 hexadecimal digits in either case, with or without a `0x` (or `0X`) prefix;
+/// anything else is a [`ParseError`].
+impl FromStr for LyquidId {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let digits = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(s);
+        parse::hex_bytes("Lyquid id", s, digits, LYQUID_ID_EXPECTED).map(LyquidId)
+    }
+}
+
+impl From<[u8; 20]> for LyquidId {
+    fn from(bytes: [u8; 20]) -> Self {
+        LyquidId(bytes)
+    }
+}
+
+impl From<LyquidId> for [u8; 20] {
+    fn from(id: LyquidId) -> Self {
+        id.0
     }
 }
 

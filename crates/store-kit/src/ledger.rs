@@ -162,7 +162,8 @@ pub struct PlannedPosting<'t> {
     pub at: Timestamp,
     /// Its index among the transaction's postings.
     pub index: u32,
-    /// The account's normal-side balance after this posting.
+    /// The account's normal-side balance after this posting, as documented on
+    /// [`PostingRecord::balance_after`].
     pub balance_after: i64,
 }
 
@@ -431,6 +432,15 @@ pub struct LedgerPlanner<'t, 'r, R: LedgerRead + ?Sized> {
     sums: Vec<AssetSums<'t>>,
     new_totals: Vec<((&'t Book, &'t AssetId), AssetTotals)>,
     writes: LedgerWrites<'t>,
+}
+
+/// `balance` brought into the `i64` range: itself when it fits, else the nearest bound.
+///
+/// A committed draft leaves every account it touches inside the range (checked), so only
+/// the running balance after a posting in the middle of an account's postings in one draft
+/// can be out of it; that posting's `balance_after` then records the bound it passed.
+fn saturate(balance: i128) -> i64 {
+    i64::try_from(balance).unwrap_or(if balance < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn invalid_book(book: &Book) -> LedgerError {
@@ -705,12 +715,12 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
                     seq,
                     at,
                     index: index as u32,
-                    balance_after: i64::try_from(*balance).unwrap_or_default(),
+                    balance_after: saturate(*balance),
                 });
         }
         for touched in &self.touched {
             let account = &mut self.accounts[touched.slot];
-            account.record.balance = i64::try_from(touched.running).unwrap_or_default();
+            account.record.balance = saturate(touched.running);
             account.record.updated_seq = seq;
             account.dirty = true;
         }
@@ -727,7 +737,8 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
 
     /// Checks the postings of `tx` against its accounts (open, same asset, balanced, floors,
     /// no overflow), leaving each account's new balance in `touched` and each posting's
-    /// balance after it in `after`.
+    /// running balance after it in `after`. Floors and overflow are checked on each
+    /// account's balance after the whole draft, once per account, never per posting.
     fn check_postings(&mut self, tx: &'t Transaction) -> Result<(), LedgerError> {
         // Load every account once, in first-use order.
         self.drafts += 1;
@@ -800,6 +811,10 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
             });
         }
 
+        // Each account's postings are summed in posting order in `i128`, which no draft
+        // can overflow (fewer than 2^63 postings of under 2^64 each); the floor and the
+        // `i64` range are then checked once per account, on its balance after the whole
+        // draft, so the order of the postings never matters.
         self.after.clear();
         for (p, &touched) in tx.postings.iter().zip(&self.posting_touched) {
             let touched = &mut self.touched[touched];
@@ -820,14 +835,13 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
                 });
             }
         }
-        if let Some((p, _)) = tx
-            .postings
+        if let Some(touched) = self
+            .touched
             .iter()
-            .zip(&self.after)
-            .find(|(_, b)| i64::try_from(**b).is_err())
+            .find(|t| i64::try_from(t.running).is_err())
         {
             return Err(LedgerError::Overflow {
-                account: p.account.clone(),
+                account: self.accounts[touched.slot].record.def.id.clone(),
             });
         }
         Ok(())

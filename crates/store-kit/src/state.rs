@@ -16,7 +16,7 @@
 //! they are laid out so that a `get` costs one cache miss.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ops::Range;
+use std::ops::{Bound, Range};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -189,6 +189,14 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
 
     fn range_scan(&self, range: Range<&[u8]>) -> Result<Vec<(Bytes, Bytes)>, StateError> {
         Ok(self.map.range(range))
+    }
+
+    fn range_scan_bounds(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        Ok(self.map.range_bounds(start, end))
     }
 
     fn clear(&mut self) -> Result<(), StateError> {
