@@ -1167,6 +1167,8 @@ pub fn trial_rows(
 /// | totals | [`totals`] | [`AssetTotals`] |
 pub mod keys {
     use super::*;
+    use crate::listing::KeyRange;
+    use store_api::AccountPath;
 
     /// `book NUL path NUL`.
     pub fn account(id: &AccountId) -> Vec<u8> {
@@ -1208,6 +1210,36 @@ pub mod keys {
         let mut key = Vec::with_capacity(book.as_str().len() + asset.as_str().len() + 2);
         push_totals(&mut key, book, asset);
         key
+    }
+
+    /// The key range of a [`list_books`](store_api::LedgerStore::list_books) page in the
+    /// heads table (keyed by book name): the books after `after`.
+    pub fn books_after(after: Option<&Book>) -> KeyRange {
+        KeyRange::after(after.map(|book| book.as_str().as_bytes().to_vec()))
+    }
+
+    /// The book of a heads-table key (its name); `None` when the bytes are not a valid book
+    /// name (a damaged table).
+    pub fn head_book(key: &[u8]) -> Option<Book> {
+        Book::new(std::str::from_utf8(key).ok()?).ok()
+    }
+
+    /// The key range of a [`list_assets`](store_api::LedgerStore::list_assets) page in the
+    /// assets table (keyed by asset id): the assets after `after`.
+    pub fn assets_after(after: Option<&AssetId>) -> KeyRange {
+        KeyRange::after(after.map(|id| id.as_str().as_bytes().to_vec()))
+    }
+
+    /// The key range of a [`list_accounts`](store_api::LedgerStore::list_accounts) page in
+    /// the accounts table: `book`'s accounts after the path `after`.
+    pub fn accounts_after(book: &Book, after: Option<&AccountPath>) -> KeyRange {
+        let cursor = after.map(|path| {
+            let mut key = Vec::with_capacity(book.as_str().len() + path.as_str().len() + 2);
+            push_name(&mut key, book.as_str());
+            push_name(&mut key, path.as_str());
+            key
+        });
+        KeyRange::after_in(&book_prefix(book), cursor)
     }
 
     /// The transaction id's 16 bytes.

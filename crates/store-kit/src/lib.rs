@@ -9,13 +9,15 @@
 //! - [`segment`]: segment metadata, keys and ownership rules;
 //!
 //! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
-//! the process lock), [`group_commit`], [`lru`].
+//! the process lock), [`group_commit`], [`listing`] (the cursors and pages of every listing),
+//! [`lru`].
 
 pub mod codec;
 pub mod dir;
 pub mod engine;
 pub mod group_commit;
 pub mod ledger;
+pub mod listing;
 pub mod lru;
 pub mod segment;
 pub mod side_effect;
