@@ -217,10 +217,14 @@ fn lyquids() -> Vec<LyquidId> {
     mixed[19] = 0xFF;
     let mut high_low = [0xFFu8; 20];
     high_low[19] = 0;
+    // The id right after `[0x7F; 20]`: a skip scan must not step over it.
+    let mut next_to_7f = [0x7Fu8; 20];
+    next_to_7f[19] = 0x80;
     vec![
         LyquidId([0; 20]),
         LyquidId(mixed),
         LyquidId([0x7F; 20]),
+        LyquidId(next_to_7f),
         LyquidId([0x80; 20]),
         LyquidId(high_low),
         LyquidId([0xFF; 20]),
@@ -332,6 +336,8 @@ fn session_ids() -> Vec<SessionId> {
     high[0] = 0x80;
     vec![
         SessionId::from_u128(1),
+        // Right after the one before: a skip scan must not step over it.
+        SessionId::from_u128(2),
         SessionId::from_u128(0x7F << 120),
         SessionId::from_bytes(high),
         SessionId::from_u128(u128::MAX - 1),
@@ -859,7 +865,7 @@ pub fn sessions_paged_ascending<B: Backend>() {
         |after: Option<&SessionId>, limit| log.list_sessions_page(after, limit).unwrap(),
         |session| *session,
     );
-    let between = SessionId::from_u128(2);
+    let between = SessionId::from_u128(0x100);
     let after: Vec<_> = expected.iter().filter(|s| **s > between).copied().collect();
     assert_eq!(
         log.list_sessions_page(Some(&between), usize::MAX).unwrap(),
