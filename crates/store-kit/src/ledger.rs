@@ -62,6 +62,19 @@ pub struct AssetTotals {
     pub credits: u128,
 }
 
+impl AccountRecord {
+    /// The definition and configuration listed for an account stored as this record's
+    /// `postcard` bytes in `backend`'s accounts table (what
+    /// [`list_accounts`](store_api::LedgerStore::list_accounts) gives).
+    pub fn listed(
+        backend: &'static str,
+        bytes: &[u8],
+    ) -> Result<(AccountDef, AccountCfg), StorageError> {
+        let record: AccountRecord = crate::codec::decode(backend, "account", bytes)?;
+        Ok((record.def, record.cfg))
+    }
+}
+
 /// Where a transaction's event lives: its book and sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxLocation {
@@ -1218,10 +1231,13 @@ pub mod keys {
         KeyRange::after(after.map(|book| book.as_str().as_bytes().to_vec()))
     }
 
-    /// The book of a heads-table key (its name); `None` when the bytes are not a valid book
-    /// name (a damaged table).
-    pub fn head_book(key: &[u8]) -> Option<Book> {
-        Book::new(std::str::from_utf8(key).ok()?).ok()
+    /// The book of a heads-table key (its name), read from `backend`'s table; bytes that
+    /// are not a valid book name are a [`Corrupted`](StorageErrorKind::Corrupted) error.
+    pub fn head_book(backend: &'static str, key: &[u8]) -> Result<Book, StorageError> {
+        std::str::from_utf8(key)
+            .ok()
+            .and_then(|name| Book::new(name).ok())
+            .ok_or_else(|| StorageError::corrupted(backend, "a book head key is not a book name"))
     }
 
     /// The key range of a [`list_assets`](store_api::LedgerStore::list_assets) page in the

@@ -432,11 +432,7 @@ impl LedgerStore for LmdbLedger {
             &range,
             limit,
             "listing books",
-            |key, _| {
-                keys::head_book(key).ok_or_else(|| {
-                    StorageError::corrupted(BACKEND_NAME, "a book head key is not a book name")
-                })
-            },
+            |key, _| keys::head_book(BACKEND_NAME, key),
         )
     }
 
@@ -469,10 +465,7 @@ impl LedgerStore for LmdbLedger {
             &range,
             limit,
             "listing accounts",
-            |_, value| {
-                let record: AccountRecord = decode(BACKEND_NAME, "account", value)?;
-                Ok((record.def, record.cfg))
-            },
+            |_, value| AccountRecord::listed(BACKEND_NAME, value),
         )
     }
 }

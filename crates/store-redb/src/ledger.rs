@@ -458,11 +458,7 @@ impl LedgerStore for RedbLedger {
             &range,
             limit,
             "listing books",
-            |key, _| {
-                keys::head_book(key).ok_or_else(|| {
-                    StorageError::corrupted(BACKEND_NAME, "decoding a book head key")
-                })
-            },
+            |key, _| keys::head_book(BACKEND_NAME, key),
         )
     }
 
@@ -495,10 +491,7 @@ impl LedgerStore for RedbLedger {
             &range,
             limit,
             "listing accounts",
-            |_, value| {
-                let record: AccountRecord = Record::decode("account", value)?;
-                Ok((record.def, record.cfg))
-            },
+            |_, value| AccountRecord::listed(BACKEND_NAME, value),
         )
     }
 }

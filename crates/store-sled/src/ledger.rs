@@ -525,9 +525,7 @@ impl LedgerStore for SledLedger {
         let _lock = self.lock.read();
         let range = keys::books_after(after);
         list_page(&self.heads, &range, limit, "listing books", |key, _| {
-            keys::head_book(key).ok_or_else(|| {
-                StorageError::corrupted(BACKEND_NAME, "a book head key is not a book name")
-            })
+            keys::head_book(BACKEND_NAME, key)
         })
     }
 
@@ -556,10 +554,7 @@ impl LedgerStore for SledLedger {
             &range,
             limit,
             "listing accounts",
-            |_, value| {
-                let record: AccountRecord = decode(BACKEND_NAME, "account", value)?;
-                Ok((record.def, record.cfg))
-            },
+            |_, value| AccountRecord::listed(BACKEND_NAME, value),
         )
     }
 }
