@@ -100,13 +100,12 @@ pub fn distinct<T, E>(
     mut next: impl FnMut(Option<&T>) -> Result<Option<T>, E>,
 ) -> Result<Vec<T>, E> {
     let mut out: Vec<T> = Vec::new();
-    let mut last = after;
     while out.len() < limit {
-        let Some(found) = next(out.last().or(last.as_ref()))? else {
+        // The last component listed, or the cursor before the first.
+        let Some(found) = next(out.last().or(after.as_ref()))? else {
             break;
         };
         out.push(found);
-        last = None;
     }
     Ok(out)
 }
