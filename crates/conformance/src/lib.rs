@@ -1,11 +1,12 @@
-//! The conformance suite: every rule of `docs/contract.md` sections 0 to 7 as a test,
-//! written once and generated for every backend. Each test's doc comment starts with the
-//! contract section it checks (`§3.3: ...` is section 3.3 of `docs/contract.md`).
+//! The conformance suite: every rule of `docs/contract.md` sections 0 to 7 and the
+//! listings of section 9 as a test, written once and generated for every backend. Each
+//! test's doc comment starts with the contract section it checks (`§3.3: ...` is section
+//! 3.3 of `docs/contract.md`).
 //!
 //! Each test body is a plain `pub fn rule<B: Backend>()` in the module of its store
-//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]). The
-//! [`suite!`] macro holds the one list of those bodies and expands it into one `#[test]`
-//! per body for a backend:
+//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]) or in
+//! [`listings`] (the listings of every store). The [`suite!`] macro holds the one list of
+//! those bodies and expands it into one `#[test]` per body for a backend:
 //!
 //! ```text
 //! // crates/store-mem/tests/conformance.rs
@@ -45,6 +46,7 @@ pub mod backend;
 pub mod engine;
 pub mod harness;
 pub mod ledger;
+pub mod listings;
 pub mod segments;
 pub mod side_effects;
 pub mod state;
@@ -279,6 +281,29 @@ macro_rules! suite {
                 }
             }
 
+            mod listings {
+                $crate::__suite_tests! { listings, $persistent, $exclusive;
+                    always: [
+                        every_listing_empty_on_a_fresh_backend,
+                        partitions_listed_in_byte_order_and_paged,
+                        partitions_listed_only_while_flushed_data,
+                        partitions_listing_rejects_invalid_cursor,
+                        books_listed_in_byte_order_and_paged,
+                        assets_listed_in_byte_order_and_paged,
+                        accounts_listed_per_book_in_byte_order_and_paged,
+                        output_keys_listed_in_key_order_and_paged,
+                        inter_call_output_keys_listed_in_key_order_and_paged,
+                        inbound_callees_listed_once_in_id_order_and_paged,
+                        sessions_paged_ascending,
+                        segments_paged_ascending,
+                    ]
+                    persistent: [
+                        every_listing_survives_reopen,
+                    ]
+                    exclusive: []
+                }
+            }
+
             mod backend {
                 $crate::__suite_tests! { backend, $persistent, $exclusive;
                     always: [
@@ -414,6 +439,7 @@ mod suite_list {
             ("side_effects", include_str!("side_effects.rs")),
             ("ledger", include_str!("ledger.rs")),
             ("segments", include_str!("segments.rs")),
+            ("listings", include_str!("listings.rs")),
             ("backend", include_str!("backend.rs")),
         ];
         for (store, source) in stores {

@@ -664,6 +664,41 @@ pub trait LedgerStore: Send + Sync {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError>;
+
+    /// One page of the books that hold at least one event: ascending by name (the byte
+    /// order of the UTF-8 names, which is [`Book`]'s `Ord`), strictly after `after` (from
+    /// the first book when `None`; the cursor need not be a listed book), at most `limit`
+    /// (0 gives nothing).
+    ///
+    /// A book exists from its first event: a book holding only account openings is listed,
+    /// and so is the reserved [`Book::SYSTEM`] once an asset is registered (its events are
+    /// the registrations). A rejected call creates no book. Replaying each listed book's
+    /// [`read_events`](Self::read_events) reproduces the whole ledger.
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError>;
+
+    /// One page of the registered assets with their definitions: ascending by id (the byte
+    /// order of the UTF-8 ids, which is [`AssetId`]'s `Ord`), strictly after `after` (from
+    /// the first asset when `None`; the cursor need not be registered), at most `limit`
+    /// (0 gives nothing).
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError>;
+
+    /// One page of the accounts open in `book`, each with the definition and configuration
+    /// it was opened with (what [`open_account`](Self::open_account) needs to open it again
+    /// identically): ascending by path (the byte order of the UTF-8 paths, which is
+    /// [`AccountPath`]'s `Ord`), strictly after `after` (from the first account when
+    /// `None`; the cursor need not be open), at most `limit` (0 gives nothing). Only
+    /// `book`'s accounts are listed; a book with no account (unknown, or reserved) gives
+    /// an empty list.
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError>;
 }
 
 /// A shared ledger is a ledger: every call goes to the one it points to, so code generic
@@ -732,5 +767,26 @@ impl<L: LedgerStore + ?Sized> LedgerStore for std::sync::Arc<L> {
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
         (**self).read_events(book, from, limit)
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        (**self).list_books(after, limit)
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        (**self).list_assets(after, limit)
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        (**self).list_accounts(book, after, limit)
     }
 }

@@ -121,6 +121,12 @@ pub fn check_partition_name(name: &str) -> Result<(), InputError> {
     check_name("partition", name, MAX_NAME_LEN)
 }
 
+/// Checks the cursor of [`Backend::list_partitions`](crate::Backend::list_partitions): a
+/// valid partition name when given.
+pub fn check_partition_cursor(after: Option<&str>) -> Result<(), InputError> {
+    after.map_or(Ok(()), check_partition_name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

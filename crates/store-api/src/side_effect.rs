@@ -352,6 +352,42 @@ pub trait SideEffectStore: Send + Sync {
         until_exclusive: ChainPos,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError>;
+
+    /// One page of the keys of the stored output slots (written by
+    /// [`write_outputs`](Self::write_outputs), an empty slot included): ascending by
+    /// [`SideEffectKey`]'s `Ord` (lyquid id bytes, then position, then kind in the order
+    /// `Event`, `Call`, `Timer`), which is the byte order of the stored key encoding;
+    /// strictly after `after` (from the first key when `None`; the cursor need not be
+    /// stored), at most `limit` (0 gives nothing). Read each slot with
+    /// [`read_outputs`](Self::read_outputs).
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError>;
+
+    /// One page of the keys of the stored inter-call outputs (a call completed without
+    /// payload included): ascending by [`InterCallOutputKey`]'s `Ord` (callee id bytes,
+    /// then position, then `inter_call_seq`), which is the byte order of the stored key
+    /// encoding; strictly after `after` (from the first key when `None`; the cursor need
+    /// not be stored), at most `limit` (0 gives nothing). Read each output with
+    /// [`read_inter_call_output`](Self::read_inter_call_output).
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError>;
+
+    /// One page of the callees that have at least one inbound call, each once: ascending by
+    /// [`LyquidId`]'s `Ord` (the byte order of the 20 id bytes), strictly after `after`
+    /// (from the first callee when `None`; the cursor need not have calls), at most `limit`
+    /// (0 gives nothing). Read each callee's queue with
+    /// [`read_inbound_inter_calls`](Self::read_inbound_inter_calls).
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError>;
 }
 
 /// A shared side-effect store is a side-effect store: every call goes to the one it points
@@ -398,5 +434,29 @@ impl<S: SideEffectStore + ?Sized> SideEffectStore for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         (**self).read_inbound_inter_calls(callee, from_exclusive, until_exclusive, limit)
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        (**self).list_output_keys(after, limit)
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        (**self).list_inter_call_output_keys(after, limit)
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        (**self).list_inbound_callees(after, limit)
     }
 }

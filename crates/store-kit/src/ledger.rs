@@ -62,6 +62,19 @@ pub struct AssetTotals {
     pub credits: u128,
 }
 
+impl AccountRecord {
+    /// The definition and configuration listed for an account stored as this record's
+    /// `postcard` bytes in `backend`'s accounts table (what
+    /// [`list_accounts`](store_api::LedgerStore::list_accounts) gives).
+    pub fn listed(
+        backend: &'static str,
+        bytes: &[u8],
+    ) -> Result<(AccountDef, AccountCfg), StorageError> {
+        let record: AccountRecord = crate::codec::decode(backend, "account", bytes)?;
+        Ok((record.def, record.cfg))
+    }
+}
+
 /// Where a transaction's event lives: its book and sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxLocation {
@@ -1181,6 +1194,8 @@ pub fn trial_rows(
 /// | totals | [`totals`] | [`AssetTotals`] |
 pub mod keys {
     use super::*;
+    use crate::listing::KeyRange;
+    use store_api::AccountPath;
 
     /// `book NUL path NUL`.
     pub fn account(id: &AccountId) -> Vec<u8> {
@@ -1222,6 +1237,39 @@ pub mod keys {
         let mut key = Vec::with_capacity(book.as_str().len() + asset.as_str().len() + 2);
         push_totals(&mut key, book, asset);
         key
+    }
+
+    /// The key range of a [`list_books`](store_api::LedgerStore::list_books) page in the
+    /// heads table (keyed by book name): the books after `after`.
+    pub fn books_after(after: Option<&Book>) -> KeyRange {
+        KeyRange::after(after.map(|book| book.as_str().as_bytes().to_vec()))
+    }
+
+    /// The book of a heads-table key (its name), read from `backend`'s table; bytes that
+    /// are not a valid book name are a [`Corrupted`](StorageErrorKind::Corrupted) error.
+    pub fn head_book(backend: &'static str, key: &[u8]) -> Result<Book, StorageError> {
+        std::str::from_utf8(key)
+            .ok()
+            .and_then(|name| Book::new(name).ok())
+            .ok_or_else(|| StorageError::corrupted(backend, "a book head key is not a book name"))
+    }
+
+    /// The key range of a [`list_assets`](store_api::LedgerStore::list_assets) page in the
+    /// assets table (keyed by asset id): the assets after `after`.
+    pub fn assets_after(after: Option<&AssetId>) -> KeyRange {
+        KeyRange::after(after.map(|id| id.as_str().as_bytes().to_vec()))
+    }
+
+    /// The key range of a [`list_accounts`](store_api::LedgerStore::list_accounts) page in
+    /// the accounts table: `book`'s accounts after the path `after`.
+    pub fn accounts_after(book: &Book, after: Option<&AccountPath>) -> KeyRange {
+        let cursor = after.map(|path| {
+            let mut key = Vec::with_capacity(book.as_str().len() + path.as_str().len() + 2);
+            push_name(&mut key, book.as_str());
+            push_name(&mut key, path.as_str());
+            key
+        });
+        KeyRange::after_in(&book_prefix(book), cursor)
     }
 
     /// The transaction id's 16 bytes.

@@ -11,7 +11,7 @@
 //!
 //! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
 //! the process lock), [`gate`] (writes refused after a failed durability step),
-//! [`group_commit`], [`lru`].
+//! [`group_commit`], [`listing`] (the cursors and pages of every listing), [`lru`].
 
 pub mod codec;
 pub mod dir;
@@ -19,6 +19,7 @@ pub mod engine;
 pub mod gate;
 pub mod group_commit;
 pub mod ledger;
+pub mod listing;
 pub mod lru;
 pub mod replication;
 pub mod segment;

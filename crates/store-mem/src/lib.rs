@@ -30,7 +30,7 @@ mod state;
 use std::path::Path;
 use std::sync::Arc;
 
-use store_api::limits::check_partition_name;
+use store_api::limits::{check_partition_cursor, check_partition_name};
 use store_api::{Backend, Capabilities, Durability, OpenError, OpenOptions, StateError};
 use store_kit::state::{BufferedState, PartitionLeases};
 
@@ -96,6 +96,15 @@ impl Backend for MemBackend {
         check_partition_name(name)?;
         let lease = self.leases.acquire(name)?;
         Ok(self.partitions.open(lease))
+    }
+
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        check_partition_cursor(after)?;
+        Ok(self.partitions.list(after, limit))
     }
 
     fn ledger(&self) -> Arc<MemLedger> {

@@ -138,6 +138,7 @@
 
 mod engine;
 mod ledger;
+mod listing;
 mod seal;
 mod segment;
 mod side_effect;
@@ -584,6 +585,14 @@ impl Backend for SledBackend {
         check_partition_name(name)?;
         let lease = self.leases.acquire(name)?;
         Ok(self.partitions.open_partition(lease)?)
+    }
+
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        self.partitions.list(after, limit)
     }
 
     fn ledger(&self) -> Arc<SledLedger> {

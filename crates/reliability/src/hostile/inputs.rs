@@ -213,6 +213,44 @@ pub fn probes() -> Vec<Op> {
             until: u64::MAX,
             limit: usize::MAX,
         },
+        Op::ListPartitions {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListBooks {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListAssets {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListAccounts {
+            book: "shop".into(),
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListOutputKeys {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListCallOutputKeys {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListCallees {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListSessionsPage {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListSegmentsPage {
+            session: 0,
+            after: None,
+            limit: usize::MAX,
+        },
     ]
 }
 
@@ -956,12 +994,104 @@ pub fn cases() -> Vec<Case> {
             },
             "Ok([])",
         ),
+        case(
+            "list_partitions: limit 0",
+            Op::ListPartitions {
+                after: None,
+                limit: 0,
+            },
+            "Ok([])",
+        ),
+        case(
+            "ledger list_books: limit 0",
+            Op::ListBooks {
+                after: None,
+                limit: 0,
+            },
+            "Ok([])",
+        ),
+        case(
+            "ledger list_assets: an asset id of 33 bytes as the cursor",
+            Op::ListAssets {
+                after: Some("X".repeat(33)),
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName { kind: \"asset\"",
+        ),
+        case(
+            "ledger list_accounts: a path of 201 bytes as the cursor",
+            Op::ListAccounts {
+                book: "shop".into(),
+                after: Some("p".repeat(201)),
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName { kind: \"account path\"",
+        ),
+        case(
+            "ledger list_accounts: the reserved _system book",
+            Op::ListAccounts {
+                book: "_system".into(),
+                after: None,
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ),
+        case(
+            "side effects list_output_keys: limit 0",
+            Op::ListOutputKeys {
+                after: None,
+                limit: 0,
+            },
+            "Ok([])",
+        ),
+        case(
+            "side effects list_inbound_callees: after the last callee",
+            Op::ListCallees {
+                after: Some(u8::MAX - 1),
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ),
+        case(
+            "segment list_segments_page: an unknown session",
+            Op::ListSegmentsPage {
+                session: 7,
+                after: None,
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ),
     ];
     for name in invalid_names() {
         t.push(case(
             format!("state_store name {name:?}"),
             Op::OpenPartition(name.clone()),
             "Err(Input(InvalidName",
+        ));
+        t.push(case(
+            format!("list_partitions cursor {name:?}"),
+            Op::ListPartitions {
+                after: Some(name.clone()),
+                limit: usize::MAX,
+            },
+            "Err(Input(InvalidName",
+        ));
+        t.push(case(
+            format!("book name {name:?} (list_accounts)"),
+            Op::ListAccounts {
+                book: name.clone(),
+                after: None,
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName",
+        ));
+        t.push(case(
+            format!("book name {name:?} (list_books cursor)"),
+            Op::ListBooks {
+                after: Some(name.clone()),
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName",
         ));
         t.push(case(
             format!("book name {name:?} (trial_balance)"),
@@ -998,6 +1128,23 @@ pub fn cases() -> Vec<Case> {
                 limit: 10,
             },
             "Ok([])",
+        ));
+        t.push(case(
+            format!("unknown hostile book {name:?} (list_accounts)"),
+            Op::ListAccounts {
+                book: name.clone(),
+                after: None,
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ));
+        t.push(case(
+            format!("hostile partition cursor {name:?}"),
+            Op::ListPartitions {
+                after: Some(name.clone()),
+                limit: usize::MAX,
+            },
+            "Ok([",
         ));
         t.push(case(
             format!("unknown hostile account {name:?}"),
