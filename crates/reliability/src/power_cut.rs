@@ -49,8 +49,10 @@ pub struct PowerCutReport {
     pub cuts: usize,
     /// Of those, torn cuts (a random subset of the unsynced pages kept).
     pub torn: usize,
-    /// Cuts that landed while the backend was opening.
+    /// Cuts that landed while the backend was opening (before its open returned).
     pub while_opening: usize,
+    /// Cuts (while opening) of an open that recovered a directory left by an earlier cut.
+    pub recovering: usize,
     /// Cuts that landed inside an operation (it failed), rather than between two.
     pub inside_an_operation: usize,
     /// Acknowledged operations checked.
@@ -84,6 +86,7 @@ impl PowerCutReport {
         self.torn += one.torn;
         self.while_opening += one.while_opening;
         self.inside_an_operation += one.inside_an_operation;
+        self.recovering += one.recovering;
         self.acknowledged_checked += one.acknowledged_checked;
         self.acknowledged_powered += one.acknowledged_powered;
         self.file_syncs += one.file_syncs;
@@ -93,101 +96,206 @@ impl PowerCutReport {
     }
 }
 
-/// Runs `cuts` power cuts of backend `B` with `durability`, reproduced by `seed`.
+/// Runs `cuts` power cuts of backend `B` with `durability` while it writes, reproduced by
+/// `seed`.
 pub fn run<B: Backend>(
     durability: Durability,
     cuts: usize,
     seed: u64,
 ) -> Result<PowerCutReport, Failure> {
+    each_cut(cuts, seed, |point_seed| {
+        cut_point::<B>(durability, point_seed)
+    })
+    .map_err(|f| {
+        f.context(format!(
+            "{} {durability:?} (RELIABILITY_SEED={seed})",
+            B::NAME
+        ))
+    })
+}
+
+/// Runs `cuts` power cuts of backend `B` while it opens, reproduced by `seed`: half of them
+/// during the first open of a fresh directory, half during the open that recovers a
+/// directory left by an earlier power cut (which must keep everything the first run
+/// acknowledged). Durability alternates, `Immediate` first.
+pub fn run_while_opening<B: Backend>(cuts: usize, seed: u64) -> Result<PowerCutReport, Failure> {
+    let open_mutations = open_mutations::<B>()?;
+    let mut index = 0usize;
+    each_cut(cuts, seed, |point_seed| {
+        let durability = match index % 2 {
+            0 => Durability::Immediate,
+            _ => Durability::Relaxed,
+        };
+        index += 1;
+        open_cut_point::<B>(durability, open_mutations, point_seed)
+            .map_err(|f| f.context(format!("{durability:?}")))
+    })
+    .map_err(|f| {
+        f.context(format!(
+            "{} while opening (RELIABILITY_SEED={seed})",
+            B::NAME
+        ))
+    })
+}
+
+fn each_cut(
+    cuts: usize,
+    seed: u64,
+    mut one_cut: impl FnMut(u64) -> Result<PowerCutReport, Failure>,
+) -> Result<PowerCutReport, Failure> {
     let mut rng = Rng::new(seed);
     let mut report = PowerCutReport::default();
     for point in 0..cuts {
         let point_seed = rng.next_u64();
-        let one = cut_point::<B>(durability, point_seed).map_err(|f| {
-            f.context(format!(
-                "{} {durability:?} power cut {point} (RELIABILITY_SEED={seed}, point seed \
-                 {point_seed})",
-                B::NAME
-            ))
-        })?;
+        let one = one_cut(point_seed)
+            .map_err(|f| f.context(format!("power cut {point} (point seed {point_seed})")))?;
         report.add(&one);
     }
     Ok(report)
 }
 
-/// One power cut: mount, write, cut, check. Everything comes from `seed`.
-pub fn cut_point<B: Backend>(durability: Durability, seed: u64) -> Result<PowerCutReport, Failure> {
-    let mut rng = Rng::new(seed);
-    let workload_seed = rng.next_u64();
-    let ops = workload::generate(workload_seed, WORKLOAD_LEN)?;
-    let work = tempfile::Builder::new()
-        .prefix(&format!("reliability-power-cut-{}-", B::NAME))
-        .tempdir()
-        .or_fail("creating a temporary directory")?;
-    let fs = FaultFs::mount(work.path())?;
-    let dir = fs.path().join("db");
-    let backing_dir = fs.backing_path().join("db");
-
-    let cut = if rng.percent(50) {
+fn random_cut(rng: &mut Rng) -> Cut {
+    if rng.percent(50) {
         Cut::Torn {
             seed: rng.next_u64(),
         }
     } else {
         Cut::Clean
-    };
-    let mut armed = rng.percent(8);
-    if armed {
-        // A first open makes a few dozen changes (directories, marker, engine files).
-        fs.cut_power_after(rng.below(40), cut);
     }
-    let target_acks = rng.between(1, MAX_ACKS_BEFORE_ARMING) as usize;
+}
 
+fn work_dir<B: Backend>() -> Result<tempfile::TempDir, Failure> {
+    tempfile::Builder::new()
+        .prefix(&format!("reliability-power-cut-{}-", B::NAME))
+        .tempdir()
+        .or_fail("creating a temporary directory")
+}
+
+/// One power cut while the backend writes: mount, open, write, cut, check. Everything comes
+/// from `seed`.
+pub fn cut_point<B: Backend>(durability: Durability, seed: u64) -> Result<PowerCutReport, Failure> {
+    let mut rng = Rng::new(seed);
+    let ops = workload::generate(rng.next_u64(), WORKLOAD_LEN)?;
+    let work = work_dir::<B>()?;
+    let fs = FaultFs::mount(work.path())?;
+    let cut = random_cut(&mut rng);
+    let target_acks = rng.between(1, MAX_ACKS_BEFORE_ARMING) as usize;
+    let (acked, mut one) = write_until_cut::<B>(&fs, durability, &ops, target_acks, cut, &mut rng)?;
+    check_after_cut::<B>(fs, durability, &ops, acked, &mut one)?;
+    Ok(one)
+}
+
+/// One power cut while the backend opens (a fresh directory, or half the time one that an
+/// earlier cut left while the backend wrote), then the checks. `open_mutations` is how many
+/// changes a first open makes.
+fn open_cut_point<B: Backend>(
+    durability: Durability,
+    open_mutations: u64,
+    seed: u64,
+) -> Result<PowerCutReport, Failure> {
+    let mut rng = Rng::new(seed);
+    let ops = workload::generate(rng.next_u64(), WORKLOAD_LEN)?;
+    let work = work_dir::<B>()?;
+    let mut fs = FaultFs::mount(work.path())?;
+    let mut acked = 0;
+    let recovering = rng.percent(50);
+    if recovering {
+        let target_acks = rng.between(1, MAX_ACKS_BEFORE_ARMING) as usize;
+        let cut = random_cut(&mut rng);
+        let (first_acked, _) =
+            write_until_cut::<B>(&fs, durability, &ops, target_acks, cut, &mut rng)?;
+        acked = first_acked;
+        fs.power_cut()
+            .ok_or_else(|| Failure::new("the power is still on"))??;
+        fs.unmount()?;
+        // The disk the first cut left, seen through a new mount (everything on it is
+        // durable); it is checked once, after the second cut.
+        fs = FaultFs::mount(work.path())?;
+    }
+    let cut = random_cut(&mut rng);
+    // Recovery may make more changes than a first open: up to twice as many.
+    fs.cut_power_after(rng.below(2 * open_mutations + 1), cut);
+    let mut one = PowerCutReport {
+        torn: usize::from(matches!(cut, Cut::Torn { .. })),
+        recovering: usize::from(recovering),
+        ..PowerCutReport::default()
+    };
+    match Writer::<B>::open(&fs.path().join("db"), durability) {
+        Ok(writer) => {
+            std::mem::forget(writer);
+            if fs.power_cut().is_none() {
+                fs.cut_power(cut)?;
+            }
+        }
+        Err(_) if fs.power_cut().is_some() => one.while_opening = 1,
+        Err(f) => return Err(f.context("opening on the fault-injecting filesystem")),
+    }
+    check_after_cut::<B>(fs, durability, &ops, acked, &mut one)?;
+    Ok(one)
+}
+
+/// The changes a first open of `B` makes.
+fn open_mutations<B: Backend>() -> Result<u64, Failure> {
+    let work = work_dir::<B>()?;
+    let fs = FaultFs::mount(work.path())?;
+    let backend = B::open(&fs.path().join("db"), OpenOptions::default()).or_fail(format!(
+        "opening {} on the fault-injecting filesystem",
+        B::NAME
+    ))?;
+    let mutations = fs.counters().mutations;
+    drop(backend);
+    fs.unmount()?;
+    Ok(mutations)
+}
+
+/// Opens `B` on `fs` and applies `ops` until the power goes: a cut is armed after
+/// `target_acks` acknowledged operations, at a random request within the next couple of
+/// operations (often inside one). Returns the operations acknowledged, and the report of
+/// this cut without its checks. The writer is leaked: see the [module docs](self).
+fn write_until_cut<B: Backend>(
+    fs: &FaultFs,
+    durability: Durability,
+    ops: &[Op],
+    target_acks: usize,
+    cut: Cut,
+    rng: &mut Rng,
+) -> Result<(usize, PowerCutReport), Failure> {
     let mut one = PowerCutReport {
         torn: usize::from(matches!(cut, Cut::Torn { .. })),
         ..PowerCutReport::default()
     };
-    let mut acked = 0usize;
-    let mut writer = match Writer::<B>::open(&dir, durability) {
-        Ok(writer) => Some(writer),
-        Err(_) if fs.power_cut().is_some() => {
-            one.while_opening = 1;
-            None
-        }
-        Err(f) => return Err(f.context("opening on the fault-injecting filesystem")),
-    };
+    let mut writer = Writer::<B>::open(&fs.path().join("db"), durability)
+        .map_err(|f| f.context("opening on the fault-injecting filesystem"))?;
     let opened = fs.counters();
     let mut at_cut = None;
-    if let Some(w) = writer.as_mut() {
-        let mut after_cut = 0usize;
-        for (i, op) in ops.iter().enumerate() {
-            if !armed && i == target_acks {
-                // Somewhere in the next couple of operations' requests, often inside one.
-                let per_op = (fs.counters().mutations - opened.mutations) / i.max(1) as u64;
-                fs.cut_power_after(rng.below(2 * per_op + 2), cut);
-                armed = true;
-            }
-            let powered = fs.power_cut().is_none();
-            match w.apply(i, op) {
-                Ok(()) => {
-                    acked += 1;
-                    if powered {
-                        one.acknowledged_powered += usize::from(waits_for_the_disk(op));
-                    } else {
-                        after_cut += 1;
-                        if after_cut >= OPS_AFTER_CUT {
-                            break;
-                        }
+    let mut acked = 0usize;
+    let mut after_cut = 0usize;
+    for (i, op) in ops.iter().enumerate() {
+        if i == target_acks {
+            let per_op = (fs.counters().mutations - opened.mutations) / i.max(1) as u64;
+            fs.cut_power_after(rng.below(2 * per_op + 2), cut);
+        }
+        let powered = fs.power_cut().is_none();
+        match writer.apply(i, op) {
+            Ok(()) => {
+                acked += 1;
+                if powered {
+                    one.acknowledged_powered += usize::from(waits_for_the_disk(op));
+                } else {
+                    after_cut += 1;
+                    if after_cut >= OPS_AFTER_CUT {
+                        break;
                     }
                 }
-                Err(_) if fs.power_cut().is_some() => {
-                    one.inside_an_operation = usize::from(powered);
-                    break;
-                }
-                Err(f) => return Err(f.context("a write failed while the power was on")),
             }
-            if powered && fs.power_cut().is_some() {
-                at_cut = Some(fs.counters());
+            Err(_) if fs.power_cut().is_some() => {
+                one.inside_an_operation = usize::from(powered);
+                break;
             }
+            Err(f) => return Err(f.context("a write failed while the power was on")),
+        }
+        if powered && fs.power_cut().is_some() {
+            at_cut = Some(fs.counters());
         }
     }
     if fs.power_cut().is_none() {
@@ -195,27 +303,36 @@ pub fn cut_point<B: Backend>(durability: Durability, seed: u64) -> Result<PowerC
         at_cut = Some(fs.counters());
         fs.cut_power(cut)?;
     }
+    let at_cut = at_cut.unwrap_or_else(|| fs.counters());
+    one.file_syncs = at_cut.total().syncs() - opened.total().syncs();
+    one.dir_syncs = at_cut.dir_fsyncs - opened.dir_fsyncs;
+    // The process dies with the power: none of the backend's code runs again (no drop, no
+    // close), as after a real power loss.
+    std::mem::forget(writer);
+    Ok((acked, one))
+}
+
+/// Unmounts `fs` (whose power is cut) and checks its backing directory with
+/// [`crash::check_recovery`], `acked` operations of `ops` having been acknowledged.
+fn check_after_cut<B: Backend>(
+    fs: FaultFs,
+    durability: Durability,
+    ops: &[Op],
+    acked: usize,
+    one: &mut PowerCutReport,
+) -> Result<(), Failure> {
     let cut_report = fs
         .power_cut()
         .ok_or_else(|| Failure::new("the power is still on"))??;
-    let at_cut = at_cut.unwrap_or_else(|| fs.counters());
-    if writer.is_some() {
-        one.file_syncs = at_cut.total().syncs() - opened.total().syncs();
-        one.dir_syncs = at_cut.dir_fsyncs - opened.dir_fsyncs;
-    }
-    one.pages_reverted = cut_report.pages_reverted;
-    one.entries_undone = cut_report.entries_undone;
-    // The process dies with the power: none of the backend's code runs again (no drop, no
-    // close), as after a real power loss. Its memory, threads and descriptors are leaked
-    // until the test process ends, and the mount is detached lazily.
-    std::mem::forget(writer);
+    let backing_dir = fs.backing_path().join("db");
     fs.unmount()?;
-
-    crash::check_recovery::<B>(&backing_dir, durability, &ops, acked)
-        .map_err(|f| f.context(format!("after a {cut:?} power cut ({cut_report:?})")))?;
+    crash::check_recovery::<B>(&backing_dir, durability, ops, acked)
+        .map_err(|f| f.context(format!("after a power cut ({cut_report:?})")))?;
     one.cuts = 1;
     one.acknowledged_checked = acked;
-    Ok(one)
+    one.pages_reverted = cut_report.pages_reverted;
+    one.entries_undone = cut_report.entries_undone;
+    Ok(())
 }
 
 /// Whether `op` is made durable by its own call (under `Immediate`), rather than by the
@@ -266,21 +383,30 @@ fn kind_of<T, E: StoreError>(
     }
 }
 
-/// Fails one durability step of `B` (under `Immediate`) and checks the backend's answer;
-/// see the [module docs](self).
-pub fn injected_failure<B: Backend>(injected: Injected) -> Result<FailureOutcome, Failure> {
+fn immediate() -> OpenOptions {
+    OpenOptions::default().durability(Durability::Immediate)
+}
+
+/// Mounts a [`FaultFs`] in a new temporary directory (returned: it must outlive the mount)
+/// and opens `B` under `Immediate` in its `db` directory.
+fn open_mounted<B: Backend>() -> Result<(tempfile::TempDir, FaultFs, B), Failure> {
     let work = tempfile::Builder::new()
-        .prefix(&format!("reliability-failure-{}-", B::NAME))
+        .prefix(&format!("reliability-faultfs-{}-", B::NAME))
         .tempdir()
         .or_fail("creating a temporary directory")?;
     let fs = FaultFs::mount(work.path())?;
-    let dir = fs.path().join("db");
-    let backing_dir = fs.backing_path().join("db");
-    let options = OpenOptions::default().durability(Durability::Immediate);
-    let backend = B::open(&dir, options.clone()).or_fail(format!(
+    let backend = B::open(&fs.path().join("db"), immediate()).or_fail(format!(
         "opening {} on the fault-injecting filesystem",
         B::NAME
     ))?;
+    Ok((work, fs, backend))
+}
+
+/// Fails one durability step of `B` (under `Immediate`) and checks the backend's answer;
+/// see the [module docs](self).
+pub fn injected_failure<B: Backend>(injected: Injected) -> Result<FailureOutcome, Failure> {
+    let (_work, fs, backend) = open_mounted::<B>()?;
+    let backing_dir = fs.backing_path().join("db");
     let engine = backend.engine();
     let mut outcome = FailureOutcome::default();
     let value = [7u8; 100];
@@ -389,7 +515,7 @@ pub fn injected_failure<B: Backend>(injected: Injected) -> Result<FailureOutcome
     drop(backend);
     fs.cut_power(Cut::Clean)?;
     fs.unmount()?;
-    let reopened = open_released::<B>(&backing_dir, options)
+    let reopened = open_released::<B>(&backing_dir, immediate())
         .or_fail("reopening after the failure and a power cut")?;
     let engine = reopened.engine();
     for n in 0..outcome.acknowledged {
@@ -410,18 +536,8 @@ pub fn injected_failure<B: Backend>(injected: Injected) -> Result<FailureOutcome
 /// the drop must not panic (a panic while unwinding would abort the process), and the
 /// batch must be there when the backing directory is reopened.
 pub fn drop_after_the_disk_failed<B: Backend>() -> Result<(), Failure> {
-    let work = tempfile::Builder::new()
-        .prefix(&format!("reliability-dead-disk-{}-", B::NAME))
-        .tempdir()
-        .or_fail("creating a temporary directory")?;
-    let fs = FaultFs::mount(work.path())?;
-    let dir = fs.path().join("db");
+    let (_work, fs, backend) = open_mounted::<B>()?;
     let backing_dir = fs.backing_path().join("db");
-    let options = OpenOptions::default().durability(Durability::Immediate);
-    let backend = B::open(&dir, options.clone()).or_fail(format!(
-        "opening {} on the fault-injecting filesystem",
-        B::NAME
-    ))?;
     backend
         .engine()
         .put_batch(&[(b"acknowledged", b"1")])
@@ -434,7 +550,7 @@ pub fn drop_after_the_disk_failed<B: Backend>() -> Result<(), Failure> {
         B::NAME
     );
     fs.unmount()?;
-    let reopened = open_released::<B>(&backing_dir, options).or_fail("reopening")?;
+    let reopened = open_released::<B>(&backing_dir, immediate()).or_fail("reopening")?;
     let found = reopened.engine().get(b"acknowledged").or_fail("get")?;
     ensure!(
         found.as_deref() == Some(&b"1"[..]),

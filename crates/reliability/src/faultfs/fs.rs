@@ -564,14 +564,7 @@ impl State {
         let parent_ino = self.backing_ino_of(parent)?;
         let path = self.child(parent, name)?;
         let meta = fs::symlink_metadata(&path).map_err(errno)?;
-        match (dir, meta.is_dir()) {
-            (true, false) => return Err(Errno::ENOTDIR),
-            (false, true) => return Err(Errno::EISDIR),
-            (true, true) if fs::read_dir(&path).map_err(errno)?.next().is_some() => {
-                return Err(Errno::ENOTEMPTY);
-            }
-            _ => {}
-        }
+        may_go(dir, &path, &meta)?;
         let stash = self.stash_path();
         fs::rename(&path, &stash).map_err(errno)?;
         self.moved(&path, &stash);
@@ -605,14 +598,7 @@ impl State {
         let replaced = match fs::symlink_metadata(&to) {
             Ok(_) if flags.contains(RenameFlags::RENAME_NOREPLACE) => return Err(Errno::EEXIST),
             Ok(to_meta) => {
-                match (from_meta.is_dir(), to_meta.is_dir()) {
-                    (true, false) => return Err(Errno::ENOTDIR),
-                    (false, true) => return Err(Errno::EISDIR),
-                    (true, true) if fs::read_dir(&to).map_err(errno)?.next().is_some() => {
-                        return Err(Errno::ENOTEMPTY);
-                    }
-                    _ => {}
-                }
+                may_go(from_meta.is_dir(), &to, &to_meta)?;
                 let stash = self.stash_path();
                 fs::rename(&to, &stash).map_err(errno)?;
                 self.moved(&to, &stash);
@@ -776,6 +762,19 @@ impl State {
             stat.f_bfree = stat.f_bfree.min(blocks);
         }
         Ok(stat)
+    }
+}
+
+/// Whether the entry at `path` (`meta`) may be removed by an `rmdir` (`dir`) or an
+/// `unlink`, or replaced by a directory (`dir`) or a file: the errors POSIX gives.
+fn may_go(dir: bool, path: &Path, meta: &fs::Metadata) -> Result<(), Errno> {
+    match (dir, meta.is_dir()) {
+        (true, false) => Err(Errno::ENOTDIR),
+        (false, true) => Err(Errno::EISDIR),
+        (true, true) if fs::read_dir(path).map_err(errno)?.next().is_some() => {
+            Err(Errno::ENOTEMPTY)
+        }
+        _ => Ok(()),
     }
 }
 
