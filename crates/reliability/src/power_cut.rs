@@ -15,10 +15,13 @@
 //! before survives a power cut (SPEC section 1, *Faults*). [`drop_after_the_disk_failed`]
 //! drops a backend whose disk has died: no panic, nothing acknowledged lost.
 //!
-//! After a cut the backend under test is leaked, never dropped: a power cut stops the
-//! process, so none of its code may run again (its drop would only meet `EIO`s anyway).
+//! After a cut the backend under test is dropped while every request of the filesystem
+//! fails with `EIO`, so nothing it does then reaches the disk, as if the process had died
+//! with the power; a panic in that drop is caught ([`drop_dead`]): whether a backend drops
+//! cleanly on a failing disk is [`drop_after_the_disk_failed`]'s question, not this one's.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use bytes::Bytes;
 use store_api::{
@@ -43,7 +46,7 @@ const MAX_ACKS_BEFORE_ARMING: u64 = 150;
 const OPS_AFTER_CUT: usize = 20;
 
 /// The totals of [`run`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PowerCutReport {
     /// Power cuts survived (every check passed).
     pub cuts: usize,
@@ -62,6 +65,9 @@ pub struct PowerCutReport {
     pub acknowledged_powered: usize,
     /// `fsync` + `fdatasync` calls while those operations ran.
     pub file_syncs: u64,
+    /// Those calls per file, by path relative to the database directory (numbered files
+    /// counted together, as `sled/blobs/*`).
+    pub syncs_by_file: BTreeMap<String, u64>,
     /// Directory `fsync`s while they ran.
     pub dir_syncs: u64,
     /// Unsynced pages the cuts reverted.
@@ -90,6 +96,9 @@ impl PowerCutReport {
         self.acknowledged_checked += one.acknowledged_checked;
         self.acknowledged_powered += one.acknowledged_powered;
         self.file_syncs += one.file_syncs;
+        for (file, syncs) in &one.syncs_by_file {
+            *self.syncs_by_file.entry(file.clone()).or_default() += syncs;
+        }
         self.dir_syncs += one.dir_syncs;
         self.pages_reverted += one.pages_reverted;
         self.entries_undone += one.entries_undone;
@@ -213,8 +222,10 @@ fn open_cut_point<B: Backend>(
         fs = FaultFs::mount(work.path())?;
     }
     let cut = random_cut(&mut rng);
-    // Recovery may make more changes than a first open: up to twice as many.
-    fs.cut_power_after(rng.below(2 * open_mutations + 1), cut);
+    // Within as many changes as a first open makes: every cut of a first open lands inside
+    // it. An open that recovers may make fewer changes; if it returns first, the power is
+    // cut right then.
+    fs.cut_power_after(rng.below(open_mutations + 1), cut);
     let mut one = PowerCutReport {
         torn: usize::from(matches!(cut, Cut::Torn { .. })),
         recovering: usize::from(recovering),
@@ -222,10 +233,10 @@ fn open_cut_point<B: Backend>(
     };
     match Writer::<B>::open(&fs.path().join("db"), durability) {
         Ok(writer) => {
-            std::mem::forget(writer);
             if fs.power_cut().is_none() {
                 fs.cut_power(cut)?;
             }
+            drop_dead(writer);
         }
         Err(_) if fs.power_cut().is_some() => one.while_opening = 1,
         Err(f) => return Err(f.context("opening on the fault-injecting filesystem")),
@@ -251,7 +262,7 @@ fn open_mutations<B: Backend>() -> Result<u64, Failure> {
 /// Opens `B` on `fs` and applies `ops` until the power goes: a cut is armed after
 /// `target_acks` acknowledged operations, at a random request within the next couple of
 /// operations (often inside one). Returns the operations acknowledged, and the report of
-/// this cut without its checks. The writer is leaked: see the [module docs](self).
+/// this cut without its checks. The writer is then dropped with [`drop_dead`].
 fn write_until_cut<B: Backend>(
     fs: &FaultFs,
     durability: Durability,
@@ -305,11 +316,26 @@ fn write_until_cut<B: Backend>(
     }
     let at_cut = at_cut.unwrap_or_else(|| fs.counters());
     one.file_syncs = at_cut.total().syncs() - opened.total().syncs();
+    for (path, counters) in &at_cut.files {
+        let before = opened.files.get(path).map_or(0, |c| c.syncs());
+        if counters.syncs() > before {
+            let file = file_kind(path.strip_prefix("db").unwrap_or(path));
+            *one.syncs_by_file.entry(file).or_default() += counters.syncs() - before;
+        }
+    }
     one.dir_syncs = at_cut.dir_fsyncs - opened.dir_fsyncs;
-    // The process dies with the power: none of the backend's code runs again (no drop, no
-    // close), as after a real power loss.
-    std::mem::forget(writer);
+    drop_dead(writer);
     Ok((acked, one))
+}
+
+/// Drops a backend whose power is cut (every request fails with `EIO`, so nothing reaches
+/// the disk), catching a panic of the drop: sled 0.34.7 panics when its last `fsync` fails
+/// (see the README's *Bugs found*); the panic message shows in the test's output.
+///
+/// Leaking the backend instead would keep its threads, memory and files (so the mount) for
+/// the rest of the test process: a few megabytes per cut.
+pub fn drop_dead<T>(backend: T) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(backend)));
 }
 
 /// Unmounts `fs` (whose power is cut) and checks its backing directory with
@@ -333,6 +359,22 @@ fn check_after_cut<B: Backend>(
     one.pages_reverted = cut_report.pages_reverted;
     one.entries_undone = cut_report.entries_undone;
     Ok(())
+}
+
+/// `path` with every all-digit component (a log segment's or blob's number) as `*`, so
+/// that a backend's many numbered files count as one kind.
+fn file_kind(path: &Path) -> String {
+    path.components()
+        .map(|c| {
+            let name = c.as_os_str().to_string_lossy();
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+                "*".to_string()
+            } else {
+                name.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Whether `op` is made durable by its own call (under `Immediate`), rather than by the

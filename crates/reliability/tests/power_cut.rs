@@ -23,7 +23,8 @@ fn power_cut_test<B: Backend>(durability: Durability) {
         Ok(r) => eprintln!(
             "RELIABILITY-FIGURES power-cut backend={} durability={durability:?} cuts={} torn={} \
              while_opening={} inside_an_operation={} acknowledged_checked={} \
-             fsyncs_per_write={:.2} dir_fsyncs={} pages_reverted={} entries_undone={} seed={seed}",
+             fsyncs_per_write={:.2} dir_fsyncs={} syncs_by_file={:?} pages_reverted={} \
+             entries_undone={} seed={seed}",
             B::NAME,
             r.cuts,
             r.torn,
@@ -32,6 +33,7 @@ fn power_cut_test<B: Backend>(durability: Durability) {
             r.acknowledged_checked,
             r.syncs_per_write(),
             r.dir_syncs,
+            r.syncs_by_file,
             r.pages_reverted,
             r.entries_undone,
         ),

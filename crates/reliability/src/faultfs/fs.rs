@@ -240,13 +240,16 @@ impl State {
             Cut::Clean => None,
             Cut::Torn { seed } => Some(Rng::new(seed)),
         };
-        let mut logs: Vec<_> = self.logs.drain().collect();
-        logs.sort_by_key(|(ino, _)| *ino);
-        for (backing_ino, log) in logs {
-            let Some(path) = paths.get(&backing_ino) else {
-                continue;
-            };
-            let file = OpenOptions::new().read(true).write(true).open(path)?;
+        // By path, so that a torn cut of the same run keeps the same pages (inode numbers
+        // differ from run to run). A log whose file is gone for good is dropped.
+        let mut logs: Vec<_> = self
+            .logs
+            .drain()
+            .filter_map(|(ino, log)| paths.get(&ino).map(|path| (path.clone(), log)))
+            .collect();
+        logs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, log) in logs {
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
             let (reverted, kept) = log.restore(&file, rng.as_mut())?;
             report.files_restored += 1;
             report.pages_reverted += reverted;
