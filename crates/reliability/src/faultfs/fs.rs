@@ -70,6 +70,17 @@ enum Power {
     Off(Result<CutReport, String>),
 }
 
+/// What a `setattr` request changes (`None`: left as it is).
+#[derive(Debug)]
+struct AttrChanges {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: Option<TimeOrNow>,
+    mtime: Option<TimeOrNow>,
+}
+
 /// The injected faults waiting for their request.
 #[derive(Debug, Default)]
 struct Faults {
@@ -411,18 +422,20 @@ impl State {
         Ok(attr(ino.0, &meta))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn setattr(
         &mut self,
         ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
+        changes: AttrChanges,
     ) -> Result<FileAttr, Errno> {
+        let AttrChanges {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        } = changes;
         self.alive()?;
         let path = self.node(ino)?.path.clone();
         if let Some(size) = size {
@@ -857,10 +870,15 @@ impl Filesystem for FaultFsServer {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self
-            .state()
-            .setattr(ino, mode, uid, gid, size, atime, mtime, fh)
-        {
+        let changes = AttrChanges {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        };
+        match self.state().setattr(ino, fh, changes) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }
