@@ -12,7 +12,8 @@
 //! [`injected_failure`] fails one `fsync` (dropping its data, as Linux does) or one
 //! `write` under a backend and checks that it answers the failed call and every later
 //! write with `Io` or `Poisoned` until it is reopened, and that what it acknowledged
-//! before survives a power cut (SPEC section 1, *Faults*). [`drop_after_the_disk_failed`]
+//! before survives a power cut, whether the backend was still open then or closed after
+//! the failure (SPEC section 1, *Faults*). [`drop_after_the_disk_failed`]
 //! drops a backend whose disk has died: no panic, nothing acknowledged lost.
 //!
 //! After a cut the backend under test is dropped while every request of the filesystem
@@ -393,6 +394,17 @@ pub enum Injected {
     Write,
 }
 
+/// What happens after the failure in [`injected_failure`], before the directory is
+/// reopened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// The power is cut with the backend open (it is then dropped with [`drop_dead`]).
+    PowerCut,
+    /// The backend is dropped (closed) on the working disk, then the power is cut: the
+    /// close must leave a directory that opens after a power loss.
+    CloseThenPowerCut,
+}
+
 /// What [`injected_failure`] saw.
 #[derive(Debug, Clone, Default)]
 pub struct FailureOutcome {
@@ -445,8 +457,13 @@ fn open_mounted<B: Backend>() -> Result<(tempfile::TempDir, FaultFs, B), Failure
 }
 
 /// Fails one durability step of `B` (under `Immediate`) and checks the backend's answer;
-/// see the [module docs](self).
-pub fn injected_failure<B: Backend>(injected: Injected) -> Result<FailureOutcome, Failure> {
+/// see the [module docs](self). `then` says how the backend ends before the directory is
+/// reopened and checked: everything acknowledged before the failure must be there, and
+/// the directory must take a write.
+pub fn injected_failure<B: Backend>(
+    injected: Injected,
+    then: AfterFailure,
+) -> Result<FailureOutcome, Failure> {
     let (_work, fs, backend) = open_mounted::<B>()?;
     let backing_dir = fs.backing_path().join("db");
     let engine = backend.engine();
@@ -550,12 +567,21 @@ pub fn injected_failure<B: Backend>(injected: Injected) -> Result<FailureOutcome
         );
     }
 
-    // The backend is closed on a disk that works again (the fault was one-shot), then the
-    // power is cut: what a failed fsync dropped is gone, whatever later fsyncs did, and
-    // everything acknowledged before the failure must still be there.
     drop(engine);
-    drop(backend);
-    fs.cut_power(Cut::Clean)?;
+    match then {
+        // The process dies with the power while the backend is open.
+        AfterFailure::PowerCut => {
+            fs.cut_power(Cut::Clean)?;
+            drop_dead(backend);
+        }
+        // The backend is closed on a disk that works again (the fault was one-shot), then
+        // the power goes: what a failed fsync dropped is gone whatever later fsyncs did,
+        // and whatever the close wrote without syncing is gone too.
+        AfterFailure::CloseThenPowerCut => {
+            drop(backend);
+            fs.cut_power(Cut::Clean)?;
+        }
+    }
     fs.unmount()?;
     let reopened = open_released::<B>(&backing_dir, immediate())
         .or_fail("reopening after the failure and a power cut")?;

@@ -10,7 +10,7 @@
 // Test code: a failed check is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use reliability::power_cut::{self, Injected};
+use reliability::power_cut::{self, AfterFailure, Injected};
 use reliability::rng::run_seed;
 use reliability::scale::scaled_usize;
 use store_api::{Backend, Durability};
@@ -63,16 +63,28 @@ fn while_opening_test<B: Backend>() {
     }
 }
 
-fn failure_test<B: Backend>(injected: Injected) {
-    match power_cut::injected_failure::<B>(injected) {
+fn failure_test<B: Backend>(injected: Injected, then: AfterFailure) {
+    match power_cut::injected_failure::<B>(injected, then) {
         Ok(outcome) => eprintln!(
-            "RELIABILITY-FIGURES injected-failure backend={} fault={injected:?} acknowledged={} \
-             errors={:?}",
+            "RELIABILITY-FIGURES injected-failure backend={} fault={injected:?} then={then:?} \
+             acknowledged={} errors={:?}",
             B::NAME,
             outcome.acknowledged,
             outcome.errors
         ),
-        Err(failure) => panic!("{} {injected:?}: {failure}", B::NAME),
+        Err(failure) => panic!("{} {injected:?} then {then:?}: {failure}", B::NAME),
+    }
+}
+
+/// How often the close-then-cut case runs per fault: what the close leaves unsynced
+/// depends on the timing of the backend's own threads.
+const CLOSE_ROUNDS: usize = 4;
+
+fn close_then_cut_test<B: Backend>() {
+    for _ in 0..scaled_usize(CLOSE_ROUNDS) {
+        for injected in [Injected::FsyncDroppingData, Injected::Write] {
+            failure_test::<B>(injected, AfterFailure::CloseThenPowerCut);
+        }
     }
 }
 
@@ -128,13 +140,28 @@ macro_rules! power_cut_tests {
 
             fuse_test! {
                 fn refuses_writes_after_an_fsync_that_failed_and_dropped_its_data() {
-                    failure_test::<$ty>(Injected::FsyncDroppingData);
+                    failure_test::<$ty>(Injected::FsyncDroppingData, AfterFailure::PowerCut);
                 }
             }
 
             fuse_test! {
                 fn refuses_writes_after_a_failed_write() {
-                    failure_test::<$ty>(Injected::Write);
+                    failure_test::<$ty>(Injected::Write, AfterFailure::PowerCut);
+                }
+            }
+
+            fuse_test_known_bug_on_sled! {
+                $name,
+                "known bug: a store-sled closed after a failed write or fsync, then a power \
+         cut, may leave a database refused as Corrupted (\"the file is N bytes long \
+         but was M bytes at the last clean close\"): SealOnDrop seals the files' \
+         lengths and checksums durably (seal::write, write_atomically) without \
+         fsyncing the files first, and sled 0.34.7 skips its own final flush and \
+         fsync once it has recorded an I/O error (Log::drop), so the unsynced tail \
+         the seal describes is lost with the power; intermittent (about one run in \
+         eight of a write failure)",
+                fn reopens_after_a_failure_a_close_and_a_power_cut() {
+                    close_then_cut_test::<$ty>();
                 }
             }
 
