@@ -152,14 +152,7 @@ macro_rules! power_cut_tests {
 
             fuse_test_known_bug_on_sled! {
                 $name,
-                "known bug: a store-sled closed after a failed write or fsync, then a power \
-         cut, may leave a database refused as Corrupted (\"the file is N bytes long \
-         but was M bytes at the last clean close\"): SealOnDrop seals the files' \
-         lengths and checksums durably (seal::write, write_atomically) without \
-         fsyncing the files first, and sled 0.34.7 skips its own final flush and \
-         fsync once it has recorded an I/O error (Log::drop), so the unsynced tail \
-         the seal describes is lost with the power; intermittent (about one run in \
-         eight of a write failure)",
+                "known bug: a store-sled closed after a failed write or fsync, then a power cut, may leave a database refused as Corrupted (the file is N bytes long but was M bytes at the last clean close): SealOnDrop seals the lengths and checksums of the files durably (seal::write, write_atomically) without fsyncing the files first, and sled 0.34.7 skips its own final flush and fsync once it has recorded an I/O error (Log::drop), so the unsynced tail the seal describes is lost with the power; intermittent (about one run in eight of a write failure)",
                 fn reopens_after_a_failure_a_close_and_a_power_cut() {
                     close_then_cut_test::<$ty>();
                 }
@@ -167,10 +160,7 @@ macro_rules! power_cut_tests {
 
             fuse_test_known_bug_on_sled! {
                 $name,
-                "known bug: a power cut while store-sled opens makes the open panic instead of \
-    failing: when a step after sled's own open fails (EIO), the sled::Db is dropped \
-    inside SledBackend::open, and sled 0.34.7's Log::drop calls \
-    `self.config.file.sync_all().unwrap()` (pagecache/logger.rs:467)",
+                "known bug: a power cut while store-sled opens makes the open panic instead of failing: when a step after sled's own open fails (EIO), the sled::Db is dropped inside SledBackend::open, and sled 0.34.7's Log::drop calls `self.config.file.sync_all().unwrap()` (pagecache/logger.rs:467)",
                 fn survives_power_cuts_while_opening() {
                     while_opening_test::<$ty>();
                 }
@@ -178,9 +168,7 @@ macro_rules! power_cut_tests {
 
             fuse_test_known_bug_on_sled! {
                 $name,
-                "known bug: sled 0.34.7 panics when dropped on a disk that fails: Log::drop \
-    calls `self.config.file.sync_all().unwrap()` (pagecache/logger.rs:467), which \
-    panics on EIO (a panic during unwinding aborts the process)",
+                "known bug: sled 0.34.7 panics when dropped on a disk that fails: Log::drop calls `self.config.file.sync_all().unwrap()` (pagecache/logger.rs:467), which panics on EIO (a panic during unwinding aborts the process)",
                 fn drops_without_panicking_after_the_disk_failed() {
                     dead_disk::<$ty>();
                 }
