@@ -162,13 +162,6 @@ pub struct FaultFs {
 const FUSE_CONNECTIONS: &str = "/sys/fs/fuse/connections";
 
 impl FaultFs {
-    /// Whether this process can mount one: `/dev/fuse` exists and the process is root
-    /// (the mount syscall needs `CAP_SYS_ADMIN`; fuser's `fusermount` fallback is not
-    /// used).
-    pub fn available() -> bool {
-        Path::new("/dev/fuse").exists() && rustix::process::geteuid().is_root()
-    }
-
     /// Mounts a fresh filesystem in `work` (an existing directory): the backing tree is
     /// `work/backing`, removed entries wait in `work/stash`, the mount point is
     /// `work/mnt`.
