@@ -335,9 +335,13 @@ struct Model {
     side_effects: Timeline<SideEffectDump>,
 }
 
-/// Reopens `dir` and checks it against the model of `ops` with `acked` acknowledged.
-/// Returns the smallest matching prefix over the stores.
-fn check_recovery<B: Backend>(
+/// Reopens `dir` and checks it against the model of `ops` with `acked` acknowledged:
+/// every store matches the model after some prefix of the workload (at least `acked`
+/// operations under `Immediate`, at most `acked + 1`, the operation in flight), the
+/// invariants hold, and the directory takes new writes. Returns the smallest matching
+/// prefix over the stores. Used after a kill here and after a power cut by
+/// [`power_cut`](crate::power_cut).
+pub fn check_recovery<B: Backend>(
     dir: &Path,
     durability: Durability,
     ops: &[Op],

@@ -16,6 +16,10 @@
 //!   every applied number.
 //! - [`disk_full`]: each store written until a small real filesystem is full, then the
 //!   error kinds, reads, retries and the recovery once space is back.
+//! - [`faultfs`]: a fault-injecting FUSE filesystem that knows what an `fsync` made
+//!   durable; the power-cut tests run the crash workload on it, cut the power (every
+//!   unsynced write discarded, or a torn subset kept) and check what survived, and
+//!   inject failed `fsync`s and writes.
 //!
 //! [`fuzz_bodies`] holds the bodies of the cargo-fuzz targets in `fuzz/`, so stable Rust
 //! compiles and unit-tests them. Iteration counts scale with `RELIABILITY_SCALE`
@@ -29,10 +33,12 @@ pub mod differential;
 pub mod disk_full;
 pub mod dump;
 pub mod failure;
+pub mod faultfs;
 pub mod fingerprint;
 pub mod fuzz_bodies;
 pub mod hostile;
 pub mod invariants;
+pub mod power_cut;
 pub mod records;
 pub mod replication;
 pub mod rng;
