@@ -134,6 +134,13 @@ pub(crate) fn write(dir: &Path, db_subdir: &str) {
     let Ok(names) = files(&db_dir) else {
         return;
     };
+    // The seal states lengths and checksums that the next open holds the files to, so it
+    // may describe only what is on disk: sled skips its own final flush and fsync once it
+    // has met an I/O error, and a power cut would then take away a tail the seal
+    // describes, leaving a database refused as corrupted. Nothing synced, no seal.
+    if make_durable(&db_dir, &names).is_err() {
+        return;
+    }
     let mut text = format!("{SEAL_HEADER}\n");
     for name in names {
         let Some(shown) = name.to_str() else {
@@ -146,6 +153,25 @@ pub(crate) fn write(dir: &Path, db_subdir: &str) {
     }
     // A failure leaves no seal (or the previous one was already removed at open).
     let _ = write_atomically(dir, SEAL_FILE, text.as_bytes());
+}
+
+/// `fsync`s every file of `names` (relative to `root`) and every directory holding one, so
+/// their contents and their directory entries are on disk.
+fn make_durable(root: &Path, names: &[PathBuf]) -> io::Result<()> {
+    let mut dirs = vec![root.to_path_buf()];
+    for name in names {
+        let path = root.join(name);
+        File::open(&path)?.sync_all()?;
+        if let Some(parent) = path.parent() {
+            if !dirs.iter().any(|d| d == parent) {
+                dirs.push(parent.to_path_buf());
+            }
+        }
+    }
+    for dir in dirs {
+        File::open(&dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Waits until nothing holds sled's lock on its database file any more (sled's last
