@@ -162,10 +162,10 @@ fn make_durable(root: &Path, names: &[PathBuf]) -> io::Result<()> {
     for name in names {
         let path = root.join(name);
         File::open(&path)?.sync_all()?;
-        if let Some(parent) = path.parent() {
-            if !dirs.iter().any(|d| d == parent) {
-                dirs.push(parent.to_path_buf());
-            }
+        if let Some(parent) = path.parent()
+            && !dirs.iter().any(|d| d == parent)
+        {
+            dirs.push(parent.to_path_buf());
         }
     }
     for dir in dirs {
