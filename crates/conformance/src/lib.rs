@@ -54,6 +54,8 @@ pub mod state;
 /// ```text
 /// conformance::suite!(mem, store_mem::MemBackend, persistent = false);
 /// conformance::suite!(redb, store_redb::RedbBackend, persistent = true, exclusive_open = true);
+/// conformance::suite!(postgres, store_postgres::PostgresBackend,
+///     persistent = true, exclusive_open = false, shared = true);
 /// ```
 ///
 /// - `persistent = true | false`: whether data survives a reopen
@@ -63,6 +65,11 @@ pub mod state;
 ///   whether a second open of a directory fails with `OpenError::Locked`
 ///   ([`Capabilities::exclusive_open`](store_api::Capabilities::exclusive_open)). With
 ///   `false`, the lock test is generated `#[ignore]`d.
+/// - `shared = true | false` (optional, defaults to `false`): whether several instances
+///   on one store behave as one store
+///   ([`Capabilities::shared`](store_api::Capabilities::shared)). A shared backend is not
+///   kept in a directory, so the bad-directory tests (which need `persistent = true` and
+///   `shared = false`) are generated `#[ignore]`d for it.
 ///
 /// `<name>::backend::capabilities_match_suite_flags` fails when the flags differ from
 /// `B::capabilities()`. The backend type is resolved from the invoking module (its imports
@@ -74,10 +81,26 @@ macro_rules! suite {
             $name,
             $backend,
             persistent = $persistent,
-            exclusive_open = $persistent
+            exclusive_open = $persistent,
+            shared = false
         );
     };
     ($name:ident, $backend:ty, persistent = $persistent:tt, exclusive_open = $exclusive:tt $(,)?) => {
+        $crate::suite!(
+            $name,
+            $backend,
+            persistent = $persistent,
+            exclusive_open = $exclusive,
+            shared = false
+        );
+    };
+    (
+        $name:ident,
+        $backend:ty,
+        persistent = $persistent:tt,
+        exclusive_open = $exclusive:tt,
+        shared = $shared:tt $(,)?
+    ) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -86,7 +109,7 @@ macro_rules! suite {
             type SuiteBackend = $backend;
 
             mod engine {
-                $crate::__suite_tests! { engine, $persistent, $exclusive;
+                $crate::__suite_tests! { engine, $persistent, $exclusive, $shared;
                     always: [
                         empty_key_rejected,
                         max_key_len_accepted,
@@ -117,12 +140,13 @@ macro_rules! suite {
                     persistent: [
                         sequence_survives_reopen_after_full_prune,
                     ]
+                    directory: []
                     exclusive: []
                 }
             }
 
             mod state {
-                $crate::__suite_tests! { state, $persistent, $exclusive;
+                $crate::__suite_tests! { state, $persistent, $exclusive, $shared;
                     always: [
                         empty_key_rejected,
                         max_key_len_accepted,
@@ -155,12 +179,13 @@ macro_rules! suite {
                         flushed_state_intact_after_later_writes,
                         restore_then_flush_survives_reopen,
                     ]
+                    directory: []
                     exclusive: []
                 }
             }
 
             mod side_effects {
-                $crate::__suite_tests! { side_effects, $persistent, $exclusive;
+                $crate::__suite_tests! { side_effects, $persistent, $exclusive, $shared;
                     always: [
                         write_and_read_outputs,
                         same_outputs_accepted_again,
@@ -182,12 +207,13 @@ macro_rules! suite {
                         usable_as_dyn,
                     ]
                     persistent: []
+                    directory: []
                     exclusive: []
                 }
             }
 
             mod ledger {
-                $crate::__suite_tests! { ledger, $persistent, $exclusive;
+                $crate::__suite_tests! { ledger, $persistent, $exclusive, $shared;
                     always: [
                         invalid_book_names_rejected,
                         unusual_book_names_round_trip,
@@ -229,12 +255,13 @@ macro_rules! suite {
                         usable_as_dyn,
                     ]
                     persistent: []
+                    directory: []
                     exclusive: []
                 }
             }
 
             mod segments {
-                $crate::__suite_tests! { segments, $persistent, $exclusive;
+                $crate::__suite_tests! { segments, $persistent, $exclusive, $shared;
                     always: [
                         append_returns_indexes_and_read_all_in_order,
                         entries_are_opaque_bytes,
@@ -253,12 +280,13 @@ macro_rules! suite {
                         usable_as_dyn,
                     ]
                     persistent: []
+                    directory: []
                     exclusive: []
                 }
             }
 
             mod backend {
-                $crate::__suite_tests! { backend, $persistent, $exclusive;
+                $crate::__suite_tests! { backend, $persistent, $exclusive, $shared;
                     always: [
                         durability_is_reported,
                         store_handles_share_data,
@@ -272,6 +300,8 @@ macro_rules! suite {
                         reopen_keeps_side_effects,
                         reopen_keeps_every_store,
                         relaxed_writes_survive_clean_close,
+                    ]
+                    directory: [
                         file_instead_of_directory_rejected,
                         foreign_directory_rejected,
                         damaged_files_error_without_panic,
@@ -286,6 +316,7 @@ macro_rules! suite {
                     $crate::backend::capabilities_match_suite_flags::<super::SuiteBackend>(
                         $persistent,
                         $exclusive,
+                        $shared,
                     );
                 }
             }
@@ -298,9 +329,10 @@ macro_rules! suite {
 #[macro_export]
 macro_rules! __suite_tests {
     (
-        $store:ident, $persistent:tt, $exclusive:tt;
+        $store:ident, $persistent:tt, $exclusive:tt, $shared:tt;
         always: [$($always:ident),* $(,)?]
         persistent: [$($needs_reopen:ident),* $(,)?]
+        directory: [$($needs_dir:ident),* $(,)?]
         exclusive: [$($needs_lock:ident),* $(,)?]
     ) => {
         $(
@@ -316,6 +348,9 @@ macro_rules! __suite_tests {
                 $store,
                 $needs_reopen
             );
+        )*
+        $(
+            $crate::__suite_directory_test!($persistent, $shared, $store, $needs_dir);
         )*
         $(
             $crate::__suite_gated_test!(
@@ -348,6 +383,24 @@ macro_rules! __suite_gated_test {
     };
 }
 
+/// One test that needs a backend kept in a directory (persistent and not shared), and is
+/// ignored otherwise (used by [`suite!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_directory_test {
+    (true, false, $store:ident, $test:ident) => {
+        $crate::__suite_gated_test!(true, "", $store, $test);
+    };
+    ($persistent:tt, $shared:tt, $store:ident, $test:ident) => {
+        $crate::__suite_gated_test!(
+            false,
+            "needs a backend kept in a directory (Capabilities::persistent, not shared)",
+            $store,
+            $test
+        );
+    };
+}
+
 #[cfg(test)]
 mod suite_list {
     //! The macro's lists and the test bodies must name the same functions: a body missing
@@ -368,7 +421,18 @@ mod suite_list {
         rest[..end + close]
             .split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .filter(|w| !w.is_empty())
-            .filter(|w| !["always", "persistent", "exclusive", "__suite_tests", store].contains(w))
+            .filter(|w| {
+                ![
+                    "always",
+                    "persistent",
+                    "directory",
+                    "exclusive",
+                    "shared",
+                    "__suite_tests",
+                    store,
+                ]
+                .contains(w)
+            })
             .filter(|w| !w.starts_with('$'))
             .map(str::to_owned)
             .collect()

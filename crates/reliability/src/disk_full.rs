@@ -196,7 +196,10 @@ struct Open<B: Backend> {
 
 const PARTITION: &str = "disk-full";
 
-fn open_stores<B: Backend>(dir: &Path, durability: Durability) -> Result<Open<B>, Failure> {
+fn open_stores<B: Backend<Location = Path>>(
+    dir: &Path,
+    durability: Durability,
+) -> Result<Open<B>, Failure> {
     let backend = open_released::<B>(dir, OpenOptions::default().durability(durability))
         .or_fail(format!("opening {} on the small filesystem", B::NAME))?;
     Ok(Open {
@@ -450,7 +453,7 @@ fn check_acknowledged<B: Backend>(
 
 /// Fills the store `filled` of `B` on a small filesystem mounted in `root`, then checks
 /// everything the module docs list.
-pub fn fill_and_recover<B: Backend>(
+pub fn fill_and_recover<B: Backend<Location = Path>>(
     root: &Path,
     durability: Durability,
     filled: Filled,

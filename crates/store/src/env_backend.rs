@@ -60,6 +60,7 @@ impl EnvBackend {
 }
 
 impl Backend for EnvBackend {
+    type Location = Path;
     type Engine = Arc<dyn StoreEngine>;
     type State = Box<dyn StateStore>;
     type Ledger = Arc<dyn LedgerStore>;

@@ -14,13 +14,14 @@
     allow(unused_variables, dead_code)
 )]
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use store_api::{
     Backend, Capabilities, Clock, Durability, LedgerStore, OpenError, OpenOptions, SegmentLogStore,
-    SideEffectStore, StateError, StateStore, StoreEngine, SystemClock,
+    SideEffectStore, StateError, StateStore, StoreEngine, StoreLocation, SystemClock,
 };
 
 use crate::config::{BackendConfig, BackendKind, UrlError};
@@ -87,13 +88,17 @@ pub struct Stores {
     backend: Box<dyn DynBackend>,
 }
 
-/// Opens backend `B` in `dir` with `options` and wraps its stores as trait objects.
+/// Opens backend `B` at `location` (its directory, for the embedded backends) with
+/// `options` and wraps its stores as trait objects.
 ///
 /// This is the generic half of runtime selection: [`Stores::open`] maps a config to one
 /// call of this per backend. It is also how a backend that is not one of this crate's
 /// features is put behind [`Stores`].
-pub fn open_as<B: Backend>(dir: &Path, options: OpenOptions) -> Result<Stores, OpenError> {
-    let backend = B::open(dir, options)?;
+pub fn open_as<B: Backend>(
+    location: &B::Location,
+    options: OpenOptions,
+) -> Result<Stores, OpenError> {
+    let backend = B::open(location, options)?;
     let engine: Arc<dyn StoreEngine> = backend.engine();
     let ledger: Arc<dyn LedgerStore> = backend.ledger();
     let segments: Arc<dyn SegmentLogStore> = backend.segment_log();
@@ -103,7 +108,10 @@ pub fn open_as<B: Backend>(dir: &Path, options: OpenOptions) -> Result<Stores, O
         name: B::NAME,
         capabilities,
         durability: backend.durability(),
-        dir: capabilities.persistent.then(|| dir.to_path_buf()),
+        dir: location
+            .dir()
+            .filter(|_| capabilities.persistent)
+            .map(Path::to_path_buf),
         engine,
         ledger,
         segments,
@@ -167,7 +175,8 @@ impl Stores {
         self.durability
     }
 
-    /// The directory it was opened on; `None` for a backend that is not persistent.
+    /// The directory it was opened on; `None` for a backend that is not persistent or not
+    /// kept in a directory.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
     }
@@ -240,7 +249,14 @@ pub(crate) fn open_kind(
     impl WithBackend for Open<'_> {
         type Output = Result<Stores, OpenError>;
         fn with<B: Backend>(self) -> Self::Output {
-            open_as::<B>(self.dir, self.options)
+            let location = B::Location::from_dir(self.dir).ok_or_else(|| OpenError::Io {
+                path: self.dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("the {} backend is not opened on a directory", B::NAME),
+                ),
+            })?;
+            open_as::<B>(location.borrow(), self.options)
         }
     }
     with_backend(kind, Open { dir, options })
