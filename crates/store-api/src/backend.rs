@@ -159,7 +159,8 @@ impl StoreLocation for Path {
 /// The owned form of backend `B`'s location ([`PathBuf`] for the embedded backends).
 pub type LocationBuf<B> = <<B as Backend>::Location as ToOwned>::Owned;
 
-/// Why a backend could not be opened. The files in the directory are left as they were.
+/// Why a backend could not be opened. The files in the directory (or the tables on the
+/// server) are left as they were.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -210,6 +211,45 @@ pub enum OpenError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The location of a server backend is not valid (a malformed URL, a bad schema
+    /// name, an unknown option).
+    #[error("invalid location {location:?}: {detail}")]
+    InvalidLocation {
+        /// The location as given (with any password left out).
+        location: String,
+        /// What is wrong and what is accepted.
+        detail: String,
+    },
+    /// The database server of a server backend could not be reached, or refused the
+    /// connection (authentication, no such database, too many connections).
+    #[error("cannot connect to the database server at {location}")]
+    Unreachable {
+        /// The server and store (with any password left out).
+        location: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store holds a schema version this build does not read: older (written by an
+    /// earlier build, to be migrated) or newer (written by a later build).
+    #[error("{location} holds schema version {found}, this build reads version {supported} only")]
+    SchemaVersion {
+        /// The store (with any password left out).
+        location: String,
+        /// The version found.
+        found: i64,
+        /// The version this build reads and writes.
+        supported: i64,
+    },
+    /// The place a server backend keeps its store holds tables this backend did not
+    /// create (another application's schema).
+    #[error("{location} holds tables this backend does not recognise: {detail}")]
+    ForeignSchema {
+        /// The store (with any password left out).
+        location: String,
+        /// What was found.
+        detail: String,
     },
     /// The engine failed while opening.
     #[error(transparent)]

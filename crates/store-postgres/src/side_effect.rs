@@ -1,0 +1,333 @@
+//! `SideEffectStore` on the `side_effect_*` tables, with the shared replay checks and read
+//! cache.
+//!
+//! A slot is a row of `side_effect_outputs` holding its payloads as a `bytea[]` in order
+//! (an empty array for a slot with no payload). An inter-call output is a row of
+//! `side_effect_call_outputs` whose `output` is `NULL` for a call completed without
+//! payload. Inbound calls are rows of `side_effect_inbound` keyed by `(callee, order_pos,
+//! order_seq)`, which is their queue order.
+//!
+//! Every write checks what is stored, then inserts what is new, in one transaction. When
+//! two instances insert the same key at once, the second fails with a unique violation;
+//! the backend retries it, and the retry finds the first one's row and checks it as a
+//! replay (accepted when equal, a conflict otherwise). Stored records never change, so the
+//! read cache never holds a stale one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use postgres::GenericClient;
+use store_api::{
+    CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,
+    InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectKind, SideEffectStore,
+    StorageError,
+};
+use store_kit::side_effect::{
+    OutputCache, inbound_page, plan_call_output, plan_inbound, plan_outputs,
+};
+
+use crate::corrupted;
+use crate::db::{Db, execute, get, query, query_opt};
+
+const SLOT: &str =
+    "SELECT payloads FROM side_effect_outputs WHERE lyquid = $1 AND pos = $2 AND kind = $3";
+const INSERT_SLOT: &str =
+    "INSERT INTO side_effect_outputs (lyquid, pos, kind, payloads) VALUES ($1, $2, $3, $4)";
+const CALL_OUTPUT: &str = "SELECT output FROM side_effect_call_outputs \
+                           WHERE callee = $1 AND pos = $2 AND inter_call_seq = $3";
+const INSERT_CALL_OUTPUT: &str = "INSERT INTO side_effect_call_outputs \
+                                  (callee, pos, inter_call_seq, output) VALUES ($1, $2, $3, $4)";
+const INBOUND: &str = "SELECT caller, call_pos, payload FROM side_effect_inbound \
+                       WHERE callee = $1 AND order_pos = $2 AND order_seq = $3";
+const INSERT_INBOUND: &str = "INSERT INTO side_effect_inbound \
+                              (callee, order_pos, order_seq, caller, call_pos, payload) \
+                              VALUES ($1, $2, $3, $4, $5, $6)";
+const INBOUND_PAGE_FROM: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
+                                 FROM side_effect_inbound \
+                                 WHERE callee = $1 AND (order_pos, order_seq) > ($2, $3) \
+                                 AND call_pos < $4 ORDER BY order_pos, order_seq LIMIT $5";
+const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
+                                FROM side_effect_inbound \
+                                WHERE callee = $1 AND call_pos < $2 \
+                                ORDER BY order_pos, order_seq LIMIT $3";
+
+/// The side-effect store.
+pub struct PostgresSideEffects {
+    db: Arc<Db>,
+    cache: OutputCache,
+}
+
+impl std::fmt::Debug for PostgresSideEffects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSideEffects")
+            .field("cached", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn kind_str(kind: SideEffectKind) -> &'static str {
+    match kind {
+        SideEffectKind::Event => "event",
+        SideEffectKind::Call => "call",
+        SideEffectKind::Timer => "timer",
+    }
+}
+
+/// A chain position as stored: 16 bytes, big-endian.
+fn pos_bytes(pos: ChainPos) -> Vec<u8> {
+    pos.0.to_be_bytes().to_vec()
+}
+
+fn pos_from(bytes: Vec<u8>) -> Result<ChainPos, StorageError> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| corrupted("decoding a chain position"))?;
+    Ok(ChainPos(u128::from_be_bytes(bytes)))
+}
+
+fn lyquid_from(bytes: Vec<u8>) -> Result<LyquidId, StorageError> {
+    let bytes: [u8; 20] = bytes
+        .try_into()
+        .map_err(|_| corrupted("decoding a lyquid id"))?;
+    Ok(LyquidId(bytes))
+}
+
+fn seq_from(n: i64) -> Result<u32, StorageError> {
+    u32::try_from(n).map_err(|_| corrupted("decoding a call sequence number"))
+}
+
+fn read_slot(
+    client: &mut impl GenericClient,
+    key: &SideEffectKey,
+) -> Result<Option<EventOutputs>, StorageError> {
+    const CTX: &str = "reading side-effect outputs";
+    let row = query_opt(
+        client,
+        SLOT,
+        &[&&key.lyquid.0[..], &pos_bytes(key.pos), &kind_str(key.kind)],
+        CTX,
+    )?;
+    row.map(|row| {
+        let payloads: Vec<Vec<u8>> = get(&row, 0, CTX)?;
+        Ok(EventOutputs(
+            payloads.into_iter().map(Bytes::from).collect(),
+        ))
+    })
+    .transpose()
+}
+
+fn read_call_output(
+    client: &mut impl GenericClient,
+    key: &InterCallOutputKey,
+) -> Result<Option<CallEventOutput>, StorageError> {
+    const CTX: &str = "reading an inter-call output";
+    let row = query_opt(
+        client,
+        CALL_OUTPUT,
+        &[
+            &&key.callee.0[..],
+            &pos_bytes(key.pos),
+            &i64::from(key.inter_call_seq),
+        ],
+        CTX,
+    )?;
+    row.map(|row| Ok(get::<Option<Vec<u8>>>(&row, 0, CTX)?.map(Bytes::from)))
+        .transpose()
+}
+
+fn read_inbound(
+    client: &mut impl GenericClient,
+    callee: &LyquidId,
+    order_key: &CallOrderKey,
+) -> Result<Option<InboundInterCall>, StorageError> {
+    const CTX: &str = "reading an inbound call";
+    let row = query_opt(
+        client,
+        INBOUND,
+        &[
+            &&callee.0[..],
+            &pos_bytes(order_key.pos),
+            &i64::from(order_key.seq),
+        ],
+        CTX,
+    )?;
+    row.map(|row| {
+        Ok(InboundInterCall {
+            callee: *callee,
+            order_key: *order_key,
+            call: InterCall {
+                caller: lyquid_from(get(&row, 0, CTX)?)?,
+                pos: pos_from(get(&row, 1, CTX)?)?,
+                payload: Bytes::from(get::<Vec<u8>>(&row, 2, CTX)?),
+            },
+        })
+    })
+    .transpose()
+}
+
+impl PostgresSideEffects {
+    /// The side-effect store of `db`, with a read cache of `cache_size` slots.
+    pub(crate) fn new(db: Arc<Db>, cache_size: usize) -> Self {
+        PostgresSideEffects {
+            db,
+            cache: OutputCache::new(cache_size),
+        }
+    }
+}
+
+impl SideEffectStore for PostgresSideEffects {
+    fn write_outputs(
+        &self,
+        outputs: &BTreeMap<SideEffectKey, EventOutputs>,
+    ) -> Result<(), SideEffectError> {
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        self.db.write(|tx| {
+            let inserts = plan_outputs(outputs, |key| read_slot(tx, key))?;
+            for (key, slot) in inserts {
+                let payloads: Vec<&[u8]> = slot.0.iter().map(|p| p.as_ref()).collect();
+                execute(
+                    tx,
+                    INSERT_SLOT,
+                    &[
+                        &&key.lyquid.0[..],
+                        &pos_bytes(key.pos),
+                        &kind_str(key.kind),
+                        &payloads,
+                    ],
+                    "writing side-effect outputs",
+                )?;
+            }
+            Ok::<_, SideEffectError>(())
+        })?;
+        // Committed: every slot of the call now holds exactly these outputs.
+        for (key, slot) in outputs {
+            self.cache.insert(*key, slot.clone());
+        }
+        Ok(())
+    }
+
+    fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit));
+        }
+        let found = self
+            .db
+            .read(|conn| Ok::<_, SideEffectError>(read_slot(conn, key)?))?;
+        if let Some(slot) = &found {
+            self.cache.insert(*key, slot.clone());
+        }
+        Ok(found)
+    }
+
+    fn upsert_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+        output: &CallEventOutput,
+    ) -> Result<(), SideEffectError> {
+        self.db.write(|tx| {
+            if plan_call_output(key, output, read_call_output(tx, key)?)? {
+                execute(
+                    tx,
+                    INSERT_CALL_OUTPUT,
+                    &[
+                        &&key.callee.0[..],
+                        &pos_bytes(key.pos),
+                        &i64::from(key.inter_call_seq),
+                        &output.as_deref(),
+                    ],
+                    "writing an inter-call output",
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_inter_call_output(
+        &self,
+        key: &InterCallOutputKey,
+    ) -> Result<Option<CallEventOutput>, SideEffectError> {
+        self.db
+            .read(|conn| Ok::<_, SideEffectError>(read_call_output(conn, key)?))
+    }
+
+    fn append_inbound_inter_calls(
+        &self,
+        records: &[InboundInterCall],
+    ) -> Result<(), SideEffectError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.db.write(|tx| {
+            let inserts = plan_inbound(records, |callee, order_key| {
+                read_inbound(tx, callee, order_key)
+            })?;
+            for r in inserts {
+                execute(
+                    tx,
+                    INSERT_INBOUND,
+                    &[
+                        &&r.callee.0[..],
+                        &pos_bytes(r.order_key.pos),
+                        &i64::from(r.order_key.seq),
+                        &&r.call.caller.0[..],
+                        &pos_bytes(r.call.pos),
+                        &r.call.payload.as_ref(),
+                    ],
+                    "writing inbound calls",
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_inbound_inter_calls(
+        &self,
+        callee: &LyquidId,
+        from_exclusive: Option<&CallOrderKey>,
+        until_exclusive: ChainPos,
+        limit: usize,
+    ) -> Result<Vec<InboundInterCall>, SideEffectError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        const CTX: &str = "reading inbound calls";
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let callee_bytes = &callee.0[..];
+        let until = pos_bytes(until_exclusive);
+        let from = from_exclusive.map(|f| (pos_bytes(f.pos), i64::from(f.seq)));
+        self.db.read(|conn| {
+            let rows = match &from {
+                Some((pos, seq)) => query(
+                    conn,
+                    INBOUND_PAGE_FROM,
+                    &[&callee_bytes, pos, seq, &until, &sql_limit],
+                    CTX,
+                )?,
+                None => query(
+                    conn,
+                    INBOUND_PAGE_ALL,
+                    &[&callee_bytes, &until, &sql_limit],
+                    CTX,
+                )?,
+            };
+            let calls = rows.iter().map(|row| {
+                Ok(InboundInterCall {
+                    callee: *callee,
+                    order_key: CallOrderKey {
+                        pos: pos_from(get(row, 0, CTX)?)?,
+                        seq: seq_from(get(row, 1, CTX)?)?,
+                    },
+                    call: InterCall {
+                        caller: lyquid_from(get(row, 2, CTX)?)?,
+                        pos: pos_from(get(row, 3, CTX)?)?,
+                        payload: Bytes::from(get::<Vec<u8>>(row, 4, CTX)?),
+                    },
+                })
+            });
+            Ok::<_, SideEffectError>(inbound_page::<StorageError>(calls, until_exclusive, limit)?)
+        })
+    }
+}
