@@ -1,10 +1,10 @@
-//! The conformance suite: every rule of SPEC.md sections 1 to 7 as a test, written once and
+//! The conformance suite: every rule of SPEC.md sections 1 to 7 and 9 as a test, written once and
 //! generated for every backend.
 //!
 //! Each test body is a plain `pub fn rule<B: Backend>()` in the module of its store
-//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]). The
-//! [`suite!`] macro holds the one list of those bodies and expands it into one `#[test]`
-//! per body for a backend:
+//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`], and
+//! [`shared`] for several instances on one store). The [`suite!`] macro holds the one list
+//! of those bodies and expands it into one `#[test]` per body for a backend:
 //!
 //! ```text
 //! // crates/store-mem/tests/conformance.rs
@@ -13,12 +13,14 @@
 //!
 //! gives tests named `mem::engine::range_scan_end_inclusive`, `mem::ledger::commit_check_order`,
 //! ... (`<backend>::<store>::<rule>`). Tests that need a capability the backend lacks
-//! (reopening a directory, an exclusive directory lock) are generated with `#[ignore]`, so
-//! they show as ignored, never as passed; `<backend>::backend::capabilities_match_suite_flags`
-//! checks that the macro's flags are the backend's declared [`Capabilities`].
+//! (reopening a directory, an exclusive directory lock, a store shared by several
+//! instances) are generated with `#[ignore]`, so they show as ignored, never as passed;
+//! `<backend>::backend::capabilities_match_suite_flags` checks that the macro's flags are
+//! the backend's declared [`Capabilities`].
 //!
-//! Every test opens its own backend on its own temporary directory through
-//! [`harness::Instance`], which can also drop the backend and open the directory again.
+//! Every test opens its own backend on its own fresh location through
+//! [`harness::Instance`] (a temporary directory, or a fresh store on a test server for a
+//! server backend), which can also drop the backend and open the location again.
 //! Tests are deterministic (fixed seeds for the model-based tests, manual clocks for the
 //! ledger) and bounded (no sleeps; thread tests join a fixed amount of work).
 //!
@@ -45,6 +47,7 @@ pub mod engine;
 pub mod harness;
 pub mod ledger;
 pub mod segments;
+pub mod shared;
 pub mod side_effects;
 pub mod state;
 
@@ -142,6 +145,7 @@ macro_rules! suite {
                     ]
                     directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
@@ -181,6 +185,7 @@ macro_rules! suite {
                     ]
                     directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
@@ -209,6 +214,7 @@ macro_rules! suite {
                     persistent: []
                     directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
@@ -257,6 +263,7 @@ macro_rules! suite {
                     persistent: []
                     directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
@@ -282,6 +289,24 @@ macro_rules! suite {
                     persistent: []
                     directory: []
                     exclusive: []
+                    shared: []
+                }
+            }
+
+            mod shared {
+                $crate::__suite_tests! { shared, $persistent, $exclusive, $shared;
+                    always: []
+                    persistent: []
+                    directory: []
+                    exclusive: []
+                    shared: [
+                        engine_sequences_contiguous_across_instances,
+                        ledger_seqs_gapless_across_instances,
+                        idempotency_key_commits_once_across_instances,
+                        min_balance_holds_across_instances,
+                        partition_owned_by_one_instance,
+                        concurrent_segment_appends_across_instances,
+                    ]
                 }
             }
 
@@ -309,6 +334,7 @@ macro_rules! suite {
                     exclusive: [
                         second_open_is_locked,
                     ]
+                    shared: []
                 }
 
                 #[test]
@@ -334,6 +360,7 @@ macro_rules! __suite_tests {
         persistent: [$($needs_reopen:ident),* $(,)?]
         directory: [$($needs_dir:ident),* $(,)?]
         exclusive: [$($needs_lock:ident),* $(,)?]
+        shared: [$($needs_sharing:ident),* $(,)?]
     ) => {
         $(
             #[test]
@@ -358,6 +385,14 @@ macro_rules! __suite_tests {
                 "needs an exclusive directory lock (Capabilities::exclusive_open)",
                 $store,
                 $needs_lock
+            );
+        )*
+        $(
+            $crate::__suite_gated_test!(
+                $shared,
+                "needs a shared backend (Capabilities::shared)",
+                $store,
+                $needs_sharing
             );
         )*
     };
@@ -416,7 +451,7 @@ mod suite_list {
             .find(&format!("__suite_tests! {{ {store},"))
             .unwrap_or_else(|| panic!("no list for {store}"));
         let rest = &LIB[start..];
-        let end = rest.find("exclusive: [").unwrap();
+        let end = rest.find("shared: [").unwrap();
         let close = rest[end..].find(']').unwrap();
         rest[..end + close]
             .split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -457,6 +492,7 @@ mod suite_list {
             ("ledger", include_str!("ledger.rs")),
             ("segments", include_str!("segments.rs")),
             ("backend", include_str!("backend.rs")),
+            ("shared", include_str!("shared.rs")),
         ];
         for (store, source) in stores {
             let defined = bodies(source);
