@@ -214,7 +214,7 @@ pub fn idempotency_key_commits_once_across_instances<B: Backend>() {
     let mut first_receipt: Vec<Option<Committed>> = vec![None; KEYS];
     for (key, receipt) in receipts.iter().flatten() {
         match &first_receipt[*key] {
-            None => first_receipt[*key] = Some(receipt.clone()),
+            None => first_receipt[*key] = Some(*receipt),
             Some(seen) => assert_eq!(
                 seen, receipt,
                 "key payment-{key} was committed more than once"
