@@ -9,7 +9,8 @@
         feature = "redb",
         feature = "lmdb",
         feature = "sled",
-        feature = "sqlite"
+        feature = "sqlite",
+        feature = "postgres"
     )),
     allow(unused_variables, dead_code)
 )]
@@ -43,7 +44,7 @@ pub enum StoresError {
         /// The Cargo feature that compiles it in.
         feature: &'static str,
     },
-    /// The backend refused to open its directory.
+    /// The backend refused to open its directory (or its store on the server).
     #[error("cannot open the {backend} backend: {source}")]
     Open {
         /// The backend.
@@ -147,8 +148,11 @@ impl Stores {
     ) -> Result<Stores, StoresError> {
         let kind = config.kind();
         let options = config.open_options().clock(clock);
-        let dir = config.dir().unwrap_or(Path::new(""));
-        match open_kind(kind, dir, options) {
+        let place = match config.server_url() {
+            Some(url) => Place::Server(url),
+            None => Place::Dir(config.dir().unwrap_or(Path::new(""))),
+        };
+        match open_kind(kind, place, options) {
             Some(opened) => opened.map_err(|source| StoresError::Open {
                 backend: kind,
                 source,
@@ -231,17 +235,53 @@ pub(crate) fn with_backend<J: WithBackend>(kind: BackendKind, job: J) -> Option<
         BackendKind::Sled => Some(job.with::<store_sled::SledBackend>()),
         #[cfg(feature = "sqlite")]
         BackendKind::Sqlite => Some(job.with::<store_sqlite::SqliteBackend>()),
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => Some(job.with::<store_postgres::PostgresBackend>()),
         #[allow(unreachable_patterns)]
         _ => None,
     }
 }
 
-/// Opens `kind` in `dir`: `None` when it is not compiled in.
-pub(crate) fn open_kind(
+/// Where a config says a backend lives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Place<'a> {
+    /// A directory (ignored by `mem`).
+    Dir(&'a Path),
+    /// A server backend's connection URL.
+    Server(&'a str),
+}
+
+/// Opens server backend `kind` at `url`: `None` when it is not compiled in.
+fn open_server(
     kind: BackendKind,
-    dir: &Path,
+    url: &str,
     options: OpenOptions,
 ) -> Option<Result<Stores, OpenError>> {
+    match kind {
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => Some(
+            url.parse::<store_postgres::PostgresLocation>()
+                .and_then(|location| {
+                    open_as::<store_postgres::PostgresBackend>(&location, options)
+                }),
+        ),
+        _ => {
+            let _ = (url, options);
+            None
+        }
+    }
+}
+
+/// Opens `kind` at `place`: `None` when it is not compiled in.
+pub(crate) fn open_kind(
+    kind: BackendKind,
+    place: Place<'_>,
+    options: OpenOptions,
+) -> Option<Result<Stores, OpenError>> {
+    let dir = match place {
+        Place::Server(url) => return open_server(kind, url, options),
+        Place::Dir(dir) => dir,
+    };
     struct Open<'d> {
         dir: &'d Path,
         options: OpenOptions,

@@ -26,6 +26,7 @@ macro_rules! per_backend {
         per_backend!(@module lmdb, store_lmdb::LmdbBackend, $($test),*);
         per_backend!(@module sled, store_sled::SledBackend, $($test),*);
         per_backend!(@module sqlite, store_sqlite::SqliteBackend, $($test),*);
+        per_backend!(@module postgres, store_postgres::PostgresBackend, $($test),*);
     };
     (@module $name:ident, $backend:ty, $($test:ident),*) => {
         mod $name {
