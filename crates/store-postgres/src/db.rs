@@ -36,10 +36,6 @@ const TABLES: &[&str] = &[
     "segment_traces",
 ];
 
-/// How long a call waits for a pooled connection (all busy, or the server unreachable)
-/// before it fails with [`StorageErrorKind::Unavailable`].
-pub const POOL_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// How many times a write transaction is tried when it fails with a serialization
 /// failure (SQLSTATE `40001`), a deadlock (`40P01`) or a unique violation (`23505`, a
 /// concurrent writer inserted the row this one checked for), before the failure is
@@ -309,7 +305,7 @@ impl Db {
         let pool = Pool::builder()
             .max_size(location.pool_size())
             .min_idle(Some(0))
-            .connection_timeout(POOL_TIMEOUT)
+            .connection_timeout(location.pool_timeout())
             .test_on_check_out(false)
             .connection_customizer(Box::new(session.clone()))
             .error_handler(Box::new(r2d2::NopErrorHandler))
@@ -352,11 +348,16 @@ impl Db {
     /// A new connection of its own (not pooled), set up like the pooled ones: the owner
     /// of a state partition holds its session-level lock on it.
     pub(crate) fn dedicated(&self) -> Result<Client, StorageError> {
-        let mut client = self
-            .location
-            .config()
-            .connect(NoTls)
-            .ctx("connecting to the database server")?;
+        // Whatever refuses a new connection (down, restarting, out of connections, not
+        // accepting connections) leaves the server unavailable to this call.
+        let mut client = self.location.config().connect(NoTls).map_err(|e| {
+            StorageError::new(
+                BACKEND_NAME,
+                StorageErrorKind::Unavailable,
+                "connecting to the database server",
+                e,
+            )
+        })?;
         self.session
             .apply(&mut client)
             .ctx("setting up a connection")?;

@@ -45,8 +45,8 @@
 //! # When the server goes away
 //! Every call answers a typed error, never a panic:
 //! [`StorageErrorKind::Unavailable`] when no
-//! connection can be had or the connection broke. A call waits at most [`POOL_TIMEOUT`]
-//! for a connection, connecting waits at most the URL's `connect_timeout` (default
+//! connection can be had or the connection broke. Connecting, and waiting for a pooled
+//! connection, take at most the URL's `connect_timeout` (default
 //! [`DEFAULT_CONNECT_TIMEOUT`](location::DEFAULT_CONNECT_TIMEOUT)), and on TCP a
 //! connection whose server host vanished fails after `tcp_user_timeout` (default
 //! [`DEFAULT_TCP_USER_TIMEOUT`](location::DEFAULT_TCP_USER_TIMEOUT)). Once the server is
@@ -74,7 +74,7 @@ use store_api::{
 };
 use store_kit::state::{BufferedState, PartitionLeases};
 
-pub use db::{MAX_WRITE_ATTEMPTS, POOL_TIMEOUT};
+pub use db::MAX_WRITE_ATTEMPTS;
 pub use engine::PostgresEngine;
 pub use ledger::PostgresLedger;
 pub use location::PostgresLocation;

@@ -59,6 +59,14 @@ pub struct PostgresLocation {
     config: postgres::Config,
     schema: String,
     pool_size: u32,
+    /// Whether `application_name` is this backend's default, which names the schema.
+    default_application_name: bool,
+}
+
+/// The `application_name` of a store's connections when the URL sets none: it names the
+/// schema, so `pg_stat_activity` shows which store a connection serves.
+fn application_name(schema: &str) -> String {
+    format!("store-postgres/{schema}")
 }
 
 impl PostgresLocation {
@@ -78,6 +86,17 @@ impl PostgresLocation {
         self.pool_size
     }
 
+    /// How long a call waits for a pooled connection (all busy, or the server
+    /// unreachable) before it fails with
+    /// [`StorageErrorKind::Unavailable`](store_api::StorageErrorKind::Unavailable): the
+    /// URL's `connect_timeout` (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn pool_timeout(&self) -> Duration {
+        self.config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
+
     /// The same location in another schema (checked like `schema=`).
     pub fn with_schema(mut self, schema: &str) -> Result<Self, OpenError> {
         check_schema(schema).map_err(|detail| OpenError::InvalidLocation {
@@ -85,6 +104,9 @@ impl PostgresLocation {
             detail,
         })?;
         self.schema = schema.to_owned();
+        if self.default_application_name {
+            self.config.application_name(&application_name(schema));
+        }
         Ok(self)
     }
 
@@ -198,11 +220,12 @@ impl FromStr for PostgresLocation {
         if !given.contains(&"keepalives_idle") {
             config.keepalives_idle(DEFAULT_KEEPALIVES_IDLE);
         }
-        if !given.contains(&"application_name") {
-            config.application_name("store-postgres");
-        }
         let schema = schema.unwrap_or(DEFAULT_SCHEMA);
         check_schema(schema).map_err(invalid)?;
+        let default_application_name = !given.contains(&"application_name");
+        if default_application_name {
+            config.application_name(&application_name(schema));
+        }
         let pool_size = match pool {
             None => DEFAULT_POOL_SIZE,
             Some(text) => match text.parse::<u32>() {
@@ -219,6 +242,7 @@ impl FromStr for PostgresLocation {
             config,
             schema: schema.to_owned(),
             pool_size,
+            default_application_name,
         })
     }
 }
@@ -404,6 +428,13 @@ mod tests {
             .with_schema("x_1")
             .unwrap();
         assert_eq!(loc.quoted_schema(), "\"x_1\"");
+        assert_eq!(
+            loc.config().get_application_name(),
+            Some("store-postgres/x_1")
+        );
+        let named = parse("postgres://h/db?application_name=app").unwrap();
+        let named = named.with_schema("y").unwrap();
+        assert_eq!(named.config().get_application_name(), Some("app"));
         assert!(loc.clone().with_schema("X").is_err());
         assert_eq!(loc.with_pool_size(0).pool_size(), 1);
     }
