@@ -153,12 +153,11 @@ fn closed_before_begin(error: &StorageError) -> bool {
     error.kind() == StorageErrorKind::Unavailable && error.context() == BEGIN_WRITE
 }
 
-/// Whether `error` is a connection found closed (the server restarted, or dropped the
-/// connection while it was idle in the pool).
-fn connection_closed(error: &StorageError) -> bool {
-    std::error::Error::source(error)
-        .and_then(|s| s.downcast_ref::<postgres::Error>())
-        .is_some_and(postgres::Error::is_closed)
+/// Whether `error` is a connection found broken (the server restarted, or dropped the
+/// connection while it was idle in the pool): a read meeting it may run again on a new
+/// connection.
+fn connection_broken(error: &StorageError) -> bool {
+    error.kind() == StorageErrorKind::Unavailable
 }
 
 fn run_write<T, E: From<StorageError>>(
@@ -366,14 +365,14 @@ impl Db {
 
     /// Runs `f` on a pooled connection, outside any explicit transaction (each statement
     /// sees the data committed when it starts). A read that finds its pooled connection
-    /// closed (the server restarted) runs once more on a new one.
+    /// broken (the server restarted, or dropped it) runs once more on a new one.
     pub(crate) fn read<T, E>(&self, mut f: impl FnMut(&mut Client) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StorageError> + StoreError,
     {
         let mut conn = self.conn()?;
         match f(&mut conn) {
-            Err(e) if e.storage().is_some_and(connection_closed) => {
+            Err(e) if e.storage().is_some_and(connection_broken) => {
                 drop(conn);
                 f(&mut *self.conn()?)
             }

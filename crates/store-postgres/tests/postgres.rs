@@ -161,7 +161,7 @@ fn names_and_values_are_bound_never_spliced() {
 fn terminate_connections(admin: &mut postgres::Client, location: &PostgresLocation) -> i64 {
     admin
         .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
              WHERE pid <> pg_backend_pid() AND application_name = $1",
             &[&format!("store-postgres/{}", location.schema())],
         )
@@ -192,7 +192,7 @@ fn a_partition_whose_owner_connection_died_is_free_and_the_old_handle_fails_type
         .unwrap()
         .get(0);
     admin
-        .execute("SELECT pg_terminate_backend($1)", &[&owner_pid])
+        .execute("SELECT pg_terminate_backend($1, 5000)", &[&owner_pid])
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let taken = loop {

@@ -74,7 +74,7 @@ fn calls_fail_typed_while_the_server_is_gone_and_work_once_it_is_back() {
         .unwrap();
     admin
         .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
              WHERE pid <> pg_backend_pid() AND application_name = $1",
             &[&format!("store-postgres/{}", location.schema())],
         )
