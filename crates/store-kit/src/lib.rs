@@ -10,7 +10,7 @@
 //!
 //! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
 //! the process lock), [`gate`] (writes refused after a failed durability step),
-//! [`group_commit`], [`lru`].
+//! [`group_commit`], [`lru`], [`sql`] (column encodings of the relational backends).
 
 pub mod codec;
 pub mod dir;
@@ -21,4 +21,5 @@ pub mod ledger;
 pub mod lru;
 pub mod segment;
 pub mod side_effect;
+pub mod sql;
 pub mod state;

@@ -118,16 +118,8 @@ fn decode_mutation(
     key: Vec<u8>,
     value: Option<Vec<u8>>,
 ) -> Result<Mutation, StorageError> {
-    match (op, value) {
-        ("put", Some(value)) => Ok(Mutation::Put {
-            key: Bytes::from(key),
-            value: Bytes::from(value),
-        }),
-        ("delete", None) => Ok(Mutation::Delete {
-            key: Bytes::from(key),
-        }),
-        _ => Err(corrupted("decoding a batch log row")),
-    }
+    store_kit::sql::mutation_from_log_row(op, key, value)
+        .ok_or_else(|| corrupted("decoding a batch log row"))
 }
 
 impl StoreEngine for PostgresEngine {
@@ -314,14 +306,5 @@ mod tests {
         let mut got: Vec<(&[u8], &[u8])> = keys.into_iter().zip(values).collect();
         got.sort();
         assert_eq!(got, vec![(&b"a"[..], &b"3"[..]), (&b"b"[..], &b"2"[..])]);
-    }
-
-    #[test]
-    fn batch_log_rows_decode_or_are_corrupted() {
-        assert!(decode_mutation("put", b"k".to_vec(), Some(Vec::new())).is_ok());
-        assert!(decode_mutation("delete", b"k".to_vec(), None).is_ok());
-        assert!(decode_mutation("put", b"k".to_vec(), None).is_err());
-        assert!(decode_mutation("delete", b"k".to_vec(), Some(Vec::new())).is_err());
-        assert!(decode_mutation("other", b"k".to_vec(), None).is_err());
     }
 }

@@ -32,8 +32,9 @@ use store_api::{
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
     PlannedEventBody, balance_as_of, commit_grouped, history_page, keys, plan_batch,
-    trial_balance_of, trial_rows,
+    trial_balance_of_postings, trial_rows,
 };
+use store_kit::sql;
 use uuid::Uuid;
 
 use crate::db::{Db, execute, get, query, query_opt};
@@ -137,42 +138,12 @@ impl std::fmt::Debug for PostgresLedger {
 
 // ---- column encodings -------------------------------------------------------------------
 
-fn kind_str(kind: AccountKind) -> &'static str {
-    match kind {
-        AccountKind::Asset => "asset",
-        AccountKind::Liability => "liability",
-        AccountKind::Income => "income",
-        AccountKind::Expense => "expense",
-        AccountKind::Equity => "equity",
-        AccountKind::Clearing => "clearing",
-    }
-}
-
 fn kind_from(s: &str) -> Result<AccountKind, StorageError> {
-    Ok(match s {
-        "asset" => AccountKind::Asset,
-        "liability" => AccountKind::Liability,
-        "income" => AccountKind::Income,
-        "expense" => AccountKind::Expense,
-        "equity" => AccountKind::Equity,
-        "clearing" => AccountKind::Clearing,
-        _ => return Err(corrupted("decoding an account kind")),
-    })
-}
-
-fn direction_str(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Debit => "debit",
-        Direction::Credit => "credit",
-    }
+    sql::account_kind_from_name(s).ok_or_else(|| corrupted("decoding an account kind"))
 }
 
 fn direction_from(s: &str) -> Result<Direction, StorageError> {
-    match s {
-        "debit" => Ok(Direction::Debit),
-        "credit" => Ok(Direction::Credit),
-        _ => Err(corrupted("decoding a posting direction")),
-    }
+    sql::direction_from_name(s).ok_or_else(|| corrupted("decoding a posting direction"))
 }
 
 fn book_from(s: String) -> Result<Book, StorageError> {
@@ -399,8 +370,14 @@ fn write_plan(tx: &mut Transaction<'_>, writes: &LedgerWrites<'_>) -> Result<(),
         let books: Vec<&str> = a.iter().map(|r| r.def.id.book.as_str()).collect();
         let paths: Vec<&str> = a.iter().map(|r| r.def.id.path.as_str()).collect();
         let assets: Vec<&str> = a.iter().map(|r| r.def.asset.as_str()).collect();
-        let kinds: Vec<&str> = a.iter().map(|r| kind_str(r.def.kind)).collect();
-        let sides: Vec<&str> = a.iter().map(|r| direction_str(r.cfg.normal_side)).collect();
+        let kinds: Vec<&str> = a
+            .iter()
+            .map(|r| sql::account_kind_name(r.def.kind))
+            .collect();
+        let sides: Vec<&str> = a
+            .iter()
+            .map(|r| sql::direction_name(r.cfg.normal_side))
+            .collect();
         let mins: Vec<Option<i64>> = a.iter().map(|r| r.cfg.min_balance).collect();
         let balances: Vec<i64> = a.iter().map(|r| r.balance).collect();
         let updated: Vec<i64> = a
@@ -468,7 +445,7 @@ fn write_plan(tx: &mut Transaction<'_>, writes: &LedgerWrites<'_>) -> Result<(),
         let amounts: Vec<String> = p.iter().map(|x| x.posting.amount.to_string()).collect();
         let directions: Vec<&str> = p
             .iter()
-            .map(|x| direction_str(x.posting.direction))
+            .map(|x| sql::direction_name(x.posting.direction))
             .collect();
         let after: Vec<i64> = p.iter().map(|x| x.balance_after).collect();
         let seqs: Vec<i64> = p
@@ -714,37 +691,17 @@ impl LedgerStore for PostgresLedger {
                 Ok::<_, LedgerError>(trial_rows(totals))
             }
             Some(as_of) => {
-                // The book's transactions, rebuilt from their postings (amounts and times
-                // are all the sums need), in sequence order.
+                // The sums of the book's postings made by then.
                 let rows = query(
                     conn,
                     BOOK_POSTINGS,
                     &[&book.as_str()],
                     "reading a book's postings",
                 )?;
-                let mut transactions: Vec<StoredTransaction> = Vec::new();
-                for row in &rows {
-                    let p = posting_record(row)?;
-                    let posting = Posting {
-                        account: p.account,
-                        asset: p.asset,
-                        amount: p.amount,
-                        direction: p.direction,
-                    };
-                    match transactions.last_mut() {
-                        Some(tx) if tx.id == p.txid => tx.postings.push(posting),
-                        _ => transactions.push(StoredTransaction {
-                            id: p.txid,
-                            book: book.clone(),
-                            postings: vec![posting],
-                            idempotency_key: None,
-                            metadata: BTreeMap::new(),
-                            seq: p.seq,
-                            at: p.at,
-                        }),
-                    }
-                }
-                Ok(trial_balance_of(&transactions, as_of))
+                Ok(trial_balance_of_postings(
+                    rows.iter().map(posting_record),
+                    as_of,
+                )?)
             }
         })
     }

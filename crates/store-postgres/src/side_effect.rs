@@ -20,12 +20,12 @@ use bytes::Bytes;
 use postgres::GenericClient;
 use store_api::{
     CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,
-    InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectKind, SideEffectStore,
-    StorageError,
+    InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectStore, StorageError,
 };
 use store_kit::side_effect::{
     OutputCache, inbound_page, plan_call_output, plan_inbound, plan_outputs,
 };
+use store_kit::sql;
 
 use crate::corrupted;
 use crate::db::{Db, execute, get, query, query_opt};
@@ -66,31 +66,17 @@ impl std::fmt::Debug for PostgresSideEffects {
     }
 }
 
-fn kind_str(kind: SideEffectKind) -> &'static str {
-    match kind {
-        SideEffectKind::Event => "event",
-        SideEffectKind::Call => "call",
-        SideEffectKind::Timer => "timer",
-    }
-}
-
-/// A chain position as stored: 16 bytes, big-endian.
+/// A chain position as stored ([`sql::chain_pos_bytes`]), as a `bytea` parameter.
 fn pos_bytes(pos: ChainPos) -> Vec<u8> {
-    pos.0.to_be_bytes().to_vec()
+    sql::chain_pos_bytes(pos).to_vec()
 }
 
 fn pos_from(bytes: Vec<u8>) -> Result<ChainPos, StorageError> {
-    let bytes: [u8; 16] = bytes
-        .try_into()
-        .map_err(|_| corrupted("decoding a chain position"))?;
-    Ok(ChainPos(u128::from_be_bytes(bytes)))
+    sql::chain_pos_from_bytes(&bytes).ok_or_else(|| corrupted("decoding a chain position"))
 }
 
 fn lyquid_from(bytes: Vec<u8>) -> Result<LyquidId, StorageError> {
-    let bytes: [u8; 20] = bytes
-        .try_into()
-        .map_err(|_| corrupted("decoding a lyquid id"))?;
-    Ok(LyquidId(bytes))
+    sql::lyquid_from_bytes(&bytes).ok_or_else(|| corrupted("decoding a lyquid id"))
 }
 
 fn seq_from(n: i64) -> Result<u32, StorageError> {
@@ -105,7 +91,11 @@ fn read_slot(
     let row = query_opt(
         client,
         SLOT,
-        &[&&key.lyquid.0[..], &pos_bytes(key.pos), &kind_str(key.kind)],
+        &[
+            &&key.lyquid.0[..],
+            &pos_bytes(key.pos),
+            &sql::side_effect_kind_name(key.kind),
+        ],
         CTX,
     )?;
     row.map(|row| {
@@ -194,7 +184,7 @@ impl SideEffectStore for PostgresSideEffects {
                     &[
                         &&key.lyquid.0[..],
                         &pos_bytes(key.pos),
-                        &kind_str(key.kind),
+                        &sql::side_effect_kind_name(key.kind),
                         &payloads,
                     ],
                     "writing side-effect outputs",
