@@ -8,8 +8,8 @@
 //! - [`measure`]: how an operation is sampled and timed;
 //! - [`groups`]: the criterion groups, every backend side by side;
 //! - [`matrix`]: the report's fixed matrix;
-//! - [`report`]: percentiles, the SPEC.md section 8 checks and the Markdown, JSON and SVG
-//!   writers.
+//! - [`report`]: percentiles, the performance checks of `docs/contract.md` section 8, and
+//!   the Markdown, JSON and SVG writers.
 //!
 //! Run the criterion benches with `cargo bench -p benches` and the report with
 //! `cargo run --release -p benches --bin report` (see the crate's README).

@@ -49,7 +49,7 @@ pub trait Kv: Send + Sync {
 /// only, so costs that grow with the number of tables in the database (an LMDB read
 /// transaction initializes every named database of the environment and looks its
 /// database up among them; a redb transaction looks its table up in the table tree) are
-/// the same on both sides: SPEC.md section 1 puts every store in one database, and that
+/// the same on both sides: `docs/contract.md` §1.1 puts every store in one database, and that
 /// cost is the backend's layout, not the `StoreEngine` code.
 pub fn lay_out_as<B: Backend<Location = Path>>(
     dir: &Path,

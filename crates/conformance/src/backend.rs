@@ -1,4 +1,4 @@
-//! [`Backend`] rules: SPEC.md section 1 (opening, options, durability, one process per
+//! [`Backend`] rules: `docs/contract.md` section 1 (opening, options, durability, one process per
 //! directory, bad directories, capabilities) and the persistence of every store.
 
 use std::borrow::Borrow;
@@ -30,7 +30,7 @@ fn tx_id(n: u128) -> TxId {
 // Section 1: capabilities and options
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 1: the flags given to `conformance::suite!` are the backend's declared
+/// §1.7: the flags given to `conformance::suite!` are the backend's declared
 /// capabilities (so ignored tests can never drift from what the backend claims), and the
 /// declared limits are the common ones.
 pub fn capabilities_match_suite_flags<B: Backend>(
@@ -70,7 +70,7 @@ pub fn capabilities_match_suite_flags<B: Backend>(
     assert!(!B::NAME.is_empty());
 }
 
-/// SPEC 1: the backend reports the durability mode it was opened with (`Immediate` by
+/// §1.4: the backend reports the durability mode it was opened with (`Immediate` by
 /// default).
 pub fn durability_is_reported<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -80,7 +80,7 @@ pub fn durability_is_reported<B: Backend>() {
     assert_eq!(inst.backend.durability(), Durability::Relaxed);
 }
 
-/// SPEC 1: `engine`, `ledger`, `segment_log` and `side_effects` hand out the same store on
+/// §1.1: `engine`, `ledger`, `segment_log` and `side_effects` hand out the same store on
 /// every call: a write through one handle is read through another.
 pub fn store_handles_share_data<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -112,7 +112,7 @@ pub fn store_handles_share_data<B: Backend>() {
     );
 }
 
-/// SPEC 1: the stores live side by side without seeing each other: writes to the ledger,
+/// §1.1: the stores live side by side without seeing each other: writes to the ledger,
 /// the segment log, the side effects and a partition leave the engine empty at sequence 0,
 /// and a new partition empty.
 pub fn stores_never_see_each_other<B: Backend>() {
@@ -431,7 +431,7 @@ fn clocked() -> (Arc<ManualClock>, OpenOptions) {
 // Persistence tests (persistent backends)
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 1/3 (persistent): engine data, the sequence counter and the (pruned) batch log
+/// §1.2, §3.1 (persistent): engine data, the sequence counter and the (pruned) batch log
 /// survive a reopen, and the next batch gets the next number.
 pub fn reopen_keeps_engine<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -443,7 +443,7 @@ pub fn reopen_keeps_engine<B: Backend>() {
     assert_eq!(e.get_batch(4).unwrap().map(|m| m.len()), Some(1));
 }
 
-/// SPEC 1/4 (persistent): flushed partitions (an SQL-quote name included) survive a
+/// §1.2, §4.5 (persistent): flushed partitions (an SQL-quote name included) survive a
 /// reopen exactly; unknown partitions stay empty.
 pub fn reopen_keeps_flushed_state<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -452,7 +452,7 @@ pub fn reopen_keeps_flushed_state<B: Backend>() {
     check_state(&inst.backend);
 }
 
-/// SPEC 1/6 (persistent): assets, accounts with their configuration, balances,
+/// §1.2, §6 (persistent): assets, accounts with their configuration, balances,
 /// transactions, events and idempotency keys survive a reopen; the next commit continues
 /// the book's gapless sequence with `at` not going back even on an earlier clock.
 pub fn reopen_keeps_ledger<B: Backend>() {
@@ -489,7 +489,7 @@ pub fn reopen_keeps_ledger<B: Backend>() {
     );
 }
 
-/// SPEC 1/7 (persistent): entries, traces, empty and truncated segments, ownership and
+/// §1.2, §7 (persistent): entries, traces, empty and truncated segments, ownership and
 /// listings survive a reopen; appends continue at the next index.
 pub fn reopen_keeps_segments<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -504,7 +504,7 @@ pub fn reopen_keeps_segments<B: Backend>() {
     );
 }
 
-/// SPEC 1/5 (persistent): outputs, inter-call outputs (all three states) and inbound calls
+/// §1.2, §5 (persistent): outputs, inter-call outputs (all three states) and inbound calls
 /// survive a reopen, and replay conflicts are still detected against them.
 pub fn reopen_keeps_side_effects<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -529,7 +529,7 @@ pub fn reopen_keeps_side_effects<B: Backend>() {
     );
 }
 
-/// SPEC 1 (persistent): every store written, the backend dropped and opened again (twice):
+/// §1.2 (persistent): every store written, the backend dropped and opened again (twice):
 /// everything is there, each store intact next to the others.
 pub fn reopen_keeps_every_store<B: Backend>() {
     let (clock, options) = clocked();
@@ -550,7 +550,7 @@ pub fn reopen_keeps_every_store<B: Backend>() {
     }
 }
 
-/// SPEC 1 (persistent): `Relaxed` durability may only lose writes to a crash: after a
+/// §1.4, §1.6 (persistent): `Relaxed` durability may only lose writes to a crash: after a
 /// clean close (dropping the backend), every acknowledged write is there.
 pub fn relaxed_writes_survive_clean_close<B: Backend>() {
     let (clock, _) = clocked();
@@ -576,7 +576,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
-/// SPEC 1 (exclusive open): a second open of a directory that is open fails with
+/// §1.2 (exclusive open): a second open of a directory that is open fails with
 /// `OpenError::Locked` naming it; the failed open does not disturb the first (which keeps
 /// working and keeps the lock); once the first is dropped, the directory opens again.
 pub fn second_open_is_locked<B: Backend>() {
@@ -645,7 +645,7 @@ fn snapshot(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
 }
 
-/// SPEC 1 (persistent): a regular file where the directory should be (or where a parent
+/// §1.2 (persistent): a regular file where the directory should be (or where a parent
 /// directory should be) is `OpenError::NotADirectory`, no panic, and the file is left
 /// byte for byte as it was.
 pub fn file_instead_of_directory_rejected<B: Backend>() {
@@ -667,7 +667,7 @@ pub fn file_instead_of_directory_rejected<B: Backend>() {
     );
 }
 
-/// SPEC 1 (persistent): a non-empty directory holding files the backend does not
+/// §1.2 (persistent): a non-empty directory holding files the backend does not
 /// recognise is `OpenError::ForeignData`, no panic, and nothing in it changes.
 pub fn foreign_directory_rejected<B: Backend>() {
     let root = tempfile::tempdir().unwrap();
@@ -720,7 +720,7 @@ fn garbage(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// SPEC 1 (persistent): damaged database files give an error at open, never a panic, and a
+/// §1.2, §1.5 (persistent): damaged database files give an error at open, never a panic, and a
 /// refused open leaves the files as they were. With every file overwritten by garbage the
 /// open must fail; with one file garbled or truncated at a time, the open may succeed
 /// (engines recover some files) but must not panic, and if it fails nothing changes.

@@ -1,8 +1,9 @@
-//! [`StoreEngine`] rules: SPEC.md section 2 (limits) and section 3.
+//! [`StoreEngine`] rules: `docs/contract.md` section 2 (limits) and section 3.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -69,7 +70,7 @@ fn keys(list: &[&[u8]]) -> Vec<Bytes> {
 // Section 2: limits and bad input
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 2: an empty key is `InputError::EmptyKey` on `put_batch`, `delete_batch`, `get`
+/// §2.1: an empty key is `InputError::EmptyKey` on `put_batch`, `delete_batch`, `get`
 /// and `get_many`; the rejected batch writes nothing (no data, no sequence, no log entry).
 pub fn empty_key_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -91,7 +92,7 @@ pub fn empty_key_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 2: a key of exactly `MAX_KEY_LEN` bytes is accepted by every operation.
+/// §2.1: a key of exactly `MAX_KEY_LEN` bytes is accepted by every operation.
 pub fn max_key_len_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -113,7 +114,7 @@ pub fn max_key_len_accepted<B: Backend>() {
     assert_eq!(e.current_sequence(), 2);
 }
 
-/// SPEC 2: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` (same variant and
+/// §2.1: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` (same variant and
 /// fields) on every operation, and the rejected batch writes nothing.
 pub fn key_too_long_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -137,7 +138,7 @@ pub fn key_too_long_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 2: a value of exactly `MAX_VALUE_LEN` bytes is accepted and read back whole.
+/// §2.1: a value of exactly `MAX_VALUE_LEN` bytes is accepted and read back whole.
 pub fn max_value_len_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -150,7 +151,7 @@ pub fn max_value_len_accepted<B: Backend>() {
     assert!(got == value, "the big value came back different");
 }
 
-/// SPEC 2: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` and the
+/// §2.1: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` and the
 /// batch (including its valid pairs) writes nothing.
 pub fn value_too_large_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -165,7 +166,7 @@ pub fn value_too_large_rejected<B: Backend>() {
     assert_state(&*e, &[(b"keep", b"1")], 1);
 }
 
-/// SPEC 0/2: an empty value is a value: `get`, `get_many`, `range_scan` and the batch log
+/// §0.3, §2.1: an empty value is a value: `get`, `get_many`, `range_scan` and the batch log
 /// return it, never confusing it with a missing key.
 pub fn empty_value_round_trips<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -188,7 +189,7 @@ pub fn empty_value_round_trips<B: Backend>() {
 // Section 3: sequence numbers
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: the first batch is 1, every put or delete batch gets the next number, and
+/// §3.1: the first batch is 1, every put or delete batch gets the next number, and
 /// `current_sequence` is the last one (0 when none).
 pub fn sequence_starts_at_one_and_is_contiguous<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -202,7 +203,7 @@ pub fn sequence_starts_at_one_and_is_contiguous<B: Backend>() {
     assert_eq!(e.current_sequence(), 4);
 }
 
-/// SPEC 3: an empty put or delete batch writes nothing (no sequence number, no log entry)
+/// §3.1: an empty put or delete batch writes nothing (no sequence number, no log entry)
 /// and returns `current_sequence()`.
 pub fn empty_batch_writes_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -221,7 +222,7 @@ pub fn empty_batch_writes_nothing<B: Backend>() {
     assert_eq!(all(&*e), vec![kv(b"a", b"1"), kv(b"b", b"2")]);
 }
 
-/// SPEC 3: a key repeated inside one batch ends with its last value, and the log keeps
+/// §3.1: a key repeated inside one batch ends with its last value, and the log keeps
 /// every pair in order.
 pub fn repeated_key_last_wins<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -241,7 +242,7 @@ pub fn repeated_key_last_wins<B: Backend>() {
     );
 }
 
-/// SPEC 3: large batches (hundreds of pairs, a key repeated far apart in the batch) keep
+/// §3.1: large batches (hundreds of pairs, a key repeated far apart in the batch) keep
 /// last-wins for the data and every pair, in order, in the log: backends that write a
 /// batch in chunks must not lose a repeat that falls in another chunk.
 pub fn large_batches_keep_last_wins_and_every_pair<B: Backend>() {
@@ -284,7 +285,7 @@ pub fn large_batches_keep_last_wins_and_every_pair<B: Backend>() {
     assert_eq!(e.current_sequence(), seq + 1);
 }
 
-/// SPEC 3: deleting a missing key is fine: it gets a sequence number and is logged.
+/// §3.1: deleting a missing key is fine: it gets a sequence number and is logged.
 pub fn delete_missing_key_is_fine<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -303,7 +304,7 @@ pub fn delete_missing_key_is_fine<B: Backend>() {
 // Section 3: reads
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: `get_many` answers one `(key, value)` per input key, in input order, missing and
+/// §3.2: `get_many` answers one `(key, value)` per input key, in input order, missing and
 /// repeated keys included.
 pub fn get_many_in_input_order<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -335,7 +336,7 @@ fn scan_fixture<E: StoreEngine + ?Sized>(engine: &E) {
         .unwrap();
 }
 
-/// SPEC 3: `range_scan(start, end)` includes `end` (and `start`), and stops after `end`
+/// §3.3: `range_scan(start, end)` includes `end` (and `start`), and stops after `end`
 /// even when longer keys extend it.
 pub fn range_scan_end_inclusive<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -357,7 +358,7 @@ pub fn range_scan_end_inclusive<B: Backend>() {
     );
 }
 
-/// SPEC 3: an empty `end` is unbounded above.
+/// §3.3: an empty `end` is unbounded above.
 pub fn range_scan_empty_end_is_unbounded<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -373,7 +374,7 @@ pub fn range_scan_empty_end_is_unbounded<B: Backend>() {
     );
 }
 
-/// SPEC 3: an empty `start` begins at the first key.
+/// §3.3: an empty `start` begins at the first key.
 pub fn range_scan_empty_start_from_first_key<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -389,7 +390,7 @@ pub fn range_scan_empty_start_from_first_key<B: Backend>() {
     );
 }
 
-/// SPEC 3: `start > end` (both non-empty) gives nothing, in both directions.
+/// §3.3: `start > end` (both non-empty) gives nothing, in both directions.
 pub fn range_scan_start_after_end_gives_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -400,7 +401,7 @@ pub fn range_scan_start_after_end_gives_nothing<B: Backend>() {
     assert_eq!(e.range_scan(b"e", b"z", 100, true).unwrap(), vec![]);
 }
 
-/// SPEC 3: `limit` caps the rows (from the start of the range when forward) and 0 gives
+/// §3.3: `limit` caps the rows (from the start of the range when forward) and 0 gives
 /// nothing.
 pub fn range_scan_limit<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -420,7 +421,7 @@ pub fn range_scan_limit<B: Backend>() {
     assert_eq!(e.range_scan(b"", b"", 6, true).unwrap().len(), 5);
 }
 
-/// SPEC 3: `forward = false` returns the **last** `limit` keys of the range, descending.
+/// §3.3: `forward = false` returns the **last** `limit` keys of the range, descending.
 pub fn range_scan_reverse_returns_last_keys_descending<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -443,7 +444,7 @@ pub fn range_scan_reverse_returns_last_keys_descending<B: Backend>() {
     );
 }
 
-/// SPEC 3: keys and bounds made of `0xFF` bytes scan correctly (no successor overflow).
+/// §3.3: keys and bounds made of `0xFF` bytes scan correctly (no successor overflow).
 pub fn range_scan_ff_keys<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e = inst.backend.engine();
@@ -488,7 +489,7 @@ pub fn range_scan_ff_keys<B: Backend>() {
 // Section 3: batch log
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: `get_batch` returns each batch's puts and deletes in the order given (a
+/// §3.4: `get_batch` returns each batch's puts and deletes in the order given (a
 /// repeated key included), and `None` for a sequence number never written.
 pub fn batch_log_records_mutations_in_order<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -511,7 +512,7 @@ pub fn batch_log_records_mutations_in_order<B: Backend>() {
     assert_eq!(e.oldest_retained_batch().unwrap(), Some(1));
 }
 
-/// SPEC 3: `prune_batch_log(cutoff)` removes the entries with `seq < cutoff`, returns how
+/// §3.4: `prune_batch_log(cutoff)` removes the entries with `seq < cutoff`, returns how
 /// many it removed, moves `oldest_retained_batch`, and never touches the data or the
 /// sequence counter.
 pub fn prune_batch_log_removes_only_older_entries<B: Backend>() {
@@ -542,7 +543,7 @@ pub fn prune_batch_log_removes_only_older_entries<B: Backend>() {
     assert_eq!(e.get_batch(7).unwrap(), Some(vec![put(b"next", b"")]));
 }
 
-/// SPEC 3 (persistent): after pruning the whole log and reopening, the data and the
+/// §3.4 (persistent): after pruning the whole log and reopening, the data and the
 /// sequence counter are intact and the next batch gets the next number.
 pub fn sequence_survives_reopen_after_full_prune<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -568,7 +569,7 @@ pub fn sequence_survives_reopen_after_full_prune<B: Backend>() {
 // Section 3: concurrency
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 3: a batch is visible atomically: readers using `get_many` while a writer rewrites
+/// §3.1: a batch is visible atomically: readers using `get_many` while a writer rewrites
 /// (and deletes) a group of keys batch by batch never see a mix of two batches.
 pub fn batches_are_atomic_for_concurrent_readers<B: Backend>() {
     const KEYS: usize = 16;
@@ -623,7 +624,7 @@ pub fn batches_are_atomic_for_concurrent_readers<B: Backend>() {
     assert_eq!(e.current_sequence(), BATCHES as u64);
 }
 
-/// SPEC 3: writers on many threads get distinct, contiguous sequence numbers, each thread's
+/// §3.5: writers on many threads get distinct, contiguous sequence numbers, each thread's
 /// numbers increase, and every number's log entry is the batch that received it.
 pub fn concurrent_writers_get_distinct_contiguous_seqs<B: Backend>() {
     const THREADS: usize = 4;
@@ -673,7 +674,7 @@ pub fn concurrent_writers_get_distinct_contiguous_seqs<B: Backend>() {
     assert_eq!(e.current_sequence(), total);
 }
 
-/// SPEC 0: the engine works through `Arc<dyn StoreEngine>`, shared across threads.
+/// §0.2: the engine works through `Arc<dyn StoreEngine>`, shared across threads.
 pub fn usable_as_dyn<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let e: Arc<dyn StoreEngine> = inst.backend.engine();
@@ -696,6 +697,585 @@ pub fn usable_as_dyn<B: Backend>() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Section 3: mixed batches
+// ---------------------------------------------------------------------------------------
+
+/// §3.6: `write_batch` applies puts and deletes in order under one sequence number, so
+/// the last mutation of a key wins (a delete after a put removes the key, a put after a
+/// delete sets it); `get_batch` returns exactly the mutations given, repeats included; and
+/// it shares one numbering with `put_batch` and `delete_batch`.
+pub fn write_batch_mixed_last_mutation_wins<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    assert_eq!(e.put_batch(&[(b"gone", b"0"), (b"kept", b"0")]).unwrap(), 1);
+    let batch = vec![
+        put(b"a", b"1"),
+        del(b"a"),
+        del(b"b"),
+        put(b"b", b"2"),
+        del(b"gone"),
+        put(b"c", b"x"),
+        put(b"c", b""),
+        del(b"missing"),
+        del(b"a"),
+    ];
+    assert_eq!(e.write_batch(&batch).unwrap(), 2);
+    assert_eq!(
+        all(&*e),
+        vec![kv(b"b", b"2"), kv(b"c", b""), kv(b"kept", b"0")]
+    );
+    assert_eq!(e.get(b"a").unwrap(), None);
+    assert_eq!(e.get(b"gone").unwrap(), None);
+    assert_eq!(e.get_batch(2).unwrap(), Some(batch));
+    assert_eq!(e.delete_batch(&[b"kept"]).unwrap(), 3);
+    assert_eq!(e.write_batch(&[put(b"d", b"4")]).unwrap(), 4);
+    assert_eq!(e.get_batch(4).unwrap(), Some(vec![put(b"d", b"4")]));
+    assert_eq!(e.current_sequence(), 4);
+}
+
+/// §3.6: an empty `write_batch` writes nothing (no number, no log entry) and returns
+/// `current_sequence()`.
+pub fn write_batch_empty_writes_nothing<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    assert_eq!(e.write_batch(&[]).unwrap(), 0);
+    assert_eq!(e.oldest_retained_batch().unwrap(), None);
+    e.write_batch(&[put(b"a", b"1"), del(b"b")]).unwrap();
+    assert_eq!(e.write_batch(&[]).unwrap(), 1);
+    assert_state(&*e, &[(b"a", b"1")], 1);
+    assert_eq!(e.oldest_retained_batch().unwrap(), Some(1));
+}
+
+/// §2.1, §3.6: `write_batch` checks every key and value with the limits of `put_batch` and
+/// `delete_batch` (the same variants and fields); a rejected batch writes nothing, the
+/// valid mutations before the bad one included.
+pub fn write_batch_bad_input_rejected<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    e.put_batch(&[(b"keep", b"1")]).unwrap();
+    let long = overlong_key();
+    let big = oversized_value();
+    assert_matches!(
+        e.write_batch(&[del(b"keep"), put(b"new", b"x"), put(b"", b"v")]),
+        Err(EngineError::Input(InputError::EmptyKey))
+    );
+    assert_matches!(
+        e.write_batch(&[del(b"keep"), del(b"")]),
+        Err(EngineError::Input(InputError::EmptyKey))
+    );
+    let expect = key_too_long();
+    assert_matches!(
+        e.write_batch(&[del(b"keep"), del(&long)]),
+        Err(EngineError::Input(ref err)) if *err == expect
+    );
+    assert_matches!(
+        e.write_batch(&[del(b"keep"), put(&long, b"v")]),
+        Err(EngineError::Input(ref err)) if *err == expect
+    );
+    let expect = value_too_large();
+    assert_matches!(
+        e.write_batch(&[del(b"keep"), put(b"keep", &big)]),
+        Err(EngineError::Input(ref err)) if *err == expect
+    );
+    assert_state(&*e, &[(b"keep", b"1")], 1);
+}
+
+/// §3.6: a mixed batch is visible atomically: readers using `get_many` while a writer
+/// moves a value between two groups of keys (one `write_batch` puts one group and deletes
+/// the other) always see one group holding one batch's value and the other group empty.
+pub fn write_batch_atomic_for_concurrent_readers<B: Backend>() {
+    const KEYS: usize = 8;
+    const BATCHES: usize = 120;
+    let inst = Instance::<B>::relaxed();
+    let e = inst.backend.engine();
+    let names: Vec<Vec<u8>> = (0..2 * KEYS)
+        .map(|i| format!("group{}/{i:02}", i / KEYS).into_bytes())
+        .collect();
+    let key_refs: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+    let (left, right) = key_refs.split_at(KEYS);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..BATCHES {
+                let value = format!("v{i}").into_bytes();
+                let (filled, emptied) = if i % 2 == 0 {
+                    (left, right)
+                } else {
+                    (right, left)
+                };
+                let mut batch: Vec<Mutation> = Vec::with_capacity(2 * KEYS);
+                for (f, d) in filled.iter().zip(emptied) {
+                    batch.push(del(d));
+                    batch.push(put(f, &value));
+                }
+                e.write_batch(&batch).unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        s.spawn(|| {
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let committed = e.current_sequence();
+                let rows = e.get_many(&key_refs).unwrap();
+                let (l, r) = rows.split_at(KEYS);
+                let uniform = |half: &[(Bytes, Option<Bytes>)]| {
+                    half.iter()
+                        .all(|(_, v)| *v == half[0].1)
+                        .then(|| half[0].1.clone())
+                };
+                match (uniform(l), uniform(r)) {
+                    // Only before the first batch: the number is read before the rows.
+                    (Some(None), Some(None)) => assert_eq!(committed, 0, "{rows:?}"),
+                    (Some(Some(_)), Some(None)) | (Some(None), Some(Some(_))) => {}
+                    _ => panic!("a reader saw two mixed batches mixed: {rows:?}"),
+                }
+                if finished {
+                    break;
+                }
+            }
+        });
+    });
+    assert_eq!(e.current_sequence(), BATCHES as u64);
+}
+
+// ---------------------------------------------------------------------------------------
+// Section 3: replication (apply_batch, wait_for_sequence)
+// ---------------------------------------------------------------------------------------
+
+/// Writes a leader history with every kind of batch (put, delete, mixed with repeats) and
+/// returns the leader's contents after each batch: `contents[n]` is the data at number `n`.
+fn write_leader_history<E: StoreEngine + ?Sized>(leader: &E) -> Vec<Vec<(Bytes, Bytes)>> {
+    let mut contents = vec![all(leader)];
+    leader.put_batch(&[(b"a", b"1"), (b"b", b"1")]).unwrap();
+    contents.push(all(leader));
+    leader
+        .write_batch(&[del(b"a"), put(b"c", b"3"), put(b"c", b""), put(b"a", b"2")])
+        .unwrap();
+    contents.push(all(leader));
+    leader.delete_batch(&[b"b", b"missing", b"b"]).unwrap();
+    contents.push(all(leader));
+    leader
+        .write_batch(&[put(b"d", b"4"), del(b"c"), del(b"d"), put(b"e", b"5")])
+        .unwrap();
+    contents.push(all(leader));
+    assert_eq!(leader.current_sequence(), 4);
+    contents
+}
+
+/// The log entry of batch `seq`, which must exist.
+fn logged<E: StoreEngine + ?Sized>(engine: &E, seq: u64) -> Vec<Mutation> {
+    engine
+        .get_batch(seq)
+        .expect("get_batch")
+        .unwrap_or_else(|| panic!("batch {seq} is not in the log"))
+}
+
+/// §3.7: a follower that applies a leader's batches under the leader's numbers holds,
+/// at every applied number, the leader's data of that number, that number as its
+/// sequence, and the leader's log entries; its own writes then continue from there.
+pub fn apply_batch_replicates_the_leader<B: Backend>() {
+    let leader = Instance::<B>::fresh();
+    let follower = Instance::<B>::fresh();
+    let (l, f) = (leader.backend.engine(), follower.backend.engine());
+    let contents = write_leader_history(&*l);
+    for seq in 1..=l.current_sequence() {
+        let batch = logged(&*l, seq);
+        assert_eq!(f.apply_batch(seq, &batch).unwrap(), seq);
+        assert_eq!(f.current_sequence(), seq);
+        assert_eq!(
+            all(&*f),
+            contents[seq as usize],
+            "follower data at batch {seq}"
+        );
+        for earlier in 1..=seq {
+            assert_eq!(
+                logged(&*f, earlier),
+                logged(&*l, earlier),
+                "log of {earlier}"
+            );
+        }
+    }
+    assert_eq!(f.oldest_retained_batch().unwrap(), Some(1));
+    assert_eq!(f.get_batch(5).unwrap(), None);
+    assert_eq!(f.put_batch(&[(b"own", b"")]).unwrap(), 5);
+    assert_eq!(f.write_batch(&[del(b"own")]).unwrap(), 6);
+}
+
+/// §3.7: applying a number after the next one (a gap), or 0, is `SequenceGap` naming the
+/// number expected and the number given, and changes nothing; the next number still
+/// applies afterwards.
+pub fn apply_batch_gap_refused_nothing_changed<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    let batch = [put(b"k", b"v")];
+    assert_matches!(
+        e.apply_batch(2, &batch),
+        Err(EngineError::SequenceGap {
+            expected: 1,
+            given: 2
+        })
+    );
+    assert_state(&*e, &[], 0);
+    assert_eq!(e.oldest_retained_batch().unwrap(), None);
+    assert_eq!(e.apply_batch(1, &[put(b"a", b"1")]).unwrap(), 1);
+    for given in [3, 4, 1000, u64::MAX, 0] {
+        match e.apply_batch(given, &batch) {
+            Err(EngineError::SequenceGap {
+                expected,
+                given: named,
+            }) => assert_eq!((expected, named), (2, given)),
+            other => panic!("apply_batch({given}) after batch 1: {other:?}"),
+        }
+        assert_state(&*e, &[(b"a", b"1")], 1);
+        assert_eq!(
+            e.get_batch(given).unwrap(),
+            None,
+            "batch {given} was logged"
+        );
+    }
+    assert_eq!(e.apply_batch(2, &batch).unwrap(), 2);
+    assert_state(&*e, &[(b"a", b"1"), (b"k", b"v")], 2);
+}
+
+/// §3.7: a batch that differs from the one logged under an already applied number (other
+/// values, another order, a subset, a superset, a delete for a put) is `ConflictingBatch`
+/// naming the number expected and the number given, and changes nothing.
+pub fn apply_batch_conflicting_batch_refused_nothing_changed<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    let first = vec![put(b"a", b"1"), put(b"a", b"2"), del(b"z")];
+    e.apply_batch(1, &first).unwrap();
+    e.apply_batch(2, &[put(b"b", b"2")]).unwrap();
+    let different = [
+        vec![put(b"a", b"1"), put(b"a", b"3"), del(b"z")],
+        vec![put(b"a", b"2"), put(b"a", b"1"), del(b"z")],
+        vec![put(b"a", b"1"), put(b"a", b"2")],
+        vec![put(b"a", b"1"), put(b"a", b"2"), del(b"z"), del(b"z")],
+        vec![put(b"a", b"1"), put(b"a", b"2"), put(b"z", b"")],
+        vec![put(b"x", b"new")],
+    ];
+    for batch in &different {
+        for given in [1, 2] {
+            assert_matches!(
+                e.apply_batch(given, batch),
+                Err(EngineError::ConflictingBatch { expected: 3, given: g }) if g == given
+            );
+            assert_state(&*e, &[(b"a", b"2"), (b"b", b"2")], 2);
+            assert_eq!(logged(&*e, 1), first);
+            assert_eq!(logged(&*e, 2), vec![put(b"b", b"2")]);
+        }
+    }
+}
+
+/// §3.7: re-applying an already applied batch whose logged mutations are identical is
+/// accepted (it answers its number) and changes nothing, even where writing it again would
+/// (a later batch overwrote its key); the next number then still applies.
+pub fn apply_batch_identical_reapply_accepted<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    let first = vec![put(b"k", b"1"), del(b"gone")];
+    assert_eq!(e.apply_batch(1, &first).unwrap(), 1);
+    e.apply_batch(2, &[put(b"k", b"2"), put(b"gone", b"back")])
+        .unwrap();
+    e.write_batch(&[del(b"k")]).unwrap();
+    for _ in 0..2 {
+        assert_eq!(e.apply_batch(1, &first).unwrap(), 1);
+        assert_eq!(
+            e.apply_batch(3, &[del(b"k")]).unwrap(),
+            3,
+            "a local batch re-applied"
+        );
+        assert_state(&*e, &[(b"gone", b"back")], 3);
+        assert_eq!(logged(&*e, 1), first);
+        assert_eq!(e.oldest_retained_batch().unwrap(), Some(1));
+    }
+    assert_eq!(e.apply_batch(4, &[put(b"next", b"")]).unwrap(), 4);
+}
+
+/// §3.7 (pinned in `StoreEngine::apply_batch`'s docs): an already applied batch whose log
+/// entry was pruned cannot be compared, so re-applying it, identical or not, is refused
+/// with `AppliedBatchPruned` naming the expected and the given numbers, and changes
+/// nothing; batches still in the log keep being compared.
+pub fn apply_batch_of_pruned_applied_batch_refused<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    let batches = [
+        vec![put(b"a", b"1")],
+        vec![put(b"a", b"2")],
+        vec![del(b"a"), put(b"b", b"3")],
+    ];
+    for (i, batch) in batches.iter().enumerate() {
+        e.apply_batch(i as u64 + 1, batch).unwrap();
+    }
+    assert_eq!(e.prune_batch_log(3).unwrap(), 2);
+    for (given, batch) in [(1, &batches[0]), (2, &batches[1]), (2, &batches[2])] {
+        assert_matches!(
+            e.apply_batch(given, batch),
+            Err(EngineError::AppliedBatchPruned { expected: 4, given: g }) if g == given
+        );
+        assert_state(&*e, &[(b"b", b"3")], 3);
+        assert_eq!(
+            e.get_batch(given).unwrap(),
+            None,
+            "a refused apply logged {given}"
+        );
+        assert_eq!(e.oldest_retained_batch().unwrap(), Some(3));
+    }
+    assert_eq!(e.apply_batch(3, &batches[2]).unwrap(), 3);
+    assert_matches!(
+        e.apply_batch(3, &batches[1]),
+        Err(EngineError::ConflictingBatch {
+            expected: 4,
+            given: 3
+        })
+    );
+}
+
+/// §2.1, §3.7: `apply_batch` checks keys and values like `write_batch` (`Input`, same
+/// variants and fields), and refuses an empty batch with `EmptyBatch` (an empty batch never
+/// has a number); input is checked before the number, and nothing changes.
+pub fn apply_batch_bad_input_rejected<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    e.apply_batch(1, &[put(b"keep", b"1")]).unwrap();
+    let long = overlong_key();
+    let big = oversized_value();
+    for given in [2, 1, 7] {
+        assert_matches!(
+            e.apply_batch(given, &[put(b"new", b"x"), del(b"")]),
+            Err(EngineError::Input(InputError::EmptyKey))
+        );
+        let expect = key_too_long();
+        assert_matches!(
+            e.apply_batch(given, &[del(b"keep"), put(&long, b"v")]),
+            Err(EngineError::Input(ref err)) if *err == expect
+        );
+        let expect = value_too_large();
+        assert_matches!(
+            e.apply_batch(given, &[del(b"keep"), put(b"keep", &big)]),
+            Err(EngineError::Input(ref err)) if *err == expect
+        );
+        assert_matches!(
+            e.apply_batch(given, &[]),
+            Err(EngineError::EmptyBatch { given: g }) if g == given
+        );
+        assert_state(&*e, &[(b"keep", b"1")], 1);
+    }
+}
+
+/// §3.7: the apply decision is taken inside the write: threads racing to apply different
+/// batches under the same numbers get exactly one `Ok` per number (the others
+/// `ConflictingBatch`, or `Ok` when the winner's batch was theirs too), and each number
+/// logs the batch of the thread that got it.
+pub fn apply_batch_races_decide_each_number_once<B: Backend>() {
+    const THREADS: u8 = 3;
+    const BATCHES: u64 = 25;
+    let inst = Instance::<B>::relaxed();
+    let e = inst.backend.engine();
+    // Thread t's batch n: equal for all threads when n is a multiple of 5 (re-applies).
+    let batch = |t: u8, n: u64| {
+        let owner = if n.is_multiple_of(5) { 0 } else { t };
+        vec![put(b"k", &[owner]), put(&n.to_be_bytes(), &[owner])]
+    };
+    let wins: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let e = Arc::clone(&e);
+                s.spawn(move || {
+                    let mut won = Vec::new();
+                    for n in 1..=BATCHES {
+                        match e.apply_batch(n, &batch(t, n)) {
+                            Ok(seq) => {
+                                assert_eq!(seq, n);
+                                won.push(n);
+                            }
+                            Err(EngineError::ConflictingBatch { given, .. }) => {
+                                assert_eq!(given, n);
+                            }
+                            Err(other) => panic!("thread {t}, batch {n}: {other:?}"),
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(e.current_sequence(), BATCHES);
+    for n in 1..=BATCHES {
+        let winners: Vec<u8> = (0..THREADS)
+            .filter(|t| wins[usize::from(*t)].contains(&n))
+            .collect();
+        let owner = logged(&*e, n)[0].clone();
+        if n.is_multiple_of(5) {
+            assert_eq!(
+                winners.len(),
+                usize::from(THREADS),
+                "batch {n}: {winners:?}"
+            );
+        } else {
+            assert_eq!(winners.len(), 1, "batch {n} was applied by {winners:?}");
+            assert_eq!(owner, put(b"k", &[winners[0]]), "batch {n}'s log entry");
+        }
+    }
+}
+
+/// §3.7: `wait_for_sequence` returns at once, with the current number, when a batch
+/// later than `after` already committed; with no later batch and a zero timeout it returns
+/// the current number at once too.
+pub fn wait_for_sequence_returns_at_once_when_a_later_batch_exists<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    assert_eq!(e.wait_for_sequence(0, Duration::ZERO).unwrap(), 0);
+    e.put_batch(&[(b"a", b"1")]).unwrap();
+    e.write_batch(&[del(b"a")]).unwrap();
+    let started = Instant::now();
+    assert_eq!(e.wait_for_sequence(0, LONG_WAIT).unwrap(), 2);
+    assert_eq!(e.wait_for_sequence(1, LONG_WAIT).unwrap(), 2);
+    assert_eq!(e.wait_for_sequence(2, Duration::ZERO).unwrap(), 2);
+    assert_eq!(e.wait_for_sequence(u64::MAX, Duration::ZERO).unwrap(), 2);
+    assert!(
+        started.elapsed() < LONG_WAIT / 2,
+        "waits for committed batches blocked for {:?}",
+        started.elapsed()
+    );
+}
+
+/// A timeout no passing test reaches: a wait that ends only at it was not woken.
+const LONG_WAIT: Duration = Duration::from_secs(20);
+
+/// A write of one batch, returning its number.
+type Write = dyn Fn(&dyn StoreEngine) -> u64;
+
+/// §3.7: a `wait_for_sequence` blocked in another thread is woken by the commit of the
+/// next batch, whichever call writes it (`put_batch`, `delete_batch`, `write_batch`,
+/// `apply_batch`), well before its timeout, and can read that batch at once.
+pub fn wait_for_sequence_woken_by_a_commit<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    let writes: [&Write; 4] = [
+        &|e| e.put_batch(&[(b"a", b"1")]).unwrap(),
+        &|e| e.delete_batch(&[b"a"]).unwrap(),
+        &|e| e.write_batch(&[put(b"b", b"2"), del(b"a")]).unwrap(),
+        &|e| e.apply_batch(4, &[del(b"b")]).unwrap(),
+    ];
+    for (round, write) in writes.iter().enumerate() {
+        let after = round as u64;
+        let (ready, waiting) = std::sync::mpsc::channel();
+        let waiter = {
+            let e = Arc::clone(&e);
+            std::thread::spawn(move || {
+                ready.send(()).unwrap();
+                let started = Instant::now();
+                let seen = e.wait_for_sequence(after, LONG_WAIT).unwrap();
+                let batch = e.get_batch(after + 1).unwrap();
+                (seen, started.elapsed(), batch)
+            })
+        };
+        waiting.recv().unwrap();
+        // Gives the waiter time to block. Should it not have blocked yet, its wait returns
+        // at once and the round still holds: it then proves less, never passes wrongly.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(write(&*e), after + 1);
+        let (seen, waited, batch) = waiter.join().unwrap();
+        assert_eq!(seen, after + 1, "round {round}");
+        assert!(
+            waited < LONG_WAIT / 2,
+            "round {round}: the waiter was not woken by the commit ({waited:?})"
+        );
+        assert!(
+            batch.is_some(),
+            "round {round}: woken before the batch was visible"
+        );
+    }
+}
+
+/// §3.7: with no commit, `wait_for_sequence` returns the current number at its timeout,
+/// also when `after` is beyond it; calls that write nothing (an empty batch, a refused or
+/// an identical re-applied batch) wake nobody.
+pub fn wait_for_sequence_times_out_without_a_commit<B: Backend>() {
+    const TIMEOUT: Duration = Duration::from_millis(150);
+    let inst = Instance::<B>::fresh();
+    let e = inst.backend.engine();
+    e.apply_batch(1, &[put(b"a", b"1")]).unwrap();
+    for after in [1, 5] {
+        let waiter = {
+            let e = Arc::clone(&e);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (
+                    e.wait_for_sequence(after, TIMEOUT).unwrap(),
+                    started.elapsed(),
+                )
+            })
+        };
+        assert_eq!(e.write_batch(&[]).unwrap(), 1);
+        assert_eq!(e.put_batch(&[]).unwrap(), 1);
+        assert_eq!(e.apply_batch(1, &[put(b"a", b"1")]).unwrap(), 1);
+        assert!(e.apply_batch(3, &[put(b"a", b"1")]).is_err());
+        assert!(e.apply_batch(1, &[put(b"a", b"2")]).is_err());
+        let (seen, waited) = waiter.join().unwrap();
+        assert_eq!(seen, 1, "after {after}");
+        assert!(
+            waited >= TIMEOUT,
+            "after {after}: returned after {waited:?}"
+        );
+    }
+}
+
+/// §3.7 (persistent): applying continues across a reopen of the follower: the numbers,
+/// the data and the log survive; an identical re-apply is still accepted, a different batch
+/// or a gap still refused; a mixed batch reads back whole; and a wait returns at once for
+/// batches committed before the reopen.
+pub fn apply_batch_across_reopen<B: Backend>() {
+    let leader = Instance::<B>::fresh();
+    let l = leader.backend.engine();
+    let contents = write_leader_history(&*l);
+    let follower = Instance::<B>::fresh();
+    {
+        let f = follower.backend.engine();
+        for seq in 1..=2 {
+            f.apply_batch(seq, &logged(&*l, seq)).unwrap();
+        }
+    }
+    let follower = follower.reopen();
+    {
+        let f = follower.backend.engine();
+        assert_eq!(f.current_sequence(), 2);
+        assert_eq!(all(&*f), contents[2]);
+        assert_eq!(f.wait_for_sequence(1, Duration::ZERO).unwrap(), 2);
+        assert_eq!(f.apply_batch(2, &logged(&*l, 2)).unwrap(), 2);
+        assert_matches!(
+            f.apply_batch(2, &logged(&*l, 3)),
+            Err(EngineError::ConflictingBatch {
+                expected: 3,
+                given: 2
+            })
+        );
+        assert_matches!(
+            f.apply_batch(4, &logged(&*l, 4)),
+            Err(EngineError::SequenceGap {
+                expected: 3,
+                given: 4
+            })
+        );
+        assert_eq!(all(&*f), contents[2]);
+        for seq in 3..=4 {
+            assert_eq!(f.apply_batch(seq, &logged(&*l, seq)).unwrap(), seq);
+        }
+    }
+    let follower = follower.reopen();
+    let f = follower.backend.engine();
+    assert_eq!(f.current_sequence(), 4);
+    assert_eq!(all(&*f), contents[4]);
+    for seq in 1..=4 {
+        assert_eq!(logged(&*f, seq), logged(&*l, seq), "log of {seq}");
+    }
+    assert_eq!(f.apply_batch(3, &logged(&*l, 3)).unwrap(), 3);
+    assert_eq!(f.wait_for_sequence(3, LONG_WAIT).unwrap(), 4);
+}
+
+// ---------------------------------------------------------------------------------------
 // Model-based test
 // ---------------------------------------------------------------------------------------
 
@@ -703,6 +1283,8 @@ pub fn usable_as_dyn<B: Backend>() {
 enum Op {
     Put(Vec<(Vec<u8>, Vec<u8>)>),
     Delete(Vec<Vec<u8>>),
+    /// A mixed batch: `Some(value)` puts, `None` deletes.
+    Write(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Get(Vec<u8>),
     GetMany(Vec<Vec<u8>>),
     Scan {
@@ -734,6 +1316,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => prop::collection::vec((small_key(), small_value()), 0..=4).prop_map(Op::Put),
         2 => prop::collection::vec(small_key(), 0..=3).prop_map(Op::Delete),
+        3 => prop::collection::vec((small_key(), prop::option::of(small_value())), 0..=5)
+            .prop_map(Op::Write),
         2 => small_key().prop_map(Op::Get),
         2 => prop::collection::vec(small_key(), 0..=4).prop_map(Op::GetMany),
         4 => (
@@ -808,6 +1392,27 @@ fn run_engine_ops<E: StoreEngine + ?Sized>(e: &E, ops: &[Op]) -> Result<(), Test
                         .insert(model.seq, keys.iter().map(|k| del(k)).collect());
                 }
                 prop_assert_eq!(seq, model.seq, "step {}: delete_batch seq", step);
+            }
+            Op::Write(changes) => {
+                let mutations: Vec<Mutation> = changes
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Some(v) => put(k, v),
+                        None => del(k),
+                    })
+                    .collect();
+                let seq = e.write_batch(&mutations).map_err(fail)?;
+                if !mutations.is_empty() {
+                    model.seq += 1;
+                    for (k, v) in changes {
+                        match v {
+                            Some(v) => model.data.insert(k.clone(), v.clone()),
+                            None => model.data.remove(k),
+                        };
+                    }
+                    model.log.insert(model.seq, mutations);
+                }
+                prop_assert_eq!(seq, model.seq, "step {}: write_batch seq", step);
             }
             Op::Get(key) => {
                 let got = e.get(key).map_err(fail)?;
@@ -885,9 +1490,9 @@ pub(crate) fn runner(cases: u32, seed: u8) -> TestRunner {
     )
 }
 
-/// SPEC 3: random sequences of `put_batch`, `delete_batch`, `get`, `get_many`,
-/// `range_scan` (both directions, random limits), `get_batch` and `prune_batch_log`, checked
-/// step by step against a `BTreeMap` model with a batch log and a sequence counter.
+/// §3: random sequences of `put_batch`, `delete_batch`, `write_batch`, `get`, `get_many`,
+/// `range_scan` (both directions, random limits), `get_batch` and `prune_batch_log`,
+/// checked step by step against a `BTreeMap` model with a batch log and a sequence counter.
 pub fn model_random_operations<B: Backend>() {
     let mut runner = runner(40, 0xE1);
     let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| {

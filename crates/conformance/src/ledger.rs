@@ -1,4 +1,4 @@
-//! [`LedgerStore`] rules: SPEC.md section 2 (book names) and section 6.
+//! [`LedgerStore`] rules: `docs/contract.md` section 2 (book names) and section 6.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -232,13 +232,27 @@ impl<B: Backend> Fx<B> {
     fn last_seq(&self) -> u64 {
         events(&*self.l, &self.book).last().map_or(0, |e| e.seq)
     }
+
+    /// The `balance_after` of each posting of `account` in the committed transaction `c`,
+    /// in posting order.
+    fn balances_after(&self, account: &AccountId, c: &Committed) -> Vec<i64> {
+        self.l
+            .account_history(account, c.seq - 1, 1)
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert_eq!(p.txid, c.txid, "history of {account} at seq {}", c.seq);
+                p.balance_after
+            })
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // Section 2: book names
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 2: invalid book names (`.`, `..`, `/`, `\`, NUL, control characters, empty, 256
+/// §2.2: invalid book names (`.`, `..`, `/`, `\`, NUL, control characters, empty, 256
 /// bytes) are `InputError::InvalidName` of kind `book` with the rule they break, and an
 /// account id cannot be built in such a book.
 pub fn invalid_book_names_rejected<B: Backend>() {
@@ -263,7 +277,7 @@ pub fn invalid_book_names_rejected<B: Backend>() {
     assert_eq!(l.trial_balance(&book("main"), None).unwrap(), vec![]);
 }
 
-/// SPEC 2: unusual but valid book names (SQL quotes like `x'; DROP TABLE t; --`, dots,
+/// §2.2: unusual but valid book names (SQL quotes like `x'; DROP TABLE t; --`, dots,
 /// non-ASCII, 255 bytes) hold accounts, transactions and events, and books stay apart even
 /// when their names are prefixes of one another.
 pub fn unusual_book_names_round_trip<B: Backend>() {
@@ -308,7 +322,7 @@ pub fn unusual_book_names_round_trip<B: Backend>() {
     }
 }
 
-/// SPEC 6: a reserved book (`_x`, `_system`) cannot hold accounts or transactions:
+/// §6.1: a reserved book (`_x`, `_system`) cannot hold accounts or transactions:
 /// `InvalidBook` with `NameRule::Reserved`, and nothing is written; `_system` stays
 /// readable.
 pub fn reserved_book_rejected<B: Backend>() {
@@ -342,7 +356,7 @@ pub fn reserved_book_rejected<B: Backend>() {
 // Section 6: assets and accounts
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 6: `register_asset` appends `AssetRegistered` to `_system`; an identical repeat
+/// §6.2: `register_asset` appends `AssetRegistered` to `_system`; an identical repeat
 /// writes nothing (no event, no sequence number); a different definition is
 /// `AlreadyExists` and the first definition stays.
 pub fn register_asset_idempotent<B: Backend>() {
@@ -388,7 +402,7 @@ pub fn register_asset_idempotent<B: Backend>() {
     );
 }
 
-/// SPEC 2/6: an asset definition breaking the field limits (precision over 18, display name
+/// §2.2, §6.2: an asset definition breaking the field limits (precision over 18, display name
 /// over 4096 bytes) is an `Input` error and registers nothing.
 pub fn register_asset_validates_fields<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -410,7 +424,7 @@ pub fn register_asset_validates_fields<B: Backend>() {
     assert_eq!(events(&*l, &Book::system()), vec![]);
 }
 
-/// SPEC 6: `open_account` needs a registered asset (`UnknownAsset`), and the rejected call
+/// §6.2: `open_account` needs a registered asset (`UnknownAsset`), and the rejected call
 /// writes nothing.
 pub fn open_account_requires_registered_asset<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -431,7 +445,7 @@ pub fn open_account_requires_registered_asset<B: Backend>() {
     assert_eq!(events(&*l, &book("main"))[0].seq, 1);
 }
 
-/// SPEC 6: `open_account` appends `AccountOpened { def, cfg }` to the account's book and
+/// §6.2: `open_account` appends `AccountOpened { def, cfg }` to the account's book and
 /// `account` returns them; an identical repeat writes nothing; a different definition or
 /// configuration is `AlreadyExists` and the first one stays.
 pub fn open_account_idempotent<B: Backend>() {
@@ -484,7 +498,7 @@ pub fn open_account_idempotent<B: Backend>() {
 // Section 6: commit checks, one per error
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 6: an idempotency key or metadata over its length limit is an `Input` error
+/// §2.2, §6.3: an idempotency key or metadata over its length limit is an `Input` error
 /// (`FieldTooLong`), and nothing changes.
 pub fn commit_rejects_oversized_fields<B: Backend>() {
     let fx = fixture::<B>();
@@ -506,13 +520,13 @@ pub fn commit_rejects_oversized_fields<B: Backend>() {
     });
 }
 
-/// SPEC 6: a transaction without postings is `EmptyTransaction`, and nothing changes.
+/// §6.3: a transaction without postings is `EmptyTransaction`, and nothing changes.
 pub fn commit_rejects_empty_transaction<B: Backend>() {
     let fx = fixture::<B>();
     fx.assert_rejected(&fx.tx(), |e| matches!(e, LedgerError::EmptyTransaction));
 }
 
-/// SPEC 6: a posting of amount 0 is `InvalidAmount` naming its index, and nothing changes.
+/// §6.3: a posting of amount 0 is `InvalidAmount` naming its index, and nothing changes.
 pub fn commit_rejects_zero_amount<B: Backend>() {
     let fx = fixture::<B>();
     let tx = fx
@@ -525,7 +539,7 @@ pub fn commit_rejects_zero_amount<B: Backend>() {
     });
 }
 
-/// SPEC 6: a posting to an account of another book is `AccountOutsideBook` naming the
+/// §6.3: a posting to an account of another book is `AccountOutsideBook` naming the
 /// posting, the account and the book, and nothing changes.
 pub fn commit_rejects_account_outside_book<B: Backend>() {
     let fx = fixture::<B>();
@@ -544,7 +558,7 @@ pub fn commit_rejects_account_outside_book<B: Backend>() {
     );
 }
 
-/// SPEC 6: a posting to an account never opened is `UnknownAccount`, and nothing changes
+/// §6.3: a posting to an account never opened is `UnknownAccount`, and nothing changes
 /// (nor is the account created).
 pub fn commit_rejects_unknown_account<B: Backend>() {
     let fx = fixture::<B>();
@@ -557,7 +571,7 @@ pub fn commit_rejects_unknown_account<B: Backend>() {
     assert_eq!(fx.l.account(&ghost).unwrap(), None);
 }
 
-/// SPEC 6: a posting whose asset is not its account's is `AssetMismatch` naming account,
+/// §6.3: a posting whose asset is not its account's is `AssetMismatch` naming account,
 /// expected and found assets, and nothing changes.
 pub fn commit_rejects_asset_mismatch<B: Backend>() {
     let fx = fixture::<B>();
@@ -571,7 +585,7 @@ pub fn commit_rejects_asset_mismatch<B: Backend>() {
     });
 }
 
-/// SPEC 6: debits different from credits is `Unbalanced` with the asset's sums, and
+/// §6.3: debits different from credits is `Unbalanced` with the asset's sums, and
 /// nothing changes.
 pub fn commit_rejects_unbalanced<B: Backend>() {
     let fx = fixture::<B>();
@@ -585,7 +599,7 @@ pub fn commit_rejects_unbalanced<B: Backend>() {
     });
 }
 
-/// SPEC 6: balance is checked **per asset**: two assets each balanced commit; equal totals
+/// §6.3: balance is checked **per asset**: two assets each balanced commit; equal totals
 /// netted across assets are `Unbalanced`.
 pub fn commit_balances_per_asset<B: Backend>() {
     let fx = fixture::<B>();
@@ -615,7 +629,7 @@ pub fn commit_balances_per_asset<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.eur_cash), 3);
 }
 
-/// SPEC 6: an account falling below its `min_balance` after the whole transaction, on its
+/// §6.3: an account falling below its `min_balance` after the whole transaction, on its
 /// normal side, is `ConstraintViolation { account, min_balance, would_be }` and nothing
 /// changes; going below inside the transaction but ending at or above the floor is fine.
 pub fn commit_rejects_below_min_balance<B: Backend>() {
@@ -644,7 +658,7 @@ pub fn commit_rejects_below_min_balance<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.deposits), 25);
 }
 
-/// SPEC 6: a balance leaving the `i64` range is `Overflow` naming the account, and nothing
+/// §6.8: a balance leaving the `i64` range is `Overflow` naming the account, and nothing
 /// changes.
 pub fn commit_rejects_overflow<B: Backend>() {
     let fx = fixture::<B>();
@@ -667,7 +681,7 @@ pub fn commit_rejects_overflow<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.cash), 0);
 }
 
-/// SPEC 6: lifetime debit and credit sums are 128-bit: transactions whose totals exceed
+/// §6.8: lifetime debit and credit sums are 128-bit: transactions whose totals exceed
 /// `u64` are never refused, and the trial balance reports the exact sums.
 pub fn lifetime_sums_never_overflow<B: Backend>() {
     let fx = fixture::<B>();
@@ -689,7 +703,247 @@ pub fn lifetime_sums_never_overflow<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.cash), 0);
 }
 
-/// SPEC 6: a new transaction reusing a committed transaction's id (without an idempotency
+/// §6.8: the floor and overflow checks do not depend on the order of a transaction's
+/// postings: an account at `i64::MAX`, at `i64::MIN` or at its floor takes a pair of
+/// opposite postings in either order. The last posting of each account carries the exact
+/// final balance, and a midway posting past `i64` records the bound it passed.
+pub fn floor_and_overflow_ignore_posting_order<B: Backend>() {
+    let fx = fixture::<B>();
+    let max = i64::MAX as u64;
+    let pair = |account: &AccountId, first: Direction| {
+        let tx = fx.tx();
+        match first {
+            Direction::Debit => tx.debit(account, &fx.usd, 1).credit(account, &fx.usd, 1),
+            Direction::Credit => tx.credit(account, &fx.usd, 1).debit(account, &fx.usd, 1),
+        }
+    };
+
+    // Cash (debit-normal) and revenue (credit-normal) at i64::MAX.
+    fx.commit(&fx.usd(&fx.cash, &fx.revenue, max));
+    let up = fx.commit(&pair(&fx.cash, Direction::Debit));
+    assert_eq!(fx.balances_after(&fx.cash, &up), [i64::MAX, i64::MAX]);
+    let down = fx.commit(&pair(&fx.cash, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.cash, &down), [i64::MAX - 1, i64::MAX]);
+    let up = fx.commit(&pair(&fx.revenue, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.revenue, &up), [i64::MAX, i64::MAX]);
+    fx.commit(&pair(&fx.revenue, Direction::Debit));
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MAX);
+    assert_eq!(balance(&*fx.l, &fx.revenue), i64::MAX);
+
+    // Cash at i64::MIN (no floor).
+    fx.commit(&fx.usd(&fx.revenue, &fx.cash, max));
+    fx.commit(&fx.usd(&fx.revenue, &fx.cash, max));
+    fx.commit(&fx.usd(&fx.revenue, &fx.cash, 1));
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MIN);
+    let below = fx.commit(&pair(&fx.cash, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.cash, &below), [i64::MIN, i64::MIN]);
+    let above = fx.commit(&pair(&fx.cash, Direction::Debit));
+    assert_eq!(
+        fx.balances_after(&fx.cash, &above),
+        [i64::MIN + 1, i64::MIN]
+    );
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MIN);
+
+    // The wallet (debit-normal) and deposits (credit-normal) at their floor of 0.
+    let dip = fx.commit(&pair(&fx.wallet, Direction::Credit));
+    assert_eq!(fx.balances_after(&fx.wallet, &dip), [-1, 0]);
+    fx.commit(&pair(&fx.wallet, Direction::Debit));
+    let dip = fx.commit(&pair(&fx.deposits, Direction::Debit));
+    assert_eq!(fx.balances_after(&fx.deposits, &dip), [-1, 0]);
+    fx.commit(&pair(&fx.deposits, Direction::Credit));
+    assert_eq!(balance(&*fx.l, &fx.wallet), 0);
+    assert_eq!(balance(&*fx.l, &fx.deposits), 0);
+}
+
+/// §6.3, §6.8: several postings to one floored account that take it below its floor
+/// midway but end at or above it commit, with each posting's running balance; ending below
+/// is `ConstraintViolation` naming the final would-be balance (not the lowest midway one),
+/// and nothing changes.
+pub fn floor_checks_the_balance_after_all_postings<B: Backend>() {
+    let fx = fixture::<B>();
+    fx.commit(&fx.usd(&fx.wallet, &fx.revenue, 10));
+    let zigzag = fx
+        .tx()
+        .credit(&fx.wallet, &fx.usd, 30)
+        .debit(&fx.wallet, &fx.usd, 15)
+        .credit(&fx.wallet, &fx.usd, 5)
+        .debit(&fx.wallet, &fx.usd, 25)
+        .credit(&fx.cash, &fx.usd, 5);
+    let c = fx.commit(&zigzag);
+    assert_eq!(fx.balances_after(&fx.wallet, &c), [-20, -5, -10, 15]);
+    assert_eq!(balance(&*fx.l, &fx.wallet), 15);
+
+    let ends_below = fx
+        .tx()
+        .credit(&fx.wallet, &fx.usd, 50)
+        .debit(&fx.wallet, &fx.usd, 30)
+        .debit(&fx.cash, &fx.usd, 20);
+    fx.assert_rejected(&ends_below, |e| {
+        matches!(e, LedgerError::ConstraintViolation { account, min_balance: 0, would_be: -5 }
+            if *account == fx.wallet)
+    });
+    // Deposits (credit-normal) 0 -> 4 -> -5 -> -6 -> -3.
+    let deposits_below = fx
+        .tx()
+        .credit(&fx.deposits, &fx.usd, 4)
+        .debit(&fx.deposits, &fx.usd, 9)
+        .debit(&fx.deposits, &fx.usd, 1)
+        .credit(&fx.deposits, &fx.usd, 3)
+        .credit(&fx.revenue, &fx.usd, 3);
+    fx.assert_rejected(&deposits_below, |e| {
+        matches!(e, LedgerError::ConstraintViolation { account, min_balance: 0, would_be: -3 }
+            if *account == fx.deposits)
+    });
+    assert_eq!(balance(&*fx.l, &fx.wallet), 15);
+}
+
+/// §6.3, §6.8: an account's postings are summed without overflow and only its balance
+/// after the transaction must fit `i64`: an account driven far past `i64::MAX` midway
+/// that ends in range commits; one that ends out of range is `Overflow` naming that account
+/// (not another that only passed the bound midway), and nothing changes.
+pub fn overflow_checks_the_balance_after_all_postings<B: Backend>() {
+    let fx = fixture::<B>();
+    let max = i64::MAX as u64;
+    let round_trip = fx
+        .tx()
+        .debit(&fx.cash, &fx.usd, u64::MAX)
+        .debit(&fx.cash, &fx.usd, u64::MAX)
+        .credit(&fx.cash, &fx.usd, u64::MAX)
+        .credit(&fx.cash, &fx.usd, u64::MAX - 7)
+        .credit(&fx.revenue, &fx.usd, 7);
+    let c = fx.commit(&round_trip);
+    assert_eq!(
+        fx.balances_after(&fx.cash, &c),
+        [i64::MAX, i64::MAX, i64::MAX, 7]
+    );
+    assert_eq!(balance(&*fx.l, &fx.cash), 7);
+    assert_eq!(balance(&*fx.l, &fx.revenue), 7);
+
+    fx.commit(&fx.usd(&fx.cash, &fx.revenue, max - 7));
+    let revenue_ends_out = fx
+        .tx()
+        .debit(&fx.cash, &fx.usd, 1)
+        .credit(&fx.cash, &fx.usd, 1)
+        .credit(&fx.revenue, &fx.usd, 1)
+        .debit(&fx.wallet, &fx.usd, 1);
+    fx.assert_rejected(
+        &revenue_ends_out,
+        |e| matches!(e, LedgerError::Overflow { account } if *account == fx.revenue),
+    );
+    // Cash MAX -> MIN -> MIN - 1 -> MAX - 1 -> MAX + 1.
+    let cash_ends_out = fx
+        .tx()
+        .credit(&fx.cash, &fx.usd, u64::MAX)
+        .credit(&fx.cash, &fx.usd, 1)
+        .debit(&fx.cash, &fx.usd, u64::MAX)
+        .debit(&fx.cash, &fx.usd, 2)
+        .credit(&fx.deposits, &fx.usd, 1);
+    fx.assert_rejected(
+        &cash_ends_out,
+        |e| matches!(e, LedgerError::Overflow { account } if *account == fx.cash),
+    );
+    assert_eq!(balance(&*fx.l, &fx.cash), i64::MAX);
+}
+
+/// §6.6, §6.8: in `commit_batch`, each draft is checked on its accounts' balances after
+/// the whole draft, starting from the balances the earlier drafts of the batch left.
+pub fn commit_batch_checks_balances_after_each_draft<B: Backend>() {
+    let fx = fixture::<B>();
+    let max = i64::MAX as u64;
+    fx.commit(&fx.usd(&fx.wallet, &fx.revenue, 10));
+    fx.commit(
+        &fx.tx()
+            .debit(&fx.eur_cash, &fx.eur, max)
+            .credit(&fx.eur_revenue, &fx.eur, max),
+    );
+    let eur = |postings: &[(&AccountId, Direction, u64)]| {
+        postings.iter().fold(
+            fx.tx(),
+            |tx, &(account, direction, amount)| match direction {
+                Direction::Debit => tx.debit(account, &fx.eur, amount),
+                Direction::Credit => tx.credit(account, &fx.eur, amount),
+            },
+        )
+    };
+    let drafts = vec![
+        // Wallet 10 -> -20 -> 5: commits.
+        fx.tx()
+            .credit(&fx.wallet, &fx.usd, 30)
+            .debit(&fx.wallet, &fx.usd, 25)
+            .debit(&fx.cash, &fx.usd, 5),
+        // Wallet 5 -> -5 -> -1: rejected with the final -1.
+        fx.tx()
+            .credit(&fx.wallet, &fx.usd, 10)
+            .debit(&fx.wallet, &fx.usd, 4)
+            .debit(&fx.cash, &fx.usd, 6),
+        // EUR cash MAX -> MAX + 1 -> MAX: commits.
+        eur(&[
+            (&fx.eur_cash, Direction::Debit, 1),
+            (&fx.eur_cash, Direction::Credit, 1),
+        ]),
+        // EUR cash MAX -> MAX + 2: overflow.
+        eur(&[
+            (&fx.eur_cash, Direction::Debit, 2),
+            (&fx.eur_revenue, Direction::Credit, 2),
+        ]),
+        // EUR cash MAX -> MAX - 3 -> MAX - 2, revenue MAX - 2: commits.
+        eur(&[
+            (&fx.eur_cash, Direction::Credit, 3),
+            (&fx.eur_cash, Direction::Debit, 1),
+            (&fx.eur_revenue, Direction::Debit, 2),
+        ]),
+        // EUR cash MAX - 2 -> MAX + 1 -> MAX, revenue MAX: commits only after the draft above.
+        eur(&[
+            (&fx.eur_cash, Direction::Debit, 3),
+            (&fx.eur_cash, Direction::Credit, 1),
+            (&fx.eur_revenue, Direction::Credit, 2),
+        ]),
+        // Wallet 5 -> -3 -> 0: commits, ending at the floor.
+        fx.tx()
+            .credit(&fx.wallet, &fx.usd, 8)
+            .debit(&fx.wallet, &fx.usd, 3)
+            .debit(&fx.cash, &fx.usd, 5),
+    ];
+    let results = fx.l.commit_batch(&drafts).unwrap();
+    assert_eq!(results.len(), drafts.len());
+    assert_matches!(
+        results[1],
+        Err(LedgerError::ConstraintViolation { ref account, min_balance: 0, would_be: -1 })
+            if *account == fx.wallet
+    );
+    assert_matches!(
+        results[3],
+        Err(LedgerError::Overflow { ref account }) if *account == fx.eur_cash
+    );
+    let committed: Vec<Committed> = [0, 2, 4, 5, 6]
+        .into_iter()
+        .map(|i| {
+            *results[i]
+                .as_ref()
+                .unwrap_or_else(|e| panic!("draft {i} rejected: {e}"))
+        })
+        .collect();
+    let base = FX_OPENINGS + 2;
+    let seqs: Vec<u64> = committed.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (base + 1..=base + 5).collect::<Vec<_>>());
+    assert_eq!(fx.balances_after(&fx.wallet, &committed[0]), [-20, 5]);
+    assert_eq!(
+        fx.balances_after(&fx.eur_cash, &committed[1]),
+        [i64::MAX, i64::MAX]
+    );
+    assert_eq!(
+        fx.balances_after(&fx.eur_cash, &committed[3]),
+        [i64::MAX, i64::MAX]
+    );
+    assert_eq!(fx.balances_after(&fx.wallet, &committed[4]), [-3, 0]);
+    assert_eq!(balance(&*fx.l, &fx.wallet), 0);
+    assert_eq!(balance(&*fx.l, &fx.eur_cash), i64::MAX);
+    assert_eq!(balance(&*fx.l, &fx.eur_revenue), i64::MAX);
+    assert_eq!(balance(&*fx.l, &fx.cash), 5 + 5);
+    assert_eq!(fx.last_seq(), base + 5);
+}
+
+/// §6.3: a new transaction reusing a committed transaction's id (without an idempotency
 /// key) is `DuplicateTransaction`, and nothing changes.
 pub fn commit_rejects_duplicate_transaction_id<B: Backend>() {
     let fx = fixture::<B>();
@@ -710,7 +964,7 @@ pub fn commit_rejects_duplicate_transaction_id<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.cash), 5);
 }
 
-/// SPEC 6 (order of checks, as listed on `LedgerStore::commit`): when several checks fail,
+/// §6.3 (order of checks, as listed on `LedgerStore::commit`): when several checks fail,
 /// the earliest one in the documented order is reported, whatever the posting order.
 pub fn commit_check_order<B: Backend>() {
     let fx = fixture::<B>();
@@ -803,7 +1057,7 @@ pub fn commit_check_order<B: Backend>() {
 // Section 6: idempotency and sequences
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 6: a second commit with an idempotency key already used in the book (a retry of
+/// §6.4: a second commit with an idempotency key already used in the book (a retry of
 /// the same draft, or a different draft) returns the first `Committed` unchanged and writes
 /// nothing.
 pub fn idempotency_key_returns_first_commit<B: Backend>() {
@@ -834,7 +1088,7 @@ pub fn idempotency_key_returns_first_commit<B: Backend>() {
     assert_eq!(next.seq, committed.seq + 1);
 }
 
-/// SPEC 6: idempotency keys are scoped per book: the same key in another book commits
+/// §6.4: idempotency keys are scoped per book: the same key in another book commits
 /// separately.
 pub fn idempotency_key_scoped_per_book<B: Backend>() {
     let fx = fixture::<B>();
@@ -853,7 +1107,7 @@ pub fn idempotency_key_scoped_per_book<B: Backend>() {
     assert_eq!(balance(&*fx.l, &fx.cash), 10);
 }
 
-/// SPEC 6: sequence numbers are per book, start at 1 and are gapless; account openings and
+/// §6.5: sequence numbers are per book, start at 1 and are gapless; account openings and
 /// transactions share them; rejected commits and idempotent repeats take none; each
 /// receipt's seq is its event's seq.
 pub fn sequences_per_book_gapless<B: Backend>() {
@@ -891,7 +1145,7 @@ pub fn sequences_per_book_gapless<B: Backend>() {
     }
 }
 
-/// SPEC 6: `at` comes from the injected clock and never decreases with `seq` within a
+/// §6.5: `at` comes from the injected clock and never decreases with `seq` within a
 /// book, even when the clock goes backwards.
 pub fn at_non_decreasing_when_clock_goes_back<B: Backend>() {
     let fx = fixture::<B>();
@@ -920,7 +1174,7 @@ pub fn at_non_decreasing_when_clock_goes_back<B: Backend>() {
     assert_eq!(history[0].at, c2.at);
 }
 
-/// SPEC 6: commits append `TransactionPosted` with the full stored transaction to their
+/// §6.7: commits append `TransactionPosted` with the full stored transaction to their
 /// book, after the `AccountOpened` events; registrations stay in `_system`.
 pub fn events_record_every_write<B: Backend>() {
     let fx = fixture::<B>();
@@ -964,7 +1218,7 @@ pub fn events_record_every_write<B: Backend>() {
 // Section 6: commit_batch
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 6: `commit_batch` results are positional, each draft succeeds or fails alone, and
+/// §6.6: `commit_batch` results are positional, each draft succeeds or fails alone, and
 /// sequence numbers stay gapless across rejected drafts.
 pub fn commit_batch_results_are_positional<B: Backend>() {
     let fx = fixture::<B>();
@@ -1001,7 +1255,7 @@ pub fn commit_batch_results_are_positional<B: Backend>() {
     assert_eq!(fx.commit(&fx.usd(&fx.cash, &fx.revenue, 1)).seq, base + 4);
 }
 
-/// SPEC 6: a later draft of a batch sees the earlier ones: a repeated idempotency key
+/// §6.6: a later draft of a batch sees the earlier ones: a repeated idempotency key
 /// returns the first draft's `Committed`, and floors are checked in order.
 pub fn commit_batch_later_drafts_see_earlier_ones<B: Backend>() {
     let fx = fixture::<B>();
@@ -1036,7 +1290,7 @@ pub fn commit_batch_later_drafts_see_earlier_ones<B: Backend>() {
     assert_eq!(fx.last_seq(), base + 4);
 }
 
-/// SPEC 6: a large `commit_batch` (more drafts than an engine writes in one statement, page
+/// §6.6: a large `commit_batch` (more drafts than an engine writes in one statement, page
 /// or run of appends), over two books and two assets, with idempotency keys, metadata, a
 /// rejected draft and a repeated key, reads back exactly: every transaction, every event in
 /// order, each account's history, balance and the trial balances.
@@ -1163,7 +1417,7 @@ pub fn commit_batch_of_many_drafts_reads_back_whole<B: Backend>() {
 // Section 6: concurrency
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 6: 16 threads × 20 concurrent commits all succeed with distinct, gapless sequence
+/// §6.6: 16 threads × 20 concurrent commits all succeed with distinct, gapless sequence
 /// numbers (increasing per thread), and the final balances and trial balance add up.
 pub fn concurrent_commits_gapless<B: Backend>() {
     const THREADS: usize = 16;
@@ -1211,7 +1465,7 @@ pub fn concurrent_commits_gapless<B: Backend>() {
     assert!(evs.windows(2).all(|w| w[0].at <= w[1].at));
 }
 
-/// SPEC 6: the same idempotency keys retried from many threads at once commit once each;
+/// §6.4: the same idempotency keys retried from many threads at once commit once each;
 /// every retry gets the first receipt.
 pub fn concurrent_idempotent_retries_commit_once<B: Backend>() {
     const THREADS: usize = 8;
@@ -1259,7 +1513,7 @@ pub fn concurrent_idempotent_retries_commit_once<B: Backend>() {
 // Section 6: reads
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 6: `balance` is the normal-side amount and the seq of the last transaction that
+/// §6.7: `balance` is the normal-side amount and the seq of the last transaction that
 /// touched the account (0 when none); `as_of` counts only transactions with `at <= as_of`.
 pub fn balance_as_of_and_updated_seq<B: Backend>() {
     let fx = fixture::<B>();
@@ -1317,7 +1571,7 @@ pub fn balance_as_of_and_updated_seq<B: Backend>() {
     );
 }
 
-/// SPEC 6: a balance is reported on the account's configured normal side, which may differ
+/// §6.7: a balance is reported on the account's configured normal side, which may differ
 /// from its kind's usual side.
 pub fn balance_uses_configured_normal_side<B: Backend>() {
     let fx = fixture::<B>();
@@ -1338,7 +1592,7 @@ pub fn balance_uses_configured_normal_side<B: Backend>() {
     assert_eq!(balance(&*fx.l, &contra), 15);
 }
 
-/// SPEC 6: reads of unknown things fail or answer empty, and never create anything:
+/// §6.7: reads of unknown things fail or answer empty, and never create anything:
 /// `balance` and `account_history` of an unknown account are `UnknownAccount`, unknown
 /// assets, accounts and transactions are `Ok(None)`, an unknown book has no events and an
 /// empty trial balance.
@@ -1369,7 +1623,7 @@ pub fn reads_never_create<B: Backend>() {
     assert_eq!(balance(&*fx.l, &ghost), 0);
 }
 
-/// SPEC 6: `asset` and `transaction` return `Ok(None)` when unknown and the full stored
+/// §6.7: `asset` and `transaction` return `Ok(None)` when unknown and the full stored
 /// record when known.
 pub fn asset_and_transaction_lookup<B: Backend>() {
     let fx = fixture::<B>();
@@ -1405,7 +1659,7 @@ pub fn asset_and_transaction_lookup<B: Backend>() {
     assert_eq!(fx.l.transaction(&TxId::new_v7()).unwrap(), None);
 }
 
-/// SPEC 6: `account_history` is ascending, `after_seq` exclusive, `limit` counts
+/// §6.7: `account_history` is ascending, `after_seq` exclusive, `limit` counts
 /// transactions, and a transaction posting twice to the account is never split; each
 /// record carries the running balance.
 pub fn account_history_pages_by_transaction<B: Backend>() {
@@ -1466,7 +1720,7 @@ pub fn account_history_pages_by_transaction<B: Backend>() {
     );
 }
 
-/// SPEC 6: `trial_balance` has one row per asset with postings, sorted by asset id, with
+/// §6.7: `trial_balance` has one row per asset with postings, sorted by asset id, with
 /// debits equal to credits; `as_of` counts only transactions with `at <= as_of`; an
 /// unknown book (or one without transactions) gives an empty list.
 pub fn trial_balance_sorted_and_balanced<B: Backend>() {
@@ -1511,7 +1765,7 @@ pub fn trial_balance_sorted_and_balanced<B: Backend>() {
     assert_eq!(fx.l.trial_balance(&Book::system(), None).unwrap(), vec![]);
 }
 
-/// SPEC 6: `read_events(book, from, limit)` returns events with `seq >= from` (inclusive),
+/// §6.7: `read_events(book, from, limit)` returns events with `seq >= from` (inclusive),
 /// ascending, at most `limit`.
 pub fn read_events_from_inclusive_with_limit<B: Backend>() {
     let fx = fixture::<B>();
@@ -1540,7 +1794,7 @@ pub fn read_events_from_inclusive_with_limit<B: Backend>() {
     );
 }
 
-/// SPEC 0/6: the ledger works through `Arc<dyn LedgerStore>`, shared across threads.
+/// §0.2: the ledger works through `Arc<dyn LedgerStore>`, shared across threads.
 pub fn usable_as_dyn<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let l: Arc<dyn LedgerStore> = inst.backend.ledger();

@@ -1,10 +1,12 @@
-//! The conformance suite: every rule of SPEC.md sections 1 to 7 and 9 as a test, written once and
-//! generated for every backend.
+//! The conformance suite: every rule of `docs/contract.md` sections 0 to 7 and 9 as a
+//! test, written once and generated for every backend. Each test's doc comment starts with
+//! the contract section it checks (`§3.3: ...` is section 3.3 of `docs/contract.md`).
 //!
 //! Each test body is a plain `pub fn rule<B: Backend>()` in the module of its store
-//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`], and
-//! [`shared`] for several instances on one store). The [`suite!`] macro holds the one list
-//! of those bodies and expands it into one `#[test]` per body for a backend:
+//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]), in
+//! [`listings`] (the listings of every store), or in [`shared`] (several instances on one
+//! store). The [`suite!`] macro holds the one list of those bodies and expands it into one
+//! `#[test]` per body for a backend:
 //!
 //! ```text
 //! // crates/store-mem/tests/conformance.rs
@@ -46,6 +48,7 @@ pub mod backend;
 pub mod engine;
 pub mod harness;
 pub mod ledger;
+pub mod listings;
 pub mod segments;
 pub mod shared;
 pub mod side_effects;
@@ -139,9 +142,24 @@ macro_rules! suite {
                         concurrent_writers_get_distinct_contiguous_seqs,
                         usable_as_dyn,
                         model_random_operations,
+                        write_batch_mixed_last_mutation_wins,
+                        write_batch_empty_writes_nothing,
+                        write_batch_bad_input_rejected,
+                        write_batch_atomic_for_concurrent_readers,
+                        apply_batch_replicates_the_leader,
+                        apply_batch_gap_refused_nothing_changed,
+                        apply_batch_conflicting_batch_refused_nothing_changed,
+                        apply_batch_identical_reapply_accepted,
+                        apply_batch_of_pruned_applied_batch_refused,
+                        apply_batch_bad_input_rejected,
+                        apply_batch_races_decide_each_number_once,
+                        wait_for_sequence_returns_at_once_when_a_later_batch_exists,
+                        wait_for_sequence_woken_by_a_commit,
+                        wait_for_sequence_times_out_without_a_commit,
                     ]
                     persistent: [
                         sequence_survives_reopen_after_full_prune,
+                        apply_batch_across_reopen,
                     ]
                     directory: []
                     exclusive: []
@@ -168,6 +186,8 @@ macro_rules! suite {
                         prefix_scan_ff_prefix,
                         range_scan_end_exclusive,
                         range_scan_empty_or_inverted_gives_nothing,
+                        range_scan_bounds_open_ends,
+                        range_scan_bounds_included_and_excluded,
                         snapshot_restore_replaces_whole_state,
                         snapshot_bytes_restore_into_other_partition,
                         snapshot_bytes_are_portable_across_backends,
@@ -239,6 +259,10 @@ macro_rules! suite {
                         commit_rejects_below_min_balance,
                         commit_rejects_overflow,
                         lifetime_sums_never_overflow,
+                        floor_and_overflow_ignore_posting_order,
+                        floor_checks_the_balance_after_all_postings,
+                        overflow_checks_the_balance_after_all_postings,
+                        commit_batch_checks_balances_after_each_draft,
                         commit_rejects_duplicate_transaction_id,
                         commit_check_order,
                         idempotency_key_returns_first_commit,
@@ -307,6 +331,29 @@ macro_rules! suite {
                         partition_owned_by_one_instance,
                         concurrent_segment_appends_across_instances,
                     ]
+                }
+            }
+
+            mod listings {
+                $crate::__suite_tests! { listings, $persistent, $exclusive;
+                    always: [
+                        every_listing_empty_on_a_fresh_backend,
+                        partitions_listed_in_byte_order_and_paged,
+                        partitions_listed_only_while_flushed_data,
+                        partitions_listing_rejects_invalid_cursor,
+                        books_listed_in_byte_order_and_paged,
+                        assets_listed_in_byte_order_and_paged,
+                        accounts_listed_per_book_in_byte_order_and_paged,
+                        output_keys_listed_in_key_order_and_paged,
+                        inter_call_output_keys_listed_in_key_order_and_paged,
+                        inbound_callees_listed_once_in_id_order_and_paged,
+                        sessions_paged_ascending,
+                        segments_paged_ascending,
+                    ]
+                    persistent: [
+                        every_listing_survives_reopen,
+                    ]
+                    exclusive: []
                 }
             }
 
@@ -491,6 +538,7 @@ mod suite_list {
             ("side_effects", include_str!("side_effects.rs")),
             ("ledger", include_str!("ledger.rs")),
             ("segments", include_str!("segments.rs")),
+            ("listings", include_str!("listings.rs")),
             ("backend", include_str!("backend.rs")),
             ("shared", include_str!("shared.rs")),
         ];

@@ -1,4 +1,4 @@
-//! [`SegmentLogStore`] rules: SPEC.md section 2 (limits) and section 7.
+//! [`SegmentLogStore`] rules: `docs/contract.md` section 2 (limits) and section 7.
 
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ fn entries(list: &[&[u8]]) -> Vec<Bytes> {
 // Section 7: appending and reading
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 7: `append` returns the entry's index (0, 1, 2, ...), `read_all` returns the entries
+/// §7.2: `append` returns the entry's index (0, 1, 2, ...), `read_all` returns the entries
 /// in append order, `read_entry_count` counts them; segments are independent.
 pub fn append_returns_indexes_and_read_all_in_order<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -44,7 +44,7 @@ pub fn append_returns_indexes_and_read_all_in_order<B: Backend>() {
     assert_eq!(log.read_entry_count(s, h).unwrap(), 1);
 }
 
-/// SPEC 0/7: entries are arbitrary bytes: empty entries, newlines, CR/LF, NUL and `0xFF`
+/// §0.3, §7.2: entries are arbitrary bytes: empty entries, newlines, CR/LF, NUL and `0xFF`
 /// bytes round-trip exactly and count as entries.
 pub fn entries_are_opaque_bytes<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -73,7 +73,7 @@ pub fn entries_are_opaque_bytes<B: Backend>() {
     assert_eq!(log.read_all(s, segment(3)).unwrap(), entries(&list));
 }
 
-/// SPEC 2/7: an entry over `MAX_VALUE_LEN` is `InputError::ValueTooLarge` on `append`,
+/// §2.1, §7.2: an entry over `MAX_VALUE_LEN` is `InputError::ValueTooLarge` on `append`,
 /// `append_trace` and `create_segment`, and a failed call leaves nothing visible (no new
 /// segment, no entry, the old contents of a replaced segment kept).
 pub fn oversized_entry_rejected<B: Backend>() {
@@ -104,7 +104,7 @@ pub fn oversized_entry_rejected<B: Backend>() {
     assert_eq!(log.append(s, g, b"next").unwrap(), 1);
 }
 
-/// SPEC 7: an unknown segment is `NotFound { session, segment }` for `read_all`,
+/// §7.3: an unknown segment is `NotFound { session, segment }` for `read_all`,
 /// `read_entry_count` and `truncate`, does not `exist`, has no traces and no owner.
 pub fn unknown_segment_not_found<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -125,7 +125,7 @@ pub fn unknown_segment_not_found<B: Backend>() {
     assert!(!log.exists(s, g).unwrap());
 }
 
-/// SPEC 7: `exists` and `lookup_session_of` follow the first write of a segment.
+/// §7.3: `exists` and `lookup_session_of` follow the first write of a segment.
 pub fn exists_and_lookup_session_of<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let log = inst.backend.segment_log();
@@ -145,7 +145,7 @@ pub fn exists_and_lookup_session_of<B: Backend>() {
 // Section 7: create_segment and truncate
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 7: `create_segment` writes a segment whole, replacing every earlier entry; with no
+/// §7.4: `create_segment` writes a segment whole, replacing every earlier entry; with no
 /// entries it leaves an existing, empty segment (new or replaced).
 pub fn create_segment_replaces_whole<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -173,7 +173,7 @@ pub fn create_segment_replaces_whole<B: Backend>() {
     assert_eq!(log.lookup_session_of(empty).unwrap(), Some(s));
 }
 
-/// SPEC 7: `truncate(len)` keeps the first `len` entries (the same length is a no-op, 0
+/// §7.4: `truncate(len)` keeps the first `len` entries (the same length is a no-op, 0
 /// leaves an existing, empty segment); appends continue after the kept entries.
 pub fn truncate_keeps_prefix<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -200,7 +200,7 @@ pub fn truncate_keeps_prefix<B: Backend>() {
     assert_eq!(log.append(s, g, b"restart").unwrap(), 0);
 }
 
-/// SPEC 7: truncating beyond the end is `TruncateBeyondEnd { segment, requested, len }`
+/// §7.4: truncating beyond the end is `TruncateBeyondEnd { segment, requested, len }`
 /// and changes nothing.
 pub fn truncate_beyond_end_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -237,7 +237,7 @@ pub fn truncate_beyond_end_rejected<B: Backend>() {
 // Section 7: sessions and listings
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 7: `list_sessions` and `list_segments` are newest first (ids descending, whatever
+/// §7.5: `list_sessions` and `list_segments` are newest first (ids descending, whatever
 /// the creation order); an unknown session has no segments.
 pub fn listings_newest_first<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -268,7 +268,7 @@ pub fn listings_newest_first<B: Backend>() {
     assert_eq!(listed, expected);
 }
 
-/// SPEC 7: a segment belongs to the session that first wrote it: writes naming another
+/// §7.1: a segment belongs to the session that first wrote it: writes naming another
 /// session are `WrongSession { segment, owner, given }` and write nothing; reads naming
 /// another session see nothing.
 pub fn wrong_session_rejected<B: Backend>() {
@@ -309,7 +309,7 @@ pub fn wrong_session_rejected<B: Backend>() {
 // Section 7: traces
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 7: trace entries are kept apart: never in `read_all` or the count, returned in
+/// §7.6: trace entries are kept apart: never in `read_all` or the count, returned in
 /// order by `read_traces`, kept by `create_segment`.
 pub fn traces_kept_apart<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -337,7 +337,7 @@ pub fn traces_kept_apart<B: Backend>() {
     );
 }
 
-/// SPEC 7: a segment with only trace entries does not exist for `exists`, `read_all`,
+/// §7.6: a segment with only trace entries does not exist for `exists`, `read_all`,
 /// `read_entry_count` or the listings, while `read_traces` returns them; its first real
 /// entry gets index 0.
 pub fn trace_only_segment_does_not_exist<B: Backend>() {
@@ -370,7 +370,7 @@ pub fn trace_only_segment_does_not_exist<B: Backend>() {
 // Section 7: concurrency, typed helpers, dyn use
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 7: concurrent appends to one segment from several threads lose nothing and never
+/// §7.2: concurrent appends to one segment from several threads lose nothing and never
 /// interleave: every returned index holds that thread's whole entry, indexes are exactly
 /// 0..n, and each thread's entries keep their order.
 pub fn concurrent_appends_never_lose_or_interleave<B: Backend>() {
@@ -418,7 +418,7 @@ pub fn concurrent_appends_never_lose_or_interleave<B: Backend>() {
     assert_eq!(seen, (0..(THREADS * PER_THREAD) as u64).collect::<Vec<_>>());
 }
 
-/// SPEC 7: `append_typed` and `read_all_typed` round-trip serde values; entries that do not
+/// §7.7: `append_typed` and `read_all_typed` round-trip serde values; entries that do not
 /// decode are `SegmentError::Codec`.
 pub fn typed_helpers<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -440,7 +440,7 @@ pub fn typed_helpers<B: Backend>() {
     );
 }
 
-/// SPEC 0/7: the segment log works through `Arc<dyn SegmentLogStore>`, shared across
+/// §0.2: the segment log works through `Arc<dyn SegmentLogStore>`, shared across
 /// threads.
 pub fn usable_as_dyn<B: Backend>() {
     let inst = Instance::<B>::fresh();

@@ -1,4 +1,4 @@
-//! [`SideEffectStore`] rules: SPEC.md section 2 (limits) and section 5.
+//! [`SideEffectStore`] rules: `docs/contract.md` section 2 (limits) and section 5.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,7 +77,7 @@ fn read_all_inbound<S: SideEffectStore + ?Sized>(se: &S, callee: u8) -> Vec<Inbo
 // Section 5: outputs
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 5: `write_outputs` stores every slot of the map (slots differing only by Lyquid,
+/// §5.2: `write_outputs` stores every slot of the map (slots differing only by Lyquid,
 /// position or kind are distinct) and `read_outputs` returns them; `None` for unknown slots.
 pub fn write_and_read_outputs<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -110,7 +110,7 @@ pub fn write_and_read_outputs<B: Backend>() {
     se.write_outputs(&BTreeMap::new()).unwrap();
 }
 
-/// SPEC 5: writing a slot again with equal outputs is accepted (replay idempotency), alone
+/// §5.2: writing a slot again with equal outputs is accepted (replay idempotency), alone
 /// or together with new slots, and changes nothing.
 pub fn same_outputs_accepted_again<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -126,7 +126,7 @@ pub fn same_outputs_accepted_again<B: Backend>() {
     assert_eq!(se.read_outputs(&k2).unwrap(), Some(outputs(&[b"b"])));
 }
 
-/// SPEC 5: a slot written again with different outputs fails with `ConflictingReplay`
+/// §5.2: a slot written again with different outputs fails with `ConflictingReplay`
 /// naming the (first) conflicting slot, and **nothing** from the call is written: new slots
 /// ordered before and after it stay absent, the stored outputs stay.
 pub fn conflicting_outputs_rejected_and_nothing_written<B: Backend>() {
@@ -167,7 +167,7 @@ pub fn conflicting_outputs_rejected_and_nothing_written<B: Backend>() {
     );
 }
 
-/// SPEC 0/5: empty outputs and empty payloads are values: `[]`, `[""]` and `["", ""]` are
+/// §0.3, §5.2: empty outputs and empty payloads are values: `[]`, `[""]` and `["", ""]` are
 /// stored, read back exactly, are never `None`, and differ from each other.
 pub fn empty_outputs_round_trip<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -199,7 +199,7 @@ pub fn empty_outputs_round_trip<B: Backend>() {
     assert_eq!(se.read_outputs(&none).unwrap(), Some(outputs(&[])));
 }
 
-/// SPEC 2: a slot whose payloads total more than `MAX_VALUE_LEN` bytes is
+/// §2.1: a slot whose payloads total more than `MAX_VALUE_LEN` bytes is
 /// `InputError::ValueTooLarge`, and the call writes nothing.
 pub fn oversized_outputs_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -274,13 +274,13 @@ fn cache_agrees_with_store<B: Backend>(cache_size: usize) {
     assert_eq!(se.read_outputs(&cached).unwrap(), Some(expected(3)));
 }
 
-/// SPEC 5: with a cache of 2 slots and many slots written and read in varied orders, reads
+/// §5.3: with a cache of 2 slots and many slots written and read in varied orders, reads
 /// always agree with the store: no stale miss, no slot of a failed write.
 pub fn small_cache_never_serves_what_store_lacks<B: Backend>() {
     cache_agrees_with_store::<B>(2);
 }
 
-/// SPEC 5: a cache size of 0 (no cache) works.
+/// §5.3: a cache size of 0 (no cache) works.
 pub fn cache_size_zero_works<B: Backend>() {
     cache_agrees_with_store::<B>(0);
 }
@@ -289,7 +289,7 @@ pub fn cache_size_zero_works<B: Backend>() {
 // Section 5: inter-call outputs
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 5: `read_inter_call_output` tells apart never written (`None`), completed without
+/// §5.4: `read_inter_call_output` tells apart never written (`None`), completed without
 /// payload (`Some(None)`), with an empty payload (`Some(Some(""))`) and with a payload.
 pub fn inter_call_output_states_distinguished<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -323,7 +323,7 @@ pub fn inter_call_output_states_distinguished<B: Backend>() {
     );
 }
 
-/// SPEC 5: the same inter-call output again is accepted; a different one (including `None`
+/// §5.4: the same inter-call output again is accepted; a different one (including `None`
 /// against an empty payload) is `ConflictingCallOutputReplay` naming the slot, and the
 /// stored output stays.
 pub fn inter_call_output_conflict<B: Backend>() {
@@ -365,7 +365,7 @@ pub fn inter_call_output_conflict<B: Backend>() {
     );
 }
 
-/// SPEC 2: an inter-call output payload over `MAX_VALUE_LEN` is `InputError::ValueTooLarge`
+/// §2.1: an inter-call output payload over `MAX_VALUE_LEN` is `InputError::ValueTooLarge`
 /// and nothing is stored.
 pub fn inter_call_output_too_large_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -384,7 +384,7 @@ pub fn inter_call_output_too_large_rejected<B: Backend>() {
 // Section 5: inbound inter-calls
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 5: a malformed record (delivered before it was made: `order_key.pos < call.pos`) is
+/// §5.5: a malformed record (delivered before it was made: `order_key.pos < call.pos`) is
 /// `MalformedInboundCall` naming it, and nothing of the call is written (not even valid
 /// records of other callees).
 pub fn inbound_malformed_rejected_nothing_written<B: Backend>() {
@@ -407,7 +407,7 @@ pub fn inbound_malformed_rejected_nothing_written<B: Backend>() {
     assert_eq!(read_all_inbound(&*se, 1), vec![valid]);
 }
 
-/// SPEC 2/5: an inbound call payload over `MAX_VALUE_LEN` is `MalformedInboundCall` with
+/// §2.1, §5.5: an inbound call payload over `MAX_VALUE_LEN` is `MalformedInboundCall` with
 /// `PayloadTooLarge`, and nothing of the call is written.
 pub fn inbound_payload_too_large_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -425,7 +425,7 @@ pub fn inbound_payload_too_large_rejected<B: Backend>() {
     assert_eq!(read_all_inbound(&*se, 1), vec![]);
 }
 
-/// SPEC 5: the same record again (in a later call or twice in one call) is accepted and
+/// §5.5: the same record again (in a later call or twice in one call) is accepted and
 /// stored once.
 pub fn inbound_same_record_again_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -442,7 +442,7 @@ pub fn inbound_same_record_again_accepted<B: Backend>() {
     assert_eq!(read_all_inbound(&*se, 1), vec![r1, r2]);
 }
 
-/// SPEC 5: a different record at an order key already stored for the callee is
+/// §5.5: a different record at an order key already stored for the callee is
 /// `ConflictingInboundCall` naming callee and order key, and nothing of the call is
 /// written; the same order key for another callee is no conflict.
 pub fn inbound_conflict_with_stored_rejected<B: Backend>() {
@@ -471,7 +471,7 @@ pub fn inbound_conflict_with_stored_rejected<B: Backend>() {
     assert_eq!(read_all_inbound(&*se, 1), vec![stored]);
 }
 
-/// SPEC 5: two different records at the same order key within one call are
+/// §5.5: two different records at the same order key within one call are
 /// `ConflictingInboundCall`, and nothing of the call is written.
 pub fn inbound_conflict_within_call_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -487,7 +487,7 @@ pub fn inbound_conflict_within_call_rejected<B: Backend>() {
     assert_eq!(read_all_inbound(&*se, 1), vec![]);
 }
 
-/// SPEC 5: `read_inbound_inter_calls` returns the callee's records ascending by order key
+/// §5.5: `read_inbound_inter_calls` returns the callee's records ascending by order key
 /// (whatever the append order), with `from_exclusive < order_key`, `call.pos <
 /// until_exclusive` (a filter, applied before `limit`), at most `limit`, and never another
 /// callee's records.
@@ -549,7 +549,7 @@ pub fn read_inbound_order_and_filters<B: Backend>() {
 // Section 5: concurrency and dyn use
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 5: readers running while one writer writes outputs, inter-call outputs and inbound
+/// §5.6: readers running while one writer writes outputs, inter-call outputs and inbound
 /// calls only ever see whole, committed writes, in the writer's order.
 pub fn concurrent_readers_while_writing<B: Backend>() {
     const SLOTS: u64 = 80;
@@ -612,7 +612,7 @@ pub fn concurrent_readers_while_writing<B: Backend>() {
     assert_eq!(read_all_inbound(&*se, 1).len() as u64, SLOTS);
 }
 
-/// SPEC 0/5: the store works through `Arc<dyn SideEffectStore>`, shared across threads.
+/// §0.2: the store works through `Arc<dyn SideEffectStore>`, shared across threads.
 pub fn usable_as_dyn<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let se: Arc<dyn SideEffectStore> = inst.backend.side_effects();

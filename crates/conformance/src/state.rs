@@ -1,6 +1,8 @@
-//! [`StateStore`] rules: SPEC.md section 2 (limits, partition names) and section 4.
+//! [`StateStore`] rules: `docs/contract.md` section 2 (limits, partition names) and section 4.
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{self, Excluded, Included, Unbounded};
+use std::ops::RangeBounds;
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -48,7 +50,7 @@ fn assert_input<T: std::fmt::Debug>(result: Result<T, StateError>, expected: &In
 // Section 2: limits, names
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 2: an empty key is `InputError::EmptyKey` on `get`, `contains`, `put`, `delete` and
+/// §2.1: an empty key is `InputError::EmptyKey` on `get`, `contains`, `put`, `delete` and
 /// `get_or_insert`, and changes nothing.
 pub fn empty_key_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -65,7 +67,7 @@ pub fn empty_key_rejected<B: Backend>() {
     assert_eq!(s.size_bytes(), 5);
 }
 
-/// SPEC 2: a key of exactly `MAX_KEY_LEN` bytes works in every operation.
+/// §2.1: a key of exactly `MAX_KEY_LEN` bytes works in every operation.
 pub fn max_key_len_accepted<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "p");
@@ -80,7 +82,7 @@ pub fn max_key_len_accepted<B: Backend>() {
     assert_eq!(s.get(&key).unwrap(), Some(b(b"d")));
 }
 
-/// SPEC 2: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` on every operation
+/// §2.1: a key of `MAX_KEY_LEN + 1` bytes is `InputError::KeyTooLong` on every operation
 /// and changes nothing.
 pub fn key_too_long_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -98,7 +100,7 @@ pub fn key_too_long_rejected<B: Backend>() {
     assert_eq!(s.size_bytes(), 5);
 }
 
-/// SPEC 2: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` on `put`
+/// §2.1: a value of `MAX_VALUE_LEN + 1` bytes is `InputError::ValueTooLarge` on `put`
 /// and `get_or_insert`, and the existing value stays.
 pub fn value_too_large_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -113,7 +115,7 @@ pub fn value_too_large_rejected<B: Backend>() {
     assert_eq!(s.size_bytes(), 5);
 }
 
-/// SPEC 0/2: an empty value is a value: `get`, `contains`, scans, `len` and snapshots see
+/// §0.3, §2.1: an empty value is a value: `get`, `contains`, scans, `len` and snapshots see
 /// it, and `get_or_insert` returns it instead of inserting its default.
 pub fn empty_value_round_trips<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -140,7 +142,7 @@ pub fn empty_value_round_trips<B: Backend>() {
     assert_eq!(s.get(b"empty").unwrap(), Some(Bytes::new()));
 }
 
-/// SPEC 2: invalid partition names (`.`, `..`, `/`, `\`, NUL, control characters, empty,
+/// §2.2: invalid partition names (`.`, `..`, `/`, `\`, NUL, control characters, empty,
 /// 256 bytes) are `InputError::InvalidName` with the rule they break, and create nothing:
 /// no partition, no file outside the backend's directory.
 pub fn invalid_partition_names_rejected<B: Backend>() {
@@ -172,7 +174,7 @@ pub fn invalid_partition_names_rejected<B: Backend>() {
     }
 }
 
-/// SPEC 2: unusual but valid partition names (SQL quotes like `x'; DROP TABLE t; --`, dots,
+/// §2.2: unusual but valid partition names (SQL quotes like `x'; DROP TABLE t; --`, dots,
 /// non-ASCII, 255 bytes) work, keep their name, and are kept apart from each other.
 pub fn unusual_partition_names_round_trip<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -202,7 +204,7 @@ pub fn unusual_partition_names_round_trip<B: Backend>() {
 // Section 4: point operations and sizes
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 4: `get`, `put` (insert and overwrite), `delete` (present and missing) and
+/// §4.2: `get`, `put` (insert and overwrite), `delete` (present and missing) and
 /// `contains`.
 pub fn get_put_delete_contains<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -223,7 +225,7 @@ pub fn get_put_delete_contains<B: Backend>() {
     assert_eq!(all(&s), entries(&[(b"b", b"3")]));
 }
 
-/// SPEC 4: `get_or_insert` stores and returns the default when the key is absent, and
+/// §4.2: `get_or_insert` stores and returns the default when the key is absent, and
 /// returns the stored value untouched when present.
 pub fn get_or_insert<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -236,7 +238,7 @@ pub fn get_or_insert<B: Backend>() {
     assert_eq!(s.size_bytes(), 6);
 }
 
-/// SPEC 4: `len` and `is_empty` follow inserts, overwrites, deletes and `clear`.
+/// §4.2: `len` and `is_empty` follow inserts, overwrites, deletes and `clear`.
 pub fn len_and_is_empty<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "p");
@@ -257,7 +259,7 @@ pub fn len_and_is_empty<B: Backend>() {
     assert_eq!(all(&s), vec![]);
 }
 
-/// SPEC 4: `size_bytes` is exactly the bytes of keys plus values after puts, overwrites
+/// §4.2: `size_bytes` is exactly the bytes of keys plus values after puts, overwrites
 /// and deletes, and 0 after `clear`.
 pub fn size_bytes_exact<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -288,7 +290,7 @@ pub fn size_bytes_exact<B: Backend>() {
 // Section 4: scans
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 4: `prefix_scan` returns the matching keys in ascending byte order, whatever the
+/// §4.3: `prefix_scan` returns the matching keys in ascending byte order, whatever the
 /// insertion order.
 pub fn prefix_scan_ascending<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -319,7 +321,7 @@ pub fn prefix_scan_ascending<B: Backend>() {
     assert_eq!(s.prefix_scan(b"nothing").unwrap(), vec![]);
 }
 
-/// SPEC 4: an empty prefix matches every key.
+/// §4.3: an empty prefix matches every key.
 pub fn prefix_scan_empty_prefix_matches_all<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "p");
@@ -333,7 +335,7 @@ pub fn prefix_scan_empty_prefix_matches_all<B: Backend>() {
     );
 }
 
-/// SPEC 4: prefixes made of `0xFF` bytes work (no successor overflow).
+/// §4.3: prefixes made of `0xFF` bytes work (no successor overflow).
 pub fn prefix_scan_ff_prefix<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "p");
@@ -366,7 +368,7 @@ pub fn prefix_scan_ff_prefix<B: Backend>() {
     assert_eq!(s.prefix_scan(&[0xFF, 0xFF, 0xFF, 0xFF]).unwrap(), vec![]);
 }
 
-/// SPEC 4: `range_scan(start..end)` returns `start <= key < end`: **end exclusive**.
+/// §4.3: `range_scan(start..end)` returns `start <= key < end`: **end exclusive**.
 pub fn range_scan_end_exclusive<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "p");
@@ -391,7 +393,7 @@ pub fn range_scan_end_exclusive<B: Backend>() {
     );
 }
 
-/// SPEC 4: an empty (`start == end`) or inverted (`start > end`) range gives nothing.
+/// §4.3: an empty (`start == end`) or inverted (`start > end`) range gives nothing.
 pub fn range_scan_empty_or_inverted_gives_nothing<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let mut s = open(&inst.backend, "p");
@@ -404,11 +406,96 @@ pub fn range_scan_empty_or_inverted_gives_nothing<B: Backend>() {
     assert_eq!(s.range_scan(&b""[..]..&b""[..]).unwrap(), vec![]);
 }
 
+/// §4.3: `range_scan_bounds` with open ends: an unbounded start begins at the first key, an
+/// unbounded end runs to the last (`0xFF` keys included), both give every entry; the
+/// extension trait's `scan` takes the same ranges as range expressions, and both work
+/// through a `Box<dyn StateStore>`.
+pub fn range_scan_bounds_open_ends<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let mut s: Box<dyn StateStore> = Box::new(open(&inst.backend, "p"));
+    let stored: [&[u8]; 7] = [b"a", b"b", b"ba", b"c", b"d", &[0xFF], &[0xFF, 0xFF]];
+    for k in stored.iter().rev() {
+        s.put(k, k).unwrap();
+    }
+    s.flush().unwrap();
+    let scan = |start, end| keys_of(&s.range_scan_bounds(start, end).unwrap());
+    let every = keys(&stored);
+    assert_eq!(scan(Unbounded, Unbounded), every);
+    assert_eq!(s.scan(..).unwrap(), entries(&stored.map(|k| (k, k))));
+    assert_eq!(scan(Unbounded, Excluded(b"b")), keys(&[b"a"]));
+    assert_eq!(scan(Unbounded, Included(b"b")), keys(&[b"a", b"b"]));
+    assert_eq!(scan(Unbounded, Excluded(b"")), keys(&[]));
+    assert_eq!(scan(Included(b"c"), Unbounded), every[3..].to_vec());
+    assert_eq!(scan(Excluded(b"c"), Unbounded), every[4..].to_vec());
+    assert_eq!(scan(Included(&[0xFF]), Unbounded), every[5..].to_vec());
+    assert_eq!(scan(Excluded(&[0xFF, 0xFF]), Unbounded), keys(&[]));
+    assert_eq!(scan(Included(b""), Unbounded), every);
+    assert_eq!(
+        scan(Excluded(b""), Unbounded),
+        every,
+        "keys are never empty"
+    );
+
+    let via_scan = |rows: Result<Vec<(Bytes, Bytes)>, StateError>| keys_of(&rows.unwrap());
+    assert_eq!(via_scan(s.scan(..&b"b"[..])), keys(&[b"a"]));
+    assert_eq!(via_scan(s.scan(..=&b"b"[..])), keys(&[b"a", b"b"]));
+    assert_eq!(via_scan(s.scan(&b"c"[..]..)), every[3..].to_vec());
+    assert_eq!(
+        via_scan(s.scan((Excluded(&b"c"[..]), Unbounded))),
+        every[4..].to_vec()
+    );
+    assert_eq!(
+        s.scan(&b"b"[..]..&b"d"[..]).unwrap(),
+        s.range_scan(&b"b"[..]..&b"d"[..]).unwrap()
+    );
+}
+
+/// §4.3: `range_scan_bounds` honours each bound's kind: included and excluded starts and ends in
+/// every combination, on stored keys and between them; a range that holds no key (inverted,
+/// or one position with a side excluded) gives nothing; bounds are positions, so an empty
+/// or over-long bound is accepted.
+pub fn range_scan_bounds_included_and_excluded<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let mut s = open(&inst.backend, "p");
+    for k in [&b"a"[..], b"b", b"ba", b"c", b"d"] {
+        s.put(k, k).unwrap();
+    }
+    let scan = |start, end| keys_of(&s.range_scan_bounds(start, end).unwrap());
+    assert_eq!(
+        scan(Included(b"b"), Included(b"c")),
+        keys(&[b"b", b"ba", b"c"])
+    );
+    assert_eq!(scan(Included(b"b"), Excluded(b"c")), keys(&[b"b", b"ba"]));
+    assert_eq!(scan(Excluded(b"b"), Included(b"c")), keys(&[b"ba", b"c"]));
+    assert_eq!(scan(Excluded(b"b"), Excluded(b"c")), keys(&[b"ba"]));
+    assert_eq!(
+        scan(Excluded(b"a"), Excluded(b"d")),
+        keys(&[b"b", b"ba", b"c"])
+    );
+    assert_eq!(scan(Included(b"bb"), Included(b"cc")), keys(&[b"c"]));
+    assert_eq!(scan(Excluded(b"bb"), Excluded(b"cc")), keys(&[b"c"]));
+    assert_eq!(scan(Included(b"b"), Included(b"b")), keys(&[b"b"]));
+
+    assert_eq!(scan(Included(b"b"), Excluded(b"b")), keys(&[]));
+    assert_eq!(scan(Excluded(b"b"), Included(b"b")), keys(&[]));
+    assert_eq!(scan(Excluded(b"b"), Excluded(b"b")), keys(&[]));
+    assert_eq!(scan(Excluded(b"a"), Excluded(b"a\0")), keys(&[]));
+    assert_eq!(scan(Included(b"c"), Included(b"a")), keys(&[]));
+    assert_eq!(scan(Excluded(b"c"), Excluded(b"a")), keys(&[]));
+    assert_eq!(scan(Included(b""), Included(b"")), keys(&[]));
+
+    let beyond = vec![0xFF; MAX_KEY_LEN + 10];
+    assert_eq!(scan(Included(b"c"), Included(&beyond)), keys(&[b"c", b"d"]));
+    assert_eq!(scan(Excluded(&beyond), Unbounded), keys(&[]));
+    s.clear().unwrap();
+    assert_eq!(s.range_scan_bounds(Unbounded, Unbounded).unwrap(), vec![]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Section 4: snapshots
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 4: `snapshot` captures the whole state and `restore` replaces the whole state with
+/// §4.4: `snapshot` captures the whole state and `restore` replaces the whole state with
 /// it (keys added since are gone, deleted ones are back, overwritten values revert).
 pub fn snapshot_restore_replaces_whole_state<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -434,7 +521,7 @@ pub fn snapshot_restore_replaces_whole_state<B: Backend>() {
     assert_eq!(s.snapshot().unwrap(), StateSnapshot::default());
 }
 
-/// SPEC 4: snapshot bytes round-trip through `to_bytes`/`from_bytes` and restore into
+/// §4.4: snapshot bytes round-trip through `to_bytes`/`from_bytes` and restore into
 /// another partition of the same backend, replacing what it held.
 pub fn snapshot_bytes_restore_into_other_partition<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -468,7 +555,7 @@ const PORTABLE_SNAPSHOT: [u8; 54] = [
     0x00, 0xff, 0x02, 0xfc, 0xa3, 0x10,
 ];
 
-/// SPEC 4: snapshots are one backend-independent format, so a snapshot taken on any
+/// §4.4: snapshots are one backend-independent format, so a snapshot taken on any
 /// backend restores on every other: fixed bytes restore into this backend, and this
 /// backend's snapshot of the same entries encodes to exactly those bytes.
 pub fn snapshot_bytes_are_portable_across_backends<B: Backend>() {
@@ -488,7 +575,7 @@ pub fn snapshot_bytes_are_portable_across_backends<B: Backend>() {
     assert_eq!(written.snapshot().unwrap().to_bytes(), PORTABLE_SNAPSHOT);
 }
 
-/// SPEC 4: damaged snapshot bytes (truncated, a flipped bit, bad magic, unknown version,
+/// §4.4: damaged snapshot bytes (truncated, a flipped bit, bad magic, unknown version,
 /// trailing bytes) are a `SnapshotError`, never a partial or different snapshot.
 pub fn damaged_snapshot_bytes_rejected<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -544,7 +631,7 @@ pub fn damaged_snapshot_bytes_rejected<B: Backend>() {
 // Section 1/4: partitions
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 1/4: partitions never see each other's keys nor the engine's (including names
+/// §1.1, §4.1: partitions never see each other's keys nor the engine's (including names
 /// that are prefixes of one another, whose naive key concatenations would collide), and
 /// `clear` of one touches no other.
 pub fn partitions_are_isolated<B: Backend>() {
@@ -577,7 +664,7 @@ pub fn partitions_are_isolated<B: Backend>() {
     assert_eq!(other.get(b"bk").unwrap(), Some(b(b"from other")));
 }
 
-/// SPEC 4: a partition has one owner: a second live handle is
+/// §4.1: a partition has one owner: a second live handle is
 /// `StateError::PartitionInUse`; dropping the first allows opening it again, with the
 /// flushed state.
 pub fn partition_in_use<B: Backend>() {
@@ -603,7 +690,7 @@ pub fn partition_in_use<B: Backend>() {
 // Section 4: durability (persistent backends)
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 4 (persistent): after `flush` and a reopen of the backend, the partition is exactly
+/// §4.5 (persistent): after `flush` and a reopen of the backend, the partition is exactly
 /// what it was at the flush (inserts, overwrites, deletes, empty values, sizes).
 pub fn flush_then_reopen_restores_exact_state<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -633,7 +720,7 @@ pub fn flush_then_reopen_restores_exact_state<B: Backend>() {
     assert_eq!(cleared.size_bytes(), 0);
 }
 
-/// SPEC 4 (persistent): writes after the last flush may be lost, but the flushed state is
+/// §4.5 (persistent): writes after the last flush may be lost, but the flushed state is
 /// intact after a reopen: every key untouched since the flush keeps its value, and a key
 /// written after the flush holds either nothing or what was written.
 pub fn flushed_state_intact_after_later_writes<B: Backend>() {
@@ -653,7 +740,7 @@ pub fn flushed_state_intact_after_later_writes<B: Backend>() {
     assert!(c.is_none() || c == Some(b(b"3")), "c = {c:?}");
 }
 
-/// SPEC 4 (persistent): a snapshot restored and flushed survives a reopen exactly.
+/// §4.4, §4.5 (persistent): a snapshot restored and flushed survives a reopen exactly.
 pub fn restore_then_flush_survives_reopen<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let snap = StateSnapshot::from_entries([kv(b"x", b"1"), kv(b"y", b"")]).unwrap();
@@ -673,7 +760,7 @@ pub fn restore_then_flush_survives_reopen<B: Backend>() {
 // Section 4: typed helpers and dyn use
 // ---------------------------------------------------------------------------------------
 
-/// SPEC 4: `get_typed`, `put_typed` and `update` (serde, postcard) round-trip values,
+/// §4.6: `get_typed`, `put_typed` and `update` (serde, postcard) round-trip values,
 /// `update` returning `None` deletes, and bytes that do not decode are `StateError::Codec`.
 pub fn typed_helpers<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -704,7 +791,7 @@ pub fn typed_helpers<B: Backend>() {
     );
 }
 
-/// SPEC 0/4: a partition works through `Box<dyn StateStore>`, typed helpers included, and
+/// §0.2, §4.6: a partition works through `Box<dyn StateStore>`, typed helpers included, and
 /// can move to another owner thread.
 pub fn usable_as_box_dyn<B: Backend>() {
     let inst = Instance::<B>::fresh();
@@ -745,6 +832,7 @@ enum Op {
     GetOrInsert(Vec<u8>, Vec<u8>),
     PrefixScan(Vec<u8>),
     RangeScan(Vec<u8>, Vec<u8>),
+    BoundsScan(Bound<Vec<u8>>, Bound<Vec<u8>>),
     Clear,
     Snapshot,
     Restore,
@@ -760,10 +848,20 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (small_key(), small_value()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
         3 => small_bound().prop_map(Op::PrefixScan),
         3 => (small_bound(), small_bound()).prop_map(|(s, e)| Op::RangeScan(s, e)),
+        3 => (scan_bound(), scan_bound()).prop_map(|(s, e)| Op::BoundsScan(s, e)),
         1 => Just(Op::Clear),
         1 => Just(Op::Snapshot),
         1 => Just(Op::Restore),
         1 => Just(Op::Flush),
+    ]
+}
+
+/// A bound of any kind over [`small_bound`] positions.
+fn scan_bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+    prop_oneof![
+        1 => Just(Unbounded),
+        2 => small_bound().prop_map(Included),
+        2 => small_bound().prop_map(Excluded),
     ]
 }
 
@@ -811,6 +909,18 @@ fn run_state_ops<S: StateStore + ?Sized>(s: &mut S, ops: &[Op]) -> Result<(), Te
                 }));
                 prop_assert_eq!(got, expected, "step {}: range_scan", step);
             }
+            Op::BoundsScan(start, end) => {
+                let (start, end) = (
+                    start.as_ref().map(Vec::as_slice),
+                    end.as_ref().map(Vec::as_slice),
+                );
+                let got = s.range_scan_bounds(start, end).map_err(fail)?;
+                let expected =
+                    model_rows(model.iter().filter(|(k, _)| {
+                        RangeBounds::<&[u8]>::contains(&(start, end), &k.as_slice())
+                    }));
+                prop_assert_eq!(got, expected, "step {}: range_scan_bounds", step);
+            }
             Op::Clear => {
                 s.clear().map_err(fail)?;
                 model.clear();
@@ -840,9 +950,10 @@ fn run_state_ops<S: StateStore + ?Sized>(s: &mut S, ops: &[Op]) -> Result<(), Te
     Ok(())
 }
 
-/// SPEC 4: random sequences of `put`, `delete`, `get`, `contains`, `get_or_insert`,
-/// `prefix_scan`, `range_scan`, `clear`, `snapshot`/`restore` and `flush`, with `len`,
-/// `is_empty` and `size_bytes` checked after every step against a `BTreeMap` model.
+/// §4: random sequences of `put`, `delete`, `get`, `contains`, `get_or_insert`,
+/// `prefix_scan`, `range_scan`, `range_scan_bounds`, `clear`, `snapshot`/`restore` and
+/// `flush`, with `len`, `is_empty` and `size_bytes` checked after every step against a
+/// `BTreeMap` model.
 pub fn model_random_operations<B: Backend>() {
     let mut runner = runner(40, 0x5A);
     let result = runner.run(&prop::collection::vec(op(), 1..50), |ops| {

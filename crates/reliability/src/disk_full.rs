@@ -11,8 +11,8 @@
 //! - every acknowledged write can still be read while the disk is full;
 //! - once the filesystem grows, a write either works at once or is refused with the same
 //!   typed error until the backend is reopened; after a reopen, writes work;
-//! - after the reopen, every write that was ever acknowledged is there (SPEC section 1:
-//!   a write whose durability step fails is an error, and nothing makes it look
+//! - after the reopen, every write that was ever acknowledged is there (`docs/contract.md`
+//!   §1.5: a write whose durability step fails is an error, and nothing makes it look
 //!   acknowledged later).
 
 use std::collections::BTreeMap;

@@ -152,7 +152,9 @@ pub fn ledger_book<L: LedgerStore + ?Sized>(
 }
 
 /// An account's balance equals the signed sum of its postings, each posting's
-/// `balance_after` is the running sum, and `updated_seq` is its last posting's seq.
+/// `balance_after` is the running sum (brought into the `i64` range, as
+/// `PostingRecord::balance_after` documents for a value midway through a transaction), and
+/// `updated_seq` is its last posting's seq.
 pub fn account_balance<L: LedgerStore + ?Sized>(
     ledger: &L,
     account: &AccountId,
@@ -182,8 +184,9 @@ pub fn account_balance<L: LedgerStore + ?Sized>(
             } else {
                 -signed
             };
+            let in_range = running.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
             ensure!(
-                i128::from(p.balance_after) == running,
+                i128::from(p.balance_after) == in_range,
                 "{account}: posting at seq {} has balance_after {} but the postings sum to {running}",
                 p.seq,
                 p.balance_after

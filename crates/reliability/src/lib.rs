@@ -11,6 +11,9 @@
 //! - [`hostile`]: a table of bad inputs for every public entry point, and bad directories.
 //! - [`differential`]: random operation sequences (proptest) run on every backend at once
 //!   and on `store-mem`, comparing every result and every error.
+//! - [`replication`]: a leader on one backend and a follower on another, random writes,
+//!   prunes, applies and reopens (proptest), the follower checked against the leader at
+//!   every applied number.
 //! - [`disk_full`]: each store written until a small real filesystem is full, then the
 //!   error kinds, reads, retries and the recovery once space is back.
 //!
@@ -31,6 +34,7 @@ pub mod fuzz_bodies;
 pub mod hostile;
 pub mod invariants;
 pub mod records;
+pub mod replication;
 pub mod rng;
 pub mod scale;
 pub mod stress;

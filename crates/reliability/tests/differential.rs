@@ -7,21 +7,13 @@
 // Test code: a failed check is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use reliability::differential::{self, Subjects};
+use reliability::differential::{self, Subjects, seed_bytes};
 use reliability::scale::scaled;
 
 /// The fixed seed of the CI run.
 const CI_SEED: u64 = 0x00D1_FF5E_ED00_0001;
 const CASES: u64 = 24;
 const MAX_LEN: usize = 80;
-
-fn seed_bytes(seed: u64) -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(&(seed.rotate_left(i as u32 * 16) ^ i as u64).to_le_bytes());
-    }
-    bytes
-}
 
 /// The reference first, then every persistent backend.
 fn all_backends() -> Result<Subjects, reliability::Failure> {

@@ -330,6 +330,24 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// live handle ([`StateError::PartitionInUse`]). Its owner may drop it and ask again.
     fn state_store(&self, name: &str) -> Result<Self::State, StateError>;
 
+    /// One page of the names of the state partitions that hold data: ascending by name (the
+    /// byte order of the UTF-8 names, which is `str`'s `Ord`), strictly after the cursor
+    /// `after` (from the first name when `None`), at most `limit` names (0 gives nothing).
+    ///
+    /// What is listed is what a reopen would find: a partition is listed when its flushed
+    /// contents hold at least one key. Writes that are not flushed do not count, so a
+    /// partition that was only opened, or written and never flushed, is not listed; a
+    /// partition whose keys were all deleted (or cleared) and then flushed is not listed
+    /// either, even where the engine keeps its name: it holds nothing, and
+    /// [`state_store`](Self::state_store) opens it empty, exactly like a name never used.
+    /// A live handle does not hide its partition, and its unflushed writes do not show.
+    ///
+    /// The cursor need not name a listed partition, but it must be a valid partition name
+    /// ([`StateError::Input`] otherwise, as for [`state_store`](Self::state_store)): pass
+    /// the last name of one page to get the next.
+    fn list_partitions(&self, after: Option<&str>, limit: usize)
+    -> Result<Vec<String>, StateError>;
+
     /// The ledger (the same one on every call).
     fn ledger(&self) -> Arc<Self::Ledger>;
 

@@ -1,5 +1,7 @@
 //! `StoreEngine`: an ordered key-value engine with atomic batches, sequence numbers and a
-//! replayable batch log (SPEC.md section 3).
+//! replayable batch log (`docs/contract.md` section 3).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,55 @@ pub enum EngineError {
     /// The engine underneath failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// [`StoreEngine::apply_batch`] was given a number that is not the next one: a gap
+    /// (`given > expected`) or 0, which no batch has. Nothing was written; the follower
+    /// must fetch and apply batch `expected` first.
+    #[error(
+        "cannot apply batch {given}: the engine expects batch {expected} next \
+         (a batch is applied only under the number after the current sequence); nothing was written"
+    )]
+    SequenceGap {
+        /// The number the engine accepts next (`current_sequence() + 1`).
+        expected: u64,
+        /// The number the caller gave.
+        given: u64,
+    },
+    /// [`StoreEngine::apply_batch`] named a batch already applied, but with mutations that
+    /// differ from the ones logged under that number: this store and the leader have
+    /// diverged. Nothing was written.
+    #[error(
+        "cannot apply batch {given}: it is already applied with different mutations \
+         (the engine expects batch {expected} next); nothing was written"
+    )]
+    ConflictingBatch {
+        /// The number the engine accepts next (`current_sequence() + 1`).
+        expected: u64,
+        /// The number the caller gave.
+        given: u64,
+    },
+    /// [`StoreEngine::apply_batch`] named a batch already applied whose log entry was
+    /// pruned: it cannot be compared with what was applied, so it is refused rather than
+    /// accepted unchecked. Nothing was written; a follower resumes at `expected`.
+    #[error(
+        "cannot apply batch {given}: it is already applied and its log entry was pruned, \
+         so it cannot be compared (the engine expects batch {expected} next); nothing was written"
+    )]
+    AppliedBatchPruned {
+        /// The number the engine accepts next (`current_sequence() + 1`).
+        expected: u64,
+        /// The number the caller gave.
+        given: u64,
+    },
+    /// [`StoreEngine::apply_batch`] was given no mutations: an empty batch never gets a
+    /// sequence number, so no leader has one to replicate. Nothing was written.
+    #[error(
+        "cannot apply batch {given}: it has no mutations, and an empty batch never gets a \
+         sequence number; nothing was written"
+    )]
+    EmptyBatch {
+        /// The number the caller gave.
+        given: u64,
+    },
 }
 
 impl crate::error::StoreError for EngineError {
@@ -59,14 +110,24 @@ impl crate::error::StoreError for EngineError {
 /// - Keys order by unsigned byte comparison. Keys are 1 to
 ///   [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes; values 0 to
 ///   [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN). An empty value is a value, never a missing key.
-/// - Every put or delete batch is atomic (a concurrent reader sees all of it or none) and,
-///   under [`Durability::Immediate`](crate::Durability::Immediate), durable when the call
-///   returns.
+/// - Every batch (put, delete or mixed) is atomic (a concurrent reader sees all of it or
+///   none) and, under [`Durability::Immediate`](crate::Durability::Immediate), durable when
+///   the call returns.
 /// - Each non-empty batch gets the next sequence number: the first is 1, numbers are
 ///   contiguous, strictly increasing in commit order and survive reopen, even after the
 ///   whole batch log was pruned.
 /// - `Send + Sync`: any number of threads may read and write at once; writes are
 ///   serialized in sequence order.
+///
+/// # Batches and replication
+/// [`put_batch`](Self::put_batch), [`delete_batch`](Self::delete_batch) and
+/// [`write_batch`](Self::write_batch) are one commit path: each non-empty call is one
+/// batch, logged exactly as given, under the next number. A follower replays a leader's
+/// log with [`apply_batch`](Self::apply_batch), which keeps the leader's numbers: once a
+/// follower applied batches `1..=n` it holds the leader's data, `current_sequence() == n`
+/// and the same log entries for the batches both still retain.
+/// [`wait_for_sequence`](Self::wait_for_sequence) lets a reader of the log (a follower's
+/// feeder) sleep until the next batch commits, woken by the commit itself.
 pub trait StoreEngine: Send + Sync {
     /// Writes all `pairs` atomically and returns the batch's sequence number.
     ///
@@ -80,6 +141,47 @@ pub trait StoreEngine: Send + Sync {
     /// Deleting a missing key is fine (it is still logged). An empty batch writes nothing and
     /// returns [`current_sequence`](Self::current_sequence).
     fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError>;
+
+    /// Writes puts and deletes together, atomically, as one batch, and returns its
+    /// sequence number.
+    ///
+    /// The mutations apply in order, so the last mutation of a key wins (a delete after a
+    /// put removes the key; a put after a delete sets it). [`get_batch`](Self::get_batch)
+    /// returns exactly `mutations`, in order, repeats included. An empty slice writes
+    /// nothing and returns [`current_sequence`](Self::current_sequence). The input checks
+    /// are those of `put_batch` and `delete_batch`: any invalid key or value rejects the
+    /// whole batch with [`EngineError::Input`] and nothing is written.
+    fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError>;
+
+    /// Applies a leader's batch `seq` (its [`get_batch`](Self::get_batch)) under the
+    /// leader's number, and returns `seq`.
+    ///
+    /// Decided inside the write transaction, so concurrent writers cannot slip in between:
+    /// - `seq == current_sequence() + 1`: the batch is written as
+    ///   [`write_batch`](Self::write_batch) would write it (atomic, durable per the mode)
+    ///   and logged under `seq`;
+    /// - `seq` already applied and its log entry equal to `mutations`: accepted, and
+    ///   nothing changes (a follower that restarts mid-stream may apply a batch again);
+    /// - `seq` already applied with other mutations: [`EngineError::ConflictingBatch`];
+    /// - `seq` already applied but its log entry pruned: it cannot be compared, so it is
+    ///   refused with [`EngineError::AppliedBatchPruned`] rather than accepted unchecked;
+    /// - `seq > current_sequence() + 1` (a gap) or `seq == 0`: [`EngineError::SequenceGap`].
+    ///
+    /// Each refusal names the number expected next and the one given, and writes nothing.
+    /// Before any of these, invalid keys or values are [`EngineError::Input`] and an empty
+    /// `mutations` is [`EngineError::EmptyBatch`] (an empty batch never has a number).
+    fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError>;
+
+    /// Waits until a batch later than `after` has committed, and returns the sequence
+    /// number then current; returns at once when one already has, and at `timeout`
+    /// otherwise (then the result is `<= after`, unless a batch committed at that moment).
+    ///
+    /// The wait is woken by the commit itself (no polling), once the batch is visible to
+    /// readers and durable per the durability mode, so a caller woken here can read it
+    /// with [`get_batch`](Self::get_batch) at once. Batches written by `put_batch`,
+    /// `delete_batch`, `write_batch` and `apply_batch` all wake it; an identical re-apply,
+    /// an empty batch and a refused call write nothing and wake nobody.
+    fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError>;
 
     /// The sequence number of the last committed batch; 0 when none was ever committed.
     fn current_sequence(&self) -> u64;
@@ -126,6 +228,18 @@ impl<E: StoreEngine + ?Sized> StoreEngine for std::sync::Arc<E> {
 
     fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
         (**self).delete_batch(keys)
+    }
+
+    fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        (**self).write_batch(mutations)
+    }
+
+    fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        (**self).apply_batch(seq, mutations)
+    }
+
+    fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
+        (**self).wait_for_sequence(after, timeout)
     }
 
     fn current_sequence(&self) -> u64 {

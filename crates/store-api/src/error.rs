@@ -45,7 +45,7 @@ impl fmt::Display for NameRule {
     }
 }
 
-/// Input a caller passed that breaks the limits of SPEC.md section 2.
+/// Input a caller passed that breaks the limits of `docs/contract.md` section 2.
 ///
 /// Every backend rejects the same input with the same variant, before touching storage:
 /// a call that fails with an `InputError` has changed nothing.

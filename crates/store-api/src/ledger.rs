@@ -1,11 +1,10 @@
 //! `LedgerStore`: a double-entry ledger with idempotent, group-committed transactions
-//! (SPEC.md section 6).
+//! (`docs/contract.md` section 6).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::{InputError, NameRule, StorageError};
 use crate::limits::{
@@ -13,6 +12,7 @@ use crate::limits::{
     check_name, check_text,
 };
 use crate::time::Timestamp;
+use crate::uuid_id::uuid_id;
 
 macro_rules! validated_name {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
@@ -259,22 +259,11 @@ pub struct Posting {
     pub direction: Direction,
 }
 
-/// A transaction id: a time-ordered UUID (v7) chosen by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TxId(pub Uuid);
-
-impl TxId {
-    /// A fresh time-ordered id.
-    pub fn new_v7() -> Self {
-        TxId(Uuid::now_v7())
-    }
-}
-
-impl fmt::Display for TxId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
+uuid_id!(
+    /// A transaction id: a time-ordered UUID (v7) chosen by the caller.
+    TxId,
+    "transaction id"
+);
 
 /// A transaction draft, as submitted to [`LedgerStore::commit`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,7 +385,15 @@ pub struct PostingRecord {
     pub amount: u64,
     /// Which side.
     pub direction: Direction,
-    /// The account's normal-side balance after this posting.
+    /// The account's normal-side balance after this posting: its balance before the
+    /// transaction plus its postings in the transaction up to this one, in posting order.
+    ///
+    /// When a transaction posts to the account several times, the account's last posting
+    /// in it carries its balance after the whole transaction, exactly (what
+    /// [`LedgerStore::balance`] reports). The checks apply to that balance only, so an
+    /// earlier posting's running balance may lie outside `i64` (say `[debit 1, credit 1]`
+    /// on an account at `i64::MAX`); such a posting records the bound it passed
+    /// (`i64::MAX` or `i64::MIN`). Every other value is the exact running balance.
     pub balance_after: i64,
 }
 
@@ -552,7 +549,7 @@ pub enum LedgerError {
         /// The balance the transaction would leave.
         would_be: i128,
     },
-    /// An account's balance would leave the `i64` range.
+    /// An account's balance after the transaction would leave the `i64` range.
     #[error("account {account}'s balance would overflow")]
     Overflow {
         /// The account.
@@ -610,6 +607,11 @@ pub trait LedgerStore: Send + Sync {
     /// nothing; the id is new; every account is open; each posting's asset is its
     /// account's; debits equal credits per asset; no account falls below its floor; no
     /// balance overflows `i64`.
+    ///
+    /// The last two checks apply to each account's balance after the whole transaction
+    /// (its postings summed without overflow), so they never depend on the order of the
+    /// postings: a transaction may take an account below its floor or past `i64::MAX`
+    /// midway as long as it ends inside. A floor breach names the final would-be balance.
     fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError>;
 
     /// Commits drafts in order, in one durable write. Results are positional: each draft
@@ -662,6 +664,41 @@ pub trait LedgerStore: Send + Sync {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError>;
+
+    /// One page of the books that hold at least one event: ascending by name (the byte
+    /// order of the UTF-8 names, which is [`Book`]'s `Ord`), strictly after `after` (from
+    /// the first book when `None`; the cursor need not be a listed book), at most `limit`
+    /// (0 gives nothing).
+    ///
+    /// A book exists from its first event: a book holding only account openings is listed,
+    /// and so is the reserved [`Book::SYSTEM`] once an asset is registered (its events are
+    /// the registrations). A rejected call creates no book. Replaying each listed book's
+    /// [`read_events`](Self::read_events) reproduces the whole ledger.
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError>;
+
+    /// One page of the registered assets with their definitions: ascending by id (the byte
+    /// order of the UTF-8 ids, which is [`AssetId`]'s `Ord`), strictly after `after` (from
+    /// the first asset when `None`; the cursor need not be registered), at most `limit`
+    /// (0 gives nothing).
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError>;
+
+    /// One page of the accounts open in `book`, each with the definition and configuration
+    /// it was opened with (what [`open_account`](Self::open_account) needs to open it again
+    /// identically): ascending by path (the byte order of the UTF-8 paths, which is
+    /// [`AccountPath`]'s `Ord`), strictly after `after` (from the first account when
+    /// `None`; the cursor need not be open), at most `limit` (0 gives nothing). Only
+    /// `book`'s accounts are listed; a book with no account (unknown, or reserved) gives
+    /// an empty list.
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError>;
 }
 
 /// A shared ledger is a ledger: every call goes to the one it points to, so code generic
@@ -730,5 +767,26 @@ impl<L: LedgerStore + ?Sized> LedgerStore for std::sync::Arc<L> {
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
         (**self).read_events(book, from, limit)
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        (**self).list_books(after, limit)
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        (**self).list_assets(after, limit)
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        (**self).list_accounts(book, after, limit)
     }
 }

@@ -16,6 +16,17 @@
 //! [`StateStore::range_scan`] an **exclusive** end, [`LedgerStore::account_history`] an
 //! **exclusive** `after_seq`, and [`LedgerStore::read_events`] an **inclusive** `from`.
 //!
+//! Every store can enumerate what it holds without being told names first, so a copier can
+//! copy everything: [`Backend::list_partitions`], [`LedgerStore::list_books`],
+//! [`LedgerStore::list_assets`], [`LedgerStore::list_accounts`],
+//! [`SideEffectStore::list_output_keys`], [`SideEffectStore::list_inter_call_output_keys`],
+//! [`SideEffectStore::list_inbound_callees`], [`SegmentLogStore::list_sessions_page`] and
+//! [`SegmentLogStore::list_segments_page`]. They all page the same way: items ascending
+//! by the listed type's `Ord` (which is the byte order of the stored key encoding, the same
+//! on every backend), strictly after an **exclusive** cursor `after` that need not be
+//! stored, at most `limit` per call (0 gives nothing). Pass the last item of a page as the
+//! cursor of the next; a page shorter than `limit` is the last.
+//!
 //! All five traits are dyn-compatible: `Box<dyn StateStore>`, `Arc<dyn LedgerStore>`, ...
 
 pub mod backend;
@@ -23,10 +34,12 @@ pub mod engine;
 pub mod error;
 pub mod ledger;
 pub mod limits;
+pub mod parse;
 pub mod segment;
 pub mod side_effect;
 pub mod state;
 pub mod time;
+mod uuid_id;
 
 pub use bytes::Bytes;
 
@@ -41,6 +54,7 @@ pub use ledger::{
     PostingRecord, Sequenced, StoredTransaction, Transaction, TrialBalanceRow, TxId,
 };
 pub use limits::{MAX_KEY_LEN, MAX_NAME_LEN, MAX_VALUE_LEN};
+pub use parse::ParseError;
 pub use segment::{SegmentError, SegmentId, SegmentLogStore, SegmentLogStoreExt, SessionId};
 pub use side_effect::{
     CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,

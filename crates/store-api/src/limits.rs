@@ -1,4 +1,4 @@
-//! The common limits of SPEC.md section 2, and the one place they are checked.
+//! The common limits of `docs/contract.md` section 2, and the one place they are checked.
 //!
 //! Every backend calls these checks before it touches its engine, so the same input is
 //! rejected with the same [`InputError`] variant everywhere and a rejected call changes
@@ -119,6 +119,12 @@ pub fn check_name(kind: &'static str, name: &str, max: usize) -> Result<(), Inpu
 /// Checks a state partition name: the naming rules with [`MAX_NAME_LEN`].
 pub fn check_partition_name(name: &str) -> Result<(), InputError> {
     check_name("partition", name, MAX_NAME_LEN)
+}
+
+/// Checks the cursor of [`Backend::list_partitions`](crate::Backend::list_partitions): a
+/// valid partition name when given.
+pub fn check_partition_cursor(after: Option<&str>) -> Result<(), InputError> {
+    after.map_or(Ok(()), check_partition_name)
 }
 
 #[cfg(test)]

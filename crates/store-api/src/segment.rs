@@ -1,63 +1,21 @@
-//! `SegmentLogStore`: append-only session logs (SPEC.md section 7).
-
-use std::fmt;
+//! `SegmentLogStore`: append-only session logs (`docs/contract.md` section 7).
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::{InputError, StorageError};
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub struct $name(pub Uuid);
-
-        impl $name {
-            /// A fresh time-ordered (UUID v7) id: later ids sort after earlier ones.
-            pub fn new_v7() -> Self {
-                $name(Uuid::now_v7())
-            }
-
-            /// The id's 16 bytes, big-endian: their byte order is the id order.
-            pub fn to_bytes(self) -> [u8; 16] {
-                self.0.into_bytes()
-            }
-
-            /// The id of 16 big-endian bytes.
-            pub fn from_bytes(bytes: [u8; 16]) -> Self {
-                $name(Uuid::from_bytes(bytes))
-            }
-
-            /// The id of a 128-bit number (handy in tests).
-            pub fn from_u128(n: u128) -> Self {
-                $name(Uuid::from_u128(n))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
-            }
-        }
-    };
-}
+use crate::uuid_id::uuid_id;
 
 uuid_id!(
     /// A session: a group of segments. 128-bit, time-ordered.
-    SessionId
+    SessionId,
+    "session id"
 );
 uuid_id!(
     /// A segment: one append-only log, owned by one session. 128-bit, time-ordered.
-    SegmentId
+    SegmentId,
+    "segment id"
 );
 
 /// Errors of [`SegmentLogStore`].
@@ -127,7 +85,11 @@ impl crate::error::StoreError for SegmentError {
 ///   Concurrent appends to one segment never lose or interleave entries.
 /// - A segment belongs to the session that first wrote it; writes naming another session
 ///   fail with [`SegmentError::WrongSession`], reads naming another session see nothing.
-/// - Listings are newest first: ids descending, which for v7 ids is creation order reversed.
+/// - [`list_sessions`](Self::list_sessions) and [`list_segments`](Self::list_segments) are
+///   newest first: ids descending, which for v7 ids is creation order reversed. Their paged
+///   forms ([`list_sessions_page`](Self::list_sessions_page),
+///   [`list_segments_page`](Self::list_segments_page)) list the same ids ascending, a page
+///   at a time, like every other paged listing of the stores.
 /// - Trace entries are kept apart: they never appear in [`read_all`](Self::read_all), and a
 ///   segment with only trace entries does not exist for `exists`, `read_all` or listings.
 pub trait SegmentLogStore: Send + Sync {
@@ -190,6 +152,31 @@ pub trait SegmentLogStore: Send + Sync {
 
     /// The session's segments, newest first (empty for an unknown session).
     fn list_segments(&self, session: SessionId) -> Result<Vec<SegmentId>, SegmentError>;
+
+    /// One page of the sessions with at least one segment, for walking a large log:
+    /// **ascending** by id (oldest first for v7 ids, the reverse of
+    /// [`list_sessions`](Self::list_sessions)), which is the byte order of the 16 id bytes;
+    /// strictly after `after` (from the first session when `None`; the cursor need not be
+    /// a listed session), at most `limit` (0 gives nothing). The sessions listed are those
+    /// of `list_sessions`: a session whose segments hold only trace entries is not listed.
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError>;
+
+    /// One page of the session's segments: **ascending** by id (oldest first for v7 ids,
+    /// the reverse of [`list_segments`](Self::list_segments)), which is the byte order of
+    /// the 16 id bytes; strictly after `after` (from the first segment when `None`; the
+    /// cursor need not be a listed segment), at most `limit` (0 gives nothing). The
+    /// segments listed are those of `list_segments`: an unknown session gives an empty
+    /// list, and a segment that holds only trace entries is not listed.
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError>;
 
     /// The session that owns `segment`, or `None`.
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError>;
@@ -264,6 +251,23 @@ impl<S: SegmentLogStore + ?Sized> SegmentLogStore for std::sync::Arc<S> {
 
     fn list_segments(&self, session: SessionId) -> Result<Vec<SegmentId>, SegmentError> {
         (**self).list_segments(session)
+    }
+
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError> {
+        (**self).list_sessions_page(after, limit)
+    }
+
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError> {
+        (**self).list_segments_page(session, after, limit)
     }
 
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {

@@ -1,14 +1,16 @@
 //! `SideEffectStore`: insert-only, replay-idempotent execution side effects
-//! (SPEC.md section 5).
+//! (`docs/contract.md` section 5).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, StorageError};
 use crate::limits::check_value_len;
+use crate::parse::{self, ParseError};
 
 /// A Lyquid (contract instance) id: 20 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -16,11 +18,49 @@ pub struct LyquidId(pub [u8; 20]);
 
 impl fmt::Debug for LyquidId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LyquidId(0x")?;
+        write!(f, "LyquidId({self})")
+    }
+}
+
+/// `0x` and the 40 lowercase hexadecimal digits of the 20 bytes, e.g.
+/// `0x00112233445566778899aabbccddeeff00112233`; `FromStr` reads it back.
+impl fmt::Display for LyquidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("0x")?;
         for b in self.0 {
             write!(f, "{b:02x}")?;
         }
-        f.write_str(")")
+        Ok(())
+    }
+}
+
+/// What a Lyquid id's text should look like.
+const LYQUID_ID_EXPECTED: &str = "40 hexadecimal digits (20 bytes), optionally prefixed with 0x, \
+     such as 0x00112233445566778899aabbccddeeff00112233";
+
+/// Reads 40 hexadecimal digits in either case, with or without a `0x` (or `0X`) prefix;
+/// anything else is a [`ParseError`].
+impl FromStr for LyquidId {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let digits = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(s);
+        parse::hex_bytes("Lyquid id", s, digits, LYQUID_ID_EXPECTED).map(LyquidId)
+    }
+}
+
+impl From<[u8; 20]> for LyquidId {
+    fn from(bytes: [u8; 20]) -> Self {
+        LyquidId(bytes)
+    }
+}
+
+impl From<LyquidId> for [u8; 20] {
+    fn from(id: LyquidId) -> Self {
+        id.0
     }
 }
 
@@ -312,6 +352,42 @@ pub trait SideEffectStore: Send + Sync {
         until_exclusive: ChainPos,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError>;
+
+    /// One page of the keys of the stored output slots (written by
+    /// [`write_outputs`](Self::write_outputs), an empty slot included): ascending by
+    /// [`SideEffectKey`]'s `Ord` (lyquid id bytes, then position, then kind in the order
+    /// `Event`, `Call`, `Timer`), which is the byte order of the stored key encoding;
+    /// strictly after `after` (from the first key when `None`; the cursor need not be
+    /// stored), at most `limit` (0 gives nothing). Read each slot with
+    /// [`read_outputs`](Self::read_outputs).
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError>;
+
+    /// One page of the keys of the stored inter-call outputs (a call completed without
+    /// payload included): ascending by [`InterCallOutputKey`]'s `Ord` (callee id bytes,
+    /// then position, then `inter_call_seq`), which is the byte order of the stored key
+    /// encoding; strictly after `after` (from the first key when `None`; the cursor need
+    /// not be stored), at most `limit` (0 gives nothing). Read each output with
+    /// [`read_inter_call_output`](Self::read_inter_call_output).
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError>;
+
+    /// One page of the callees that have at least one inbound call, each once: ascending by
+    /// [`LyquidId`]'s `Ord` (the byte order of the 20 id bytes), strictly after `after`
+    /// (from the first callee when `None`; the cursor need not have calls), at most `limit`
+    /// (0 gives nothing). Read each callee's queue with
+    /// [`read_inbound_inter_calls`](Self::read_inbound_inter_calls).
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError>;
 }
 
 /// A shared side-effect store is a side-effect store: every call goes to the one it points
@@ -358,5 +434,29 @@ impl<S: SideEffectStore + ?Sized> SideEffectStore for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         (**self).read_inbound_inter_calls(callee, from_exclusive, until_exclusive, limit)
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        (**self).list_output_keys(after, limit)
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        (**self).list_inter_call_output_keys(after, limit)
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        (**self).list_inbound_callees(after, limit)
     }
 }

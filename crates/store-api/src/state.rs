@@ -1,7 +1,7 @@
 //! `StateStore`: single-owner operator state on the hot path, with portable snapshots
-//! (SPEC.md section 4).
+//! (`docs/contract.md` section 4).
 
-use std::ops::Range;
+use std::ops::{Bound, Range, RangeBounds};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -311,6 +311,21 @@ pub trait StateStore: Send {
     /// An empty or inverted range gives nothing.
     fn range_scan(&self, range: Range<&[u8]>) -> Result<Vec<(Bytes, Bytes)>, StateError>;
 
+    /// Every entry whose key lies between `start` and `end`, ascending, each bound
+    /// [`Included`](Bound::Included), [`Excluded`](Bound::Excluded) or
+    /// [`Unbounded`](Bound::Unbounded): `(Unbounded, Unbounded)` is every entry, `(Included(a),
+    /// Excluded(b))` is [`range_scan(a..b)`](Self::range_scan).
+    ///
+    /// A range that holds no key (inverted, or `a..a` with either side excluded) gives
+    /// nothing. Bounds are positions, not keys: any bytes are accepted, an empty or
+    /// over-long bound included. [`StateStoreExt::scan`] takes the same bounds as a range
+    /// expression (`a..`, `..=b`, `..`).
+    fn range_scan_bounds(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<Vec<(Bytes, Bytes)>, StateError>;
+
     /// Removes every key.
     fn clear(&mut self) -> Result<(), StateError>;
 
@@ -324,8 +339,31 @@ pub trait StateStore: Send {
     fn flush(&mut self) -> Result<(), StateError>;
 }
 
-/// Typed helpers over serde for any [`StateStore`] (values encoded with `postcard`).
+/// Typed helpers over serde for any [`StateStore`] (values encoded with `postcard`), and
+/// scans over any range expression. Generic, so kept off [`StateStore`] (which stays
+/// dyn-compatible); every `StateStore`, `dyn StateStore` included, has them.
 pub trait StateStoreExt: StateStore {
+    /// Every entry whose key lies in `range`, ascending: any range expression over
+    /// `&[u8]` (`a..b`, `a..=b`, `a..`, `..b`, `..=b`, `..`) or a `(Bound, Bound)` pair.
+    /// The same as [`range_scan_bounds`](StateStore::range_scan_bounds) with its bounds.
+    ///
+    /// ```
+    /// # use store_api::{StateError, StateStore, StateStoreExt};
+    /// fn halves<S: StateStore + ?Sized>(state: &S) -> Result<(), StateError> {
+    ///     let from_b = state.scan(&b"b"[..]..)?;
+    ///     let up_to_b = state.scan(..=&b"b"[..])?;
+    ///     let both = usize::from(state.contains(b"b")?);
+    ///     assert_eq!(from_b.len() + up_to_b.len(), state.scan(..)?.len() + both);
+    ///     Ok(())
+    /// }
+    /// ```
+    fn scan<'k>(
+        &self,
+        range: impl RangeBounds<&'k [u8]>,
+    ) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        self.range_scan_bounds(range.start_bound().cloned(), range.end_bound().cloned())
+    }
+
     /// Decodes the value of `key` as `T`.
     fn get_typed<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
         match self.get(key)? {
@@ -419,6 +457,14 @@ impl<S: StateStore + ?Sized> StateStore for Box<S> {
 
     fn range_scan(&self, range: Range<&[u8]>) -> Result<Vec<(Bytes, Bytes)>, StateError> {
         (**self).range_scan(range)
+    }
+
+    fn range_scan_bounds(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        (**self).range_scan_bounds(start, end)
     }
 
     fn clear(&mut self) -> Result<(), StateError> {

@@ -1,10 +1,13 @@
 //! Timestamps and the clock a backend is given.
 
 use std::fmt;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::parse::{self, ParseError};
 
 /// A point in time: microseconds since the Unix epoch.
 #[derive(
@@ -24,9 +27,44 @@ impl Timestamp {
     }
 }
 
+/// Microseconds since the epoch with the unit, e.g. `1700000000000000µs`; `FromStr` reads
+/// it back.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}µs", self.0)
+    }
+}
+
+/// What a timestamp's text should look like.
+const TIMESTAMP_EXPECTED: &str = "microseconds since the Unix epoch: decimal digits with an optional `µs` or `us` suffix, \
+     such as 1700000000000000µs";
+
+/// Reads what `Display` writes (`1700000000000000µs`), the same with an ASCII `us` suffix,
+/// or the bare number of microseconds; anything else (a sign, spaces, another unit, a
+/// number past `u64::MAX`) is a [`ParseError`].
+impl FromStr for Timestamp {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let digits = s
+            .strip_suffix("µs")
+            .or_else(|| s.strip_suffix("us"))
+            .unwrap_or(s);
+        parse::decimal_u64("timestamp", s, digits, TIMESTAMP_EXPECTED).map(Timestamp)
+    }
+}
+
+/// The timestamp `micros` microseconds after the epoch (as [`Timestamp::from_micros`]).
+impl From<u64> for Timestamp {
+    fn from(micros: u64) -> Self {
+        Timestamp(micros)
+    }
+}
+
+/// Microseconds since the epoch (as [`Timestamp::as_micros`]).
+impl From<Timestamp> for u64 {
+    fn from(at: Timestamp) -> Self {
+        at.0
     }
 }
 

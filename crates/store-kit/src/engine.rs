@@ -1,5 +1,6 @@
 //! Engine-independent parts of `StoreEngine`: input checks, scan bounds, the batch log
-//! record and the sequence-counter key.
+//! record and the sequence-counter key (replication's parts are in
+//! [`replication`](crate::replication)).
 
 use std::ops::Bound;
 
@@ -27,6 +28,21 @@ pub fn check_keys(keys: &[&[u8]]) -> Result<(), InputError> {
     keys.iter().try_for_each(|key| check_key(key))
 }
 
+/// Checks every mutation of a mixed batch (`write_batch`, `apply_batch`) with the rules of
+/// put and delete batches; the first bad key or value rejects the batch.
+pub fn check_mutations(mutations: &[Mutation]) -> Result<(), InputError> {
+    for mutation in mutations {
+        match mutation {
+            Mutation::Put { key, value } => {
+                check_key(key)?;
+                check_value(value)?;
+            }
+            Mutation::Delete { key } => check_key(key)?,
+        }
+    }
+    Ok(())
+}
+
 /// The mutations of a put batch, as the batch log records them.
 pub fn put_mutations(pairs: &[(&[u8], &[u8])]) -> Vec<Mutation> {
     pairs
@@ -47,6 +63,24 @@ pub fn delete_mutations(keys: &[&[u8]]) -> Vec<Mutation> {
         .collect()
 }
 
+/// Writes the mutations of a mixed batch to `target` in the order given, so the last
+/// mutation of a key wins: `put` sets a key, `delete` removes one (a missing key is fine).
+/// The first failure stops the batch; the caller's transaction then writes nothing of it.
+pub fn write_in_order<T: ?Sized, E>(
+    target: &mut T,
+    mutations: &[Mutation],
+    mut put: impl FnMut(&mut T, &[u8], &[u8]) -> Result<(), E>,
+    mut delete: impl FnMut(&mut T, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    for mutation in mutations {
+        match mutation {
+            Mutation::Put { key, value } => put(target, key, value)?,
+            Mutation::Delete { key } => delete(target, key)?,
+        }
+    }
+    Ok(())
+}
+
 /// Encodes one batch-log entry.
 pub fn encode_batch(
     backend: &'static str,
@@ -55,14 +89,15 @@ pub fn encode_batch(
     codec::encode(backend, "batch log", mutations)
 }
 
-/// The batch-log entry of one put or delete batch, encoded straight from the caller's
-/// slices: its exact length is known before a byte is written, so a backend can write it
-/// into one exactly sized buffer, or into space reserved inside the engine's page.
+/// The batch-log entry of one put, delete or mixed batch, encoded straight from the
+/// caller's slices: its exact length is known before a byte is written, so a backend can
+/// write it into one exactly sized buffer, or into space reserved inside the engine's page.
 ///
-/// The bytes equal `encode_batch(put_mutations(pairs))` (or `delete_mutations(keys)`):
-/// postcard's encoding of a `Vec<Mutation>`, which is a varint count, then per mutation
-/// its variant index as a varint (`Put` 0, `Delete` 1) and each byte string as a varint
-/// length and the bytes. [`decode_batch`] reads both.
+/// The bytes equal `encode_batch(put_mutations(pairs))` (or `delete_mutations(keys)`, or
+/// the mutations of a mixed batch as given): postcard's encoding of a `Vec<Mutation>`,
+/// which is a varint count, then per mutation its variant index as a varint (`Put` 0,
+/// `Delete` 1) and each byte string as a varint length and the bytes. [`decode_batch`]
+/// reads all three.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLogEntry<'a> {
     mutations: Mutations<'a>,
@@ -73,6 +108,7 @@ pub struct BatchLogEntry<'a> {
 enum Mutations<'a> {
     Put(&'a [(&'a [u8], &'a [u8])]),
     Delete(&'a [&'a [u8]]),
+    Mixed(&'a [Mutation]),
 }
 
 /// Postcard's variant index of `Mutation::Put` (a one-byte varint).
@@ -101,6 +137,23 @@ impl<'a> BatchLogEntry<'a> {
             len.checked_add(1 + prefixed_len(key)?)
         });
         Self::new(backend, Mutations::Delete(keys), len)
+    }
+
+    /// The entry of a mixed batch: the mutations as given, puts and deletes in order.
+    pub fn mutations(
+        backend: &'static str,
+        mutations: &'a [Mutation],
+    ) -> Result<Self, StorageError> {
+        let len = mutations
+            .iter()
+            .try_fold(varint_len(mutations.len()), |len, mutation| {
+                let len = len.checked_add(1 + prefixed_len(mutation.key())?)?;
+                match mutation {
+                    Mutation::Put { value, .. } => len.checked_add(prefixed_len(value)?),
+                    Mutation::Delete { .. } => Some(len),
+                }
+            });
+        Self::new(backend, Mutations::Mixed(mutations), len)
     }
 
     fn new(
@@ -171,6 +224,22 @@ impl<'a> BatchLogEntry<'a> {
                 for key in keys {
                     out.put(&[DELETE_VARIANT]);
                     put_prefixed(out, key);
+                }
+            }
+            Mutations::Mixed(mutations) => {
+                put_varint(out, mutations.len());
+                for mutation in mutations {
+                    match mutation {
+                        Mutation::Put { key, value } => {
+                            out.put(&[PUT_VARIANT]);
+                            put_prefixed(out, key);
+                            put_prefixed(out, value);
+                        }
+                        Mutation::Delete { key } => {
+                            out.put(&[DELETE_VARIANT]);
+                            put_prefixed(out, key);
+                        }
+                    }
                 }
             }
         }
@@ -317,7 +386,52 @@ mod tests {
             let bytes = entry_bytes(entry);
             assert_eq!(bytes, encode_batch("t", &delete_mutations(&keys)).unwrap());
             assert_eq!(decode_batch("t", &bytes).unwrap(), delete_mutations(&keys));
+            // The same keys as a mixed batch: puts and deletes interleaved, a key repeated.
+            let mixed: Vec<Mutation> = put_mutations(pairs)
+                .into_iter()
+                .zip(delete_mutations(&keys))
+                .enumerate()
+                .flat_map(|(i, (put, delete))| match i % 3 {
+                    0 => vec![put, delete],
+                    1 => vec![delete, put],
+                    _ => vec![put],
+                })
+                .collect();
+            for batch in [mixed, put_mutations(pairs), delete_mutations(&keys)] {
+                let bytes = entry_bytes(BatchLogEntry::mutations("t", &batch).unwrap());
+                assert_eq!(bytes, encode_batch("t", &batch).unwrap());
+                assert_eq!(decode_batch("t", &bytes).unwrap(), batch);
+            }
         }
+        let empty = BatchLogEntry::mutations("t", &[]).unwrap();
+        assert_eq!(entry_bytes(empty), encode_batch("t", &[]).unwrap());
+    }
+
+    #[test]
+    fn mutations_are_checked_like_put_and_delete_batches() {
+        let long = vec![1u8; store_api::MAX_KEY_LEN + 1];
+        let big = vec![2u8; store_api::MAX_VALUE_LEN + 1];
+        let ok = |key: &[u8]| Mutation::Delete {
+            key: Bytes::copy_from_slice(key),
+        };
+        assert_eq!(check_mutations(&[]), Ok(()));
+        assert_eq!(check_mutations(&[ok(b"a")]), Ok(()));
+        assert_eq!(
+            check_mutations(&[ok(b"a"), ok(b"")]),
+            Err(InputError::EmptyKey)
+        );
+        assert!(matches!(
+            check_mutations(&[ok(&long)]),
+            Err(InputError::KeyTooLong { .. })
+        ));
+        let oversized = Mutation::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from(big),
+        };
+        assert!(matches!(
+            check_mutations(&[ok(b"a"), oversized]),
+            Err(InputError::ValueTooLarge { .. })
+        ));
     }
 
     #[test]

@@ -62,6 +62,19 @@ pub struct AssetTotals {
     pub credits: u128,
 }
 
+impl AccountRecord {
+    /// The definition and configuration listed for an account stored as this record's
+    /// `postcard` bytes in `backend`'s accounts table (what
+    /// [`list_accounts`](store_api::LedgerStore::list_accounts) gives).
+    pub fn listed(
+        backend: &'static str,
+        bytes: &[u8],
+    ) -> Result<(AccountDef, AccountCfg), StorageError> {
+        let record: AccountRecord = crate::codec::decode(backend, "account", bytes)?;
+        Ok((record.def, record.cfg))
+    }
+}
+
 /// Where a transaction's event lives: its book and sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxLocation {
@@ -162,7 +175,8 @@ pub struct PlannedPosting<'t> {
     pub at: Timestamp,
     /// Its index among the transaction's postings.
     pub index: u32,
-    /// The account's normal-side balance after this posting.
+    /// The account's normal-side balance after this posting, as documented on
+    /// [`PostingRecord::balance_after`].
     pub balance_after: i64,
 }
 
@@ -431,6 +445,15 @@ pub struct LedgerPlanner<'t, 'r, R: LedgerRead + ?Sized> {
     sums: Vec<AssetSums<'t>>,
     new_totals: Vec<((&'t Book, &'t AssetId), AssetTotals)>,
     writes: LedgerWrites<'t>,
+}
+
+/// `balance` brought into the `i64` range: itself when it fits, else the nearest bound.
+///
+/// A committed draft leaves every account it touches inside the range (checked), so only
+/// the running balance after a posting in the middle of an account's postings in one draft
+/// can be out of it; that posting's `balance_after` then records the bound it passed.
+fn saturate(balance: i128) -> i64 {
+    i64::try_from(balance).unwrap_or(if balance < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn invalid_book(book: &Book) -> LedgerError {
@@ -705,12 +728,12 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
                     seq,
                     at,
                     index: index as u32,
-                    balance_after: i64::try_from(*balance).unwrap_or_default(),
+                    balance_after: saturate(*balance),
                 });
         }
         for touched in &self.touched {
             let account = &mut self.accounts[touched.slot];
-            account.record.balance = i64::try_from(touched.running).unwrap_or_default();
+            account.record.balance = saturate(touched.running);
             account.record.updated_seq = seq;
             account.dirty = true;
         }
@@ -727,7 +750,8 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
 
     /// Checks the postings of `tx` against its accounts (open, same asset, balanced, floors,
     /// no overflow), leaving each account's new balance in `touched` and each posting's
-    /// balance after it in `after`.
+    /// running balance after it in `after`. Floors and overflow are checked on each
+    /// account's balance after the whole draft, once per account, never per posting.
     fn check_postings(&mut self, tx: &'t Transaction) -> Result<(), LedgerError> {
         // Load every account once, in first-use order.
         self.drafts += 1;
@@ -800,6 +824,10 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
             });
         }
 
+        // Each account's postings are summed in posting order in `i128`, which no draft
+        // can overflow (fewer than 2^63 postings of under 2^64 each); the floor and the
+        // `i64` range are then checked once per account, on its balance after the whole
+        // draft, so the order of the postings never matters.
         self.after.clear();
         for (p, &touched) in tx.postings.iter().zip(&self.posting_touched) {
             let touched = &mut self.touched[touched];
@@ -820,14 +848,13 @@ impl<'t, 'r, R: LedgerRead + ?Sized> LedgerPlanner<'t, 'r, R> {
                 });
             }
         }
-        if let Some((p, _)) = tx
-            .postings
+        if let Some(touched) = self
+            .touched
             .iter()
-            .zip(&self.after)
-            .find(|(_, b)| i64::try_from(**b).is_err())
+            .find(|t| i64::try_from(t.running).is_err())
         {
             return Err(LedgerError::Overflow {
-                account: p.account.clone(),
+                account: self.accounts[touched.slot].record.def.id.clone(),
             });
         }
         Ok(())
@@ -1189,6 +1216,8 @@ pub fn trial_rows(
 /// | totals | [`totals`] | [`AssetTotals`] |
 pub mod keys {
     use super::*;
+    use crate::listing::KeyRange;
+    use store_api::AccountPath;
 
     /// `book NUL path NUL`.
     pub fn account(id: &AccountId) -> Vec<u8> {
@@ -1230,6 +1259,39 @@ pub mod keys {
         let mut key = Vec::with_capacity(book.as_str().len() + asset.as_str().len() + 2);
         push_totals(&mut key, book, asset);
         key
+    }
+
+    /// The key range of a [`list_books`](store_api::LedgerStore::list_books) page in the
+    /// heads table (keyed by book name): the books after `after`.
+    pub fn books_after(after: Option<&Book>) -> KeyRange {
+        KeyRange::after(after.map(|book| book.as_str().as_bytes().to_vec()))
+    }
+
+    /// The book of a heads-table key (its name), read from `backend`'s table; bytes that
+    /// are not a valid book name are a [`Corrupted`](StorageErrorKind::Corrupted) error.
+    pub fn head_book(backend: &'static str, key: &[u8]) -> Result<Book, StorageError> {
+        std::str::from_utf8(key)
+            .ok()
+            .and_then(|name| Book::new(name).ok())
+            .ok_or_else(|| StorageError::corrupted(backend, "a book head key is not a book name"))
+    }
+
+    /// The key range of a [`list_assets`](store_api::LedgerStore::list_assets) page in the
+    /// assets table (keyed by asset id): the assets after `after`.
+    pub fn assets_after(after: Option<&AssetId>) -> KeyRange {
+        KeyRange::after(after.map(|id| id.as_str().as_bytes().to_vec()))
+    }
+
+    /// The key range of a [`list_accounts`](store_api::LedgerStore::list_accounts) page in
+    /// the accounts table: `book`'s accounts after the path `after`.
+    pub fn accounts_after(book: &Book, after: Option<&AccountPath>) -> KeyRange {
+        let cursor = after.map(|path| {
+            let mut key = Vec::with_capacity(book.as_str().len() + path.as_str().len() + 2);
+            push_name(&mut key, book.as_str());
+            push_name(&mut key, path.as_str());
+            key
+        });
+        KeyRange::after_in(&book_prefix(book), cursor)
     }
 
     /// The transaction id's 16 bytes.

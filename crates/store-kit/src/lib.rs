@@ -3,6 +3,7 @@
 //!
 //! Module per store kind, like the backends:
 //! - [`engine`]: batch checks, scan bounds, the batch-log record;
+//! - [`replication`]: the `apply_batch` decision and the commit notifier;
 //! - [`state`]: the in-memory state map and the flush buffer ([`state::BufferedState`]);
 //! - [`side_effect`]: keys, replay checks, the read cache;
 //! - [`ledger`]: records, keys and the [`ledger::LedgerPlanner`];
@@ -10,7 +11,8 @@
 //!
 //! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
 //! the process lock), [`gate`] (writes refused after a failed durability step),
-//! [`group_commit`], [`lru`], [`sql`] (column encodings of the relational backends).
+//! [`group_commit`], [`listing`] (the cursors and pages of every listing), [`lru`], [`sql`]
+//! (column encodings of the relational backends).
 
 pub mod codec;
 pub mod dir;
@@ -18,7 +20,9 @@ pub mod engine;
 pub mod gate;
 pub mod group_commit;
 pub mod ledger;
+pub mod listing;
 pub mod lru;
+pub mod replication;
 pub mod segment;
 pub mod side_effect;
 pub mod sql;

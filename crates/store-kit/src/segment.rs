@@ -2,9 +2,10 @@
 //! and the ownership rules every operation checks.
 
 use serde::{Deserialize, Serialize};
-use store_api::{SegmentError, SegmentId, SessionId};
+use store_api::{SegmentError, SegmentId, SessionId, StorageError};
 
 use crate::codec::KeyBuf;
+use crate::listing::KeyRange;
 
 /// What a backend stores about one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,22 @@ pub fn parse_session_index_key(key: &[u8]) -> Option<(SessionId, SegmentId)> {
         SessionId::from_bytes(session),
         SegmentId::from_bytes(segment),
     ))
+}
+
+/// The key range, in the session index, of a
+/// [`list_segments_page`](store_api::SegmentLogStore::list_segments_page) page: the
+/// session's live segments after `after`.
+pub fn segments_after(session: SessionId, after: Option<&SegmentId>) -> KeyRange {
+    KeyRange::after_in(
+        &session.to_bytes(),
+        after.map(|segment| session_index_key(session, *segment)),
+    )
+}
+
+/// The error for a session-index key that does not hold a session and a segment id (a
+/// damaged table).
+pub fn bad_session_index_key(backend: &'static str) -> StorageError {
+    StorageError::corrupted(backend, "a session index key is not two 16-byte ids")
 }
 
 /// Key of log entry or trace entry `index`: `segment(16) index(u64be)`.

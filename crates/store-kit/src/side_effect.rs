@@ -7,10 +7,11 @@ use std::ops::Bound;
 use store_api::limits::check_value_len;
 use store_api::{
     CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCallOutputKey,
-    LyquidId, SideEffectError, SideEffectKey, StorageError,
+    LyquidId, SideEffectError, SideEffectKey, SideEffectKind, StorageError,
 };
 
 use crate::codec::{KeyBuf, prefix_successor};
+use crate::listing::KeyRange;
 use crate::lru::LruCache;
 
 /// The read cache of `read_outputs`. Slots are insert-only, so a cached slot can never
@@ -33,6 +34,63 @@ pub fn call_output_key(key: &InterCallOutputKey) -> Vec<u8> {
         .u128(key.pos.0)
         .u32(key.inter_call_seq)
         .finish()
+}
+
+/// The slot of an output key written by [`output_key`], read back from `backend`'s table;
+/// bytes that are not such a key are a [`Corrupted`](store_api::StorageErrorKind::Corrupted)
+/// error.
+pub fn parse_output_key(backend: &'static str, key: &[u8]) -> Result<SideEffectKey, StorageError> {
+    let parsed = (|| {
+        let (lyquid, rest) = key.split_first_chunk::<20>()?;
+        let (pos, rest) = rest.split_first_chunk::<16>()?;
+        let [tag] = rest else {
+            return None;
+        };
+        Some(SideEffectKey {
+            lyquid: LyquidId(*lyquid),
+            pos: ChainPos(u128::from_be_bytes(*pos)),
+            kind: SideEffectKind::from_tag(*tag)?,
+        })
+    })();
+    parsed.ok_or_else(|| StorageError::corrupted(backend, "decoding a side-effect output key"))
+}
+
+/// The slot of an inter-call output key written by [`call_output_key`], read back from
+/// `backend`'s table; bytes that are not such a key are a
+/// [`Corrupted`](store_api::StorageErrorKind::Corrupted) error.
+pub fn parse_call_output_key(
+    backend: &'static str,
+    key: &[u8],
+) -> Result<InterCallOutputKey, StorageError> {
+    let parsed = (|| {
+        let (callee, rest) = key.split_first_chunk::<20>()?;
+        let (pos, rest) = rest.split_first_chunk::<16>()?;
+        let seq: [u8; 4] = rest.try_into().ok()?;
+        Some(InterCallOutputKey {
+            callee: LyquidId(*callee),
+            pos: ChainPos(u128::from_be_bytes(*pos)),
+            inter_call_seq: u32::from_be_bytes(seq),
+        })
+    })();
+    parsed.ok_or_else(|| StorageError::corrupted(backend, "decoding an inter-call output key"))
+}
+
+/// The key range of a [`list_output_keys`](store_api::SideEffectStore::list_output_keys)
+/// page: the slots after `after`.
+pub fn outputs_after(after: Option<&SideEffectKey>) -> KeyRange {
+    KeyRange::after(after.map(output_key))
+}
+
+/// The key range of a
+/// [`list_inter_call_output_keys`](store_api::SideEffectStore::list_inter_call_output_keys)
+/// page: the inter-call outputs after `after`.
+pub fn call_outputs_after(after: Option<&InterCallOutputKey>) -> KeyRange {
+    KeyRange::after(after.map(call_output_key))
+}
+
+/// The error for an inbound-call key shorter than a callee id (a damaged table).
+pub fn short_inbound_key(backend: &'static str) -> StorageError {
+    StorageError::corrupted(backend, "an inbound call key is shorter than a callee id")
 }
 
 /// Key of an inbound call: `callee(20) order.pos(u128be) order.seq(u32be)`, so a callee's
@@ -165,4 +223,65 @@ pub fn plan_inbound(
         }
     }
     Ok(inserts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parsing gives back every key, and the byte order of the encodings is the keys' order.
+    #[test]
+    fn keys_parse_back_and_sort_as_their_types() {
+        let lyquids = [
+            LyquidId([0; 20]),
+            LyquidId([0x7F; 20]),
+            LyquidId([0xFF; 20]),
+        ];
+        let positions = [ChainPos(0), ChainPos(1 << 32), ChainPos(u128::MAX)];
+        let kinds = [
+            SideEffectKind::Event,
+            SideEffectKind::Call,
+            SideEffectKind::Timer,
+        ];
+        let mut outputs = Vec::new();
+        let mut calls = Vec::new();
+        for lyquid in lyquids {
+            for pos in positions {
+                for kind in kinds {
+                    outputs.push(SideEffectKey { lyquid, pos, kind });
+                }
+                for inter_call_seq in [0, 255, 256, u32::MAX] {
+                    calls.push(InterCallOutputKey {
+                        callee: lyquid,
+                        pos,
+                        inter_call_seq,
+                    });
+                }
+            }
+        }
+        for key in &outputs {
+            assert_eq!(parse_output_key("t", &output_key(key)).ok(), Some(*key));
+        }
+        for key in &calls {
+            assert_eq!(
+                parse_call_output_key("t", &call_output_key(key)).ok(),
+                Some(*key)
+            );
+        }
+        assert!(outputs.is_sorted());
+        assert!(
+            outputs
+                .windows(2)
+                .all(|w| output_key(&w[0]) < output_key(&w[1]))
+        );
+        assert!(calls.is_sorted());
+        assert!(
+            calls
+                .windows(2)
+                .all(|w| call_output_key(&w[0]) < call_output_key(&w[1]))
+        );
+        assert!(parse_output_key("t", &[0; 36]).is_err());
+        assert!(parse_output_key("t", &[[0; 36].as_slice(), &[3]].concat()).is_err());
+        assert!(parse_call_output_key("t", &[0; 41]).is_err());
+    }
 }

@@ -66,6 +66,16 @@ pub const fn side_effect_kind_name(kind: SideEffectKind) -> &'static str {
     }
 }
 
+/// The side-effect kind a `kind` column holds.
+pub fn side_effect_kind_from_name(name: &str) -> Option<SideEffectKind> {
+    match name {
+        "event" => Some(SideEffectKind::Event),
+        "call" => Some(SideEffectKind::Call),
+        "timer" => Some(SideEffectKind::Timer),
+        _ => None,
+    }
+}
+
 /// A chain position as stored: 16 bytes, big-endian (so positions sort by block, then
 /// index).
 pub const fn chain_pos_bytes(pos: ChainPos) -> [u8; 16] {

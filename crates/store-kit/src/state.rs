@@ -8,7 +8,7 @@
 //! one hash lookup (no lock, no allocation beyond a reference-count increment), and the
 //! engine only sees [`flush`](store_api::StateStore::flush), which writes every change
 //! since the previous flush in one transaction. That is exactly the durability rule of
-//! SPEC.md section 4: after a flush and a reopen the partition is what it was; writes after
+//! `docs/contract.md` §4.5: after a flush and a reopen the partition is what it was; writes after
 //! the last flush may be lost; a flush is never half applied.
 //!
 //! The cost: a partition's keys and values live in memory while it is open (loaded once by
@@ -16,7 +16,7 @@
 //! they are laid out so that a `get` costs one cache miss.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ops::Range;
+use std::ops::{Bound, Range};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -191,6 +191,14 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         Ok(self.map.range(range))
     }
 
+    fn range_scan_bounds(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        Ok(self.map.range_bounds(start, end))
+    }
+
     fn clear(&mut self) -> Result<(), StateError> {
         self.replace_all(&[]);
         Ok(())
@@ -232,4 +240,47 @@ pub fn partition_key(id: u32, key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&partition_prefix(id));
     out.extend_from_slice(key);
     out
+}
+
+/// One page of [`Backend::list_partitions`](store_api::Backend::list_partitions) on an
+/// engine that keeps a name → id table beside the entries of every partition: `names` are
+/// that table's rows (name, id as `u32be`) read ascending from the cursor on, and a
+/// partition is listed when `holds_data(id)` says its entries hold a key (a partition whose
+/// keys were all deleted and flushed keeps its row but holds nothing). A row that does not
+/// decode is a [`Corrupted`](store_api::StorageErrorKind::Corrupted) error of `backend`.
+pub fn partition_page<N, I, E>(
+    backend: &'static str,
+    names: impl IntoIterator<Item = Result<(N, I), E>>,
+    limit: usize,
+    mut holds_data: impl FnMut(u32) -> Result<bool, E>,
+) -> Result<Vec<String>, E>
+where
+    N: AsRef<[u8]>,
+    I: AsRef<[u8]>,
+    E: From<StorageError>,
+{
+    let rows = names.into_iter().map(|row| {
+        let (name, id) = row?;
+        let corrupted = || StorageError::corrupted(backend, "decoding a state partition row");
+        let name = std::str::from_utf8(name.as_ref())
+            .ok()
+            .filter(|name| store_api::limits::check_partition_name(name).is_ok())
+            .ok_or_else(corrupted)?;
+        let id = <[u8; 4]>::try_from(id.as_ref()).map_err(|_| corrupted())?;
+        Ok((name.to_owned(), u32::from_be_bytes(id)))
+    });
+    let page = crate::listing::filtered_page(rows, limit, |(_, id)| holds_data(*id))?;
+    Ok(page.into_iter().map(|(name, _)| name).collect())
+}
+
+/// The key range, in a name → id table, of a
+/// [`list_partitions`](store_api::Backend::list_partitions) page: the names after the
+/// cursor, which must be a valid partition name.
+pub fn partitions_after(
+    after: Option<&str>,
+) -> Result<crate::listing::KeyRange, store_api::InputError> {
+    store_api::limits::check_partition_cursor(after)?;
+    Ok(crate::listing::KeyRange::after(
+        after.map(|name| name.as_bytes().to_vec()),
+    ))
 }

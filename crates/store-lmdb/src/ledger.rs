@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use heed::{MdbError, PutFlags, RoTxn, RwTxn};
 use store_api::{
-    AccountCfg, AccountDef, AccountId, AssetDef, AssetId, BalanceSnapshot, Book, Clock, Committed,
-    LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced, StorageError,
-    StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
+    AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book,
+    Clock, Committed, LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced,
+    StorageError, StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
 };
 use store_kit::codec::{decode, prefix_successor};
 use store_kit::ledger::{
@@ -24,6 +24,7 @@ use store_kit::ledger::{
     trial_balance_of, trial_rows,
 };
 
+use crate::listing::list_page;
 use crate::tables::{Abort, Db, Tables};
 use crate::{BACKEND_NAME, HeedExt};
 
@@ -421,5 +422,50 @@ impl LedgerStore for LmdbLedger {
             }
             Ok(events)
         })
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        let range = keys::books_after(after);
+        list_page(
+            &self.db,
+            |t| t.ledger_heads,
+            &range,
+            limit,
+            "listing books",
+            |key, _| keys::head_book(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        let range = keys::assets_after(after);
+        list_page(
+            &self.db,
+            |t| t.ledger_assets,
+            &range,
+            limit,
+            "listing assets",
+            |_, value| decode(BACKEND_NAME, "asset", value),
+        )
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        let range = keys::accounts_after(book, after);
+        list_page(
+            &self.db,
+            |t| t.ledger_accounts,
+            &range,
+            limit,
+            "listing accounts",
+            |_, value| AccountRecord::listed(BACKEND_NAME, value),
+        )
     }
 }

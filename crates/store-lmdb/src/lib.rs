@@ -109,6 +109,7 @@
 
 mod engine;
 mod ledger;
+mod listing;
 mod segment;
 mod side_effect;
 mod state;
@@ -198,6 +199,14 @@ impl Backend for LmdbBackend {
         check_partition_name(name)?;
         let lease = self.leases.acquire(name)?;
         state::open(&self.db, lease)
+    }
+
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        state::list(&self.db, after, limit)
     }
 
     fn ledger(&self) -> Arc<LmdbLedger> {

@@ -12,10 +12,12 @@ use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId, StorageError};
 use store_kit::codec::{decode, encode};
 use store_kit::segment::{
-    SegmentMeta, entry_key, existing_writable, meta_key, parse_session_index_key, readable,
-    session_index_key, sessions_newest_first, writable,
+    SegmentMeta, bad_session_index_key, entry_key, existing_writable, meta_key,
+    parse_session_index_key, readable, segments_after, session_index_key, sessions_newest_first,
+    writable,
 };
 
+use crate::listing::{distinct_leading, list_page};
 use crate::tables::{Abort, Db, Table, Tables};
 use crate::{BACKEND_NAME, HeedExt};
 
@@ -270,6 +272,38 @@ impl SegmentLogStore for LmdbSegmentLog {
         })
     }
 
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError> {
+        let sessions = distinct_leading(
+            &self.db,
+            |t| t.segment_sessions,
+            after.map(|session| session.to_bytes()),
+            limit,
+            "listing sessions",
+            bad_index_key,
+        )?;
+        Ok(sessions.into_iter().map(SessionId::from_bytes).collect())
+    }
+
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError> {
+        list_page(
+            &self.db,
+            |t| t.segment_sessions,
+            &segments_after(session, after),
+            limit,
+            "listing segments",
+            |key, _| Ok(parse_session_index_key(key).ok_or_else(bad_index_key)?.1),
+        )
+    }
+
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {
         self.db.read("looking up a segment's session", |txn, t| {
             Ok(meta(txn, t, segment)?
@@ -280,5 +314,5 @@ impl SegmentLogStore for LmdbSegmentLog {
 }
 
 fn bad_index_key() -> StorageError {
-    StorageError::corrupted(BACKEND_NAME, "a session index key is not 32 bytes")
+    bad_session_index_key(BACKEND_NAME)
 }

@@ -14,10 +14,12 @@ use store_api::{
 };
 use store_kit::codec::{decode, encode};
 use store_kit::side_effect::{
-    OutputCache, call_output_key, inbound_bounds, inbound_key, inbound_page, output_key,
-    plan_call_output, plan_inbound, plan_outputs,
+    OutputCache, call_output_key, call_outputs_after, inbound_bounds, inbound_key, inbound_page,
+    output_key, outputs_after, parse_call_output_key, parse_output_key, plan_call_output,
+    plan_inbound, plan_outputs, short_inbound_key,
 };
 
+use crate::listing::{distinct_leading, list_page};
 use crate::tables::{Abort, Db};
 use crate::{BACKEND_NAME, HeedExt};
 
@@ -180,5 +182,51 @@ impl SideEffectStore for LmdbSideEffects {
                 });
             inbound_page(calls, until_exclusive, limit)
         })
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        list_page(
+            &self.db,
+            |t| t.side_effect_outputs,
+            &outputs_after(after),
+            limit,
+            "listing side-effect output keys",
+            |key, _| parse_output_key(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        list_page(
+            &self.db,
+            |t| t.side_effect_call_outputs,
+            &call_outputs_after(after),
+            limit,
+            "listing inter-call output keys",
+            |key, _| parse_call_output_key(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        let callees = distinct_leading(
+            &self.db,
+            |t| t.side_effect_inbound,
+            after.map(|callee| callee.0),
+            limit,
+            "listing inbound callees",
+            || short_inbound_key(BACKEND_NAME),
+        )?;
+        Ok(callees.into_iter().map(LyquidId).collect())
     }
 }

@@ -15,7 +15,7 @@ use store_api::{Durability, StateError, StorageError, StorageErrorKind};
 use store_kit::codec::prefix_successor;
 use store_kit::state::{
     BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
-    partition_key, partition_prefix,
+    partition_key, partition_page, partition_prefix, partitions_after,
 };
 
 use crate::tables::{Abort, Db, Tables};
@@ -62,6 +62,31 @@ pub(crate) fn open(
             id,
         },
     ))
+}
+
+/// One page of the partitions holding data: the name database read from the cursor on,
+/// each name kept when its entries hold a key (one seek per name).
+pub(crate) fn list(db: &Db, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError> {
+    const WHAT: &str = "listing state partitions";
+    let range = partitions_after(after)?;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(db.read(WHAT, |txn, t| {
+        let names = t
+            .state_names
+            .range(txn, &range.as_slices())
+            .ctx(WHAT)?
+            .map(|row| row.ctx(WHAT));
+        let holds_data = |id: u32| {
+            let mut entries = t
+                .state_data
+                .prefix_iter(txn, &partition_prefix(id))
+                .ctx(WHAT)?;
+            Ok(entries.next().transpose().ctx(WHAT)?.is_some())
+        };
+        partition_page(BACKEND_NAME, names, limit, holds_data)
+    })?)
 }
 
 /// The id of partition `name`, if it was ever flushed.

@@ -1,3 +1,3 @@
-//! The conformance suite (SPEC.md) run against the LMDB backend.
+//! The conformance suite (`docs/contract.md`) run against the LMDB backend.
 
 conformance::suite!(lmdb, store_lmdb::LmdbBackend, persistent = true);

@@ -1,20 +1,33 @@
 //! `StoreEngine` on a `BTreeMap` behind a read-write lock.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StoreEngine};
 use store_kit::engine::{
-    check_keys, check_put_batch, delete_mutations, put_mutations, scan_bounds,
+    check_keys, check_mutations, check_put_batch, delete_mutations, put_mutations, scan_bounds,
 };
+use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
 /// The in-memory engine store. Writers take the lock exclusively, so a batch is applied
-/// and numbered as one step and readers see all of it or none.
-#[derive(Debug, Default)]
+/// and numbered as one step and readers see all of it or none; `apply_batch` decides under
+/// the same lock.
+#[derive(Debug)]
 pub struct MemEngine {
     inner: RwLock<Inner>,
+    committed: CommitNotifier,
+}
+
+impl Default for MemEngine {
+    fn default() -> Self {
+        MemEngine {
+            inner: RwLock::default(),
+            committed: CommitNotifier::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -42,14 +55,22 @@ impl Inner {
     }
 }
 
+impl MemEngine {
+    /// Commits one non-empty batch under the next number and wakes the waiters.
+    fn commit(&self, mutations: Vec<Mutation>) -> u64 {
+        let seq = self.inner.write().commit(mutations);
+        self.committed.publish(seq);
+        seq
+    }
+}
+
 impl StoreEngine for MemEngine {
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<u64, EngineError> {
         check_put_batch(pairs)?;
         if pairs.is_empty() {
             return Ok(self.current_sequence());
         }
-        let mutations = put_mutations(pairs);
-        Ok(self.inner.write().commit(mutations))
+        Ok(self.commit(put_mutations(pairs)))
     }
 
     fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
@@ -57,8 +78,34 @@ impl StoreEngine for MemEngine {
         if keys.is_empty() {
             return Ok(self.current_sequence());
         }
-        let mutations = delete_mutations(keys);
-        Ok(self.inner.write().commit(mutations))
+        Ok(self.commit(delete_mutations(keys)))
+    }
+
+    fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_mutations(mutations)?;
+        if mutations.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        Ok(self.commit(mutations.to_vec()))
+    }
+
+    fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_apply_input(seq, mutations)?;
+        let mut inner = self.inner.write();
+        let logged = |seq| Ok(inner.log.get(&seq).cloned());
+        match decide_apply(inner.sequence, seq, mutations, logged)? {
+            ApplyDecision::AlreadyApplied => Ok(seq),
+            ApplyDecision::Write => {
+                let seq = inner.commit(mutations.to_vec());
+                drop(inner);
+                self.committed.publish(seq);
+                Ok(seq)
+            }
+        }
+    }
+
+    fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
+        Ok(self.committed.wait_after(after, timeout))
     }
 
     fn current_sequence(&self) -> u64 {

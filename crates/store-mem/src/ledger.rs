@@ -6,16 +6,18 @@
 //! postings and the transaction index. An account keeps its postings in a list in commit
 //! order (which is `(seq, index)` order, as every posting of an account is in its book),
 //! and a book its events in sequence order, so appends are pushes and ranges are binary
-//! searches.
+//! searches. Books, their account paths and the assets are kept in order, so every listing
+//! is a range read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use store_api::{
-    AccountCfg, AccountDef, AccountId, AssetDef, AssetId, BalanceSnapshot, Book, Clock, Committed,
-    LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced, StorageError,
-    StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
+    AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book,
+    Clock, Committed, LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced,
+    StorageError, StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
 };
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
@@ -38,7 +40,7 @@ pub struct MemLedger {
 struct Tables {
     assets: BTreeMap<AssetId, AssetDef>,
     accounts: HashMap<AccountId, Account>,
-    books: HashMap<Book, BookLog>,
+    books: BTreeMap<Book, BookLog>,
     transactions: HashMap<TxId, Arc<StoredTransaction>>,
 }
 
@@ -80,10 +82,12 @@ impl StoredPosting {
     }
 }
 
-/// A book: its head, its events in sequence order, its idempotency receipts and totals.
+/// A book: its head, its events in sequence order, the paths of its accounts, its
+/// idempotency receipts and totals.
 #[derive(Debug, Default)]
 struct BookLog {
     head: BookHead,
+    accounts: BTreeSet<AccountPath>,
     events: Vec<StoredEvent>,
     idempotency: HashMap<String, Committed>,
     totals: BTreeMap<AssetId, AssetTotals>,
@@ -167,7 +171,7 @@ impl LedgerRead for Tables {
 /// Calls `f` with the log of each item's book, looking the book up once per run of items
 /// of the same book (plans list a book's records together).
 fn per_book<'w, T>(
-    books: &mut HashMap<Book, BookLog>,
+    books: &mut BTreeMap<Book, BookLog>,
     items: impl IntoIterator<Item = (&'w Book, T)>,
     mut f: impl FnMut(&mut BookLog, T),
 ) {
@@ -234,9 +238,14 @@ impl Tables {
             let account = accounts
                 .entry(record.def.id.clone())
                 .and_modify(|a| a.record = record.clone())
-                .or_insert_with(|| Account {
-                    record: record.clone(),
-                    postings: Vec::new(),
+                .or_insert_with(|| {
+                    let id = &record.def.id;
+                    let book = books.entry(id.book.clone()).or_default();
+                    book.accounts.insert(id.path.clone());
+                    Account {
+                        record: record.clone(),
+                        postings: Vec::new(),
+                    }
                 });
             while let Some((_, posting)) = postings.next_if(|(id, _)| *id == &record.def.id) {
                 account.postings.push(posting);
@@ -442,5 +451,65 @@ impl LedgerStore for MemLedger {
             .take(limit)
             .map(StoredEvent::to_event)
             .collect())
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self
+            .tables
+            .read()
+            .books
+            .range((lower, Bound::Unbounded))
+            .filter(|(_, log)| log.head.seq > 0)
+            .map(|(book, _)| book.clone())
+            .take(limit)
+            .collect())
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self
+            .tables
+            .read()
+            .assets
+            .range((lower, Bound::Unbounded))
+            .map(|(_, def)| def.clone())
+            .take(limit)
+            .collect())
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        let tables = self.tables.read();
+        let Some(log) = tables.books.get(book) else {
+            return Ok(Vec::new());
+        };
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        log.accounts
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|path| {
+                let id = AccountId {
+                    book: book.clone(),
+                    path: path.clone(),
+                };
+                match tables.accounts.get(&id) {
+                    Some(account) => Ok((account.record.def.clone(), account.record.cfg)),
+                    None => Err(StorageError::corrupted(
+                        BACKEND_NAME,
+                        "a book lists an account that is not open",
+                    )
+                    .into()),
+                }
+            })
+            .collect()
     }
 }

@@ -30,7 +30,7 @@ mod state;
 use std::path::Path;
 use std::sync::Arc;
 
-use store_api::limits::check_partition_name;
+use store_api::limits::{check_partition_cursor, check_partition_name};
 use store_api::{Backend, Capabilities, Durability, OpenError, OpenOptions, StateError};
 use store_kit::state::{BufferedState, PartitionLeases};
 
@@ -99,6 +99,15 @@ impl Backend for MemBackend {
         Ok(self.partitions.open(lease))
     }
 
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        check_partition_cursor(after)?;
+        Ok(self.partitions.list(after, limit))
+    }
+
     fn ledger(&self) -> Arc<MemLedger> {
         Arc::clone(&self.ledger)
     }
@@ -111,8 +120,3 @@ impl Backend for MemBackend {
         Arc::clone(&self.side_effects)
     }
 }
-
-/// The README's Rust examples, compiled and run as doctests so they never go stale.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

@@ -1,14 +1,26 @@
 //! `SegmentLogStore` on in-memory maps, with the shared ownership rules.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
 use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId};
+use store_kit::listing::distinct;
 use store_kit::segment::{
     SegmentMeta, existing_writable, readable, sessions_newest_first, writable,
 };
+
+/// The smallest segment id: a session's index entries lie at or after it.
+fn first_segment() -> SegmentId {
+    SegmentId::from_u128(0)
+}
+
+/// The greatest segment id: a session's index entries lie at or before it.
+fn last_segment() -> SegmentId {
+    SegmentId::from_u128(u128::MAX)
+}
 
 /// The in-memory segment log. Writes take the lock exclusively, so concurrent appends to
 /// one segment are serialized whole.
@@ -162,9 +174,48 @@ impl SegmentLogStore for MemSegmentLog {
         let tables = self.tables.read();
         Ok(tables
             .by_session
-            .range((session, SegmentId::from_u128(0))..=(session, SegmentId::from_u128(u128::MAX)))
+            .range((session, first_segment())..=(session, last_segment()))
             .rev()
             .map(|(_, segment)| *segment)
+            .collect())
+    }
+
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError> {
+        let tables = self.tables.read();
+        distinct(after.copied(), limit, |last| {
+            let lower = match last {
+                Some(session) => Bound::Excluded((*session, last_segment())),
+                None => Bound::Unbounded,
+            };
+            Ok(tables
+                .by_session
+                .range((lower, Bound::Unbounded))
+                .next()
+                .map(|(session, _)| *session))
+        })
+    }
+
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError> {
+        let tables = self.tables.read();
+        let lower = match after {
+            Some(segment) => Bound::Excluded((session, *segment)),
+            None => Bound::Included((session, first_segment())),
+        };
+        let upper = Bound::Included((session, last_segment()));
+        Ok(tables
+            .by_session
+            .range((lower, upper))
+            .map(|(_, segment)| *segment)
+            .take(limit)
             .collect())
     }
 

@@ -1,14 +1,23 @@
-//! `SideEffectStore` on in-memory maps, with the shared replay checks and read cache.
+//! `SideEffectStore` on in-memory ordered maps (so listings are range reads), with the
+//! shared replay checks and read cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use parking_lot::RwLock;
 use store_api::{
     CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCallOutputKey,
     LyquidId, SideEffectError, SideEffectKey, SideEffectStore,
 };
+use store_kit::listing::distinct;
 use store_kit::side_effect::{
     OutputCache, inbound_page, plan_call_output, plan_inbound, plan_outputs,
+};
+
+/// The greatest order key: every call of a callee sorts at or before it.
+const LAST_ORDER_KEY: CallOrderKey = CallOrderKey {
+    pos: ChainPos(u128::MAX),
+    seq: u32::MAX,
 };
 
 /// The in-memory side-effect store.
@@ -20,8 +29,8 @@ pub struct MemSideEffects {
 
 #[derive(Debug, Default)]
 struct Tables {
-    outputs: HashMap<SideEffectKey, EventOutputs>,
-    call_outputs: HashMap<InterCallOutputKey, CallEventOutput>,
+    outputs: BTreeMap<SideEffectKey, EventOutputs>,
+    call_outputs: BTreeMap<InterCallOutputKey, CallEventOutput>,
     inbound: BTreeMap<(LyquidId, CallOrderKey), InboundInterCall>,
 }
 
@@ -101,23 +110,67 @@ impl SideEffectStore for MemSideEffects {
         until_exclusive: ChainPos,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
-        use std::ops::Bound;
         let tables = self.tables.read();
         let lower = match from_exclusive {
             Some(from) => Bound::Excluded((*callee, *from)),
             None => Bound::Included((*callee, CallOrderKey::default())),
         };
-        let upper = Bound::Included((
-            *callee,
-            CallOrderKey {
-                pos: ChainPos(u128::MAX),
-                seq: u32::MAX,
-            },
-        ));
+        let upper = Bound::Included((*callee, LAST_ORDER_KEY));
         let calls = tables
             .inbound
             .range((lower, upper))
             .map(|(_, r)| Ok::<_, SideEffectError>(r.clone()));
         inbound_page(calls, until_exclusive, limit)
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self
+            .tables
+            .read()
+            .outputs
+            .range((lower, Bound::Unbounded))
+            .map(|(key, _)| *key)
+            .take(limit)
+            .collect())
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self
+            .tables
+            .read()
+            .call_outputs
+            .range((lower, Bound::Unbounded))
+            .map(|(key, _)| *key)
+            .take(limit)
+            .collect())
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        let tables = self.tables.read();
+        distinct(after.copied(), limit, |last| {
+            let lower = match last {
+                Some(callee) => Bound::Excluded((*callee, LAST_ORDER_KEY)),
+                None => Bound::Unbounded,
+            };
+            Ok(tables
+                .inbound
+                .range((lower, Bound::Unbounded))
+                .next()
+                .map(|((callee, _), _)| *callee))
+        })
     }
 }

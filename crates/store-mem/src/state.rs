@@ -1,7 +1,8 @@
 //! `StateStore`: the shared [`BufferedState`](store_kit::state::BufferedState) over a
 //! map of flushed partitions held by the backend.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,7 +10,8 @@ use parking_lot::Mutex;
 use store_api::StorageError;
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
-type Partitions = Arc<Mutex<HashMap<String, BTreeMap<Bytes, Bytes>>>>;
+/// Partitions by name, ordered so that listings are range reads.
+type Partitions = Arc<Mutex<BTreeMap<String, BTreeMap<Bytes, Bytes>>>>;
 
 /// The flushed contents of every partition of one backend.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +36,19 @@ impl MemPartitions {
                 flushed: Arc::clone(&self.flushed),
             },
         )
+    }
+
+    /// The names of the partitions whose flushed contents hold a key, after `after` (a
+    /// checked cursor), at most `limit`.
+    pub(crate) fn list(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.flushed
+            .lock()
+            .range::<str, _>((lower, Bound::Unbounded))
+            .filter(|(_, entries)| !entries.is_empty())
+            .map(|(name, _)| name.clone())
+            .take(limit)
+            .collect()
     }
 }
 

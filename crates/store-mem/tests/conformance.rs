@@ -1,3 +1,3 @@
-//! The conformance suite (SPEC.md) run against the in-memory backend.
+//! The conformance suite (`docs/contract.md`) run against the in-memory backend.
 
 conformance::suite!(mem, store_mem::MemBackend, persistent = false);

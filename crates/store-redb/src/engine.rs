@@ -4,6 +4,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -11,9 +12,10 @@ use redb::ReadableTable;
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StorageErrorKind, StoreEngine};
 use store_kit::engine::{
-    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, collect_rows,
-    decode_batch, scan_bounds,
+    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_mutations, check_put_batch,
+    collect_rows, decode_batch, scan_bounds, write_in_order,
 };
+use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
 use crate::BACKEND_NAME;
 use crate::db::{Context, Db, RangeEntry, WriteTable, get_with, read_table};
@@ -24,12 +26,23 @@ use crate::tables::{ENGINE_DATA, ENGINE_LOG, ENGINE_META};
 /// Writers are serialized by a mutex held across the whole write transaction, so batches
 /// are numbered in commit order; the last committed number is cached in memory for
 /// [`current_sequence`](StoreEngine::current_sequence). Readers use redb read transactions
-/// (MVCC snapshots): a reader sees a whole batch or none of it.
+/// (MVCC snapshots): a reader sees a whole batch or none of it. `apply_batch` decides
+/// inside the batch's write transaction, under the same mutex.
 #[derive(Debug)]
 pub struct RedbEngine {
     db: Arc<Db>,
     writer: Mutex<()>,
     sequence: AtomicU64,
+    committed: CommitNotifier,
+}
+
+/// The number a batch is committed under.
+#[derive(Clone, Copy)]
+enum Numbering<'a> {
+    /// The next one (`put_batch`, `delete_batch`, `write_batch`).
+    Next,
+    /// The leader's (`apply_batch`): decided against the log inside the transaction.
+    Leader(u64, &'a [Mutation]),
 }
 
 impl RedbEngine {
@@ -45,30 +58,47 @@ impl RedbEngine {
             db,
             writer: Mutex::new(()),
             sequence: AtomicU64::new(sequence),
+            committed: CommitNotifier::new(sequence),
         })
     }
 
     /// Writes one batch: `apply` changes the data, `log_entry` is its batch-log record,
     /// encoded straight into the space redb reserves for it in the log table's page.
+    /// Under [`Numbering::Leader`] the batch may turn out applied already: then nothing is
+    /// written and its number is returned.
     fn commit(
         &self,
+        numbering: Numbering<'_>,
         log_entry: BatchLogEntry<'_>,
         context: &'static str,
         apply: impl FnOnce(&mut WriteTable<'_>) -> Result<(), redb::StorageError>,
     ) -> Result<u64, EngineError> {
         let _writer = self.writer.lock();
-        let seq = self
-            .sequence
-            .load(Ordering::Acquire)
-            .checked_add(1)
-            .ok_or_else(|| {
+        let current = self.sequence.load(Ordering::Acquire);
+        let seq = match numbering {
+            Numbering::Next => current.checked_add(1).ok_or_else(|| {
                 StorageError::without_source(
                     BACKEND_NAME,
                     StorageErrorKind::Engine,
                     "numbering a batch: the sequence counter is at its maximum",
                 )
-            })?;
+            })?,
+            Numbering::Leader(seq, _) => seq,
+        };
         let txn = self.db.begin_write(context)?;
+        if let Numbering::Leader(seq, mutations) = numbering {
+            let log = txn.table(ENGINE_LOG, context)?;
+            let logged = |seq| {
+                Ok(get_with(&log, &batch_key(seq), context, |bytes| {
+                    decode_batch(BACKEND_NAME, bytes)
+                })?)
+            };
+            // Dropping the transaction unused aborts it: a re-apply or a refusal writes
+            // nothing.
+            if decide_apply(current, seq, mutations, logged)? == ApplyDecision::AlreadyApplied {
+                return Ok(seq);
+            }
+        }
         {
             let mut data = txn.table(ENGINE_DATA, context)?;
             apply(&mut data).ctx(context)?;
@@ -84,8 +114,22 @@ impl RedbEngine {
         }
         txn.commit(context)?;
         self.sequence.store(seq, Ordering::Release);
+        self.committed.publish(seq);
         Ok(seq)
     }
+}
+
+/// Writes the mutations of a mixed batch, in order, so the last one of a key wins.
+fn write_mutations(
+    data: &mut WriteTable<'_>,
+    mutations: &[Mutation],
+) -> Result<(), redb::StorageError> {
+    write_in_order(
+        data,
+        mutations,
+        |data, key, value| data.insert(key, value).map(drop),
+        |data, key| data.remove(key).map(drop),
+    )
 }
 
 fn decode_seq(bytes: &[u8]) -> Result<u64, StorageError> {
@@ -110,7 +154,7 @@ impl StoreEngine for RedbEngine {
             return Ok(self.current_sequence());
         }
         let log_entry = BatchLogEntry::put(BACKEND_NAME, pairs)?;
-        self.commit(log_entry, "writing a put batch", |data| {
+        self.commit(Numbering::Next, log_entry, "writing a put batch", |data| {
             for (key, value) in pairs {
                 data.insert(*key, *value)?;
             }
@@ -124,12 +168,41 @@ impl StoreEngine for RedbEngine {
             return Ok(self.current_sequence());
         }
         let log_entry = BatchLogEntry::delete(BACKEND_NAME, keys)?;
-        self.commit(log_entry, "writing a delete batch", |data| {
-            for key in keys {
-                data.remove(*key)?;
-            }
-            Ok(())
+        self.commit(
+            Numbering::Next,
+            log_entry,
+            "writing a delete batch",
+            |data| {
+                for key in keys {
+                    data.remove(*key)?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_mutations(mutations)?;
+        if mutations.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        let log_entry = BatchLogEntry::mutations(BACKEND_NAME, mutations)?;
+        self.commit(Numbering::Next, log_entry, "writing a batch", |data| {
+            write_mutations(data, mutations)
         })
+    }
+
+    fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_apply_input(seq, mutations)?;
+        let log_entry = BatchLogEntry::mutations(BACKEND_NAME, mutations)?;
+        let numbering = Numbering::Leader(seq, mutations);
+        self.commit(numbering, log_entry, "applying a batch", |data| {
+            write_mutations(data, mutations)
+        })
+    }
+
+    fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
+        Ok(self.committed.wait_after(after, timeout))
     }
 
     fn current_sequence(&self) -> u64 {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use redb::ReadableTable;
 use store_api::{
-    AccountCfg, AccountDef, AccountId, AssetDef, AssetId, BalanceSnapshot, Book, Clock, Committed,
-    LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced, StorageError,
-    StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
+    AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book,
+    Clock, Committed, LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced,
+    StorageError, StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
 };
 use store_kit::codec::{self, prefix_successor};
 use store_kit::ledger::{
@@ -22,7 +22,7 @@ use store_kit::ledger::{
 };
 
 use crate::BACKEND_NAME;
-use crate::db::{Context, Db, WriteTable, WriteTxn, get_with, read_table};
+use crate::db::{Context, Db, WriteTable, WriteTxn, get_with, list_page, read_table};
 use crate::tables::{
     LEDGER_ACCOUNTS, LEDGER_ASSETS, LEDGER_EVENTS, LEDGER_HEADS, LEDGER_IDEMPOTENCY,
     LEDGER_POSTINGS, LEDGER_TOTALS, LEDGER_TRANSACTIONS,
@@ -448,6 +448,51 @@ impl LedgerStore for RedbLedger {
             out.push(Record::decode("event", value.value())?);
         }
         Ok(out)
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        let range = keys::books_after(after);
+        list_page(
+            &self.db,
+            LEDGER_HEADS,
+            &range,
+            limit,
+            "listing books",
+            |key, _| keys::head_book(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        let range = keys::assets_after(after);
+        list_page(
+            &self.db,
+            LEDGER_ASSETS,
+            &range,
+            limit,
+            "listing assets",
+            |_, value| Record::decode("asset", value),
+        )
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        let range = keys::accounts_after(book, after);
+        list_page(
+            &self.db,
+            LEDGER_ACCOUNTS,
+            &range,
+            limit,
+            "listing accounts",
+            |_, value| AccountRecord::listed(BACKEND_NAME, value),
+        )
     }
 }
 

@@ -334,6 +334,14 @@ impl Backend for RedbBackend {
         Ok(state::open(Arc::clone(&self.db), lease)?)
     }
 
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        state::list(&self.db, after, limit)
+    }
+
     fn ledger(&self) -> Arc<RedbLedger> {
         Arc::clone(&self.ledger)
     }

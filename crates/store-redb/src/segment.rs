@@ -16,12 +16,15 @@ use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId, StorageError};
 use store_kit::codec::{self, prefix_successor};
 use store_kit::segment::{
-    SegmentMeta, entry_key, existing_writable, meta_key, parse_session_index_key, readable,
-    session_index_key, sessions_newest_first, writable,
+    SegmentMeta, bad_session_index_key, entry_key, existing_writable, meta_key,
+    parse_session_index_key, readable, segments_after, session_index_key, sessions_newest_first,
+    writable,
 };
 
 use crate::BACKEND_NAME;
-use crate::db::{Context, Db, WriteTable, WriteTxn, get_with, read_table};
+use crate::db::{
+    Context, Db, WriteTable, WriteTxn, distinct_leading, get_with, list_page, read_table,
+};
 use crate::tables::{SEGMENT_ENTRIES, SEGMENT_META, SEGMENT_SESSIONS, SEGMENT_TRACES};
 
 /// The segment log of a [`RedbBackend`](crate::RedbBackend).
@@ -319,6 +322,39 @@ impl SegmentLogStore for RedbSegmentLog {
         Ok(segments)
     }
 
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError> {
+        let sessions = distinct_leading(
+            &self.db,
+            SEGMENT_SESSIONS,
+            after.map(|session| session.to_bytes()),
+            limit,
+            "listing sessions",
+            || bad_session_index_key(BACKEND_NAME),
+        )?;
+        Ok(sessions.into_iter().map(SessionId::from_bytes).collect())
+    }
+
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError> {
+        let range = segments_after(session, after);
+        list_page(
+            &self.db,
+            SEGMENT_SESSIONS,
+            &range,
+            limit,
+            "listing segments",
+            |key, _| Ok(parse_index_key(key)?.1),
+        )
+    }
+
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {
         const CONTEXT: &str = "looking up a segment's session";
         let txn = self.db.begin_read(CONTEXT)?;
@@ -330,6 +366,5 @@ impl SegmentLogStore for RedbSegmentLog {
 }
 
 fn parse_index_key(key: &[u8]) -> Result<(SessionId, SegmentId), StorageError> {
-    parse_session_index_key(key)
-        .ok_or_else(|| StorageError::corrupted(BACKEND_NAME, "decoding a session index key"))
+    parse_session_index_key(key).ok_or_else(|| bad_session_index_key(BACKEND_NAME))
 }

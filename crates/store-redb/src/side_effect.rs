@@ -12,12 +12,13 @@ use store_api::{
 };
 use store_kit::codec;
 use store_kit::side_effect::{
-    OutputCache, call_output_key, inbound_bounds, inbound_key, inbound_page, output_key,
-    plan_call_output, plan_inbound, plan_outputs,
+    OutputCache, call_output_key, call_outputs_after, inbound_bounds, inbound_key, inbound_page,
+    output_key, outputs_after, parse_call_output_key, parse_output_key, plan_call_output,
+    plan_inbound, plan_outputs, short_inbound_key,
 };
 
 use crate::BACKEND_NAME;
-use crate::db::{Context, Db, get_with, read_table};
+use crate::db::{Context, Db, distinct_leading, get_with, list_page, read_table};
 use crate::tables::{SIDE_EFFECT_CALL_OUTPUTS, SIDE_EFFECT_INBOUND, SIDE_EFFECT_OUTPUTS};
 
 /// The side-effect store of a [`RedbBackend`](crate::RedbBackend).
@@ -188,6 +189,54 @@ impl SideEffectStore for RedbSideEffects {
                 decode_inbound(value.value())
             });
         Ok(inbound_page(calls, until_exclusive, limit)?)
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        let range = outputs_after(after);
+        list_page(
+            &self.db,
+            SIDE_EFFECT_OUTPUTS,
+            &range,
+            limit,
+            "listing side-effect output keys",
+            |key, _| parse_output_key(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        let range = call_outputs_after(after);
+        list_page(
+            &self.db,
+            SIDE_EFFECT_CALL_OUTPUTS,
+            &range,
+            limit,
+            "listing inter-call output keys",
+            |key, _| parse_call_output_key(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        let callees = distinct_leading(
+            &self.db,
+            SIDE_EFFECT_INBOUND,
+            after.map(|callee| callee.0),
+            limit,
+            "listing inbound callees",
+            || short_inbound_key(BACKEND_NAME),
+        )?;
+        Ok(callees.into_iter().map(LyquidId).collect())
     }
 }
 

@@ -9,11 +9,11 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use store_api::{MAX_KEY_LEN, StorageError};
+use store_api::{MAX_KEY_LEN, StateError, StorageError};
 use store_kit::codec::prefix_successor;
 use store_kit::state::{
     BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
-    partition_prefix,
+    partition_page, partition_prefix, partitions_after,
 };
 
 use crate::BACKEND_NAME;
@@ -59,6 +59,35 @@ pub(crate) fn open(
         }
     }
     Ok(BufferedState::new(lease, entries, RedbPartition { db, id }))
+}
+
+/// One page of the partitions holding data: the name table read from the cursor on, each
+/// name kept when its entries hold a key (one seek per name).
+pub(crate) fn list(db: &Db, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError> {
+    const CONTEXT: &str = "listing state partitions";
+    let range = partitions_after(after)?;
+    let txn = db.begin_read(CONTEXT)?;
+    let partitions = read_table(&txn, STATE_PARTITIONS, CONTEXT)?;
+    let entries = read_table(&txn, STATE_ENTRIES, CONTEXT)?;
+    let names = partitions
+        .range::<&[u8]>(range.as_slices())
+        .ctx(CONTEXT)?
+        .map(|row| {
+            let (name, id) = row.ctx(CONTEXT)?;
+            Ok::<_, StorageError>((name.value().to_vec(), id.value().to_vec()))
+        });
+    let holds_data = |id: u32| {
+        let prefix = partition_prefix(id);
+        let first = entries
+            .range::<&[u8]>(prefix.as_slice()..)
+            .ctx(CONTEXT)?
+            .next();
+        match first {
+            Some(row) => Ok(row.ctx(CONTEXT)?.0.value().starts_with(&prefix)),
+            None => Ok(false),
+        }
+    };
+    Ok(partition_page(BACKEND_NAME, names, limit, holds_data)?)
 }
 
 fn decode_id(bytes: &[u8]) -> Result<u32, StorageError> {

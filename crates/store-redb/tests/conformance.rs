@@ -1,3 +1,3 @@
-//! The conformance suite (SPEC.md) run against the redb backend.
+//! The conformance suite (`docs/contract.md`) run against the redb backend.
 
 conformance::suite!(redb, store_redb::RedbBackend, persistent = true);

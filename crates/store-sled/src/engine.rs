@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -18,9 +19,10 @@ use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
-    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_put_batch, collect_rows,
-    decode_batch, scan_bounds,
+    BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_mutations, check_put_batch,
+    collect_rows, decode_batch, scan_bounds, write_in_order,
 };
+use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
 use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes};
 
@@ -35,6 +37,8 @@ pub struct SledEngine {
     visible: RwLock<()>,
     /// The last committed sequence number, updated after each commit under `writer`.
     sequence: AtomicU64,
+    /// Wakes `wait_for_sequence` once a batch is committed and durable per the mode.
+    committed: CommitNotifier,
     shared: Arc<Shared>,
 }
 
@@ -51,6 +55,16 @@ impl std::fmt::Debug for SledEngine {
 enum Writes<'a> {
     Put(&'a [(&'a [u8], &'a [u8])]),
     Delete(&'a [&'a [u8]]),
+    Mixed(&'a [Mutation]),
+}
+
+/// The number a batch is committed under.
+#[derive(Clone, Copy)]
+enum Numbering<'a> {
+    /// The next one (`put_batch`, `delete_batch`, `write_batch`).
+    Next,
+    /// The leader's (`apply_batch`): decided against the log under the writer mutex.
+    Leader(u64, &'a [Mutation]),
 }
 
 impl SledEngine {
@@ -72,17 +86,35 @@ impl SledEngine {
             writer: Mutex::new(()),
             visible: RwLock::new(()),
             sequence: AtomicU64::new(sequence),
+            committed: CommitNotifier::new(sequence),
             shared,
         })
     }
 
     /// Commits one batch: data, log entry and counter in one sled transaction, then makes
-    /// it durable per the durability mode.
-    fn commit(&self, writes: Writes<'_>, log_entry: BatchLogEntry<'_>) -> Result<u64, EngineError> {
+    /// it durable per the durability mode. Under [`Numbering::Leader`] the batch may turn
+    /// out applied already: then nothing is written and its number is returned.
+    fn commit(
+        &self,
+        numbering: Numbering<'_>,
+        writes: Writes<'_>,
+        log_entry: BatchLogEntry<'_>,
+    ) -> Result<u64, EngineError> {
         let log_entry = IVec::from(log_entry.to_vec());
         let _writer = self.writer.lock();
         self.shared.writable()?;
-        let seq = self.sequence.load(Ordering::Acquire) + 1;
+        let current = self.sequence.load(Ordering::Acquire);
+        let seq = match numbering {
+            Numbering::Next => current + 1,
+            // The writer mutex is held (pruning takes it too): the log cannot change
+            // between this decision and the transaction below.
+            Numbering::Leader(seq, mutations) => {
+                match decide_apply(current, seq, mutations, |seq| self.logged_batch(seq))? {
+                    ApplyDecision::AlreadyApplied => return Ok(seq),
+                    ApplyDecision::Write => seq,
+                }
+            }
+        };
         let log_key = batch_key(seq);
         let seq_value = seq.to_be_bytes();
         {
@@ -100,6 +132,12 @@ impl SledEngine {
                                 data.remove(*key)?;
                             }
                         }
+                        Writes::Mixed(mutations) => write_in_order(
+                            &mut &*data,
+                            mutations,
+                            |data, key, value| data.insert(key, value).map(drop),
+                            |data, key| data.remove(key).map(drop),
+                        )?,
                     }
                     log.insert(&log_key[..], log_entry.clone())?;
                     meta.insert(SEQUENCE_KEY, &seq_value[..])?;
@@ -114,7 +152,20 @@ impl SledEngine {
         // move on so the next batch never reuses this number.
         self.sequence.store(seq, Ordering::Release);
         self.shared.sync("making an engine batch durable")?;
+        self.committed.publish(seq);
         Ok(seq)
+    }
+
+    /// The logged mutations of batch `seq`; `None` when pruned or never written.
+    fn logged_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
+        let stored = self
+            .log
+            .get(batch_key(seq))
+            .map_err(|e| storage_error("reading the batch log", e))?;
+        match stored {
+            None => Ok(None),
+            Some(entry) => Ok(Some(decode_batch(BACKEND_NAME, &entry)?)),
+        }
     }
 }
 
@@ -135,7 +186,7 @@ impl StoreEngine for SledEngine {
             return Ok(self.current_sequence());
         }
         let entry = BatchLogEntry::put(BACKEND_NAME, pairs)?;
-        self.commit(Writes::Put(pairs), entry)
+        self.commit(Numbering::Next, Writes::Put(pairs), entry)
     }
 
     fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
@@ -144,7 +195,27 @@ impl StoreEngine for SledEngine {
             return Ok(self.current_sequence());
         }
         let entry = BatchLogEntry::delete(BACKEND_NAME, keys)?;
-        self.commit(Writes::Delete(keys), entry)
+        self.commit(Numbering::Next, Writes::Delete(keys), entry)
+    }
+
+    fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_mutations(mutations)?;
+        if mutations.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        let entry = BatchLogEntry::mutations(BACKEND_NAME, mutations)?;
+        self.commit(Numbering::Next, Writes::Mixed(mutations), entry)
+    }
+
+    fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_apply_input(seq, mutations)?;
+        let entry = BatchLogEntry::mutations(BACKEND_NAME, mutations)?;
+        let numbering = Numbering::Leader(seq, mutations);
+        self.commit(numbering, Writes::Mixed(mutations), entry)
+    }
+
+    fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
+        Ok(self.committed.wait_after(after, timeout))
     }
 
     fn current_sequence(&self) -> u64 {
@@ -199,14 +270,7 @@ impl StoreEngine for SledEngine {
 
     fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
         self.shared.readable()?;
-        let stored = self
-            .log
-            .get(batch_key(seq))
-            .map_err(|e| storage_error("reading the batch log", e))?;
-        match stored {
-            None => Ok(None),
-            Some(entry) => Ok(Some(decode_batch(BACKEND_NAME, &entry)?)),
-        }
+        self.logged_batch(seq)
     }
 
     fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {

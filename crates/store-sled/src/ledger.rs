@@ -20,9 +20,10 @@ use sled::transaction::{
 };
 use sled::{IVec, Tree};
 use store_api::{
-    AccountCfg, AccountDef, AccountId, AssetDef, AssetId, BalanceSnapshot, Book, Clock, Committed,
-    LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced, StorageError,
-    StorageErrorKind, StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
+    AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book,
+    Clock, Committed, LedgerError, LedgerEvent, LedgerStore, PostingRecord, Sequenced,
+    StorageError, StorageErrorKind, StoredTransaction, Timestamp, Transaction, TrialBalanceRow,
+    TxId,
 };
 use store_kit::codec::{decode, prefix_successor};
 use store_kit::ledger::{
@@ -31,6 +32,7 @@ use store_kit::ledger::{
     trial_balance_of, trial_rows,
 };
 
+use crate::listing::list_page;
 use crate::{BACKEND_NAME, Shared, storage_error, trees};
 
 /// The ledger of a [`SledBackend`](crate::SledBackend).
@@ -527,5 +529,42 @@ impl LedgerStore for SledLedger {
         }
         let _lock = self.lock.read();
         self.book_events(book, from).take(limit).collect()
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        let _lock = self.lock.read();
+        let range = keys::books_after(after);
+        list_page(&self.heads, &range, limit, "listing books", |key, _| {
+            keys::head_book(BACKEND_NAME, key)
+        })
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        let _lock = self.lock.read();
+        let range = keys::assets_after(after);
+        list_page(&self.assets, &range, limit, "listing assets", |_, value| {
+            decode(BACKEND_NAME, "asset", value)
+        })
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        let _lock = self.lock.read();
+        let range = keys::accounts_after(book, after);
+        list_page(
+            &self.accounts,
+            &range,
+            limit,
+            "listing accounts",
+            |_, value| AccountRecord::listed(BACKEND_NAME, value),
+        )
     }
 }

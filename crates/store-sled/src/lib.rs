@@ -40,7 +40,7 @@
 //!   whole transactions only (never a torn batch) and never corrupts the database.
 //!
 //! A state partition's `flush` is durable when it returns in both modes (it makes every
-//! earlier write durable, SPEC section 4): under `Relaxed` it runs the same sync round as
+//! earlier write durable, `docs/contract.md` §4.5): under `Relaxed` it runs the same sync round as
 //! `Immediate`, which also makes every earlier write of every store durable.
 //!
 //! In both modes, dropping the backend (its last store handle) flushes everything: a clean
@@ -138,6 +138,7 @@
 
 mod engine;
 mod ledger;
+mod listing;
 mod seal;
 mod segment;
 mod side_effect;
@@ -585,6 +586,14 @@ impl Backend for SledBackend {
         check_partition_name(name)?;
         let lease = self.leases.acquire(name)?;
         Ok(self.partitions.open_partition(lease)?)
+    }
+
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        self.partitions.list(after, limit)
     }
 
     fn ledger(&self) -> Arc<SledLedger> {

@@ -16,10 +16,11 @@ use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId, StorageError};
 use store_kit::codec::{decode, encode};
 use store_kit::segment::{
-    SegmentMeta, entry_key, meta_key, parse_session_index_key, readable, session_index_key,
-    sessions_newest_first, writable,
+    SegmentMeta, bad_session_index_key, entry_key, meta_key, parse_session_index_key, readable,
+    segments_after, session_index_key, sessions_newest_first, writable,
 };
 
+use crate::listing::{distinct_leading, list_page};
 use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes, trees};
 
 /// The segment log of a [`SledBackend`](crate::SledBackend).
@@ -315,6 +316,38 @@ impl SegmentLogStore for SledSegmentLog {
             segments.push(parse_index_key(&key)?.1);
         }
         Ok(segments)
+    }
+
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError> {
+        let _visible = self.visible.read();
+        let sessions = distinct_leading(
+            &self.sessions,
+            after.map(|session| session.to_bytes()),
+            limit,
+            "listing sessions",
+            || bad_session_index_key(BACKEND_NAME),
+        )?;
+        Ok(sessions.into_iter().map(SessionId::from_bytes).collect())
+    }
+
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError> {
+        let _visible = self.visible.read();
+        list_page(
+            &self.sessions,
+            &segments_after(session, after),
+            limit,
+            "listing segments",
+            |key, _| Ok(parse_index_key(key)?.1),
+        )
     }
 
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {

@@ -16,10 +16,12 @@ use store_api::{
 };
 use store_kit::codec::{decode, encode};
 use store_kit::side_effect::{
-    OutputCache, call_output_key, inbound_bounds, inbound_key, inbound_page, output_key,
-    plan_call_output, plan_inbound, plan_outputs,
+    OutputCache, call_output_key, call_outputs_after, inbound_bounds, inbound_key, inbound_page,
+    output_key, outputs_after, parse_call_output_key, parse_output_key, plan_call_output,
+    plan_inbound, plan_outputs, short_inbound_key,
 };
 
+use crate::listing::{distinct_leading, list_page};
 use crate::{BACKEND_NAME, Shared, storage_error, trees};
 
 /// The side-effect store of a [`SledBackend`](crate::SledBackend).
@@ -210,5 +212,51 @@ impl SideEffectStore for SledSideEffects {
                 decode::<InboundInterCall>(BACKEND_NAME, "inbound call", &stored)
             });
         Ok(inbound_page(calls, until_exclusive, limit)?)
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        let _visible = self.visible.read();
+        list_page(
+            &self.outputs,
+            &outputs_after(after),
+            limit,
+            "listing side-effect output keys",
+            |key, _| parse_output_key(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        let _visible = self.visible.read();
+        list_page(
+            &self.call_outputs,
+            &call_outputs_after(after),
+            limit,
+            "listing inter-call output keys",
+            |key, _| parse_call_output_key(BACKEND_NAME, key),
+        )
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        let _visible = self.visible.read();
+        let callees = distinct_leading(
+            &self.inbound,
+            after.map(|callee| callee.0),
+            limit,
+            "listing inbound callees",
+            || short_inbound_key(BACKEND_NAME),
+        )?;
+        Ok(callees.into_iter().map(LyquidId).collect())
     }
 }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 use sled::{Batch, Tree};
-use store_api::StorageError;
+use store_api::{StateError, StorageError};
 use store_kit::state::{
     BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
-    partition_key, partition_prefix,
+    partition_key, partition_page, partition_prefix, partitions_after,
 };
 
 use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes, trees};
@@ -76,6 +76,28 @@ impl SledPartitions {
             shared: Arc::clone(&self.shared),
         };
         Ok(BufferedState::new(lease, entries, persist))
+    }
+}
+
+impl SledPartitions {
+    /// One page of the partitions holding data: the name tree read from the cursor on,
+    /// each name kept when its entries hold a key (one seek per name).
+    pub(crate) fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        const WHAT: &str = "listing state partitions";
+        let range = partitions_after(after)?;
+        let names = self
+            .names
+            .range::<&[u8], _>(range.as_slices())
+            .map(|row| row.map_err(|e| storage_error(WHAT, e)));
+        let holds_data = |id: u32| match self.entries.scan_prefix(partition_prefix(id)).next() {
+            Some(row) => row.map(|_| true).map_err(|e| storage_error(WHAT, e)),
+            None => Ok(false),
+        };
+        Ok(partition_page(BACKEND_NAME, names, limit, holds_data)?)
     }
 }
 

@@ -1,3 +1,3 @@
-//! The conformance suite (SPEC.md) run against the sled backend.
+//! The conformance suite (`docs/contract.md`) run against the sled backend.
 
 conformance::suite!(sled, store_sled::SledBackend, persistent = true);

@@ -4,13 +4,17 @@
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
-use store_kit::engine::{SCAN_PREALLOC, SEQUENCE_KEY, check_keys, check_put_batch, scan_bounds};
+use store_kit::engine::{
+    SCAN_PREALLOC, SEQUENCE_KEY, check_keys, check_mutations, check_put_batch, scan_bounds,
+};
+use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
 use crate::db::Db;
 use crate::{SqlContext, corrupted};
@@ -67,10 +71,29 @@ fn sequence_key() -> ToSqlOutput<'static> {
 
 /// The engine store. Writes go through the backend's one writer connection, so batches are
 /// numbered in commit order; `current_sequence` reads a copy of the counter that is updated
-/// after each commit while the writer is still held.
+/// after each commit while the writer is still held. `apply_batch` decides inside the
+/// batch's write transaction.
 pub struct SqliteEngine {
     db: Arc<Db>,
     sequence: AtomicU64,
+    committed: CommitNotifier,
+}
+
+/// The number a batch is committed under.
+#[derive(Clone, Copy)]
+enum Numbering<'a> {
+    /// The next one (`put_batch`, `delete_batch`, `write_batch`).
+    Next,
+    /// The leader's (`apply_batch`): decided against the log inside the transaction.
+    Leader(u64, &'a [Mutation]),
+}
+
+/// What a batch's write transaction did.
+enum Outcome {
+    /// The batch was written under this number.
+    Written(u64),
+    /// The batch was already applied, logged identically: nothing was written.
+    AlreadyApplied(u64),
 }
 
 impl std::fmt::Debug for SqliteEngine {
@@ -102,28 +125,95 @@ impl SqliteEngine {
         Ok(SqliteEngine {
             db,
             sequence: AtomicU64::new(sequence),
+            committed: CommitNotifier::new(sequence),
         })
     }
 
-    /// Writes one batch: `apply` writes the data and the log rows of batch `seq`.
+    /// Writes one batch: `apply` writes the data and the log rows of batch `seq`. Under
+    /// [`Numbering::Leader`] the batch may turn out applied already: then nothing is
+    /// written and its number is returned.
     fn commit(
         &self,
+        numbering: Numbering<'_>,
         apply: impl FnOnce(&Connection, i64) -> rusqlite::Result<()>,
     ) -> Result<u64, EngineError> {
-        self.db.write_then(
-            |conn| {
+        let outcome = self.db.write_then(
+            |conn| -> Result<Outcome, EngineError> {
                 // The writer is held: the cached counter is the stored one.
-                let seq = self.sequence.load(Ordering::Acquire) + 1;
+                let current = self.sequence.load(Ordering::Acquire);
+                let seq = match numbering {
+                    Numbering::Next => current + 1,
+                    Numbering::Leader(seq, mutations) => {
+                        let logged = |seq| Ok(read_batch(conn, seq)?);
+                        match decide_apply(current, seq, mutations, logged)? {
+                            ApplyDecision::AlreadyApplied => {
+                                return Ok(Outcome::AlreadyApplied(seq));
+                            }
+                            ApplyDecision::Write => seq,
+                        }
+                    }
+                };
                 let seq_sql = seq_param(seq)?;
                 apply(conn, seq_sql).ctx("writing a batch")?;
                 conn.prepare_cached(SET_SEQUENCE)
                     .and_then(|mut stmt| stmt.execute((sequence_key(), seq_sql)))
                     .ctx("updating the engine sequence")?;
-                Ok(seq)
+                Ok(Outcome::Written(seq))
             },
-            |seq| self.sequence.store(*seq, Ordering::Release),
-        )
+            |outcome| {
+                if let Outcome::Written(seq) = *outcome {
+                    self.sequence.store(seq, Ordering::Release);
+                    self.committed.publish(seq);
+                }
+            },
+        )?;
+        match outcome {
+            Outcome::Written(seq) | Outcome::AlreadyApplied(seq) => Ok(seq),
+        }
     }
+}
+
+/// Writes the data and the log rows of a mixed batch `seq`, in order, so the last
+/// mutation of a key wins.
+fn write_mutations(conn: &Connection, seq: i64, mutations: &[Mutation]) -> rusqlite::Result<()> {
+    let mut upsert = conn.prepare_cached(UPSERT)?;
+    let mut delete = conn.prepare_cached(DELETE)?;
+    let mut log_put = conn.prepare_cached(LOG_PUT)?;
+    let mut log_delete = conn.prepare_cached(LOG_DELETE)?;
+    for (idx, mutation) in mutations.iter().enumerate() {
+        match mutation {
+            Mutation::Put { key, value } => {
+                upsert.execute((key.as_ref(), value.as_ref()))?;
+                log_put.execute((seq, idx as i64, key.as_ref(), value.as_ref()))?;
+            }
+            Mutation::Delete { key } => {
+                delete.execute([key.as_ref()])?;
+                log_delete.execute((seq, idx as i64, key.as_ref()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The logged mutations of batch `seq`, read on `conn`; `None` when pruned or never
+/// written.
+fn read_batch(conn: &Connection, seq: u64) -> Result<Option<Vec<Mutation>>, StorageError> {
+    // Stored numbers fit in an INTEGER: a larger one was never written.
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(GET_BATCH)
+        .ctx("reading the batch log")?;
+    let mut rows = stmt.query([seq]).ctx("reading the batch log")?;
+    let mut mutations = Vec::new();
+    while let Some(row) = rows.next().ctx("reading the batch log")? {
+        let op: String = row.get(0).ctx("reading the batch log")?;
+        let key: Vec<u8> = row.get(1).ctx("reading the batch log")?;
+        let value: Option<Vec<u8>> = row.get(2).ctx("reading the batch log")?;
+        mutations.push(decode_mutation(&op, key, value)?);
+    }
+    Ok((!mutations.is_empty()).then_some(mutations))
 }
 
 fn decode_mutation(
@@ -141,7 +231,7 @@ impl StoreEngine for SqliteEngine {
         if pairs.is_empty() {
             return Ok(self.current_sequence());
         }
-        self.commit(|conn, seq| {
+        self.commit(Numbering::Next, |conn, seq| {
             let mut upsert = conn.prepare_cached(UPSERT)?;
             let mut log = conn.prepare_cached(LOG_PUT)?;
             for (idx, (key, value)) in pairs.iter().enumerate() {
@@ -157,7 +247,7 @@ impl StoreEngine for SqliteEngine {
         if keys.is_empty() {
             return Ok(self.current_sequence());
         }
-        self.commit(|conn, seq| {
+        self.commit(Numbering::Next, |conn, seq| {
             let mut delete = conn.prepare_cached(DELETE)?;
             let mut log = conn.prepare_cached(LOG_DELETE)?;
             for (idx, key) in keys.iter().enumerate() {
@@ -166,6 +256,27 @@ impl StoreEngine for SqliteEngine {
             }
             Ok(())
         })
+    }
+
+    fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_mutations(mutations)?;
+        if mutations.is_empty() {
+            return Ok(self.current_sequence());
+        }
+        self.commit(Numbering::Next, |conn, seq| {
+            write_mutations(conn, seq, mutations)
+        })
+    }
+
+    fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError> {
+        check_apply_input(seq, mutations)?;
+        self.commit(Numbering::Leader(seq, mutations), |conn, seq| {
+            write_mutations(conn, seq, mutations)
+        })
+    }
+
+    fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
+        Ok(self.committed.wait_after(after, timeout))
     }
 
     fn current_sequence(&self) -> u64 {
@@ -238,23 +349,7 @@ impl StoreEngine for SqliteEngine {
     }
 
     fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
-        let Ok(seq) = i64::try_from(seq) else {
-            return Ok(None);
-        };
-        self.db.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(GET_BATCH)
-                .ctx("reading the batch log")?;
-            let mut rows = stmt.query([seq]).ctx("reading the batch log")?;
-            let mut mutations = Vec::new();
-            while let Some(row) = rows.next().ctx("reading the batch log")? {
-                let op: String = row.get(0).ctx("reading the batch log")?;
-                let key: Vec<u8> = row.get(1).ctx("reading the batch log")?;
-                let value: Option<Vec<u8>> = row.get(2).ctx("reading the batch log")?;
-                mutations.push(decode_mutation(&op, key, value)?);
-            }
-            Ok((!mutations.is_empty()).then_some(mutations))
-        })
+        Ok(self.db.read(|conn| read_batch(conn, seq))?)
     }
 
     fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {

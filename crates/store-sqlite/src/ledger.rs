@@ -27,7 +27,9 @@ use store_kit::ledger::{
 use store_kit::sql;
 
 use crate::db::Db;
-use crate::{BACKEND_NAME, SqlContext, corrupted, u64_from_sql, u64_to_sql};
+use crate::{
+    BACKEND_NAME, SqlContext, corrupted, limit_to_sql, query_page, u64_from_sql, u64_to_sql,
+};
 
 const ASSET: &str = "SELECT id, precision, name FROM ledger_assets WHERE id = ?1";
 const ACCOUNT: &str = "SELECT asset, kind, normal_side, min_balance, balance, updated_seq \
@@ -69,6 +71,16 @@ const BOOK_POSTINGS: &str = concat!(
 );
 const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events \
                       WHERE book = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3";
+/// Listings: rows after the cursor `?1` (`''` lists from the first: names are never
+/// empty), at most the last parameter. Names are `TEXT` compared with `memcmp` (`BINARY`),
+/// which is the byte order of their UTF-8.
+const LIST_BOOKS: &str =
+    "SELECT book FROM ledger_book_heads WHERE book > ?1 ORDER BY book LIMIT ?2";
+const LIST_ASSETS: &str =
+    "SELECT id, precision, name FROM ledger_assets WHERE id > ?1 ORDER BY id LIMIT ?2";
+const LIST_ACCOUNTS: &str = "SELECT path, asset, kind, normal_side, min_balance \
+                             FROM ledger_accounts WHERE book = ?2 AND path > ?1 \
+                             ORDER BY path LIMIT ?3";
 
 const INSERT_ASSET: &str = "INSERT INTO ledger_assets (id, precision, name) VALUES (?1, ?2, ?3)";
 /// The accounts of a plan: an upsert that keeps the definition and updates the balance.
@@ -204,15 +216,17 @@ fn read_asset(conn: &Connection, id: &AssetId) -> Result<Option<AssetDef>, Stora
         })
         .optional()
         .ctx(CTX)?;
-    row.map(|(id, precision, name)| {
-        Ok(AssetDef {
-            id: asset_id_from(id)?,
-            precision: u8::try_from(precision)
-                .map_err(|_| corrupted("decoding an asset precision"))?,
-            name,
-        })
+    row.map(|(id, precision, name)| asset_def(id, precision, name))
+        .transpose()
+}
+
+/// An asset of the columns `id, precision, name`.
+fn asset_def(id: String, precision: i64, name: String) -> Result<AssetDef, StorageError> {
+    Ok(AssetDef {
+        id: asset_id_from(id)?,
+        precision: u8::try_from(precision).map_err(|_| corrupted("decoding an asset precision"))?,
+        name,
     })
-    .transpose()
 }
 
 fn read_account(conn: &Connection, id: &AccountId) -> Result<Option<AccountRecord>, StorageError> {
@@ -821,5 +835,73 @@ impl LedgerStore for SqliteLedger {
             }
             Ok::<_, StorageError>(events)
         })?)
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        const CTX: &str = "listing books";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let params = (after.map_or("", Book::as_str), limit_to_sql(limit));
+        self.db.read(|conn| {
+            query_page(conn, LIST_BOOKS, params, CTX, |row| {
+                book_from(row.get(0).ctx(CTX)?)
+            })
+        })
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        const CTX: &str = "listing assets";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let params = (after.map_or("", AssetId::as_str), limit_to_sql(limit));
+        self.db.read(|conn| {
+            query_page(conn, LIST_ASSETS, params, CTX, |row| {
+                asset_def(
+                    row.get(0).ctx(CTX)?,
+                    row.get(1).ctx(CTX)?,
+                    row.get(2).ctx(CTX)?,
+                )
+            })
+        })
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        const CTX: &str = "listing accounts";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let params = (
+            after.map_or("", AccountPath::as_str),
+            book.as_str(),
+            limit_to_sql(limit),
+        );
+        self.db.read(|conn| {
+            query_page(conn, LIST_ACCOUNTS, params, CTX, |row| {
+                let def = AccountDef {
+                    id: AccountId {
+                        book: book.clone(),
+                        path: path_from(row.get(0).ctx(CTX)?)?,
+                    },
+                    asset: asset_id_from(row.get(1).ctx(CTX)?)?,
+                    kind: kind_from(&row.get::<_, String>(2).ctx(CTX)?)?,
+                };
+                let cfg = AccountCfg {
+                    normal_side: direction_from(&row.get::<_, String>(3).ctx(CTX)?)?,
+                    min_balance: row.get(4).ctx(CTX)?,
+                };
+                Ok((def, cfg))
+            })
+        })
     }
 }

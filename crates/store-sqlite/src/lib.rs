@@ -177,6 +177,14 @@ impl Backend for SqliteBackend {
         state::open_partition(&self.db, lease)
     }
 
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        state::list(&self.db, after, limit)
+    }
+
     fn ledger(&self) -> Arc<SqliteLedger> {
         Arc::clone(&self.ledger)
     }
@@ -233,6 +241,58 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
     fn ctx(self, context: &'static str) -> Result<T, StorageError> {
         self.map_err(|e| sql_error(context, e))
     }
+}
+
+/// A listing's `limit` as the `INTEGER` bound to `LIMIT` (a limit beyond `i64::MAX` rows
+/// lists everything, as `i64::MAX` does).
+#[inline]
+pub(crate) fn limit_to_sql(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Runs the prepared listing `sql` with `params` and makes each row into an item with
+/// `item`; the rows come in the order and number the statement gives.
+pub(crate) fn query_page<T, E: From<StorageError>>(
+    conn: &rusqlite::Connection,
+    sql: &'static str,
+    params: impl rusqlite::Params,
+    context: &'static str,
+    mut item: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StorageError>,
+) -> Result<Vec<T>, E> {
+    let mut stmt = conn.prepare_cached(sql).ctx(context)?;
+    let mut rows = stmt.query(params).ctx(context)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().ctx(context)? {
+        out.push(item(row)?);
+    }
+    Ok(out)
+}
+
+/// One page of distinct `W`-byte ids, ascending, after `after`, at most `limit`, by a skip
+/// scan in one read transaction: `seek_sql` gives the first id at or after its `?1` (an
+/// empty blob before the first), one index seek per id listed. An id shorter than `W`
+/// bytes is the error `short_id` makes.
+pub(crate) fn distinct_ids<const W: usize>(
+    db: &db::Db,
+    seek_sql: &'static str,
+    after: Option<[u8; W]>,
+    limit: usize,
+    context: &'static str,
+    short_id: impl Fn() -> StorageError,
+) -> Result<Vec<[u8; W]>, StorageError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    db.read_tx(|conn| {
+        let mut stmt = conn.prepare_cached(seek_sql).ctx(context)?;
+        let mut seek = |from: Option<&[u8]>| -> Result<Option<Vec<u8>>, StorageError> {
+            stmt.query_row([from.unwrap_or_default()], |r| r.get(0))
+                .ctx(context)
+        };
+        store_kit::listing::distinct(after, limit, |last| {
+            store_kit::listing::next_leading(last, &mut seek, &short_id)
+        })
+    })
 }
 
 /// A `u64` as the `INTEGER` stored for it (two's complement above `i64::MAX`).

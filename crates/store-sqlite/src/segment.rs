@@ -9,10 +9,12 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
 use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId, StorageError};
-use store_kit::segment::{SegmentMeta, readable, sessions_newest_first, writable};
+use store_kit::segment::{
+    SegmentMeta, bad_session_index_key, readable, sessions_newest_first, writable,
+};
 
 use crate::db::Db;
-use crate::{SqlContext, corrupted};
+use crate::{BACKEND_NAME, SqlContext, corrupted, distinct_ids, limit_to_sql, query_page};
 
 const META: &str = "SELECT session, entries, traces, live FROM segments WHERE segment = ?1";
 const UPSERT_META: &str = "INSERT INTO segments (segment, session, entries, traces, live) \
@@ -29,6 +31,13 @@ const LIVE_DESC: &str =
 const SESSION_SEGMENTS_DESC: &str =
     "SELECT segment FROM segments WHERE live = 1 AND session = ?1 ORDER BY segment DESC";
 const SESSION_OF: &str = "SELECT session FROM segments WHERE segment = ?1 AND live = 1";
+/// The first session with a live segment at or after `?1` (one seek of the
+/// `segments_by_session` index): a step of the skip scan that lists sessions.
+const SESSION_FROM: &str = "SELECT min(session) FROM segments WHERE live = 1 AND session >= ?1";
+/// The session's live segments after `?2` (`x''` lists from the first), at most `?3`.
+const SESSION_SEGMENTS_AFTER: &str = "SELECT segment FROM segments \
+                                      WHERE live = 1 AND session = ?1 AND segment > ?2 \
+                                      ORDER BY segment LIMIT ?3";
 
 /// The segment log.
 pub struct SqliteSegmentLog {
@@ -283,6 +292,45 @@ impl SegmentLogStore for SqliteSegmentLog {
             }
             Ok::<_, StorageError>(segments)
         })?)
+    }
+
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError> {
+        let sessions = distinct_ids(
+            &self.db,
+            SESSION_FROM,
+            after.map(|session| session.to_bytes()),
+            limit,
+            "listing sessions",
+            || bad_session_index_key(BACKEND_NAME),
+        )?;
+        Ok(sessions.into_iter().map(SessionId::from_bytes).collect())
+    }
+
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError> {
+        const CTX: &str = "listing segments";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.map(|segment| segment.to_bytes().to_vec());
+        let params = (
+            session.to_bytes(),
+            after.unwrap_or_default(),
+            limit_to_sql(limit),
+        );
+        self.db.read(|conn| {
+            query_page(conn, SESSION_SEGMENTS_AFTER, params, CTX, |row| {
+                Ok(SegmentId::from_bytes(id16(row.get(0).ctx(CTX)?)?))
+            })
+        })
     }
 
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {

@@ -17,12 +17,12 @@ use store_api::{
     InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectStore, StorageError,
 };
 use store_kit::side_effect::{
-    OutputCache, inbound_page, plan_call_output, plan_inbound, plan_outputs,
+    OutputCache, inbound_page, plan_call_output, plan_inbound, plan_outputs, short_inbound_key,
 };
 use store_kit::sql;
 
 use crate::db::Db;
-use crate::{SqlContext, corrupted};
+use crate::{BACKEND_NAME, SqlContext, corrupted, distinct_ids, limit_to_sql, query_page};
 
 const SLOT: &str =
     "SELECT payload_count FROM side_effect_outputs WHERE lyquid = ?1 AND pos = ?2 AND kind = ?3";
@@ -51,6 +51,32 @@ const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, p
                                 FROM side_effect_inbound \
                                 WHERE callee = ?1 AND call_pos < ?4 \
                                 ORDER BY order_pos, order_seq LIMIT ?5";
+/// The rank of a `kind` column in [`SideEffectKind`]'s order (event, call, timer), the
+/// order of output keys; the text itself would sort `call` first.
+macro_rules! kind_rank {
+    () => {
+        "CASE kind WHEN 'event' THEN 0 WHEN 'call' THEN 1 ELSE 2 END"
+    };
+}
+/// Output keys after the cursor `(?1, ?2, ?3)` (lyquid, position, kind rank; `(x'', x'',
+/// -1)` lists from the first: ids and positions are never empty), at most `?4`.
+const LIST_OUTPUT_KEYS: &str = concat!(
+    "SELECT lyquid, pos, kind FROM side_effect_outputs \
+     WHERE (lyquid, pos) >= (?1, ?2) AND NOT (lyquid = ?1 AND pos = ?2 AND ",
+    kind_rank!(),
+    " <= ?3) ORDER BY lyquid, pos, ",
+    kind_rank!(),
+    " LIMIT ?4"
+);
+/// Inter-call output keys after the cursor `(?1, ?2, ?3)` (`(x'', x'', -1)` lists from the
+/// first), at most `?4`.
+const LIST_CALL_OUTPUT_KEYS: &str = "SELECT callee, pos, inter_call_seq \
+                                     FROM side_effect_call_outputs \
+                                     WHERE (callee, pos, inter_call_seq) > (?1, ?2, ?3) \
+                                     ORDER BY callee, pos, inter_call_seq LIMIT ?4";
+/// The first callee at or after `?1` (one seek of the primary key): a step of the skip scan
+/// that lists callees.
+const CALLEE_FROM: &str = "SELECT min(callee) FROM side_effect_inbound WHERE callee >= ?1";
 
 /// The side-effect store.
 pub struct SqliteSideEffects {
@@ -327,5 +353,80 @@ impl SideEffectStore for SqliteSideEffects {
             });
             inbound_page::<StorageError>(calls, until_exclusive, limit)
         })?)
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        const CTX: &str = "listing side-effect output keys";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lyquid, pos, rank) = match after {
+            Some(key) => (
+                key.lyquid.0.to_vec(),
+                sql::chain_pos_bytes(key.pos).to_vec(),
+                i64::from(key.kind.tag()),
+            ),
+            None => (Vec::new(), Vec::new(), -1),
+        };
+        let params = (lyquid, pos, rank, limit_to_sql(limit));
+        self.db.read(|conn| {
+            query_page(conn, LIST_OUTPUT_KEYS, params, CTX, |row| {
+                Ok(SideEffectKey {
+                    lyquid: lyquid_from(row.get(0).ctx(CTX)?)?,
+                    pos: pos_from(row.get(1).ctx(CTX)?)?,
+                    kind: sql::side_effect_kind_from_name(&row.get::<_, String>(2).ctx(CTX)?)
+                        .ok_or_else(|| corrupted("decoding a side-effect kind"))?,
+                })
+            })
+        })
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        const CTX: &str = "listing inter-call output keys";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (callee, pos, seq) = match after {
+            Some(key) => (
+                key.callee.0.to_vec(),
+                sql::chain_pos_bytes(key.pos).to_vec(),
+                i64::from(key.inter_call_seq),
+            ),
+            None => (Vec::new(), Vec::new(), -1),
+        };
+        let params = (callee, pos, seq, limit_to_sql(limit));
+        self.db.read(|conn| {
+            query_page(conn, LIST_CALL_OUTPUT_KEYS, params, CTX, |row| {
+                Ok(InterCallOutputKey {
+                    callee: lyquid_from(row.get(0).ctx(CTX)?)?,
+                    pos: pos_from(row.get(1).ctx(CTX)?)?,
+                    inter_call_seq: seq_from(row.get(2).ctx(CTX)?)?,
+                })
+            })
+        })
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        let callees = distinct_ids(
+            &self.db,
+            CALLEE_FROM,
+            after.map(|callee| callee.0),
+            limit,
+            "listing inbound callees",
+            || short_inbound_key(BACKEND_NAME),
+        )?;
+        Ok(callees.into_iter().map(LyquidId).collect())
     }
 }

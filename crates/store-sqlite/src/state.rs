@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
+use store_api::limits::check_partition_cursor;
 use store_api::{StateError, StorageError};
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
-use crate::SqlContext;
 use crate::db::Db;
+use crate::{SqlContext, limit_to_sql, query_page};
 
 const PARTITION_ID: &str = "SELECT id FROM state_partitions WHERE name = ?1";
 const CREATE_PARTITION: &str = "INSERT INTO state_partitions (name) VALUES (?1)";
@@ -24,6 +25,12 @@ const CLEAR: &str = "DELETE FROM state_entries WHERE partition_id = ?1";
 const UPSERT: &str = "INSERT INTO state_entries (partition_id, key, value) VALUES (?1, ?2, ?3) \
                       ON CONFLICT (partition_id, key) DO UPDATE SET value = excluded.value";
 const DELETE: &str = "DELETE FROM state_entries WHERE partition_id = ?1 AND key = ?2";
+/// The partitions holding a key, by name after `?1` (`''` lists from the first: names are
+/// never empty), at most `?2`. Names are `TEXT` compared with `memcmp` (`BINARY`), which is
+/// the byte order of their UTF-8.
+const LIST: &str = "SELECT name FROM state_partitions AS p WHERE name > ?1 \
+                    AND EXISTS (SELECT 1 FROM state_entries AS e WHERE e.partition_id = p.id) \
+                    ORDER BY name LIMIT ?2";
 
 /// Where a state partition's flushes go: its rows of `state_entries`.
 pub struct SqlitePartition {
@@ -44,6 +51,20 @@ fn partition_id(conn: &Connection, name: &str) -> Result<Option<i64>, StorageErr
     conn.prepare_cached(PARTITION_ID)
         .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)).optional())
         .ctx("looking up a state partition")
+}
+
+/// One page of the partitions holding data, after the cursor `after`.
+pub(crate) fn list(db: &Db, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError> {
+    check_partition_cursor(after)?;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let params = (after.unwrap_or(""), limit_to_sql(limit));
+    db.read(|conn| {
+        query_page(conn, LIST, params, "listing state partitions", |row| {
+            row.get(0).ctx("listing state partitions")
+        })
+    })
 }
 
 /// A handle on the partition held by `lease`, loaded with its stored entries.

@@ -115,6 +115,14 @@ impl Backend for EnvBackend {
         self.stores.state_store(name)
     }
 
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        self.stores.list_partitions(after, limit)
+    }
+
     fn ledger(&self) -> Arc<Arc<dyn LedgerStore>> {
         Arc::new(self.stores.ledger())
     }

@@ -77,3 +77,9 @@ pub use store_postgres as postgres;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The workspace README's quick start (the first code a user reads), compiled and run as a
+/// doctest of the facade it uses, so it never goes stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadmeDoctests;

@@ -55,15 +55,25 @@ pub enum StoresError {
     },
 }
 
-/// The object-safe part of [`Backend`] that [`Stores`] keeps: handing out state
-/// partitions. Holding it also keeps the backend (and its directory lock) alive.
+/// The object-safe part of [`Backend`] that [`Stores`] keeps: handing out and listing
+/// state partitions. Holding it also keeps the backend (and its directory lock) alive.
 trait DynBackend: Send + Sync {
     fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError>;
+    fn list_partitions(&self, after: Option<&str>, limit: usize)
+    -> Result<Vec<String>, StateError>;
 }
 
 impl<B: Backend> DynBackend for B {
     fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError> {
         Ok(Box::new(Backend::state_store(self, name)?))
+    }
+
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        Backend::list_partitions(self, after, limit)
     }
 }
 
@@ -209,6 +219,17 @@ impl Stores {
     /// holds it, exactly as [`Backend::state_store`].
     pub fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError> {
         self.backend.state_store(name)
+    }
+
+    /// One page of the names of the state partitions holding data, exactly as
+    /// [`Backend::list_partitions`]: ascending, after the exclusive cursor `after`, at most
+    /// `limit`.
+    pub fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        self.backend.list_partitions(after, limit)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The report as Markdown: the setup, one table per store (backends side by side), the
-//! store/raw table and the SPEC.md section 8 lines.
+//! store/raw table and the lines of the `docs/contract.md` section 8 targets.
 
 use std::fmt::Write as _;
 
@@ -49,7 +49,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "\n## StoreEngine against the raw engine\n\nEach cell: store p50 / raw p50 = \
-             ratio (SPEC.md asks for at most 1.10).\n"
+             ratio (docs/contract.md §8.2 asks for at most 1.10).\n"
         );
         let pairs: Vec<&Measurement> = raws.clone();
         table(&mut out, &pairs, |raw| {
@@ -72,7 +72,10 @@ pub fn render(report: &Report) -> String {
         });
     }
 
-    let _ = writeln!(out, "\n## SPEC.md section 8 targets\n");
+    let _ = writeln!(
+        out,
+        "\n## Performance targets (docs/contract.md section 8)\n"
+    );
     for t in &report.targets {
         let word = match t.status {
             Status::Met => "**met**",

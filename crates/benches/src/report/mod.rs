@@ -1,4 +1,4 @@
-//! The comparison report: every figure of one run, the SPEC.md section 8 checks, and the
+//! The comparison report: every figure of one run, the `docs/contract.md` section 8 checks, and the
 //! writers (Markdown, JSON, SVG).
 
 pub mod json;
@@ -128,7 +128,7 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// Every figure.
     pub measurements: Vec<Measurement>,
-    /// The SPEC.md section 8 targets, checked against the figures.
+    /// The `docs/contract.md` section 8 targets, checked against the figures.
     pub targets: Vec<TargetCheck>,
 }
 

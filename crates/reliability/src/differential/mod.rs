@@ -129,6 +129,28 @@ pub struct DiffReport {
     pub compared: u64,
 }
 
+/// The 32-byte proptest seed of a run's 64-bit seed (the number a test prints and
+/// `RELIABILITY_SEED` takes).
+pub fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&(seed.rotate_left(i as u32 * 16) ^ i as u64).to_le_bytes());
+    }
+    bytes
+}
+
+/// A deterministic proptest runner: `cases` cases from `seed`, no failure files, a failure
+/// shrunk for at most `max_shrink_iters` steps.
+pub fn seeded_runner(cases: u32, max_shrink_iters: u32, seed: [u8; 32]) -> TestRunner {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
+}
+
 /// Runs `cases` random sequences of up to `max_len` operations (after [`prelude`]) on the
 /// subjects `make` opens, with proptest seeded by `seed`. A failure is shrunk and reported
 /// with the minimal sequence.
@@ -138,14 +160,7 @@ pub fn run(
     seed: [u8; 32],
     make: &dyn Fn() -> Result<Subjects, Failure>,
 ) -> Result<DiffReport, Failure> {
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 2048,
-        ..Config::default()
-    };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let mut runner = seeded_runner(cases, 2048, seed);
     let compared = Cell::new(0u64);
     let ran = Cell::new(0u32);
     let result = runner.run(&vec(ops::op(), 1..max_len), |generated| {

@@ -45,6 +45,28 @@ pub fn overlong_key() -> Blob {
     Blob(Bytes::from(vec![0x4B; MAX_KEY_LEN + 1]))
 }
 
+/// One mutation of a mixed engine batch ([`Op::WriteBatch`], [`Op::ApplyBatch`]).
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Set the key to the value.
+    Put(Blob, Blob),
+    /// Delete the key.
+    Delete(Blob),
+}
+
+impl Change {
+    /// The [`store_api::Mutation`] this change is.
+    pub fn mutation(&self) -> store_api::Mutation {
+        match self {
+            Change::Put(key, value) => store_api::Mutation::Put {
+                key: key.0.clone(),
+                value: value.0.clone(),
+            },
+            Change::Delete(key) => store_api::Mutation::Delete { key: key.0.clone() },
+        }
+    }
+}
+
 /// A posting of a [`Draft`].
 #[derive(Debug, Clone)]
 pub struct PostingSpec {
@@ -130,6 +152,20 @@ pub enum Op {
     OldestBatch,
     Prune(u64),
     CurrentSeq,
+    /// `write_batch` of the changes, puts and deletes mixed.
+    WriteBatch(Vec<Change>),
+    /// `apply_batch` of the changes under `current_sequence() + offset` (0 below 0): offset
+    /// 1 is the next number, more is a gap, less an already applied number.
+    ApplyBatch {
+        offset: i64,
+        changes: Vec<Change>,
+    },
+    /// `apply_batch` of the subject's own log entry `current_sequence() - back` under its
+    /// number (an identical re-apply); a one-put batch instead when that entry is not in
+    /// the log (pruned, or no such batch).
+    ReapplyBatch {
+        back: u64,
+    },
 
     OpenPartition(String),
     ClosePartition(String),
@@ -151,6 +187,11 @@ pub enum Op {
     },
     /// Decode `bytes` as a snapshot and restore it.
     StateRestoreBytes(String, Vec<u8>),
+    /// `Backend::list_partitions` after the cursor (a raw name, so invalid ones reach it).
+    ListPartitions {
+        after: Option<String>,
+        limit: usize,
+    },
 
     RegisterAsset {
         id: String,
@@ -190,6 +231,19 @@ pub enum Op {
     Events {
         book: String,
         from: u64,
+        limit: usize,
+    },
+    ListBooks {
+        after: Option<String>,
+        limit: usize,
+    },
+    ListAssets {
+        after: Option<String>,
+        limit: usize,
+    },
+    ListAccounts {
+        book: String,
+        after: Option<String>,
         limit: usize,
     },
     AdvanceClock(u64),
@@ -233,6 +287,15 @@ pub enum Op {
     },
     ListSessions,
     ListSegments(u8),
+    ListSessionsPage {
+        after: Option<u8>,
+        limit: usize,
+    },
+    ListSegmentsPage {
+        session: u8,
+        after: Option<u8>,
+        limit: usize,
+    },
     LookupSession(u8),
 
     WriteOutputs(Vec<(Slot, Vec<Blob>)>),
@@ -244,6 +307,18 @@ pub enum Op {
         callee: u8,
         from: Option<(u64, u32)>,
         until: u64,
+        limit: usize,
+    },
+    ListOutputKeys {
+        after: Option<Slot>,
+        limit: usize,
+    },
+    ListCallOutputKeys {
+        after: Option<CallSlot>,
+        limit: usize,
+    },
+    ListCallees {
+        after: Option<u8>,
         limit: usize,
     },
 
@@ -419,10 +494,25 @@ fn draft() -> impl Strategy<Value = Draft> {
         })
 }
 
+/// A mutation of a mixed batch: keys and values as for put and delete batches.
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => (key(), value()).prop_map(|(k, v)| Change::Put(k, v)),
+        2 => key().prop_map(Change::Delete),
+    ]
+}
+
 fn engine_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => vec((key(), value()), 0..4).prop_map(Op::Put),
         2 => vec(key(), 0..3).prop_map(Op::Delete),
+        3 => vec(change(), 0..5).prop_map(Op::WriteBatch),
+        3 => (
+            prop_oneof![6 => Just(1i64), 2 => 2i64..4, 2 => -3i64..=0],
+            vec(change(), 0..4)
+        )
+            .prop_map(|(offset, changes)| Op::ApplyBatch { offset, changes }),
+        1 => (0u64..4).prop_map(|back| Op::ReapplyBatch { back }),
         3 => key().prop_map(Op::Get),
         2 => vec(key(), 0..4).prop_map(Op::GetMany),
         3 => (bound(), bound(), limit(), any::<bool>())
@@ -472,6 +562,8 @@ fn state_op() -> impl Strategy<Value = Op> {
         3 => partition().prop_map(Op::StateFlush),
         1 => (partition(), partition()).prop_map(|(from, to)| Op::StateCopy { from, to }),
         1 => (partition(), damaged_snapshot()).prop_map(|(p, b)| Op::StateRestoreBytes(p, b)),
+        2 => (prop::option::of(partition()), limit())
+            .prop_map(|(after, limit)| Op::ListPartitions { after, limit }),
     ]
 }
 
@@ -493,6 +585,10 @@ fn ledger_op() -> impl Strategy<Value = Op> {
         2 => (book(), prop_oneof![3 => Just(None), 1 => (0u64..3_000_000).prop_map(Some)])
             .prop_map(|(book, as_of)| Op::Trial { book, as_of }),
         2 => (book(), 0u64..6, limit()).prop_map(|(book, from, limit)| Op::Events { book, from, limit }),
+        1 => (prop::option::of(book()), limit()).prop_map(|(after, limit)| Op::ListBooks { after, limit }),
+        1 => (prop::option::of(asset()), limit()).prop_map(|(after, limit)| Op::ListAssets { after, limit }),
+        2 => (book(), prop::option::of(path()), limit())
+            .prop_map(|(book, after, limit)| Op::ListAccounts { book, after, limit }),
         2 => (1u64..500_000).prop_map(Op::AdvanceClock),
         1 => (0u64..3_000_000).prop_map(Op::SetClock),
     ]
@@ -523,6 +619,10 @@ fn segment_op() -> impl Strategy<Value = Op> {
         2 => (seg(), 0u64..4).prop_map(|((session, segment), len)| Op::Truncate { session, segment, len }),
         1 => Just(Op::ListSessions),
         1 => (0u8..2).prop_map(Op::ListSegments),
+        1 => (prop::option::of(0u8..3), limit())
+            .prop_map(|(after, limit)| Op::ListSessionsPage { after, limit }),
+        1 => (0u8..2, prop::option::of(0u8..3), limit())
+            .prop_map(|(session, after, limit)| Op::ListSegmentsPage { session, after, limit }),
         1 => (0u8..3).prop_map(Op::LookupSession),
     ]
 }
@@ -567,6 +667,10 @@ fn side_effect_op() -> impl Strategy<Value = Op> {
         3 => vec(inbound(), 0..3).prop_map(Op::AppendInbound),
         2 => (0u8..2, prop::option::of((1u64..4, 0u32..2)), 0u64..6, limit())
             .prop_map(|(callee, from, until, limit)| Op::ReadInbound { callee, from, until, limit }),
+        1 => (prop::option::of(slot()), limit()).prop_map(|(after, limit)| Op::ListOutputKeys { after, limit }),
+        1 => (prop::option::of(call_slot()), limit())
+            .prop_map(|(after, limit)| Op::ListCallOutputKeys { after, limit }),
+        1 => (prop::option::of(0u8..3), limit()).prop_map(|(after, limit)| Op::ListCallees { after, limit }),
     ]
 }
 

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use store_api::{
-    AccountCfg, AccountDef, AccountId, AssetDef, AssetId, Backend, Book, CallOrderKey, ChainPos,
-    Durability, EventOutputs, InboundInterCall, InputError, InterCall, InterCallOutputKey,
-    LedgerStore, LyquidId, ManualClock, OpenOptions, Posting, SegmentId, SegmentLogStore,
-    SessionId, SideEffectKey, SideEffectKind, SideEffectStore, StateError, StateSnapshot,
-    StateStore, StoreEngine, Timestamp, Transaction,
+    AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, Backend, Book, CallOrderKey,
+    ChainPos, Durability, EventOutputs, InboundInterCall, InputError, InterCall,
+    InterCallOutputKey, LedgerStore, LyquidId, ManualClock, Mutation, OpenOptions, Posting,
+    SegmentId, SegmentLogStore, SessionId, SideEffectKey, SideEffectKind, SideEffectStore,
+    StateError, StateSnapshot, StateStore, StoreEngine, Timestamp, Transaction,
 };
 
-use super::ops::{Blob, CallSlot, Draft, Inbound, Op, Slot};
+use super::ops::{Blob, CallSlot, Change, Draft, Inbound, Op, Slot};
 use super::outcome::{self, Outcome, outcome};
 use crate::Failure;
 use crate::failure::OrFail;
@@ -139,6 +139,14 @@ fn inbound(r: &Inbound) -> InboundInterCall {
     }
 }
 
+/// A listing cursor built from a raw name, or the name error its constructor gives.
+fn optional<T>(
+    raw: Option<&str>,
+    make: impl FnOnce(String) -> Result<T, InputError>,
+) -> Result<Option<T>, InputError> {
+    raw.map(|raw| make(raw.to_owned())).transpose()
+}
+
 fn name_err(e: &InputError) -> Outcome {
     format!("Err(Name({e:?}))")
 }
@@ -211,6 +219,31 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
                 outcome(&backend.engine().prune_batch_log(*cutoff), outcome::engine)
             }
             Op::CurrentSeq => format!("Ok({})", backend.engine().current_sequence()),
+            Op::WriteBatch(changes) => {
+                let mutations: Vec<Mutation> = changes.iter().map(Change::mutation).collect();
+                outcome(&backend.engine().write_batch(&mutations), outcome::engine)
+            }
+            Op::ApplyBatch { offset, changes } => {
+                let engine = backend.engine();
+                let seq = engine.current_sequence().saturating_add_signed(*offset);
+                let mutations: Vec<Mutation> = changes.iter().map(Change::mutation).collect();
+                outcome(&engine.apply_batch(seq, &mutations), outcome::engine)
+            }
+            Op::ReapplyBatch { back } => {
+                let engine = backend.engine();
+                let seq = engine.current_sequence().saturating_sub(*back);
+                let logged = match engine.get_batch(seq) {
+                    Ok(logged) => logged,
+                    Err(e) => return format!("Err({})", outcome::engine(&e)),
+                };
+                let mutations = logged.unwrap_or_else(|| {
+                    vec![Mutation::Put {
+                        key: Bytes::from_static(b"reapplied"),
+                        value: Bytes::new(),
+                    }]
+                });
+                outcome(&engine.apply_batch(seq, &mutations), outcome::engine)
+            }
 
             Op::OpenPartition(name) => match backend.state_store(name) {
                 Ok(handle) => {
@@ -295,6 +328,10 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
                 Some(s) => outcome(&s.flush(), outcome::state),
                 None => "no handle".into(),
             },
+            Op::ListPartitions { after, limit } => outcome(
+                &backend.list_partitions(after.as_deref(), *limit),
+                outcome::state,
+            ),
 
             Op::RegisterAsset {
                 id,
@@ -404,6 +441,33 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
                 ),
                 Err(e) => name_err(&e),
             },
+            Op::ListBooks { after, limit } => match optional(after.as_deref(), Book::new) {
+                Ok(after) => outcome(
+                    &backend.ledger().list_books(after.as_ref(), *limit),
+                    outcome::ledger,
+                ),
+                Err(e) => name_err(&e),
+            },
+            Op::ListAssets { after, limit } => match optional(after.as_deref(), AssetId::new) {
+                Ok(after) => outcome(
+                    &backend.ledger().list_assets(after.as_ref(), *limit),
+                    outcome::ledger,
+                ),
+                Err(e) => name_err(&e),
+            },
+            Op::ListAccounts { book, after, limit } => {
+                let args = Book::new(book.as_str())
+                    .and_then(|b| Ok((b, optional(after.as_deref(), AccountPath::new)?)));
+                match args {
+                    Ok((book, after)) => outcome(
+                        &backend
+                            .ledger()
+                            .list_accounts(&book, after.as_ref(), *limit),
+                        outcome::ledger,
+                    ),
+                    Err(e) => name_err(&e),
+                }
+            }
             Op::AdvanceClock(us) => {
                 self.clock.advance(*us);
                 "Ok(clock)".into()
@@ -488,6 +552,24 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
                 &backend.segment_log().list_segments(session(*s)),
                 outcome::segment,
             ),
+            Op::ListSessionsPage { after, limit } => outcome(
+                &backend
+                    .segment_log()
+                    .list_sessions_page(after.map(session).as_ref(), *limit),
+                outcome::segment,
+            ),
+            Op::ListSegmentsPage {
+                session: s,
+                after,
+                limit,
+            } => outcome(
+                &backend.segment_log().list_segments_page(
+                    session(*s),
+                    after.map(segment).as_ref(),
+                    *limit,
+                ),
+                outcome::segment,
+            ),
             Op::LookupSession(g) => outcome(
                 &backend.segment_log().lookup_session_of(segment(*g)),
                 outcome::segment,
@@ -552,6 +634,24 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
                     outcome::side_effect,
                 )
             }
+            Op::ListOutputKeys { after, limit } => outcome(
+                &backend
+                    .side_effects()
+                    .list_output_keys(after.as_ref().map(side_key).as_ref(), *limit),
+                outcome::side_effect,
+            ),
+            Op::ListCallOutputKeys { after, limit } => outcome(
+                &backend
+                    .side_effects()
+                    .list_inter_call_output_keys(after.as_ref().map(call_key).as_ref(), *limit),
+                outcome::side_effect,
+            ),
+            Op::ListCallees { after, limit } => outcome(
+                &backend
+                    .side_effects()
+                    .list_inbound_callees(after.map(lyquid).as_ref(), *limit),
+                outcome::side_effect,
+            ),
             // Handled before the backend is borrowed.
             Op::Reopen => "Ok(reopened)".into(),
         }

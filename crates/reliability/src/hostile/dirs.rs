@@ -258,6 +258,29 @@ pub fn run<B: Backend<Location = Path>>(root: &Path, exe: &Path) -> Result<Hosti
     Ok(HostileReport { inputs: tried })
 }
 
+/// How long the holder's files must stay unchanged before the refused open is tried.
+const SETTLED_FOR: std::time::Duration = std::time::Duration::from_millis(600);
+
+/// Waits (up to about 12 s) until nothing under `dir` changes for [`SETTLED_FOR`], which is
+/// longer than any engine's background flush interval (sled's is 500 ms): the process
+/// holding the directory may still be writing what its own open recovered, and those
+/// writes must not be taken for changes made by the open that is refused.
+fn settle(dir: &Path) -> Result<(), Failure> {
+    let mut before = Fingerprint::of(dir).or_fail("fingerprinting")?;
+    for _ in 0..20 {
+        std::thread::sleep(SETTLED_FOR);
+        let after = Fingerprint::of(dir).or_fail("fingerprinting")?;
+        if after == before {
+            return Ok(());
+        }
+        before = after;
+    }
+    Err(Failure::new(format!(
+        "the files under {} kept changing while another process held them",
+        dir.display()
+    )))
+}
+
 /// `B` opened by another process (`crash_writer hold`) refuses this process with
 /// `Locked`, changes nothing, and opens once the other process is gone.
 fn locked_by_another_process<B: Backend<Location = Path>>(
@@ -280,8 +303,10 @@ fn locked_by_another_process<B: Backend<Location = Path>>(
             .or_fail("reading from crash_writer")?;
     }
     let result = if line.trim() == "ready" {
-        expect_refused::<B>("a directory held by another process", dir, dir, &["Locked"])
-            .map(|_| ())
+        settle(dir).and_then(|()| {
+            expect_refused::<B>("a directory held by another process", dir, dir, &["Locked"])
+                .map(|_| ())
+        })
     } else {
         Err(Failure(format!("crash_writer hold said {line:?}")))
     };

@@ -17,7 +17,7 @@ use store_mem::MemBackend;
 
 use super::HostileReport;
 use crate::differential::ops::{
-    Blob, CallSlot, Draft, Inbound, Op, PostingSpec, Slot, overlong_key, oversized,
+    Blob, CallSlot, Change, Draft, Inbound, Op, PostingSpec, Slot, overlong_key, oversized,
 };
 use crate::differential::subject::{AnySubject, Subject};
 use crate::differential::{Subjects, compare, prelude};
@@ -213,6 +213,44 @@ pub fn probes() -> Vec<Op> {
             until: u64::MAX,
             limit: usize::MAX,
         },
+        Op::ListPartitions {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListBooks {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListAssets {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListAccounts {
+            book: "shop".into(),
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListOutputKeys {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListCallOutputKeys {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListCallees {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListSessionsPage {
+            after: None,
+            limit: usize::MAX,
+        },
+        Op::ListSegmentsPage {
+            session: 0,
+            after: None,
+            limit: usize::MAX,
+        },
     ]
 }
 
@@ -347,6 +385,97 @@ pub fn cases() -> Vec<Case> {
             "Ok(None)",
         ),
         case("engine get_batch: 0", Op::GetBatch(0), "Ok(None)"),
+        case(
+            "engine write_batch: a valid put and delete, then an empty key",
+            Op::WriteBatch(vec![
+                Change::Put(b(b"new"), b(b"v")),
+                Change::Delete(b(b"a")),
+                Change::Delete(empty()),
+            ]),
+            "Err(Input(EmptyKey",
+        ),
+        case(
+            "engine write_batch: a delete of a key of 481 bytes",
+            Op::WriteBatch(vec![
+                Change::Delete(b(b"a")),
+                Change::Delete(overlong_key()),
+            ]),
+            "Err(Input(KeyTooLong { len: 481, max: 480",
+        ),
+        case(
+            "engine write_batch: a delete, then a value of 16 MiB + 1",
+            Op::WriteBatch(vec![
+                Change::Delete(b(b"a")),
+                Change::Put(b(b"k"), oversized()),
+            ]),
+            "Err(Input(ValueTooLarge",
+        ),
+        case(
+            "engine write_batch: empty",
+            Op::WriteBatch(Vec::new()),
+            "Ok(1)",
+        ),
+        case(
+            "engine apply_batch: a gap (batch 3 after batch 1)",
+            Op::ApplyBatch {
+                offset: 2,
+                changes: vec![Change::Put(b(b"new"), b(b"v"))],
+            },
+            "Err(SequenceGap { expected: 2, given: 3 })",
+        ),
+        case(
+            "engine apply_batch: 2^63, far past the next number",
+            Op::ApplyBatch {
+                offset: i64::MAX,
+                changes: vec![Change::Delete(b(b"a"))],
+            },
+            "Err(SequenceGap { expected: 2, given: 9223372036854775808 })",
+        ),
+        case(
+            "engine apply_batch: number 0",
+            Op::ApplyBatch {
+                offset: -1,
+                changes: vec![Change::Delete(b(b"a"))],
+            },
+            "Err(SequenceGap { expected: 2, given: 0 })",
+        ),
+        case(
+            "engine apply_batch: a different batch under applied number 1",
+            Op::ApplyBatch {
+                offset: 0,
+                changes: vec![Change::Delete(b(b"a")), Change::Delete(b(b"b"))],
+            },
+            "Err(ConflictingBatch { expected: 2, given: 1 })",
+        ),
+        case(
+            "engine apply_batch: batch 1 again, identical",
+            Op::ReapplyBatch { back: 0 },
+            "Ok(1)",
+        ),
+        case(
+            "engine apply_batch: no mutations",
+            Op::ApplyBatch {
+                offset: 1,
+                changes: Vec::new(),
+            },
+            "Err(EmptyBatch { given: 2 })",
+        ),
+        case(
+            "engine apply_batch: the next number, an empty key",
+            Op::ApplyBatch {
+                offset: 1,
+                changes: vec![Change::Put(b(b"new"), b(b"v")), Change::Delete(empty())],
+            },
+            "Err(Input(EmptyKey",
+        ),
+        case(
+            "engine apply_batch: the next number, a value of 16 MiB + 1",
+            Op::ApplyBatch {
+                offset: 1,
+                changes: vec![Change::Put(b(b"k"), oversized())],
+            },
+            "Err(Input(ValueTooLarge",
+        ),
         case(
             "state put: empty key",
             Op::StatePut("p1".into(), empty(), b(b"v")),
@@ -865,12 +994,104 @@ pub fn cases() -> Vec<Case> {
             },
             "Ok([])",
         ),
+        case(
+            "list_partitions: limit 0",
+            Op::ListPartitions {
+                after: None,
+                limit: 0,
+            },
+            "Ok([])",
+        ),
+        case(
+            "ledger list_books: limit 0",
+            Op::ListBooks {
+                after: None,
+                limit: 0,
+            },
+            "Ok([])",
+        ),
+        case(
+            "ledger list_assets: an asset id of 33 bytes as the cursor",
+            Op::ListAssets {
+                after: Some("X".repeat(33)),
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName { kind: \"asset\"",
+        ),
+        case(
+            "ledger list_accounts: a path of 201 bytes as the cursor",
+            Op::ListAccounts {
+                book: "shop".into(),
+                after: Some("p".repeat(201)),
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName { kind: \"account path\"",
+        ),
+        case(
+            "ledger list_accounts: the reserved _system book",
+            Op::ListAccounts {
+                book: "_system".into(),
+                after: None,
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ),
+        case(
+            "side effects list_output_keys: limit 0",
+            Op::ListOutputKeys {
+                after: None,
+                limit: 0,
+            },
+            "Ok([])",
+        ),
+        case(
+            "side effects list_inbound_callees: after the last callee",
+            Op::ListCallees {
+                after: Some(u8::MAX - 1),
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ),
+        case(
+            "segment list_segments_page: an unknown session",
+            Op::ListSegmentsPage {
+                session: 7,
+                after: None,
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ),
     ];
     for name in invalid_names() {
         t.push(case(
             format!("state_store name {name:?}"),
             Op::OpenPartition(name.clone()),
             "Err(Input(InvalidName",
+        ));
+        t.push(case(
+            format!("list_partitions cursor {name:?}"),
+            Op::ListPartitions {
+                after: Some(name.clone()),
+                limit: usize::MAX,
+            },
+            "Err(Input(InvalidName",
+        ));
+        t.push(case(
+            format!("book name {name:?} (list_accounts)"),
+            Op::ListAccounts {
+                book: name.clone(),
+                after: None,
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName",
+        ));
+        t.push(case(
+            format!("book name {name:?} (list_books cursor)"),
+            Op::ListBooks {
+                after: Some(name.clone()),
+                limit: usize::MAX,
+            },
+            "Err(Name(InvalidName",
         ));
         t.push(case(
             format!("book name {name:?} (trial_balance)"),
@@ -907,6 +1128,23 @@ pub fn cases() -> Vec<Case> {
                 limit: 10,
             },
             "Ok([])",
+        ));
+        t.push(case(
+            format!("unknown hostile book {name:?} (list_accounts)"),
+            Op::ListAccounts {
+                book: name.clone(),
+                after: None,
+                limit: usize::MAX,
+            },
+            "Ok([])",
+        ));
+        t.push(case(
+            format!("hostile partition cursor {name:?}"),
+            Op::ListPartitions {
+                after: Some(name.clone()),
+                limit: usize::MAX,
+            },
+            "Ok([",
         ));
         t.push(case(
             format!("unknown hostile account {name:?}"),

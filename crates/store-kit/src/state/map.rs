@@ -298,11 +298,17 @@ impl StateMap {
 
     /// Entries with `start <= key < end`, ascending.
     pub fn range(&self, range: Range<&[u8]>) -> Vec<(Bytes, Bytes)> {
-        if range.start >= range.end {
+        self.range_bounds(Bound::Included(range.start), Bound::Excluded(range.end))
+    }
+
+    /// Entries whose key lies between `start` and `end`, ascending; nothing for a range
+    /// that holds no key (which `BTreeMap::range` would panic on).
+    pub fn range_bounds(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Vec<(Bytes, Bytes)> {
+        if holds_no_key(start, end) {
             return Vec::new();
         }
         self.ordered
-            .range::<[u8], _>((Bound::Included(range.start), Bound::Excluded(range.end)))
+            .range::<[u8], _>((start, end))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -353,8 +359,23 @@ impl StateMap {
     }
 }
 
+/// Whether no key can lie between `start` and `end`: the start lies above the end, or on
+/// it with either side excluded. Any other pair is a valid `BTreeMap::range` (which panics
+/// on these two).
+fn holds_no_key(start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
+    match (start, end) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => {
+            s >= e
+        }
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::ops::RangeBounds;
+
     use super::super::arena::{BLOCK_LEN, DUE_SLACK, PACK_MAX};
     use super::*;
 
@@ -554,5 +575,39 @@ mod tests {
         assert_eq!(map.len(), 2);
         assert_eq!(map.get(b"a").map(|v| v.to_vec()), Some(b"3".to_vec()));
         assert_eq!(map.size_bytes(), 4);
+    }
+
+    #[test]
+    fn bounded_ranges_match_their_definition_and_never_panic() {
+        let stored: [&[u8]; 5] = [b"a", b"b", b"ba", b"c", &[0xFF]];
+        let map = StateMap::from_entries(
+            stored.map(|k| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(k))),
+        );
+        let positions: [&[u8]; 8] = [b"", b"a", b"a\0", b"b", b"ba", b"c", &[0xFF], &[0xFF, 0]];
+        let bounds = |p: &'static [u8]| [Bound::Included(p), Bound::Excluded(p)];
+        let mut all: Vec<Bound<&[u8]>> = vec![Bound::Unbounded];
+        all.extend(positions.into_iter().flat_map(bounds));
+        for &start in &all {
+            for &end in &all {
+                let got: Vec<Bytes> = map
+                    .range_bounds(start, end)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
+                let expected: Vec<&[u8]> = stored
+                    .into_iter()
+                    .filter(|k| RangeBounds::<&[u8]>::contains(&(start, end), k))
+                    .collect();
+                assert_eq!(got, expected, "{start:?}..{end:?}");
+            }
+        }
+        for start in positions {
+            for end in positions {
+                assert_eq!(
+                    map.range(start..end),
+                    map.range_bounds(Bound::Included(start), Bound::Excluded(end))
+                );
+            }
+        }
     }
 }

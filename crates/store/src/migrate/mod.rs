@@ -25,7 +25,7 @@
 //!   event's time: sequence numbers, timestamps, transaction ids, idempotency keys,
 //!   metadata and balances all match. A book not named is not migrated.
 //! - **Segment logs**: every listed session and segment with its entries and its trace. A
-//!   segment holding only trace entries is invisible to the listings (SPEC section 7), so
+//!   segment holding only trace entries is invisible to the listings (`docs/contract.md` §7.6), so
 //!   it cannot be found and is not migrated.
 //! - **Side effects**: the API cannot enumerate output slots or inter-call outputs, so
 //!   neither is migratable. The inbound call queues of the callees named in

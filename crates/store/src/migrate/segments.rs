@@ -40,8 +40,8 @@ pub(super) fn copy(from: &Stores, to: &Stores) -> Result<CopySummary, MigrateErr
             "sessions {sessions}, segments {segments}, entries {entries}, trace entries {traces}"
         ),
         not_migrated: vec![
-            "segments holding only trace entries: the listings do not show them (SPEC section 7), \
-             so they cannot be found"
+            "segments holding only trace entries: the listings do not show them \
+             (docs/contract.md section 7.6), so they cannot be found"
                 .to_owned(),
         ],
     })
