@@ -330,12 +330,13 @@ macro_rules! suite {
                         min_balance_holds_across_instances,
                         partition_owned_by_one_instance,
                         concurrent_segment_appends_across_instances,
+                        wait_for_sequence_woken_by_another_instance,
                     ]
                 }
             }
 
             mod listings {
-                $crate::__suite_tests! { listings, $persistent, $exclusive;
+                $crate::__suite_tests! { listings, $persistent, $exclusive, $shared;
                     always: [
                         every_listing_empty_on_a_fresh_backend,
                         partitions_listed_in_byte_order_and_paged,
@@ -353,7 +354,9 @@ macro_rules! suite {
                     persistent: [
                         every_listing_survives_reopen,
                     ]
+                    directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 

@@ -1,4 +1,4 @@
-//! Shared-backend rules: SPEC.md section 9. Several instances of a backend on one store
+//! Shared-backend rules: `docs/contract.md` §9.3. Several instances of a backend on one store
 //! behave as one store. Each test opens a second instance on the first one's location
 //! ([`Instance::open_again`]) and writes through both at once, from several threads each.
 //!
@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use store_api::{
     AccountCfg, AccountKind, Backend, Committed, LedgerError, LedgerStore, Mutation,
@@ -55,7 +56,7 @@ fn on_both<S: Send + Sync + ?Sized, T: Send>(
     })
 }
 
-/// SPEC 9: engine batches written through two instances at once get sequence numbers
+/// §9.3: engine batches written through two instances at once get sequence numbers
 /// that are contiguous from 1 across both, each number held by exactly the batch that
 /// received it; both instances report the last one.
 pub fn engine_sequences_contiguous_across_instances<B: Backend>() {
@@ -135,7 +136,7 @@ fn ledger_fixture<L: LedgerStore + ?Sized>(
     (usd, cash, sales)
 }
 
-/// SPEC 9: commits to one book through two instances at once get sequence numbers that
+/// §9.3: commits to one book through two instances at once get sequence numbers that
 /// are gapless per book across both (openings included), and the book's events are
 /// exactly those numbers in order, each the transaction its receipt names.
 pub fn ledger_seqs_gapless_across_instances<B: Backend>() {
@@ -189,7 +190,7 @@ pub fn ledger_seqs_gapless_across_instances<B: Backend>() {
     }
 }
 
-/// SPEC 9: drafts retried with the same idempotency keys through two instances at once
+/// §9.3: drafts retried with the same idempotency keys through two instances at once
 /// commit once per key: every retry, on either instance, gets the first receipt, and the
 /// book holds one transaction per key.
 pub fn idempotency_key_commits_once_across_instances<B: Backend>() {
@@ -234,7 +235,7 @@ pub fn idempotency_key_commits_once_across_instances<B: Backend>() {
     );
 }
 
-/// SPEC 9: withdrawals committed through two instances at once never take an account
+/// §9.3: withdrawals committed through two instances at once never take an account
 /// with `min_balance` 0 below it: exactly as many succeed as the funds cover, every other
 /// one is a `ConstraintViolation`, and the balance ends at what is left.
 pub fn min_balance_holds_across_instances<B: Backend>() {
@@ -288,7 +289,7 @@ pub fn min_balance_holds_across_instances<B: Backend>() {
     }
 }
 
-/// SPEC 9: a state partition has one owner across instances: while one holds it, the
+/// §9.3: a state partition has one owner across instances: while one holds it, the
 /// other gets `PartitionInUse` (again and again, without disturbing the owner); once the
 /// owner drops it, the other opens it and finds what the owner flushed (and not what it
 /// did not), and the first instance is now the one refused.
@@ -323,7 +324,7 @@ pub fn partition_owned_by_one_instance<B: Backend>() {
     assert!(first.backend.state_store("orders").is_ok());
 }
 
-/// SPEC 9: appends to one segment through two instances at once are never lost or
+/// §9.3: appends to one segment through two instances at once are never lost or
 /// interleaved: each append gets its own index, the segment holds every entry whole at
 /// the index its append returned, and each writer's entries keep their order.
 pub fn concurrent_segment_appends_across_instances<B: Backend>() {
@@ -360,5 +361,68 @@ pub fn concurrent_segment_appends_across_instances<B: Backend>() {
     assert_eq!(indexes, (0..total as u64).collect::<Vec<_>>());
     for writer in &appended {
         assert!(writer.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}
+
+/// A timeout no passing wait reaches: a wait that ends only at it was not woken.
+const LONG_WAIT: Duration = Duration::from_secs(20);
+
+/// A batch written through one engine, and the mutations its log entry must hold.
+type CrossWrite = dyn Fn(&dyn StoreEngine) -> (u64, Vec<Mutation>);
+
+/// §3.7, §9.3: a `wait_for_sequence` blocked on one instance is woken by a batch
+/// committed through another instance (which shares nothing with it but the store),
+/// whichever call writes it, well before its timeout, and can read that batch at once.
+pub fn wait_for_sequence_woken_by_another_instance<B: Backend>() {
+    let (first, second) = two_instances::<B>();
+    let waiting: Arc<dyn StoreEngine> = first.backend.engine();
+    let writing = second.engine();
+    fn put(key: &[u8], value: &[u8]) -> Mutation {
+        Mutation::Put {
+            key: b(key),
+            value: b(value),
+        }
+    }
+    let writes: [&CrossWrite; 3] = [
+        &|e| (e.put_batch(&[(b"a", b"1")]).unwrap(), vec![put(b"a", b"1")]),
+        &|e| {
+            let batch = vec![put(b"b", b"2"), Mutation::Delete { key: b(b"a") }];
+            (e.write_batch(&batch).unwrap(), batch)
+        },
+        &|e| {
+            let batch = vec![Mutation::Delete { key: b(b"b") }];
+            (e.apply_batch(3, &batch).unwrap(), batch)
+        },
+    ];
+    for (round, write) in writes.iter().enumerate() {
+        let after = round as u64;
+        let (ready, blocking) = std::sync::mpsc::channel();
+        let waiter = {
+            let waiting = Arc::clone(&waiting);
+            std::thread::spawn(move || {
+                ready.send(()).unwrap();
+                let started = Instant::now();
+                let seen = waiting.wait_for_sequence(after, LONG_WAIT).unwrap();
+                let batch = waiting.get_batch(after + 1).unwrap();
+                (seen, started.elapsed(), batch)
+            })
+        };
+        blocking.recv().unwrap();
+        // Gives the waiter time to block. Should it not have blocked yet, its wait returns
+        // at once and the round still holds: it then proves less, never passes wrongly.
+        std::thread::sleep(Duration::from_millis(100));
+        let (seq, mutations) = write(&*writing);
+        assert_eq!(seq, after + 1, "round {round}");
+        let (seen, waited, batch) = waiter.join().expect("the waiter panicked");
+        assert_eq!(seen, after + 1, "round {round}");
+        assert!(
+            waited < LONG_WAIT / 2,
+            "round {round}: the other instance's commit did not wake the waiter ({waited:?})"
+        );
+        assert_eq!(
+            batch,
+            Some(mutations),
+            "round {round}: woken before the batch was visible"
+        );
     }
 }

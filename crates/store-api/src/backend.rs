@@ -99,7 +99,7 @@ pub struct Capabilities {
     /// [`StorageErrorKind::Poisoned`](crate::StorageErrorKind::Poisoned) until reopened.
     pub reads_after_failed_write: bool,
     /// Any number of backend instances, in any processes on any hosts, may open the same
-    /// store at once and together behave as one store (SPEC.md section 9): a database
+    /// store at once and together behave as one store (`docs/contract.md` §9.3): a database
     /// server. `false` on every embedded backend (one process per directory).
     pub shared: bool,
 }

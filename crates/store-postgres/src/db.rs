@@ -402,6 +402,35 @@ impl Db {
         })
     }
 
+    /// One page of a listing (§9.1): the rows of `sql`, run with `params` and then `limit`
+    /// as its last parameter (`LIMIT $n`), each made into an item by `item`, in the order
+    /// `sql` gives. A `limit` of 0 lists nothing without asking the server.
+    pub(crate) fn list<T, E>(
+        &self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        limit: usize,
+        context: &'static str,
+        item: impl Fn(&postgres::Row) -> Result<T, StorageError>,
+    ) -> Result<Vec<T>, E>
+    where
+        E: From<StorageError> + StoreError,
+    {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // A limit beyond the bigint range lists everything, as `i64::MAX` does.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut all_params = params.to_vec();
+        all_params.push(&limit);
+        self.read(|conn| {
+            query(conn, sql, &all_params, context)?
+                .iter()
+                .map(|row| item(row).map_err(E::from))
+                .collect()
+        })
+    }
+
     /// Runs `f` in one `READ COMMITTED` write transaction on a pooled connection and
     /// commits it (rolls it back when `f` fails), retrying serialization failures,
     /// deadlocks and lost insert races up to [`MAX_WRITE_ATTEMPTS`] times. `f` may run

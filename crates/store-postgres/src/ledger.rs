@@ -85,6 +85,19 @@ const BOOK_POSTINGS: &str = concat!(
     posting_columns!(),
     " FROM ledger_postings WHERE book = $1 ORDER BY seq, idx"
 );
+/// The books holding an event (a book's head row is written with its first event), by
+/// name after `$1` (`''` lists from the first), at most `$2`: the primary key's order,
+/// which is bytewise (`COLLATE "C"`).
+const LIST_BOOKS: &str =
+    "SELECT book FROM ledger_book_heads WHERE book > $1 ORDER BY book LIMIT $2";
+/// The assets by id after `$1`, at most `$2`, in the primary key's (bytewise) order.
+const LIST_ASSETS: &str =
+    "SELECT id, precision, name FROM ledger_assets WHERE id > $1 ORDER BY id LIMIT $2";
+/// Book `$1`'s accounts by path after `$2`, at most `$3`, in the primary key's (bytewise)
+/// order; the columns of [`account_from_row`], then the path.
+const LIST_ACCOUNTS: &str = "SELECT asset, kind, normal_side, min_balance, path \
+                             FROM ledger_accounts WHERE book = $1 AND path > $2 \
+                             ORDER BY path LIMIT $3";
 const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events \
                       WHERE book = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
 
@@ -194,20 +207,44 @@ fn posting_record(row: &Row) -> Result<PostingRecord, StorageError> {
 
 // ---- reads shared by the planner and the API ----------------------------------------------
 
+/// The asset of a row whose first columns are `id, precision, name`.
+fn asset_from_row(row: &Row, context: &'static str) -> Result<AssetDef, StorageError> {
+    Ok(AssetDef {
+        id: asset_id_from(get(row, 0, context)?)?,
+        precision: u8::try_from(get::<i16>(row, 1, context)?)
+            .map_err(|_| corrupted("decoding an asset precision"))?,
+        name: get(row, 2, context)?,
+    })
+}
+
+/// The definition and configuration of account `id`, from a row whose first columns are
+/// `asset, kind, normal_side, min_balance`.
+fn account_from_row(
+    row: &Row,
+    id: AccountId,
+    context: &'static str,
+) -> Result<(AccountDef, AccountCfg), StorageError> {
+    Ok((
+        AccountDef {
+            id,
+            asset: asset_id_from(get(row, 0, context)?)?,
+            kind: kind_from(&get::<String>(row, 1, context)?)?,
+        },
+        AccountCfg {
+            normal_side: direction_from(&get::<String>(row, 2, context)?)?,
+            min_balance: get(row, 3, context)?,
+        },
+    ))
+}
+
 fn read_asset(
     client: &mut impl GenericClient,
     id: &AssetId,
 ) -> Result<Option<AssetDef>, StorageError> {
     const CTX: &str = "reading an asset";
-    let Some(row) = query_opt(client, ASSET, &[&id.as_str()], CTX)? else {
-        return Ok(None);
-    };
-    Ok(Some(AssetDef {
-        id: asset_id_from(get(&row, 0, CTX)?)?,
-        precision: u8::try_from(get::<i16>(&row, 1, CTX)?)
-            .map_err(|_| corrupted("decoding an asset precision"))?,
-        name: get(&row, 2, CTX)?,
-    }))
+    query_opt(client, ASSET, &[&id.as_str()], CTX)?
+        .map(|row| asset_from_row(&row, CTX))
+        .transpose()
 }
 
 fn read_account(
@@ -224,16 +261,10 @@ fn read_account(
     else {
         return Ok(None);
     };
+    let (def, cfg) = account_from_row(&row, id.clone(), CTX)?;
     Ok(Some(AccountRecord {
-        def: AccountDef {
-            id: id.clone(),
-            asset: asset_id_from(get(&row, 0, CTX)?)?,
-            kind: kind_from(&get::<String>(&row, 1, CTX)?)?,
-        },
-        cfg: AccountCfg {
-            normal_side: direction_from(&get::<String>(&row, 2, CTX)?)?,
-            min_balance: get(&row, 3, CTX)?,
-        },
+        def,
+        cfg,
         balance: get(&row, 4, CTX)?,
         updated_seq: seq_from(get(&row, 5, CTX)?)?,
     }))
@@ -758,6 +789,44 @@ impl LedgerStore for PostgresLedger {
                 });
             }
             Ok(events)
+        })
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        const CTX: &str = "listing books";
+        let after = after.map_or("", Book::as_str);
+        self.db.list(LIST_BOOKS, &[&after], limit, CTX, |row| {
+            book_from(get(row, 0, CTX)?)
+        })
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        const CTX: &str = "listing assets";
+        let after = after.map_or("", AssetId::as_str);
+        self.db.list(LIST_ASSETS, &[&after], limit, CTX, |row| {
+            asset_from_row(row, CTX)
+        })
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        const CTX: &str = "listing accounts";
+        let after = after.map_or("", AccountPath::as_str);
+        let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&book.as_str(), &after];
+        self.db.list(LIST_ACCOUNTS, &params, limit, CTX, |row| {
+            let id = AccountId {
+                book: book.clone(),
+                path: path_from(get(row, 4, CTX)?)?,
+            };
+            account_from_row(row, id, CTX)
         })
     }
 }

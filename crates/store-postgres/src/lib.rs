@@ -1,7 +1,7 @@
 //! Every store of `store-api` on a PostgreSQL server (through the synchronous `postgres`
 //! client and an `r2d2` connection pool): the first **shared** backend. Any number of
 //! backend instances, in any processes on any hosts, may open the same store at once and
-//! together behave as one store (SPEC.md section 9).
+//! together behave as one store (`docs/contract.md` §9.3).
 //!
 //! ```no_run
 //! use store_api::{Backend, OpenOptions, StoreEngine};
@@ -56,6 +56,7 @@
 //! [`scratch`] starts a throwaway server for tests (or uses the one
 //! `STORE_TEST_POSTGRES_URL` names): [`Backend::scratch_location`] is a fresh schema on it.
 
+mod commits;
 mod db;
 mod engine;
 mod ledger;
@@ -174,6 +175,16 @@ impl Backend for PostgresBackend {
         check_partition_name(name)?;
         let lease = self.leases.acquire(name)?;
         state::open_partition(&self.db, lease)
+    }
+
+    /// The partitions whose flushed contents hold a key, by the byte order of their names
+    /// (§9.1), read in one statement.
+    fn list_partitions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        state::list(&self.db, after, limit)
     }
 
     fn ledger(&self) -> Arc<PostgresLedger> {

@@ -38,6 +38,36 @@ const LIVE_DESC: &str =
     "SELECT session, segment FROM segments WHERE live ORDER BY session DESC, segment DESC";
 const SESSION_SEGMENTS_DESC: &str =
     "SELECT segment FROM segments WHERE live AND session = $1 ORDER BY segment DESC";
+/// The sessions with a live segment, ascending, each once, at most the last parameter: a
+/// skip scan of the partial index `segments_by_session`, one index probe per session
+/// listed whatever it holds (a recursive query the server evaluates only as far as the
+/// limit asks). The first session is the first of all ([`SESSIONS_FROM_FIRST`]) or the
+/// first after `$1` ([`SESSIONS_AFTER`]).
+macro_rules! sessions_from {
+    ($first:literal, $limit:literal) => {
+        concat!(
+            "WITH RECURSIVE sessions (session) AS ( \
+                 (SELECT session FROM segments WHERE live ",
+            $first,
+            " ORDER BY session LIMIT 1) \
+                 UNION ALL \
+                 SELECT (SELECT s.session FROM segments AS s \
+                         WHERE s.live AND s.session > p.session ORDER BY s.session LIMIT 1) \
+                 FROM sessions AS p WHERE p.session IS NOT NULL) \
+             SELECT session FROM sessions WHERE session IS NOT NULL LIMIT ",
+            $limit
+        )
+    };
+}
+const SESSIONS_FROM_FIRST: &str = sessions_from!("", "$1");
+const SESSIONS_AFTER: &str = sessions_from!("AND session > $1", "$2");
+/// The session `$1`'s live segments, ascending, at most the last parameter, from the first
+/// one or after `$2`: a range of the partial index `segments_by_session`.
+const SESSION_SEGMENTS_FROM_FIRST: &str =
+    "SELECT segment FROM segments WHERE live AND session = $1 ORDER BY segment LIMIT $2";
+const SESSION_SEGMENTS_AFTER: &str = "SELECT segment FROM segments \
+                                      WHERE live AND session = $1 AND segment > $2 \
+                                      ORDER BY segment LIMIT $3";
 const SESSION_OF: &str = "SELECT session FROM segments WHERE segment = $1 AND live";
 
 /// The segment log.
@@ -293,5 +323,46 @@ impl SegmentLogStore for PostgresSegmentLog {
                 .map(|row| Ok(SessionId(get::<Uuid>(&row, 0, CTX)?)))
                 .transpose()
         })
+    }
+
+    fn list_sessions_page(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionId>, SegmentError> {
+        const CTX: &str = "listing sessions";
+        let session = |row: &postgres::Row| Ok(SessionId(get::<Uuid>(row, 0, CTX)?));
+        match after {
+            None => self.db.list(SESSIONS_FROM_FIRST, &[], limit, CTX, session),
+            Some(after) => self
+                .db
+                .list(SESSIONS_AFTER, &[&after.0], limit, CTX, session),
+        }
+    }
+
+    fn list_segments_page(
+        &self,
+        session: SessionId,
+        after: Option<&SegmentId>,
+        limit: usize,
+    ) -> Result<Vec<SegmentId>, SegmentError> {
+        const CTX: &str = "listing segments";
+        let segment = |row: &postgres::Row| Ok(SegmentId(get::<Uuid>(row, 0, CTX)?));
+        match after {
+            None => self.db.list(
+                SESSION_SEGMENTS_FROM_FIRST,
+                &[&session.0],
+                limit,
+                CTX,
+                segment,
+            ),
+            Some(after) => self.db.list(
+                SESSION_SEGMENTS_AFTER,
+                &[&session.0, &after.0],
+                limit,
+                CTX,
+                segment,
+            ),
+        }
     }
 }

@@ -52,6 +52,43 @@ const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, p
                                 WHERE callee = $1 AND call_pos < $2 \
                                 ORDER BY order_pos, order_seq LIMIT $3";
 
+/// A slot kind's place in [`SideEffectKey`]'s order: its
+/// [`tag`](store_api::SideEffectKind::tag) (event, call, timer), not the names' alphabetical
+/// order.
+macro_rules! kind_rank {
+    () => {
+        "CASE kind WHEN 'event' THEN 0 WHEN 'call' THEN 1 ELSE 2 END"
+    };
+}
+/// Output keys after the cursor `($1, $2, $3)` (lyquid, position, kind rank; `('', '',
+/// -1)` lists from the first: ids and positions are never empty), at most `$4`. Walks the
+/// primary key `(lyquid, pos, kind)` from the cursor's row; the few kinds of one position
+/// are put in rank order by an incremental sort.
+const LIST_OUTPUT_KEYS: &str = concat!(
+    "SELECT lyquid, pos, kind FROM side_effect_outputs \
+     WHERE (lyquid, pos) >= ($1, $2) AND NOT (lyquid = $1 AND pos = $2 AND ",
+    kind_rank!(),
+    " <= $3) ORDER BY lyquid, pos, ",
+    kind_rank!(),
+    " LIMIT $4"
+);
+/// Inter-call output keys after the cursor `($1, $2, $3)` (`('', '', -1)` lists from the
+/// first), at most `$4`, in primary key order.
+const LIST_CALL_OUTPUT_KEYS: &str = "SELECT callee, pos, inter_call_seq \
+                                     FROM side_effect_call_outputs \
+                                     WHERE (callee, pos, inter_call_seq) > ($1, $2, $3) \
+                                     ORDER BY callee, pos, inter_call_seq LIMIT $4";
+/// The callees after `$1` (`''` lists from the first), each once, at most `$2`: a skip
+/// scan of the primary key, one index probe per callee listed whatever its queue holds
+/// (a recursive query the server evaluates only as far as the limit asks).
+const LIST_CALLEES: &str = "WITH RECURSIVE callees (callee) AS ( \
+         (SELECT callee FROM side_effect_inbound WHERE callee > $1 ORDER BY callee LIMIT 1) \
+         UNION ALL \
+         SELECT (SELECT i.callee FROM side_effect_inbound AS i WHERE i.callee > c.callee \
+                 ORDER BY i.callee LIMIT 1) \
+         FROM callees AS c WHERE c.callee IS NOT NULL) \
+     SELECT callee FROM callees WHERE callee IS NOT NULL LIMIT $2";
+
 /// The side-effect store.
 pub struct PostgresSideEffects {
     db: Arc<Db>,
@@ -318,6 +355,77 @@ impl SideEffectStore for PostgresSideEffects {
                 })
             });
             Ok::<_, SideEffectError>(inbound_page::<StorageError>(calls, until_exclusive, limit)?)
+        })
+    }
+
+    fn list_output_keys(
+        &self,
+        after: Option<&SideEffectKey>,
+        limit: usize,
+    ) -> Result<Vec<SideEffectKey>, SideEffectError> {
+        const CTX: &str = "listing side-effect output keys";
+        let (lyquid, pos, rank) = match after {
+            Some(key) => (
+                key.lyquid.0.to_vec(),
+                pos_bytes(key.pos),
+                i32::from(key.kind.tag()),
+            ),
+            None => (Vec::new(), Vec::new(), -1),
+        };
+        self.db.list(
+            LIST_OUTPUT_KEYS,
+            &[&lyquid, &pos, &rank],
+            limit,
+            CTX,
+            |row| {
+                Ok(SideEffectKey {
+                    lyquid: lyquid_from(get(row, 0, CTX)?)?,
+                    pos: pos_from(get(row, 1, CTX)?)?,
+                    kind: sql::side_effect_kind_from_name(&get::<String>(row, 2, CTX)?)
+                        .ok_or_else(|| corrupted("decoding a side-effect kind"))?,
+                })
+            },
+        )
+    }
+
+    fn list_inter_call_output_keys(
+        &self,
+        after: Option<&InterCallOutputKey>,
+        limit: usize,
+    ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
+        const CTX: &str = "listing inter-call output keys";
+        let (callee, pos, seq) = match after {
+            Some(key) => (
+                key.callee.0.to_vec(),
+                pos_bytes(key.pos),
+                i64::from(key.inter_call_seq),
+            ),
+            None => (Vec::new(), Vec::new(), -1),
+        };
+        self.db.list(
+            LIST_CALL_OUTPUT_KEYS,
+            &[&callee, &pos, &seq],
+            limit,
+            CTX,
+            |row| {
+                Ok(InterCallOutputKey {
+                    callee: lyquid_from(get(row, 0, CTX)?)?,
+                    pos: pos_from(get(row, 1, CTX)?)?,
+                    inter_call_seq: seq_from(get(row, 2, CTX)?)?,
+                })
+            },
+        )
+    }
+
+    fn list_inbound_callees(
+        &self,
+        after: Option<&LyquidId>,
+        limit: usize,
+    ) -> Result<Vec<LyquidId>, SideEffectError> {
+        const CTX: &str = "listing inbound callees";
+        let after: &[u8] = after.map_or(&[], |callee| &callee.0[..]);
+        self.db.list(LIST_CALLEES, &[&after], limit, CTX, |row| {
+            lyquid_from(get(row, 0, CTX)?)
         })
     }
 }

@@ -12,6 +12,7 @@
 
 use bytes::Bytes;
 use postgres::Client;
+use store_api::limits::check_partition_cursor;
 use store_api::{StateError, StorageError};
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
@@ -33,6 +34,13 @@ const UPSERT: &str = "INSERT INTO state_entries (partition_id, key, value) \
                       SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t (k, v) \
                       ON CONFLICT (partition_id, key) DO UPDATE SET value = excluded.value";
 const DELETE: &str = "DELETE FROM state_entries WHERE partition_id = $1 AND key = ANY($2::bytea[])";
+/// The partitions holding a key, by name after `$1` (`''` lists from the first: names are
+/// never empty), at most `$2`. Names are `text COLLATE "C"`, compared and sorted bytewise:
+/// the byte order of their UTF-8. Walks the unique index on `name`, probing the primary
+/// key of `state_entries` per partition.
+const LIST: &str = "SELECT name FROM state_partitions AS p WHERE name > $1 \
+                    AND EXISTS (SELECT 1 FROM state_entries AS e WHERE e.partition_id = p.id) \
+                    ORDER BY name LIMIT $2";
 
 /// Where a state partition's flushes go: its rows of `state_entries`, written on the
 /// owner's own connection (which holds the partition's lock).
@@ -62,6 +70,15 @@ fn partition_id(client: &mut Client, name: &str) -> Result<Option<i64>, StorageE
     )?
     .map(|row| get(&row, 0, "looking up a state partition"))
     .transpose()
+}
+
+/// One page of the partitions holding data, after the cursor `after` (§9.1).
+pub(crate) fn list(db: &Db, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError> {
+    check_partition_cursor(after)?;
+    const CTX: &str = "listing state partitions";
+    db.list(LIST, &[&after.unwrap_or("")], limit, CTX, |row| {
+        get(row, 0, CTX)
+    })
 }
 
 /// A handle on the partition held by `lease`, locked for this owner on a connection of

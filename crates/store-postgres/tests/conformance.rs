@@ -1,4 +1,4 @@
-//! The conformance suite (SPEC.md) on the PostgreSQL backend. Each test gets a fresh
+//! The conformance suite (`docs/contract.md`) on the PostgreSQL backend. Each test gets a fresh
 //! schema on a throwaway server this test binary starts once (or on the server
 //! `STORE_TEST_POSTGRES_URL` names): see `store_postgres::scratch`.
 
