@@ -88,14 +88,14 @@ const BOOK_POSTINGS: &str = concat!(
 /// The books holding an event (a book's head row is written with its first event), by
 /// name after `$1` (`''` lists from the first), at most `$2`: the primary key's order,
 /// which is bytewise (`COLLATE "C"`).
-const LIST_BOOKS: &str =
+pub(crate) const LIST_BOOKS: &str =
     "SELECT book FROM ledger_book_heads WHERE book > $1 ORDER BY book LIMIT $2";
 /// The assets by id after `$1`, at most `$2`, in the primary key's (bytewise) order.
-const LIST_ASSETS: &str =
+pub(crate) const LIST_ASSETS: &str =
     "SELECT id, precision, name FROM ledger_assets WHERE id > $1 ORDER BY id LIMIT $2";
 /// Book `$1`'s accounts by path after `$2`, at most `$3`, in the primary key's (bytewise)
 /// order; the columns of [`account_from_row`], then the path.
-const LIST_ACCOUNTS: &str = "SELECT asset, kind, normal_side, min_balance, path \
+pub(crate) const LIST_ACCOUNTS: &str = "SELECT asset, kind, normal_side, min_balance, path \
                              FROM ledger_accounts WHERE book = $1 AND path > $2 \
                              ORDER BY path LIMIT $3";
 const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events \

@@ -61,6 +61,8 @@ mod db;
 mod engine;
 mod ledger;
 pub mod location;
+#[cfg(test)]
+mod plans;
 pub mod scratch;
 mod segment;
 mod side_effect;

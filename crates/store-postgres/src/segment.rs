@@ -59,13 +59,13 @@ macro_rules! sessions_from {
         )
     };
 }
-const SESSIONS_FROM_FIRST: &str = sessions_from!("", "$1");
-const SESSIONS_AFTER: &str = sessions_from!("AND session > $1", "$2");
+pub(crate) const SESSIONS_FROM_FIRST: &str = sessions_from!("", "$1");
+pub(crate) const SESSIONS_AFTER: &str = sessions_from!("AND session > $1", "$2");
 /// The session `$1`'s live segments, ascending, at most the last parameter, from the first
 /// one or after `$2`: a range of the partial index `segments_by_session`.
-const SESSION_SEGMENTS_FROM_FIRST: &str =
+pub(crate) const SESSION_SEGMENTS_FROM_FIRST: &str =
     "SELECT segment FROM segments WHERE live AND session = $1 ORDER BY segment LIMIT $2";
-const SESSION_SEGMENTS_AFTER: &str = "SELECT segment FROM segments \
+pub(crate) const SESSION_SEGMENTS_AFTER: &str = "SELECT segment FROM segments \
                                       WHERE live AND session = $1 AND segment > $2 \
                                       ORDER BY segment LIMIT $3";
 const SESSION_OF: &str = "SELECT session FROM segments WHERE segment = $1 AND live";

@@ -64,7 +64,7 @@ macro_rules! kind_rank {
 /// -1)` lists from the first: ids and positions are never empty), at most `$4`. Walks the
 /// primary key `(lyquid, pos, kind)` from the cursor's row; the few kinds of one position
 /// are put in rank order by an incremental sort.
-const LIST_OUTPUT_KEYS: &str = concat!(
+pub(crate) const LIST_OUTPUT_KEYS: &str = concat!(
     "SELECT lyquid, pos, kind FROM side_effect_outputs \
      WHERE (lyquid, pos) >= ($1, $2) AND NOT (lyquid = $1 AND pos = $2 AND ",
     kind_rank!(),
@@ -74,14 +74,14 @@ const LIST_OUTPUT_KEYS: &str = concat!(
 );
 /// Inter-call output keys after the cursor `($1, $2, $3)` (`('', '', -1)` lists from the
 /// first), at most `$4`, in primary key order.
-const LIST_CALL_OUTPUT_KEYS: &str = "SELECT callee, pos, inter_call_seq \
+pub(crate) const LIST_CALL_OUTPUT_KEYS: &str = "SELECT callee, pos, inter_call_seq \
                                      FROM side_effect_call_outputs \
                                      WHERE (callee, pos, inter_call_seq) > ($1, $2, $3) \
                                      ORDER BY callee, pos, inter_call_seq LIMIT $4";
 /// The callees after `$1` (`''` lists from the first), each once, at most `$2`: a skip
 /// scan of the primary key, one index probe per callee listed whatever its queue holds
 /// (a recursive query the server evaluates only as far as the limit asks).
-const LIST_CALLEES: &str = "WITH RECURSIVE callees (callee) AS ( \
+pub(crate) const LIST_CALLEES: &str = "WITH RECURSIVE callees (callee) AS ( \
          (SELECT callee FROM side_effect_inbound WHERE callee > $1 ORDER BY callee LIMIT 1) \
          UNION ALL \
          SELECT (SELECT i.callee FROM side_effect_inbound AS i WHERE i.callee > c.callee \

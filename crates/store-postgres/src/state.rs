@@ -38,7 +38,7 @@ const DELETE: &str = "DELETE FROM state_entries WHERE partition_id = $1 AND key 
 /// never empty), at most `$2`. Names are `text COLLATE "C"`, compared and sorted bytewise:
 /// the byte order of their UTF-8. Walks the unique index on `name`, probing the primary
 /// key of `state_entries` per partition.
-const LIST: &str = "SELECT name FROM state_partitions AS p WHERE name > $1 \
+pub(crate) const LIST: &str = "SELECT name FROM state_partitions AS p WHERE name > $1 \
                     AND EXISTS (SELECT 1 FROM state_entries AS e WHERE e.partition_id = p.id) \
                     ORDER BY name LIMIT $2";
 
