@@ -42,6 +42,11 @@
 //! failures, deadlocks and lost insert races are retried inside the backend
 //! ([`MAX_WRITE_ATTEMPTS`] attempts, with backoff).
 //!
+//! `apply_batch` decides inside the transaction that holds the counter row, and every
+//! engine batch sends a PostgreSQL notification on commit: `wait_for_sequence` listens for
+//! it on a connection of its own, so a commit of any instance, in any process, wakes it
+//! without polling (`docs/contract.md` §3.7).
+//!
 //! # When the server goes away
 //! Every call answers a typed error, never a panic:
 //! [`StorageErrorKind::Unavailable`] when no

@@ -61,6 +61,27 @@ fn calls_fail_typed_while_the_server_is_gone_and_work_once_it_is_back() {
     let mut state = backend.state_store("p").unwrap();
     state.put(b"k", b"v").unwrap();
     state.flush().unwrap();
+    // A wait that times out leaves its listening connection idle for the next waiter: the
+    // server drops that one too, and the wait after the server is back replaces it.
+    assert_eq!(
+        engine
+            .wait_for_sequence(1, Duration::from_millis(50))
+            .unwrap(),
+        1
+    );
+    let waiter = {
+        let engine = backend.engine();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (
+                engine.wait_for_sequence(1, Duration::from_secs(60)),
+                started.elapsed(),
+            )
+        })
+    };
+    // Gives the waiter time to listen; should it not listen yet, it meets the server gone
+    // wherever it is, and must fail all the same.
+    std::thread::sleep(Duration::from_millis(200));
 
     // From another database: PostgreSQL refuses to close the one a session is in.
     let mut admin = location
@@ -80,7 +101,15 @@ fn calls_fail_typed_while_the_server_is_gone_and_work_once_it_is_back() {
         )
         .unwrap();
 
+    let (waited, took) = waiter.join().unwrap();
+    assert_unavailable("a wait whose connection the server dropped", || waited);
+    assert!(took < BOUND, "the dropped wait took {took:?}");
     assert_unavailable("get", || engine.get(b"a"));
+    assert_unavailable("wait_for_sequence", || {
+        engine.wait_for_sequence(1, Duration::from_secs(60))
+    });
+    assert_unavailable("list_books", || ledger.list_books(None, 10));
+    assert_unavailable("list_partitions", || backend.list_partitions(None, 10));
     assert_unavailable("put_batch", || engine.put_batch(&[(b"b", b"2")]));
     assert_unavailable("open_account", || {
         ledger.open_account(
@@ -111,7 +140,13 @@ fn calls_fail_typed_while_the_server_is_gone_and_work_once_it_is_back() {
         .batch_execute("ALTER DATABASE postgres ALLOW_CONNECTIONS true")
         .unwrap();
     assert_eq!(engine.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    let waiter = {
+        let engine = backend.engine();
+        std::thread::spawn(move || engine.wait_for_sequence(1, Duration::from_secs(60)))
+    };
+    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(engine.put_batch(&[(b"b", b"2")]).unwrap(), 2);
+    assert_eq!(waiter.join().unwrap().unwrap(), 2);
     ledger
         .open_account(
             &AccountDef {
