@@ -8,13 +8,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use store_api::{
     AccountCfg, AccountKind, Backend, Committed, LedgerError, LedgerStore, Mutation,
     SegmentLogStore, StateError, StateStore, StoreEngine, Transaction,
 };
 
+use crate::engine::{LONG_WAIT, del, put, wait_across_a_commit};
 use crate::harness::{Instance, b, relaxed_options};
 use crate::ledger::{book, events, open, open_with, register};
 use crate::segments::{segment, session};
@@ -364,9 +365,6 @@ pub fn concurrent_segment_appends_across_instances<B: Backend>() {
     }
 }
 
-/// A timeout no passing wait reaches: a wait that ends only at it was not woken.
-const LONG_WAIT: Duration = Duration::from_secs(20);
-
 /// A batch written through one engine, and the mutations its log entry must hold.
 type CrossWrite = dyn Fn(&dyn StoreEngine) -> (u64, Vec<Mutation>);
 
@@ -377,51 +375,39 @@ pub fn wait_for_sequence_woken_by_another_instance<B: Backend>() {
     let (first, second) = two_instances::<B>();
     let waiting: Arc<dyn StoreEngine> = first.backend.engine();
     let writing = second.engine();
-    fn put(key: &[u8], value: &[u8]) -> Mutation {
-        Mutation::Put {
-            key: b(key),
-            value: b(value),
-        }
-    }
     let writes: [&CrossWrite; 3] = [
         &|e| (e.put_batch(&[(b"a", b"1")]).unwrap(), vec![put(b"a", b"1")]),
         &|e| {
-            let batch = vec![put(b"b", b"2"), Mutation::Delete { key: b(b"a") }];
+            let batch = vec![put(b"b", b"2"), del(b"a")];
             (e.write_batch(&batch).unwrap(), batch)
         },
         &|e| {
-            let batch = vec![Mutation::Delete { key: b(b"b") }];
+            let batch = vec![del(b"b")];
             (e.apply_batch(3, &batch).unwrap(), batch)
         },
     ];
     for (round, write) in writes.iter().enumerate() {
         let after = round as u64;
-        let (ready, blocking) = std::sync::mpsc::channel();
-        let waiter = {
-            let waiting = Arc::clone(&waiting);
-            std::thread::spawn(move || {
-                ready.send(()).unwrap();
-                let started = Instant::now();
-                let seen = waiting.wait_for_sequence(after, LONG_WAIT).unwrap();
-                let batch = waiting.get_batch(after + 1).unwrap();
-                (seen, started.elapsed(), batch)
-            })
-        };
-        blocking.recv().unwrap();
-        // Gives the waiter time to block. Should it not have blocked yet, its wait returns
-        // at once and the round still holds: it then proves less, never passes wrongly.
-        std::thread::sleep(Duration::from_millis(100));
-        let (seq, mutations) = write(&*writing);
-        assert_eq!(seq, after + 1, "round {round}");
-        let (seen, waited, batch) = waiter.join().expect("the waiter panicked");
-        assert_eq!(seen, after + 1, "round {round}");
+        let mut written = Vec::new();
+        let woken = wait_across_a_commit(
+            Arc::clone(&waiting),
+            after,
+            Duration::from_millis(100),
+            || {
+                let (seq, mutations) = write(&*writing);
+                written = mutations;
+                seq
+            },
+        );
+        assert_eq!(woken.seen, after + 1, "round {round}");
         assert!(
-            waited < LONG_WAIT / 2,
-            "round {round}: the other instance's commit did not wake the waiter ({waited:?})"
+            woken.waited < LONG_WAIT / 2,
+            "round {round}: the other instance's commit did not wake the waiter ({:?})",
+            woken.waited
         );
         assert_eq!(
-            batch,
-            Some(mutations),
+            woken.batch,
+            Some(written),
             "round {round}: woken before the batch was visible"
         );
     }
