@@ -6,8 +6,9 @@
 #   .ci/features.sh          the checks above
 #   .ci/features.sh --test   also runs the facade's tests with --features all (the
 #                            store-migrate binary between persistent backends, URL dispatch
-#                            of every backend); `cargo test --workspace` runs them with the
-#                            default features only
+#                            of every backend; tests on postgres start a throwaway server);
+#                            `cargo test --workspace` runs them with the default features
+#                            only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ run() {
 }
 
 run cargo check -p store --all-targets --no-default-features
-for backend in mem redb lmdb sled sqlite; do
+for backend in mem redb lmdb sled sqlite postgres; do
   run cargo check -p store --all-targets --no-default-features --features "$backend"
 done
 run cargo check -p store --all-targets

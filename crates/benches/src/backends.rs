@@ -4,9 +4,10 @@
 //! [`for_each_backend`], behind its Cargo feature (all on by default; narrow a run with
 //! `--no-default-features --features redb,lmdb`).
 
+use std::borrow::Borrow;
 use std::path::Path;
 
-use store_api::{Backend, Durability, OpenOptions};
+use store_api::{Backend, Durability, LocationBuf, OpenOptions};
 use tempfile::TempDir;
 
 use crate::error::{BenchError, Context};
@@ -50,17 +51,25 @@ pub fn enabled() -> Vec<&'static str> {
     names.0
 }
 
-/// A backend opened on its own temporary directory, removed when the fixture drops.
+/// A backend opened on its own fresh location ([`Backend::scratch_location`] of a
+/// temporary directory, removed when the fixture drops).
 pub struct Fixture<B: Backend> {
     backend: B,
     dir: TempDir,
 }
 
+/// A fresh temporary directory and the scratch location of backend `B` in it.
+fn scratch<B: Backend>() -> Result<(TempDir, LocationBuf<B>), BenchError> {
+    let dir = temp_dir(B::NAME)?;
+    let location = B::scratch_location(dir.path()).context("making a scratch location")?;
+    Ok((dir, location))
+}
+
 impl<B: Backend> Fixture<B> {
     /// A fresh backend opened with `options`.
     pub fn open(options: OpenOptions) -> Result<Self, BenchError> {
-        let dir = temp_dir(B::NAME)?;
-        let backend = B::open(dir.path(), options).context("opening the backend")?;
+        let (dir, location) = scratch::<B>()?;
+        let backend = B::open(location.borrow(), options).context("opening the backend")?;
         Ok(Fixture { backend, dir })
     }
 
@@ -78,12 +87,16 @@ impl<B: Backend> Fixture<B> {
             load(&fixture.backend)?;
             return Ok(fixture);
         }
-        let dir = temp_dir(B::NAME)?;
-        let loader = B::open(dir.path(), options.clone().durability(Durability::Relaxed))
-            .context("opening the backend to load it")?;
+        let (dir, location) = scratch::<B>()?;
+        let loader = B::open(
+            location.borrow(),
+            options.clone().durability(Durability::Relaxed),
+        )
+        .context("opening the backend to load it")?;
         load(&loader)?;
         drop(loader);
-        let backend = B::open(dir.path(), options).context("reopening the loaded backend")?;
+        let backend =
+            B::open(location.borrow(), options).context("reopening the loaded backend")?;
         Ok(Fixture { backend, dir })
     }
 
@@ -92,7 +105,7 @@ impl<B: Backend> Fixture<B> {
         &self.backend
     }
 
-    /// The directory the backend lives in.
+    /// The temporary directory of the fixture (where an embedded backend lives).
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

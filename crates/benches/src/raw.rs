@@ -51,7 +51,10 @@ pub trait Kv: Send + Sync {
 /// database up among them; a redb transaction looks its table up in the table tree) are
 /// the same on both sides: `docs/contract.md` §1.1 puts every store in one database, and that
 /// cost is the backend's layout, not the `StoreEngine` code.
-pub fn lay_out_as<B: Backend>(dir: &Path, data_file: &Path) -> Result<(), BenchError> {
+pub fn lay_out_as<B: Backend<Location = Path>>(
+    dir: &Path,
+    data_file: &Path,
+) -> Result<(), BenchError> {
     if data_file.exists() {
         return Ok(());
     }

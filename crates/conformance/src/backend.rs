@@ -1,6 +1,7 @@
 //! [`Backend`] rules: `docs/contract.md` section 1 (opening, options, durability, one process per
 //! directory, bad directories, capabilities) and the persistence of every store.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use store_api::{
     AccountCfg, AccountKind, Backend, Book, ChainPos, Durability, LedgerError, LedgerEvent,
     LedgerStore, MAX_KEY_LEN, MAX_VALUE_LEN, ManualClock, Mutation, OpenError, OpenOptions,
     SegmentError, SegmentLogStore, SideEffectError, SideEffectKind, SideEffectStore, StateStore,
-    StoreEngine, StoredTransaction, Timestamp, Transaction, TxId,
+    StoreEngine, StoreLocation, StoredTransaction, Timestamp, Transaction, TxId,
 };
 
 use crate::harness::{Instance, b, dir_contents, kv, manual_clock, relaxed_options};
@@ -32,7 +33,11 @@ fn tx_id(n: u128) -> TxId {
 /// §1.7: the flags given to `conformance::suite!` are the backend's declared
 /// capabilities (so ignored tests can never drift from what the backend claims), and the
 /// declared limits are the common ones.
-pub fn capabilities_match_suite_flags<B: Backend>(persistent: bool, exclusive_open: bool) {
+pub fn capabilities_match_suite_flags<B: Backend>(
+    persistent: bool,
+    exclusive_open: bool,
+    shared: bool,
+) {
     let caps = B::capabilities();
     assert_eq!(
         caps.persistent,
@@ -47,6 +52,18 @@ pub fn capabilities_match_suite_flags<B: Backend>(persistent: bool, exclusive_op
         "{}: suite flag exclusive_open = {exclusive_open}, capabilities say {}",
         B::NAME,
         caps.exclusive_open
+    );
+    assert_eq!(
+        caps.shared,
+        shared,
+        "{}: suite flag shared = {shared}, capabilities say {}",
+        B::NAME,
+        caps.shared
+    );
+    assert!(
+        !(caps.shared && caps.exclusive_open),
+        "{}: a shared backend cannot lock its store against a second open",
+        B::NAME
     );
     assert_eq!(caps.max_key_len, MAX_KEY_LEN);
     assert_eq!(caps.max_value_len, MAX_VALUE_LEN);
@@ -588,8 +605,19 @@ pub fn second_open_is_locked<B: Backend>() {
 // Bad directories (persistent backends)
 // ---------------------------------------------------------------------------------------
 
+/// Opens backend `B`, which is kept in a directory, in `path`; `Err` holds a panic's
+/// message.
 fn try_open<B: Backend>(path: &Path) -> Result<Result<B, OpenError>, String> {
-    catch_unwind(AssertUnwindSafe(|| B::open(path, relaxed_options()))).map_err(|panic| {
+    let location = B::Location::from_dir(path).unwrap_or_else(|| {
+        panic!(
+            "the {} backend is not kept in a directory: this test must be ignored for it",
+            B::NAME
+        )
+    });
+    catch_unwind(AssertUnwindSafe(|| {
+        B::open(location.borrow(), relaxed_options())
+    }))
+    .map_err(|panic| {
         panic
             .downcast_ref::<String>()
             .cloned()

@@ -16,14 +16,14 @@ use crate::harness::{
     Instance, b, key_too_long, kv, overlong_key, oversized_value, value_too_large,
 };
 
-fn put(key: &[u8], value: &[u8]) -> Mutation {
+pub(crate) fn put(key: &[u8], value: &[u8]) -> Mutation {
     Mutation::Put {
         key: b(key),
         value: b(value),
     }
 }
 
-fn del(key: &[u8]) -> Mutation {
+pub(crate) fn del(key: &[u8]) -> Mutation {
     Mutation::Delete { key: b(key) }
 }
 
@@ -1142,7 +1142,47 @@ pub fn wait_for_sequence_returns_at_once_when_a_later_batch_exists<B: Backend>()
 }
 
 /// A timeout no passing test reaches: a wait that ends only at it was not woken.
-const LONG_WAIT: Duration = Duration::from_secs(20);
+pub(crate) const LONG_WAIT: Duration = Duration::from_secs(20);
+
+/// What a waiter of [`wait_across_a_commit`] saw.
+pub(crate) struct Woken {
+    /// What `wait_for_sequence` returned.
+    pub(crate) seen: u64,
+    /// How long it waited.
+    pub(crate) waited: Duration,
+    /// The batch after `after`, read as soon as the wait returned.
+    pub(crate) batch: Option<Vec<Mutation>>,
+}
+
+/// A thread waits on `waiting` for a batch after `after` (for at most [`LONG_WAIT`]) and
+/// then reads batch `after + 1`; once the thread is about to wait, and `pause` later,
+/// `write` commits a batch and returns its number, which must be `after + 1`.
+///
+/// Should the waiter not have blocked yet when `write` commits, its wait returns at once
+/// and the caller's checks still hold: the round then proves less, never passes wrongly.
+pub(crate) fn wait_across_a_commit(
+    waiting: Arc<dyn StoreEngine>,
+    after: u64,
+    pause: Duration,
+    write: impl FnOnce() -> u64,
+) -> Woken {
+    let (ready, blocking) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        ready.send(()).unwrap();
+        let started = Instant::now();
+        let seen = waiting.wait_for_sequence(after, LONG_WAIT).unwrap();
+        let batch = waiting.get_batch(after + 1).unwrap();
+        Woken {
+            seen,
+            waited: started.elapsed(),
+            batch,
+        }
+    });
+    blocking.recv().unwrap();
+    std::thread::sleep(pause);
+    assert_eq!(write(), after + 1, "the batch written after {after}");
+    waiter.join().expect("the waiter panicked")
+}
 
 /// A write of one batch, returning its number.
 type Write = dyn Fn(&dyn StoreEngine) -> u64;
@@ -1161,30 +1201,16 @@ pub fn wait_for_sequence_woken_by_a_commit<B: Backend>() {
     ];
     for (round, write) in writes.iter().enumerate() {
         let after = round as u64;
-        let (ready, waiting) = std::sync::mpsc::channel();
-        let waiter = {
-            let e = Arc::clone(&e);
-            std::thread::spawn(move || {
-                ready.send(()).unwrap();
-                let started = Instant::now();
-                let seen = e.wait_for_sequence(after, LONG_WAIT).unwrap();
-                let batch = e.get_batch(after + 1).unwrap();
-                (seen, started.elapsed(), batch)
-            })
-        };
-        waiting.recv().unwrap();
-        // Gives the waiter time to block. Should it not have blocked yet, its wait returns
-        // at once and the round still holds: it then proves less, never passes wrongly.
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(write(&*e), after + 1);
-        let (seen, waited, batch) = waiter.join().unwrap();
-        assert_eq!(seen, after + 1, "round {round}");
+        let woken =
+            wait_across_a_commit(e.clone(), after, Duration::from_millis(20), || write(&*e));
+        assert_eq!(woken.seen, after + 1, "round {round}");
         assert!(
-            waited < LONG_WAIT / 2,
-            "round {round}: the waiter was not woken by the commit ({waited:?})"
+            woken.waited < LONG_WAIT / 2,
+            "round {round}: the waiter was not woken by the commit ({:?})",
+            woken.waited
         );
         assert!(
-            batch.is_some(),
+            woken.batch.is_some(),
             "round {round}: woken before the batch was visible"
         );
     }

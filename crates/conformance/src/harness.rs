@@ -1,11 +1,15 @@
-//! The harness every test body uses: a backend opened on its own temporary directory that
-//! can be dropped and opened again, plus small helpers shared by the test modules.
+//! The harness every test body uses: a backend opened on its own fresh location (a
+//! temporary directory, or a fresh store on a test server for a server backend) that can be
+//! dropped and opened again, plus small helpers shared by the test modules.
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use store_api::{Backend, Durability, ManualClock, OpenError, OpenOptions, Timestamp, error_chain};
+use store_api::{
+    Backend, Durability, LocationBuf, ManualClock, OpenError, OpenOptions, Timestamp, error_chain,
+};
 use tempfile::TempDir;
 
 /// The name of the database directory inside an instance's temporary root. The backend is
@@ -13,11 +17,13 @@ use tempfile::TempDir;
 /// next to its directory (a name escaping through `..`) is visible.
 const DB_DIR: &str = "db";
 
-/// A backend opened on a fresh temporary directory, which lives as long as the instance.
+/// A backend opened on a fresh location ([`Backend::scratch_location`] of a fresh
+/// temporary directory, which lives as long as the instance).
 pub struct Instance<B: Backend> {
     /// The open backend.
     pub backend: B,
     dir: TempDir,
+    location: LocationBuf<B>,
     options: OpenOptions,
 }
 
@@ -44,7 +50,14 @@ impl<B: Backend> Instance<B> {
             .prefix(&format!("conformance-{}-", B::NAME))
             .tempdir()
             .expect("creating a temporary directory");
-        let backend = B::open(&dir.path().join(DB_DIR), options.clone()).unwrap_or_else(|e| {
+        let location = B::scratch_location(&dir.path().join(DB_DIR)).unwrap_or_else(|e| {
+            panic!(
+                "making a scratch location for the {} backend failed: {}",
+                B::NAME,
+                error_chain(&e)
+            )
+        });
+        let backend = B::open(location.borrow(), options.clone()).unwrap_or_else(|e| {
             panic!(
                 "opening a fresh {} backend failed: {}",
                 B::NAME,
@@ -54,11 +67,18 @@ impl<B: Backend> Instance<B> {
         Instance {
             backend,
             dir,
+            location,
             options,
         }
     }
 
-    /// The directory the backend is opened on.
+    /// Where the backend is opened: its directory, or its store on a server.
+    pub fn location(&self) -> &B::Location {
+        self.location.borrow()
+    }
+
+    /// The directory the backend is opened on (for a backend kept in a directory: a
+    /// server backend keeps nothing there).
     pub fn path(&self) -> PathBuf {
         self.dir.path().join(DB_DIR)
     }
@@ -73,7 +93,7 @@ impl<B: Backend> Instance<B> {
         &self.options
     }
 
-    /// Drops the backend and opens the same directory again with the same options.
+    /// Drops the backend and opens the same location again with the same options.
     ///
     /// Every store handle taken from the backend must have been dropped before.
     pub fn reopen(self) -> Self {
@@ -81,11 +101,16 @@ impl<B: Backend> Instance<B> {
         self.reopen_with(options)
     }
 
-    /// Drops the backend and opens the same directory again with `options`.
+    /// Drops the backend and opens the same location again with `options`.
     pub fn reopen_with(self, options: OpenOptions) -> Self {
-        let Instance { backend, dir, .. } = self;
+        let Instance {
+            backend,
+            dir,
+            location,
+            ..
+        } = self;
         drop(backend);
-        let backend = B::open(&dir.path().join(DB_DIR), options.clone()).unwrap_or_else(|e| {
+        let backend = B::open(location.borrow(), options.clone()).unwrap_or_else(|e| {
             panic!(
                 "reopening the {} backend failed: {}",
                 B::NAME,
@@ -95,13 +120,21 @@ impl<B: Backend> Instance<B> {
         Instance {
             backend,
             dir,
+            location,
             options,
         }
     }
 
-    /// Opens the same directory a second time while this instance is alive.
+    /// Opens the same location a second time while this instance is alive (a second
+    /// instance of a shared backend on the same store).
     pub fn open_again(&self) -> Result<B, OpenError> {
-        B::open(&self.path(), self.options.clone())
+        self.open_again_with(self.options.clone())
+    }
+
+    /// Opens the same location a second time, with `options`, while this instance is
+    /// alive.
+    pub fn open_again_with(&self, options: OpenOptions) -> Result<B, OpenError> {
+        B::open(self.location(), options)
     }
 }
 

@@ -1,12 +1,12 @@
-//! The conformance suite: every rule of `docs/contract.md` sections 0 to 7 and the
-//! listings of section 9 as a test, written once and generated for every backend. Each
-//! test's doc comment starts with the contract section it checks (`§3.3: ...` is section
-//! 3.3 of `docs/contract.md`).
+//! The conformance suite: every rule of `docs/contract.md` sections 0 to 7 and 9 as a
+//! test, written once and generated for every backend. Each test's doc comment starts with
+//! the contract section it checks (`§3.3: ...` is section 3.3 of `docs/contract.md`).
 //!
 //! Each test body is a plain `pub fn rule<B: Backend>()` in the module of its store
-//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]) or in
-//! [`listings`] (the listings of every store). The [`suite!`] macro holds the one list of
-//! those bodies and expands it into one `#[test]` per body for a backend:
+//! ([`engine`], [`state`], [`side_effects`], [`ledger`], [`segments`], [`backend`]), in
+//! [`listings`] (the listings of every store), or in [`shared`] (several instances on one
+//! store). The [`suite!`] macro holds the one list of those bodies and expands it into one
+//! `#[test]` per body for a backend:
 //!
 //! ```text
 //! // crates/store-mem/tests/conformance.rs
@@ -15,12 +15,14 @@
 //!
 //! gives tests named `mem::engine::range_scan_end_inclusive`, `mem::ledger::commit_check_order`,
 //! ... (`<backend>::<store>::<rule>`). Tests that need a capability the backend lacks
-//! (reopening a directory, an exclusive directory lock) are generated with `#[ignore]`, so
-//! they show as ignored, never as passed; `<backend>::backend::capabilities_match_suite_flags`
-//! checks that the macro's flags are the backend's declared [`Capabilities`].
+//! (reopening a directory, an exclusive directory lock, a store shared by several
+//! instances) are generated with `#[ignore]`, so they show as ignored, never as passed;
+//! `<backend>::backend::capabilities_match_suite_flags` checks that the macro's flags are
+//! the backend's declared [`Capabilities`].
 //!
-//! Every test opens its own backend on its own temporary directory through
-//! [`harness::Instance`], which can also drop the backend and open the directory again.
+//! Every test opens its own backend on its own fresh location through
+//! [`harness::Instance`] (a temporary directory, or a fresh store on a test server for a
+//! server backend), which can also drop the backend and open the location again.
 //! Tests are deterministic (fixed seeds for the model-based tests, manual clocks for the
 //! ledger) and bounded (no sleeps; thread tests join a fixed amount of work).
 //!
@@ -48,6 +50,7 @@ pub mod harness;
 pub mod ledger;
 pub mod listings;
 pub mod segments;
+pub mod shared;
 pub mod side_effects;
 pub mod state;
 
@@ -57,6 +60,8 @@ pub mod state;
 /// ```text
 /// conformance::suite!(mem, store_mem::MemBackend, persistent = false);
 /// conformance::suite!(redb, store_redb::RedbBackend, persistent = true, exclusive_open = true);
+/// conformance::suite!(postgres, store_postgres::PostgresBackend,
+///     persistent = true, exclusive_open = false, shared = true);
 /// ```
 ///
 /// - `persistent = true | false`: whether data survives a reopen
@@ -66,6 +71,11 @@ pub mod state;
 ///   whether a second open of a directory fails with `OpenError::Locked`
 ///   ([`Capabilities::exclusive_open`](store_api::Capabilities::exclusive_open)). With
 ///   `false`, the lock test is generated `#[ignore]`d.
+/// - `shared = true | false` (optional, defaults to `false`): whether several instances
+///   on one store behave as one store
+///   ([`Capabilities::shared`](store_api::Capabilities::shared)). A shared backend is not
+///   kept in a directory, so the bad-directory tests (which need `persistent = true` and
+///   `shared = false`) are generated `#[ignore]`d for it.
 ///
 /// `<name>::backend::capabilities_match_suite_flags` fails when the flags differ from
 /// `B::capabilities()`. The backend type is resolved from the invoking module (its imports
@@ -77,10 +87,26 @@ macro_rules! suite {
             $name,
             $backend,
             persistent = $persistent,
-            exclusive_open = $persistent
+            exclusive_open = $persistent,
+            shared = false
         );
     };
     ($name:ident, $backend:ty, persistent = $persistent:tt, exclusive_open = $exclusive:tt $(,)?) => {
+        $crate::suite!(
+            $name,
+            $backend,
+            persistent = $persistent,
+            exclusive_open = $exclusive,
+            shared = false
+        );
+    };
+    (
+        $name:ident,
+        $backend:ty,
+        persistent = $persistent:tt,
+        exclusive_open = $exclusive:tt,
+        shared = $shared:tt $(,)?
+    ) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -89,7 +115,7 @@ macro_rules! suite {
             type SuiteBackend = $backend;
 
             mod engine {
-                $crate::__suite_tests! { engine, $persistent, $exclusive;
+                $crate::__suite_tests! { engine, $persistent, $exclusive, $shared;
                     always: [
                         empty_key_rejected,
                         max_key_len_accepted,
@@ -135,12 +161,14 @@ macro_rules! suite {
                         sequence_survives_reopen_after_full_prune,
                         apply_batch_across_reopen,
                     ]
+                    directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
             mod state {
-                $crate::__suite_tests! { state, $persistent, $exclusive;
+                $crate::__suite_tests! { state, $persistent, $exclusive, $shared;
                     always: [
                         empty_key_rejected,
                         max_key_len_accepted,
@@ -175,12 +203,14 @@ macro_rules! suite {
                         flushed_state_intact_after_later_writes,
                         restore_then_flush_survives_reopen,
                     ]
+                    directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
             mod side_effects {
-                $crate::__suite_tests! { side_effects, $persistent, $exclusive;
+                $crate::__suite_tests! { side_effects, $persistent, $exclusive, $shared;
                     always: [
                         write_and_read_outputs,
                         same_outputs_accepted_again,
@@ -202,12 +232,14 @@ macro_rules! suite {
                         usable_as_dyn,
                     ]
                     persistent: []
+                    directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
             mod ledger {
-                $crate::__suite_tests! { ledger, $persistent, $exclusive;
+                $crate::__suite_tests! { ledger, $persistent, $exclusive, $shared;
                     always: [
                         invalid_book_names_rejected,
                         unusual_book_names_round_trip,
@@ -253,12 +285,14 @@ macro_rules! suite {
                         usable_as_dyn,
                     ]
                     persistent: []
+                    directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
             mod segments {
-                $crate::__suite_tests! { segments, $persistent, $exclusive;
+                $crate::__suite_tests! { segments, $persistent, $exclusive, $shared;
                     always: [
                         append_returns_indexes_and_read_all_in_order,
                         entries_are_opaque_bytes,
@@ -277,12 +311,32 @@ macro_rules! suite {
                         usable_as_dyn,
                     ]
                     persistent: []
+                    directory: []
                     exclusive: []
+                    shared: []
+                }
+            }
+
+            mod shared {
+                $crate::__suite_tests! { shared, $persistent, $exclusive, $shared;
+                    always: []
+                    persistent: []
+                    directory: []
+                    exclusive: []
+                    shared: [
+                        engine_sequences_contiguous_across_instances,
+                        ledger_seqs_gapless_across_instances,
+                        idempotency_key_commits_once_across_instances,
+                        min_balance_holds_across_instances,
+                        partition_owned_by_one_instance,
+                        concurrent_segment_appends_across_instances,
+                        wait_for_sequence_woken_by_another_instance,
+                    ]
                 }
             }
 
             mod listings {
-                $crate::__suite_tests! { listings, $persistent, $exclusive;
+                $crate::__suite_tests! { listings, $persistent, $exclusive, $shared;
                     always: [
                         every_listing_empty_on_a_fresh_backend,
                         partitions_listed_in_byte_order_and_paged,
@@ -300,12 +354,14 @@ macro_rules! suite {
                     persistent: [
                         every_listing_survives_reopen,
                     ]
+                    directory: []
                     exclusive: []
+                    shared: []
                 }
             }
 
             mod backend {
-                $crate::__suite_tests! { backend, $persistent, $exclusive;
+                $crate::__suite_tests! { backend, $persistent, $exclusive, $shared;
                     always: [
                         durability_is_reported,
                         store_handles_share_data,
@@ -319,6 +375,8 @@ macro_rules! suite {
                         reopen_keeps_side_effects,
                         reopen_keeps_every_store,
                         relaxed_writes_survive_clean_close,
+                    ]
+                    directory: [
                         file_instead_of_directory_rejected,
                         foreign_directory_rejected,
                         damaged_files_error_without_panic,
@@ -326,6 +384,7 @@ macro_rules! suite {
                     exclusive: [
                         second_open_is_locked,
                     ]
+                    shared: []
                 }
 
                 #[test]
@@ -333,6 +392,7 @@ macro_rules! suite {
                     $crate::backend::capabilities_match_suite_flags::<super::SuiteBackend>(
                         $persistent,
                         $exclusive,
+                        $shared,
                     );
                 }
             }
@@ -345,10 +405,12 @@ macro_rules! suite {
 #[macro_export]
 macro_rules! __suite_tests {
     (
-        $store:ident, $persistent:tt, $exclusive:tt;
+        $store:ident, $persistent:tt, $exclusive:tt, $shared:tt;
         always: [$($always:ident),* $(,)?]
         persistent: [$($needs_reopen:ident),* $(,)?]
+        directory: [$($needs_dir:ident),* $(,)?]
         exclusive: [$($needs_lock:ident),* $(,)?]
+        shared: [$($needs_sharing:ident),* $(,)?]
     ) => {
         $(
             #[test]
@@ -365,11 +427,22 @@ macro_rules! __suite_tests {
             );
         )*
         $(
+            $crate::__suite_directory_test!($persistent, $shared, $store, $needs_dir);
+        )*
+        $(
             $crate::__suite_gated_test!(
                 $exclusive,
                 "needs an exclusive directory lock (Capabilities::exclusive_open)",
                 $store,
                 $needs_lock
+            );
+        )*
+        $(
+            $crate::__suite_gated_test!(
+                $shared,
+                "needs a shared backend (Capabilities::shared)",
+                $store,
+                $needs_sharing
             );
         )*
     };
@@ -395,6 +468,24 @@ macro_rules! __suite_gated_test {
     };
 }
 
+/// One test that needs a backend kept in a directory (persistent and not shared), and is
+/// ignored otherwise (used by [`suite!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_directory_test {
+    (true, false, $store:ident, $test:ident) => {
+        $crate::__suite_gated_test!(true, "", $store, $test);
+    };
+    ($persistent:tt, $shared:tt, $store:ident, $test:ident) => {
+        $crate::__suite_gated_test!(
+            false,
+            "needs a backend kept in a directory (Capabilities::persistent, not shared)",
+            $store,
+            $test
+        );
+    };
+}
+
 #[cfg(test)]
 mod suite_list {
     //! The macro's lists and the test bodies must name the same functions: a body missing
@@ -410,12 +501,23 @@ mod suite_list {
             .find(&format!("__suite_tests! {{ {store},"))
             .unwrap_or_else(|| panic!("no list for {store}"));
         let rest = &LIB[start..];
-        let end = rest.find("exclusive: [").unwrap();
+        let end = rest.find("shared: [").unwrap();
         let close = rest[end..].find(']').unwrap();
         rest[..end + close]
             .split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .filter(|w| !w.is_empty())
-            .filter(|w| !["always", "persistent", "exclusive", "__suite_tests", store].contains(w))
+            .filter(|w| {
+                ![
+                    "always",
+                    "persistent",
+                    "directory",
+                    "exclusive",
+                    "shared",
+                    "__suite_tests",
+                    store,
+                ]
+                .contains(w)
+            })
             .filter(|w| !w.starts_with('$'))
             .map(str::to_owned)
             .collect()
@@ -441,6 +543,7 @@ mod suite_list {
             ("segments", include_str!("segments.rs")),
             ("listings", include_str!("listings.rs")),
             ("backend", include_str!("backend.rs")),
+            ("shared", include_str!("shared.rs")),
         ];
         for (store, source) in stores {
             let defined = bodies(source);

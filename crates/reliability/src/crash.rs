@@ -84,7 +84,7 @@ pub struct CrashReport {
 
 /// Runs `kill_points` kill points of backend `B` with `durability`; the run is reproduced
 /// by `seed`. `exe` is the `crash_writer` binary.
-pub fn run<B: Backend>(
+pub fn run<B: Backend<Location = Path>>(
     exe: &Path,
     durability: Durability,
     kill_points: usize,
@@ -122,7 +122,7 @@ pub const WORKLOAD_LEN: usize = 3000;
 
 /// One kill point: write, kill, reopen, check. The kill moment and the workload come from
 /// `seed`.
-pub fn kill_point<B: Backend>(
+pub fn kill_point<B: Backend<Location = Path>>(
     exe: &Path,
     durability: Durability,
     seed: u64,
@@ -341,7 +341,7 @@ struct Model {
 /// invariants hold, and the directory takes new writes. Returns the smallest matching
 /// prefix over the stores. Used after a kill here and after a power cut by
 /// [`power_cut`](crate::power_cut).
-pub fn check_recovery<B: Backend>(
+pub fn check_recovery<B: Backend<Location = Path>>(
     dir: &Path,
     durability: Durability,
     ops: &[Op],
@@ -467,7 +467,7 @@ fn build_model(ops: &[Op], names: &Names, keys: &dump::SideEffectKeys) -> Result
 }
 
 /// The recovered backend takes new writes of every kind, and a clean reopen sees them.
-fn still_usable<B: Backend>(
+fn still_usable<B: Backend<Location = Path>>(
     mut w: Writer<B>,
     dir: &Path,
     durability: Durability,
@@ -536,7 +536,7 @@ pub struct FirstOpenReport {
 /// Kills `crash_writer hold` while it creates a fresh database, `kills` times, at moments
 /// spread over the time a first open takes; after each, the directory must open in this
 /// process and take a batch.
-pub fn first_open_kills<B: Backend>(
+pub fn first_open_kills<B: Backend<Location = Path>>(
     exe: &Path,
     kills: usize,
     seed: u64,

@@ -189,14 +189,17 @@ enum Ack {
 }
 
 /// The open stores of the case.
-struct Open<B: Backend> {
+struct Open<B: Backend<Location = Path>> {
     backend: B,
     state: Option<B::State>,
 }
 
 const PARTITION: &str = "disk-full";
 
-fn open_stores<B: Backend>(dir: &Path, durability: Durability) -> Result<Open<B>, Failure> {
+fn open_stores<B: Backend<Location = Path>>(
+    dir: &Path,
+    durability: Durability,
+) -> Result<Open<B>, Failure> {
     let backend = open_released::<B>(dir, OpenOptions::default().durability(durability))
         .or_fail(format!("opening {} on the small filesystem", B::NAME))?;
     Ok(Open {
@@ -239,7 +242,7 @@ fn payload(n: usize) -> Vec<u8> {
 }
 
 /// Prepares what the writes of `filled` need (the ledger's asset and accounts).
-fn prepare<B: Backend>(open: &mut Open<B>, filled: Filled) -> Result<(), Failure> {
+fn prepare<B: Backend<Location = Path>>(open: &mut Open<B>, filled: Filled) -> Result<(), Failure> {
     match filled {
         Filled::Ledger => {
             let ledger = open.backend.ledger();
@@ -276,7 +279,7 @@ fn prepare<B: Backend>(open: &mut Open<B>, filled: Filled) -> Result<(), Failure
 
 /// The `n`-th write of `filled`: `Ok(Ok(ack))` when acknowledged, `Ok(Err(kind))` when
 /// refused with a storage error of `kind`, `Err` for anything else.
-fn write<B: Backend>(
+fn write<B: Backend<Location = Path>>(
     open: &mut Open<B>,
     filled: Filled,
     n: usize,
@@ -354,7 +357,7 @@ fn write<B: Backend>(
 }
 
 /// Checks that `acks` can all be read from `open`.
-fn check_acknowledged<B: Backend>(
+fn check_acknowledged<B: Backend<Location = Path>>(
     open: &mut Open<B>,
     acks: &[Ack],
     when: &str,
@@ -450,7 +453,7 @@ fn check_acknowledged<B: Backend>(
 
 /// Fills the store `filled` of `B` on a small filesystem mounted in `root`, then checks
 /// everything the module docs list.
-pub fn fill_and_recover<B: Backend>(
+pub fn fill_and_recover<B: Backend<Location = Path>>(
     root: &Path,
     durability: Durability,
     filled: Filled,

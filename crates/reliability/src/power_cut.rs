@@ -108,7 +108,7 @@ impl PowerCutReport {
 
 /// Runs `cuts` power cuts of backend `B` with `durability` while it writes, reproduced by
 /// `seed`.
-pub fn run<B: Backend>(
+pub fn run<B: Backend<Location = Path>>(
     durability: Durability,
     cuts: usize,
     seed: u64,
@@ -128,7 +128,10 @@ pub fn run<B: Backend>(
 /// during the first open of a fresh directory, half during the open that recovers a
 /// directory left by an earlier power cut (which must keep everything the first run
 /// acknowledged). Durability alternates, `Immediate` first.
-pub fn run_while_opening<B: Backend>(cuts: usize, seed: u64) -> Result<PowerCutReport, Failure> {
+pub fn run_while_opening<B: Backend<Location = Path>>(
+    cuts: usize,
+    seed: u64,
+) -> Result<PowerCutReport, Failure> {
     let open_mutations = open_mutations::<B>()?;
     let mut index = 0usize;
     each_cut(cuts, seed, |point_seed| {
@@ -174,7 +177,7 @@ fn random_cut(rng: &mut Rng) -> Cut {
     }
 }
 
-fn work_dir<B: Backend>() -> Result<tempfile::TempDir, Failure> {
+fn work_dir<B: Backend<Location = Path>>() -> Result<tempfile::TempDir, Failure> {
     tempfile::Builder::new()
         .prefix(&format!("reliability-power-cut-{}-", B::NAME))
         .tempdir()
@@ -183,7 +186,10 @@ fn work_dir<B: Backend>() -> Result<tempfile::TempDir, Failure> {
 
 /// One power cut while the backend writes: mount, open, write, cut, check. Everything comes
 /// from `seed`.
-pub fn cut_point<B: Backend>(durability: Durability, seed: u64) -> Result<PowerCutReport, Failure> {
+pub fn cut_point<B: Backend<Location = Path>>(
+    durability: Durability,
+    seed: u64,
+) -> Result<PowerCutReport, Failure> {
     let mut rng = Rng::new(seed);
     let ops = workload::generate(rng.next_u64(), WORKLOAD_LEN)?;
     let work = work_dir::<B>()?;
@@ -198,7 +204,7 @@ pub fn cut_point<B: Backend>(durability: Durability, seed: u64) -> Result<PowerC
 /// One power cut while the backend opens (a fresh directory, or half the time one that an
 /// earlier cut left while the backend wrote), then the checks. `open_mutations` is how many
 /// changes a first open makes.
-fn open_cut_point<B: Backend>(
+fn open_cut_point<B: Backend<Location = Path>>(
     durability: Durability,
     open_mutations: u64,
     seed: u64,
@@ -247,7 +253,7 @@ fn open_cut_point<B: Backend>(
 }
 
 /// The changes a first open of `B` makes.
-fn open_mutations<B: Backend>() -> Result<u64, Failure> {
+fn open_mutations<B: Backend<Location = Path>>() -> Result<u64, Failure> {
     let work = work_dir::<B>()?;
     let fs = FaultFs::mount(work.path())?;
     let backend = B::open(&fs.path().join("db"), OpenOptions::default()).or_fail(format!(
@@ -264,7 +270,7 @@ fn open_mutations<B: Backend>() -> Result<u64, Failure> {
 /// `target_acks` acknowledged operations, at a random request within the next couple of
 /// operations (often inside one). Returns the operations acknowledged, and the report of
 /// this cut without its checks. The writer is then dropped with [`drop_dead`].
-fn write_until_cut<B: Backend>(
+fn write_until_cut<B: Backend<Location = Path>>(
     fs: &FaultFs,
     durability: Durability,
     ops: &[Op],
@@ -341,7 +347,7 @@ pub fn drop_dead<T>(backend: T) {
 
 /// Unmounts `fs` (whose power is cut) and checks its backing directory with
 /// [`crash::check_recovery`], `acked` operations of `ops` having been acknowledged.
-fn check_after_cut<B: Backend>(
+fn check_after_cut<B: Backend<Location = Path>>(
     fs: FaultFs,
     durability: Durability,
     ops: &[Op],
@@ -443,7 +449,7 @@ fn immediate() -> OpenOptions {
 
 /// Mounts a [`FaultFs`] in a new temporary directory (returned: it must outlive the mount)
 /// and opens `B` under `Immediate` in its `db` directory.
-fn open_mounted<B: Backend>() -> Result<(tempfile::TempDir, FaultFs, B), Failure> {
+fn open_mounted<B: Backend<Location = Path>>() -> Result<(tempfile::TempDir, FaultFs, B), Failure> {
     let work = tempfile::Builder::new()
         .prefix(&format!("reliability-faultfs-{}-", B::NAME))
         .tempdir()
@@ -460,7 +466,7 @@ fn open_mounted<B: Backend>() -> Result<(tempfile::TempDir, FaultFs, B), Failure
 /// see the [module docs](self). `then` says how the backend ends before the directory is
 /// reopened and checked: everything acknowledged before the failure must be there, and
 /// the directory must take a write.
-pub fn injected_failure<B: Backend>(
+pub fn injected_failure<B: Backend<Location = Path>>(
     injected: Injected,
     then: AfterFailure,
 ) -> Result<FailureOutcome, Failure> {
@@ -603,7 +609,7 @@ pub fn injected_failure<B: Backend>(
 /// request fails with `EIO`, as after [`FaultFs::cut_power`]) and the backend is dropped:
 /// the drop must not panic (a panic while unwinding would abort the process), and the
 /// batch must be there when the backing directory is reopened.
-pub fn drop_after_the_disk_failed<B: Backend>() -> Result<(), Failure> {
+pub fn drop_after_the_disk_failed<B: Backend<Location = Path>>() -> Result<(), Failure> {
     let (_work, fs, backend) = open_mounted::<B>()?;
     let backing_dir = fs.backing_path().join("db");
     backend

@@ -88,13 +88,13 @@ pub fn step() -> impl Strategy<Value = Step> {
 }
 
 /// One side of the pair: a backend on its own directory that can be reopened.
-struct Side<B: Backend> {
+struct Side<B: Backend<Location = Path>> {
     backend: Option<B>,
     dir: PathBuf,
     options: OpenOptions,
 }
 
-impl<B: Backend> Side<B> {
+impl<B: Backend<Location = Path>> Side<B> {
     fn open(dir: &Path) -> Result<Self, Failure> {
         let options = OpenOptions::default().durability(Durability::Relaxed);
         let backend = B::open(dir, options.clone()).or_fail(format!("opening {}", B::NAME))?;
@@ -220,7 +220,7 @@ fn prune<E: StoreEngine + ?Sized>(
 }
 
 /// The leader and the follower, each on its own temporary directory, and the model.
-struct Pair<L: Backend, F: Backend> {
+struct Pair<L: Backend<Location = Path>, F: Backend<Location = Path>> {
     leader: Side<L>,
     follower: Side<F>,
     model: Model,
@@ -228,7 +228,7 @@ struct Pair<L: Backend, F: Backend> {
     _dirs: [TempDir; 2],
 }
 
-impl<L: Backend, F: Backend> Pair<L, F> {
+impl<L: Backend<Location = Path>, F: Backend<Location = Path>> Pair<L, F> {
     fn open() -> Result<Self, Failure> {
         let dir = |name: &str| {
             tempfile::Builder::new()
@@ -510,7 +510,7 @@ pub struct ReplicationReport {
 /// Runs `cases` random sequences of up to `max_steps` steps with a leader on `L` and a
 /// follower on `F`, proptest seeded by `seed`. A failure is shrunk and reported with the
 /// minimal sequence.
-pub fn run<L: Backend, F: Backend>(
+pub fn run<L: Backend<Location = Path>, F: Backend<Location = Path>>(
     cases: u32,
     max_steps: usize,
     seed: [u8; 32],

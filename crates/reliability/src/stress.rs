@@ -685,19 +685,21 @@ fn check_state_reopened<B: Backend>(backend: &B, i: usize, writes: usize) -> Res
     Ok(())
 }
 
-/// Opens `B` in a fresh directory (under `root`), runs [`run`], and reopens it to check
-/// the ledger and the engine once more after a clean close.
+/// Opens `B` on a fresh location (its scratch location under `root`), runs [`run`], and
+/// reopens it to check the ledger and the engine once more after a clean close.
 pub fn run_fresh<B: Backend>(
     root: &std::path::Path,
     cfg: StressConfig,
 ) -> Result<StressReport, Failure> {
-    let dir = root.join("db");
-    let backend =
-        B::open(&dir, store_api::OpenOptions::default()).or_fail("opening the backend")?;
+    use std::borrow::Borrow;
+    let location = B::scratch_location(&root.join("db")).or_fail("making a scratch location")?;
+    let backend = B::open(location.borrow(), store_api::OpenOptions::default())
+        .or_fail("opening the backend")?;
     let report = run(&backend, cfg)?;
     drop(backend);
     if B::capabilities().persistent {
-        let again = B::open(&dir, store_api::OpenOptions::default()).or_fail("reopening")?;
+        let again =
+            B::open(location.borrow(), store_api::OpenOptions::default()).or_fail("reopening")?;
         let n = (cfg.engine_writers * cfg.engine_batches) as u64;
         ensure!(
             again.engine().current_sequence() == n,

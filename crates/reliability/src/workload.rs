@@ -534,7 +534,10 @@ pub fn side_effect_keys(ops: &[Op]) -> SideEffectKeys {
 /// process): the holder's lock can outlive it briefly in a child process that this
 /// multi-threaded test process is forking at that moment, which holds a copy of the lock
 /// file's descriptor until it execs. A holder that really keeps the lock still fails.
-pub fn open_released<B: Backend>(dir: &Path, options: OpenOptions) -> Result<B, OpenError> {
+pub fn open_released<B: Backend<Location = Path>>(
+    dir: &Path,
+    options: OpenOptions,
+) -> Result<B, OpenError> {
     let mut tries = 0;
     loop {
         match B::open(dir, options.clone()) {
@@ -566,7 +569,7 @@ pub struct Writer<B: Backend> {
     clock: Arc<ManualClock>,
 }
 
-impl<B: Backend> Writer<B> {
+impl<B: Backend<Location = Path>> Writer<B> {
     /// Opens `B` in `dir` with `durability` and a manual clock, and takes every store.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, Failure> {
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(CLOCK_BASE)));

@@ -1,5 +1,6 @@
-//! Concurrency stress on every backend (the in-memory one included): many threads writing
-//! and reading every store at once, 64 of them committing to the ledger.
+//! Concurrency stress on every backend (the in-memory one included, and PostgreSQL on a
+//! throwaway server, through its scratch location): many threads writing and reading
+//! every store at once, 64 of them committing to the ledger.
 
 // Test code: a failed check is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -35,3 +36,4 @@ macro_rules! stress_tests {
 }
 
 reliability::for_each_backend!(stress_tests);
+stress_tests!(postgres, ::store_postgres::PostgresBackend);

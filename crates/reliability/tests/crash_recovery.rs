@@ -15,7 +15,7 @@ use store_api::{Backend, Durability, StateStore, StoreEngine};
 
 const KILL_POINTS: usize = 6;
 
-fn crash_test<B: Backend>(durability: Durability) {
+fn crash_test<B: Backend<Location = Path>>(durability: Durability) {
     let seed = run_seed();
     let exe = Path::new(env!("CARGO_BIN_EXE_crash_writer"));
     let points = scaled_usize(KILL_POINTS);
@@ -38,7 +38,7 @@ fn crash_test<B: Backend>(durability: Durability) {
 
 const FIRST_OPEN_KILLS: usize = 20;
 
-fn first_open_test<B: Backend>() {
+fn first_open_test<B: Backend<Location = Path>>() {
     let seed = run_seed();
     let exe = Path::new(env!("CARGO_BIN_EXE_crash_writer"));
     match crash::first_open_kills::<B>(exe, scaled_usize(FIRST_OPEN_KILLS), seed) {
@@ -58,7 +58,7 @@ fn first_open_test<B: Backend>() {
 /// fresh and must open. Found by the random kill points (`RELIABILITY_SCALE=5`, sqlite,
 /// Immediate, kill point 12 of seed 1795318227342119305), when every backend refused it as
 /// `ForeignData`.
-fn leftover_marker<B: Backend>() {
+fn leftover_marker<B: Backend<Location = Path>>() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
     std::fs::create_dir(&dir).unwrap();
@@ -85,7 +85,7 @@ fn leftover_marker<B: Backend>() {
 /// it must open (every file the backend ever writes is declared in its layout, else it
 /// would be refused as foreign) and be empty, since a creation that never finished never
 /// acknowledged a write.
-fn unfinished_creation<B: Backend>() {
+fn unfinished_creation<B: Backend<Location = Path>>() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
     {
@@ -120,7 +120,7 @@ fn unfinished_creation<B: Backend>() {
 
 /// A *creating* marker beside a file the backend does not declare is not ours to clean:
 /// the open is refused as foreign data and nothing is removed.
-fn unfinished_creation_with_a_foreign_file<B: Backend>() {
+fn unfinished_creation_with_a_foreign_file<B: Backend<Location = Path>>() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("db");
     std::fs::create_dir(&dir).unwrap();

@@ -11,7 +11,7 @@
 use reliability::disk_full::{Filled, fill_and_recover};
 use store_api::{Backend, Durability};
 
-fn disk_full<B: Backend>(filled: Filled) {
+fn disk_full<B: Backend<Location = std::path::Path>>(filled: Filled) {
     let root = tempfile::tempdir().expect("a temporary directory");
     let outcome = fill_and_recover::<B>(root.path(), Durability::Immediate, filled)
         .unwrap_or_else(|f| panic!("{} {filled:?}: {f}", B::NAME));

@@ -19,7 +19,7 @@ fn report<T>(what: &str, result: Result<T, Failure>) -> T {
     result.unwrap_or_else(|f| panic!("{what}: {f}"))
 }
 
-fn bad_inputs<B: Backend>() {
+fn bad_inputs<B: Backend<Location = Path>>() {
     let root = tempfile::tempdir().expect("a temporary directory");
     let r = report("bad inputs", inputs::run::<B>(root.path()));
     eprintln!(
@@ -29,7 +29,7 @@ fn bad_inputs<B: Backend>() {
     );
 }
 
-fn bad_directories<B: Backend>() {
+fn bad_directories<B: Backend<Location = Path>>() {
     let root = tempfile::tempdir().expect("a temporary directory");
     let exe = Path::new(env!("CARGO_BIN_EXE_crash_writer"));
     let mut tried = report("bad directories", dirs::run::<B>(root.path(), exe)).inputs;
@@ -52,7 +52,7 @@ fn bad_directories<B: Backend>() {
     );
 }
 
-fn read_only_directory<B: Backend>() {
+fn read_only_directory<B: Backend<Location = Path>>() {
     let root = tempfile::tempdir().expect("a temporary directory");
     if report(
         "probing permissions",

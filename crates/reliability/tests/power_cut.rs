@@ -10,6 +10,8 @@
 // Test code: a failed check is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::path::Path;
+
 use reliability::power_cut::{self, AfterFailure, Injected};
 use reliability::rng::run_seed;
 use reliability::scale::scaled_usize;
@@ -17,7 +19,7 @@ use store_api::{Backend, Durability};
 
 const CUTS: usize = 5;
 
-fn power_cut_test<B: Backend>(durability: Durability) {
+fn power_cut_test<B: Backend<Location = Path>>(durability: Durability) {
     let seed = run_seed();
     match power_cut::run::<B>(durability, scaled_usize(CUTS), seed) {
         Ok(r) => eprintln!(
@@ -43,7 +45,7 @@ fn power_cut_test<B: Backend>(durability: Durability) {
 
 const OPEN_CUTS: usize = 6;
 
-fn while_opening_test<B: Backend>() {
+fn while_opening_test<B: Backend<Location = Path>>() {
     let seed = run_seed();
     match power_cut::run_while_opening::<B>(scaled_usize(OPEN_CUTS), seed) {
         Ok(r) => eprintln!(
@@ -63,7 +65,7 @@ fn while_opening_test<B: Backend>() {
     }
 }
 
-fn failure_test<B: Backend>(injected: Injected, then: AfterFailure) {
+fn failure_test<B: Backend<Location = Path>>(injected: Injected, then: AfterFailure) {
     match power_cut::injected_failure::<B>(injected, then) {
         Ok(outcome) => eprintln!(
             "RELIABILITY-FIGURES injected-failure backend={} fault={injected:?} then={then:?} \
@@ -80,7 +82,7 @@ fn failure_test<B: Backend>(injected: Injected, then: AfterFailure) {
 /// depends on the timing of the backend's own threads.
 const CLOSE_ROUNDS: usize = 4;
 
-fn close_then_cut_test<B: Backend>() {
+fn close_then_cut_test<B: Backend<Location = Path>>() {
     for _ in 0..scaled_usize(CLOSE_ROUNDS) {
         for injected in [Injected::FsyncDroppingData, Injected::Write] {
             failure_test::<B>(injected, AfterFailure::CloseThenPowerCut);
@@ -88,7 +90,7 @@ fn close_then_cut_test<B: Backend>() {
     }
 }
 
-fn dead_disk<B: Backend>() {
+fn dead_disk<B: Backend<Location = Path>>() {
     if let Err(failure) = power_cut::drop_after_the_disk_failed::<B>() {
         panic!("{}: {failure}", B::NAME);
     }

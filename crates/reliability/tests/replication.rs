@@ -11,6 +11,8 @@
 use reliability::differential::seed_bytes;
 use reliability::replication;
 use reliability::scale::scaled;
+use std::path::Path;
+
 use store_api::Backend;
 
 /// The fixed seed of the CI run.
@@ -18,7 +20,7 @@ const CI_SEED: u64 = 0x00E1_1CA7_E000_0001;
 const CASES: u64 = 16;
 const MAX_STEPS: usize = 60;
 
-fn leader_and_follower<L: Backend, F: Backend>() {
+fn leader_and_follower<L: Backend<Location = Path>, F: Backend<Location = Path>>() {
     let seed = std::env::var("RELIABILITY_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())

@@ -1,6 +1,7 @@
-//! The backend family: opening a backend on a directory, its options and capabilities, and
-//! the stores it hands out.
+//! The backend family: opening a backend where it lives (a directory, or a database
+//! server), its options and capabilities, and the stores it hands out.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +98,10 @@ pub struct Capabilities {
     /// may hold a half-applied transaction in memory, so it refuses reads with
     /// [`StorageErrorKind::Poisoned`](crate::StorageErrorKind::Poisoned) until reopened.
     pub reads_after_failed_write: bool,
+    /// Any number of backend instances, in any processes on any hosts, may open the same
+    /// store at once and together behave as one store (`docs/contract.md` §9.3): a database
+    /// server. `false` on every embedded backend (one process per directory).
+    pub shared: bool,
 }
 
 impl Capabilities {
@@ -107,6 +112,7 @@ impl Capabilities {
         max_key_len: MAX_KEY_LEN,
         max_value_len: MAX_VALUE_LEN,
         reads_after_failed_write: true,
+        shared: false,
     };
 
     /// The capabilities of an in-memory backend with the common limits.
@@ -116,10 +122,45 @@ impl Capabilities {
         max_key_len: MAX_KEY_LEN,
         max_value_len: MAX_VALUE_LEN,
         reads_after_failed_write: true,
+        shared: false,
     };
 }
 
-/// Why a backend could not be opened. The files in the directory are left as they were.
+/// Where the store of a backend lives, as [`Backend::open`] takes it: [`Path`] (a
+/// directory) for the embedded backends, a server's address and the store's name on it
+/// for a server backend. Borrowed like a path (`&Path` / [`PathBuf`]): the owned form is
+/// [`LocationBuf`].
+pub trait StoreLocation:
+    ToOwned<Owned: Borrow<Self> + fmt::Debug + Clone + Send + Sync + 'static>
+    + fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The directory this location is, for a backend kept in a directory; `None` for one
+    /// that is not (a server).
+    fn dir(&self) -> Option<&Path>;
+
+    /// The location that is the directory `dir`, for a backend kept in a directory; `None`
+    /// for one that is not.
+    fn from_dir(dir: &Path) -> Option<Self::Owned>;
+}
+
+impl StoreLocation for Path {
+    fn dir(&self) -> Option<&Path> {
+        Some(self)
+    }
+
+    fn from_dir(dir: &Path) -> Option<PathBuf> {
+        Some(dir.to_path_buf())
+    }
+}
+
+/// The owned form of backend `B`'s location ([`PathBuf`] for the embedded backends).
+pub type LocationBuf<B> = <<B as Backend>::Location as ToOwned>::Owned;
+
+/// Why a backend could not be opened. The files in the directory (or the tables on the
+/// server) are left as they were.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -171,6 +212,45 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
+    /// The location of a server backend is not valid (a malformed URL, a bad schema
+    /// name, an unknown option).
+    #[error("invalid location {location:?}: {detail}")]
+    InvalidLocation {
+        /// The location as given (with any password left out).
+        location: String,
+        /// What is wrong and what is accepted.
+        detail: String,
+    },
+    /// The database server of a server backend could not be reached, or refused the
+    /// connection (authentication, no such database, too many connections).
+    #[error("cannot connect to the database server at {location}")]
+    Unreachable {
+        /// The server and store (with any password left out).
+        location: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store holds a schema version this build does not read: older (written by an
+    /// earlier build, to be migrated) or newer (written by a later build).
+    #[error("{location} holds schema version {found}, this build reads version {supported} only")]
+    SchemaVersion {
+        /// The store (with any password left out).
+        location: String,
+        /// The version found.
+        found: i64,
+        /// The version this build reads and writes.
+        supported: i64,
+    },
+    /// The place a server backend keeps its store holds tables this backend did not
+    /// create (another application's schema).
+    #[error("{location} holds tables this backend does not recognise: {detail}")]
+    ForeignSchema {
+        /// The store (with any password left out).
+        location: String,
+        /// What was found.
+        detail: String,
+    },
     /// The engine failed while opening.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -188,11 +268,16 @@ impl OpenError {
     }
 }
 
-/// A storage backend: opened on a directory, it hands out the five stores, all living in
-/// the same database and never seeing each other's keys.
+/// A storage backend: opened where it lives (a directory, or a store on a database
+/// server), it hands out the five stores, all living in the same database and never seeing
+/// each other's keys.
 ///
-/// The conformance suite and the benchmarks are written once against this trait.
+/// The conformance suite and the benchmarks are written once against this trait; they get
+/// a fresh store from [`scratch_location`](Self::scratch_location).
 pub trait Backend: Send + Sync + Sized + 'static {
+    /// Where a store of this backend lives: [`Path`] (its directory) for the embedded
+    /// backends, a server location for a server backend.
+    type Location: StoreLocation + ?Sized;
     /// The ordered key-value engine.
     type Engine: StoreEngine + 'static;
     /// A state partition handle.
@@ -210,9 +295,30 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// What this backend can do.
     fn capabilities() -> Capabilities;
 
-    /// Opens the backend in `dir`, creating the directory and the database if needed, or
-    /// reopening what is there. The in-memory backend ignores `dir`.
-    fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError>;
+    /// Opens the backend at `location` (for the embedded backends: in the directory
+    /// `location`), creating the directory and the database if needed, or reopening what
+    /// is there. The in-memory backend ignores `location`.
+    fn open(location: &Self::Location, options: OpenOptions) -> Result<Self, OpenError>;
+
+    /// The location of a new, empty store for a throwaway instance (the conformance suite,
+    /// benchmarks, reliability tests), given `dir`, a path that does not exist yet inside
+    /// a fresh temporary directory the caller owns and removes afterwards.
+    ///
+    /// The default, for a backend kept in a directory, is `dir` itself. A server backend
+    /// answers a new, empty store on a server it can reach for tests, and says in an
+    /// [`OpenError`] why it has none.
+    fn scratch_location(dir: &Path) -> Result<LocationBuf<Self>, OpenError> {
+        Self::Location::from_dir(dir).ok_or_else(|| OpenError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "the {} backend is not kept in a directory and has no scratch location",
+                    Self::NAME
+                ),
+            ),
+        })
+    }
 
     /// The durability mode it was opened with.
     fn durability(&self) -> Durability;

@@ -114,6 +114,13 @@ pub enum StorageErrorKind {
     Corrupted,
     /// The engine refused or failed the operation for a reason of its own.
     Engine,
+    /// A server backend cannot reach its database server, or lost the connection to it
+    /// (the server stopped, restarted or is out of connections). Nothing is acknowledged;
+    /// a write whose connection broke while it committed may or may not have been
+    /// committed (an idempotency key makes the retry of a ledger commit safe). Retry once
+    /// the server is back; each server backend documents how long it waits before
+    /// answering this.
+    Unavailable,
 }
 
 impl StorageErrorKind {
@@ -143,6 +150,7 @@ impl StorageErrorKind {
             StorageErrorKind::Poisoned => "writes refused after a failed durability step",
             StorageErrorKind::Corrupted => "corrupted data",
             StorageErrorKind::Engine => "engine error",
+            StorageErrorKind::Unavailable => "database server unavailable",
         }
     }
 }

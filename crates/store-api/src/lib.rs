@@ -9,12 +9,12 @@
 //! | [`LedgerStore`] | double-entry ledger, idempotent group commit | `Send + Sync` |
 //! | [`SegmentLogStore`] | append-only session logs | `Send + Sync` |
 //!
-//! A [`Backend`] opens a directory and hands out all five. Every backend behaves
-//! identically: the `conformance` crate proves it. Range conventions differ per store on
-//! purpose and are stated on each method: [`StoreEngine::range_scan`] has an **inclusive**
-//! end (empty end: unbounded), [`StateStore::range_scan`] an **exclusive** end,
-//! [`LedgerStore::account_history`] an **exclusive** `after_seq`, and
-//! [`LedgerStore::read_events`] an **inclusive** `from`.
+//! A [`Backend`] opens a directory (or a store on a database server) and hands out all
+//! five. Every backend behaves identically: the `conformance` crate proves it. Range
+//! conventions differ per store on purpose and are stated on each method:
+//! [`StoreEngine::range_scan`] has an **inclusive** end (empty end: unbounded),
+//! [`StateStore::range_scan`] an **exclusive** end, [`LedgerStore::account_history`] an
+//! **exclusive** `after_seq`, and [`LedgerStore::read_events`] an **inclusive** `from`.
 //!
 //! Every store can enumerate what it holds without being told names first, so a copier can
 //! copy everything: [`Backend::list_partitions`], [`LedgerStore::list_books`],
@@ -43,7 +43,9 @@ mod uuid_id;
 
 pub use bytes::Bytes;
 
-pub use backend::{Backend, Capabilities, Durability, OpenError, OpenOptions};
+pub use backend::{
+    Backend, Capabilities, Durability, LocationBuf, OpenError, OpenOptions, StoreLocation,
+};
 pub use engine::{EngineError, Mutation, StoreEngine};
 pub use error::{InputError, NameRule, StorageError, StorageErrorKind, StoreError, error_chain};
 pub use ledger::{

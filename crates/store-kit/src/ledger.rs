@@ -1161,6 +1161,28 @@ pub fn trial_balance_of<'a>(
     trial_rows(sums)
 }
 
+/// Trial-balance rows from a book's postings with `at <= as_of` (in any order), sorted by
+/// asset: what a backend that keeps postings in their own table sums for
+/// `trial_balance(book, Some(as_of))`. Stops at the first error of `postings`.
+pub fn trial_balance_of_postings<E>(
+    postings: impl IntoIterator<Item = Result<PostingRecord, E>>,
+    as_of: Timestamp,
+) -> Result<Vec<TrialBalanceRow>, E> {
+    let mut sums: BTreeMap<AssetId, AssetTotals> = BTreeMap::new();
+    for posting in postings {
+        let p = posting?;
+        if p.at > as_of {
+            continue;
+        }
+        let s = sums.entry(p.asset).or_default();
+        match p.direction {
+            Direction::Debit => s.debits = s.debits.saturating_add(u128::from(p.amount)),
+            Direction::Credit => s.credits = s.credits.saturating_add(u128::from(p.amount)),
+        }
+    }
+    Ok(trial_rows(sums))
+}
+
 /// Trial-balance rows from per-asset totals, sorted by asset.
 pub fn trial_rows(
     totals: impl IntoIterator<Item = (AssetId, AssetTotals)>,

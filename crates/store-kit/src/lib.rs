@@ -11,7 +11,8 @@
 //!
 //! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
 //! the process lock), [`gate`] (writes refused after a failed durability step),
-//! [`group_commit`], [`listing`] (the cursors and pages of every listing), [`lru`].
+//! [`group_commit`], [`listing`] (the cursors and pages of every listing), [`lru`], [`sql`]
+//! (column encodings of the relational backends).
 
 pub mod codec;
 pub mod dir;
@@ -24,4 +25,5 @@ pub mod lru;
 pub mod replication;
 pub mod segment;
 pub mod side_effect;
+pub mod sql;
 pub mod state;

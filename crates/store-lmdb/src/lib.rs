@@ -156,6 +156,7 @@ const LAYOUT: DirLayout = DirLayout {
 };
 
 impl Backend for LmdbBackend {
+    type Location = Path;
     type Engine = LmdbEngine;
     type State = BufferedState<LmdbPartition>;
     type Ledger = LmdbLedger;

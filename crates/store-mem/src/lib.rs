@@ -68,6 +68,7 @@ impl MemBackend {
 }
 
 impl Backend for MemBackend {
+    type Location = Path;
     type Engine = MemEngine;
     type State = BufferedState<MemPartition>;
     type Ledger = MemLedger;

@@ -280,6 +280,7 @@ fn check_format(database: &Database, file: &Path) -> Result<(), OpenError> {
 }
 
 impl Backend for RedbBackend {
+    type Location = Path;
     type Engine = RedbEngine;
     type State = BufferedState<RedbPartition>;
     type Ledger = RedbLedger;

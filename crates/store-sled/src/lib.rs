@@ -519,6 +519,7 @@ fn load_error(path: &Path, error: StorageError) -> OpenError {
 }
 
 impl Backend for SledBackend {
+    type Location = Path;
     type Engine = SledEngine;
     type State = BufferedState<SledPartition>;
     type Ledger = SledLedger;

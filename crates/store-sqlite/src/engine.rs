@@ -221,16 +221,8 @@ fn decode_mutation(
     key: Vec<u8>,
     value: Option<Vec<u8>>,
 ) -> Result<Mutation, StorageError> {
-    match (op, value) {
-        ("put", Some(value)) => Ok(Mutation::Put {
-            key: Bytes::from(key),
-            value: Bytes::from(value),
-        }),
-        ("delete", None) => Ok(Mutation::Delete {
-            key: Bytes::from(key),
-        }),
-        _ => Err(corrupted("decoding a batch log row")),
-    }
+    store_kit::sql::mutation_from_log_row(op, key, value)
+        .ok_or_else(|| corrupted("decoding a batch log row"))
 }
 
 impl StoreEngine for SqliteEngine {

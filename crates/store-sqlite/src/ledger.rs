@@ -22,8 +22,9 @@ use store_api::{
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
     PlannedEventBody, balance_as_of, commit_grouped, history_page, keys, plan_batch,
-    trial_balance_of, trial_rows,
+    trial_balance_of_postings, trial_rows,
 };
+use store_kit::sql;
 
 use crate::db::Db;
 use crate::{
@@ -132,42 +133,12 @@ impl std::fmt::Debug for SqliteLedger {
 
 // ---- column encodings -------------------------------------------------------------------
 
-fn kind_str(kind: AccountKind) -> &'static str {
-    match kind {
-        AccountKind::Asset => "asset",
-        AccountKind::Liability => "liability",
-        AccountKind::Income => "income",
-        AccountKind::Expense => "expense",
-        AccountKind::Equity => "equity",
-        AccountKind::Clearing => "clearing",
-    }
-}
-
 fn kind_from(s: &str) -> Result<AccountKind, StorageError> {
-    Ok(match s {
-        "asset" => AccountKind::Asset,
-        "liability" => AccountKind::Liability,
-        "income" => AccountKind::Income,
-        "expense" => AccountKind::Expense,
-        "equity" => AccountKind::Equity,
-        "clearing" => AccountKind::Clearing,
-        _ => return Err(corrupted("decoding an account kind")),
-    })
-}
-
-fn direction_str(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Debit => "debit",
-        Direction::Credit => "credit",
-    }
+    sql::account_kind_from_name(s).ok_or_else(|| corrupted("decoding an account kind"))
 }
 
 fn direction_from(s: &str) -> Result<Direction, StorageError> {
-    match s {
-        "debit" => Ok(Direction::Debit),
-        "credit" => Ok(Direction::Credit),
-        _ => Err(corrupted("decoding a posting direction")),
-    }
+    sql::direction_from_name(s).ok_or_else(|| corrupted("decoding a posting direction"))
 }
 
 fn book_from(s: String) -> Result<Book, StorageError> {
@@ -534,8 +505,8 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites<'_>) -> Result<(), Storag
             id.book.as_str(),
             id.path.as_str(),
             record.def.asset.as_str(),
-            kind_str(record.def.kind),
-            direction_str(record.cfg.normal_side),
+            sql::account_kind_name(record.def.kind),
+            sql::direction_name(record.cfg.normal_side),
             record.cfg.min_balance,
             record.balance,
             seq_to_sql(record.updated_seq)?,
@@ -581,7 +552,7 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites<'_>) -> Result<(), Storag
             p.account.path.as_str(),
             p.asset.as_str(),
             u64_to_sql(p.amount),
-            direction_str(p.direction),
+            sql::direction_name(p.direction),
             planned.balance_after,
             seq_to_sql(planned.seq)?,
             u64_to_sql(planned.at.0),
@@ -788,34 +759,16 @@ impl LedgerStore for SqliteLedger {
                 Ok::<_, StorageError>(trial_rows(totals))
             }
             Some(as_of) => {
-                // The book's transactions, rebuilt from their postings (amounts and times
-                // are all the sums need), in sequence order.
+                // The sums of the book's postings made by then.
                 const CTX: &str = "reading a book's postings";
                 let mut stmt = conn.prepare_cached(BOOK_POSTINGS).ctx(CTX)?;
                 let mut rows = stmt.query([book.as_str()]).ctx(CTX)?;
-                let mut transactions: Vec<StoredTransaction> = Vec::new();
-                while let Some(row) = rows.next().ctx(CTX)? {
-                    let p = posting_record(row)?;
-                    let posting = Posting {
-                        account: p.account,
-                        asset: p.asset,
-                        amount: p.amount,
-                        direction: p.direction,
-                    };
-                    match transactions.last_mut() {
-                        Some(tx) if tx.id == p.txid => tx.postings.push(posting),
-                        _ => transactions.push(StoredTransaction {
-                            id: p.txid,
-                            book: book.clone(),
-                            postings: vec![posting],
-                            idempotency_key: None,
-                            metadata: BTreeMap::new(),
-                            seq: p.seq,
-                            at: p.at,
-                        }),
-                    }
-                }
-                Ok(trial_balance_of(&transactions, as_of))
+                let postings = std::iter::from_fn(|| match rows.next() {
+                    Ok(Some(row)) => Some(posting_record(row)),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(crate::sql_error(CTX, e))),
+                });
+                trial_balance_of_postings(postings, as_of)
             }
         })?)
     }

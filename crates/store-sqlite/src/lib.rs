@@ -131,6 +131,7 @@ impl std::fmt::Debug for SqliteBackend {
 }
 
 impl Backend for SqliteBackend {
+    type Location = Path;
     type Engine = SqliteEngine;
     type State = BufferedState<SqlitePartition>;
     type Ledger = SqliteLedger;

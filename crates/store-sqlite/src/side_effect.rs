@@ -14,12 +14,12 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
 use store_api::{
     CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,
-    InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectKind, SideEffectStore,
-    StorageError,
+    InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectStore, StorageError,
 };
 use store_kit::side_effect::{
     OutputCache, inbound_page, plan_call_output, plan_inbound, plan_outputs, short_inbound_key,
 };
+use store_kit::sql;
 
 use crate::db::Db;
 use crate::{BACKEND_NAME, SqlContext, corrupted, distinct_ids, limit_to_sql, query_page};
@@ -92,40 +92,12 @@ impl std::fmt::Debug for SqliteSideEffects {
     }
 }
 
-fn kind_str(kind: SideEffectKind) -> &'static str {
-    match kind {
-        SideEffectKind::Event => "event",
-        SideEffectKind::Call => "call",
-        SideEffectKind::Timer => "timer",
-    }
-}
-
-fn kind_from(kind: &str) -> Result<SideEffectKind, StorageError> {
-    match kind {
-        "event" => Ok(SideEffectKind::Event),
-        "call" => Ok(SideEffectKind::Call),
-        "timer" => Ok(SideEffectKind::Timer),
-        _ => Err(corrupted("decoding a side-effect kind")),
-    }
-}
-
-/// A chain position as stored: 16 bytes, big-endian.
-fn pos_bytes(pos: ChainPos) -> [u8; 16] {
-    pos.0.to_be_bytes()
-}
-
 fn pos_from(bytes: Vec<u8>) -> Result<ChainPos, StorageError> {
-    let bytes: [u8; 16] = bytes
-        .try_into()
-        .map_err(|_| corrupted("decoding a chain position"))?;
-    Ok(ChainPos(u128::from_be_bytes(bytes)))
+    sql::chain_pos_from_bytes(&bytes).ok_or_else(|| corrupted("decoding a chain position"))
 }
 
 fn lyquid_from(bytes: Vec<u8>) -> Result<LyquidId, StorageError> {
-    let bytes: [u8; 20] = bytes
-        .try_into()
-        .map_err(|_| corrupted("decoding a lyquid id"))?;
-    Ok(LyquidId(bytes))
+    sql::lyquid_from_bytes(&bytes).ok_or_else(|| corrupted("decoding a lyquid id"))
 }
 
 fn seq_from(n: i64) -> Result<u32, StorageError> {
@@ -134,7 +106,11 @@ fn seq_from(n: i64) -> Result<u32, StorageError> {
 
 fn read_slot(conn: &Connection, key: &SideEffectKey) -> Result<Option<EventOutputs>, StorageError> {
     const CTX: &str = "reading side-effect outputs";
-    let params = (key.lyquid.0, pos_bytes(key.pos), kind_str(key.kind));
+    let params = (
+        key.lyquid.0,
+        sql::chain_pos_bytes(key.pos),
+        sql::side_effect_kind_name(key.kind),
+    );
     let count: Option<i64> = conn
         .prepare_cached(SLOT)
         .and_then(|mut stmt| stmt.query_row(params, |r| r.get(0)).optional())
@@ -164,7 +140,7 @@ fn read_call_output(
             stmt.query_row(
                 (
                     key.callee.0,
-                    pos_bytes(key.pos),
+                    sql::chain_pos_bytes(key.pos),
                     i64::from(key.inter_call_seq),
                 ),
                 |r| r.get(0),
@@ -185,7 +161,11 @@ fn read_inbound(
         .prepare_cached(INBOUND)
         .and_then(|mut stmt| {
             stmt.query_row(
-                (callee.0, pos_bytes(order_key.pos), i64::from(order_key.seq)),
+                (
+                    callee.0,
+                    sql::chain_pos_bytes(order_key.pos),
+                    i64::from(order_key.seq),
+                ),
                 |r| {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
@@ -235,8 +215,8 @@ impl SideEffectStore for SqliteSideEffects {
             let mut slot = conn.prepare_cached(INSERT_SLOT).ctx(CTX)?;
             let mut payload = conn.prepare_cached(INSERT_PAYLOAD).ctx(CTX)?;
             for (key, outputs) in inserts {
-                let pos = pos_bytes(key.pos);
-                let kind = kind_str(key.kind);
+                let pos = sql::chain_pos_bytes(key.pos);
+                let kind = sql::side_effect_kind_name(key.kind);
                 let count = i64::try_from(outputs.0.len()).unwrap_or(i64::MAX);
                 slot.execute((key.lyquid.0, pos, kind, count)).ctx(CTX)?;
                 for (idx, bytes) in outputs.0.iter().enumerate() {
@@ -276,7 +256,7 @@ impl SideEffectStore for SqliteSideEffects {
                     .and_then(|mut stmt| {
                         stmt.execute((
                             key.callee.0,
-                            pos_bytes(key.pos),
+                            sql::chain_pos_bytes(key.pos),
                             i64::from(key.inter_call_seq),
                             output.as_deref(),
                         ))
@@ -310,10 +290,10 @@ impl SideEffectStore for SqliteSideEffects {
             for r in inserts {
                 stmt.execute((
                     r.callee.0,
-                    pos_bytes(r.order_key.pos),
+                    sql::chain_pos_bytes(r.order_key.pos),
                     i64::from(r.order_key.seq),
                     r.call.caller.0,
-                    pos_bytes(r.call.pos),
+                    sql::chain_pos_bytes(r.call.pos),
                     r.call.payload.as_ref(),
                 ))
                 .ctx(CTX)?;
@@ -336,7 +316,7 @@ impl SideEffectStore for SqliteSideEffects {
         let (sql, from_pos, from_seq) = match from_exclusive {
             Some(from) => (
                 INBOUND_PAGE_FROM,
-                Some(pos_bytes(from.pos)),
+                Some(sql::chain_pos_bytes(from.pos)),
                 Some(i64::from(from.seq)),
             ),
             None => (INBOUND_PAGE_ALL, None, None),
@@ -349,7 +329,7 @@ impl SideEffectStore for SqliteSideEffects {
                     callee.0,
                     from_pos,
                     from_seq,
-                    pos_bytes(until_exclusive),
+                    sql::chain_pos_bytes(until_exclusive),
                     sql_limit,
                 ))
                 .ctx(CTX)?;
@@ -387,7 +367,7 @@ impl SideEffectStore for SqliteSideEffects {
         let (lyquid, pos, rank) = match after {
             Some(key) => (
                 key.lyquid.0.to_vec(),
-                pos_bytes(key.pos).to_vec(),
+                sql::chain_pos_bytes(key.pos).to_vec(),
                 i64::from(key.kind.tag()),
             ),
             None => (Vec::new(), Vec::new(), -1),
@@ -398,7 +378,8 @@ impl SideEffectStore for SqliteSideEffects {
                 Ok(SideEffectKey {
                     lyquid: lyquid_from(row.get(0).ctx(CTX)?)?,
                     pos: pos_from(row.get(1).ctx(CTX)?)?,
-                    kind: kind_from(&row.get::<_, String>(2).ctx(CTX)?)?,
+                    kind: sql::side_effect_kind_from_name(&row.get::<_, String>(2).ctx(CTX)?)
+                        .ok_or_else(|| corrupted("decoding a side-effect kind"))?,
                 })
             })
         })
@@ -416,7 +397,7 @@ impl SideEffectStore for SqliteSideEffects {
         let (callee, pos, seq) = match after {
             Some(key) => (
                 key.callee.0.to_vec(),
-                pos_bytes(key.pos).to_vec(),
+                sql::chain_pos_bytes(key.pos).to_vec(),
                 i64::from(key.inter_call_seq),
             ),
             None => (Vec::new(), Vec::new(), -1),

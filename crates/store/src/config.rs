@@ -1,18 +1,27 @@
 //! Which backend to open, where, and how: [`BackendKind`], [`BackendConfig`] and the short
-//! URL form they parse from (`redb:/var/lib/app?durability=relaxed`).
+//! URL form they parse from (`redb:/var/lib/app?durability=relaxed`,
+//! `postgres://app@db/main?schema=orders`).
 //!
 //! # URL grammar
 //! ```text
 //! url     = backend ":" [ "//" ] [ dir ] [ "?" option *( "&" option ) ]
+//!         | server-url
 //! backend = "mem" | "redb" | "lmdb" | "sled" | "sqlite"
 //! option  = "durability=" ( "immediate" | "relaxed" ) | "cache=" <entries>
+//! server-url = ( "postgres" | "postgresql" ) "://" <libpq connection URI>
 //! ```
-//! `mem:` takes no directory; every other backend needs one. A leading `//` after the
+//! `mem:` takes no directory; every embedded backend needs one. A leading `//` after the
 //! colon is dropped, so `redb:///srv/db` names `/srv/db`. The directory ends at the first
 //! `?`: a directory whose name holds `?` can only be given through [`BackendConfig::new`].
 //! `cache` is the side-effect read cache size in entries
-//! ([`OpenOptions::side_effect_cache_size`]). Parsing checks the grammar only; whether the
-//! backend is compiled in is checked when it is opened.
+//! ([`OpenOptions::side_effect_cache_size`]).
+//!
+//! A server backend (PostgreSQL) is named by its connection URL
+//! (`postgres://user@host:5432/db?schema=orders&pool=16`, `host=/dir` for a Unix socket):
+//! `durability` and `cache` are taken out of its query, every other parameter is the
+//! backend's own (see `store_postgres::location`), checked when it is opened. Parsing
+//! checks the grammar only; whether the backend is compiled in is checked when it is
+//! opened.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,7 +33,7 @@ use store_api::{Durability, OpenOptions};
 /// [`Stores::from_env`](crate::Stores::from_env), in URL form.
 pub const STORE_BACKEND_VAR: &str = "STORE_BACKEND";
 
-/// One of the five backends, whether or not this build compiled it in.
+/// One of the backends, whether or not this build compiled it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BackendKind {
     /// The in-memory reference backend (`store-mem`); not persistent.
@@ -37,16 +46,19 @@ pub enum BackendKind {
     Sled,
     /// SQLite through rusqlite, bundled (`store-sqlite`).
     Sqlite,
+    /// A PostgreSQL server (`store-postgres`): the shared backend.
+    Postgres,
 }
 
 impl BackendKind {
     /// Every backend, in the order the documentation lists them.
-    pub const ALL: [BackendKind; 5] = [
+    pub const ALL: [BackendKind; 6] = [
         BackendKind::Mem,
         BackendKind::Redb,
         BackendKind::Lmdb,
         BackendKind::Sled,
         BackendKind::Sqlite,
+        BackendKind::Postgres,
     ];
 
     /// The backend's short name, which is also its URL scheme and its `Backend::NAME`.
@@ -57,6 +69,7 @@ impl BackendKind {
             BackendKind::Lmdb => "lmdb",
             BackendKind::Sled => "sled",
             BackendKind::Sqlite => "sqlite",
+            BackendKind::Postgres => "postgres",
         }
     }
 
@@ -74,17 +87,29 @@ impl BackendKind {
             BackendKind::Lmdb => cfg!(feature = "lmdb"),
             BackendKind::Sled => cfg!(feature = "sled"),
             BackendKind::Sqlite => cfg!(feature = "sqlite"),
+            BackendKind::Postgres => cfg!(feature = "postgres"),
         }
     }
 
-    /// Whether the backend keeps its data in a directory across a reopen (every backend
-    /// but `mem`). A persistent backend needs a directory in its URL.
+    /// Whether the backend keeps its data across a reopen (every backend but `mem`). An
+    /// embedded persistent backend needs a directory in its URL, a server backend a
+    /// server.
     pub const fn is_persistent(self) -> bool {
         !matches!(self, BackendKind::Mem)
     }
 
-    /// The backend called `name`, if any.
+    /// Whether the backend lives on a database server (named by a connection URL, shared
+    /// by any number of instances) rather than in a directory.
+    pub const fn is_server(self) -> bool {
+        matches!(self, BackendKind::Postgres)
+    }
+
+    /// The backend called `name` (its name or, for PostgreSQL, also `postgresql`, the
+    /// other scheme libpq accepts), if any.
     pub fn from_name(name: &str) -> Option<BackendKind> {
+        if name == "postgresql" {
+            return Some(BackendKind::Postgres);
+        }
         BackendKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
@@ -140,7 +165,7 @@ pub enum UrlError {
         url: String,
     },
     /// The part before the `:` names no backend.
-    #[error("unknown backend {backend:?}: expected one of mem, redb, lmdb, sled, sqlite")]
+    #[error("unknown backend {backend:?}: expected one of mem, redb, lmdb, sled, sqlite, postgres")]
     UnknownBackend {
         /// The name given.
         backend: String,
@@ -148,6 +173,14 @@ pub enum UrlError {
     /// A persistent backend was given no directory.
     #[error("the {backend} backend needs a directory: write {backend}:<dir>")]
     MissingDir {
+        /// The backend.
+        backend: BackendKind,
+    },
+    /// A server backend was given no server.
+    #[error(
+        "the {backend} backend needs a server: write {backend}://user@host:5432/dbname?schema=name"
+    )]
+    MissingServer {
         /// The backend.
         backend: BackendKind,
     },
@@ -195,18 +228,57 @@ pub enum UrlError {
     },
 }
 
-/// A backend, its directory and its options: everything needed to open a
-/// [`Stores`](crate::Stores).
+/// A backend, where it lives (its directory, or its server URL) and its options:
+/// everything needed to open a [`Stores`](crate::Stores).
 ///
 /// Parses from and prints as the URL form described in the [module docs](self); printing
 /// then parsing gives the same config back (for directories that are valid UTF-8 and hold
 /// no `?`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BackendConfig {
     kind: BackendKind,
-    dir: Option<PathBuf>,
+    place: Place,
     durability: Durability,
     side_effect_cache_size: Option<usize>,
+}
+
+/// Where a configured backend lives.
+#[derive(Clone, PartialEq, Eq)]
+enum Place {
+    /// Nowhere (`mem`).
+    Nowhere,
+    /// A directory (an embedded persistent backend).
+    Dir(PathBuf),
+    /// A connection URL, without `durability` and `cache` (a server backend).
+    Server(String),
+}
+
+impl fmt::Debug for BackendConfig {
+    /// The config, with a password in a server URL left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("kind", &self.kind)
+            .field("dir", &self.dir())
+            .field("server", &self.server_url().map(redact_password))
+            .field("durability", &self.durability)
+            .field("side_effect_cache_size", &self.side_effect_cache_size)
+            .finish()
+    }
+}
+
+/// `url` with the password of its authority (`user:password@`) replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{}", &rest[end..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 impl BackendConfig {
@@ -214,18 +286,43 @@ impl BackendConfig {
     pub fn mem() -> Self {
         BackendConfig {
             kind: BackendKind::Mem,
-            dir: None,
+            place: Place::Nowhere,
             durability: Durability::Immediate,
             side_effect_cache_size: None,
         }
     }
 
     /// `kind` in `dir` with default options (durability `Immediate`, default cache). The
-    /// directory is ignored for `mem`.
+    /// directory is ignored for `mem`; for a server backend, `dir` is read as its server
+    /// URL (prefer [`server`](Self::server)).
     pub fn new(kind: BackendKind, dir: impl Into<PathBuf>) -> Self {
+        if kind.is_server() {
+            return Self::server(kind, dir.into().to_string_lossy());
+        }
         BackendConfig {
             kind,
-            dir: kind.is_persistent().then(|| dir.into()),
+            place: if kind.is_persistent() {
+                Place::Dir(dir.into())
+            } else {
+                Place::Nowhere
+            },
+            durability: Durability::Immediate,
+            side_effect_cache_size: None,
+        }
+    }
+
+    /// Server backend `kind` at `url` (`postgres://user@host/db?schema=orders`; any
+    /// `durability` and `cache` in it are taken by [`FromStr`] only, so give them through
+    /// [`with_durability`](Self::with_durability) here) with default options. For an
+    /// embedded backend, `url` is read as its directory.
+    pub fn server(kind: BackendKind, url: impl Into<String>) -> Self {
+        let url = url.into();
+        if !kind.is_server() {
+            return Self::new(kind, url);
+        }
+        BackendConfig {
+            kind,
+            place: Place::Server(url),
             durability: Durability::Immediate,
             side_effect_cache_size: None,
         }
@@ -243,10 +340,10 @@ impl BackendConfig {
         self
     }
 
-    /// The same config in another directory (ignored for `mem`).
+    /// The same config in another directory (ignored for `mem` and server backends).
     pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        if self.kind.is_persistent() {
-            self.dir = Some(dir.into());
+        if self.kind.is_persistent() && !self.kind.is_server() {
+            self.place = Place::Dir(dir.into());
         }
         self
     }
@@ -256,9 +353,22 @@ impl BackendConfig {
         self.kind
     }
 
-    /// The directory; `None` for `mem`, always `Some` for a persistent backend.
+    /// The directory; `None` for `mem` and server backends, always `Some` for an embedded
+    /// persistent backend.
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+        match &self.place {
+            Place::Dir(dir) => Some(dir),
+            Place::Nowhere | Place::Server(_) => None,
+        }
+    }
+
+    /// The server URL (without `durability` and `cache`); `Some` exactly for a server
+    /// backend.
+    pub fn server_url(&self) -> Option<&str> {
+        match &self.place {
+            Place::Server(url) => Some(url),
+            Place::Nowhere | Place::Dir(_) => None,
+        }
     }
 
     /// The durability mode.
@@ -287,7 +397,13 @@ impl BackendConfig {
         env_url()?.map(|url| url.parse()).transpose()
     }
 
-    fn apply_option(&mut self, option: &str, seen: &mut Vec<&'static str>) -> Result<(), UrlError> {
+    /// Applies `durability=` or `cache=`; `Ok(false)` for another option (which only a
+    /// server URL may hold).
+    fn apply_option(
+        &mut self,
+        option: &str,
+        seen: &mut Vec<&'static str>,
+    ) -> Result<bool, UrlError> {
         let Some((name, value)) = option.split_once('=') else {
             return Err(UrlError::MalformedOption {
                 option: option.to_owned(),
@@ -296,11 +412,7 @@ impl BackendConfig {
         let name: &'static str = match name {
             "durability" => "durability",
             "cache" => "cache",
-            other => {
-                return Err(UrlError::UnknownOption {
-                    name: other.to_owned(),
-                });
-            }
+            _ => return Ok(false),
         };
         if seen.contains(&name) {
             return Err(UrlError::DuplicateOption {
@@ -328,7 +440,33 @@ impl BackendConfig {
             })?;
             self.side_effect_cache_size = Some(entries);
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// A server backend's config from its URL: `durability` and `cache` taken out of the
+    /// query, the rest kept as the server URL.
+    fn parse_server(kind: BackendKind, url: &str) -> Result<Self, UrlError> {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, query),
+            None => (url, ""),
+        };
+        let host_part = base.split_once("://").map_or("", |(_, rest)| rest);
+        let names_socket = query.split('&').any(|p| p.starts_with("host="));
+        if !base.contains("://") || (host_part.is_empty() && !names_socket) {
+            return Err(UrlError::MissingServer { backend: kind });
+        }
+        let mut config = BackendConfig::server(kind, base);
+        let mut seen = Vec::new();
+        let mut kept = Vec::new();
+        for option in query.split('&').filter(|o| !o.is_empty()) {
+            if !config.apply_option(option, &mut seen)? {
+                kept.push(option);
+            }
+        }
+        if !kept.is_empty() {
+            config.place = Place::Server(format!("{base}?{}", kept.join("&")));
+        }
+        Ok(config)
     }
 }
 
@@ -349,6 +487,9 @@ impl FromStr for BackendConfig {
 
     fn from_str(url: &str) -> Result<Self, UrlError> {
         let (kind, rest) = BackendKind::split_url(url)?;
+        if kind.is_server() {
+            return Self::parse_server(kind, url);
+        }
         let (dir, query) = match rest.split_once('?') {
             Some((dir, query)) => (dir, Some(query)),
             None => (rest, None),
@@ -366,8 +507,11 @@ impl FromStr for BackendConfig {
         };
         let mut seen = Vec::new();
         for option in query.into_iter().flat_map(|q| q.split('&')) {
-            if !option.is_empty() {
-                config.apply_option(option, &mut seen)?;
+            if !option.is_empty() && !config.apply_option(option, &mut seen)? {
+                let name = option.split_once('=').map_or(option, |(name, _)| name);
+                return Err(UrlError::UnknownOption {
+                    name: name.to_owned(),
+                });
             }
         }
         Ok(config)
@@ -376,11 +520,17 @@ impl FromStr for BackendConfig {
 
 impl fmt::Display for BackendConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.kind)?;
-        if let Some(dir) = &self.dir {
-            write!(f, "{}", dir.display())?;
-        }
         let mut sep = '?';
+        match &self.place {
+            Place::Server(url) => {
+                f.write_str(url)?;
+                if url.contains('?') {
+                    sep = '&';
+                }
+            }
+            Place::Dir(dir) => write!(f, "{}:{}", self.kind, dir.display())?,
+            Place::Nowhere => write!(f, "{}:", self.kind)?,
+        }
         if self.durability == Durability::Relaxed {
             write!(f, "{sep}durability=relaxed")?;
             sep = '&';
@@ -405,7 +555,10 @@ mod tests {
         let mem = parse("mem:").unwrap();
         assert_eq!(mem, BackendConfig::mem());
         assert_eq!(mem.dir(), None);
-        for kind in BackendKind::ALL.into_iter().filter(|k| k.is_persistent()) {
+        for kind in BackendKind::ALL
+            .into_iter()
+            .filter(|k| k.is_persistent() && !k.is_server())
+        {
             let url = format!("{kind}:/srv/db");
             let config = parse(&url).unwrap();
             assert_eq!(config.kind(), kind);
@@ -515,12 +668,79 @@ mod tests {
     }
 
     #[test]
+    fn server_urls_keep_their_own_options_and_give_up_ours() {
+        let config = parse(
+            "postgres://app:pw@db:5433/main?schema=orders&durability=relaxed&pool=16&cache=8",
+        )
+        .unwrap();
+        assert_eq!(config.kind(), BackendKind::Postgres);
+        assert!(config.kind().is_server() && config.kind().is_persistent());
+        assert_eq!(config.dir(), None);
+        assert_eq!(
+            config.server_url(),
+            Some("postgres://app:pw@db:5433/main?schema=orders&pool=16")
+        );
+        assert_eq!(config.durability(), Durability::Relaxed);
+        assert_eq!(config.side_effect_cache_size(), Some(8));
+        assert_eq!(parse(&config.to_string()).unwrap(), config);
+        assert!(!format!("{config:?}").contains("pw"), "{config:?}");
+
+        let socket = parse("postgresql://postgres@/postgres?host=/run/pg").unwrap();
+        assert_eq!(socket.kind(), BackendKind::Postgres);
+        assert_eq!(
+            socket.to_string(),
+            "postgresql://postgres@/postgres?host=/run/pg"
+        );
+        let plain = parse("postgres://db/main").unwrap();
+        assert_eq!(plain.to_string(), "postgres://db/main");
+        assert_eq!(
+            plain
+                .clone()
+                .with_durability(Durability::Relaxed)
+                .to_string(),
+            "postgres://db/main?durability=relaxed"
+        );
+        assert_eq!(plain.clone().with_dir("/elsewhere"), plain);
+        assert_eq!(
+            BackendConfig::new(BackendKind::Postgres, "postgres://db/main"),
+            plain
+        );
+
+        for url in [
+            "postgres:",
+            "postgres:/srv/db",
+            "postgresql://",
+            "postgres://?schema=x",
+        ] {
+            assert_eq!(
+                parse(url).unwrap_err(),
+                UrlError::MissingServer {
+                    backend: BackendKind::Postgres
+                },
+                "{url}"
+            );
+        }
+        assert_eq!(
+            parse("postgres://db/main?durability=fast").unwrap_err(),
+            UrlError::InvalidValue {
+                name: "durability",
+                value: "fast".into(),
+                expected: "immediate or relaxed",
+            }
+        );
+    }
+
+    #[test]
     fn kinds_know_their_names_and_features() {
         for kind in BackendKind::ALL {
             assert_eq!(BackendKind::from_name(kind.name()), Some(kind));
             assert_eq!(kind.feature(), kind.name());
         }
         assert_eq!(BackendKind::from_name("rocks"), None);
+        assert_eq!(
+            BackendKind::from_name("postgresql"),
+            Some(BackendKind::Postgres)
+        );
         assert_eq!(BackendKind::Mem.is_enabled(), cfg!(feature = "mem"));
         assert!(BackendKind::enabled().all(|k| k.is_enabled()));
         if let Some(kind) = BackendKind::default_persistent() {

@@ -60,6 +60,7 @@ impl EnvBackend {
 }
 
 impl Backend for EnvBackend {
+    type Location = Path;
     type Engine = Arc<dyn StoreEngine>;
     type State = Box<dyn StateStore>;
     type Ledger = Arc<dyn LedgerStore>;
@@ -80,7 +81,16 @@ impl Backend for EnvBackend {
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
         let kind = Self::selected().map_err(selection_error)?;
-        let stores = match crate::stores::open_kind(kind, dir, options) {
+        if kind.is_server() {
+            return Err(selection_error(format!(
+                "the {kind} backend lives on a server, not in the directory EnvBackend is \
+                 opened on: run the suite on it with `cargo test -p store-{kind}` (its tests \
+                 start a throwaway server, or use STORE_TEST_POSTGRES_URL); Stores::from_env \
+                 opens a {kind} URL"
+            )));
+        }
+        let place = crate::stores::Place::Dir(dir);
+        let stores = match crate::stores::open_kind(kind, place, options) {
             Some(opened) => opened?,
             None => {
                 return Err(selection_error(format!(

@@ -10,13 +10,14 @@
 //! | `lmdb` | `lmdb` | LMDB through heed (builds C) |
 //! | `sled` | `sled` | sled 0.34 |
 //! | `sqlite` | `sqlite` | SQLite through rusqlite, bundled (builds C) |
+//! | `postgres` | `postgres` | a PostgreSQL server, shared by any number of instances |
 //! | `all` | | all of the above |
 //!
 //! Features are additive: enable any set. A program written against the traits runs
 //! unchanged on each; [`Stores`] opens whichever one a [`BackendConfig`] or URL names
-//! (`mem:`, `redb:<dir>`, `lmdb:<dir>`, `sled:<dir>`, `sqlite:<dir>`, with
-//! `?durability=relaxed` and `&cache=N`), and names the feature to enable when the backend
-//! is not compiled in. The `STORE_BACKEND` variable chooses the backend for
+//! (`mem:`, `redb:<dir>`, `lmdb:<dir>`, `sled:<dir>`, `sqlite:<dir>`,
+//! `postgres://user@host/db?schema=name`, with `?durability=relaxed` and `&cache=N`), and
+//! names the feature to enable when the backend is not compiled in. The `STORE_BACKEND` variable chooses the backend for
 //! [`Stores::from_env`], the examples, and [`EnvBackend`], the [`Backend`] type that runs
 //! generic code (the conformance suite: `STORE_BACKEND=sqlite: cargo test -p conformance`)
 //! on the backend it names.
@@ -67,6 +68,10 @@ pub use store_sled as sled;
 /// The SQLite backend (`store-sqlite`), enabled by the `sqlite` feature.
 #[cfg(feature = "sqlite")]
 pub use store_sqlite as sqlite;
+
+/// The PostgreSQL backend (`store-postgres`), enabled by the `postgres` feature.
+#[cfg(feature = "postgres")]
+pub use store_postgres as postgres;
 
 /// The README's Rust examples, compiled and run as doctests so they never go stale.
 #[doc = include_str!("../README.md")]

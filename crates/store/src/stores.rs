@@ -9,18 +9,20 @@
         feature = "redb",
         feature = "lmdb",
         feature = "sled",
-        feature = "sqlite"
+        feature = "sqlite",
+        feature = "postgres"
     )),
     allow(unused_variables, dead_code)
 )]
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use store_api::{
     Backend, Capabilities, Clock, Durability, LedgerStore, OpenError, OpenOptions, SegmentLogStore,
-    SideEffectStore, StateError, StateStore, StoreEngine, SystemClock,
+    SideEffectStore, StateError, StateStore, StoreEngine, StoreLocation, SystemClock,
 };
 
 use crate::config::{BackendConfig, BackendKind, UrlError};
@@ -42,7 +44,7 @@ pub enum StoresError {
         /// The Cargo feature that compiles it in.
         feature: &'static str,
     },
-    /// The backend refused to open its directory.
+    /// The backend refused to open its directory (or its store on the server).
     #[error("cannot open the {backend} backend: {source}")]
     Open {
         /// The backend.
@@ -97,13 +99,17 @@ pub struct Stores {
     backend: Box<dyn DynBackend>,
 }
 
-/// Opens backend `B` in `dir` with `options` and wraps its stores as trait objects.
+/// Opens backend `B` at `location` (its directory, for the embedded backends) with
+/// `options` and wraps its stores as trait objects.
 ///
 /// This is the generic half of runtime selection: [`Stores::open`] maps a config to one
 /// call of this per backend. It is also how a backend that is not one of this crate's
 /// features is put behind [`Stores`].
-pub fn open_as<B: Backend>(dir: &Path, options: OpenOptions) -> Result<Stores, OpenError> {
-    let backend = B::open(dir, options)?;
+pub fn open_as<B: Backend>(
+    location: &B::Location,
+    options: OpenOptions,
+) -> Result<Stores, OpenError> {
+    let backend = B::open(location, options)?;
     let engine: Arc<dyn StoreEngine> = backend.engine();
     let ledger: Arc<dyn LedgerStore> = backend.ledger();
     let segments: Arc<dyn SegmentLogStore> = backend.segment_log();
@@ -113,7 +119,10 @@ pub fn open_as<B: Backend>(dir: &Path, options: OpenOptions) -> Result<Stores, O
         name: B::NAME,
         capabilities,
         durability: backend.durability(),
-        dir: capabilities.persistent.then(|| dir.to_path_buf()),
+        dir: location
+            .dir()
+            .filter(|_| capabilities.persistent)
+            .map(Path::to_path_buf),
         engine,
         ledger,
         segments,
@@ -149,8 +158,11 @@ impl Stores {
     ) -> Result<Stores, StoresError> {
         let kind = config.kind();
         let options = config.open_options().clock(clock);
-        let dir = config.dir().unwrap_or(Path::new(""));
-        match open_kind(kind, dir, options) {
+        let place = match config.server_url() {
+            Some(url) => Place::Server(url),
+            None => Place::Dir(config.dir().unwrap_or(Path::new(""))),
+        };
+        match open_kind(kind, place, options) {
             Some(opened) => opened.map_err(|source| StoresError::Open {
                 backend: kind,
                 source,
@@ -177,7 +189,8 @@ impl Stores {
         self.durability
     }
 
-    /// The directory it was opened on; `None` for a backend that is not persistent.
+    /// The directory it was opened on; `None` for a backend that is not persistent or not
+    /// kept in a directory.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
     }
@@ -243,17 +256,53 @@ pub(crate) fn with_backend<J: WithBackend>(kind: BackendKind, job: J) -> Option<
         BackendKind::Sled => Some(job.with::<store_sled::SledBackend>()),
         #[cfg(feature = "sqlite")]
         BackendKind::Sqlite => Some(job.with::<store_sqlite::SqliteBackend>()),
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => Some(job.with::<store_postgres::PostgresBackend>()),
         #[allow(unreachable_patterns)]
         _ => None,
     }
 }
 
-/// Opens `kind` in `dir`: `None` when it is not compiled in.
-pub(crate) fn open_kind(
+/// Where a config says a backend lives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Place<'a> {
+    /// A directory (ignored by `mem`).
+    Dir(&'a Path),
+    /// A server backend's connection URL.
+    Server(&'a str),
+}
+
+/// Opens server backend `kind` at `url`: `None` when it is not compiled in.
+fn open_server(
     kind: BackendKind,
-    dir: &Path,
+    url: &str,
     options: OpenOptions,
 ) -> Option<Result<Stores, OpenError>> {
+    match kind {
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => Some(
+            url.parse::<store_postgres::PostgresLocation>()
+                .and_then(|location| {
+                    open_as::<store_postgres::PostgresBackend>(&location, options)
+                }),
+        ),
+        _ => {
+            let _ = (url, options);
+            None
+        }
+    }
+}
+
+/// Opens `kind` at `place`: `None` when it is not compiled in.
+pub(crate) fn open_kind(
+    kind: BackendKind,
+    place: Place<'_>,
+    options: OpenOptions,
+) -> Option<Result<Stores, OpenError>> {
+    let dir = match place {
+        Place::Server(url) => return open_server(kind, url, options),
+        Place::Dir(dir) => dir,
+    };
     struct Open<'d> {
         dir: &'d Path,
         options: OpenOptions,
@@ -261,7 +310,14 @@ pub(crate) fn open_kind(
     impl WithBackend for Open<'_> {
         type Output = Result<Stores, OpenError>;
         fn with<B: Backend>(self) -> Self::Output {
-            open_as::<B>(self.dir, self.options)
+            let location = B::Location::from_dir(self.dir).ok_or_else(|| OpenError::Io {
+                path: self.dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("the {} backend is not opened on a directory", B::NAME),
+                ),
+            })?;
+            open_as::<B>(location.borrow(), self.options)
         }
     }
     with_backend(kind, Open { dir, options })

@@ -83,7 +83,7 @@ enum Job {
 }
 
 impl Job {
-    fn execute<B: Backend>(self, dir: &Path) -> Result<(), Failure> {
+    fn execute<B: Backend<Location = Path>>(self, dir: &Path) -> Result<(), Failure> {
         let mut out = std::io::stdout().lock();
         match self {
             Job::Run {

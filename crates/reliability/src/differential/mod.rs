@@ -70,7 +70,7 @@ impl Subjects {
     }
 
     /// Adds backend `B` on a fresh temporary directory.
-    pub fn add<B: Backend>(&mut self) -> Result<(), Failure> {
+    pub fn add<B: Backend<Location = std::path::Path>>(&mut self) -> Result<(), Failure> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("reliability-diff-{}-", B::NAME))
             .tempdir()

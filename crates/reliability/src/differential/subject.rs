@@ -35,7 +35,7 @@ pub trait AnySubject {
 }
 
 /// One backend, its open state handles, and its clock.
-pub struct Subject<B: Backend> {
+pub struct Subject<B: Backend<Location = Path>> {
     backend: Option<B>,
     dir: PathBuf,
     options: OpenOptions,
@@ -43,7 +43,7 @@ pub struct Subject<B: Backend> {
     states: BTreeMap<String, B::State>,
 }
 
-impl<B: Backend> Subject<B> {
+impl<B: Backend<Location = Path>> Subject<B> {
     /// Opens `B` in `dir` (ignored by the in-memory backend) with durability `Relaxed`
     /// and a manual clock at [`CLOCK_START`].
     pub fn open(dir: &Path) -> Result<Self, Failure> {
@@ -174,7 +174,7 @@ fn slices(blobs: &[Blob]) -> Vec<&[u8]> {
     blobs.iter().map(|b| b.0.as_ref()).collect()
 }
 
-impl<B: Backend> AnySubject for Subject<B> {
+impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
     fn name(&self) -> &'static str {
         B::NAME
     }

@@ -19,7 +19,10 @@ use crate::{Failure, ensure};
 
 /// Opens `B` in `dir`, catching panics; `Err(Some(e))` for an open error, `Err(None)` for
 /// a panic. A `Locked` answer is retried (see [`open_released`]) unless `locked_expected`.
-fn try_open<B: Backend>(dir: &Path, locked_expected: bool) -> Result<B, Option<OpenError>> {
+fn try_open<B: Backend<Location = Path>>(
+    dir: &Path,
+    locked_expected: bool,
+) -> Result<B, Option<OpenError>> {
     let open = || {
         if locked_expected {
             B::open(dir, OpenOptions::default())
@@ -36,7 +39,7 @@ fn try_open<B: Backend>(dir: &Path, locked_expected: bool) -> Result<B, Option<O
 
 /// Opening `B` on `path` must fail with an error whose shape is one of `allowed` and leave
 /// everything under `watch` unchanged. Returns the error's shape.
-fn expect_refused<B: Backend>(
+fn expect_refused<B: Backend<Location = Path>>(
     what: &str,
     path: &Path,
     watch: &Path,
@@ -63,7 +66,7 @@ fn expect_refused<B: Backend>(
 }
 
 /// Creates a database of `B` in `dir` holding one batch, and closes it.
-pub fn populate<B: Backend>(dir: &Path) -> Result<(), Failure> {
+pub fn populate<B: Backend<Location = Path>>(dir: &Path) -> Result<(), Failure> {
     let backend =
         B::open(dir, OpenOptions::default()).or_fail(format!("creating a {} database", B::NAME))?;
     backend
@@ -111,7 +114,7 @@ type Cut = fn(u64) -> u64;
 /// The cases that need only `B`: a file in place of the directory, foreign files, a
 /// truncated or bit-flipped database, a second open in this process and one held by
 /// another process (`crash_writer hold`, from `exe`).
-pub fn run<B: Backend>(root: &Path, exe: &Path) -> Result<HostileReport, Failure> {
+pub fn run<B: Backend<Location = Path>>(root: &Path, exe: &Path) -> Result<HostileReport, Failure> {
     let mut tried = 0;
     let persistent = B::capabilities().persistent;
     ensure!(
@@ -280,7 +283,10 @@ fn settle(dir: &Path) -> Result<(), Failure> {
 
 /// `B` opened by another process (`crash_writer hold`) refuses this process with
 /// `Locked`, changes nothing, and opens once the other process is gone.
-fn locked_by_another_process<B: Backend>(dir: &Path, exe: &Path) -> Result<usize, Failure> {
+fn locked_by_another_process<B: Backend<Location = Path>>(
+    dir: &Path,
+    exe: &Path,
+) -> Result<usize, Failure> {
     let mut child = Command::new(exe)
         .arg("hold")
         .arg(B::NAME)
@@ -318,7 +324,7 @@ fn locked_by_another_process<B: Backend>(dir: &Path, exe: &Path) -> Result<usize
 
 /// Opening `B` on a database created by `other` (a different backend) fails with
 /// `ForeignData` and changes nothing. `make` creates the other database.
-pub fn foreign_backend<B: Backend>(
+pub fn foreign_backend<B: Backend<Location = Path>>(
     root: &Path,
     other: &str,
     make: fn(&Path) -> Result<(), Failure>,
@@ -352,7 +358,7 @@ pub fn permissions_ignored(root: &Path) -> Result<bool, Failure> {
 /// A database in a read-only directory (and a new one under a read-only parent) refuses
 /// to open with a typed error and changes nothing. Call only when
 /// [`permissions_ignored`] is false.
-pub fn read_only<B: Backend>(root: &Path) -> Result<HostileReport, Failure> {
+pub fn read_only<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Failure> {
     use std::os::unix::fs::PermissionsExt;
     let dir = root.join("read-only");
     populate::<B>(&dir)?;

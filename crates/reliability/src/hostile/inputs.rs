@@ -1173,7 +1173,7 @@ fn apply(subject: &mut dyn AnySubject, op: &Op) -> String {
 
 /// Seeds `B` (durability `Immediate`) and the reference, then tries every row of
 /// [`cases`]. `root` must be an empty directory.
-pub fn run<B: Backend>(root: &Path) -> Result<HostileReport, Failure> {
+pub fn run<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Failure> {
     let dir = root.join("db");
     let mut subjects = Subjects::new();
     subjects

@@ -109,8 +109,8 @@ where
 fn usage(name: &str) -> String {
     format!(
         "usage: cargo run -p store --example {name} --features all -- [URL]\n\
-         URL: mem: | redb:<dir> | lmdb:<dir> | sled:<dir> | sqlite:<dir>, \
-         options ?durability=relaxed&cache=N\n\
+         URL: mem: | redb:<dir> | lmdb:<dir> | sled:<dir> | sqlite:<dir> \
+         | postgres://user@host/db?schema=NAME, options ?durability=relaxed&cache=N\n\
          without URL: ${STORE_BACKEND_VAR}, else a persistent backend in a temporary directory"
     )
 }

@@ -14,6 +14,7 @@ destination and verifies it store by store. Exits 0 when the copy matches, 1 on 
 difference or failure, 2 on a usage error.
 
 URLs: mem: | redb:<dir> | lmdb:<dir> | sled:<dir> | sqlite:<dir>
+      | postgres://user@host:5432/db?schema=NAME[&pool=N]
       options ?durability=relaxed&cache=N
 --partition NAME  a state partition to copy (partitions cannot be listed); repeatable
 --book NAME       a ledger book to copy besides _system (books cannot be listed); repeatable

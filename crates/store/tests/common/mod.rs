@@ -2,6 +2,7 @@
 //! temporary directory, reopening it, a rich data set, and the per-backend test macro.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use store::migrate::Plan;
 use store::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetId, Backend, Book, Bytes, CallOrderKey,
     ChainPos, Clock, Durability, EventOutputs, InboundInterCall, InterCall, InterCallOutputKey,
-    LyquidId, OpenOptions, SegmentId, SessionId, SideEffectKey, SideEffectKind, Stores,
-    Transaction, open_as,
+    LocationBuf, LyquidId, OpenOptions, SegmentId, SessionId, SideEffectKey, SideEffectKind,
+    Stores, Transaction, open_as,
 };
 use tempfile::TempDir;
 
@@ -25,6 +26,7 @@ macro_rules! per_backend {
         per_backend!(@module lmdb, store_lmdb::LmdbBackend, $($test),*);
         per_backend!(@module sled, store_sled::SledBackend, $($test),*);
         per_backend!(@module sqlite, store_sqlite::SqliteBackend, $($test),*);
+        per_backend!(@module postgres, store_postgres::PostgresBackend, $($test),*);
     };
     (@module $name:ident, $backend:ty, $($test:ident),*) => {
         mod $name {
@@ -38,11 +40,13 @@ macro_rules! per_backend {
     };
 }
 
-/// A backend behind `Stores`, on its own temporary directory, that can be reopened.
+/// A backend behind `Stores`, on its own fresh location (the scratch location of a
+/// temporary directory), that can be reopened.
 pub struct Opened<B: Backend> {
     /// The open stores.
     pub stores: Stores,
     dir: TempDir,
+    location: LocationBuf<B>,
     options: OpenOptions,
     _backend: std::marker::PhantomData<B>,
 }
@@ -54,16 +58,18 @@ impl<B: Backend> Opened<B> {
             .prefix(&format!("store-facade-{}-", B::NAME))
             .tempdir()
             .unwrap();
-        let stores = open_as::<B>(&dir.path().join("db"), options.clone()).unwrap();
+        let location = B::scratch_location(&dir.path().join("db")).unwrap();
+        let stores = open_as::<B>(location.borrow(), options.clone()).unwrap();
         Opened {
             stores,
             dir,
+            location,
             options,
             _backend: std::marker::PhantomData,
         }
     }
 
-    /// The backend's directory.
+    /// The backend's directory (for a backend kept in one).
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("db")
     }
@@ -80,12 +86,18 @@ impl<B: Backend> Opened<B> {
         if !B::capabilities().persistent {
             return self;
         }
-        let Opened { stores, dir, .. } = self;
+        let Opened {
+            stores,
+            dir,
+            location,
+            ..
+        } = self;
         drop(stores);
-        let stores = open_as::<B>(&dir.path().join("db"), options.clone()).unwrap();
+        let stores = open_as::<B>(location.borrow(), options.clone()).unwrap();
         Opened {
             stores,
             dir,
+            location,
             options,
             _backend: std::marker::PhantomData,
         }

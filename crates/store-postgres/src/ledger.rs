@@ -1,0 +1,832 @@
+//! `LedgerStore` on the `ledger_*` tables, planned by the shared
+//! [`LedgerPlanner`](store_kit::ledger::LedgerPlanner) reading through the write
+//! transaction, and group-committed like every other backend.
+//!
+//! The planner's [`LedgerWrites`] map to rows exactly as on SQLite: assets to
+//! `ledger_assets`, accounts (with their running balance) to `ledger_accounts`,
+//! transactions to `ledger_transactions` and `ledger_transaction_metadata`, postings to
+//! `ledger_postings`, events to `ledger_events`, heads to `ledger_book_heads`, totals to
+//! `ledger_totals`; each table is written by one statement per batch (`unnest` of
+//! arrays).
+//!
+//! # Sharing
+//! Before the planner reads anything, a write transaction takes a transaction-level
+//! advisory lock for every book it touches (asset registrations touch `_system`), in key
+//! order. Every writer of a book, in any process, holds that lock until it commits, so the
+//! planner's reads (`READ COMMITTED`: each statement sees every commit made before it) are
+//! the book's current state: sequence numbers stay gapless per book, an idempotency key
+//! commits once, and `min_balance` holds. What the locks do not order (a transaction id
+//! reused in two books at once) ends in a unique violation, which the backend retries: the
+//! retry sees the other commit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use postgres::{GenericClient, Row, Transaction};
+use store_api::{
+    AccountCfg, AccountDef, AccountId, AccountKind, AccountPath, AssetDef, AssetId,
+    BalanceSnapshot, Book, Clock, Committed, Direction, LedgerError, LedgerEvent, LedgerStore,
+    Posting, PostingRecord, Sequenced, StorageError, StoredTransaction, Timestamp,
+    Transaction as Draft, TrialBalanceRow, TxId,
+};
+use store_kit::ledger::{
+    AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
+    PlannedEventBody, balance_as_of, commit_grouped, history_page, keys, plan_batch,
+    trial_balance_of_postings, trial_rows,
+};
+use store_kit::sql;
+use uuid::Uuid;
+
+use crate::db::{Db, execute, get, query, query_opt};
+use crate::{corrupted, seq_from_sql, seq_to_sql, u64_from_sql, u64_to_sql};
+
+/// Locks the books named in `$2` (text[]) for this transaction, in key order.
+const LOCK_BOOKS: &str = "SELECT pg_advisory_xact_lock(k) FROM (\
+                          SELECT DISTINCT hashtextextended(\
+                          'store-postgres ledger ' || $1 || '/' || b, 0) AS k \
+                          FROM unnest($2::text[]) AS t (b) ORDER BY k) AS keys";
+const ASSET: &str = "SELECT id, precision, name FROM ledger_assets WHERE id = $1";
+const ACCOUNT: &str = "SELECT asset, kind, normal_side, min_balance, balance, updated_seq \
+                       FROM ledger_accounts WHERE book = $1 AND path = $2";
+const HEAD: &str = "SELECT seq, last_at FROM ledger_book_heads WHERE book = $1";
+const IDEMPOTENCY: &str = "SELECT txid, seq, at FROM ledger_transactions \
+                           WHERE book = $1 AND idempotency_key = $2";
+const TX_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE txid = $1)";
+/// The greatest transaction id (uuid compares bytewise, as the key-value engines' keys).
+const LAST_TXID: &str = "SELECT txid FROM ledger_transactions ORDER BY txid DESC LIMIT 1";
+const TOTALS: &str = "SELECT debits::text, credits::text FROM ledger_totals \
+                      WHERE book = $1 AND asset = $2";
+const BOOK_TOTALS: &str =
+    "SELECT asset, debits::text, credits::text FROM ledger_totals WHERE book = $1";
+const TRANSACTION: &str = "SELECT book, seq, at, idempotency_key \
+                           FROM ledger_transactions WHERE txid = $1";
+const TX_POSTINGS: &str = "SELECT book, path, asset, amount::text, direction \
+                           FROM ledger_postings WHERE txid = $1 ORDER BY idx";
+const TX_METADATA: &str =
+    "SELECT key, value FROM ledger_transaction_metadata WHERE txid = $1 ORDER BY key";
+/// The columns [`posting_record`] reads, in order.
+macro_rules! posting_columns {
+    () => {
+        "txid, seq, at, idx, book, path, asset, amount::text, direction, balance_after"
+    };
+}
+const HISTORY: &str = concat!(
+    "SELECT ",
+    posting_columns!(),
+    " FROM ledger_postings WHERE book = $1 AND path = $2 AND seq > $3 ORDER BY seq, idx"
+);
+const HISTORY_NEWEST_FIRST: &str = concat!(
+    "SELECT ",
+    posting_columns!(),
+    " FROM ledger_postings WHERE book = $1 AND path = $2 ORDER BY seq DESC, idx DESC"
+);
+const BOOK_POSTINGS: &str = concat!(
+    "SELECT ",
+    posting_columns!(),
+    " FROM ledger_postings WHERE book = $1 ORDER BY seq, idx"
+);
+/// The books holding an event (a book's head row is written with its first event), by
+/// name after `$1` (`''` lists from the first), at most `$2`: the primary key's order,
+/// which is bytewise (`COLLATE "C"`).
+pub(crate) const LIST_BOOKS: &str =
+    "SELECT book FROM ledger_book_heads WHERE book > $1 ORDER BY book LIMIT $2";
+/// The assets by id after `$1`, at most `$2`, in the primary key's (bytewise) order.
+pub(crate) const LIST_ASSETS: &str =
+    "SELECT id, precision, name FROM ledger_assets WHERE id > $1 ORDER BY id LIMIT $2";
+/// Book `$1`'s accounts by path after `$2`, at most `$3`, in the primary key's (bytewise)
+/// order; the columns of [`account_from_row`], then the path.
+pub(crate) const LIST_ACCOUNTS: &str = "SELECT asset, kind, normal_side, min_balance, path \
+                             FROM ledger_accounts WHERE book = $1 AND path > $2 \
+                             ORDER BY path LIMIT $3";
+const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events \
+                      WHERE book = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
+
+const INSERT_ASSETS: &str = "INSERT INTO ledger_assets (id, precision, name) \
+                             SELECT * FROM unnest($1::text[], $2::int2[], $3::text[])";
+const UPSERT_ACCOUNTS: &str = "INSERT INTO ledger_accounts \
+     (book, path, asset, kind, normal_side, min_balance, balance, updated_seq) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::int8[], $7::int8[], $8::int8[]) \
+     ON CONFLICT (book, path) DO UPDATE \
+     SET balance = excluded.balance, updated_seq = excluded.updated_seq";
+const INSERT_TRANSACTIONS: &str = "INSERT INTO ledger_transactions \
+     (txid, book, seq, at, idempotency_key, posting_count) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[], \
+     $6::int4[])";
+const INSERT_METADATA: &str = "INSERT INTO ledger_transaction_metadata (txid, key, value) \
+                               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])";
+const INSERT_POSTINGS: &str = "INSERT INTO ledger_postings \
+     (txid, idx, book, path, asset, amount, direction, balance_after, seq, at) \
+     SELECT txid, idx, book, path, asset, amount::numeric, direction, balance_after, seq, at \
+     FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::int8[], $9::int8[], $10::int8[]) \
+     AS t (txid, idx, book, path, asset, amount, direction, balance_after, seq, at)";
+const INSERT_EVENTS: &str = "INSERT INTO ledger_events (book, seq, at, kind, asset, path, txid) \
+     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
+     $6::text[], $7::uuid[])";
+const UPSERT_HEADS: &str = "INSERT INTO ledger_book_heads (book, seq, last_at) \
+     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) \
+     ON CONFLICT (book) DO UPDATE SET seq = excluded.seq, last_at = excluded.last_at";
+const UPSERT_TOTALS: &str = "INSERT INTO ledger_totals (book, asset, debits, credits) \
+     SELECT book, asset, debits::numeric, credits::numeric \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+     AS t (book, asset, debits, credits) \
+     ON CONFLICT (book, asset) DO UPDATE \
+     SET debits = excluded.debits, credits = excluded.credits";
+
+/// The ledger.
+pub struct PostgresLedger {
+    db: Arc<Db>,
+    clock: Arc<dyn Clock>,
+    queue: CommitQueue,
+}
+
+impl std::fmt::Debug for PostgresLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresLedger")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---- column encodings -------------------------------------------------------------------
+
+fn kind_from(s: &str) -> Result<AccountKind, StorageError> {
+    sql::account_kind_from_name(s).ok_or_else(|| corrupted("decoding an account kind"))
+}
+
+fn direction_from(s: &str) -> Result<Direction, StorageError> {
+    sql::direction_from_name(s).ok_or_else(|| corrupted("decoding a posting direction"))
+}
+
+fn book_from(s: String) -> Result<Book, StorageError> {
+    Book::new(s).map_err(|_| corrupted("decoding a book name"))
+}
+
+fn asset_id_from(s: String) -> Result<AssetId, StorageError> {
+    AssetId::new(s).map_err(|_| corrupted("decoding an asset id"))
+}
+
+fn path_from(s: String) -> Result<AccountPath, StorageError> {
+    AccountPath::new(s).map_err(|_| corrupted("decoding an account path"))
+}
+
+fn seq_from(n: i64) -> Result<u64, StorageError> {
+    seq_from_sql(n, "decoding a ledger sequence number")
+}
+
+fn amount_from(s: &str) -> Result<u64, StorageError> {
+    s.parse()
+        .map_err(|_| corrupted("decoding a posting amount"))
+}
+
+fn total_from(s: &str) -> Result<u128, StorageError> {
+    s.parse().map_err(|_| corrupted("decoding a ledger total"))
+}
+
+/// A row of [`posting_columns`].
+fn posting_record(row: &Row) -> Result<PostingRecord, StorageError> {
+    const CTX: &str = "reading a posting";
+    let book = book_from(get(row, 4, CTX)?)?;
+    Ok(PostingRecord {
+        txid: TxId(get::<Uuid>(row, 0, CTX)?),
+        seq: seq_from(get(row, 1, CTX)?)?,
+        at: Timestamp(u64_from_sql(get(row, 2, CTX)?)),
+        index: u32::try_from(get::<i32>(row, 3, CTX)?)
+            .map_err(|_| corrupted("decoding a posting index"))?,
+        account: AccountId {
+            book,
+            path: path_from(get(row, 5, CTX)?)?,
+        },
+        asset: asset_id_from(get(row, 6, CTX)?)?,
+        amount: amount_from(&get::<String>(row, 7, CTX)?)?,
+        direction: direction_from(&get::<String>(row, 8, CTX)?)?,
+        balance_after: get(row, 9, CTX)?,
+    })
+}
+
+// ---- reads shared by the planner and the API ----------------------------------------------
+
+/// The asset of a row whose first columns are `id, precision, name`.
+fn asset_from_row(row: &Row, context: &'static str) -> Result<AssetDef, StorageError> {
+    Ok(AssetDef {
+        id: asset_id_from(get(row, 0, context)?)?,
+        precision: u8::try_from(get::<i16>(row, 1, context)?)
+            .map_err(|_| corrupted("decoding an asset precision"))?,
+        name: get(row, 2, context)?,
+    })
+}
+
+/// The definition and configuration of account `id`, from a row whose first columns are
+/// `asset, kind, normal_side, min_balance`.
+fn account_from_row(
+    row: &Row,
+    id: AccountId,
+    context: &'static str,
+) -> Result<(AccountDef, AccountCfg), StorageError> {
+    Ok((
+        AccountDef {
+            id,
+            asset: asset_id_from(get(row, 0, context)?)?,
+            kind: kind_from(&get::<String>(row, 1, context)?)?,
+        },
+        AccountCfg {
+            normal_side: direction_from(&get::<String>(row, 2, context)?)?,
+            min_balance: get(row, 3, context)?,
+        },
+    ))
+}
+
+fn read_asset(
+    client: &mut impl GenericClient,
+    id: &AssetId,
+) -> Result<Option<AssetDef>, StorageError> {
+    const CTX: &str = "reading an asset";
+    query_opt(client, ASSET, &[&id.as_str()], CTX)?
+        .map(|row| asset_from_row(&row, CTX))
+        .transpose()
+}
+
+fn read_account(
+    client: &mut impl GenericClient,
+    id: &AccountId,
+) -> Result<Option<AccountRecord>, StorageError> {
+    const CTX: &str = "reading an account";
+    let Some(row) = query_opt(
+        client,
+        ACCOUNT,
+        &[&id.book.as_str(), &id.path.as_str()],
+        CTX,
+    )?
+    else {
+        return Ok(None);
+    };
+    let (def, cfg) = account_from_row(&row, id.clone(), CTX)?;
+    Ok(Some(AccountRecord {
+        def,
+        cfg,
+        balance: get(&row, 4, CTX)?,
+        updated_seq: seq_from(get(&row, 5, CTX)?)?,
+    }))
+}
+
+fn read_transaction(
+    client: &mut impl GenericClient,
+    txid: &TxId,
+) -> Result<Option<StoredTransaction>, StorageError> {
+    const CTX: &str = "reading a transaction";
+    let Some(row) = query_opt(client, TRANSACTION, &[&txid.0], CTX)? else {
+        return Ok(None);
+    };
+    let mut postings = Vec::new();
+    for p in query(client, TX_POSTINGS, &[&txid.0], CTX)? {
+        postings.push(Posting {
+            account: AccountId {
+                book: book_from(get(&p, 0, CTX)?)?,
+                path: path_from(get(&p, 1, CTX)?)?,
+            },
+            asset: asset_id_from(get(&p, 2, CTX)?)?,
+            amount: amount_from(&get::<String>(&p, 3, CTX)?)?,
+            direction: direction_from(&get::<String>(&p, 4, CTX)?)?,
+        });
+    }
+    let mut metadata = BTreeMap::new();
+    for m in query(client, TX_METADATA, &[&txid.0], CTX)? {
+        metadata.insert(get(&m, 0, CTX)?, get(&m, 1, CTX)?);
+    }
+    Ok(Some(StoredTransaction {
+        id: *txid,
+        book: book_from(get(&row, 0, CTX)?)?,
+        postings,
+        idempotency_key: get(&row, 3, CTX)?,
+        metadata,
+        seq: seq_from(get(&row, 1, CTX)?)?,
+        at: Timestamp(u64_from_sql(get(&row, 2, CTX)?)),
+    }))
+}
+
+/// The planner's view of the ledger: reads inside the write transaction, after the books'
+/// locks are taken.
+struct TxReader<'a, 'c> {
+    tx: &'a mut Transaction<'c>,
+}
+
+impl LedgerRead for TxReader<'_, '_> {
+    fn asset(&mut self, id: &AssetId) -> Result<Option<AssetDef>, StorageError> {
+        read_asset(self.tx, id)
+    }
+
+    fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, StorageError> {
+        read_account(self.tx, id)
+    }
+
+    fn book_head(&mut self, book: &Book) -> Result<BookHead, StorageError> {
+        const CTX: &str = "reading a book head";
+        match query_opt(self.tx, HEAD, &[&book.as_str()], CTX)? {
+            None => Ok(BookHead::default()),
+            Some(row) => Ok(BookHead {
+                seq: seq_from(get(&row, 0, CTX)?)?,
+                last_at: Timestamp(u64_from_sql(get(&row, 1, CTX)?)),
+            }),
+        }
+    }
+
+    fn idempotency(&mut self, book: &Book, key: &str) -> Result<Option<Committed>, StorageError> {
+        const CTX: &str = "reading an idempotency key";
+        query_opt(self.tx, IDEMPOTENCY, &[&book.as_str(), &key], CTX)?
+            .map(|row| {
+                Ok(Committed {
+                    txid: TxId(get::<Uuid>(&row, 0, CTX)?),
+                    seq: seq_from(get(&row, 1, CTX)?)?,
+                    at: Timestamp(u64_from_sql(get(&row, 2, CTX)?)),
+                })
+            })
+            .transpose()
+    }
+
+    fn transaction_exists(&mut self, txid: &TxId) -> Result<bool, StorageError> {
+        const CTX: &str = "checking a transaction id";
+        let row = query_opt(self.tx, TX_EXISTS, &[&txid.0], CTX)?
+            .ok_or_else(|| corrupted("EXISTS returned no row"))?;
+        get(&row, 0, CTX)
+    }
+
+    fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
+        const CTX: &str = "reading the last transaction id";
+        let last = query_opt(self.tx, LAST_TXID, &[], CTX)?
+            .map(|row| get::<Uuid>(&row, 0, CTX))
+            .transpose()?;
+        Ok(keys::transaction_bound(
+            last.as_ref().map(|id| &id.as_bytes()[..]),
+        ))
+    }
+
+    fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
+        const CTX: &str = "reading ledger totals";
+        match query_opt(self.tx, TOTALS, &[&book.as_str(), &asset.as_str()], CTX)? {
+            None => Ok(AssetTotals::default()),
+            Some(row) => Ok(AssetTotals {
+                debits: total_from(&get::<String>(&row, 0, CTX)?)?,
+                credits: total_from(&get::<String>(&row, 1, CTX)?)?,
+            }),
+        }
+    }
+}
+
+/// Locks `books` (names, possibly invalid: a lock on a name writes nothing) for the rest
+/// of the transaction.
+fn lock_books(tx: &mut Transaction<'_>, schema: &str, books: &[&str]) -> Result<(), StorageError> {
+    execute(tx, LOCK_BOOKS, &[&schema, &books], "locking ledger books")?;
+    Ok(())
+}
+
+/// Writes everything the planner planned, in foreign-key order, one statement per table.
+fn write_plan(tx: &mut Transaction<'_>, writes: &LedgerWrites<'_>) -> Result<(), StorageError> {
+    const CTX: &str = "writing ledger records";
+    if writes.is_empty() {
+        return Ok(());
+    }
+    if !writes.assets.is_empty() {
+        let ids: Vec<&str> = writes.assets.iter().map(|d| d.id.as_str()).collect();
+        let precisions: Vec<i16> = writes
+            .assets
+            .iter()
+            .map(|d| i16::from(d.precision))
+            .collect();
+        let names: Vec<&str> = writes.assets.iter().map(|d| d.name.as_str()).collect();
+        execute(tx, INSERT_ASSETS, &[&ids, &precisions, &names], CTX)?;
+    }
+    if !writes.accounts.is_empty() {
+        let a = &writes.accounts;
+        let books: Vec<&str> = a.iter().map(|r| r.def.id.book.as_str()).collect();
+        let paths: Vec<&str> = a.iter().map(|r| r.def.id.path.as_str()).collect();
+        let assets: Vec<&str> = a.iter().map(|r| r.def.asset.as_str()).collect();
+        let kinds: Vec<&str> = a
+            .iter()
+            .map(|r| sql::account_kind_name(r.def.kind))
+            .collect();
+        let sides: Vec<&str> = a
+            .iter()
+            .map(|r| sql::direction_name(r.cfg.normal_side))
+            .collect();
+        let mins: Vec<Option<i64>> = a.iter().map(|r| r.cfg.min_balance).collect();
+        let balances: Vec<i64> = a.iter().map(|r| r.balance).collect();
+        let updated: Vec<i64> = a
+            .iter()
+            .map(|r| seq_to_sql(r.updated_seq))
+            .collect::<Result<_, _>>()?;
+        execute(
+            tx,
+            UPSERT_ACCOUNTS,
+            &[
+                &books, &paths, &assets, &kinds, &sides, &mins, &balances, &updated,
+            ],
+            CTX,
+        )?;
+    }
+    if !writes.transactions.is_empty() {
+        let t = &writes.transactions;
+        let ids: Vec<Uuid> = t.iter().map(|p| p.tx.id.0).collect();
+        let books: Vec<&str> = t.iter().map(|p| p.tx.book.as_str()).collect();
+        let seqs: Vec<i64> = t
+            .iter()
+            .map(|p| seq_to_sql(p.seq))
+            .collect::<Result<_, _>>()?;
+        let ats: Vec<i64> = t.iter().map(|p| u64_to_sql(p.at.0)).collect();
+        let keys: Vec<Option<&str>> = t.iter().map(|p| p.tx.idempotency_key.as_deref()).collect();
+        let counts: Vec<i32> = t
+            .iter()
+            .map(|p| i32::try_from(p.tx.postings.len()).unwrap_or(i32::MAX))
+            .collect();
+        execute(
+            tx,
+            INSERT_TRANSACTIONS,
+            &[&ids, &books, &seqs, &ats, &keys, &counts],
+            CTX,
+        )?;
+        let mut meta_ids = Vec::new();
+        let mut meta_keys: Vec<&str> = Vec::new();
+        let mut meta_values: Vec<&str> = Vec::new();
+        for planned in t {
+            for (key, value) in &planned.tx.metadata {
+                meta_ids.push(planned.tx.id.0);
+                meta_keys.push(key);
+                meta_values.push(value);
+            }
+        }
+        if !meta_ids.is_empty() {
+            execute(
+                tx,
+                INSERT_METADATA,
+                &[&meta_ids, &meta_keys, &meta_values],
+                CTX,
+            )?;
+        }
+    }
+    if !writes.postings.is_empty() {
+        let p = &writes.postings;
+        let txids: Vec<Uuid> = p.iter().map(|x| x.txid.0).collect();
+        let idxs: Vec<i32> = p
+            .iter()
+            .map(|x| i32::try_from(x.index).unwrap_or(i32::MAX))
+            .collect();
+        let books: Vec<&str> = p.iter().map(|x| x.posting.account.book.as_str()).collect();
+        let paths: Vec<&str> = p.iter().map(|x| x.posting.account.path.as_str()).collect();
+        let assets: Vec<&str> = p.iter().map(|x| x.posting.asset.as_str()).collect();
+        let amounts: Vec<String> = p.iter().map(|x| x.posting.amount.to_string()).collect();
+        let directions: Vec<&str> = p
+            .iter()
+            .map(|x| sql::direction_name(x.posting.direction))
+            .collect();
+        let after: Vec<i64> = p.iter().map(|x| x.balance_after).collect();
+        let seqs: Vec<i64> = p
+            .iter()
+            .map(|x| seq_to_sql(x.seq))
+            .collect::<Result<_, _>>()?;
+        let ats: Vec<i64> = p.iter().map(|x| u64_to_sql(x.at.0)).collect();
+        execute(
+            tx,
+            INSERT_POSTINGS,
+            &[
+                &txids,
+                &idxs,
+                &books,
+                &paths,
+                &assets,
+                &amounts,
+                &directions,
+                &after,
+                &seqs,
+                &ats,
+            ],
+            CTX,
+        )?;
+    }
+    if !writes.events.is_empty() {
+        let e = &writes.events;
+        let books: Vec<&str> = e.iter().map(|x| x.book.as_str()).collect();
+        let seqs: Vec<i64> = e
+            .iter()
+            .map(|x| seq_to_sql(x.seq))
+            .collect::<Result<_, _>>()?;
+        let ats: Vec<i64> = e.iter().map(|x| u64_to_sql(x.at.0)).collect();
+        let mut kinds: Vec<&str> = Vec::with_capacity(e.len());
+        let mut assets: Vec<Option<&str>> = Vec::with_capacity(e.len());
+        let mut paths: Vec<Option<&str>> = Vec::with_capacity(e.len());
+        let mut txids: Vec<Option<Uuid>> = Vec::with_capacity(e.len());
+        for event in e {
+            let (kind, asset, path, txid) = match event.body {
+                PlannedEventBody::AssetRegistered(def) => {
+                    ("asset_registered", Some(def.id.as_str()), None, None)
+                }
+                PlannedEventBody::AccountOpened { def, .. } => {
+                    ("account_opened", None, Some(def.id.path.as_str()), None)
+                }
+                PlannedEventBody::TransactionPosted(tx) => {
+                    ("transaction_posted", None, None, Some(tx.id.0))
+                }
+            };
+            kinds.push(kind);
+            assets.push(asset);
+            paths.push(path);
+            txids.push(txid);
+        }
+        execute(
+            tx,
+            INSERT_EVENTS,
+            &[&books, &seqs, &ats, &kinds, &assets, &paths, &txids],
+            CTX,
+        )?;
+    }
+    if !writes.heads.is_empty() {
+        let books: Vec<&str> = writes.heads.iter().map(|(b, _)| b.as_str()).collect();
+        let seqs: Vec<i64> = writes
+            .heads
+            .iter()
+            .map(|(_, h)| seq_to_sql(h.seq))
+            .collect::<Result<_, _>>()?;
+        let ats: Vec<i64> = writes
+            .heads
+            .iter()
+            .map(|(_, h)| u64_to_sql(h.last_at.0))
+            .collect();
+        execute(tx, UPSERT_HEADS, &[&books, &seqs, &ats], CTX)?;
+    }
+    if !writes.totals.is_empty() {
+        let t = &writes.totals;
+        let books: Vec<&str> = t.iter().map(|(b, _, _)| b.as_str()).collect();
+        let assets: Vec<&str> = t.iter().map(|(_, a, _)| a.as_str()).collect();
+        let debits: Vec<String> = t.iter().map(|(_, _, x)| x.debits.to_string()).collect();
+        let credits: Vec<String> = t.iter().map(|(_, _, x)| x.credits.to_string()).collect();
+        execute(
+            tx,
+            UPSERT_TOTALS,
+            &[&books, &assets, &debits, &credits],
+            CTX,
+        )?;
+    }
+    Ok(())
+}
+
+impl PostgresLedger {
+    /// The ledger of `db`, stamping events with `clock`.
+    pub(crate) fn new(db: Arc<Db>, clock: Arc<dyn Clock>) -> Self {
+        PostgresLedger {
+            db,
+            clock,
+            queue: CommitQueue::new(),
+        }
+    }
+
+    /// Plans one operation touching `book` against the write transaction (after locking
+    /// the book) and writes its plan.
+    fn write_one<'t, T>(
+        &self,
+        book: &str,
+        mut plan: impl FnMut(&mut LedgerPlanner<'t, '_, TxReader<'_, '_>>) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let schema = self.db.location().schema();
+        self.db.write(|tx| {
+            lock_books(tx, schema, &[book])?;
+            let now = self.clock.now();
+            let mut reader = TxReader { tx };
+            let mut planner = LedgerPlanner::new(&mut reader, now);
+            let out = plan(&mut planner)?;
+            let writes = planner.into_writes();
+            write_plan(reader.tx, &writes)?;
+            Ok(out)
+        })
+    }
+}
+
+impl LedgerStore for PostgresLedger {
+    fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError> {
+        self.write_one(Book::system().as_str(), |p| p.register_asset(def))
+    }
+
+    fn open_account(&self, def: &AccountDef, cfg: &AccountCfg) -> Result<(), LedgerError> {
+        self.write_one(def.id.book.as_str(), |p| p.open_account(def, cfg))
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<(AccountDef, AccountCfg)>, LedgerError> {
+        let record = self
+            .db
+            .read(|conn| Ok::<_, LedgerError>(read_account(conn, id)?))?;
+        Ok(record.map(|r| (r.def, r.cfg)))
+    }
+
+    fn commit(&self, tx: &Draft) -> Result<Committed, LedgerError> {
+        commit_grouped(&self.queue, tx, |txs| self.commit_batch(txs))
+    }
+
+    fn commit_batch(
+        &self,
+        txs: &[Draft],
+    ) -> Result<Vec<Result<Committed, LedgerError>>, LedgerError> {
+        if txs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let schema = self.db.location().schema();
+        let books: Vec<&str> = txs.iter().map(|t| t.book.as_str()).collect();
+        self.db.write(|tx| {
+            lock_books(tx, schema, &books)?;
+            let now = self.clock.now();
+            let mut reader = TxReader { tx };
+            let (results, writes) = plan_batch(&mut reader, now, txs);
+            write_plan(reader.tx, &writes)?;
+            Ok(results)
+        })
+    }
+
+    fn balance(
+        &self,
+        account: &AccountId,
+        as_of: Option<Timestamp>,
+    ) -> Result<BalanceSnapshot, LedgerError> {
+        self.db.read_tx(|tx| {
+            let Some(record) = read_account(tx, account)? else {
+                return Err(LedgerError::UnknownAccount {
+                    account: account.clone(),
+                });
+            };
+            let Some(as_of) = as_of else {
+                return Ok(BalanceSnapshot {
+                    amount: record.balance,
+                    updated_seq: record.updated_seq,
+                });
+            };
+            let rows = query(
+                tx,
+                HISTORY_NEWEST_FIRST,
+                &[&account.book.as_str(), &account.path.as_str()],
+                "reading an account's postings",
+            )?;
+            Ok(balance_as_of(rows.iter().map(posting_record), as_of)?)
+        })
+    }
+
+    fn asset(&self, id: &AssetId) -> Result<Option<AssetDef>, LedgerError> {
+        self.db
+            .read(|conn| Ok::<_, LedgerError>(read_asset(conn, id)?))
+    }
+
+    fn transaction(&self, txid: &TxId) -> Result<Option<StoredTransaction>, LedgerError> {
+        self.db
+            .read_tx(|tx| Ok::<_, LedgerError>(read_transaction(tx, txid)?))
+    }
+
+    fn account_history(
+        &self,
+        account: &AccountId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<PostingRecord>, LedgerError> {
+        self.db.read_tx(|tx| {
+            if read_account(tx, account)?.is_none() {
+                return Err(LedgerError::UnknownAccount {
+                    account: account.clone(),
+                });
+            }
+            // Stored seqs fit in i64: nothing comes after a larger one.
+            let Ok(after_seq) = i64::try_from(after_seq) else {
+                return Ok(Vec::new());
+            };
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let rows = query(
+                tx,
+                HISTORY,
+                &[&account.book.as_str(), &account.path.as_str(), &after_seq],
+                "reading an account's history",
+            )?;
+            Ok(history_page(rows.iter().map(posting_record), limit)?)
+        })
+    }
+
+    fn trial_balance(
+        &self,
+        book: &Book,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<TrialBalanceRow>, LedgerError> {
+        self.db.read(|conn| match as_of {
+            None => {
+                const CTX: &str = "reading ledger totals";
+                let mut totals = Vec::new();
+                for row in query(conn, BOOK_TOTALS, &[&book.as_str()], CTX)? {
+                    let asset = asset_id_from(get(&row, 0, CTX)?)?;
+                    let debits = total_from(&get::<String>(&row, 1, CTX)?)?;
+                    let credits = total_from(&get::<String>(&row, 2, CTX)?)?;
+                    totals.push((asset, AssetTotals { debits, credits }));
+                }
+                Ok::<_, LedgerError>(trial_rows(totals))
+            }
+            Some(as_of) => {
+                // The sums of the book's postings made by then.
+                let rows = query(
+                    conn,
+                    BOOK_POSTINGS,
+                    &[&book.as_str()],
+                    "reading a book's postings",
+                )?;
+                Ok(trial_balance_of_postings(
+                    rows.iter().map(posting_record),
+                    as_of,
+                )?)
+            }
+        })
+    }
+
+    fn read_events(
+        &self,
+        book: &Book,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
+        let Ok(from) = i64::try_from(from) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        const CTX: &str = "reading ledger events";
+        self.db.read_tx(|tx| {
+            let rows = query(tx, EVENTS, &[&book.as_str(), &from, &limit], CTX)?;
+            let missing = || corrupted("an event refers to a record that does not exist");
+            let mut events = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let kind: String = get(row, 2, CTX)?;
+                let asset: Option<String> = get(row, 3, CTX)?;
+                let path: Option<String> = get(row, 4, CTX)?;
+                let txid: Option<Uuid> = get(row, 5, CTX)?;
+                let event = match (kind.as_str(), asset, path, txid) {
+                    ("asset_registered", Some(asset), None, None) => {
+                        let def = read_asset(tx, &asset_id_from(asset)?)?.ok_or_else(missing)?;
+                        LedgerEvent::AssetRegistered(def)
+                    }
+                    ("account_opened", None, Some(path), None) => {
+                        let id = AccountId {
+                            book: book.clone(),
+                            path: path_from(path)?,
+                        };
+                        let record = read_account(tx, &id)?.ok_or_else(missing)?;
+                        LedgerEvent::AccountOpened {
+                            def: record.def,
+                            cfg: record.cfg,
+                        }
+                    }
+                    ("transaction_posted", None, None, Some(txid)) => {
+                        let stored = read_transaction(tx, &TxId(txid))?.ok_or_else(missing)?;
+                        LedgerEvent::TransactionPosted(stored)
+                    }
+                    _ => return Err(corrupted("decoding a ledger event").into()),
+                };
+                events.push(Sequenced {
+                    seq: seq_from(get(row, 0, CTX)?)?,
+                    at: Timestamp(u64_from_sql(get(row, 1, CTX)?)),
+                    event,
+                });
+            }
+            Ok(events)
+        })
+    }
+
+    fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
+        const CTX: &str = "listing books";
+        let after = after.map_or("", Book::as_str);
+        self.db.list(LIST_BOOKS, &[&after], limit, CTX, |row| {
+            book_from(get(row, 0, CTX)?)
+        })
+    }
+
+    fn list_assets(
+        &self,
+        after: Option<&AssetId>,
+        limit: usize,
+    ) -> Result<Vec<AssetDef>, LedgerError> {
+        const CTX: &str = "listing assets";
+        let after = after.map_or("", AssetId::as_str);
+        self.db.list(LIST_ASSETS, &[&after], limit, CTX, |row| {
+            asset_from_row(row, CTX)
+        })
+    }
+
+    fn list_accounts(
+        &self,
+        book: &Book,
+        after: Option<&AccountPath>,
+        limit: usize,
+    ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
+        const CTX: &str = "listing accounts";
+        let after = after.map_or("", AccountPath::as_str);
+        let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&book.as_str(), &after];
+        self.db.list(LIST_ACCOUNTS, &params, limit, CTX, |row| {
+            let id = AccountId {
+                book: book.clone(),
+                path: path_from(get(row, 4, CTX)?)?,
+            };
+            account_from_row(row, id, CTX)
+        })
+    }
+}

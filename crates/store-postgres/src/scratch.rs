@@ -1,0 +1,315 @@
+//! Scratch stores for tests and benchmarks: [`fresh_location`] is a new, empty schema on a
+//! server tests may use, which is what [`Backend::scratch_location`](store_api::Backend::scratch_location) of
+//! [`PostgresBackend`](crate::PostgresBackend) answers (so the conformance suite, the
+//! benchmarks and the stress tests run on PostgreSQL unchanged).
+//!
+//! The server is, in this order:
+//! 1. the one the `STORE_TEST_POSTGRES_URL` variable names (a URL as in
+//!    [`location`](crate::location); its `schema` is replaced by a fresh one per call);
+//! 2. otherwise a throwaway server, started once per process on first use: `initdb` into a
+//!    new temporary directory, then `pg_ctl start` listening only on a Unix socket in that
+//!    directory (no TCP port), with `fsync` off (a test server needs no crash safety; the
+//!    durability settings of the backend are still what it sends). As root (PostgreSQL
+//!    refuses to run as root), the directory is given to the `postgres` user and the
+//!    server runs as that user through `runuser`.
+//!
+//! The throwaway server is stopped (`pg_ctl stop -m immediate`) and its directory removed
+//! when the process ends, however it ends (tests passed, failed, panicked, or the process
+//! was killed): a small watchdog shell started beside it waits for its standard input to
+//! close, which the kernel does when this process exits.
+//!
+//! `initdb` and `pg_ctl` are looked up in the directory `STORE_TEST_POSTGRES_BIN` names,
+//! then on `PATH`, then in Debian's `/usr/lib/postgresql/<version>/bin` (the newest
+//! version) and `/usr/local/pgsql/bin`. Without them, every scratch location is an error
+//! that says to install the `postgresql` package.
+//!
+//! Schemas made on a server of `STORE_TEST_POSTGRES_URL` are left there for inspection;
+//! they are named `scratch_<pid>_<n>_<time>` (`DROP SCHEMA ... CASCADE` removes one).
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use store_api::OpenError;
+
+use crate::location::PostgresLocation;
+
+/// The variable naming an existing server for tests, as a URL.
+pub const URL_VAR: &str = "STORE_TEST_POSTGRES_URL";
+
+/// The variable naming the directory of `initdb` and `pg_ctl`.
+pub const BIN_VAR: &str = "STORE_TEST_POSTGRES_BIN";
+
+/// The package that brings the server (Debian and Ubuntu name it so).
+pub const PACKAGE: &str = "postgresql";
+
+/// Connections each scratch backend's pool may keep.
+const SCRATCH_POOL: u32 = 4;
+
+/// The server of this process's scratch stores, started (or found) once.
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+
+/// Scratch schemas made by this process so far.
+static MADE: AtomicU64 = AtomicU64::new(0);
+
+/// A server for scratch stores.
+struct Server {
+    /// The server's location (its schema is replaced per scratch store).
+    base: PostgresLocation,
+    /// The throwaway server's watchdog, whose standard input closes when this process
+    /// exits; `None` for a server of [`URL_VAR`].
+    _watchdog: Option<Mutex<Child>>,
+}
+
+/// A new, empty schema on this process's test server (see the [module docs](self)).
+pub fn fresh_location() -> Result<PostgresLocation, OpenError> {
+    let server = SERVER
+        .get_or_init(server)
+        .as_ref()
+        .map_err(|message| OpenError::Unreachable {
+            location: "the PostgreSQL test server".to_owned(),
+            source: message.clone().into(),
+        })?;
+    let n = MADE.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let schema = format!("scratch_{}_{n}_{:x}", std::process::id(), nanos % (1 << 40));
+    Ok(server
+        .base
+        .clone()
+        .with_schema(&schema)?
+        .with_pool_size(SCRATCH_POOL))
+}
+
+/// The server of [`URL_VAR`], or a throwaway one.
+fn server() -> Result<Server, String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => {
+            let base = url
+                .trim()
+                .parse::<PostgresLocation>()
+                .map_err(|e| format!("{URL_VAR}: {}", store_api::error_chain(&e)))?;
+            Ok(Server {
+                base,
+                _watchdog: None,
+            })
+        }
+        _ => start_throwaway(),
+    }
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The directory holding `initdb` and `pg_ctl`.
+fn find_bin_dir() -> Result<PathBuf, String> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os(BIN_VAR) {
+        let dir = PathBuf::from(dir);
+        return if has_tools(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "{BIN_VAR}={} holds no initdb and pg_ctl",
+                dir.display()
+            ))
+        };
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|dir| std::fs::canonicalize(dir.join("initdb")).ok())
+        .filter_map(|initdb| initdb.parent().map(Path::to_path_buf));
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+                    Some((version, e.path().join("bin")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    debian.sort();
+    let candidates = on_path
+        .chain(debian.into_iter().rev().map(|(_, dir)| dir))
+        .chain([PathBuf::from("/usr/local/pgsql/bin")]);
+    for dir in candidates {
+        if has_tools(&dir) {
+            return Ok(dir);
+        }
+    }
+    Err(format!(
+        "PostgreSQL is not installed (no initdb and pg_ctl on PATH, in \
+         /usr/lib/postgresql/<version>/bin or /usr/local/pgsql/bin): install the \
+         `{PACKAGE}` package (apt-get install {PACKAGE}), set {BIN_VAR} to the directory of \
+         initdb and pg_ctl, or set {URL_VAR} to a server the tests may use"
+    ))
+}
+
+/// `program args...`, run as the `postgres` user when this process is root.
+fn command(as_postgres: bool, program: &Path) -> Command {
+    if as_postgres {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Runs `command` to completion; its output is the error when it fails.
+fn run(mut command: Command, what: &str) -> Result<(), String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: cannot run {command:?}: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+/// The numeric id `id -u postgres` (or `-g`) prints.
+fn postgres_id(flag: &str) -> Result<u32, String> {
+    let output = Command::new("id")
+        .args([flag, "postgres"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run id: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| {
+            format!(
+                "running the throwaway PostgreSQL server as root needs the `postgres` user \
+                 (the `{PACKAGE}` package creates it), and `id {flag} postgres` found none"
+            )
+        })
+}
+
+/// The end of the server log, for an error message.
+fn log_tail(log: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(log) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let start = text.len().saturating_sub(2000);
+    text.get(start..).unwrap_or_default().to_owned()
+}
+
+/// `text` quoted for `sh`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// `initdb`s and starts a throwaway server, with the watchdog that stops it and removes
+/// its directory when this process exits.
+fn start_throwaway() -> Result<Server, String> {
+    let bin = find_bin_dir()?;
+    let as_postgres = running_as_root();
+    let dir = tempfile::Builder::new()
+        .prefix("store-pg-")
+        .tempdir()
+        .map_err(|e| format!("creating the test server's directory: {e}"))?
+        .keep();
+    let dir_text = dir
+        .to_str()
+        .ok_or_else(|| format!("the temporary directory {} is not UTF-8", dir.display()))?
+        .to_owned();
+    if as_postgres {
+        let (uid, gid) = (postgres_id("-u")?, postgres_id("-g")?);
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .map_err(|e| format!("giving {dir_text} to the postgres user: {e}"))?;
+    }
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let pg_ctl = bin.join("pg_ctl");
+
+    // The watchdog first: from here on, whatever happens to this process, the server and
+    // its directory go away with it.
+    let stop = {
+        let mut stop = String::new();
+        if as_postgres {
+            stop.push_str("runuser -u postgres -- ");
+        }
+        stop.push_str(&format!(
+            "{} -D {} -m immediate -w stop",
+            sh_quote(&pg_ctl.to_string_lossy()),
+            sh_quote(&data.to_string_lossy())
+        ));
+        stop
+    };
+    let watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "read _ignored; {stop} >/dev/null 2>&1; rm -rf {}",
+            sh_quote(&dir_text)
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the test server's watchdog: {e}"))?;
+
+    let mut initdb = command(as_postgres, &bin.join("initdb"));
+    initdb.arg("-D").arg(&data).args([
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    ]);
+    run(initdb, "initdb")?;
+
+    let options = format!(
+        "-c listen_addresses='' -k {} -c fsync=off -c full_page_writes=off \
+         -c max_connections=300 -c shared_buffers=32MB",
+        sh_quote(&dir_text)
+    );
+    let mut start = command(as_postgres, &pg_ctl);
+    start
+        .arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(&log)
+        .args(["-w", "-t", "60", "-o", &options, "start"]);
+    run(start, "pg_ctl start").map_err(|e| format!("{e}\nserver log:\n{}", log_tail(&log)))?;
+
+    let url = format!("postgres://postgres@/postgres?host={dir_text}");
+    let base = url
+        .parse::<PostgresLocation>()
+        .map_err(|e| format!("the test server's URL {url}: {e}"))?;
+    Ok(Server {
+        base,
+        _watchdog: Some(Mutex::new(watchdog)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_keeps_text_whole() {
+        assert_eq!(sh_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+    }
+}
