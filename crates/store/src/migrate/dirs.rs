@@ -139,6 +139,9 @@ pub(super) fn unfinished(to: &BackendConfig) -> Result<Option<String>, MigrateEr
     let Some(dir) = to.dir() else {
         return Ok(None);
     };
+    if !is_dir(dir)? {
+        return Ok(None);
+    }
     let path = dir.join(MIGRATING_FILE);
     match fs::read_to_string(&path) {
         Ok(note) => Ok(Some(note.trim().to_owned())),

@@ -36,8 +36,8 @@
 //!   segment holding only trace entries is not listed (contract §7.6), so it cannot be
 //!   found; every report says so.
 //! - **Side effects**: every output slot, inter-call output and inbound call queue. Calls
-//!   made at chain position `u128::MAX` cannot be read (the read bound is exclusive);
-//!   every report says so.
+//!   made at chain position `u128::MAX` cannot be read (the read bound is exclusive):
+//!   every report says so, and names each callee that is listed but has no readable call.
 
 mod compare;
 mod dirs;
@@ -294,7 +294,7 @@ pub fn survey(
                 StoreKind::SideEffects => (
                     count(store, from, plan, side_effects::walk, progress)?,
                     Vec::new(),
-                    vec![side_effects::LAST_POSITION_NOTE.to_owned()],
+                    side_effects::caveats(from, plan)?,
                 ),
             };
             Ok(CopySummary {
@@ -328,11 +328,13 @@ fn check_paths(from: &BackendConfig, to: &BackendConfig) -> Result<DestinationSt
     dirs::probe_destination(to)
 }
 
-/// Refuses a destination holding data unless `options` allow it; returns its state.
+/// Refuses a destination holding data unless `options` allow it, and then still one whose
+/// stores to copy are not all empty; returns its state. Runs before anything is written.
 fn check_destination(
     destination: &Stores,
     to: &BackendConfig,
     state: DestinationState,
+    plan: &Plan,
     options: Options,
 ) -> Result<DestinationState, MigrateError> {
     let holds = holdings(destination)?;
@@ -348,6 +350,9 @@ fn check_destination(
             url: to.to_string(),
             holds: holds.join("; "),
         });
+    }
+    if let Some((store, holds)) = holds.into_iter().find(|(store, _)| plan.covers(*store)) {
+        return Err(MigrateError::DestinationStoreNotEmpty { store, holds });
     }
     Ok(DestinationState::ExistingDatabase)
 }
@@ -368,7 +373,7 @@ pub fn migrate(
     let clock = Arc::new(ManualClock::new(Timestamp::default()));
     let bulk = to.clone().with_durability(Durability::Relaxed);
     let mut destination = open_destination(&bulk, clock.clone())?;
-    let state = check_destination(&destination, to, state, options)?;
+    let state = check_destination(&destination, to, state, plan, options)?;
     dirs::mark(to, from)?;
     let copied = copy(&source, &destination, &clock, plan, progress)?;
     if destination.capabilities().persistent {
@@ -418,14 +423,7 @@ pub fn dry_run(
     if state == DestinationState::EmptyDatabase {
         // Something is there: open it (it exists, so nothing is created) to see what.
         let destination = open_destination(to, Arc::new(SystemClock))?;
-        state = check_destination(&destination, to, state, options)?;
-        if options.into_existing {
-            for store in plan.covered() {
-                if let Some(holds) = store_holds(&destination, store)? {
-                    return Err(MigrateError::DestinationStoreNotEmpty { store, holds });
-                }
-            }
-        }
+        state = check_destination(&destination, to, state, plan, options)?;
     }
     Ok(DryRunReport {
         from: from.to_string(),

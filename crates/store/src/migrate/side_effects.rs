@@ -101,6 +101,29 @@ fn inbound_pages<'a>(
     })
 }
 
+/// Says that `callee`'s inbound calls are listed but none can be read.
+fn unreadable_note(callee: &LyquidId) -> String {
+    format!(
+        "the inbound calls of callee {callee}: it is listed, but none of its calls can be \
+         read (each was made at chain position u128::MAX, and read_inbound_inter_calls' \
+         bound is exclusive)"
+    )
+}
+
+/// What a dry run says the side-effect store cannot copy: the standing limit, and each
+/// selected callee whose calls are all unreadable.
+pub(super) fn caveats(stores: &Stores, plan: &Plan) -> Result<Vec<String>, MigrateError> {
+    let store = stores.side_effects();
+    let mut notes = vec![LAST_POSITION_NOTE.to_owned()];
+    for callee in callees(store.as_ref(), plan) {
+        let callee = callee?;
+        if inbound_pages(store.as_ref(), &callee).next().is_none() {
+            notes.push(unreadable_note(&callee));
+        }
+    }
+    Ok(notes)
+}
+
 /// What the side-effect store holds, when it holds anything: a destination must not.
 pub(super) fn holds(stores: &Stores) -> Result<Option<String>, MigrateError> {
     let store = stores.side_effects();
@@ -219,21 +242,28 @@ pub(super) fn copy(
             step.advance(1);
         }
     }
+    let mut not_migrated = vec![LAST_POSITION_NOTE.to_owned()];
     for callee in callees(src.as_ref(), plan) {
         let callee = callee?;
-        counts.add("callees", 1);
+        let mut copied = 0;
         for page in inbound_pages(src.as_ref(), &callee) {
             let page = page?;
             dst.append_inbound_inter_calls(&page)?;
-            counts.add("inbound calls", page.len() as u64);
+            copied += page.len() as u64;
             step.advance(page.len() as u64);
+        }
+        if copied == 0 {
+            not_migrated.push(unreadable_note(&callee));
+        } else {
+            counts.add("callees", 1);
+            counts.add("inbound calls", copied);
         }
     }
     Ok(CopySummary {
         store: StoreKind::SideEffects,
         counts,
         handled: Vec::new(),
-        not_migrated: vec![LAST_POSITION_NOTE.to_owned()],
+        not_migrated,
     })
 }
 
@@ -305,9 +335,15 @@ pub(super) fn walk(
     }
     for callee in callees(store, plan) {
         let callee = callee?;
-        counts.add("callees", 1);
+        // A callee none of whose calls can be read has nothing to compare (its calls
+        // cannot be copied, and the copy's report names it).
+        let mut readable = false;
         for page in inbound_pages(store, &callee) {
             for call in page? {
+                if !readable {
+                    readable = true;
+                    counts.add("callees", 1);
+                }
                 counts.add("inbound calls", 1);
                 sink.push(
                     SideEffectItem::InboundCall(call.callee, call.order_key),
