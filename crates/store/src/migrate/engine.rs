@@ -189,7 +189,7 @@ fn write_base(
     for seq in base.batches + 1..=slots {
         dst.apply_batch(seq, &filler)?;
         base.fillers += 1;
-        if base.fillers % FILLERS_PER_REPORT == 0 {
+        if base.fillers.is_multiple_of(FILLERS_PER_REPORT) {
             step.advance(FILLERS_PER_REPORT);
         }
     }

@@ -18,6 +18,16 @@ use super::report::{CopySummary, Counts, StoreKind};
 use super::{Plan, paged};
 use crate::stores::Stores;
 
+/// What the walk and the copy count, in report order.
+const COUNTED: [&str; 6] = [
+    "books",
+    "assets",
+    "accounts",
+    "transactions",
+    "idempotency keys",
+    "events",
+];
+
 /// Drafts per `commit_batch` while replaying.
 const REPLAY_BATCH: usize = 1000;
 /// Books named in an error's hint.
@@ -305,14 +315,7 @@ pub(super) fn walk(
 ) -> Result<Counts, MigrateError> {
     let ledger = stores.ledger();
     let ledger = ledger.as_ref();
-    let mut counts = Counts(vec![
-        ("books", 0),
-        ("assets", 0),
-        ("accounts", 0),
-        ("transactions", 0),
-        ("idempotency keys", 0),
-        ("events", 0),
-    ]);
+    let mut counts = Counts::zero(&COUNTED);
     let assets = paged(
         |after: Option<&AssetId>, limit| ledger.list_assets(after, limit),
         |def: &AssetDef| def.id.clone(),

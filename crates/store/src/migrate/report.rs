@@ -57,6 +57,11 @@ impl fmt::Display for StoreKind {
 pub struct Counts(pub Vec<(&'static str, u64)>);
 
 impl Counts {
+    /// A count of 0 for each of `names`, in that order.
+    pub fn zero(names: &[&'static str]) -> Self {
+        Counts(names.iter().map(|name| (*name, 0)).collect())
+    }
+
     /// The count called `what`, if there is one.
     pub fn get(&self, what: &str) -> Option<u64> {
         self.0

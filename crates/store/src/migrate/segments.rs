@@ -13,6 +13,9 @@ use super::report::{CopySummary, Counts, StoreKind};
 use super::{Plan, paged};
 use crate::stores::Stores;
 
+/// What the walk and the copy count, in report order.
+const COUNTED: [&str; 4] = ["sessions", "segments", "entries", "trace entries"];
+
 /// What no listing shows, so no migration can copy.
 pub(super) const TRACE_ONLY_NOTE: &str = "segments holding only trace entries, if any: the \
      listings do not show them (contract §7.6), so they cannot be found";
@@ -79,12 +82,7 @@ pub(super) fn copy(
 ) -> Result<CopySummary, MigrateError> {
     let step = Step::begin(progress, Phase::Copy, StoreKind::Segments);
     let (src, dst) = (from.segment_log(), to.segment_log());
-    let mut counts = Counts(vec![
-        ("sessions", 0),
-        ("segments", 0),
-        ("entries", 0),
-        ("trace entries", 0),
-    ]);
+    let mut counts = Counts::zero(&COUNTED);
     for session in sessions(src.as_ref(), plan) {
         let session = session?;
         counts.add("sessions", 1);
@@ -140,12 +138,7 @@ pub(super) fn walk(
 ) -> Result<Counts, MigrateError> {
     let log = stores.segment_log();
     let log = log.as_ref();
-    let mut counts = Counts(vec![
-        ("sessions", 0),
-        ("segments", 0),
-        ("entries", 0),
-        ("trace entries", 0),
-    ]);
+    let mut counts = Counts::zero(&COUNTED);
     for session in sessions(log, plan) {
         let session = session?;
         counts.add("sessions", 1);

@@ -17,6 +17,14 @@ use super::report::{CopySummary, Counts, StoreKind};
 use super::{PAGE, Plan, paged};
 use crate::stores::Stores;
 
+/// What the walk and the copy count, in report order.
+const COUNTED: [&str; 4] = [
+    "output slots",
+    "inter-call outputs",
+    "callees",
+    "inbound calls",
+];
+
 /// The read bound that admits every call but one made at position `u128::MAX`.
 const UNTIL: ChainPos = ChainPos(u128::MAX);
 
@@ -208,12 +216,7 @@ pub(super) fn copy(
 ) -> Result<CopySummary, MigrateError> {
     let step = Step::begin(progress, Phase::Copy, StoreKind::SideEffects);
     let (src, dst) = (from.side_effects(), to.side_effects());
-    let mut counts = Counts(vec![
-        ("output slots", 0),
-        ("inter-call outputs", 0),
-        ("callees", 0),
-        ("inbound calls", 0),
-    ]);
+    let mut counts = Counts::zero(&COUNTED);
     let mut slots = BTreeMap::new();
     let write_slots = |slots: &mut BTreeMap<SideEffectKey, EventOutputs>| {
         step.advance(slots.len() as u64);
@@ -309,12 +312,7 @@ pub(super) fn walk(
 ) -> Result<Counts, MigrateError> {
     let store = stores.side_effects();
     let store = store.as_ref();
-    let mut counts = Counts(vec![
-        ("output slots", 0),
-        ("inter-call outputs", 0),
-        ("callees", 0),
-        ("inbound calls", 0),
-    ]);
+    let mut counts = Counts::zero(&COUNTED);
     for key in output_keys(store, plan) {
         let key = key?;
         counts.add("output slots", 1);
