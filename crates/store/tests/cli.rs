@@ -246,24 +246,64 @@ mod persistent {
         );
     }
 
+    /// A redb source of `batches` one-key batches (100 keys), its log pruned but for the last.
+    fn pruned_source(dir: &Path, batches: u64) {
+        let source = open(BackendKind::Redb, dir);
+        let engine = source.engine();
+        for i in 0..batches {
+            engine
+                .put_batch(&[(format!("key/{}", i % 100).as_bytes(), b"v")])
+                .unwrap();
+        }
+        engine.prune_batch_log(batches).unwrap();
+    }
+
+    /// A copy killed (SIGKILL) while it writes leaves the destination marked, and it is
+    /// refused afterwards: it never looks complete.
+    #[test]
+    fn a_killed_copy_leaves_its_marker_and_is_refused() {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+
+        let dirs = Dirs::new();
+        let (from, to) = (dirs.path("from"), dirs.path("to"));
+        pruned_source(&from, 10_000);
+        let (from_url, to_url) = (url(BackendKind::Redb, &from), url(BackendKind::Sqlite, &to));
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("store-migrate"))
+            .args([&from_url, &to_url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let started = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line == "store-migrate: copying engine");
+        assert!(started, "the copy never started");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the copy finished before it was killed");
+        assert!(
+            to.join(MIGRATING_FILE).exists(),
+            "no marker in the killed copy"
+        );
+
+        let again = store_migrate(&[&from_url, &to_url]);
+        assert_eq!(again.status.code(), Some(3), "{}", shown(&again));
+        assert!(text(&again.stderr).contains("holds an unfinished migration"));
+    }
+
     /// The third failure: a source whose batch log was pruned took minutes with no output,
     /// one durable fsync per filler batch. The bound below is a guard far above the bulk
     /// copy (about a second here), not a performance target.
     #[test]
     fn issue_3_a_pruned_log_copies_at_bulk_speed_with_progress() {
-        const BATCHES: u64 = 3000;
+        const BATCHES: u64 = 10_000;
         let dirs = Dirs::new();
         let (from, to) = (dirs.path("from"), dirs.path("to"));
-        {
-            let source = open(BackendKind::Redb, &from);
-            let engine = source.engine();
-            for i in 0..BATCHES {
-                engine
-                    .put_batch(&[(format!("key/{}", i % 100).as_bytes(), b"v")])
-                    .unwrap();
-            }
-            engine.prune_batch_log(BATCHES).unwrap();
-        }
+        pruned_source(&from, BATCHES);
         // The destination's URL asks for immediate durability, the default.
         let started = Instant::now();
         let out = store_migrate(&[&url(BackendKind::Redb, &from), &url(BackendKind::Redb, &to)]);
@@ -280,7 +320,7 @@ mod persistent {
             stdout.contains(&format!("handled: batches 1..={} were pruned", BATCHES - 1)),
             "{stdout}"
         );
-        assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
         let engine = open(BackendKind::Redb, &to).engine();
         assert_eq!(engine.current_sequence(), BATCHES);
         assert_eq!(engine.oldest_retained_batch().unwrap(), Some(BATCHES));

@@ -321,6 +321,13 @@ fn open_destination(to: &BackendConfig, clock: Arc<dyn Clock>) -> Result<Stores,
     })
 }
 
+/// The destination as the copy opens it: `Relaxed`, so no write waits for an `fsync`
+/// (however many filler batches a pruned log needs); closing it afterwards makes every
+/// write durable at once.
+fn bulk(to: &BackendConfig) -> BackendConfig {
+    to.clone().with_durability(Durability::Relaxed)
+}
+
 /// Checks `from` and `to` as [`migrate`] does before it opens anything.
 fn check_paths(from: &BackendConfig, to: &BackendConfig) -> Result<DestinationState, MigrateError> {
     dirs::check_source(from)?;
@@ -371,8 +378,7 @@ pub fn migrate(
     let source = open_source(from)?;
     check_plan(&source, plan)?;
     let clock = Arc::new(ManualClock::new(Timestamp::default()));
-    let bulk = to.clone().with_durability(Durability::Relaxed);
-    let mut destination = open_destination(&bulk, clock.clone())?;
+    let mut destination = open_destination(&bulk(to), clock.clone())?;
     let state = check_destination(&destination, to, state, plan, options)?;
     dirs::mark(to, from)?;
     let copied = copy(&source, &destination, &clock, plan, progress)?;
@@ -466,4 +472,33 @@ pub fn verify_only(
         checks,
         unfinished,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_writes_relaxed_whatever_the_url_says() {
+        let to: BackendConfig = "redb:/srv/copy?cache=7".parse().unwrap();
+        assert_eq!(to.durability(), Durability::Immediate);
+        let bulk = bulk(&to);
+        assert_eq!(bulk.durability(), Durability::Relaxed);
+        assert_eq!(bulk, to.with_durability(Durability::Relaxed));
+    }
+
+    #[test]
+    fn a_plan_says_how_it_narrows() {
+        assert!(Plan::default().narrowing().is_empty());
+        let plan = Plan {
+            stores: vec![StoreKind::Ledger, StoreKind::Engine],
+            books: vec![Book::new("shop").unwrap()],
+            ..Plan::default()
+        };
+        assert_eq!(
+            plan.narrowing(),
+            ["stores engine, ledger", "ledger books _system, shop"]
+        );
+        assert!(plan.covers(StoreKind::Engine) && !plan.covers(StoreKind::State));
+    }
 }

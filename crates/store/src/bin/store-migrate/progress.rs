@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use store::migrate::{Phase, Progress, StoreKind};
 
 /// How often a plain progress line is printed while a store is being handled.
@@ -52,9 +52,14 @@ impl Progress for Reporter {
             Reporter::Bars(bar) => {
                 let new = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 if let Ok(style) = ProgressStyle::with_template(
-                    "{spinner} {prefix:<24} {human_pos:>12} items  {per_sec:>14}  {elapsed}",
+                    "{spinner} {prefix:<24} {human_pos:>12} items  {rate:>12}  {elapsed}",
                 ) {
-                    new.set_style(style);
+                    new.set_style(style.with_key(
+                        "rate",
+                        |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                            let _ = write!(out, "{:.0} items/s", state.per_sec());
+                        },
+                    ));
                 }
                 new.set_prefix(label(phase, store));
                 new.enable_steady_tick(Duration::from_millis(120));
