@@ -1,30 +1,53 @@
-//! Ledger migration: replay each book's events in sequence order with the destination's
-//! clock set to each event's time, so sequence numbers, timestamps and balances match.
+//! Ledger migration: every book the source lists (or those the plan names, and always
+//! `_system`, which registers the assets), replayed event by event in per-book sequence
+//! order with the destination's clock set to each event's time, so sequence numbers,
+//! timestamps, transaction ids, idempotency keys and balances match.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
 
+use serde::Serialize;
 use store_api::{
-    AccountId, Book, LedgerError, LedgerEvent, LedgerStore, ManualClock, Sequenced,
-    StoredTransaction, Transaction,
+    AccountCfg, AccountDef, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book, LedgerEvent,
+    LedgerStore, ManualClock, Sequenced, StoredTransaction, Transaction, TrialBalanceRow,
 };
 
-use super::{Difference, MigrateError, PAGE, Plan, StoreKind, record};
-use crate::migrate::report::CopySummary;
+use super::compare::Sink;
+use super::error::MigrateError;
+use super::progress::{Phase, Progress, Step};
+use super::report::{CopySummary, Counts, StoreKind};
+use super::{Plan, paged};
 use crate::stores::Stores;
+
+/// What the walk and the copy count, in report order.
+const COUNTED: [&str; 6] = [
+    "books",
+    "assets",
+    "accounts",
+    "transactions",
+    "idempotency keys",
+    "events",
+];
 
 /// Drafts per `commit_batch` while replaying.
 const REPLAY_BATCH: usize = 1000;
+/// Books named in an error's hint.
+const HINT_NAMES: usize = 10;
 
-/// The books to migrate: `_system` first (it registers the assets every account needs),
-/// then the plan's books in order, each once.
-pub(super) fn books(plan: &Plan) -> Vec<Book> {
-    let mut books = vec![Book::system()];
-    for book in &plan.books {
-        if !books.contains(book) {
-            books.push(book.clone());
+/// The books of `stores` that `plan` selects (`_system` always), ascending by name.
+fn books<'a>(
+    ledger: &'a dyn LedgerStore,
+    plan: &'a Plan,
+) -> impl Iterator<Item = Result<Book, MigrateError>> + 'a {
+    paged(
+        move |after: Option<&Book>, limit| ledger.list_books(after, limit).map_err(Into::into),
+        Book::clone,
+    )
+    .filter(move |book| match book {
+        Ok(book) => {
+            plan.books.is_empty() || book.as_str() == Book::SYSTEM || plan.books.contains(book)
         }
-    }
-    books
+        Err(_) => true,
+    })
 }
 
 /// Every event of `book`, ascending, read a page at a time.
@@ -32,36 +55,38 @@ fn events<'a>(
     ledger: &'a dyn LedgerStore,
     book: &'a Book,
 ) -> impl Iterator<Item = Result<Sequenced<LedgerEvent>, MigrateError>> + 'a {
-    let mut from = 1;
-    let mut page = VecDeque::new();
-    let mut done = false;
-    std::iter::from_fn(move || {
-        if page.is_empty() && !done {
-            match ledger.read_events(book, from, PAGE) {
-                Ok(read) => {
-                    done = read.len() < PAGE;
-                    if let Some(last) = read.last() {
-                        from = last.seq + 1;
-                    }
-                    page.extend(read);
-                }
-                Err(e) => {
-                    done = true;
-                    return Some(Err(e.into()));
-                }
-            }
-        }
-        page.pop_front().map(Ok)
-    })
+    paged(
+        move |after: Option<&u64>, limit| {
+            ledger
+                .read_events(book, after.map_or(1, |seq| seq + 1), limit)
+                .map_err(Into::into)
+        },
+        |event: &Sequenced<LedgerEvent>| event.seq,
+    )
 }
 
-pub(super) fn check_empty(to: &Stores, books: &[Book]) -> Result<(), MigrateError> {
-    let ledger = to.ledger();
-    for book in books {
-        if !ledger.read_events(book, 1, 1)?.is_empty() {
-            return Err(MigrateError::DestinationNotEmpty {
-                store: StoreKind::Ledger,
-                detail: format!("book {book} has events"),
+/// What the ledger holds, when it holds anything: a destination must not.
+pub(super) fn holds(stores: &Stores) -> Result<Option<String>, MigrateError> {
+    let first = stores.ledger().list_books(None, 1)?;
+    Ok(first
+        .first()
+        .map(|book| format!("ledger book {book} and maybe more")))
+}
+
+/// Refuses a book named in the plan that the source does not hold.
+pub(super) fn check_named(from: &Stores, plan: &Plan) -> Result<(), MigrateError> {
+    let ledger = from.ledger();
+    for book in &plan.books {
+        if ledger.read_events(book, 1, 1)?.is_empty() {
+            let listed: Vec<String> = ledger
+                .list_books(None, HINT_NAMES)?
+                .iter()
+                .map(Book::to_string)
+                .collect();
+            return Err(MigrateError::NotInSource {
+                what: "book",
+                name: book.to_string(),
+                hint: format!("it has no event; the source's books begin with {listed:?}"),
             });
         }
     }
@@ -126,125 +151,213 @@ impl Pending<'_> {
     }
 }
 
+/// What a ledger copy has replayed so far.
+#[derive(Default)]
+struct Replayed {
+    books: u64,
+    assets: u64,
+    accounts: u64,
+    transactions: u64,
+    idempotency_keys: u64,
+}
+
+/// Replays every event of `book` into `dst`.
+fn replay_book(
+    src: &dyn LedgerStore,
+    dst: &dyn LedgerStore,
+    clock: &ManualClock,
+    book: &Book,
+    replayed: &mut Replayed,
+    step: &Step<'_>,
+) -> Result<(), MigrateError> {
+    replayed.books += 1;
+    let mut pending = Pending {
+        dst,
+        clock,
+        book,
+        txs: Vec::new(),
+    };
+    for event in events(src, book) {
+        let Sequenced { seq, at, event } = event?;
+        let replay_error = |source| MigrateError::LedgerReplay {
+            book: book.clone(),
+            seq,
+            source: Box::new(source),
+        };
+        match event {
+            LedgerEvent::TransactionPosted(tx) => {
+                replayed.transactions += 1;
+                replayed.idempotency_keys += u64::from(tx.idempotency_key.is_some());
+                pending.push(tx)?;
+            }
+            LedgerEvent::AssetRegistered(def) => {
+                replayed.assets += 1;
+                pending.flush()?;
+                clock.set(at);
+                dst.register_asset(&def).map_err(replay_error)?;
+            }
+            LedgerEvent::AccountOpened { def, cfg } => {
+                replayed.accounts += 1;
+                pending.flush()?;
+                clock.set(at);
+                dst.open_account(&def, &cfg).map_err(replay_error)?;
+            }
+        }
+        step.advance(1);
+    }
+    pending.flush()
+}
+
+/// Replays the selected books of `from` into `to`: `_system` first (it registers the assets
+/// every account needs), then the others in name order.
 pub(super) fn copy(
     from: &Stores,
     to: &Stores,
     clock: &ManualClock,
-    books: &[Book],
+    plan: &Plan,
+    progress: &dyn Progress,
 ) -> Result<CopySummary, MigrateError> {
+    let step = Step::begin(progress, Phase::Copy, StoreKind::Ledger);
     let (src, dst) = (from.ledger(), to.ledger());
-    let mut counts = [0u64; 3];
-    for book in books {
-        let mut pending = Pending {
-            dst: dst.as_ref(),
+    let mut replayed = Replayed::default();
+    let system = Book::system();
+    if !src.read_events(&system, 1, 1)?.is_empty() {
+        replay_book(
+            src.as_ref(),
+            dst.as_ref(),
             clock,
-            book,
-            txs: Vec::new(),
-        };
-        for event in events(src.as_ref(), book) {
-            let Sequenced { seq, at, event } = event?;
-            let replay_error = |source| MigrateError::LedgerReplay {
-                book: book.clone(),
-                seq,
-                source: Box::new(source),
-            };
-            match event {
-                LedgerEvent::TransactionPosted(tx) => {
-                    counts[2] += 1;
-                    pending.push(tx)?;
-                }
-                LedgerEvent::AssetRegistered(def) => {
-                    counts[0] += 1;
-                    pending.flush()?;
-                    clock.set(at);
-                    dst.register_asset(&def).map_err(replay_error)?;
-                }
-                LedgerEvent::AccountOpened { def, cfg } => {
-                    counts[1] += 1;
-                    pending.flush()?;
-                    clock.set(at);
-                    dst.open_account(&def, &cfg).map_err(replay_error)?;
-                }
-            }
-        }
-        pending.flush()?;
+            &system,
+            &mut replayed,
+            &step,
+        )?;
     }
-    let [assets, accounts, transactions] = counts;
+    for book in books(src.as_ref(), plan) {
+        let book = book?;
+        if book != system {
+            replay_book(
+                src.as_ref(),
+                dst.as_ref(),
+                clock,
+                &book,
+                &mut replayed,
+                &step,
+            )?;
+        }
+    }
     Ok(CopySummary {
         store: StoreKind::Ledger,
-        copied: format!(
-            "books {} (_system and the named ones): assets {assets}, accounts {accounts}, \
-             transactions {transactions}, replayed in per-book sequence order with their \
-             sequence numbers, times, ids and idempotency keys",
-            books.len()
-        ),
-        not_migrated: vec![
-            "books not named with --book: the ledger cannot list its books, so they can be \
-             neither copied nor detected"
-                .to_owned(),
-        ],
+        counts: Counts(vec![
+            ("books", replayed.books),
+            ("assets", replayed.assets),
+            ("accounts", replayed.accounts),
+            ("transactions", replayed.transactions),
+            ("idempotency keys", replayed.idempotency_keys),
+        ]),
+        handled: Vec::new(),
+        not_migrated: Vec::new(),
     })
 }
 
-pub(super) fn verify(
-    from: &Stores,
-    to: &Stores,
-    books: &[Book],
-    differences: &mut Vec<Difference>,
-) -> Result<(), MigrateError> {
-    let (src, dst) = (from.ledger(), to.ledger());
-    let mut diff = |detail: String| record(differences, StoreKind::Ledger, detail);
-    for book in books {
-        let mut accounts: BTreeSet<AccountId> = BTreeSet::new();
-        let mut theirs = events(dst.as_ref(), book);
-        for ours in events(src.as_ref(), book) {
-            let ours = ours?;
-            if let LedgerEvent::AccountOpened { def, .. } = &ours.event {
-                accounts.insert(def.id.clone());
+/// One item of the ledger, in the order [`walk`] gives them.
+#[derive(PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub(super) enum LedgerItem {
+    /// A registered asset.
+    Asset(AssetId),
+    /// Something of a book.
+    Book(Book, BookItem),
+}
+
+/// One item of a book.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub(super) enum BookItem {
+    /// An open account.
+    Account(AccountPath),
+    /// An event, by sequence number.
+    Event(u64),
+    /// The book's trial balance.
+    TrialBalance,
+}
+
+impl fmt::Debug for LedgerItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LedgerItem::Asset(id) => write!(f, "asset {id}"),
+            LedgerItem::Book(book, BookItem::Account(path)) => {
+                write!(f, "book {book} account {path}")
             }
-            let theirs = theirs.next().transpose()?;
-            if theirs.as_ref() != Some(&ours) {
-                let detail = format!(
-                    "book {book} event {}: source {ours:?}, destination {theirs:?}",
-                    ours.seq
-                );
-                if !diff(detail) {
-                    return Ok(());
-                }
-            }
-        }
-        if let Some(extra) = theirs.next().transpose()? {
-            let detail = format!("book {book}: destination has extra event {extra:?}");
-            if !diff(detail) {
-                return Ok(());
-            }
-        }
-        let (a, b) = (
-            src.trial_balance(book, None)?,
-            dst.trial_balance(book, None)?,
-        );
-        if a != b
-            && !diff(format!(
-                "book {book} trial balance: source {a:?}, destination {b:?}"
-            ))
-        {
-            return Ok(());
-        }
-        for account in &accounts {
-            let a = src.balance(account, None)?;
-            let b = match dst.balance(account, None) {
-                Ok(balance) => Some(balance),
-                Err(LedgerError::UnknownAccount { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            if b != Some(a)
-                && !diff(format!(
-                    "account {account} balance: source {a:?}, destination {b:?}"
-                ))
-            {
-                return Ok(());
+            LedgerItem::Book(book, BookItem::Event(seq)) => write!(f, "book {book} event {seq}"),
+            LedgerItem::Book(book, BookItem::TrialBalance) => {
+                write!(f, "book {book} trial balance")
             }
         }
     }
-    Ok(())
+}
+
+/// What a [`LedgerItem`] holds.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub(super) enum LedgerValue {
+    /// An asset's definition.
+    Asset(AssetDef),
+    /// An account's definition, configuration and balance.
+    Account(AccountDef, AccountCfg, BalanceSnapshot),
+    /// An event, with its time.
+    Event(Sequenced<LedgerEvent>),
+    /// A trial balance.
+    TrialBalance(Vec<TrialBalanceRow>),
+}
+
+/// Every asset, then each selected book's accounts (with balances), events and trial
+/// balance.
+pub(super) fn walk(
+    stores: &Stores,
+    plan: &Plan,
+    sink: &mut dyn Sink<LedgerItem, LedgerValue>,
+) -> Result<Counts, MigrateError> {
+    let ledger = stores.ledger();
+    let ledger = ledger.as_ref();
+    let mut counts = Counts::zero(&COUNTED);
+    let assets = paged(
+        |after: Option<&AssetId>, limit| ledger.list_assets(after, limit),
+        |def: &AssetDef| def.id.clone(),
+    );
+    for def in assets {
+        let def = def?;
+        counts.add("assets", 1);
+        sink.push(LedgerItem::Asset(def.id.clone()), LedgerValue::Asset(def));
+    }
+    for book in books(ledger, plan) {
+        let book = book?;
+        counts.add("books", 1);
+        let accounts = paged(
+            |after: Option<&AccountPath>, limit| ledger.list_accounts(&book, after, limit),
+            |(def, _): &(AccountDef, AccountCfg)| def.id.path.clone(),
+        );
+        for account in accounts {
+            let (def, cfg) = account?;
+            counts.add("accounts", 1);
+            let balance = ledger.balance(&def.id, None)?;
+            sink.push(
+                LedgerItem::Book(book.clone(), BookItem::Account(def.id.path.clone())),
+                LedgerValue::Account(def, cfg, balance),
+            );
+        }
+        for event in events(ledger, &book) {
+            let event = event?;
+            counts.add("events", 1);
+            if let LedgerEvent::TransactionPosted(tx) = &event.event {
+                counts.add("transactions", 1);
+                counts.add("idempotency keys", u64::from(tx.idempotency_key.is_some()));
+            }
+            sink.push(
+                LedgerItem::Book(book.clone(), BookItem::Event(event.seq)),
+                LedgerValue::Event(event),
+            );
+        }
+        let trial_balance = ledger.trial_balance(&book, None)?;
+        sink.push(
+            LedgerItem::Book(book, BookItem::TrialBalance),
+            LedgerValue::TrialBalance(trial_balance),
+        );
+    }
+    Ok(counts)
 }

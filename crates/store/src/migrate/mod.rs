@@ -1,261 +1,504 @@
 //! Copy every store from one backend to another, then verify the copy store by store.
 //!
-//! [`migrate`] is the whole job (the `store-migrate` binary calls it): open the source,
-//! open the empty destination with a replay clock, [`copy`], close and reopen the
-//! destination when it is persistent (so what is verified is what is on disk), and
-//! [`verify`]. The pieces are public so a program can migrate stores it already holds.
+//! [`migrate`] is the whole job (the `store-migrate` binary calls it):
 //!
-//! # What is preserved, store by store
-//! - **Engine**: everything the API shows. The retained batch log is replayed batch by
-//!   batch, so every retained batch keeps its sequence number and its exact mutations.
-//!   When the source's log was pruned, the data those batches left behind is written first
-//!   as base batches numbered just below the oldest retained one (after filler batches
-//!   that delete a key the empty destination does not hold), and those log entries are
-//!   then pruned: `current_sequence`, `oldest_retained_batch`, the retained log and the
-//!   data all end up equal to the source's. Filler batches cost one write each: a source pruned up to sequence
-//!   `N` costs about `N` writes, so open the destination with `?durability=relaxed` for a
-//!   large `N` (verification after the reopen still checks everything).
-//! - **State partitions**: the [`Backend`](store_api::Backend) trait cannot list
-//!   partitions, so only the partitions named in [`Plan::partitions`] are copied (through
-//!   portable snapshots) and verified. A partition not named is not migrated and cannot be
-//!   detected.
-//! - **Ledger**: the ledger cannot list its books, so the reserved `_system` book (asset
-//!   registrations) and the books named in [`Plan::books`] are replayed, event by event in
-//!   per-book sequence order from `read_events`, with the destination's clock set to each
-//!   event's time: sequence numbers, timestamps, transaction ids, idempotency keys,
-//!   metadata and balances all match. A book not named is not migrated.
-//! - **Segment logs**: every listed session and segment with its entries and its trace. A
-//!   segment holding only trace entries is invisible to the listings (`docs/contract.md` §7.6), so
-//!   it cannot be found and is not migrated.
-//! - **Side effects**: the API cannot enumerate output slots or inter-call outputs, so
-//!   neither is migratable. The inbound call queues of the callees named in
-//!   [`Plan::callees`] are copied, except calls made at position `u128::MAX` (the read
-//!   bound is exclusive).
+//! 1. The source must already hold a database of its backend: a missing or foreign source
+//!    is an error naming the path, and nothing is created ([`MigrateError::SourceMissing`]).
+//! 2. The destination must be absent, an empty directory or an empty database, unless
+//!    [`Options::into_existing`] (then each store to copy must still be empty there:
+//!    nothing is ever merged or overwritten). A destination an interrupted migration left
+//!    is refused ([`MigrateError::DestinationUnfinished`]).
+//! 3. The destination is opened `Relaxed` (no `fsync` per write, however many batches)
+//!    and marked incomplete with a [`MIGRATING_FILE`] file beside the backend's files.
+//! 4. Every store is copied ([`copy`]), then the destination is closed, which makes every
+//!    write durable at once (contract §1.6), and reopened as its URL says.
+//! 5. Every store is compared ([`verify`]): counts and a SHA-256 digest per store on both
+//!    sides, streamed a page at a time, and the first differences named. Only when every
+//!    store matches is the marker removed.
+//!
+//! A copy killed at any point (SIGINT, SIGKILL, a full disk) therefore leaves a
+//! destination that still carries the marker: [`migrate`] refuses it and says so, and
+//! [`verify_only`] reports it unfinished. Remove such a directory and migrate again.
+//!
+//! # What is copied, store by store
+//! By default everything every store lists (contract §9.1); a [`Plan`] narrows it.
+//! - **Engine**: the retained batch log applied batch by batch with `apply_batch` under
+//!   the source's sequence numbers (contract §3.7), so data, log entries,
+//!   `current_sequence` and `oldest_retained_batch` match. Batches pruned from the source
+//!   are gone: the data they left is written as base batches numbered below the oldest
+//!   retained one, the remaining numbers as empty filler batches, and those log entries
+//!   are pruned again; the report says so.
+//! - **State**: every partition holding data, through portable snapshots, one at a time.
+//! - **Ledger**: `_system` (asset registrations) first, then every book, event by event
+//!   in sequence order with the destination's clock set to each event's time: sequence
+//!   numbers, timestamps, transaction ids, idempotency keys, metadata and balances match.
+//! - **Segment log**: every session and segment with its entries and trace entries. A
+//!   segment holding only trace entries is not listed (contract §7.6), so it cannot be
+//!   found; every report says so.
+//! - **Side effects**: every output slot, inter-call output and inbound call queue. Calls
+//!   made at chain position `u128::MAX` cannot be read (the read bound is exclusive):
+//!   every report says so, and names each callee that is listed but has no readable call.
 
-mod args;
+mod compare;
+mod dirs;
 mod engine;
+mod error;
 mod ledger;
+mod progress;
 mod report;
 mod segments;
 mod side_effects;
 mod state;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use store_api::{
-    Book, EngineError, LedgerError, LyquidId, ManualClock, SegmentError, SideEffectError,
-    StateError, SystemClock, Timestamp,
+    Book, Clock, Durability, LyquidId, ManualClock, SessionId, SystemClock, Timestamp,
 };
 
-pub use args::{ArgsError, Command, USAGE, parse_args, parse_lyquid};
-pub use report::{CopySummary, Difference, MigrationReport, StoreKind};
+pub use dirs::MIGRATING_FILE;
+pub use error::MigrateError;
+pub use progress::{NoProgress, Phase, Progress};
+pub use report::{
+    CopySummary, Counts, DestinationState, DryRunReport, MigrationReport, ReportKind, StoreCheck,
+    StoreKind, Tally,
+};
 
 use crate::config::BackendConfig;
-use crate::stores::{Stores, StoresError};
+use crate::stores::Stores;
 
-/// Rows read per call while paging through a store.
+/// Rows read per call while paging through a listing.
 const PAGE: usize = 512;
-/// Differences recorded per store before verification stops looking in that store.
-const MAX_DIFFERENCES: usize = 50;
 
-/// What to copy beyond what the stores can enumerate themselves.
+/// What to copy. Empty everywhere (the default) means everything; each non-empty field
+/// narrows one store (or, for `stores`, which stores are copied at all).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// State partitions to copy (the backend cannot list them).
+    /// The stores to copy; empty: all five.
+    pub stores: Vec<StoreKind>,
+    /// The state partitions to copy; empty: every partition.
     pub partitions: Vec<String>,
-    /// Ledger books to copy besides `_system` (the ledger cannot list them).
+    /// The ledger books to copy besides `_system` (always copied: it registers the
+    /// assets); empty: every book.
     pub books: Vec<Book>,
-    /// Callees whose inbound call queues to copy (side effects cannot be enumerated).
+    /// The segment-log sessions to copy; empty: every session.
+    pub sessions: Vec<SessionId>,
+    /// The Lyquids whose side effects (output slots, inter-call outputs and inbound calls,
+    /// by the slot's Lyquid and the call's callee) to copy; empty: all.
     pub callees: Vec<LyquidId>,
 }
 
-/// Why a migration stopped. A migration that ran to the end but found differences is not
-/// an error: it returns a [`MigrationReport`] listing them.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MigrateError {
-    /// The source could not be opened.
-    #[error("cannot open the source {url}: {source}")]
-    OpenSource {
-        /// The source's URL.
-        url: String,
-        /// Why.
-        #[source]
-        source: StoresError,
-    },
-    /// The destination could not be opened.
-    #[error("cannot open the destination {url}: {source}")]
-    OpenDestination {
-        /// The destination's URL.
-        url: String,
-        /// Why.
-        #[source]
-        source: StoresError,
-    },
-    /// The destination already holds data: migrating into it could mix two histories.
-    #[error(
-        "the destination's {store} is not empty ({detail}): migrate into a new, empty directory"
-    )]
-    DestinationNotEmpty {
-        /// The store that holds data.
-        store: StoreKind,
-        /// What it holds.
-        detail: String,
-    },
-    /// A source batch cannot be written as one batch through the API.
-    #[error("engine batch {seq} cannot be replayed: {reason}")]
-    UnreplayableBatch {
-        /// The batch's sequence number.
-        seq: u64,
-        /// Why.
-        reason: &'static str,
-    },
-    /// A batch inside the source's retained log is missing.
-    #[error("engine batch {seq} is missing from the source's batch log, inside its retained range")]
-    BatchLogGap {
-        /// The missing sequence number.
-        seq: u64,
-    },
-    /// The destination gave a replayed batch another sequence number.
-    #[error("the destination numbered replayed engine batch {expected} as {got}")]
-    EngineSequence {
-        /// The source's number.
-        expected: u64,
-        /// The destination's number.
-        got: u64,
-    },
-    /// The destination gave a replayed ledger transaction another sequence number.
-    #[error("the destination numbered transaction seq {expected} of book {book} as {got}")]
-    LedgerSequence {
-        /// The book.
-        book: Book,
-        /// The source's number.
-        expected: u64,
-        /// The destination's number.
-        got: u64,
-    },
-    /// The destination refused a replayed ledger event.
-    #[error("replaying event seq {seq} of book {book} failed: {source}")]
-    LedgerReplay {
-        /// The book.
-        book: Book,
-        /// The event's sequence number in the source.
-        seq: u64,
-        /// The destination's error.
-        #[source]
-        source: Box<LedgerError>,
-    },
-    /// The engine store failed.
-    #[error("engine store: {0}")]
-    Engine(#[from] EngineError),
-    /// A state partition failed.
-    #[error("state partition {partition:?}: {source}")]
-    State {
-        /// The partition.
-        partition: String,
-        /// The error.
-        #[source]
-        source: StateError,
-    },
-    /// The ledger failed.
-    #[error("ledger: {0}")]
-    Ledger(#[source] Box<LedgerError>),
-    /// The segment log failed.
-    #[error("segment log: {0}")]
-    Segment(#[from] SegmentError),
-    /// The side-effect store failed.
-    #[error("side-effect store: {0}")]
-    SideEffect(#[from] SideEffectError),
-}
+impl Plan {
+    /// Whether `store` is copied.
+    pub fn covers(&self, store: StoreKind) -> bool {
+        self.stores.is_empty() || self.stores.contains(&store)
+    }
 
-impl From<LedgerError> for MigrateError {
-    fn from(error: LedgerError) -> Self {
-        MigrateError::Ledger(Box::new(error))
+    /// The stores copied, in copying order.
+    fn covered(&self) -> impl Iterator<Item = StoreKind> + '_ {
+        StoreKind::ALL
+            .into_iter()
+            .filter(|store| self.covers(*store))
+    }
+
+    /// How this plan narrows a full copy, in words (empty: it does not).
+    pub fn narrowing(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.stores.is_empty() {
+            let names: Vec<&str> = self.covered().map(StoreKind::name).collect();
+            out.push(format!("stores {}", names.join(", ")));
+        }
+        let list = |items: Vec<String>| items.join(", ");
+        if !self.partitions.is_empty() {
+            out.push(format!(
+                "state partitions {}",
+                list(self.partitions.clone())
+            ));
+        }
+        if !self.books.is_empty() {
+            let books = self.books.iter().map(Book::to_string).collect();
+            out.push(format!("ledger books _system, {}", list(books)));
+        }
+        if !self.sessions.is_empty() {
+            let sessions = self.sessions.iter().map(SessionId::to_string).collect();
+            out.push(format!("sessions {}", list(sessions)));
+        }
+        if !self.callees.is_empty() {
+            let lyquids = self.callees.iter().map(LyquidId::to_string).collect();
+            out.push(format!("side effects of Lyquids {}", list(lyquids)));
+        }
+        out
     }
 }
 
-/// Copies every store of `from` into the empty `to`, following `plan` where the stores
-/// cannot enumerate themselves, and says what was copied and what was not.
+/// How [`migrate`] treats the destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Accept a destination that already holds data, as long as every store to copy is
+    /// empty there (`--into-existing`).
+    pub into_existing: bool,
+}
+
+/// Every item of a paged listing: `fetch(after, limit)` gives one page after the exclusive
+/// cursor, `cursor_of` makes the cursor of an item.
+fn paged<T, C, E>(
+    mut fetch: impl FnMut(Option<&C>, usize) -> Result<Vec<T>, E>,
+    cursor_of: impl Fn(&T) -> C,
+) -> impl Iterator<Item = Result<T, E>> {
+    let mut cursor: Option<C> = None;
+    let mut page = VecDeque::new();
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if page.is_empty() && !done {
+            match fetch(cursor.as_ref(), PAGE) {
+                Ok(items) => {
+                    done = items.len() < PAGE;
+                    if let Some(last) = items.last() {
+                        cursor = Some(cursor_of(last));
+                    }
+                    page.extend(items);
+                }
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        page.pop_front().map(Ok)
+    })
+}
+
+/// What `store` of `stores` holds, in a few words; `None` when it is empty.
+fn store_holds(stores: &Stores, store: StoreKind) -> Result<Option<String>, MigrateError> {
+    match store {
+        StoreKind::Engine => engine::holds(stores),
+        StoreKind::State => state::holds(stores),
+        StoreKind::Ledger => ledger::holds(stores),
+        StoreKind::Segments => segments::holds(stores),
+        StoreKind::SideEffects => side_effects::holds(stores),
+    }
+}
+
+/// What each store of `stores` holds, for the stores that hold anything.
+pub fn holdings(stores: &Stores) -> Result<Vec<(StoreKind, String)>, MigrateError> {
+    let mut out = Vec::new();
+    for store in StoreKind::ALL {
+        if let Some(holds) = store_holds(stores, store)? {
+            out.push((store, holds));
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a plan naming a partition, book, session or Lyquid the source does not hold (a
+/// typo would otherwise copy nothing of it, silently).
+pub fn check_plan(from: &Stores, plan: &Plan) -> Result<(), MigrateError> {
+    for store in plan.covered() {
+        match store {
+            StoreKind::Engine => {}
+            StoreKind::State => state::check_named(from, plan)?,
+            StoreKind::Ledger => ledger::check_named(from, plan)?,
+            StoreKind::Segments => segments::check_named(from, plan)?,
+            StoreKind::SideEffects => side_effects::check_named(from, plan)?,
+        }
+    }
+    Ok(())
+}
+
+/// Copies every store `plan` covers from `from` into `to`, and says what was copied, what
+/// was handled specially and what cannot be copied.
 ///
 /// `to` must have been opened with `clock` as its clock: the ledger replay sets it to each
 /// event's time so timestamps match (and leaves it at the last one: reopen `to` with a
-/// real clock before writing to it). Every destination store the plan covers is checked
-/// empty first ([`MigrateError::DestinationNotEmpty`]); nothing is written before those
-/// checks pass. `from` is only read.
+/// real clock before writing to it). Every store the plan covers must be empty in `to`
+/// ([`MigrateError::DestinationStoreNotEmpty`]) and every item it names must be in `from`
+/// ([`MigrateError::NotInSource`]); nothing is written before those checks pass. `from`
+/// is only read. Writes are as durable as `to`'s durability mode makes them: open it
+/// `Relaxed` and close it afterwards to copy at bulk speed, as [`migrate`] does.
 pub fn copy(
     from: &Stores,
     to: &Stores,
     clock: &ManualClock,
     plan: &Plan,
+    progress: &dyn Progress,
 ) -> Result<Vec<CopySummary>, MigrateError> {
-    let books = ledger::books(plan);
-    engine::check_empty(to)?;
-    state::check_empty(to, plan)?;
-    ledger::check_empty(to, &books)?;
-    segments::check_empty(to)?;
-    side_effects::check_empty(to, plan)?;
-    Ok(vec![
-        engine::copy(from, to)?,
-        state::copy(from, to, plan)?,
-        ledger::copy(from, to, clock, &books)?,
-        segments::copy(from, to)?,
-        side_effects::copy(from, to, plan)?,
-    ])
+    check_plan(from, plan)?;
+    for store in plan.covered() {
+        if let Some(holds) = store_holds(to, store)? {
+            return Err(MigrateError::DestinationStoreNotEmpty { store, holds });
+        }
+    }
+    plan.covered()
+        .map(|store| match store {
+            StoreKind::Engine => engine::copy(from, to, progress),
+            StoreKind::State => state::copy(from, to, plan, progress),
+            StoreKind::Ledger => ledger::copy(from, to, clock, plan, progress),
+            StoreKind::Segments => segments::copy(from, to, plan, progress),
+            StoreKind::SideEffects => side_effects::copy(from, to, plan, progress),
+        })
+        .collect()
 }
 
-/// Compares every store of `from` and `to` that `plan` covers and returns each difference
-/// found (at most 50 per store). Only reads.
-pub fn verify(from: &Stores, to: &Stores, plan: &Plan) -> Result<Vec<Difference>, MigrateError> {
-    let mut differences = Vec::new();
-    engine::verify(from, to, &mut differences)?;
-    state::verify(from, to, plan, &mut differences)?;
-    ledger::verify(from, to, &ledger::books(plan), &mut differences)?;
-    segments::verify(from, to, &mut differences)?;
-    side_effects::verify(from, to, plan, &mut differences)?;
-    Ok(differences)
+/// Compares every store `plan` covers on `from` and `to`, streaming both at once: counts,
+/// a digest per side and the first differences of each store. Only reads.
+pub fn verify(
+    from: &Stores,
+    to: &Stores,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<Vec<StoreCheck>, MigrateError> {
+    use compare::compare;
+    plan.covered()
+        .map(|store| match store {
+            StoreKind::Engine => compare(store, from, to, plan, engine::walk, progress),
+            StoreKind::State => compare(store, from, to, plan, state::walk, progress),
+            StoreKind::Ledger => compare(store, from, to, plan, ledger::walk, progress),
+            StoreKind::Segments => compare(store, from, to, plan, segments::walk, progress),
+            StoreKind::SideEffects => compare(store, from, to, plan, side_effects::walk, progress),
+        })
+        .collect()
 }
 
-/// Migrates `from` into `to` (which must be empty) and verifies the copy: opens both,
-/// [`copy`]s, reopens `to` when it is persistent so the verification reads what is on
-/// disk, then [`verify`]s. The report's [`is_exact`](MigrationReport::is_exact) says
-/// whether the copy matched.
+/// Counts what [`copy`] would copy from `from`, with what it would handle specially and
+/// what it cannot copy. Only reads.
+pub fn survey(
+    from: &Stores,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<Vec<CopySummary>, MigrateError> {
+    use compare::survey as count;
+    plan.covered()
+        .map(|store| {
+            let (counts, handled, not_migrated) = match store {
+                StoreKind::Engine => (
+                    count(store, from, plan, engine::walk, progress)?,
+                    engine::caveats(from)?,
+                    Vec::new(),
+                ),
+                StoreKind::State => (
+                    count(store, from, plan, state::walk, progress)?,
+                    Vec::new(),
+                    Vec::new(),
+                ),
+                StoreKind::Ledger => (
+                    count(store, from, plan, ledger::walk, progress)?,
+                    Vec::new(),
+                    Vec::new(),
+                ),
+                StoreKind::Segments => (
+                    count(store, from, plan, segments::walk, progress)?,
+                    Vec::new(),
+                    vec![segments::TRACE_ONLY_NOTE.to_owned()],
+                ),
+                StoreKind::SideEffects => (
+                    count(store, from, plan, side_effects::walk, progress)?,
+                    Vec::new(),
+                    side_effects::caveats(from, plan)?,
+                ),
+            };
+            Ok(CopySummary {
+                store,
+                counts,
+                handled,
+                not_migrated,
+            })
+        })
+        .collect()
+}
+
+fn open_source(from: &BackendConfig) -> Result<Stores, MigrateError> {
+    Stores::open(from).map_err(|source| MigrateError::OpenSource {
+        url: from.to_string(),
+        source,
+    })
+}
+
+fn open_destination(to: &BackendConfig, clock: Arc<dyn Clock>) -> Result<Stores, MigrateError> {
+    Stores::open_with_clock(to, clock).map_err(|source| MigrateError::OpenDestination {
+        url: to.to_string(),
+        source,
+    })
+}
+
+/// The destination as the copy opens it: `Relaxed`, so no write waits for an `fsync`
+/// (however many filler batches a pruned log needs); closing it afterwards makes every
+/// write durable at once.
+fn bulk(to: &BackendConfig) -> BackendConfig {
+    to.clone().with_durability(Durability::Relaxed)
+}
+
+/// Checks `from` and `to` as [`migrate`] does before it opens anything.
+fn check_paths(from: &BackendConfig, to: &BackendConfig) -> Result<DestinationState, MigrateError> {
+    dirs::check_source(from)?;
+    dirs::check_distinct(from, to)?;
+    dirs::probe_destination(to)
+}
+
+/// Refuses a destination holding data unless `options` allow it, and then still one whose
+/// stores to copy are not all empty; returns its state. Runs before anything is written.
+fn check_destination(
+    destination: &Stores,
+    to: &BackendConfig,
+    state: DestinationState,
+    plan: &Plan,
+    options: Options,
+) -> Result<DestinationState, MigrateError> {
+    let holds = holdings(destination)?;
+    if holds.is_empty() {
+        return Ok(state);
+    }
+    if !options.into_existing {
+        let holds: Vec<String> = holds
+            .into_iter()
+            .map(|(store, what)| format!("{store}: {what}"))
+            .collect();
+        return Err(MigrateError::DestinationNotEmpty {
+            url: to.to_string(),
+            holds: holds.join("; "),
+        });
+    }
+    if let Some((store, holds)) = holds.into_iter().find(|(store, _)| plan.covers(*store)) {
+        return Err(MigrateError::DestinationStoreNotEmpty { store, holds });
+    }
+    Ok(DestinationState::ExistingDatabase)
+}
+
+/// Migrates `from` into `to` and verifies the copy; see the [module docs](self) for each
+/// step. The report's [`is_exact`](MigrationReport::is_exact) says whether the copy
+/// matched; when it did not, the destination keeps its [`MIGRATING_FILE`] marker.
 pub fn migrate(
     from: &BackendConfig,
     to: &BackendConfig,
     plan: &Plan,
+    options: Options,
+    progress: &dyn Progress,
 ) -> Result<MigrationReport, MigrateError> {
-    let source = Stores::open(from).map_err(|source| MigrateError::OpenSource {
-        url: from.to_string(),
-        source,
-    })?;
-    let open_destination = |clock: Arc<dyn store_api::Clock>| {
-        Stores::open_with_clock(to, clock).map_err(|source| MigrateError::OpenDestination {
-            url: to.to_string(),
-            source,
+    let state = check_paths(from, to)?;
+    let source = open_source(from)?;
+    check_plan(&source, plan)?;
+    let clock = Arc::new(ManualClock::new(Timestamp::default()));
+    let mut destination = open_destination(&bulk(to), clock.clone())?;
+    let state = check_destination(&destination, to, state, plan, options)?;
+    dirs::mark(to, from)?;
+    let copied = copy(&source, &destination, &clock, plan, progress)?;
+    if destination.capabilities().persistent {
+        // Closing makes every write durable at once; verification reads what a reopen
+        // finds, with the durability the URL asks for.
+        drop(destination);
+        destination = open_destination(to, Arc::new(SystemClock))?;
+    }
+    let checks = verify(&source, &destination, plan, progress)?;
+    let unfinished = if checks.iter().all(StoreCheck::matches) {
+        dirs::unmark(to)?;
+        None
+    } else {
+        to.dir().map(|dir| {
+            format!(
+                "{} is left in {}: the copy does not match, so the destination stays \
+                 marked incomplete",
+                MIGRATING_FILE,
+                dir.display()
+            )
         })
     };
-    let clock = Arc::new(ManualClock::new(Timestamp::default()));
-    let mut destination = open_destination(clock.clone())?;
-    let copied = copy(&source, &destination, &clock, plan)?;
-    if destination.capabilities().persistent {
-        drop(destination);
-        destination = open_destination(Arc::new(SystemClock))?;
-    }
-    let differences = verify(&source, &destination, plan)?;
     Ok(MigrationReport {
+        kind: ReportKind::Migration,
         from: from.to_string(),
         to: to.to_string(),
+        destination: Some(state),
+        narrowed: plan.narrowing(),
         copied,
-        differences,
+        checks,
+        unfinished,
     })
 }
 
-/// Records a difference unless the store already has [`MAX_DIFFERENCES`]; returns whether
-/// verification of that store should go on.
-fn record(differences: &mut Vec<Difference>, store: StoreKind, detail: String) -> bool {
-    let in_store = differences.iter().filter(|d| d.store == store).count();
-    if in_store < MAX_DIFFERENCES {
-        differences.push(Difference { store, detail });
+/// Says what [`migrate`] would copy, with counts, after the same checks, and writes
+/// nothing: a destination that does not exist yet is not created.
+pub fn dry_run(
+    from: &BackendConfig,
+    to: &BackendConfig,
+    plan: &Plan,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<DryRunReport, MigrateError> {
+    let mut state = check_paths(from, to)?;
+    let source = open_source(from)?;
+    check_plan(&source, plan)?;
+    if state == DestinationState::EmptyDatabase {
+        // Something is there: open it (it exists, so nothing is created) to see what.
+        let destination = open_destination(to, Arc::new(SystemClock))?;
+        state = check_destination(&destination, to, state, plan, options)?;
     }
-    in_store + 1 < MAX_DIFFERENCES
+    Ok(DryRunReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        destination: state,
+        narrowed: plan.narrowing(),
+        would_copy: survey(&source, plan, progress)?,
+    })
+}
+
+/// Compares an existing destination with its source, as the end of [`migrate`] does, and
+/// writes nothing. A destination still marked [`MIGRATING_FILE`] is reported unfinished
+/// (not exact) whatever the comparison finds.
+pub fn verify_only(
+    from: &BackendConfig,
+    to: &BackendConfig,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<MigrationReport, MigrateError> {
+    dirs::check_source(from)?;
+    dirs::check_distinct(from, to)?;
+    dirs::check_destination_exists(to)?;
+    let source = open_source(from)?;
+    check_plan(&source, plan)?;
+    let destination = open_destination(to, Arc::new(SystemClock))?;
+    let checks = verify(&source, &destination, plan, progress)?;
+    let unfinished = dirs::unfinished(to)?.map(|note| {
+        format!(
+            "the destination carries the {MIGRATING_FILE} marker of a migration that never \
+             passed verification ({note}); remove the directory and migrate again"
+        )
+    });
+    Ok(MigrationReport {
+        kind: ReportKind::Verification,
+        from: from.to_string(),
+        to: to.to_string(),
+        destination: None,
+        narrowed: plan.narrowing(),
+        copied: Vec::new(),
+        checks,
+        unfinished,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_writes_relaxed_whatever_the_url_says() {
+        let to: BackendConfig = "redb:/srv/copy?cache=7".parse().unwrap();
+        assert_eq!(to.durability(), Durability::Immediate);
+        let bulk = bulk(&to);
+        assert_eq!(bulk.durability(), Durability::Relaxed);
+        assert_eq!(bulk, to.with_durability(Durability::Relaxed));
+    }
+
+    #[test]
+    fn a_plan_says_how_it_narrows() {
+        assert!(Plan::default().narrowing().is_empty());
+        let plan = Plan {
+            stores: vec![StoreKind::Ledger, StoreKind::Engine],
+            books: vec![Book::new("shop").unwrap()],
+            ..Plan::default()
+        };
+        assert_eq!(
+            plan.narrowing(),
+            ["stores engine, ledger", "ledger books _system, shop"]
+        );
+        assert!(plan.covers(StoreKind::Engine) && !plan.covers(StoreKind::State));
+    }
 }

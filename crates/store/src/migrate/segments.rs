@@ -1,101 +1,159 @@
-//! Segment-log migration: every listed session and segment, written whole, with its trace.
+//! Segment-log migration: every session and segment the source lists (or the sessions the
+//! plan names), written whole, with its trace entries.
 
-use store_api::SegmentLogStore;
+use std::fmt;
 
-use super::{Difference, MigrateError, StoreKind, record};
-use crate::migrate::report::CopySummary;
+use serde::Serialize;
+use store_api::{Bytes, SegmentId, SegmentLogStore, SessionId};
+
+use super::compare::Sink;
+use super::error::MigrateError;
+use super::progress::{Phase, Progress, Step};
+use super::report::{CopySummary, Counts, StoreKind};
+use super::{Plan, paged};
 use crate::stores::Stores;
 
-pub(super) fn check_empty(to: &Stores) -> Result<(), MigrateError> {
-    let sessions = to.segment_log().list_sessions()?;
-    if let Some(session) = sessions.first() {
-        return Err(MigrateError::DestinationNotEmpty {
-            store: StoreKind::Segments,
-            detail: format!("{} sessions, the newest {session}", sessions.len()),
-        });
+/// What the walk and the copy count, in report order.
+const COUNTED: [&str; 4] = ["sessions", "segments", "entries", "trace entries"];
+
+/// What no listing shows, so no migration can copy.
+pub(super) const TRACE_ONLY_NOTE: &str = "segments holding only trace entries, if any: the \
+     listings do not show them (contract §7.6), so they cannot be found";
+
+/// The sessions of `log` that `plan` selects, ascending by id.
+fn sessions<'a>(
+    log: &'a dyn SegmentLogStore,
+    plan: &'a Plan,
+) -> impl Iterator<Item = Result<SessionId, MigrateError>> + 'a {
+    paged(
+        move |after: Option<&SessionId>, limit| {
+            log.list_sessions_page(after, limit).map_err(Into::into)
+        },
+        |session: &SessionId| *session,
+    )
+    .filter(move |session| match session {
+        Ok(session) => plan.sessions.is_empty() || plan.sessions.contains(session),
+        Err(_) => true,
+    })
+}
+
+/// The segments of `session`, ascending by id.
+fn segments(
+    log: &dyn SegmentLogStore,
+    session: SessionId,
+) -> impl Iterator<Item = Result<SegmentId, MigrateError>> + '_ {
+    paged(
+        move |after: Option<&SegmentId>, limit| {
+            log.list_segments_page(session, after, limit)
+                .map_err(Into::into)
+        },
+        |segment: &SegmentId| *segment,
+    )
+}
+
+/// What the segment log holds, when it holds anything: a destination must not.
+pub(super) fn holds(stores: &Stores) -> Result<Option<String>, MigrateError> {
+    let first = stores.segment_log().list_sessions_page(None, 1)?;
+    Ok(first
+        .first()
+        .map(|session| format!("session {session} and maybe more")))
+}
+
+/// Refuses a session named in the plan that the source does not hold.
+pub(super) fn check_named(from: &Stores, plan: &Plan) -> Result<(), MigrateError> {
+    let log = from.segment_log();
+    for session in &plan.sessions {
+        if log.list_segments_page(*session, None, 1)?.is_empty() {
+            return Err(MigrateError::NotInSource {
+                what: "session",
+                name: session.to_string(),
+                hint: "it has no segment holding an entry".to_owned(),
+            });
+        }
     }
     Ok(())
 }
 
-pub(super) fn copy(from: &Stores, to: &Stores) -> Result<CopySummary, MigrateError> {
+pub(super) fn copy(
+    from: &Stores,
+    to: &Stores,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<CopySummary, MigrateError> {
+    let step = Step::begin(progress, Phase::Copy, StoreKind::Segments);
     let (src, dst) = (from.segment_log(), to.segment_log());
-    let (mut sessions, mut segments, mut entries, mut traces) = (0u64, 0u64, 0u64, 0u64);
-    for session in src.list_sessions()? {
-        sessions += 1;
-        for segment in src.list_segments(session)? {
-            segments += 1;
+    let mut counts = Counts::zero(&COUNTED);
+    for session in sessions(src.as_ref(), plan) {
+        let session = session?;
+        counts.add("sessions", 1);
+        for segment in segments(src.as_ref(), session) {
+            let segment = segment?;
             let log = src.read_all(session, segment)?;
             let refs: Vec<&[u8]> = log.iter().map(|e| e.as_ref()).collect();
             dst.create_segment(session, segment, &refs)?;
-            entries += log.len() as u64;
-            for trace in src.read_traces(session, segment)? {
-                dst.append_trace(session, segment, &trace)?;
-                traces += 1;
+            let traces = src.read_traces(session, segment)?;
+            for trace in &traces {
+                dst.append_trace(session, segment, trace)?;
             }
+            counts.add("segments", 1);
+            counts.add("entries", log.len() as u64);
+            counts.add("trace entries", traces.len() as u64);
+            step.advance(1);
         }
     }
     Ok(CopySummary {
         store: StoreKind::Segments,
-        copied: format!(
-            "sessions {sessions}, segments {segments}, entries {entries}, trace entries {traces}"
-        ),
-        not_migrated: vec![
-            "segments holding only trace entries: the listings do not show them \
-             (docs/contract.md section 7.6), so they cannot be found"
-                .to_owned(),
-        ],
+        counts,
+        handled: Vec::new(),
+        not_migrated: vec![TRACE_ONLY_NOTE.to_owned()],
     })
 }
 
-pub(super) fn verify(
-    from: &Stores,
-    to: &Stores,
-    differences: &mut Vec<Difference>,
-) -> Result<(), MigrateError> {
-    let (src, dst) = (from.segment_log(), to.segment_log());
-    let mut diff = |detail: String| record(differences, StoreKind::Segments, detail);
-    let (a, b) = (src.list_sessions()?, dst.list_sessions()?);
-    if a != b && !diff(format!("sessions: source {a:?}, destination {b:?}")) {
-        return Ok(());
-    }
-    for session in a {
-        let (a, b) = (src.list_segments(session)?, dst.list_segments(session)?);
-        if a != b
-            && !diff(format!(
-                "session {session} segments: source {a:?}, destination {b:?}"
-            ))
-        {
-            return Ok(());
-        }
-        for segment in a {
-            let theirs = read_segment(dst.as_ref(), session, segment)?;
-            let ours = read_segment(src.as_ref(), session, segment)?;
-            if ours != theirs
-                && !diff(format!(
-                    "segment {segment} of session {session}: source (entries, traces) {ours:?}, \
-                     destination {theirs:?}"
-                ))
-            {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
+/// One segment, by session and id.
+#[derive(PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub(super) struct SegmentItem {
+    session: SessionId,
+    segment: SegmentId,
 }
 
-type SegmentContents = Option<(Vec<store_api::Bytes>, Vec<store_api::Bytes>)>;
-
-/// The segment's entries and trace, or `None` when it does not exist.
-fn read_segment(
-    log: &dyn SegmentLogStore,
-    session: store_api::SessionId,
-    segment: store_api::SegmentId,
-) -> Result<SegmentContents, MigrateError> {
-    if !log.exists(session, segment)? {
-        return Ok(None);
+impl fmt::Debug for SegmentItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session {} segment {}", self.session, self.segment)
     }
-    Ok(Some((
-        log.read_all(session, segment)?,
-        log.read_traces(session, segment)?,
-    )))
+}
+
+/// A segment's entries and trace entries.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub(super) struct SegmentContents {
+    entries: Vec<Bytes>,
+    traces: Vec<Bytes>,
+}
+
+/// Every selected session's segments, each with its entries and trace entries; one
+/// segment in memory at a time.
+pub(super) fn walk(
+    stores: &Stores,
+    plan: &Plan,
+    sink: &mut dyn Sink<SegmentItem, SegmentContents>,
+) -> Result<Counts, MigrateError> {
+    let log = stores.segment_log();
+    let log = log.as_ref();
+    let mut counts = Counts::zero(&COUNTED);
+    for session in sessions(log, plan) {
+        let session = session?;
+        counts.add("sessions", 1);
+        for segment in segments(log, session) {
+            let segment = segment?;
+            let entries = log.read_all(session, segment)?;
+            let traces = log.read_traces(session, segment)?;
+            counts.add("segments", 1);
+            counts.add("entries", entries.len() as u64);
+            counts.add("trace entries", traces.len() as u64);
+            sink.push(
+                SegmentItem { session, segment },
+                SegmentContents { entries, traces },
+            );
+        }
+    }
+    Ok(counts)
 }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use store::migrate::Plan;
 use store::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetId, Backend, Book, Bytes, CallOrderKey,
     ChainPos, Clock, Durability, EventOutputs, InboundInterCall, InterCall, InterCallOutputKey,
@@ -110,17 +109,27 @@ pub fn relaxed() -> OpenOptions {
     OpenOptions::default().durability(Durability::Relaxed)
 }
 
-/// The callee whose inbound queue the data set fills and the plan names.
+/// The callee whose inbound queue the data set fills.
 pub const CALLEE: LyquidId = LyquidId([7; 20]);
-/// A callee with inbound calls that the plan does not name.
+/// A second callee with inbound calls, and output slots of its own.
 pub const OTHER_CALLEE: LyquidId = LyquidId([8; 20]);
+/// A callee whose only inbound call was made at position `u128::MAX`: unreadable, so no
+/// migration can copy it.
+pub const LAST_POSITION_CALLEE: LyquidId = LyquidId([9; 20]);
+
+/// What `populate` writes that no migration can copy through the API.
+pub struct Unmigratable {
+    /// A segment holding only trace entries (not listed, contract §7.6).
+    pub trace_only: (SessionId, SegmentId),
+}
 
 /// Writes data into every store, covering what a migration must carry (a pruned batch log,
 /// repeated keys in a batch, empty values, `0xFF` keys, more keys than one scan page,
-/// empty and multi-page partitions, several books, traces) and what it cannot (side-effect
-/// outputs, a trace-only segment, a callee and a partition not in the plan). Returns the
-/// plan naming what the stores cannot list.
-pub fn populate(stores: &Stores) -> Plan {
+/// several partitions (one emptied), several books with idempotency keys and metadata,
+/// sessions with traces and an empty segment, output slots of several kinds and Lyquids
+/// (one empty), inter-call outputs with and without payload, inbound calls of two callees)
+/// and what it cannot (a trace-only segment, a call made at position `u128::MAX`).
+pub fn populate(stores: &Stores) -> Unmigratable {
     let engine = stores.engine();
     let many: Vec<(Vec<u8>, Vec<u8>)> = (0..700u32)
         .map(|i| (format!("k/{i:04}").into_bytes(), i.to_be_bytes().to_vec()))
@@ -161,15 +170,15 @@ pub fn populate(stores: &Stores) -> Plan {
     beta.delete(b"gone").unwrap();
     beta.flush().unwrap();
     drop(beta);
-    let mut unnamed = stores.state_store("not-in-plan").unwrap();
-    unnamed.put(b"k", b"v").unwrap();
-    unnamed.flush().unwrap();
-    drop(unnamed);
+    let mut gamma = stores.state_store("gamma").unwrap();
+    gamma.put(b"k", b"v").unwrap();
+    gamma.flush().unwrap();
+    drop(gamma);
 
     store::demo::ledger_demo(stores).unwrap();
     let ledger = stores.ledger();
     let usd = AssetId::new("USD").unwrap();
-    let books: Vec<Book> = ["other", "not-in-plan"]
+    let books: Vec<Book> = ["other", "third"]
         .into_iter()
         .map(|b| Book::new(b).unwrap())
         .collect();
@@ -211,44 +220,67 @@ pub fn populate(stores: &Stores) -> Plan {
     let log = stores.segment_log();
     let session = SessionId::new_v7();
     log.append(session, SegmentId::new_v7(), b"one").unwrap();
-    log.append_trace(session, SegmentId::new_v7(), b"trace only")
+    let trace_only = SegmentId::new_v7();
+    log.append_trace(session, trace_only, b"trace only")
         .unwrap();
     let empty = SegmentId::new_v7();
     log.create_segment(session, empty, &[]).unwrap();
 
     let effects = stores.side_effects();
-    let slot = SideEffectKey {
-        lyquid: CALLEE,
-        pos: ChainPos::new(1, 0),
-        kind: SideEffectKind::Event,
-    };
-    effects
-        .write_outputs(&BTreeMap::from([(
-            slot,
-            EventOutputs(vec![Bytes::from_static(b"event")]),
-        )]))
-        .unwrap();
-    let output_key = InterCallOutputKey {
-        callee: CALLEE,
-        pos: ChainPos::new(1, 0),
-        inter_call_seq: 0,
-    };
-    effects
-        .upsert_inter_call_output(&output_key, &Some(Bytes::from_static(b"out")))
-        .unwrap();
+    let slots: BTreeMap<SideEffectKey, EventOutputs> = [
+        (CALLEE, 1, SideEffectKind::Event, vec![&b"event"[..]]),
+        (
+            CALLEE,
+            1,
+            SideEffectKind::Timer,
+            vec![&b""[..], &b"tick"[..]],
+        ),
+        (CALLEE, 2, SideEffectKind::Call, vec![]),
+        (OTHER_CALLEE, 1, SideEffectKind::Event, vec![&b"other"[..]]),
+    ]
+    .into_iter()
+    .map(|(lyquid, block, kind, outputs)| {
+        (
+            SideEffectKey {
+                lyquid,
+                pos: ChainPos::new(block, 0),
+                kind,
+            },
+            EventOutputs(outputs.into_iter().map(Bytes::copy_from_slice).collect()),
+        )
+    })
+    .collect();
+    effects.write_outputs(&slots).unwrap();
+    for (seq, output) in [(0, Some(Bytes::from_static(b"out"))), (1, None)] {
+        let key = InterCallOutputKey {
+            callee: CALLEE,
+            pos: ChainPos::new(1, 0),
+            inter_call_seq: seq,
+        };
+        effects.upsert_inter_call_output(&key, &output).unwrap();
+    }
     let calls: Vec<InboundInterCall> = (0..600u32)
         .map(|i| inbound(CALLEE, u64::from(i / 10) + 2, i))
         .chain([inbound(OTHER_CALLEE, 3, 0)])
         .collect();
     effects.append_inbound_inter_calls(&calls).unwrap();
+    effects
+        .append_inbound_inter_calls(&[InboundInterCall {
+            callee: LAST_POSITION_CALLEE,
+            order_key: CallOrderKey {
+                pos: ChainPos(u128::MAX),
+                seq: 0,
+            },
+            call: InterCall {
+                caller: LyquidId([1; 20]),
+                pos: ChainPos(u128::MAX),
+                payload: Bytes::from_static(b"last"),
+            },
+        }])
+        .unwrap();
 
-    Plan {
-        partitions: vec!["alpha".into(), "beta".into(), "never-written".into()],
-        books: vec![
-            Book::new(store::demo::LEDGER_BOOK).unwrap(),
-            Book::new("other").unwrap(),
-        ],
-        callees: vec![CALLEE],
+    Unmigratable {
+        trace_only: (session, trace_only),
     }
 }
 
@@ -265,23 +297,6 @@ fn inbound(callee: LyquidId, block: u64, seq: u32) -> InboundInterCall {
             payload: Bytes::from(format!("call {seq}")),
         },
     }
-}
-
-/// The side-effect slot and inter-call output `populate` writes, which no migration can
-/// carry: `(slot, output key)`.
-pub fn unmigratable_side_effects() -> (SideEffectKey, InterCallOutputKey) {
-    (
-        SideEffectKey {
-            lyquid: CALLEE,
-            pos: ChainPos::new(1, 0),
-            kind: SideEffectKind::Event,
-        },
-        InterCallOutputKey {
-            callee: CALLEE,
-            pos: ChainPos::new(1, 0),
-            inter_call_seq: 0,
-        },
-    )
 }
 
 /// A manual clock at time zero, shared as the `Clock` a destination is opened with.
