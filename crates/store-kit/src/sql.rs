@@ -7,7 +7,10 @@
 //! [`StorageErrorKind::Corrupted`](store_api::StorageErrorKind::Corrupted) in its own name.
 
 use bytes::Bytes;
-use store_api::{AccountKind, ChainPos, Direction, LyquidId, Mutation, SideEffectKind};
+use store_api::{
+    AccountKind, AccountPath, AssetId, Book, ChainPos, Direction, LyquidId, Mutation,
+    SideEffectKind, StorageError,
+};
 
 /// The `op` of a batch-log row holding a put.
 pub const LOG_PUT: &str = "put";
@@ -151,5 +154,42 @@ mod tests {
         assert!(mutation_from_log_row(LOG_PUT, b"k".to_vec(), None).is_none());
         assert!(mutation_from_log_row(LOG_DELETE, b"k".to_vec(), Some(Vec::new())).is_none());
         assert!(mutation_from_log_row("other", b"k".to_vec(), None).is_none());
+    }
+}
+
+/// The decoders of the ledger's text columns, reporting a value this schema never writes as
+/// [`StorageErrorKind::Corrupted`](store_api::StorageErrorKind::Corrupted) in the name of
+/// the backend `.0`.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerColumns(pub &'static str);
+
+impl LedgerColumns {
+    fn corrupted(self, context: &'static str) -> StorageError {
+        StorageError::corrupted(self.0, context)
+    }
+
+    /// An account's `kind` column.
+    pub fn account_kind(self, name: &str) -> Result<AccountKind, StorageError> {
+        account_kind_from_name(name).ok_or_else(|| self.corrupted("decoding an account kind"))
+    }
+
+    /// A posting's `direction` column.
+    pub fn direction(self, name: &str) -> Result<Direction, StorageError> {
+        direction_from_name(name).ok_or_else(|| self.corrupted("decoding a posting direction"))
+    }
+
+    /// A `book` column.
+    pub fn book(self, name: String) -> Result<Book, StorageError> {
+        Book::new(name).map_err(|_| self.corrupted("decoding a book name"))
+    }
+
+    /// An `asset` column.
+    pub fn asset_id(self, id: String) -> Result<AssetId, StorageError> {
+        AssetId::new(id).map_err(|_| self.corrupted("decoding an asset id"))
+    }
+
+    /// An account `path` column.
+    pub fn account_path(self, path: String) -> Result<AccountPath, StorageError> {
+        AccountPath::new(path).map_err(|_| self.corrupted("decoding an account path"))
     }
 }

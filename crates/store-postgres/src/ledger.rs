@@ -24,10 +24,9 @@ use std::sync::Arc;
 
 use postgres::{GenericClient, Row, Transaction};
 use store_api::{
-    AccountCfg, AccountDef, AccountId, AccountKind, AccountPath, AssetDef, AssetId,
-    BalanceSnapshot, Book, Clock, Committed, Direction, LedgerError, LedgerEvent, LedgerStore,
-    Posting, PostingRecord, Sequenced, StorageError, StoredTransaction, Timestamp,
-    Transaction as Draft, TrialBalanceRow, TxId,
+    AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book,
+    Clock, Committed, LedgerError, LedgerEvent, LedgerStore, Posting, PostingRecord, Sequenced,
+    StorageError, StoredTransaction, Timestamp, Transaction as Draft, TrialBalanceRow, TxId,
 };
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
@@ -151,25 +150,8 @@ impl std::fmt::Debug for PostgresLedger {
 
 // ---- column encodings -------------------------------------------------------------------
 
-fn kind_from(s: &str) -> Result<AccountKind, StorageError> {
-    sql::account_kind_from_name(s).ok_or_else(|| corrupted("decoding an account kind"))
-}
-
-fn direction_from(s: &str) -> Result<Direction, StorageError> {
-    sql::direction_from_name(s).ok_or_else(|| corrupted("decoding a posting direction"))
-}
-
-fn book_from(s: String) -> Result<Book, StorageError> {
-    Book::new(s).map_err(|_| corrupted("decoding a book name"))
-}
-
-fn asset_id_from(s: String) -> Result<AssetId, StorageError> {
-    AssetId::new(s).map_err(|_| corrupted("decoding an asset id"))
-}
-
-fn path_from(s: String) -> Result<AccountPath, StorageError> {
-    AccountPath::new(s).map_err(|_| corrupted("decoding an account path"))
-}
+/// The ledger's text columns, decoded once for both relational backends.
+const COLUMNS: sql::LedgerColumns = sql::LedgerColumns(crate::BACKEND_NAME);
 
 fn seq_from(n: i64) -> Result<u64, StorageError> {
     seq_from_sql(n, "decoding a ledger sequence number")
@@ -187,7 +169,7 @@ fn total_from(s: &str) -> Result<u128, StorageError> {
 /// A row of [`posting_columns`].
 fn posting_record(row: &Row) -> Result<PostingRecord, StorageError> {
     const CTX: &str = "reading a posting";
-    let book = book_from(get(row, 4, CTX)?)?;
+    let book = COLUMNS.book(get(row, 4, CTX)?)?;
     Ok(PostingRecord {
         txid: TxId(get::<Uuid>(row, 0, CTX)?),
         seq: seq_from(get(row, 1, CTX)?)?,
@@ -196,11 +178,11 @@ fn posting_record(row: &Row) -> Result<PostingRecord, StorageError> {
             .map_err(|_| corrupted("decoding a posting index"))?,
         account: AccountId {
             book,
-            path: path_from(get(row, 5, CTX)?)?,
+            path: COLUMNS.account_path(get(row, 5, CTX)?)?,
         },
-        asset: asset_id_from(get(row, 6, CTX)?)?,
+        asset: COLUMNS.asset_id(get(row, 6, CTX)?)?,
         amount: amount_from(&get::<String>(row, 7, CTX)?)?,
-        direction: direction_from(&get::<String>(row, 8, CTX)?)?,
+        direction: COLUMNS.direction(&get::<String>(row, 8, CTX)?)?,
         balance_after: get(row, 9, CTX)?,
     })
 }
@@ -210,7 +192,7 @@ fn posting_record(row: &Row) -> Result<PostingRecord, StorageError> {
 /// The asset of a row whose first columns are `id, precision, name`.
 fn asset_from_row(row: &Row, context: &'static str) -> Result<AssetDef, StorageError> {
     Ok(AssetDef {
-        id: asset_id_from(get(row, 0, context)?)?,
+        id: COLUMNS.asset_id(get(row, 0, context)?)?,
         precision: u8::try_from(get::<i16>(row, 1, context)?)
             .map_err(|_| corrupted("decoding an asset precision"))?,
         name: get(row, 2, context)?,
@@ -227,11 +209,11 @@ fn account_from_row(
     Ok((
         AccountDef {
             id,
-            asset: asset_id_from(get(row, 0, context)?)?,
-            kind: kind_from(&get::<String>(row, 1, context)?)?,
+            asset: COLUMNS.asset_id(get(row, 0, context)?)?,
+            kind: COLUMNS.account_kind(&get::<String>(row, 1, context)?)?,
         },
         AccountCfg {
-            normal_side: direction_from(&get::<String>(row, 2, context)?)?,
+            normal_side: COLUMNS.direction(&get::<String>(row, 2, context)?)?,
             min_balance: get(row, 3, context)?,
         },
     ))
@@ -282,12 +264,12 @@ fn read_transaction(
     for p in query(client, TX_POSTINGS, &[&txid.0], CTX)? {
         postings.push(Posting {
             account: AccountId {
-                book: book_from(get(&p, 0, CTX)?)?,
-                path: path_from(get(&p, 1, CTX)?)?,
+                book: COLUMNS.book(get(&p, 0, CTX)?)?,
+                path: COLUMNS.account_path(get(&p, 1, CTX)?)?,
             },
-            asset: asset_id_from(get(&p, 2, CTX)?)?,
+            asset: COLUMNS.asset_id(get(&p, 2, CTX)?)?,
             amount: amount_from(&get::<String>(&p, 3, CTX)?)?,
-            direction: direction_from(&get::<String>(&p, 4, CTX)?)?,
+            direction: COLUMNS.direction(&get::<String>(&p, 4, CTX)?)?,
         });
     }
     let mut metadata = BTreeMap::new();
@@ -296,7 +278,7 @@ fn read_transaction(
     }
     Ok(Some(StoredTransaction {
         id: *txid,
-        book: book_from(get(&row, 0, CTX)?)?,
+        book: COLUMNS.book(get(&row, 0, CTX)?)?,
         postings,
         idempotency_key: get(&row, 3, CTX)?,
         metadata,
@@ -714,7 +696,7 @@ impl LedgerStore for PostgresLedger {
                 const CTX: &str = "reading ledger totals";
                 let mut totals = Vec::new();
                 for row in query(conn, BOOK_TOTALS, &[&book.as_str()], CTX)? {
-                    let asset = asset_id_from(get(&row, 0, CTX)?)?;
+                    let asset = COLUMNS.asset_id(get(&row, 0, CTX)?)?;
                     let debits = total_from(&get::<String>(&row, 1, CTX)?)?;
                     let credits = total_from(&get::<String>(&row, 2, CTX)?)?;
                     totals.push((asset, AssetTotals { debits, credits }));
@@ -762,13 +744,13 @@ impl LedgerStore for PostgresLedger {
                 let txid: Option<Uuid> = get(row, 5, CTX)?;
                 let event = match (kind.as_str(), asset, path, txid) {
                     ("asset_registered", Some(asset), None, None) => {
-                        let def = read_asset(tx, &asset_id_from(asset)?)?.ok_or_else(missing)?;
+                        let def = read_asset(tx, &COLUMNS.asset_id(asset)?)?.ok_or_else(missing)?;
                         LedgerEvent::AssetRegistered(def)
                     }
                     ("account_opened", None, Some(path), None) => {
                         let id = AccountId {
                             book: book.clone(),
-                            path: path_from(path)?,
+                            path: COLUMNS.account_path(path)?,
                         };
                         let record = read_account(tx, &id)?.ok_or_else(missing)?;
                         LedgerEvent::AccountOpened {
@@ -796,7 +778,7 @@ impl LedgerStore for PostgresLedger {
         const CTX: &str = "listing books";
         let after = after.map_or("", Book::as_str);
         self.db.list(LIST_BOOKS, &[&after], limit, CTX, |row| {
-            book_from(get(row, 0, CTX)?)
+            COLUMNS.book(get(row, 0, CTX)?)
         })
     }
 
@@ -824,7 +806,7 @@ impl LedgerStore for PostgresLedger {
         self.db.list(LIST_ACCOUNTS, &params, limit, CTX, |row| {
             let id = AccountId {
                 book: book.clone(),
-                path: path_from(get(row, 4, CTX)?)?,
+                path: COLUMNS.account_path(get(row, 4, CTX)?)?,
             };
             account_from_row(row, id, CTX)
         })

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Row, Statement};
 use store_api::{
-    AccountCfg, AccountDef, AccountId, AccountKind, AccountPath, AssetDef, AssetId,
-    BalanceSnapshot, Book, Clock, Committed, Direction, LedgerError, LedgerEvent, LedgerStore,
-    Posting, PostingRecord, SegmentId, Sequenced, StorageError, StorageErrorKind,
-    StoredTransaction, Timestamp, Transaction, TrialBalanceRow, TxId,
+    AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book,
+    Clock, Committed, LedgerError, LedgerEvent, LedgerStore, Posting, PostingRecord, SegmentId,
+    Sequenced, StorageError, StorageErrorKind, StoredTransaction, Timestamp, Transaction,
+    TrialBalanceRow, TxId,
 };
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
@@ -133,25 +133,8 @@ impl std::fmt::Debug for SqliteLedger {
 
 // ---- column encodings -------------------------------------------------------------------
 
-fn kind_from(s: &str) -> Result<AccountKind, StorageError> {
-    sql::account_kind_from_name(s).ok_or_else(|| corrupted("decoding an account kind"))
-}
-
-fn direction_from(s: &str) -> Result<Direction, StorageError> {
-    sql::direction_from_name(s).ok_or_else(|| corrupted("decoding a posting direction"))
-}
-
-fn book_from(s: String) -> Result<Book, StorageError> {
-    Book::new(s).map_err(|_| corrupted("decoding a book name"))
-}
-
-fn asset_id_from(s: String) -> Result<AssetId, StorageError> {
-    AssetId::new(s).map_err(|_| corrupted("decoding an asset id"))
-}
-
-fn path_from(s: String) -> Result<AccountPath, StorageError> {
-    AccountPath::new(s).map_err(|_| corrupted("decoding an account path"))
-}
+/// The ledger's text columns, decoded once for both relational backends.
+const COLUMNS: sql::LedgerColumns = sql::LedgerColumns(crate::BACKEND_NAME);
 
 fn txid_from(bytes: Vec<u8>) -> Result<TxId, StorageError> {
     let bytes: [u8; 16] = bytes
@@ -183,7 +166,7 @@ fn total_from(s: &str) -> Result<u128, StorageError> {
 /// A row of [`posting_columns`].
 fn posting_record(row: &Row<'_>) -> Result<PostingRecord, StorageError> {
     const CTX: &str = "reading a posting";
-    let book = book_from(row.get(4).ctx(CTX)?)?;
+    let book = COLUMNS.book(row.get(4).ctx(CTX)?)?;
     Ok(PostingRecord {
         txid: txid_from(row.get(0).ctx(CTX)?)?,
         seq: seq_from(row.get(1).ctx(CTX)?)?,
@@ -192,11 +175,11 @@ fn posting_record(row: &Row<'_>) -> Result<PostingRecord, StorageError> {
             .map_err(|_| corrupted("decoding a posting index"))?,
         account: AccountId {
             book,
-            path: path_from(row.get(5).ctx(CTX)?)?,
+            path: COLUMNS.account_path(row.get(5).ctx(CTX)?)?,
         },
-        asset: asset_id_from(row.get(6).ctx(CTX)?)?,
+        asset: COLUMNS.asset_id(row.get(6).ctx(CTX)?)?,
         amount: u64_from_sql(row.get(7).ctx(CTX)?),
-        direction: direction_from(&row.get::<_, String>(8).ctx(CTX)?)?,
+        direction: COLUMNS.direction(&row.get::<_, String>(8).ctx(CTX)?)?,
         balance_after: row.get(9).ctx(CTX)?,
     })
 }
@@ -223,7 +206,7 @@ fn read_asset(conn: &Connection, id: &AssetId) -> Result<Option<AssetDef>, Stora
 /// An asset of the columns `id, precision, name`.
 fn asset_def(id: String, precision: i64, name: String) -> Result<AssetDef, StorageError> {
     Ok(AssetDef {
-        id: asset_id_from(id)?,
+        id: COLUMNS.asset_id(id)?,
         precision: u8::try_from(precision).map_err(|_| corrupted("decoding an asset precision"))?,
         name,
     })
@@ -250,11 +233,11 @@ fn read_account(conn: &Connection, id: &AccountId) -> Result<Option<AccountRecor
             Ok(AccountRecord {
                 def: AccountDef {
                     id: id.clone(),
-                    asset: asset_id_from(asset)?,
-                    kind: kind_from(&kind)?,
+                    asset: COLUMNS.asset_id(asset)?,
+                    kind: COLUMNS.account_kind(&kind)?,
                 },
                 cfg: AccountCfg {
-                    normal_side: direction_from(&normal_side)?,
+                    normal_side: COLUMNS.direction(&normal_side)?,
                     min_balance,
                 },
                 balance,
@@ -294,12 +277,12 @@ fn read_transaction(
     while let Some(row) = rows.next().ctx(CTX)? {
         postings.push(Posting {
             account: AccountId {
-                book: book_from(row.get(0).ctx(CTX)?)?,
-                path: path_from(row.get(1).ctx(CTX)?)?,
+                book: COLUMNS.book(row.get(0).ctx(CTX)?)?,
+                path: COLUMNS.account_path(row.get(1).ctx(CTX)?)?,
             },
-            asset: asset_id_from(row.get(2).ctx(CTX)?)?,
+            asset: COLUMNS.asset_id(row.get(2).ctx(CTX)?)?,
             amount: u64_from_sql(row.get(3).ctx(CTX)?),
-            direction: direction_from(&row.get::<_, String>(4).ctx(CTX)?)?,
+            direction: COLUMNS.direction(&row.get::<_, String>(4).ctx(CTX)?)?,
         });
     }
     let mut metadata = BTreeMap::new();
@@ -310,7 +293,7 @@ fn read_transaction(
     }
     Ok(Some(StoredTransaction {
         id: *txid,
-        book: book_from(book)?,
+        book: COLUMNS.book(book)?,
         postings,
         idempotency_key,
         metadata,
@@ -751,7 +734,7 @@ impl LedgerStore for SqliteLedger {
                 let mut rows = stmt.query([book.as_str()]).ctx(CTX)?;
                 let mut totals = Vec::new();
                 while let Some(row) = rows.next().ctx(CTX)? {
-                    let asset = asset_id_from(row.get(0).ctx(CTX)?)?;
+                    let asset = COLUMNS.asset_id(row.get(0).ctx(CTX)?)?;
                     let debits = total_from(&row.get::<_, String>(1).ctx(CTX)?)?;
                     let credits = total_from(&row.get::<_, String>(2).ctx(CTX)?)?;
                     totals.push((asset, AssetTotals { debits, credits }));
@@ -807,13 +790,14 @@ impl LedgerStore for SqliteLedger {
             for (seq, at, kind, asset, path, txid) in heads {
                 let event = match (kind.as_str(), asset, path, txid) {
                     ("asset_registered", Some(asset), None, None) => {
-                        let def = read_asset(conn, &asset_id_from(asset)?)?.ok_or_else(missing)?;
+                        let def =
+                            read_asset(conn, &COLUMNS.asset_id(asset)?)?.ok_or_else(missing)?;
                         LedgerEvent::AssetRegistered(def)
                     }
                     ("account_opened", None, Some(path), None) => {
                         let id = AccountId {
                             book: book.clone(),
-                            path: path_from(path)?,
+                            path: COLUMNS.account_path(path)?,
                         };
                         let record = read_account(conn, &id)?.ok_or_else(missing)?;
                         LedgerEvent::AccountOpened {
@@ -845,7 +829,7 @@ impl LedgerStore for SqliteLedger {
         let params = (after.map_or("", Book::as_str), limit_to_sql(limit));
         self.db.read(|conn| {
             query_page(conn, LIST_BOOKS, params, CTX, |row| {
-                book_from(row.get(0).ctx(CTX)?)
+                COLUMNS.book(row.get(0).ctx(CTX)?)
             })
         })
     }
@@ -891,13 +875,13 @@ impl LedgerStore for SqliteLedger {
                 let def = AccountDef {
                     id: AccountId {
                         book: book.clone(),
-                        path: path_from(row.get(0).ctx(CTX)?)?,
+                        path: COLUMNS.account_path(row.get(0).ctx(CTX)?)?,
                     },
-                    asset: asset_id_from(row.get(1).ctx(CTX)?)?,
-                    kind: kind_from(&row.get::<_, String>(2).ctx(CTX)?)?,
+                    asset: COLUMNS.asset_id(row.get(1).ctx(CTX)?)?,
+                    kind: COLUMNS.account_kind(&row.get::<_, String>(2).ctx(CTX)?)?,
                 };
                 let cfg = AccountCfg {
-                    normal_side: direction_from(&row.get::<_, String>(3).ctx(CTX)?)?,
+                    normal_side: COLUMNS.direction(&row.get::<_, String>(3).ctx(CTX)?)?,
                     min_balance: row.get(4).ctx(CTX)?,
                 };
                 Ok((def, cfg))
