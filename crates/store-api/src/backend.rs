@@ -36,6 +36,17 @@ pub struct OpenOptions {
     pub side_effect_cache_size: usize,
     /// The clock the ledger stamps records with.
     pub clock: Arc<dyn Clock>,
+    /// Create the store when it does not exist yet (default `true`). With `false`, opening
+    /// a missing store is [`OpenError::NotFound`] and creates nothing: no directory, no
+    /// marker, no file (on a server: no schema, no table).
+    pub create_if_missing: bool,
+    /// Open for reading only (default `false`): every read works, every write through every
+    /// store answers [`StorageErrorKind::ReadOnly`](crate::StorageErrorKind::ReadOnly) and
+    /// changes nothing, and the store's data files are left byte-identical. A read-only
+    /// open never creates a store: a missing one is [`OpenError::NotFound`]. Whether a
+    /// read-only open may share a store with other opens is each backend's to say (its
+    /// docs and [`Capabilities::shared_read_only`]).
+    pub read_only: bool,
 }
 
 impl OpenOptions {
@@ -59,6 +70,25 @@ impl OpenOptions {
         self.clock = clock;
         self
     }
+
+    /// The same options, creating a missing store (`true`, the default) or refusing to
+    /// with [`OpenError::NotFound`] (`false`).
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// The same options, read-only (`true`) or read-write (`false`, the default).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether an open with these options may create the store: `create_if_missing` and
+    /// not `read_only`.
+    pub fn may_create(&self) -> bool {
+        self.create_if_missing && !self.read_only
+    }
 }
 
 impl Default for OpenOptions {
@@ -67,6 +97,8 @@ impl Default for OpenOptions {
             durability: Durability::Immediate,
             side_effect_cache_size: Self::DEFAULT_SIDE_EFFECT_CACHE_SIZE,
             clock: Arc::new(SystemClock),
+            create_if_missing: true,
+            read_only: false,
         }
     }
 }
@@ -77,6 +109,8 @@ impl fmt::Debug for OpenOptions {
             .field("durability", &self.durability)
             .field("side_effect_cache_size", &self.side_effect_cache_size)
             .field("clock", &self.clock)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -102,6 +136,16 @@ pub struct Capabilities {
     /// store at once and together behave as one store (`docs/contract.md` §9.3): a database
     /// server. `false` on every embedded backend (one process per directory).
     pub shared: bool,
+    /// Several read-only opens of the same store may be open at once, in this process and
+    /// others ([`OpenOptions::read_only`]). A read-write open always excludes every other
+    /// open of an embedded backend.
+    pub shared_read_only: bool,
+    /// [`Backend::close`] releases the store before it returns (an embedded backend's files
+    /// and directory lock), even while handles taken from the backend are still held.
+    /// `false` on sled, whose trees (held by the stores) keep its database open until the
+    /// last handle is dropped; its `close` still makes everything durable and closes every
+    /// handle.
+    pub close_releases_store: bool,
 }
 
 impl Capabilities {
@@ -113,6 +157,8 @@ impl Capabilities {
         max_value_len: MAX_VALUE_LEN,
         reads_after_failed_write: true,
         shared: false,
+        shared_read_only: true,
+        close_releases_store: true,
     };
 
     /// The capabilities of an in-memory backend with the common limits.
@@ -123,6 +169,8 @@ impl Capabilities {
         max_value_len: MAX_VALUE_LEN,
         reads_after_failed_write: true,
         shared: false,
+        shared_read_only: false,
+        close_releases_store: true,
     };
 }
 
@@ -164,6 +212,14 @@ pub type LocationBuf<B> = <<B as Backend>::Location as ToOwned>::Owned;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
+    /// There is no store at the location, and the options forbid creating one
+    /// ([`OpenOptions::create_if_missing`] off, or [`OpenOptions::read_only`] on). Nothing
+    /// was created.
+    #[error("no store at {location} (the open was not allowed to create one)")]
+    NotFound {
+        /// Where the store was looked for (with any password left out).
+        location: String,
+    },
     /// The directory is already open, in this process or another.
     #[error("{path} is already open (locked by this or another process)")]
     Locked {
@@ -296,9 +352,35 @@ pub trait Backend: Send + Sync + Sized + 'static {
     fn capabilities() -> Capabilities;
 
     /// Opens the backend at `location` (for the embedded backends: in the directory
-    /// `location`), creating the directory and the database if needed, or reopening what
-    /// is there. The in-memory backend ignores `location`.
+    /// `location`), reopening what is there, or creating the directory and the database
+    /// when [`OpenOptions::may_create`] allows it ([`OpenError::NotFound`] otherwise,
+    /// having created nothing). The in-memory backend ignores `location`; it always starts
+    /// empty, so with `create_if_missing` off it answers `NotFound`.
     fn open(location: &Self::Location, options: OpenOptions) -> Result<Self, OpenError>;
+
+    /// Closes the backend: makes every acknowledged write durable (under
+    /// [`Durability::Relaxed`] too), releases the store (an embedded backend's directory
+    /// lock and files, a server backend's connections) before it returns, and reports a
+    /// failure of any of this instead of swallowing it. Unflushed writes of live state
+    /// partitions are not flushed: they are discarded, as a drop of the partition would.
+    ///
+    /// Afterwards every handle still held (the engine, ledger, segment log and side-effect
+    /// `Arc`s, state partitions, and this backend) answers every call with
+    /// [`StorageErrorKind::Closed`](crate::StorageErrorKind::Closed), never a panic, and
+    /// [`wait_for_sequence`](crate::StoreEngine::wait_for_sequence) calls in progress
+    /// return at once with that error. A call in progress when `close` begins finishes
+    /// first. Closing again is `Ok(())`.
+    ///
+    /// It takes `&self` rather than `self` because the stores are shared `Arc`s that a
+    /// consuming `close` could not revoke: with `&self` any holder (a shutdown hook with an
+    /// `Arc` of the backend) can close, and every handle learns it at once.
+    ///
+    /// **Dropping without `close`** also closes, but later and silently: the store is
+    /// released when the backend *and* every handle it gave out are dropped, so an engine
+    /// `Arc` kept alive keeps an embedded backend's directory locked; a failure of the
+    /// final sync then cannot be reported (each backend makes its writes durable on drop
+    /// where its engine allows, see its docs).
+    fn close(&self) -> Result<(), StorageError>;
 
     /// The location of a new, empty store for a throwaway instance (the conformance suite,
     /// benchmarks, reliability tests), given `dir`, a path that does not exist yet inside
@@ -328,6 +410,11 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// The state partition `name`, which must be a valid name and not already held by a
     /// live handle ([`StateError::PartitionInUse`]). Its owner may drop it and ask again.
+    ///
+    /// Writes become durable only at the partition's
+    /// [`flush`](crate::StateStore::flush): dropping a handle with unflushed writes
+    /// discards them (checkpoint semantics), and a `debug` event of the `tracing` target
+    /// `store_kit::state` records how many.
     fn state_store(&self, name: &str) -> Result<Self::State, StateError>;
 
     /// One page of the names of the state partitions that hold data: ascending by name (the

@@ -121,6 +121,12 @@ pub enum StorageErrorKind {
     /// the server is back; each server backend documents how long it waits before
     /// answering this.
     Unavailable,
+    /// The backend was closed ([`Backend::close`](crate::Backend::close)): every handle
+    /// still held answers this, for reads and writes alike. Open the backend again.
+    Closed,
+    /// The backend was opened read-only ([`OpenOptions::read_only`](crate::OpenOptions)):
+    /// reads work, every write through every store answers this and changes nothing.
+    ReadOnly,
 }
 
 impl StorageErrorKind {
@@ -151,6 +157,8 @@ impl StorageErrorKind {
             StorageErrorKind::Corrupted => "corrupted data",
             StorageErrorKind::Engine => "engine error",
             StorageErrorKind::Unavailable => "database server unavailable",
+            StorageErrorKind::Closed => "the backend is closed",
+            StorageErrorKind::ReadOnly => "the backend is open read-only",
         }
     }
 }

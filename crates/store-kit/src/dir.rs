@@ -31,7 +31,7 @@ use std::fs::{self, File, OpenOptions as FsOpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use store_api::OpenError;
+use store_api::{OpenError, OpenOptions};
 
 /// The marker file that names the backend owning a directory.
 pub const MARKER_FILE: &str = "STORE";
@@ -94,12 +94,19 @@ enum MarkerState {
 /// `open` runs and *ready* once it has returned; see the [module docs](self) for what a
 /// crash in between leaves and how the next open recovers it. The files of an existing
 /// database are never modified here.
+///
+/// `options` decide what may happen to a directory without a database: with
+/// [`OpenOptions::may_create`] false (`create_if_missing` off, or `read_only` on) it is
+/// [`OpenError::NotFound`] and nothing is created, not the directory, not the marker. A
+/// read-only open takes the lock shared, so read-only opens of one directory may coexist
+/// (where the engine allows it) while a read-write open excludes every other open.
 pub fn open_dir<T>(
     dir: &Path,
     layout: &DirLayout,
+    options: &OpenOptions,
     open: impl FnOnce(DirGuard) -> Result<T, OpenError>,
 ) -> Result<T, OpenError> {
-    let (guard, creating) = prepare_dir(dir, layout)?;
+    let (guard, creating) = prepare_dir(dir, layout, options)?;
     let opened = open(guard)?;
     if creating {
         // `opened` holds the guard, so the lock is still ours while the marker turns ready;
@@ -112,7 +119,14 @@ pub fn open_dir<T>(
 
 /// Checks, locks and (for a first open) marks `dir` as being created. Returns the guard
 /// and whether the database is to be created.
-fn prepare_dir(dir: &Path, layout: &DirLayout) -> Result<(DirGuard, bool), OpenError> {
+fn prepare_dir(
+    dir: &Path,
+    layout: &DirLayout,
+    options: &OpenOptions,
+) -> Result<(DirGuard, bool), OpenError> {
+    let not_found = || OpenError::NotFound {
+        location: dir.display().to_string(),
+    };
     match fs::metadata(dir) {
         Ok(meta) if !meta.is_dir() => {
             return Err(OpenError::NotADirectory {
@@ -120,6 +134,9 @@ fn prepare_dir(dir: &Path, layout: &DirLayout) -> Result<(DirGuard, bool), OpenE
             });
         }
         Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !options.may_create() => {
+            return Err(not_found());
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs::create_dir_all(dir).map_err(|e| OpenError::from_io(dir, e))?;
             sync_parent(dir).map_err(|e| OpenError::from_io(dir, e))?;
@@ -130,6 +147,9 @@ fn prepare_dir(dir: &Path, layout: &DirLayout) -> Result<(DirGuard, bool), OpenE
     // Refuse foreign data before writing anything (the lock file included).
     let state = read_marker(dir, layout)?;
     check_entries(dir, layout, &state)?;
+    if !options.may_create() && !matches!(state, MarkerState::Ready) {
+        return Err(not_found());
+    }
 
     let lock_path = dir.join(LOCK_FILE);
     let lock = FsOpenOptions::new()
@@ -138,7 +158,12 @@ fn prepare_dir(dir: &Path, layout: &DirLayout) -> Result<(DirGuard, bool), OpenE
         .write(true)
         .open(&lock_path)
         .map_err(|e| OpenError::from_io(&lock_path, e))?;
-    match lock.try_lock() {
+    let locked = if options.read_only {
+        lock.try_lock_shared()
+    } else {
+        lock.try_lock()
+    };
+    match locked {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             return Err(OpenError::Locked {
@@ -158,6 +183,9 @@ fn prepare_dir(dir: &Path, layout: &DirLayout) -> Result<(DirGuard, bool), OpenE
     check_entries(dir, layout, &state)?;
     let creating = match state {
         MarkerState::Ready => false,
+        MarkerState::Missing | MarkerState::Creating if !options.may_create() => {
+            return Err(not_found());
+        }
         MarkerState::Missing => {
             remove_if_present(&dir.join(MARKER_TEMP_FILE))?;
             write_atomically(dir, MARKER_FILE, layout.creating_marker().as_bytes())
@@ -302,7 +330,7 @@ mod tests {
 
     /// Opens `dir` with an engine that creates `data` (and checks it is alone).
     fn open_creating_data(dir: &Path) -> Result<DirGuard, OpenError> {
-        open_dir(dir, &LAYOUT, |guard| {
+        open_dir(dir, &LAYOUT, &OpenOptions::default(), |guard| {
             if !guard.path().join("data").exists() {
                 fs::write(guard.path().join("data"), b"db").unwrap();
             }
@@ -314,7 +342,10 @@ mod tests {
     fn a_first_open_marks_the_directory_ready_after_the_engine_opened() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("db");
-        let seen = open_dir(&dir, &LAYOUT, |guard| Ok((marker(guard.path()), guard))).unwrap();
+        let seen = open_dir(&dir, &LAYOUT, &OpenOptions::default(), |guard| {
+            Ok((marker(guard.path()), guard))
+        })
+        .unwrap();
         assert_eq!(seen.0, LAYOUT.creating_marker());
         assert_eq!(marker(&dir), LAYOUT.ready_marker());
     }
@@ -323,14 +354,19 @@ mod tests {
     fn a_failed_first_open_stays_creating_and_the_next_open_starts_over() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("db");
-        let failed = open_dir(&dir, &LAYOUT, |guard| -> Result<DirGuard, OpenError> {
-            fs::write(guard.path().join("data.new"), b"half").unwrap();
-            fs::create_dir(guard.path().join("sub")).unwrap();
-            fs::write(guard.path().join("sub").join("x"), b"half").unwrap();
-            Err(OpenError::Locked {
-                path: guard.path().to_path_buf(),
-            })
-        });
+        let failed = open_dir(
+            &dir,
+            &LAYOUT,
+            &OpenOptions::default(),
+            |guard| -> Result<DirGuard, OpenError> {
+                fs::write(guard.path().join("data.new"), b"half").unwrap();
+                fs::create_dir(guard.path().join("sub")).unwrap();
+                fs::write(guard.path().join("sub").join("x"), b"half").unwrap();
+                Err(OpenError::Locked {
+                    path: guard.path().to_path_buf(),
+                })
+            },
+        );
         assert!(failed.is_err());
         assert_eq!(marker(&dir), LAYOUT.creating_marker());
 
@@ -412,5 +448,45 @@ mod tests {
         ));
         drop(first);
         drop(open_creating_data(&dir).unwrap());
+    }
+
+    #[test]
+    fn without_create_a_missing_directory_is_not_found_and_nothing_is_made() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("db");
+        for options in [
+            OpenOptions::default().create_if_missing(false),
+            OpenOptions::default().read_only(true),
+        ] {
+            let error = open_dir(&dir, &LAYOUT, &options, Ok).unwrap_err();
+            assert!(matches!(error, OpenError::NotFound { .. }), "{error:?}");
+            assert!(!dir.exists());
+        }
+        fs::create_dir(&dir).unwrap();
+        let error =
+            open_dir(&dir, &LAYOUT, &OpenOptions::default().read_only(true), Ok).unwrap_err();
+        assert!(matches!(error, OpenError::NotFound { .. }), "{error:?}");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "an empty directory stays empty"
+        );
+    }
+
+    #[test]
+    fn read_only_opens_share_the_lock_and_exclude_a_writer() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("db");
+        drop(open_creating_data(&dir).unwrap());
+        let read_only = OpenOptions::default().read_only(true);
+        let first = open_dir(&dir, &LAYOUT, &read_only, Ok).unwrap();
+        let second = open_dir(&dir, &LAYOUT, &read_only, Ok).unwrap();
+        let writer = open_dir(&dir, &LAYOUT, &OpenOptions::default(), Ok).unwrap_err();
+        assert!(matches!(writer, OpenError::Locked { .. }), "{writer:?}");
+        drop((first, second));
+        let writer = open_dir(&dir, &LAYOUT, &OpenOptions::default(), Ok).unwrap();
+        let reader = open_dir(&dir, &LAYOUT, &read_only, Ok).unwrap_err();
+        assert!(matches!(reader, OpenError::Locked { .. }), "{reader:?}");
+        drop(writer);
     }
 }

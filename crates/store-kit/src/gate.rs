@@ -1,5 +1,6 @@
-//! The write gate of an open backend: whether it still accepts writes.
+//! The gate of an open backend: whether it accepts writes, and whether it is still open.
 //!
+//! # Poisoning
 //! A write whose durability step fails (a full disk, an I/O error, a failed `fsync`) may
 //! leave data visible that is not on disk: sled commits in memory before it flushes, and
 //! after a failed `fsync` the kernel may have dropped the dirty pages of earlier writes
@@ -17,40 +18,92 @@
 //! (sled) poisons on any failure of that step with [`WriteGate::poison`]. A full disk
 //! ([`StorageErrorKind::NoSpace`]) poisons only there: engines that abort the transaction
 //! on it (redb, LMDB, SQLite) keep nothing of the failed write.
+//!
+//! # Read-only and closed
+//! A backend opened read-only refuses every write with [`StorageErrorKind::ReadOnly`]
+//! before it reaches the engine. Once [`close`](WriteGate::close)d, the gate refuses reads
+//! too, with [`StorageErrorKind::Closed`]: that is how every handle a caller still holds
+//! learns of the close, including the paths that never reach the engine (a state
+//! partition's in-memory reads, the side-effect cache). The engine's own handle lives in
+//! an [`EngineSlot`], which `close` empties once the calls in progress are done.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 use store_api::{StorageError, StorageErrorKind};
 
-/// Whether a backend accepts writes; see the [module docs](self).
+/// Whether a backend accepts writes and reads; see the [module docs](self).
 #[derive(Debug)]
 pub struct WriteGate {
     backend: &'static str,
+    read_only: bool,
+    closed: AtomicBool,
     poisoned: AtomicBool,
     /// What poisoned the gate, for the refusals' message.
     cause: Mutex<Option<String>>,
 }
 
 impl WriteGate {
-    /// An open gate of `backend`.
+    /// An open gate of `backend`, accepting writes.
     pub fn new(backend: &'static str) -> Self {
         WriteGate {
             backend,
+            read_only: false,
+            closed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             cause: Mutex::new(None),
         }
     }
 
-    /// `Ok` while writes are accepted; a [`StorageErrorKind::Poisoned`] error naming the
-    /// first failure once the gate is poisoned.
+    /// The same gate, refusing every write with [`StorageErrorKind::ReadOnly`] when
+    /// `read_only` (a backend opened with `OpenOptions::read_only`).
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// `Ok` while writes are accepted; otherwise the reason, in this order: the backend is
+    /// closed ([`StorageErrorKind::Closed`]), read-only ([`StorageErrorKind::ReadOnly`]),
+    /// or poisoned ([`StorageErrorKind::Poisoned`], naming the first failure).
     #[inline]
     pub fn check(&self) -> Result<(), StorageError> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(read_only_error(self.backend));
+        }
         if self.poisoned.load(Ordering::Acquire) {
             Err(self.refusal())
         } else {
             Ok(())
         }
+    }
+
+    /// `Ok` while the backend is open (reads are accepted); a
+    /// [`StorageErrorKind::Closed`] error once it is closed.
+    #[inline]
+    pub fn check_open(&self) -> Result<(), StorageError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(closed_error(self.backend))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the backend was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Marks the backend closed: every later check fails with
+    /// [`StorageErrorKind::Closed`]. Returns `true` the first time, `false` when it was
+    /// already closed (a second `close` has nothing to do).
+    pub fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the backend is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Whether the gate refuses writes.
@@ -105,6 +158,63 @@ impl WriteGate {
     }
 }
 
+/// The error every handle of a closed backend answers.
+pub fn closed_error(backend: &'static str) -> StorageError {
+    StorageError::without_source(
+        backend,
+        StorageErrorKind::Closed,
+        "the backend was closed; open it again to use its stores",
+    )
+}
+
+/// The error every write of a read-only backend answers.
+pub fn read_only_error(backend: &'static str) -> StorageError {
+    StorageError::without_source(
+        backend,
+        StorageErrorKind::ReadOnly,
+        "refusing a write: the backend was opened read-only",
+    )
+}
+
+/// The engine handle of an open backend (a database, an environment, a connection pool),
+/// which [`take`](Self::take) removes when the backend closes, so that the files and locks
+/// it holds are released even while callers keep the stores' `Arc`s.
+///
+/// Every use of the engine goes through [`get`](Self::get), which holds a read guard for
+/// as long as the caller keeps it: `take` waits for those guards, so a call in progress
+/// finishes before the engine is closed, and every call after answers
+/// [`StorageErrorKind::Closed`]. The guard is recursive (a call may nest a second `get`
+/// while `take` waits) and costs one uncontended atomic read-modify-write.
+#[derive(Debug)]
+pub struct EngineSlot<T> {
+    backend: &'static str,
+    engine: RwLock<Option<T>>,
+}
+
+impl<T> EngineSlot<T> {
+    /// A slot holding `engine`, the open engine of `backend`.
+    pub fn new(backend: &'static str, engine: T) -> Self {
+        EngineSlot {
+            backend,
+            engine: RwLock::new(Some(engine)),
+        }
+    }
+
+    /// The engine, held until the guard drops; [`StorageErrorKind::Closed`] once taken.
+    #[inline]
+    pub fn get(&self) -> Result<MappedRwLockReadGuard<'_, T>, StorageError> {
+        RwLockReadGuard::try_map(self.engine.read_recursive(), Option::as_ref)
+            .map_err(|_| closed_error(self.backend))
+    }
+
+    /// Takes the engine out, once every guard of a call in progress is dropped; `None`
+    /// when it was already taken. Later [`get`](Self::get)s answer
+    /// [`StorageErrorKind::Closed`].
+    pub fn take(&self) -> Option<T> {
+        self.engine.write().take()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +243,39 @@ mod tests {
         let text = store_api::error_chain(&refused);
         assert!(text.contains("fsync failed"), "{text}");
         assert!(!text.contains("a second failure"), "{text}");
+    }
+
+    #[test]
+    fn a_closed_gate_refuses_reads_and_writes_and_closes_once() {
+        let gate = WriteGate::new("t");
+        assert!(gate.close());
+        assert!(!gate.close());
+        assert_eq!(gate.check().unwrap_err().kind(), StorageErrorKind::Closed);
+        assert_eq!(
+            gate.check_open().unwrap_err().kind(),
+            StorageErrorKind::Closed
+        );
+    }
+
+    #[test]
+    fn a_read_only_gate_refuses_writes_only() {
+        let gate = WriteGate::new("t").with_read_only(true);
+        assert!(gate.check_open().is_ok());
+        assert_eq!(gate.check().unwrap_err().kind(), StorageErrorKind::ReadOnly);
+    }
+
+    #[test]
+    fn a_taken_slot_answers_closed_after_the_guards_in_progress() {
+        let slot = EngineSlot::new("t", 7_u32);
+        {
+            let engine = slot.get().unwrap();
+            assert_eq!(*engine, 7);
+            let nested = slot.get().unwrap();
+            assert_eq!(*nested, 7);
+        }
+        assert_eq!(slot.take(), Some(7));
+        assert_eq!(slot.take(), None);
+        assert_eq!(slot.get().unwrap_err().kind(), StorageErrorKind::Closed);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod dir;
 pub mod engine;
 pub mod gate;
+pub mod gated;
 pub mod group_commit;
 pub mod ledger;
 pub mod listing;

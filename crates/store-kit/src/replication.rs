@@ -2,7 +2,7 @@
 //! `apply_batch`, the accept/refuse decision every backend takes inside its write
 //! transaction, and the commit notifier behind `wait_for_sequence`.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -85,6 +85,8 @@ pub fn decide_apply(
 /// the lock is taken only to wake waiters.
 #[derive(Debug)]
 pub struct CommitNotifier {
+    backend: &'static str,
+    closed: AtomicBool,
     published: AtomicU64,
     waiters: AtomicUsize,
     lock: Mutex<()>,
@@ -92,9 +94,12 @@ pub struct CommitNotifier {
 }
 
 impl CommitNotifier {
-    /// A notifier whose last published number is `sequence` (the engine's counter at open).
-    pub fn new(sequence: u64) -> Self {
+    /// A notifier of `backend`'s engine whose last published number is `sequence` (the
+    /// engine's counter at open).
+    pub fn new(backend: &'static str, sequence: u64) -> Self {
         CommitNotifier {
+            backend,
+            closed: AtomicBool::new(false),
             published: AtomicU64::new(sequence),
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
@@ -120,20 +125,34 @@ impl CommitNotifier {
         }
     }
 
+    /// Wakes every waiter and makes every wait, now and later, answer
+    /// [`StorageErrorKind::Closed`](store_api::StorageErrorKind::Closed): the backend
+    /// closed.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let _lock = self.lock.lock();
+        self.committed.notify_all();
+    }
+
     /// Waits until a number later than `after` is published, or `timeout` has passed, and
     /// returns the last published number (`> after` unless the wait timed out). Returns at
     /// once when a later number is already published. A timeout too large for the clock
-    /// waits without limit.
-    pub fn wait_after(&self, after: u64, timeout: Duration) -> u64 {
+    /// waits without limit. Once the notifier is [`close`](Self::close)d, a wait returns
+    /// at once with the backend's `Closed` error.
+    pub fn wait_after(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
+        let closed = || self.closed.load(Ordering::SeqCst);
         let current = self.published();
+        if closed() {
+            return Err(crate::gate::closed_error(self.backend).into());
+        }
         if current > after || timeout.is_zero() {
-            return current;
+            return Ok(current);
         }
         let deadline = Instant::now().checked_add(timeout);
         self.waiters.fetch_add(1, Ordering::SeqCst);
         {
             let mut lock = self.lock.lock();
-            let not_yet = |_: &mut ()| self.published.load(Ordering::SeqCst) <= after;
+            let not_yet = |_: &mut ()| self.published.load(Ordering::SeqCst) <= after && !closed();
             match deadline {
                 Some(deadline) => {
                     self.committed
@@ -143,7 +162,10 @@ impl CommitNotifier {
             }
         }
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        self.published()
+        if closed() {
+            return Err(crate::gate::closed_error(self.backend).into());
+        }
+        Ok(self.published())
     }
 }
 
@@ -246,22 +268,25 @@ mod tests {
 
     #[test]
     fn waits_return_at_once_when_a_later_number_is_published() {
-        let notifier = CommitNotifier::new(4);
-        assert_eq!(notifier.wait_after(3, Duration::from_secs(3600)), 4);
-        assert_eq!(notifier.wait_after(0, Duration::ZERO), 4);
-        assert_eq!(notifier.wait_after(4, Duration::ZERO), 4);
+        let notifier = CommitNotifier::new("t", 4);
+        assert_eq!(
+            notifier.wait_after(3, Duration::from_secs(3600)).unwrap(),
+            4
+        );
+        assert_eq!(notifier.wait_after(0, Duration::ZERO).unwrap(), 4);
+        assert_eq!(notifier.wait_after(4, Duration::ZERO).unwrap(), 4);
         notifier.publish(2);
         assert_eq!(notifier.published(), 4, "publishing went backwards");
     }
 
     #[test]
     fn a_publish_wakes_a_waiter_long_before_its_timeout() {
-        let notifier = Arc::new(CommitNotifier::new(0));
+        let notifier = Arc::new(CommitNotifier::new("t", 0));
         let waiter = {
             let notifier = Arc::clone(&notifier);
             std::thread::spawn(move || {
                 let started = Instant::now();
-                let seen = notifier.wait_after(0, Duration::from_secs(3600));
+                let seen = notifier.wait_after(0, Duration::from_secs(3600)).unwrap();
                 (seen, started.elapsed())
             })
         };
@@ -276,10 +301,32 @@ mod tests {
 
     #[test]
     fn a_wait_with_no_publish_ends_at_its_timeout() {
-        let notifier = CommitNotifier::new(7);
+        let notifier = CommitNotifier::new("t", 7);
         let started = Instant::now();
-        assert_eq!(notifier.wait_after(7, Duration::from_millis(30)), 7);
+        assert_eq!(
+            notifier.wait_after(7, Duration::from_millis(30)).unwrap(),
+            7
+        );
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert_eq!(notifier.waiters.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_close_wakes_a_waiter_with_the_closed_error() {
+        let notifier = Arc::new(CommitNotifier::new("t", 0));
+        let waiter = {
+            let notifier = Arc::clone(&notifier);
+            std::thread::spawn(move || notifier.wait_after(0, Duration::from_secs(3600)))
+        };
+        while notifier.waiters.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        notifier.close();
+        let error = waiter.join().unwrap().unwrap_err();
+        assert_eq!(
+            store_api::StoreError::storage_kind(&error),
+            Some(store_api::StorageErrorKind::Closed)
+        );
+        assert!(notifier.wait_after(0, Duration::ZERO).is_err());
     }
 }

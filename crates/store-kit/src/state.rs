@@ -24,6 +24,8 @@ use parking_lot::Mutex;
 use store_api::limits::{check_key, check_value};
 use store_api::{StateError, StateSnapshot, StateStore, StorageError};
 
+use crate::gate::WriteGate;
+
 mod arena;
 mod map;
 
@@ -50,6 +52,11 @@ pub trait StatePersist: Send + 'static {
     /// Applies `writes` to partition `partition` in one atomic, durable (per the backend's
     /// durability mode) engine transaction.
     fn apply(&mut self, partition: &str, writes: &PendingWrites) -> Result<(), StorageError>;
+
+    /// The gate of the backend the partition belongs to: once it is closed every call of
+    /// the handle answers `Closed`, and while it refuses writes (read-only, poisoned) every
+    /// write of the handle is refused at once, not only at the next flush.
+    fn gate(&self) -> &WriteGate;
 }
 
 /// The set of partitions that have a live handle, shared by a backend's handles.
@@ -140,17 +147,20 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
     #[inline]
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StateError> {
         check_key(key)?;
+        self.persist.gate().check_open()?;
         Ok(self.map.get(key).cloned())
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, StateError> {
         check_key(key)?;
+        self.persist.gate().check_open()?;
         Ok(self.map.get(key).is_some())
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         check_key(key)?;
         check_value(value)?;
+        self.persist.gate().check()?;
         let value = Bytes::copy_from_slice(value);
         let key = self.map.insert_copy(key, &value);
         self.pending.changes.insert(key, Some(value));
@@ -159,6 +169,7 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
 
     fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
         check_key(key)?;
+        self.persist.gate().check()?;
         // The map mirrors the stored entries plus pending writes: an absent key needs no
         // record (it is not stored, or its delete is already pending).
         if let Some(key) = self.map.remove(key) {
@@ -184,10 +195,12 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
     }
 
     fn prefix_scan(&self, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        self.persist.gate().check_open()?;
         Ok(self.map.prefix(prefix))
     }
 
     fn range_scan(&self, range: Range<&[u8]>) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        self.persist.gate().check_open()?;
         Ok(self.map.range(range))
     }
 
@@ -196,30 +209,53 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
     ) -> Result<Vec<(Bytes, Bytes)>, StateError> {
+        self.persist.gate().check_open()?;
         Ok(self.map.range_bounds(start, end))
     }
 
     fn clear(&mut self) -> Result<(), StateError> {
+        self.persist.gate().check()?;
         self.replace_all(&[]);
         Ok(())
     }
 
     fn snapshot(&self) -> Result<StateSnapshot, StateError> {
+        self.persist.gate().check_open()?;
         Ok(StateSnapshot::from_sorted_unchecked(self.map.entries()))
     }
 
     fn restore(&mut self, snapshot: &StateSnapshot) -> Result<(), StateError> {
+        self.persist.gate().check()?;
         self.replace_all(snapshot.entries());
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), StateError> {
         if self.pending.is_empty() {
+            // Nothing to write is not a write: only a closed backend refuses it.
+            self.persist.gate().check_open()?;
             return Ok(());
         }
+        self.persist.gate().check()?;
         self.persist.apply(&self.lease.name, &self.pending)?;
         self.pending = PendingWrites::default();
         Ok(())
+    }
+}
+
+impl<P: StatePersist> Drop for BufferedState<P> {
+    /// Discards the unflushed writes (checkpoint semantics, `docs/contract.md` §4.5) and
+    /// says so in a `debug` event, so a missing flush shows in the logs.
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            tracing::debug!(
+                target: "store_kit::state",
+                partition = %self.lease.name,
+                discarded_writes = self.pending.changes.len(),
+                discarded_clear = self.pending.clear,
+                "state partition dropped with unflushed writes; they are discarded"
+            );
+        }
     }
 }
 

@@ -45,13 +45,18 @@ enum Numbering<'a> {
 }
 
 impl LmdbEngine {
+    /// Ends every `wait_for_sequence`, now and later, with the `Closed` error.
+    pub(crate) fn close(&self) {
+        self.committed.close();
+    }
+
     /// The engine store of `db`, its counter as read when `db` was opened.
     pub(crate) fn new(db: Arc<Db>) -> Self {
         let sequence = db.sequence_at_open();
         LmdbEngine {
             db,
             sequence: AtomicU64::new(sequence),
-            committed: CommitNotifier::new(sequence),
+            committed: CommitNotifier::new(crate::BACKEND_NAME, sequence),
         }
     }
 
@@ -233,7 +238,7 @@ impl StoreEngine for LmdbEngine {
     }
 
     fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
-        Ok(self.committed.wait_after(after, timeout))
+        self.committed.wait_after(after, timeout)
     }
 
     fn current_sequence(&self) -> u64 {

@@ -124,6 +124,7 @@ use store_api::{
     StorageErrorKind,
 };
 use store_kit::dir::{DirLayout, open_dir};
+use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use engine::LmdbEngine;
@@ -141,10 +142,10 @@ pub const BACKEND_NAME: &str = "lmdb";
 #[derive(Debug)]
 pub struct LmdbBackend {
     db: Arc<Db>,
-    engine: Arc<LmdbEngine>,
-    ledger: Arc<LmdbLedger>,
-    segments: Arc<LmdbSegmentLog>,
-    side_effects: Arc<LmdbSideEffects>,
+    engine: Arc<Gated<LmdbEngine>>,
+    ledger: Arc<Gated<LmdbLedger>>,
+    segments: Arc<Gated<LmdbSegmentLog>>,
+    side_effects: Arc<Gated<LmdbSideEffects>>,
     leases: PartitionLeases,
 }
 
@@ -157,46 +158,64 @@ const LAYOUT: DirLayout = DirLayout {
 
 impl Backend for LmdbBackend {
     type Location = Path;
-    type Engine = LmdbEngine;
+    type Engine = Gated<LmdbEngine>;
     type State = BufferedState<LmdbPartition>;
-    type Ledger = LmdbLedger;
-    type Segments = LmdbSegmentLog;
-    type SideEffects = LmdbSideEffects;
+    type Ledger = Gated<LmdbLedger>;
+    type Segments = Gated<LmdbSegmentLog>;
+    type SideEffects = Gated<LmdbSideEffects>;
 
     const NAME: &'static str = BACKEND_NAME;
 
+    /// A second open of the same environment in one process is refused by heed (LMDB
+    /// allows one environment handle per file and process), so read-only opens do not
+    /// share a directory here, though LMDB would allow it across processes.
     fn capabilities() -> Capabilities {
-        Capabilities::PERSISTENT
+        Capabilities {
+            shared_read_only: false,
+            ..Capabilities::PERSISTENT
+        }
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        open_dir(dir, &LAYOUT, |guard| {
-            let db = Arc::new(Db::open(guard, options.durability)?);
-            let engine = Arc::new(LmdbEngine::new(Arc::clone(&db)));
+        open_dir(dir, &LAYOUT, &options, |guard| {
+            let db = Arc::new(Db::open(guard, &options)?);
+            let gate = db.gate();
             Ok(LmdbBackend {
-                engine,
-                ledger: Arc::new(LmdbLedger::new(Arc::clone(&db), options.clock)),
-                segments: Arc::new(LmdbSegmentLog::new(Arc::clone(&db))),
-                side_effects: Arc::new(LmdbSideEffects::new(
-                    Arc::clone(&db),
-                    options.side_effect_cache_size,
-                )),
+                engine: Gated::shared(gate, LmdbEngine::new(Arc::clone(&db))),
+                ledger: Gated::shared(
+                    gate,
+                    LmdbLedger::new(Arc::clone(&db), Arc::clone(&options.clock)),
+                ),
+                segments: Gated::shared(gate, LmdbSegmentLog::new(Arc::clone(&db))),
+                side_effects: Gated::shared(
+                    gate,
+                    LmdbSideEffects::new(Arc::clone(&db), options.side_effect_cache_size),
+                ),
                 db,
                 leases: PartitionLeases::default(),
             })
         })
     }
 
+    fn close(&self) -> Result<(), StorageError> {
+        if !self.db.gate().close() {
+            return Ok(());
+        }
+        self.engine.inner().close();
+        self.db.close()
+    }
+
     fn durability(&self) -> Durability {
         self.db.durability()
     }
 
-    fn engine(&self) -> Arc<LmdbEngine> {
+    fn engine(&self) -> Arc<Gated<LmdbEngine>> {
         Arc::clone(&self.engine)
     }
 
     fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
         check_partition_name(name)?;
+        self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
         state::open(&self.db, lease)
     }
@@ -209,15 +228,15 @@ impl Backend for LmdbBackend {
         state::list(&self.db, after, limit)
     }
 
-    fn ledger(&self) -> Arc<LmdbLedger> {
+    fn ledger(&self) -> Arc<Gated<LmdbLedger>> {
         Arc::clone(&self.ledger)
     }
 
-    fn segment_log(&self) -> Arc<LmdbSegmentLog> {
+    fn segment_log(&self) -> Arc<Gated<LmdbSegmentLog>> {
         Arc::clone(&self.segments)
     }
 
-    fn side_effects(&self) -> Arc<LmdbSideEffects> {
+    fn side_effects(&self) -> Arc<Gated<LmdbSideEffects>> {
         Arc::clone(&self.side_effects)
     }
 }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use heed::RoTxn;
 use store_api::{Durability, StateError, StorageError, StorageErrorKind};
 use store_kit::codec::prefix_successor;
+use store_kit::gate::WriteGate;
 use store_kit::state::{
     BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
     partition_key, partition_page, partition_prefix, partitions_after,
@@ -174,5 +175,9 @@ impl StatePersist for LmdbPartition {
             self.db.sync("syncing a state flush")?;
         }
         Ok(())
+    }
+
+    fn gate(&self) -> &WriteGate {
+        self.db.gate()
     }
 }

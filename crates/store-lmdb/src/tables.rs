@@ -10,10 +10,12 @@ use std::path::Path;
 
 use heed::types::Bytes as Raw;
 use heed::{CommitToken, Database, Env, EnvFlags, EnvOpenOptions, OnCommit, RoTxn, RwTxn};
+use std::sync::Arc;
+
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
+use store_api::{Durability, OpenError, OpenOptions, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
-use store_kit::gate::WriteGate;
+use store_kit::gate::{EngineSlot, WriteGate};
 
 use crate::{corrupted_at_open, open_error, storage};
 
@@ -65,6 +67,35 @@ pub(crate) struct Tables<'t> {
     pub segment_sessions: Table<'t>,
     pub segment_entries: Table<'t>,
     pub segment_traces: Table<'t>,
+}
+
+impl<'t> Tables<'t> {
+    /// The tables, each made by `table` from its name.
+    fn from_names(mut table: impl FnMut(&str) -> heed::Result<Table<'t>>) -> heed::Result<Self> {
+        Ok(Tables {
+            engine_data: table("engine.data")?,
+            engine_log: table("engine.log")?,
+            engine_meta: table("engine.meta")?,
+            state_data: table("state.data")?,
+            state_names: table("state.names")?,
+            state_meta: table("state.meta")?,
+            ledger_assets: table("ledger.assets")?,
+            ledger_accounts: table("ledger.accounts")?,
+            ledger_postings: table("ledger.postings")?,
+            ledger_events: table("ledger.events")?,
+            ledger_heads: table("ledger.heads")?,
+            ledger_idempotency: table("ledger.idempotency")?,
+            ledger_transactions: table("ledger.transactions")?,
+            ledger_totals: table("ledger.totals")?,
+            side_effect_outputs: table("side_effect.outputs")?,
+            side_effect_call_outputs: table("side_effect.call_outputs")?,
+            side_effect_inbound: table("side_effect.inbound")?,
+            segment_meta: table("segment.meta")?,
+            segment_sessions: table("segment.sessions")?,
+            segment_entries: table("segment.entries")?,
+            segment_traces: table("segment.traces")?,
+        })
+    }
 }
 
 impl<'t> OnCommit for Tables<'t> {
@@ -120,7 +151,8 @@ impl<E: From<StorageError>> From<StorageError> for Abort<E> {
 
 /// The open environment of one backend directory.
 pub(crate) struct Db {
-    env: Env,
+    /// Taken out by [`close`](Self::close).
+    env: EngineSlot<Env>,
     tables: Tables<'static>,
     resize: RwLock<()>,
     writer: Mutex<()>,
@@ -130,15 +162,17 @@ pub(crate) struct Db {
     /// Shut by a write that failed with an I/O error (not a full disk): after a failed
     /// `fsync` the pages of earlier writes may be gone, so nothing more is acknowledged
     /// until the environment is reopened.
-    gate: WriteGate,
+    gate: Arc<WriteGate>,
+    /// The directory, for classifying write failures after the lock is gone.
+    path: std::path::PathBuf,
     /// Declared after `env`, so the directory lock is released only once LMDB has closed.
-    _dir: DirGuard,
+    dir: Mutex<Option<DirGuard>>,
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
-            .field("path", &self._dir.path())
+            .field("path", &self.path)
             .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
@@ -149,8 +183,10 @@ impl Drop for Db {
         // A clean close loses nothing, whatever the durability mode: under `Relaxed` the
         // last commit's meta page may not be on disk yet. Nothing can report a failure
         // here; a failed sync leaves the database consistent (LMDB's meta pages).
-        if self.durability == Durability::Relaxed {
-            let _ = self.env.force_sync();
+        if self.durability == Durability::Relaxed
+            && let Ok(env) = self.env.get()
+        {
+            let _ = env.force_sync();
         }
     }
 }
@@ -160,7 +196,8 @@ impl Db {
     ///
     /// A damaged data file is refused with [`OpenError::Corrupted`] before anything is
     /// written to it; LMDB's lock file is put back as it was when the open fails.
-    pub(crate) fn open(dir: DirGuard, durability: Durability) -> Result<Db, OpenError> {
+    pub(crate) fn open(dir: DirGuard, options: &OpenOptions) -> Result<Db, OpenError> {
+        let durability = options.durability;
         let path = dir.path().to_path_buf();
         let data_path = path.join(DATA_FILE);
         let data_len = match std::fs::metadata(&data_path) {
@@ -171,6 +208,11 @@ impl Db {
                 ));
             }
             Ok(meta) => Some(meta.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !options.may_create() => {
+                return Err(OpenError::NotFound {
+                    location: data_path.display().to_string(),
+                });
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(OpenError::from_io(&data_path, e)),
         };
@@ -188,16 +230,19 @@ impl Db {
             Err(e) => return Err(OpenError::from_io(&lock_path, e)),
         };
         let map_size = initial_map_size(data_len.unwrap_or(0));
-        match Self::open_env(&path, &data_path, map_size, durability) {
+        match Self::open_env(&path, &data_path, map_size, options) {
             Ok((env, tables, sequence_at_open)) => Ok(Db {
-                env,
+                env: EngineSlot::new(crate::BACKEND_NAME, env),
                 tables,
                 sequence_at_open,
                 resize: RwLock::new(()),
                 writer: Mutex::new(()),
                 durability,
-                gate: WriteGate::new(crate::BACKEND_NAME),
-                _dir: dir,
+                gate: Arc::new(
+                    WriteGate::new(crate::BACKEND_NAME).with_read_only(options.read_only),
+                ),
+                path,
+                dir: Mutex::new(Some(dir)),
             }),
             Err(e) => {
                 // The environment is closed by now: leave LMDB's lock file as it was.
@@ -215,9 +260,9 @@ impl Db {
         path: &Path,
         data_path: &Path,
         map_size: usize,
-        durability: Durability,
+        options: &OpenOptions,
     ) -> Result<(Env, Tables<'static>, u64), OpenError> {
-        let env = open_lmdb(path, map_size, durability).map_err(|e| open_error(data_path, e))?;
+        let env = open_lmdb(path, map_size, options).map_err(|e| open_error(data_path, e))?;
         // A data file shorter than its last committed page would make LMDB read past the
         // end of the file through the memory map: refuse it here.
         let page_size = u64::from(env.unnamed_database_stat().page_size);
@@ -235,35 +280,25 @@ impl Db {
                 ),
             ));
         }
-        let wtxn = env.write_txn().map_err(|e| open_error(data_path, e))?;
-        let tables = env
-            .create_databases_and_commit(wtxn, |opener, wtxn| {
-                let mut create = |name: &str| opener.create_database::<Raw, Raw>(wtxn, Some(name));
-                Ok::<_, heed::Error>(heed::CommitOrAbort::<_, ()>::Commit(Tables {
-                    engine_data: create("engine.data")?,
-                    engine_log: create("engine.log")?,
-                    engine_meta: create("engine.meta")?,
-                    state_data: create("state.data")?,
-                    state_names: create("state.names")?,
-                    state_meta: create("state.meta")?,
-                    ledger_assets: create("ledger.assets")?,
-                    ledger_accounts: create("ledger.accounts")?,
-                    ledger_postings: create("ledger.postings")?,
-                    ledger_events: create("ledger.events")?,
-                    ledger_heads: create("ledger.heads")?,
-                    ledger_idempotency: create("ledger.idempotency")?,
-                    ledger_transactions: create("ledger.transactions")?,
-                    ledger_totals: create("ledger.totals")?,
-                    side_effect_outputs: create("side_effect.outputs")?,
-                    side_effect_call_outputs: create("side_effect.call_outputs")?,
-                    side_effect_inbound: create("side_effect.inbound")?,
-                    segment_meta: create("segment.meta")?,
-                    segment_sessions: create("segment.sessions")?,
-                    segment_entries: create("segment.entries")?,
-                    segment_traces: create("segment.traces")?,
-                }))
+        let tables = if options.read_only {
+            // A read-only environment cannot create tables: every one must be there.
+            let rtxn = env.read_txn().map_err(|e| open_error(data_path, e))?;
+            env.open_databases_and_commit(rtxn, |opener, rtxn| {
+                Tables::from_names(|name| {
+                    opener
+                        .open_database::<Raw, Raw>(rtxn, Some(name))?
+                        .ok_or(heed::Error::Mdb(heed::MdbError::NotFound))
+                })
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
             })
-            .map_err(|e| open_error(data_path, e))?;
+        } else {
+            let wtxn = env.write_txn().map_err(|e| open_error(data_path, e))?;
+            env.create_databases_and_commit(wtxn, |opener, wtxn| {
+                Tables::from_names(|name| opener.create_database::<Raw, Raw>(wtxn, Some(name)))
+                    .map(heed::CommitOrAbort::<_, ()>::Commit)
+            })
+        }
+        .map_err(|e| open_error(data_path, e))?;
         let heed::CommitOrAbort::Commit(tables) = tables else {
             return Err(corrupted_at_open(
                 data_path,
@@ -297,7 +332,7 @@ impl Db {
     /// LMDB's key size limit of this environment.
     #[cfg(test)]
     pub(crate) fn max_key_size(&self) -> usize {
-        self.env.max_key_size()
+        self.env.get().map_or(0, |env| env.max_key_size())
     }
 
     /// Runs `f` in a fresh read transaction, ended before this returns.
@@ -307,8 +342,9 @@ impl Db {
         what: &'static str,
         f: impl FnOnce(&RoTxn<'_>, &Tables<'static>) -> Result<T, E>,
     ) -> Result<T, E> {
+        let env = self.env.get()?;
         let _resize = self.resize.read();
-        let txn = self.env.read_txn().map_err(|e| storage(what, e))?;
+        let txn = env.read_txn().map_err(|e| storage(what, e))?;
         f(&txn, &self.tables)
     }
 
@@ -332,10 +368,33 @@ impl Db {
     /// Forces every committed write to disk (data and meta pages).
     pub(crate) fn sync(&self, what: &'static str) -> Result<(), StorageError> {
         self.gate.check()?;
+        let env = self.env.get()?;
         let _resize = self.resize.read();
-        self.env
-            .force_sync()
+        env.force_sync()
             .map_err(|e| self.write_failure(storage(what, e)))
+    }
+
+    /// The backend's gate.
+    pub(crate) fn gate(&self) -> &Arc<WriteGate> {
+        &self.gate
+    }
+
+    /// Closes the environment (the backend's gate is already closed): once the calls in
+    /// progress are done, syncs it (under `Relaxed` too), closes it and releases the
+    /// directory lock. A failed sync is reported; the lock is released whatever happens.
+    pub(crate) fn close(&self) -> Result<(), StorageError> {
+        let mut outcome = Ok(());
+        if let Some(env) = self.env.take() {
+            if !self.gate.is_read_only() {
+                outcome = env
+                    .force_sync()
+                    .map_err(|e| storage("syncing the environment at close", e));
+            }
+            // Waits until LMDB has closed the environment: a reopen may follow at once.
+            env.prepare_for_closing().wait();
+        }
+        drop(self.dir.lock().take());
+        outcome
     }
 
     /// A failed write's error, classified (an `EIO` on a full filesystem is a full disk:
@@ -343,13 +402,14 @@ impl Db {
     /// disk in doubt.
     fn write_failure(&self, error: StorageError) -> StorageError {
         self.gate
-            .observe(WriteGate::classify_full_disk(error, self._dir.path()))
+            .observe(WriteGate::classify_full_disk(error, &self.path))
     }
 
     /// Doubles the map size. Waits until no transaction of this process is active.
     fn grow_map(&self, what: &'static str) -> Result<(), StorageError> {
+        let env = self.env.get()?;
         let _resize = self.resize.write();
-        let current = self.env.info().map_size;
+        let current = env.info().map_size;
         let Some(next) = current.checked_mul(2) else {
             return Err(StorageError::without_source(
                 crate::BACKEND_NAME,
@@ -357,7 +417,7 @@ impl Db {
                 format!("{what}: the LMDB map cannot grow beyond {current} bytes"),
             ));
         };
-        resize_lmdb(&self.env, next).map_err(|e| storage(what, e))
+        resize_lmdb(&env, next).map_err(|e| storage(what, e))
     }
 }
 
@@ -382,8 +442,9 @@ impl Writer<'_> {
         let mut growths = 0;
         loop {
             let outcome = {
+                let env = db.env.get()?;
                 let _resize = db.resize.read();
-                let mut txn = db.env.write_txn().map_err(|e| storage(what, e))?;
+                let mut txn = env.write_txn().map_err(|e| storage(what, e))?;
                 match f(&mut txn, &db.tables) {
                     Ok(value) => txn.commit().map(|()| value).map_err(Abort::Engine),
                     Err(e) => Err(e),
@@ -418,7 +479,7 @@ fn initial_map_size(data_len: u64) -> usize {
 
 /// Opens the LMDB environment in `path`.
 #[allow(unsafe_code)]
-fn open_lmdb(path: &Path, map_size: usize, durability: Durability) -> heed::Result<Env> {
+fn open_lmdb(path: &Path, map_size: usize, open: &OpenOptions) -> heed::Result<Env> {
     let mut options = EnvOpenOptions::new();
     options
         .map_size(map_size)
@@ -426,16 +487,19 @@ fn open_lmdb(path: &Path, map_size: usize, durability: Durability) -> heed::Resu
         .max_readers(MAX_READERS);
     // SAFETY: heed marks these unsafe for two reasons, both upheld here.
     // (1) The memory map is undefined behaviour if the file changes behind LMDB's back: the
-    //     directory is held under this backend's exclusive process lock
-    //     (`store_kit::dir::open_dir`, kept alive in `Db`) and this crate writes
-    //     `data.mdb` only through LMDB; the file is checked against its last committed
+    //     directory is held under this backend's process lock (`store_kit::dir::open_dir`,
+    //     kept alive in `Db`): exclusive for a read-write open, shared by read-only opens
+    //     and excluding every writer, and this crate writes `data.mdb` only through LMDB; the file is checked against its last committed
     //     page right after opening, so a truncated file is refused before any page read.
     // (2) `NO_META_SYNC` is an "unsafe flag" only in the durability sense: LMDB documents
     //     that it keeps the database consistent and may only undo the last transaction on
     //     a system crash, which is exactly what `Durability::Relaxed` allows.
     unsafe {
-        if durability == Durability::Relaxed {
+        if open.durability == Durability::Relaxed {
             options.flags(EnvFlags::NO_META_SYNC);
+        }
+        if open.read_only {
+            options.flags(EnvFlags::READ_ONLY);
         }
         options.open(path)
     }

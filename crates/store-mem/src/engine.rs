@@ -25,8 +25,15 @@ impl Default for MemEngine {
     fn default() -> Self {
         MemEngine {
             inner: RwLock::default(),
-            committed: CommitNotifier::new(0),
+            committed: CommitNotifier::new(crate::BACKEND_NAME, 0),
         }
+    }
+}
+
+impl MemEngine {
+    /// Ends every `wait_for_sequence`, now and later, with the `Closed` error.
+    pub(crate) fn close(&self) {
+        self.committed.close();
     }
 }
 
@@ -105,7 +112,7 @@ impl StoreEngine for MemEngine {
     }
 
     fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
-        Ok(self.committed.wait_after(after, timeout))
+        self.committed.wait_after(after, timeout)
     }
 
     fn current_sequence(&self) -> u64 {

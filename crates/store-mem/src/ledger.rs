@@ -25,8 +25,7 @@ use store_kit::ledger::{
     trial_balance_of, trial_rows,
 };
 
-/// The name errors of this backend carry.
-const BACKEND_NAME: &str = "mem";
+use crate::BACKEND_NAME;
 
 /// The in-memory ledger.
 #[derive(Debug)]

@@ -8,18 +8,27 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use store_api::StorageError;
+use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
 /// Partitions by name, ordered so that listings are range reads.
 type Partitions = Arc<Mutex<BTreeMap<String, BTreeMap<Bytes, Bytes>>>>;
 
 /// The flushed contents of every partition of one backend.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct MemPartitions {
     flushed: Partitions,
+    gate: Arc<WriteGate>,
 }
 
 impl MemPartitions {
+    pub(crate) fn new(gate: Arc<WriteGate>) -> Self {
+        MemPartitions {
+            flushed: Partitions::default(),
+            gate,
+        }
+    }
+
     /// A handle on the partition held by `lease`, starting from its flushed contents.
     pub(crate) fn open(&self, lease: PartitionLease) -> BufferedState<MemPartition> {
         let entries: Vec<(Bytes, Bytes)> = {
@@ -34,6 +43,7 @@ impl MemPartitions {
             entries,
             MemPartition {
                 flushed: Arc::clone(&self.flushed),
+                gate: Arc::clone(&self.gate),
             },
         )
     }
@@ -56,6 +66,7 @@ impl MemPartitions {
 #[derive(Debug)]
 pub struct MemPartition {
     flushed: Partitions,
+    gate: Arc<WriteGate>,
 }
 
 impl StatePersist for MemPartition {
@@ -76,5 +87,9 @@ impl StatePersist for MemPartition {
             }
         }
         Ok(())
+    }
+
+    fn gate(&self) -> &WriteGate {
+        &self.gate
     }
 }

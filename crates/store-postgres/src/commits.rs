@@ -115,6 +115,11 @@ impl Listeners {
         }
     }
 
+    /// Drops the idle listening connections (the backend closed).
+    pub(crate) fn close(&self) {
+        self.idle.lock().clear();
+    }
+
     /// The channel every batch of this store notifies.
     pub(crate) fn channel(&self) -> &CommitChannel {
         &self.channel
@@ -134,7 +139,7 @@ impl Listeners {
         deadline: Option<Instant>,
     ) -> Result<u64, StorageError> {
         let mut client = self.listening(db)?;
-        let outcome = self.wait_on(&mut client, after, deadline);
+        let outcome = self.wait_on(db, &mut client, after, deadline);
         if outcome.is_ok() {
             self.put_back(client);
         }
@@ -185,6 +190,7 @@ impl Listeners {
 
     fn wait_on(
         &self,
+        db: &Db,
         client: &mut Client,
         after: u64,
         deadline: Option<Instant>,
@@ -208,6 +214,8 @@ impl Listeners {
                 }
             }
             .ctx(CTX)?;
+            // A close of this instance wakes its waiters with a notification of its own.
+            db.gate().check_open()?;
             match next {
                 Some(notification) => {
                     if let Some(seq) = self.channel.seq_of(&notification)

@@ -2,12 +2,14 @@
 //! pool every store shares, the dedicated connections of state partitions, and the write
 //! transactions that retry serialization failures, deadlocks and lost insert races.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::{Client, GenericClient, NoTls, Transaction};
 use r2d2::{CustomizeConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
-use store_api::{Durability, OpenError, StorageError, StorageErrorKind, StoreError};
+use store_api::{Durability, OpenError, OpenOptions, StorageError, StorageErrorKind, StoreError};
+use store_kit::gate::{EngineSlot, WriteGate};
 
 use crate::location::PostgresLocation;
 use crate::{BACKEND_NAME, PgContext, SCHEMA_SQL, SCHEMA_VERSION, pg_error};
@@ -62,14 +64,18 @@ struct Session {
 }
 
 impl Session {
-    fn new(location: &PostgresLocation, durability: Durability) -> Self {
-        let synchronous_commit = match durability {
+    fn new(location: &PostgresLocation, options: &OpenOptions) -> Self {
+        let synchronous_commit = match options.durability {
             Durability::Immediate => "on",
             Durability::Relaxed => "off",
         };
+        // A read-only open's connections refuse writes on the server too, not only in the
+        // backend's gate.
+        let read_only = if options.read_only { "on" } else { "off" };
         Session {
             setup: format!(
-                "SET search_path TO {}; SET synchronous_commit TO {synchronous_commit};",
+                "SET search_path TO {}; SET synchronous_commit TO {synchronous_commit}; \
+                 SET default_transaction_read_only TO {read_only};",
                 location.quoted_schema()
             ),
         }
@@ -88,9 +94,11 @@ impl CustomizeConnection<Client, postgres::Error> for Session {
 
 /// The server of one backend: a pool of connections set up for the store's schema.
 pub(crate) struct Db {
-    pool: Pool<Manager>,
+    /// Taken out by [`close`](Self::close).
+    pool: EngineSlot<Pool<Manager>>,
     location: PostgresLocation,
     session: Session,
+    gate: Arc<WriteGate>,
 }
 
 /// Whether a failed write should be tried again: a serialization failure, a deadlock, or
@@ -191,7 +199,14 @@ fn open_error(location: &PostgresLocation, context: &'static str, e: postgres::E
 /// Creates the store's schema and tables when they are missing, or checks that the
 /// schema holds a store of [`SCHEMA_VERSION`]. Concurrent opens of one schema are
 /// serialized by a transaction-level advisory lock.
-fn prepare_schema(client: &mut Client, location: &PostgresLocation) -> Result<(), OpenError> {
+///
+/// With `may_create` false (`create_if_missing` off, or `read_only`), a schema that does
+/// not exist or holds no table is [`OpenError::NotFound`] and nothing is created.
+fn prepare_schema(
+    client: &mut Client,
+    location: &PostgresLocation,
+    may_create: bool,
+) -> Result<(), OpenError> {
     let err = |context| move |e| open_error(location, context, e);
     let schema = location.schema();
     let mut tx = client
@@ -209,6 +224,12 @@ fn prepare_schema(client: &mut Client, location: &PostgresLocation) -> Result<()
         )
         .and_then(|row| row.try_get(0))
         .map_err(err("looking up the schema"))?;
+    let not_found = || OpenError::NotFound {
+        location: location.to_string(),
+    };
+    if !exists && !may_create {
+        return Err(not_found());
+    }
     let tables: Vec<String> = if exists {
         tx.query(
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
@@ -228,6 +249,9 @@ fn prepare_schema(client: &mut Client, location: &PostgresLocation) -> Result<()
         location: location.to_string(),
         detail,
     };
+    if tables.is_empty() && !may_create {
+        return Err(not_found());
+    }
     if tables.is_empty() {
         tx.batch_execute(&format!(
             "SET LOCAL search_path TO {};\n{SCHEMA_SQL}",
@@ -288,7 +312,7 @@ impl Db {
     /// connection pool.
     pub(crate) fn open(
         location: &PostgresLocation,
-        durability: Durability,
+        options: &OpenOptions,
     ) -> Result<Db, OpenError> {
         let mut client = location
             .config()
@@ -297,9 +321,9 @@ impl Db {
                 location: location.to_string(),
                 source: Box::new(e),
             })?;
-        prepare_schema(&mut client, location)?;
+        prepare_schema(&mut client, location, options.may_create())?;
         drop(client);
-        let session = Session::new(location, durability);
+        let session = Session::new(location, options);
         let manager = PostgresConnectionManager::new(location.config().clone(), NoTls);
         let pool = Pool::builder()
             .max_size(location.pool_size())
@@ -310,10 +334,48 @@ impl Db {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
         Ok(Db {
-            pool,
+            pool: EngineSlot::new(BACKEND_NAME, pool),
             location: location.clone(),
             session,
+            gate: Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only)),
         })
+    }
+
+    /// The backend's gate.
+    pub(crate) fn gate(&self) -> &Arc<WriteGate> {
+        &self.gate
+    }
+
+    /// Closes this instance (its gate is already closed): makes every commit it
+    /// acknowledged durable (a commit under `synchronous_commit = on` flushes the WAL
+    /// through every earlier one), wakes its waiters (a notification on the commit
+    /// `channel`; other instances' waiters ignore it) and drops its connection pool. A
+    /// failure is reported; the pool is dropped whatever happens.
+    pub(crate) fn close(&self, channel: &str) -> Result<(), StorageError> {
+        const CTX: &str = "making every commit durable at close";
+        let Some(pool) = self.pool.take() else {
+            return Ok(());
+        };
+        let read_only = self.gate.is_read_only();
+        let flushed = pool
+            .get()
+            .map_err(|e| StorageError::new(BACKEND_NAME, StorageErrorKind::Unavailable, CTX, e))
+            .and_then(|mut conn| {
+                // Read-write even on a read-only open: a notification needs it. It writes
+                // nothing else, and takes a transaction id (which makes its commit wait
+                // for the WAL flush) only when this instance may have written.
+                let mut tx = conn.build_transaction().read_only(false).start().ctx(CTX)?;
+                tx.batch_execute("SET LOCAL synchronous_commit TO on")
+                    .ctx(CTX)?;
+                if !read_only {
+                    tx.execute("SELECT txid_current()", &[]).ctx(CTX)?;
+                }
+                tx.execute("SELECT pg_notify($1, 'closing')", &[&channel])
+                    .ctx(CTX)?;
+                tx.commit().ctx(CTX)
+            });
+        drop(pool);
+        flushed
     }
 
     /// The location this store lives at.
@@ -325,7 +387,7 @@ impl Db {
     /// discarded and replaced, once.
     pub(crate) fn conn(&self) -> Result<Conn, StorageError> {
         for _ in 0..2 {
-            let conn = self.pool.get().map_err(|e| {
+            let conn = self.pool.get()?.get().map_err(|e| {
                 StorageError::new(
                     BACKEND_NAME,
                     StorageErrorKind::Unavailable,
@@ -347,6 +409,7 @@ impl Db {
     /// A new connection of its own (not pooled), set up like the pooled ones: the owner
     /// of a state partition holds its session-level lock on it.
     pub(crate) fn dedicated(&self) -> Result<Client, StorageError> {
+        self.gate.check_open()?;
         // Whatever refuses a new connection (down, restarting, out of connections, not
         // accepting connections) leaves the server unavailable to this call.
         let mut client = self.location.config().connect(NoTls).map_err(|e| {

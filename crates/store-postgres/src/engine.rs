@@ -206,6 +206,17 @@ fn read_batch(
 }
 
 impl PostgresEngine {
+    /// Drops the idle listening connections; the backend closed (its waiters see the
+    /// closed gate when its close notifies them).
+    pub(crate) fn close(&self) {
+        self.listeners.close();
+    }
+
+    /// The name of the channel this store's commits are notified on.
+    pub(crate) fn channel_name(&self) -> &str {
+        self.listeners.channel().name()
+    }
+
     /// The engine store of `db`.
     pub(crate) fn new(db: Arc<Db>) -> Self {
         let channel = CommitChannel::of_schema(db.location().schema());

@@ -80,6 +80,7 @@ use store_api::{
     Backend, Capabilities, Durability, LocationBuf, OpenError, OpenOptions, StateError,
     StorageError, StorageErrorKind,
 };
+use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use db::MAX_WRITE_ATTEMPTS;
@@ -105,10 +106,10 @@ pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 pub struct PostgresBackend {
     durability: Durability,
     db: Arc<db::Db>,
-    engine: Arc<PostgresEngine>,
-    ledger: Arc<PostgresLedger>,
-    segments: Arc<PostgresSegmentLog>,
-    side_effects: Arc<PostgresSideEffects>,
+    engine: Arc<Gated<PostgresEngine>>,
+    ledger: Arc<Gated<PostgresLedger>>,
+    segments: Arc<Gated<PostgresSegmentLog>>,
+    side_effects: Arc<Gated<PostgresSideEffects>>,
     leases: PartitionLeases,
 }
 
@@ -130,11 +131,11 @@ impl PostgresBackend {
 
 impl Backend for PostgresBackend {
     type Location = PostgresLocation;
-    type Engine = PostgresEngine;
+    type Engine = Gated<PostgresEngine>;
     type State = BufferedState<PostgresPartition>;
-    type Ledger = PostgresLedger;
-    type Segments = PostgresSegmentLog;
-    type SideEffects = PostgresSideEffects;
+    type Ledger = Gated<PostgresLedger>;
+    type Segments = Gated<PostgresSegmentLog>;
+    type SideEffects = Gated<PostgresSideEffects>;
 
     const NAME: &'static str = BACKEND_NAME;
 
@@ -142,24 +143,38 @@ impl Backend for PostgresBackend {
         Capabilities {
             exclusive_open: false,
             shared: true,
+            close_releases_store: false,
             ..Capabilities::PERSISTENT
         }
     }
 
     fn open(location: &PostgresLocation, options: OpenOptions) -> Result<Self, OpenError> {
-        let db = Arc::new(db::Db::open(location, options.durability)?);
+        let db = Arc::new(db::Db::open(location, &options)?);
+        let gate = db.gate();
         Ok(PostgresBackend {
             durability: options.durability,
-            engine: Arc::new(PostgresEngine::new(Arc::clone(&db))),
-            ledger: Arc::new(PostgresLedger::new(Arc::clone(&db), options.clock)),
-            segments: Arc::new(PostgresSegmentLog::new(Arc::clone(&db))),
-            side_effects: Arc::new(PostgresSideEffects::new(
-                Arc::clone(&db),
-                options.side_effect_cache_size,
-            )),
+            engine: Gated::shared(gate, PostgresEngine::new(Arc::clone(&db))),
+            ledger: Gated::shared(gate, PostgresLedger::new(Arc::clone(&db), options.clock)),
+            segments: Gated::shared(gate, PostgresSegmentLog::new(Arc::clone(&db))),
+            side_effects: Gated::shared(
+                gate,
+                PostgresSideEffects::new(Arc::clone(&db), options.side_effect_cache_size),
+            ),
             leases: PartitionLeases::default(),
             db,
         })
+    }
+
+    /// Makes every commit of this instance durable, wakes its waiters and closes its
+    /// connection pool; other instances on the same store go on. A live state partition
+    /// keeps its own connection (and with it the partition's ownership) until its handle
+    /// is dropped (`Capabilities::close_releases_store` is `false`).
+    fn close(&self) -> Result<(), StorageError> {
+        if !self.db.gate().close() {
+            return Ok(());
+        }
+        self.engine.inner().close();
+        self.db.close(self.engine.inner().channel_name())
     }
 
     /// A fresh schema on the test server of [`scratch`]; `_dir` is not used.
@@ -171,7 +186,7 @@ impl Backend for PostgresBackend {
         self.durability
     }
 
-    fn engine(&self) -> Arc<PostgresEngine> {
+    fn engine(&self) -> Arc<Gated<PostgresEngine>> {
         Arc::clone(&self.engine)
     }
 
@@ -180,6 +195,7 @@ impl Backend for PostgresBackend {
     /// (in any process) gets [`StateError::PartitionInUse`] meanwhile.
     fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
         check_partition_name(name)?;
+        self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
         state::open_partition(&self.db, lease)
     }
@@ -194,15 +210,15 @@ impl Backend for PostgresBackend {
         state::list(&self.db, after, limit)
     }
 
-    fn ledger(&self) -> Arc<PostgresLedger> {
+    fn ledger(&self) -> Arc<Gated<PostgresLedger>> {
         Arc::clone(&self.ledger)
     }
 
-    fn segment_log(&self) -> Arc<PostgresSegmentLog> {
+    fn segment_log(&self) -> Arc<Gated<PostgresSegmentLog>> {
         Arc::clone(&self.segments)
     }
 
-    fn side_effects(&self) -> Arc<PostgresSideEffects> {
+    fn side_effects(&self) -> Arc<Gated<PostgresSideEffects>> {
         Arc::clone(&self.side_effects)
     }
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use postgres::Client;
 use store_api::limits::check_partition_cursor;
 use store_api::{StateError, StorageError};
+use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
 use crate::db::{Db, execute, get, query, query_opt, write_on};
@@ -46,6 +47,7 @@ pub(crate) const LIST: &str = "SELECT name FROM state_partitions AS p WHERE name
 /// owner's own connection (which holds the partition's lock).
 pub struct PostgresPartition {
     client: Client,
+    gate: std::sync::Arc<WriteGate>,
     schema: String,
     name: String,
     /// The partition's id, once its row exists.
@@ -105,6 +107,7 @@ pub(crate) fn open_partition(
     // From here the partition is ours: dropping `persist` unlocks it.
     let mut persist = PostgresPartition {
         client,
+        gate: std::sync::Arc::clone(db.gate()),
         schema,
         name,
         id: None,
@@ -177,6 +180,10 @@ impl StatePersist for PostgresPartition {
         })?;
         self.id = Some(id);
         Ok(())
+    }
+
+    fn gate(&self) -> &WriteGate {
+        &self.gate
     }
 }
 

@@ -3,12 +3,17 @@
 
 use std::borrow::Cow;
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{
+    Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    WriteTransaction,
+};
 use store_api::{Durability, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
+use store_kit::gate::{EngineSlot, WriteGate, read_only_error};
 use store_kit::listing::{KeyRange, distinct, next_leading, page};
 
 use crate::BACKEND_NAME;
@@ -22,12 +27,22 @@ pub const RELAXED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// The open database of one backend directory.
 #[derive(Debug)]
 pub(crate) struct Db {
-    // Dropped before `_dir`: the file is closed (and pending non-durable commits made durable)
+    // Dropped before `dir`: the file is closed (and pending non-durable commits made durable)
     // before the directory lock is released.
-    database: Database,
+    database: EngineSlot<Handle>,
+    gate: Arc<WriteGate>,
     durability: Durability,
     last_sync: Mutex<Instant>,
-    _dir: DirGuard,
+    dir: Mutex<Option<DirGuard>>,
+}
+
+/// The redb database, opened for writing or read-only.
+pub(crate) enum Handle {
+    /// A read-write open.
+    Writable(Database),
+    /// A read-only open (`OpenOptions::read_only`): redb opens the file without modifying
+    /// it, and refuses one that needs recovery.
+    ReadOnly(ReadOnlyDatabase),
 }
 
 /// A write transaction of a [`Db`], committed with the backend's durability mode. Dropping it
@@ -50,14 +65,57 @@ pub(crate) type RangeEntry<'a> = Result<
 /// A table of a write transaction.
 pub(crate) type WriteTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handle::Writable(database) => f.debug_tuple("Writable").field(database).finish(),
+            Handle::ReadOnly(_) => f.write_str("ReadOnly"),
+        }
+    }
+}
+
 impl Db {
-    pub(crate) fn new(database: Database, durability: Durability, dir: DirGuard) -> Self {
+    pub(crate) fn new(
+        database: Handle,
+        gate: Arc<WriteGate>,
+        durability: Durability,
+        dir: DirGuard,
+    ) -> Self {
         Db {
-            database,
+            database: EngineSlot::new(BACKEND_NAME, database),
+            gate,
             durability,
             last_sync: Mutex::new(Instant::now()),
-            _dir: dir,
+            dir: Mutex::new(Some(dir)),
         }
+    }
+
+    /// The backend's gate.
+    pub(crate) fn gate(&self) -> &Arc<WriteGate> {
+        &self.gate
+    }
+
+    /// Closes the database (the backend's gate is already closed): once the calls in
+    /// progress are done, commits durably (which makes every earlier non-durable commit
+    /// durable), closes the file and releases the directory lock. Every failure is
+    /// reported; the lock is released whatever happens.
+    pub(crate) fn close(&self) -> Result<(), StorageError> {
+        const CONTEXT: &str = "closing the database";
+        let closed = match self.database.take() {
+            Some(Handle::Writable(database)) => {
+                // Waits for a write transaction still in progress, then syncs.
+                let synced = database
+                    .begin_write()
+                    .ctx(CONTEXT)
+                    .and_then(|txn| txn.commit().ctx(CONTEXT));
+                let closed = database.close().ctx(CONTEXT);
+                synced.and(closed)
+            }
+            Some(Handle::ReadOnly(database)) => database.close().ctx(CONTEXT),
+            None => Ok(()),
+        };
+        drop(self.dir.lock().take());
+        closed
     }
 
     /// Begins a write transaction (waiting for the one in progress, if any). Under
@@ -80,7 +138,11 @@ impl Db {
         context: &'static str,
         force_durable: bool,
     ) -> Result<WriteTxn<'_>, StorageError> {
-        let mut txn = self.database.begin_write().ctx(context)?;
+        self.gate.check()?;
+        let mut txn = match &*self.database.get()? {
+            Handle::Writable(database) => database.begin_write().ctx(context)?,
+            Handle::ReadOnly(_) => return Err(read_only_error(BACKEND_NAME)),
+        };
         let durable = force_durable
             || match self.durability {
                 Durability::Immediate => true,
@@ -101,7 +163,10 @@ impl Db {
         &self,
         context: &'static str,
     ) -> Result<ReadTransaction, StorageError> {
-        self.database.begin_read().ctx(context)
+        match &*self.database.get()? {
+            Handle::Writable(database) => database.begin_read().ctx(context),
+            Handle::ReadOnly(database) => database.begin_read().ctx(context),
+        }
     }
 }
 
@@ -222,6 +287,8 @@ pub(crate) fn storage_error(
         // redb refuses every write after a failed one, until it is reopened.
         redb::Error::PreviousIo => StorageErrorKind::Poisoned,
         redb::Error::Corrupted(_) => StorageErrorKind::Corrupted,
+        // A read transaction that outlived a close.
+        redb::Error::DatabaseClosed => StorageErrorKind::Closed,
         _ => StorageErrorKind::Engine,
     };
     StorageError::new(BACKEND_NAME, kind, context, error)

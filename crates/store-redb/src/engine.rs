@@ -46,6 +46,11 @@ enum Numbering<'a> {
 }
 
 impl RedbEngine {
+    /// Ends every `wait_for_sequence`, now and later, with the `Closed` error.
+    pub(crate) fn close(&self) {
+        self.committed.close();
+    }
+
     /// The engine over `db`, reading the stored sequence counter.
     pub(crate) fn open(db: Arc<Db>) -> Result<Self, StorageError> {
         const CONTEXT: &str = "reading the engine sequence counter";
@@ -58,7 +63,7 @@ impl RedbEngine {
             db,
             writer: Mutex::new(()),
             sequence: AtomicU64::new(sequence),
-            committed: CommitNotifier::new(sequence),
+            committed: CommitNotifier::new(crate::BACKEND_NAME, sequence),
         })
     }
 
@@ -202,7 +207,7 @@ impl StoreEngine for RedbEngine {
     }
 
     fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
-        Ok(self.committed.wait_after(after, timeout))
+        self.committed.wait_after(after, timeout)
     }
 
     fn current_sequence(&self) -> u64 {

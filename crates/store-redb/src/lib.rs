@@ -135,10 +135,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Builder, Database, DatabaseError, ReadableDatabase, TableError};
+use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, TableError};
 use store_api::limits::check_partition_name;
-use store_api::{Backend, Capabilities, Durability, OpenError, OpenOptions, StateError};
+use store_api::{
+    Backend, Capabilities, Durability, OpenError, OpenOptions, StateError, StorageError,
+};
 use store_kit::dir::{DirLayout, open_dir};
+use store_kit::gate::WriteGate;
+use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use db::RELAXED_SYNC_INTERVAL;
@@ -148,7 +152,7 @@ pub use segment::RedbSegmentLog;
 pub use side_effect::RedbSideEffects;
 pub use state::RedbPartition;
 
-use db::{Context, Db, storage_error};
+use db::{Context, Db, Handle, storage_error};
 
 /// The backend's name in errors and in the directory marker.
 pub const BACKEND_NAME: &str = "redb";
@@ -170,10 +174,10 @@ const LAYOUT: DirLayout = DirLayout {
 pub struct RedbBackend {
     db: Arc<Db>,
     durability: Durability,
-    engine: Arc<RedbEngine>,
-    ledger: Arc<RedbLedger>,
-    segments: Arc<RedbSegmentLog>,
-    side_effects: Arc<RedbSideEffects>,
+    engine: Arc<Gated<RedbEngine>>,
+    ledger: Arc<Gated<RedbLedger>>,
+    segments: Arc<Gated<RedbSegmentLog>>,
+    side_effects: Arc<Gated<RedbSideEffects>>,
     leases: PartitionLeases,
 }
 
@@ -249,14 +253,31 @@ fn open_database(dir: &Path, file: &Path) -> Result<Database, OpenError> {
     }
 }
 
+/// Opens the existing database at `file` read-only: redb modifies nothing, and refuses a
+/// file that needs recovery (one not closed cleanly) instead of repairing it.
+fn open_read_only(dir: &Path, file: &Path) -> Result<ReadOnlyDatabase, OpenError> {
+    match catch_unwind(AssertUnwindSafe(|| Builder::new().open_read_only(file))) {
+        Ok(Ok(database)) => Ok(database),
+        Ok(Err(error)) => Err(open_error(dir, file, error)),
+        Err(_) => Err(OpenError::Corrupted {
+            path: file.to_path_buf(),
+            source: "redb panicked while opening the file: it is damaged".into(),
+        }),
+    }
+}
+
 /// Checks that the database carries this backend's format record.
-fn check_format(database: &Database, file: &Path) -> Result<(), OpenError> {
+fn check_format(database: &Handle, file: &Path) -> Result<(), OpenError> {
     const CONTEXT: &str = "reading the format record";
     let foreign = |detail: String| OpenError::ForeignData {
         path: file.to_path_buf(),
         detail,
     };
-    let txn = database.begin_read().ctx(CONTEXT)?;
+    let txn = match database {
+        Handle::Writable(database) => database.begin_read(),
+        Handle::ReadOnly(database) => database.begin_read(),
+    }
+    .ctx(CONTEXT)?;
     let meta = match txn.open_table(tables::META) {
         Ok(meta) => meta,
         Err(TableError::TableDoesNotExist(_)) => {
@@ -281,11 +302,11 @@ fn check_format(database: &Database, file: &Path) -> Result<(), OpenError> {
 
 impl Backend for RedbBackend {
     type Location = Path;
-    type Engine = RedbEngine;
+    type Engine = Gated<RedbEngine>;
     type State = BufferedState<RedbPartition>;
-    type Ledger = RedbLedger;
-    type Segments = RedbSegmentLog;
-    type SideEffects = RedbSideEffects;
+    type Ledger = Gated<RedbLedger>;
+    type Segments = Gated<RedbSegmentLog>;
+    type SideEffects = Gated<RedbSideEffects>;
 
     const NAME: &'static str = BACKEND_NAME;
 
@@ -294,42 +315,71 @@ impl Backend for RedbBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        open_dir(dir, &LAYOUT, |guard| {
+        open_dir(dir, &LAYOUT, &options, |guard| {
             let file = dir.join(DB_FILE);
             match fs::symlink_metadata(&file) {
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_database(dir, &file)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.may_create() => {
+                    create_database(dir, &file)?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(OpenError::NotFound {
+                        location: file.display().to_string(),
+                    });
+                }
                 Err(e) => return Err(OpenError::from_io(&file, e)),
             }
-            let database = open_database(dir, &file)?;
+            let database = if options.read_only {
+                Handle::ReadOnly(open_read_only(dir, &file)?)
+            } else {
+                Handle::Writable(open_database(dir, &file)?)
+            };
             check_format(&database, &file)?;
-            let db = Arc::new(Db::new(database, options.durability, guard));
+            let gate = Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only));
+            let db = Arc::new(Db::new(
+                database,
+                Arc::clone(&gate),
+                options.durability,
+                guard,
+            ));
             let engine = RedbEngine::open(Arc::clone(&db))?;
             Ok(RedbBackend {
                 durability: options.durability,
-                engine: Arc::new(engine),
-                ledger: Arc::new(RedbLedger::new(Arc::clone(&db), options.clock)),
-                segments: Arc::new(RedbSegmentLog::new(Arc::clone(&db))),
-                side_effects: Arc::new(RedbSideEffects::new(
-                    Arc::clone(&db),
-                    options.side_effect_cache_size,
-                )),
+                engine: Gated::shared(&gate, engine),
+                ledger: Gated::shared(
+                    &gate,
+                    RedbLedger::new(Arc::clone(&db), Arc::clone(&options.clock)),
+                ),
+                segments: Gated::shared(&gate, RedbSegmentLog::new(Arc::clone(&db))),
+                side_effects: Gated::shared(
+                    &gate,
+                    RedbSideEffects::new(Arc::clone(&db), options.side_effect_cache_size),
+                ),
                 leases: PartitionLeases::default(),
                 db,
             })
         })
     }
 
+    fn close(&self) -> Result<(), StorageError> {
+        if !self.db.gate().close() {
+            return Ok(());
+        }
+        self.engine.inner().close();
+        self.db.close()
+    }
+
     fn durability(&self) -> Durability {
         self.durability
     }
 
-    fn engine(&self) -> Arc<RedbEngine> {
+    fn engine(&self) -> Arc<Gated<RedbEngine>> {
         Arc::clone(&self.engine)
     }
 
     fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
         check_partition_name(name)?;
+        self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
         Ok(state::open(Arc::clone(&self.db), lease)?)
     }
@@ -342,15 +392,15 @@ impl Backend for RedbBackend {
         state::list(&self.db, after, limit)
     }
 
-    fn ledger(&self) -> Arc<RedbLedger> {
+    fn ledger(&self) -> Arc<Gated<RedbLedger>> {
         Arc::clone(&self.ledger)
     }
 
-    fn segment_log(&self) -> Arc<RedbSegmentLog> {
+    fn segment_log(&self) -> Arc<Gated<RedbSegmentLog>> {
         Arc::clone(&self.segments)
     }
 
-    fn side_effects(&self) -> Arc<RedbSideEffects> {
+    fn side_effects(&self) -> Arc<Gated<RedbSideEffects>> {
         Arc::clone(&self.side_effects)
     }
 }

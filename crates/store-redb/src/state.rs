@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use store_api::{MAX_KEY_LEN, StateError, StorageError};
 use store_kit::codec::prefix_successor;
+use store_kit::gate::WriteGate;
 use store_kit::state::{
     BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
     partition_page, partition_prefix, partitions_after,
@@ -161,5 +162,9 @@ impl StatePersist for RedbPartition {
         txn.commit(CONTEXT)?;
         self.id = Some(id);
         Ok(())
+    }
+
+    fn gate(&self) -> &WriteGate {
+        self.db.gate()
     }
 }

@@ -68,6 +68,11 @@ enum Numbering<'a> {
 }
 
 impl SledEngine {
+    /// Ends every `wait_for_sequence`, now and later, with the `Closed` error.
+    pub(crate) fn close(&self) {
+        self.committed.close();
+    }
+
     pub(crate) fn open(shared: Arc<Shared>) -> Result<Self, StorageError> {
         let data = shared.tree(crate::trees::ENGINE_DATA)?;
         let log = shared.tree(crate::trees::ENGINE_LOG)?;
@@ -86,7 +91,7 @@ impl SledEngine {
             writer: Mutex::new(()),
             visible: RwLock::new(()),
             sequence: AtomicU64::new(sequence),
-            committed: CommitNotifier::new(sequence),
+            committed: CommitNotifier::new(crate::BACKEND_NAME, sequence),
             shared,
         })
     }
@@ -215,7 +220,7 @@ impl StoreEngine for SledEngine {
     }
 
     fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
-        Ok(self.committed.wait_after(after, timeout))
+        self.committed.wait_after(after, timeout)
     }
 
     fn current_sequence(&self) -> u64 {

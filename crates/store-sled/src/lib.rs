@@ -158,6 +158,7 @@ use store_api::{
 };
 use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
+use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use engine::SledEngine;
@@ -223,18 +224,23 @@ pub(crate) struct Shared {
     durability: Durability,
     /// Shut once a durability step fails: sled has by then committed the write in memory,
     /// and its flush error is sticky, so nothing written afterwards would become durable.
-    gate: WriteGate,
+    /// Refuses the writes of a read-only open, and everything once the backend is closed.
+    gate: Arc<WriteGate>,
     dir: DirGuard,
 }
 
-/// Writes the clean-close seal when dropped (after the `Db` and before the lock).
+/// Writes the clean-close seal when dropped (after the `Db` and before the lock), unless
+/// the backend was opened read-only (which writes nothing).
 struct SealOnDrop {
     dir: PathBuf,
+    read_only: bool,
 }
 
 impl Drop for SealOnDrop {
     fn drop(&mut self) {
-        seal::write(&self.dir, SLED_SUBDIR);
+        if !self.read_only {
+            seal::write(&self.dir, SLED_SUBDIR);
+        }
     }
 }
 
@@ -295,6 +301,35 @@ impl Shared {
     /// since the last call, then flushes sled, then `fdatasync`s the log file.
     pub(crate) fn make_durable(&self, context: &'static str) -> Result<(), StorageError> {
         self.gate.check()?;
+        self.flush_everything(context)
+    }
+
+    /// The backend's gate.
+    pub(crate) fn gate(&self) -> &Arc<WriteGate> {
+        &self.gate
+    }
+
+    /// What `close` does (the gate is already closed): makes every write durable, unless
+    /// the open was read-only, and reports why it could not. A poisoned backend reports
+    /// the failure that poisoned it: what it showed since may not be durable.
+    fn close(&self) -> Result<(), StorageError> {
+        if self.gate.is_read_only() {
+            return Ok(());
+        }
+        if self.gate.is_poisoned() {
+            return Err(StorageError::without_source(
+                BACKEND_NAME,
+                StorageErrorKind::Poisoned,
+                "closing after a failed durability step: the writes acknowledged since may \
+                 not be on disk",
+            ));
+        }
+        self.flush_everything("making every write durable at close")
+    }
+
+    /// Syncs the new blob files, flushes sled and `fdatasync`s its log; a failure poisons
+    /// the gate.
+    fn flush_everything(&self, context: &'static str) -> Result<(), StorageError> {
         let io = |e: std::io::Error| {
             StorageError::new(BACKEND_NAME, StorageErrorKind::of_io(&e), context, e)
         };
@@ -438,10 +473,10 @@ pub(crate) fn to_bytes(value: IVec) -> Bytes {
 /// The sled backend: one sled database in `<dir>/sled`, every store in its own trees.
 pub struct SledBackend {
     shared: Arc<Shared>,
-    engine: Arc<SledEngine>,
-    ledger: Arc<SledLedger>,
-    segments: Arc<SledSegmentLog>,
-    side_effects: Arc<SledSideEffects>,
+    engine: Arc<Gated<SledEngine>>,
+    ledger: Arc<Gated<SledLedger>>,
+    segments: Arc<Gated<SledSegmentLog>>,
+    side_effects: Arc<Gated<SledSideEffects>>,
     partitions: state::SledPartitions,
     leases: PartitionLeases,
 }
@@ -520,51 +555,72 @@ fn load_error(path: &Path, error: StorageError) -> OpenError {
 
 impl Backend for SledBackend {
     type Location = Path;
-    type Engine = SledEngine;
+    type Engine = Gated<SledEngine>;
     type State = BufferedState<SledPartition>;
-    type Ledger = SledLedger;
-    type Segments = SledSegmentLog;
-    type SideEffects = SledSideEffects;
+    type Ledger = Gated<SledLedger>;
+    type Segments = Gated<SledSegmentLog>;
+    type SideEffects = Gated<SledSideEffects>;
 
     const NAME: &'static str = BACKEND_NAME;
 
     fn capabilities() -> Capabilities {
         Capabilities {
             reads_after_failed_write: false,
+            close_releases_store: false,
+            shared_read_only: false,
             ..Capabilities::PERSISTENT
         }
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        open_dir(dir, &LAYOUT, |guard| {
+        open_dir(dir, &LAYOUT, &options, |guard| {
             let path = dir.join(SLED_SUBDIR);
-            seal::verify_and_break(dir, SLED_SUBDIR)?;
-            remove_unfinished_snapshots(&path)?;
+            if !options.may_create() && !path.is_dir() {
+                return Err(OpenError::NotFound {
+                    location: path.display().to_string(),
+                });
+            }
+            if options.read_only {
+                // sled has no read-only mode: refuse to write through it (the gate refuses
+                // every write of every store), and leave the seal and any unfinished
+                // snapshot as they are.
+                seal::verify(dir, SLED_SUBDIR)?;
+            } else {
+                seal::verify_and_break(dir, SLED_SUBDIR)?;
+                remove_unfinished_snapshots(&path)?;
+            }
             let db = open_db(&path)?;
-            let db_file = sync_new_database(dir, &path)?;
+            let db_file = if options.read_only {
+                let log = path.join("db");
+                File::open(&log).map_err(|e| OpenError::from_io(&log, e))?
+            } else {
+                sync_new_database(dir, &path)?
+            };
             let shared = Arc::new(Shared {
                 db,
                 db_file,
                 blobs_synced: Mutex::new(i64::MIN),
                 _seal: SealOnDrop {
                     dir: dir.to_path_buf(),
+                    read_only: options.read_only,
                 },
                 durability: options.durability,
-                gate: WriteGate::new(BACKEND_NAME),
+                gate: Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only)),
                 dir: guard,
             });
+            let gate = &shared.gate;
             let load = || -> Result<SledBackend, StorageError> {
                 Ok(SledBackend {
-                    engine: Arc::new(SledEngine::open(Arc::clone(&shared))?),
-                    ledger: Arc::new(SledLedger::open(
-                        Arc::clone(&shared),
-                        Arc::clone(&options.clock),
-                    )?),
-                    segments: Arc::new(SledSegmentLog::open(Arc::clone(&shared))?),
-                    side_effects: Arc::new(SledSideEffects::open(
-                        Arc::clone(&shared),
-                        options.side_effect_cache_size,
-                    )?),
+                    engine: Gated::shared(gate, SledEngine::open(Arc::clone(&shared))?),
+                    ledger: Gated::shared(
+                        gate,
+                        SledLedger::open(Arc::clone(&shared), Arc::clone(&options.clock))?,
+                    ),
+                    segments: Gated::shared(gate, SledSegmentLog::open(Arc::clone(&shared))?),
+                    side_effects: Gated::shared(
+                        gate,
+                        SledSideEffects::open(Arc::clone(&shared), options.side_effect_cache_size)?,
+                    ),
                     partitions: state::SledPartitions::open(Arc::clone(&shared))?,
                     leases: PartitionLeases::default(),
                     shared: Arc::clone(&shared),
@@ -574,16 +630,29 @@ impl Backend for SledBackend {
         })
     }
 
+    /// Makes every write durable and marks every handle closed. sled's files and the
+    /// directory lock are released once the backend and every handle taken from it are
+    /// dropped: sled's trees, which the stores hold, keep its database open
+    /// (`Capabilities::close_releases_store` is `false`).
+    fn close(&self) -> Result<(), StorageError> {
+        if !self.shared.gate.close() {
+            return Ok(());
+        }
+        self.engine.inner().close();
+        self.shared.close()
+    }
+
     fn durability(&self) -> Durability {
         self.shared.durability
     }
 
-    fn engine(&self) -> Arc<SledEngine> {
+    fn engine(&self) -> Arc<Gated<SledEngine>> {
         Arc::clone(&self.engine)
     }
 
     fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
         check_partition_name(name)?;
+        self.shared.gate.check_open()?;
         let lease = self.leases.acquire(name)?;
         Ok(self.partitions.open_partition(lease)?)
     }
@@ -596,15 +665,15 @@ impl Backend for SledBackend {
         self.partitions.list(after, limit)
     }
 
-    fn ledger(&self) -> Arc<SledLedger> {
+    fn ledger(&self) -> Arc<Gated<SledLedger>> {
         Arc::clone(&self.ledger)
     }
 
-    fn segment_log(&self) -> Arc<SledSegmentLog> {
+    fn segment_log(&self) -> Arc<Gated<SledSegmentLog>> {
         Arc::clone(&self.segments)
     }
 
-    fn side_effects(&self) -> Arc<SledSideEffects> {
+    fn side_effects(&self) -> Arc<Gated<SledSideEffects>> {
         Arc::clone(&self.side_effects)
     }
 }

@@ -197,9 +197,22 @@ fn wait_for_release(db_file: &Path) -> bool {
 /// close, then removes the seal. No seal: nothing to check.
 pub(crate) fn verify_and_break(dir: &Path, db_subdir: &str) -> Result<(), OpenError> {
     let seal_path = dir.join(SEAL_FILE);
+    if !verify(dir, db_subdir)? {
+        return Ok(());
+    }
+    fs::remove_file(&seal_path).map_err(|e| OpenError::from_io(&seal_path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| OpenError::from_io(dir, e))
+}
+
+/// Checks the database in `<dir>/<db_subdir>` against the seal left by the last clean
+/// close, leaving the seal in place (a read-only open). Returns whether there was a seal.
+pub(crate) fn verify(dir: &Path, db_subdir: &str) -> Result<bool, OpenError> {
+    let seal_path = dir.join(SEAL_FILE);
     let text = match fs::read(&seal_path) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(OpenError::from_io(&seal_path, e)),
     };
     let db_dir = dir.join(db_subdir);
@@ -266,10 +279,7 @@ pub(crate) fn verify_and_break(dir: &Path, db_subdir: &str) -> Result<(), OpenEr
             ));
         }
     }
-    fs::remove_file(&seal_path).map_err(|e| OpenError::from_io(&seal_path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| OpenError::from_io(dir, e))
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 use sled::{Batch, Tree};
 use store_api::{StateError, StorageError};
+use store_kit::gate::WriteGate;
 use store_kit::state::{
     BufferedState, NEXT_PARTITION_ID_KEY, PartitionLease, PendingWrites, StatePersist,
     partition_key, partition_page, partition_prefix, partitions_after,
@@ -201,5 +202,9 @@ impl StatePersist for SledPartition {
         // `StateStore::flush` makes every earlier write durable, whatever the mode.
         self.shared
             .make_durable("making a state partition flush durable")
+    }
+
+    fn gate(&self) -> &WriteGate {
+        self.shared.gate()
     }
 }

@@ -4,13 +4,14 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
-use store_api::{Durability, OpenError, StorageError};
+use store_api::{Durability, OpenError, OpenOptions, StorageError};
 use store_kit::dir::{DirGuard, DirLayout};
-use store_kit::gate::WriteGate;
+use store_kit::gate::{EngineSlot, WriteGate, read_only_error};
 
 use crate::{DB_FILE, SCHEMA_SQL, SCHEMA_VERSION, SqlContext};
 
@@ -76,17 +77,26 @@ const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA cache_size = 
 
 /// The database of one backend.
 pub(crate) struct Db {
-    // Field order is drop order: readers, then the writer (the last connection to close
-    // checkpoints the WAL), then the directory lock.
-    readers: Mutex<Vec<Connection>>,
-    writer: Mutex<Connection>,
+    // Field order is drop order: the connections (the last one to close checkpoints the
+    // WAL), then the directory lock.
+    connections: EngineSlot<Connections>,
     path: PathBuf,
     durability: Durability,
+    read_only: bool,
     /// Shut by a commit that failed with an I/O error (not a full disk): after a failed
     /// `fsync` the pages of earlier writes may be gone, so nothing more is acknowledged
-    /// until the database is reopened.
-    gate: WriteGate,
-    _guard: DirGuard,
+    /// until the database is reopened. Refuses writes of a read-only open, and everything
+    /// once the backend is closed.
+    gate: Arc<WriteGate>,
+    guard: Mutex<Option<DirGuard>>,
+}
+
+/// The open connections of a [`Db`]; `close` takes them out.
+struct Connections {
+    // Drop order: readers first, so that the writer is the last connection to close.
+    readers: Mutex<Vec<Connection>>,
+    /// `None` on a read-only open.
+    writer: Option<Mutex<Connection>>,
 }
 
 fn corrupted_file(path: &Path, detail: &str) -> OpenError {
@@ -341,6 +351,24 @@ fn run_write<T, E: From<StorageError>>(
     Ok(out)
 }
 
+/// A reader connection: `query_only`, and opened read-only when the backend is (SQLite then
+/// never writes the database file).
+fn open_reader(
+    path: &Path,
+    durability: Durability,
+    read_only: bool,
+) -> rusqlite::Result<Connection> {
+    let access = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    configure(&conn, durability)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    Ok(conn)
+}
+
 fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -352,8 +380,11 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
 }
 
 impl Db {
-    /// Opens (creating it if needed) the database of the directory held by `guard`.
-    pub(crate) fn open(guard: DirGuard, durability: Durability) -> Result<Db, OpenError> {
+    /// Opens the database of the directory held by `guard`, creating it when it is missing
+    /// and `options` allow it.
+    pub(crate) fn open(guard: DirGuard, options: &OpenOptions) -> Result<Db, OpenError> {
+        let durability = options.durability;
+        let read_only = options.read_only;
         let dir = guard.path().to_path_buf();
         let path = dir.join(DB_FILE);
         match fs::symlink_metadata(&path) {
@@ -372,11 +403,35 @@ impl Db {
                         "the database file is missing but its write-ahead log is not",
                     ));
                 }
+                if !options.may_create() {
+                    return Err(OpenError::NotFound {
+                        location: path.display().to_string(),
+                    });
+                }
                 create_database(&dir, &path)?
             }
             Err(e) => return Err(OpenError::from_io(&path, e)),
         }
         check_file(&path)?;
+        let gate = Arc::new(WriteGate::new(crate::BACKEND_NAME).with_read_only(read_only));
+        if read_only {
+            let reader = open_reader(&path, durability, true).map_err(|e| open_error(&path, e))?;
+            check_schema(&path, &reader)?;
+            return Ok(Db {
+                connections: EngineSlot::new(
+                    crate::BACKEND_NAME,
+                    Connections {
+                        readers: Mutex::new(vec![reader]),
+                        writer: None,
+                    },
+                ),
+                path,
+                durability,
+                read_only,
+                gate,
+                guard: Mutex::new(Some(guard)),
+            });
+        }
         let writer = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -407,18 +462,54 @@ impl Db {
                 )),
             });
         }
-        let db = Db {
-            readers: Mutex::new(Vec::new()),
-            writer: Mutex::new(writer),
+        // Fail at open, not at the first read, when reader connections cannot be made.
+        let reader = open_reader(&path, durability, false).map_err(|e| open_error(&path, e))?;
+        Ok(Db {
+            connections: EngineSlot::new(
+                crate::BACKEND_NAME,
+                Connections {
+                    readers: Mutex::new(vec![reader]),
+                    writer: Some(Mutex::new(writer)),
+                },
+            ),
             path,
             durability,
-            gate: WriteGate::new(crate::BACKEND_NAME),
-            _guard: guard,
-        };
-        // Fail at open, not at the first read, when reader connections cannot be made.
-        let reader = db.new_reader().map_err(OpenError::Storage)?;
-        db.readers.lock().push(reader);
-        Ok(db)
+            read_only,
+            gate,
+            guard: Mutex::new(Some(guard)),
+        })
+    }
+
+    /// The backend's gate.
+    pub(crate) fn gate(&self) -> &Arc<WriteGate> {
+        &self.gate
+    }
+
+    /// Closes the database (the backend's gate is already closed): once the calls in
+    /// progress are done, checkpoints the WAL into the database file with a full sync
+    /// (under `Relaxed` too), closes every connection and releases the directory lock.
+    /// Every failure is reported; the lock is released whatever happens.
+    pub(crate) fn close(&self) -> Result<(), StorageError> {
+        let mut outcome = Ok(());
+        if let Some(connections) = self.connections.take() {
+            for reader in connections.readers.into_inner() {
+                if let Err((_, e)) = reader.close() {
+                    outcome = outcome.and(Err(e).ctx("closing a reader connection"));
+                }
+            }
+            if let Some(writer) = connections.writer {
+                let writer = writer.into_inner();
+                let synced = writer
+                    .execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_checkpoint(TRUNCATE);")
+                    .ctx("checkpointing the write-ahead log");
+                outcome = outcome.and(synced);
+                if let Err((_, e)) = writer.close() {
+                    outcome = outcome.and(Err(e).ctx("closing the writer connection"));
+                }
+            }
+        }
+        drop(self.guard.lock().take());
+        outcome
     }
 
     /// The database file.
@@ -426,34 +517,35 @@ impl Db {
         &self.path
     }
 
-    fn new_reader(&self) -> Result<Connection, StorageError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ctx("opening a reader connection")?;
-        configure(&conn, self.durability).ctx("configuring a reader connection")?;
-        conn.execute_batch("PRAGMA query_only = ON;")
-            .ctx("configuring a reader connection")?;
-        Ok(conn)
-    }
-
-    fn take_reader(&self) -> Result<Connection, StorageError> {
-        if let Some(conn) = self.readers.lock().pop() {
+    fn take_reader(&self, connections: &Connections) -> Result<Connection, StorageError> {
+        if let Some(conn) = connections.readers.lock().pop() {
             return Ok(conn);
         }
-        self.new_reader()
+        open_reader(&self.path, self.durability, self.read_only).ctx("opening a reader connection")
     }
 
-    fn return_reader(&self, conn: Connection) {
+    fn return_reader(connections: &Connections, conn: Connection) {
         // A connection left inside a transaction (a failed rollback) is not reused.
         if !conn.is_autocommit() {
             return;
         }
-        let mut readers = self.readers.lock();
+        let mut readers = connections.readers.lock();
         if readers.len() < MAX_IDLE_READERS {
             readers.push(conn);
         }
+    }
+
+    /// The writer connection, locked; [`ReadOnly`](store_api::StorageErrorKind::ReadOnly)
+    /// on a read-only open, `Closed` once closed.
+    fn with_writer<T, E: From<StorageError>>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let connections = self.connections.get()?;
+        let Some(writer) = &connections.writer else {
+            return Err(read_only_error(crate::BACKEND_NAME).into());
+        };
+        f(&mut writer.lock())
     }
 
     /// Runs `f` on a reader connection: each statement sees one committed snapshot.
@@ -462,9 +554,10 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        let conn = self.take_reader()?;
+        let connections = self.connections.get()?;
+        let conn = self.take_reader(&connections)?;
         let out = f(&conn);
-        self.return_reader(conn);
+        Self::return_reader(&connections, conn);
         out
     }
 
@@ -491,8 +584,7 @@ impl Db {
         f: impl FnOnce(&Connection) -> Result<T, E>,
         after_commit: impl FnOnce(&T),
     ) -> Result<T, E> {
-        let mut conn = self.writer.lock();
-        run_write(&self.gate, &mut conn, f, after_commit)
+        self.with_writer(|conn| run_write(&self.gate, conn, f, after_commit))
     }
 
     /// Like [`write`](Self::write), but durable when it returns whatever the durability
@@ -502,20 +594,21 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.writer.lock();
-        if self.durability == Durability::Immediate {
-            return run_write(&self.gate, &mut conn, f, |_| {});
-        }
-        conn.execute_batch("PRAGMA synchronous = FULL;")
-            .ctx("making a write durable")?;
-        let out = run_write(&self.gate, &mut conn, f, |_| {});
-        let restored = conn
-            .execute_batch("PRAGMA synchronous = NORMAL;")
-            .ctx("restoring relaxed durability");
-        match (out, restored) {
-            (Ok(_), Err(e)) => Err(e.into()),
-            (out, _) => out,
-        }
+        self.with_writer(|conn| {
+            if self.durability == Durability::Immediate {
+                return run_write(&self.gate, conn, f, |_| {});
+            }
+            conn.execute_batch("PRAGMA synchronous = FULL;")
+                .ctx("making a write durable")?;
+            let out = run_write(&self.gate, conn, f, |_| {});
+            let restored = conn
+                .execute_batch("PRAGMA synchronous = NORMAL;")
+                .ctx("restoring relaxed durability");
+            match (out, restored) {
+                (Ok(_), Err(e)) => Err(e.into()),
+                (out, _) => out,
+            }
+        })
     }
 
     /// Runs `f` in one write transaction; see [`write_then`](Self::write_then).

@@ -109,6 +109,11 @@ fn seq_param(seq: u64) -> Result<i64, StorageError> {
 }
 
 impl SqliteEngine {
+    /// Ends every `wait_for_sequence`, now and later, with the `Closed` error.
+    pub(crate) fn close(&self) {
+        self.committed.close();
+    }
+
     /// The engine store of `db`, reading the stored sequence counter.
     pub(crate) fn open(db: Arc<Db>) -> Result<Self, StorageError> {
         let stored: Option<i64> = db.read(|conn| {
@@ -125,7 +130,7 @@ impl SqliteEngine {
         Ok(SqliteEngine {
             db,
             sequence: AtomicU64::new(sequence),
-            committed: CommitNotifier::new(sequence),
+            committed: CommitNotifier::new(crate::BACKEND_NAME, sequence),
         })
     }
 
@@ -276,7 +281,7 @@ impl StoreEngine for SqliteEngine {
     }
 
     fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
-        Ok(self.committed.wait_after(after, timeout))
+        self.committed.wait_after(after, timeout)
     }
 
     fn current_sequence(&self) -> u64 {

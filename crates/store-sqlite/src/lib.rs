@@ -90,6 +90,7 @@ use store_api::{
     StorageErrorKind,
 };
 use store_kit::dir::open_dir;
+use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 
 pub use engine::SqliteEngine;
@@ -114,10 +115,10 @@ pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 pub struct SqliteBackend {
     durability: Durability,
     db: Arc<db::Db>,
-    engine: Arc<SqliteEngine>,
-    ledger: Arc<SqliteLedger>,
-    segments: Arc<SqliteSegmentLog>,
-    side_effects: Arc<SqliteSideEffects>,
+    engine: Arc<Gated<SqliteEngine>>,
+    ledger: Arc<Gated<SqliteLedger>>,
+    segments: Arc<Gated<SqliteSegmentLog>>,
+    side_effects: Arc<Gated<SqliteSideEffects>>,
     leases: PartitionLeases,
 }
 
@@ -132,11 +133,11 @@ impl std::fmt::Debug for SqliteBackend {
 
 impl Backend for SqliteBackend {
     type Location = Path;
-    type Engine = SqliteEngine;
+    type Engine = Gated<SqliteEngine>;
     type State = BufferedState<SqlitePartition>;
-    type Ledger = SqliteLedger;
-    type Segments = SqliteSegmentLog;
-    type SideEffects = SqliteSideEffects;
+    type Ledger = Gated<SqliteLedger>;
+    type Segments = Gated<SqliteSegmentLog>;
+    type SideEffects = Gated<SqliteSideEffects>;
 
     const NAME: &'static str = BACKEND_NAME;
 
@@ -145,34 +146,46 @@ impl Backend for SqliteBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
-        open_dir(dir, &db::LAYOUT, |guard| {
-            let db = Arc::new(db::Db::open(guard, options.durability)?);
-            let engine = Arc::new(SqliteEngine::open(Arc::clone(&db))?);
+        open_dir(dir, &db::LAYOUT, &options, |guard| {
+            let db = Arc::new(db::Db::open(guard, &options)?);
+            let gate = db.gate();
             Ok(SqliteBackend {
                 durability: options.durability,
-                engine,
-                ledger: Arc::new(SqliteLedger::new(Arc::clone(&db), options.clock)),
-                segments: Arc::new(SqliteSegmentLog::new(Arc::clone(&db))),
-                side_effects: Arc::new(SqliteSideEffects::new(
-                    Arc::clone(&db),
-                    options.side_effect_cache_size,
-                )),
+                engine: Gated::shared(gate, SqliteEngine::open(Arc::clone(&db))?),
+                ledger: Gated::shared(
+                    gate,
+                    SqliteLedger::new(Arc::clone(&db), Arc::clone(&options.clock)),
+                ),
+                segments: Gated::shared(gate, SqliteSegmentLog::new(Arc::clone(&db))),
+                side_effects: Gated::shared(
+                    gate,
+                    SqliteSideEffects::new(Arc::clone(&db), options.side_effect_cache_size),
+                ),
                 leases: PartitionLeases::default(),
                 db,
             })
         })
     }
 
+    fn close(&self) -> Result<(), StorageError> {
+        if !self.db.gate().close() {
+            return Ok(());
+        }
+        self.engine.inner().close();
+        self.db.close()
+    }
+
     fn durability(&self) -> Durability {
         self.durability
     }
 
-    fn engine(&self) -> Arc<SqliteEngine> {
+    fn engine(&self) -> Arc<Gated<SqliteEngine>> {
         Arc::clone(&self.engine)
     }
 
     fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
         check_partition_name(name)?;
+        self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
         state::open_partition(&self.db, lease)
     }
@@ -185,15 +198,15 @@ impl Backend for SqliteBackend {
         state::list(&self.db, after, limit)
     }
 
-    fn ledger(&self) -> Arc<SqliteLedger> {
+    fn ledger(&self) -> Arc<Gated<SqliteLedger>> {
         Arc::clone(&self.ledger)
     }
 
-    fn segment_log(&self) -> Arc<SqliteSegmentLog> {
+    fn segment_log(&self) -> Arc<Gated<SqliteSegmentLog>> {
         Arc::clone(&self.segments)
     }
 
-    fn side_effects(&self) -> Arc<SqliteSideEffects> {
+    fn side_effects(&self) -> Arc<Gated<SqliteSideEffects>> {
         Arc::clone(&self.side_effects)
     }
 }

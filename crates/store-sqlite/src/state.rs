@@ -13,6 +13,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
 use store_api::limits::check_partition_cursor;
 use store_api::{StateError, StorageError};
+use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
 use crate::db::Db;
@@ -134,5 +135,9 @@ impl StatePersist for SqlitePartition {
         })?;
         self.id = Some(id);
         Ok(())
+    }
+
+    fn gate(&self) -> &WriteGate {
+        self.db.gate()
     }
 }

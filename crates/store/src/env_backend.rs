@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use store_api::{
     Backend, Capabilities, Durability, LedgerStore, OpenError, OpenOptions, SegmentLogStore,
-    SideEffectStore, StateError, StateStore, StoreEngine,
+    SideEffectStore, StateError, StateStore, StorageError, StoreEngine,
 };
 
 use crate::config::{BackendKind, STORE_BACKEND_VAR, UrlError, env_url};
@@ -101,6 +101,10 @@ impl Backend for EnvBackend {
             }
         };
         Ok(EnvBackend { stores })
+    }
+
+    fn close(&self) -> Result<(), StorageError> {
+        self.stores.close()
     }
 
     fn durability(&self) -> Durability {

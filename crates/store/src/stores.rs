@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use store_api::{
     Backend, Capabilities, Clock, Durability, LedgerStore, OpenError, OpenOptions, SegmentLogStore,
-    SideEffectStore, StateError, StateStore, StoreEngine, StoreLocation, SystemClock,
+    SideEffectStore, StateError, StateStore, StorageError, StoreEngine, StoreLocation, SystemClock,
 };
 
 use crate::config::{BackendConfig, BackendKind, UrlError};
@@ -61,6 +61,7 @@ trait DynBackend: Send + Sync {
     fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError>;
     fn list_partitions(&self, after: Option<&str>, limit: usize)
     -> Result<Vec<String>, StateError>;
+    fn close(&self) -> Result<(), StorageError>;
 }
 
 impl<B: Backend> DynBackend for B {
@@ -75,6 +76,10 @@ impl<B: Backend> DynBackend for B {
     ) -> Result<Vec<String>, StateError> {
         Backend::list_partitions(self, after, limit)
     }
+
+    fn close(&self) -> Result<(), StorageError> {
+        Backend::close(self)
+    }
 }
 
 /// An open backend, whichever it is, with its five stores as trait objects.
@@ -82,10 +87,13 @@ impl<B: Backend> DynBackend for B {
 /// # Guarantees
 /// - Every store behaves exactly as the same store of the backend used directly: these are
 ///   the backend's own stores behind `dyn`.
-/// - The backend stays open, and its directory locked against a second open, as long as
-///   this value lives. Handles taken from it ([`engine`](Self::engine),
-///   [`state_store`](Self::state_store), ...) must not outlive it: drop them first. After
-///   it is dropped the directory can be opened again.
+/// - [`close`](Self::close) makes every write durable, reports a failure, releases the
+///   store at once (see `Capabilities::close_releases_store` for the exceptions), and
+///   every handle taken from it answers `Closed` afterwards.
+/// - Without `close`, the backend stays open, and its directory locked against a second
+///   open, as long as this value or any handle taken from it ([`engine`](Self::engine),
+///   [`state_store`](Self::state_store), ...) lives; dropping the last of them closes it,
+///   making every write durable but unable to report a failure.
 pub struct Stores {
     name: &'static str,
     capabilities: Capabilities,
@@ -219,6 +227,12 @@ impl Stores {
     /// holds it, exactly as [`Backend::state_store`].
     pub fn state_store(&self, name: &str) -> Result<Box<dyn StateStore>, StateError> {
         self.backend.state_store(name)
+    }
+
+    /// Closes the backend, exactly as [`Backend::close`]: everything durable, a failure
+    /// reported, every handle answering `Closed` afterwards. Closing again is `Ok`.
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.backend.close()
     }
 
     /// One page of the names of the state partitions holding data, exactly as
