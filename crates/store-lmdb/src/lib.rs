@@ -108,10 +108,9 @@
 //!   detected.
 
 mod engine;
+mod kv;
 mod ledger;
 mod listing;
-mod segment;
-mod side_effect;
 mod state;
 mod tables;
 
@@ -125,12 +124,18 @@ use store_api::{
 };
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
+use store_kv::{KvSegmentLog, KvSideEffects, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
 
 pub use engine::LmdbEngine;
 pub use ledger::LmdbLedger;
-pub use segment::LmdbSegmentLog;
-pub use side_effect::LmdbSideEffects;
 pub use state::LmdbPartition;
+
+/// The segment log of an [`LmdbBackend`]: `store-kv`'s, in the `segment.*` databases.
+pub type LmdbSegmentLog = KvSegmentLog<Db>;
+
+/// The side-effect store of an [`LmdbBackend`]: `store-kv`'s, in the `side_effect.*`
+/// databases.
+pub type LmdbSideEffects = KvSideEffects<Db>;
 
 use tables::Db;
 
@@ -176,11 +181,12 @@ impl Backend for LmdbBackend {
             Ok(LmdbBackend {
                 engine,
                 ledger: Arc::new(LmdbLedger::new(Arc::clone(&db), options.clock)),
-                segments: Arc::new(LmdbSegmentLog::new(Arc::clone(&db))),
-                side_effects: Arc::new(LmdbSideEffects::new(
+                segments: Arc::new(KvSegmentLog::open(Arc::clone(&db), SEGMENT_TABLES)?),
+                side_effects: Arc::new(KvSideEffects::open(
                     Arc::clone(&db),
+                    SIDE_EFFECT_TABLES,
                     options.side_effect_cache_size,
-                )),
+                )?),
                 db,
                 leases: PartitionLeases::default(),
             })

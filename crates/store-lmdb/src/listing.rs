@@ -1,10 +1,8 @@
-//! The two reads every listing of this backend is made of, on the cursor logic of
-//! [`store_kit::listing`]: a page of one database's keys after a cursor, and a skip scan
-//! over the leading component of a database's keys. Each runs in one read transaction.
+//! A page of one database's keys after a cursor, on the cursor logic of
+//! [`store_kit::listing`], read in one read transaction.
 
-use heed::RoTxn;
 use store_api::StorageError;
-use store_kit::listing::{KeyRange, distinct, next_leading, page};
+use store_kit::listing::{KeyRange, page};
 
 use crate::HeedExt;
 use crate::tables::{Db, Table, Tables};
@@ -35,40 +33,4 @@ pub(crate) fn list_page<T, E: From<StorageError>>(
             });
         page(rows, limit)
     })?)
-}
-
-/// One page of the distinct `W`-byte leading components of the keys of the database
-/// `pick` names, ascending, after `after`, at most `limit`: one seek per component. A key
-/// shorter than `W` bytes is the error `short_key` makes.
-pub(crate) fn distinct_leading<const W: usize>(
-    db: &Db,
-    pick: Pick,
-    after: Option<[u8; W]>,
-    limit: usize,
-    what: &'static str,
-    short_key: impl Fn() -> StorageError,
-) -> Result<Vec<[u8; W]>, StorageError> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    db.read(what, |txn, t| {
-        let table = pick(t);
-        let seek = |from: Option<&[u8]>| first_key_from(txn, table, from, what);
-        distinct(after, limit, |last| next_leading(last, seek, &short_key))
-    })
-}
-
-/// The first key of `table` at or after `from` (the first key of all for `None`).
-fn first_key_from(
-    txn: &RoTxn<'_>,
-    table: Table<'static>,
-    from: Option<&[u8]>,
-    what: &'static str,
-) -> Result<Option<Vec<u8>>, StorageError> {
-    let found = match from {
-        // LMDB refuses an empty key, even to seek with.
-        None => table.first(txn),
-        Some(from) => table.get_greater_than_or_equal_to(txn, from),
-    };
-    Ok(found.ctx(what)?.map(|(key, _)| key.to_vec()))
 }

@@ -14,6 +14,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 use store_kit::gate::WriteGate;
+use store_kv::{SEGMENT_TABLES, SIDE_EFFECT_TABLES};
 
 use crate::{corrupted_at_open, open_error, storage};
 
@@ -97,6 +98,23 @@ impl<'t> OnCommit for Tables<'t> {
     }
 }
 
+impl Tables<'static> {
+    /// The database called `name` among those the `store-kv` stores use.
+    pub(crate) fn named(&self, name: &str) -> Option<Table<'static>> {
+        let found = match name {
+            n if n == SIDE_EFFECT_TABLES.outputs => self.side_effect_outputs,
+            n if n == SIDE_EFFECT_TABLES.call_outputs => self.side_effect_call_outputs,
+            n if n == SIDE_EFFECT_TABLES.inbound => self.side_effect_inbound,
+            n if n == SEGMENT_TABLES.meta => self.segment_meta,
+            n if n == SEGMENT_TABLES.sessions => self.segment_sessions,
+            n if n == SEGMENT_TABLES.entries => self.segment_entries,
+            n if n == SEGMENT_TABLES.traces => self.segment_traces,
+            _ => return None,
+        };
+        Some(found)
+    }
+}
+
 /// Why a write closure stopped: an LMDB failure (retried after growing the map when the
 /// map is full) or a failure of the store's own (returned as is; the transaction aborts).
 pub(crate) enum Abort<E> {
@@ -119,7 +137,7 @@ impl<E: From<StorageError>> From<StorageError> for Abort<E> {
 }
 
 /// The open environment of one backend directory.
-pub(crate) struct Db {
+pub struct Db {
     env: Env,
     tables: Tables<'static>,
     resize: RwLock<()>,
@@ -254,13 +272,13 @@ impl Db {
                     ledger_idempotency: create("ledger.idempotency")?,
                     ledger_transactions: create("ledger.transactions")?,
                     ledger_totals: create("ledger.totals")?,
-                    side_effect_outputs: create("side_effect.outputs")?,
-                    side_effect_call_outputs: create("side_effect.call_outputs")?,
-                    side_effect_inbound: create("side_effect.inbound")?,
-                    segment_meta: create("segment.meta")?,
-                    segment_sessions: create("segment.sessions")?,
-                    segment_entries: create("segment.entries")?,
-                    segment_traces: create("segment.traces")?,
+                    side_effect_outputs: create(SIDE_EFFECT_TABLES.outputs)?,
+                    side_effect_call_outputs: create(SIDE_EFFECT_TABLES.call_outputs)?,
+                    side_effect_inbound: create(SIDE_EFFECT_TABLES.inbound)?,
+                    segment_meta: create(SEGMENT_TABLES.meta)?,
+                    segment_sessions: create(SEGMENT_TABLES.sessions)?,
+                    segment_entries: create(SEGMENT_TABLES.entries)?,
+                    segment_traces: create(SEGMENT_TABLES.traces)?,
                 }))
             })
             .map_err(|e| open_error(data_path, e))?;
@@ -282,6 +300,11 @@ impl Db {
             }),
             Err(e) => Err(OpenError::Storage(e)),
         }
+    }
+
+    /// The named databases.
+    pub(crate) fn tables(&self) -> &Tables<'static> {
+        &self.tables
     }
 
     /// The durability mode.
@@ -377,17 +400,31 @@ impl Writer<'_> {
         what: &'static str,
         mut f: impl FnMut(&mut RwTxn<'_>, &Tables<'static>) -> Result<T, Abort<E>>,
     ) -> Result<T, E> {
+        let tables = &self.db.tables;
+        self.attempt(what, |mut txn| {
+            let value = f(&mut txn, tables)?;
+            txn.commit()?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `attempt` on a fresh write transaction, which it commits or drops (aborting
+    /// it), under the write gate: a full map grows the map and runs `attempt` again, any
+    /// other LMDB failure goes through the gate, a failure of the store's own is returned
+    /// as it is.
+    pub(crate) fn attempt<T, E: From<StorageError>>(
+        &self,
+        what: &'static str,
+        mut attempt: impl FnMut(RwTxn<'_>) -> Result<T, Abort<E>>,
+    ) -> Result<T, E> {
         let db = self.db;
         db.gate.check()?;
         let mut growths = 0;
         loop {
             let outcome = {
                 let _resize = db.resize.read();
-                let mut txn = db.env.write_txn().map_err(|e| storage(what, e))?;
-                match f(&mut txn, &db.tables) {
-                    Ok(value) => txn.commit().map(|()| value).map_err(Abort::Engine),
-                    Err(e) => Err(e),
-                }
+                let txn = db.env.write_txn().map_err(|e| storage(what, e))?;
+                attempt(txn)
             };
             match outcome {
                 Ok(value) => return Ok(value),

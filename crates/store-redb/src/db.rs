@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use store_api::{Durability, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
-use store_kit::listing::{KeyRange, distinct, next_leading, page};
+use store_kit::listing::{KeyRange, page};
 
 use crate::BACKEND_NAME;
 use crate::tables::Bytes2Bytes;
@@ -21,7 +21,7 @@ pub const RELAXED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The open database of one backend directory.
 #[derive(Debug)]
-pub(crate) struct Db {
+pub struct Db {
     // Dropped before `_dir`: the file is closed (and pending non-durable commits made durable)
     // before the directory lock is released.
     database: Database,
@@ -179,35 +179,6 @@ pub(crate) fn list_page<T, E: From<StorageError>>(
             item(key.value(), value.value())
         });
     Ok(page(rows, limit)?)
-}
-
-/// One page of the distinct `W`-byte leading components of `table`'s keys, ascending, after
-/// `after`, at most `limit`: a skip scan (one seek per component) in one read transaction.
-/// A key shorter than `W` bytes is the error `short_key` makes.
-pub(crate) fn distinct_leading<const W: usize>(
-    db: &Db,
-    table: Bytes2Bytes,
-    after: Option<[u8; W]>,
-    limit: usize,
-    context: &'static str,
-    short_key: impl Fn() -> StorageError,
-) -> Result<Vec<[u8; W]>, StorageError> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let txn = db.begin_read(context)?;
-    let table = read_table(&txn, table, context)?;
-    let seek = |from: Option<&[u8]>| -> Result<Option<Vec<u8>>, StorageError> {
-        let first = table
-            .range::<&[u8]>(from.unwrap_or_default()..)
-            .ctx(context)?
-            .next();
-        match first {
-            Some(row) => Ok(Some(row.ctx(context)?.0.value().to_vec())),
-            None => Ok(None),
-        }
-    };
-    distinct(after, limit, |last| next_leading(last, seek, &short_key))
 }
 
 /// The error of a failed redb call made while doing `context`, with redb's error as the

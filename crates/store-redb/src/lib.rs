@@ -124,9 +124,8 @@
 
 mod db;
 mod engine;
+mod kv;
 mod ledger;
-mod segment;
-mod side_effect;
 mod state;
 mod tables;
 
@@ -140,13 +139,19 @@ use store_api::limits::check_partition_name;
 use store_api::{Backend, Capabilities, Durability, OpenError, OpenOptions, StateError};
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
+use store_kv::{KvSegmentLog, KvSideEffects, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
 
 pub use db::RELAXED_SYNC_INTERVAL;
 pub use engine::RedbEngine;
 pub use ledger::RedbLedger;
-pub use segment::RedbSegmentLog;
-pub use side_effect::RedbSideEffects;
 pub use state::RedbPartition;
+
+/// The segment log of a [`RedbBackend`]: `store-kv`'s, in the `segment.*` tables.
+pub type RedbSegmentLog = KvSegmentLog<Db>;
+
+/// The side-effect store of a [`RedbBackend`]: `store-kv`'s, in the `side_effect.*`
+/// tables.
+pub type RedbSideEffects = KvSideEffects<Db>;
 
 use db::{Context, Db, storage_error};
 
@@ -309,11 +314,12 @@ impl Backend for RedbBackend {
                 durability: options.durability,
                 engine: Arc::new(engine),
                 ledger: Arc::new(RedbLedger::new(Arc::clone(&db), options.clock)),
-                segments: Arc::new(RedbSegmentLog::new(Arc::clone(&db))),
-                side_effects: Arc::new(RedbSideEffects::new(
+                segments: Arc::new(KvSegmentLog::open(Arc::clone(&db), SEGMENT_TABLES)?),
+                side_effects: Arc::new(KvSideEffects::open(
                     Arc::clone(&db),
+                    SIDE_EFFECT_TABLES,
                     options.side_effect_cache_size,
-                )),
+                )?),
                 leases: PartitionLeases::default(),
                 db,
             })

@@ -3,6 +3,7 @@
 //! shared ones of `store_kit` and are listed in the crate docs.
 
 use redb::TableDefinition;
+use store_kv::{SEGMENT_TABLES, SIDE_EFFECT_TABLES};
 
 /// A table of byte keys and byte values.
 pub(crate) type Bytes2Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -46,21 +47,23 @@ pub(crate) const LEDGER_TRANSACTIONS: Bytes2Bytes = TableDefinition::new("ledger
 pub(crate) const LEDGER_TOTALS: Bytes2Bytes = TableDefinition::new("ledger.totals");
 
 /// Side-effect output slots: `lyquid(20) pos:u128be kind(1)` → `EventOutputs`.
-pub(crate) const SIDE_EFFECT_OUTPUTS: Bytes2Bytes = TableDefinition::new("side_effect.outputs");
+pub(crate) const SIDE_EFFECT_OUTPUTS: Bytes2Bytes =
+    TableDefinition::new(SIDE_EFFECT_TABLES.outputs);
 /// Inter-call outputs: `callee(20) pos:u128be inter_call_seq:u32be` → `Option<Bytes>`.
 pub(crate) const SIDE_EFFECT_CALL_OUTPUTS: Bytes2Bytes =
-    TableDefinition::new("side_effect.call_outputs");
+    TableDefinition::new(SIDE_EFFECT_TABLES.call_outputs);
 /// Inbound calls: `callee(20) order.pos:u128be order.seq:u32be` → `InboundInterCall`.
-pub(crate) const SIDE_EFFECT_INBOUND: Bytes2Bytes = TableDefinition::new("side_effect.inbound");
+pub(crate) const SIDE_EFFECT_INBOUND: Bytes2Bytes =
+    TableDefinition::new(SIDE_EFFECT_TABLES.inbound);
 
 /// Segment metadata: segment id (16 bytes) → `SegmentMeta`.
-pub(crate) const SEGMENT_META: Bytes2Bytes = TableDefinition::new("segment.meta");
+pub(crate) const SEGMENT_META: Bytes2Bytes = TableDefinition::new(SEGMENT_TABLES.meta);
 /// Live segments by session: `session(16) segment(16)` → empty.
-pub(crate) const SEGMENT_SESSIONS: Bytes2Bytes = TableDefinition::new("segment.sessions");
+pub(crate) const SEGMENT_SESSIONS: Bytes2Bytes = TableDefinition::new(SEGMENT_TABLES.sessions);
 /// Segment log entries: `segment(16) index:u64be` → entry bytes.
-pub(crate) const SEGMENT_ENTRIES: Bytes2Bytes = TableDefinition::new("segment.entries");
+pub(crate) const SEGMENT_ENTRIES: Bytes2Bytes = TableDefinition::new(SEGMENT_TABLES.entries);
 /// Segment trace entries: `segment(16) index:u64be` → entry bytes.
-pub(crate) const SEGMENT_TRACES: Bytes2Bytes = TableDefinition::new("segment.traces");
+pub(crate) const SEGMENT_TRACES: Bytes2Bytes = TableDefinition::new(SEGMENT_TABLES.traces);
 
 /// Every table, created together when a database is first made.
 pub(crate) const ALL: [Bytes2Bytes; 22] = [

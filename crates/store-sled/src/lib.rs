@@ -137,11 +137,10 @@
 //!   follow commit order and transactions never conflict).
 
 mod engine;
+mod kv;
 mod ledger;
 mod listing;
 mod seal;
-mod segment;
-mod side_effect;
 mod state;
 
 use std::fs::File;
@@ -149,7 +148,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use sled::IVec;
 use store_api::limits::check_partition_name;
 use store_api::{
@@ -159,12 +158,17 @@ use store_api::{
 use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLeases};
+use store_kv::{KvSegmentLog, KvSideEffects, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
 
 pub use engine::SledEngine;
 pub use ledger::SledLedger;
-pub use segment::SledSegmentLog;
-pub use side_effect::SledSideEffects;
 pub use state::SledPartition;
+
+/// The segment log of a [`SledBackend`]: `store-kv`'s, in the `segment.*` trees.
+pub type SledSegmentLog = KvSegmentLog<Shared>;
+
+/// The side-effect store of a [`SledBackend`]: `store-kv`'s, in the `side_effect.*` trees.
+pub type SledSideEffects = KvSideEffects<Shared>;
 
 /// The backend's name, in errors and in the directory marker.
 pub const BACKEND_NAME: &str = "sled";
@@ -183,8 +187,9 @@ const LAYOUT: DirLayout = DirLayout {
 /// milliseconds: the most a crash can lose under [`Durability::Relaxed`].
 pub const FLUSH_EVERY_MS: u64 = 500;
 
-/// The names of the sled trees, one per table. Each store kind has its own trees, so the
-/// stores never see each other's keys.
+/// The names of the sled trees of the stores not on the ordered-KV layer, one per table
+/// (the side-effect and segment trees are named by `store_kv`). Each store kind has its own
+/// trees, so the stores never see each other's keys.
 pub(crate) mod trees {
     pub(crate) const ENGINE_DATA: &str = "engine.data";
     pub(crate) const ENGINE_LOG: &str = "engine.log";
@@ -200,20 +205,18 @@ pub(crate) mod trees {
     pub(crate) const LEDGER_IDEMPOTENCY: &str = "ledger.idempotency";
     pub(crate) const LEDGER_TRANSACTIONS: &str = "ledger.transactions";
     pub(crate) const LEDGER_TOTALS: &str = "ledger.totals";
-    pub(crate) const SIDE_EFFECT_OUTPUTS: &str = "side_effect.outputs";
-    pub(crate) const SIDE_EFFECT_CALL_OUTPUTS: &str = "side_effect.call_outputs";
-    pub(crate) const SIDE_EFFECT_INBOUND: &str = "side_effect.inbound";
-    pub(crate) const SEGMENT_META: &str = "segment.meta";
-    pub(crate) const SEGMENT_SESSIONS: &str = "segment.sessions";
-    pub(crate) const SEGMENT_ENTRIES: &str = "segment.entries";
-    pub(crate) const SEGMENT_TRACES: &str = "segment.traces";
 }
 
 /// The open database, shared by every store of one backend. When the last store holding
 /// it is dropped, its fields drop in order: sled flushes and shuts down, the seal is
 /// written, and the directory lock is released.
-pub(crate) struct Shared {
+pub struct Shared {
     db: sled::Db,
+    /// Serializes the writes of the stores on the ordered-KV layer (`kv`).
+    kv_writer: Mutex<()>,
+    /// Held exclusively while a write of the ordered-KV layer commits and is made
+    /// durable; its reads hold it shared.
+    kv_visible: RwLock<()>,
     /// Our own handle on sled's log file, to `fdatasync` it (see [`Shared::sync`]).
     db_file: File,
     /// The newest blob file already synced (blob files are named by their log sequence
@@ -225,6 +228,15 @@ pub(crate) struct Shared {
     /// and its flush error is sticky, so nothing written afterwards would become durable.
     gate: WriteGate,
     dir: DirGuard,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("path", &self.dir.path())
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Writes the clean-close seal when dropped (after the `Db` and before the lock).
@@ -449,8 +461,7 @@ pub struct SledBackend {
 impl std::fmt::Debug for SledBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledBackend")
-            .field("path", &self.shared.dir.path())
-            .field("durability", &self.shared.durability)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -544,6 +555,8 @@ impl Backend for SledBackend {
             let db_file = sync_new_database(dir, &path)?;
             let shared = Arc::new(Shared {
                 db,
+                kv_writer: Mutex::new(()),
+                kv_visible: RwLock::new(()),
                 db_file,
                 blobs_synced: Mutex::new(i64::MIN),
                 _seal: SealOnDrop {
@@ -560,9 +573,10 @@ impl Backend for SledBackend {
                         Arc::clone(&shared),
                         Arc::clone(&options.clock),
                     )?),
-                    segments: Arc::new(SledSegmentLog::open(Arc::clone(&shared))?),
-                    side_effects: Arc::new(SledSideEffects::open(
+                    segments: Arc::new(KvSegmentLog::open(Arc::clone(&shared), SEGMENT_TABLES)?),
+                    side_effects: Arc::new(KvSideEffects::open(
                         Arc::clone(&shared),
+                        SIDE_EFFECT_TABLES,
                         options.side_effect_cache_size,
                     )?),
                     partitions: state::SledPartitions::open(Arc::clone(&shared))?,
