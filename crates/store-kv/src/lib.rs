@@ -3,7 +3,7 @@
 //! The embedded engines (redb, LMDB, sled) all offer the same thing: named tables of byte
 //! keys in byte order, read transactions that see one consistent state, and write
 //! transactions that land whole or not at all. [`KvStore`] is that shape and nothing more;
-//! the stores written once above it ([`KvSideEffects`], [`KvSegmentLog`]) hold every rule,
+//! the stores written once above it ([`KvLedger`], [`KvSideEffects`], [`KvSegmentLog`]) hold every rule,
 //! key encoding and record format, so a backend crate only says how its engine begins,
 //! reads, writes and commits a transaction.
 //!
@@ -40,6 +40,7 @@
 //! - **No nesting.** A closure must not begin another transaction of the same store: the
 //!   engines' locks are not reentrant.
 
+mod ledger;
 mod listing;
 mod segment;
 mod side_effect;
@@ -50,6 +51,7 @@ use std::ops::{Bound, ControlFlow};
 use bytes::Bytes;
 use store_api::StorageError;
 
+pub use ledger::{KvLedger, LEDGER_TABLES, LedgerTables};
 pub use segment::{KvSegmentLog, SEGMENT_TABLES, SegmentTables};
 pub use side_effect::{KvSideEffects, SIDE_EFFECT_TABLES, SideEffectTables};
 
@@ -159,6 +161,20 @@ pub trait KvWrite: KvRead {
 
     /// Removes `key` from `table`, if it is there.
     fn delete(&mut self, table: &Self::Table, key: &[u8]) -> Result<(), StorageError>;
+
+    /// Stores `value` at `key` like [`put`](Self::put) when `key` is above every key of
+    /// `table` and the engine can append there faster than it can put (LMDB's
+    /// `MDB_APPEND`: no key search, full pages); `Ok(false)`, with nothing changed, when it
+    /// cannot. The default never appends.
+    fn append(
+        &mut self,
+        table: &Self::Table,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StorageError> {
+        let _ = (table, key, value);
+        Ok(false)
+    }
 
     /// Removes every key of `table` in `range`. The default scans the keys, then deletes
     /// each; an engine with a range delete overrides it.

@@ -6,7 +6,7 @@
 
 use std::ops::Bound;
 
-use heed::{RoTxn, RwTxn};
+use heed::{MdbError, PutFlags, RoTxn, RwTxn};
 use store_api::{Durability, StorageError};
 use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit};
 
@@ -172,6 +172,24 @@ impl KvWrite for LmdbWrite<'_> {
     fn delete(&mut self, table: &LmdbTable, key: &[u8]) -> Result<(), StorageError> {
         match table.db.delete(&mut self.txn, key) {
             Ok(_) => Ok(()),
+            Err(e) => Err(self.failure(e)),
+        }
+    }
+
+    /// LMDB refuses an append below the table's last key with `MDB_KEYEXIST`, changing
+    /// nothing.
+    fn append(
+        &mut self,
+        table: &LmdbTable,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StorageError> {
+        match table
+            .db
+            .put_with_flags(&mut self.txn, PutFlags::APPEND, key, value)
+        {
+            Ok(()) => Ok(true),
+            Err(heed::Error::Mdb(MdbError::KeyExist)) => Ok(false),
             Err(e) => Err(self.failure(e)),
         }
     }

@@ -109,8 +109,6 @@
 
 mod engine;
 mod kv;
-mod ledger;
-mod listing;
 mod state;
 mod tables;
 
@@ -124,11 +122,15 @@ use store_api::{
 };
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
-use store_kv::{KvSegmentLog, KvSideEffects, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+use store_kv::{
+    KvLedger, KvSegmentLog, KvSideEffects, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+};
 
 pub use engine::LmdbEngine;
-pub use ledger::LmdbLedger;
 pub use state::LmdbPartition;
+
+/// The ledger of an [`LmdbBackend`]: `store-kv`'s, in the `ledger.*` databases.
+pub type LmdbLedger = KvLedger<Db>;
 
 /// The segment log of an [`LmdbBackend`]: `store-kv`'s, in the `segment.*` databases.
 pub type LmdbSegmentLog = KvSegmentLog<Db>;
@@ -180,7 +182,11 @@ impl Backend for LmdbBackend {
             let engine = Arc::new(LmdbEngine::new(Arc::clone(&db)));
             Ok(LmdbBackend {
                 engine,
-                ledger: Arc::new(LmdbLedger::new(Arc::clone(&db), options.clock)),
+                ledger: Arc::new(KvLedger::open(
+                    Arc::clone(&db),
+                    LEDGER_TABLES,
+                    options.clock,
+                )?),
                 segments: Arc::new(KvSegmentLog::open(Arc::clone(&db), SEGMENT_TABLES)?),
                 side_effects: Arc::new(KvSideEffects::open(
                     Arc::clone(&db),

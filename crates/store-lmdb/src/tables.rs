@@ -14,7 +14,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 use store_kit::gate::WriteGate;
-use store_kv::{SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
 
 use crate::{corrupted_at_open, open_error, storage};
 
@@ -102,6 +102,14 @@ impl Tables<'static> {
     /// The database called `name` among those the `store-kv` stores use.
     pub(crate) fn named(&self, name: &str) -> Option<Table<'static>> {
         let found = match name {
+            n if n == LEDGER_TABLES.assets => self.ledger_assets,
+            n if n == LEDGER_TABLES.accounts => self.ledger_accounts,
+            n if n == LEDGER_TABLES.postings => self.ledger_postings,
+            n if n == LEDGER_TABLES.events => self.ledger_events,
+            n if n == LEDGER_TABLES.heads => self.ledger_heads,
+            n if n == LEDGER_TABLES.idempotency => self.ledger_idempotency,
+            n if n == LEDGER_TABLES.transactions => self.ledger_transactions,
+            n if n == LEDGER_TABLES.totals => self.ledger_totals,
             n if n == SIDE_EFFECT_TABLES.outputs => self.side_effect_outputs,
             n if n == SIDE_EFFECT_TABLES.call_outputs => self.side_effect_call_outputs,
             n if n == SIDE_EFFECT_TABLES.inbound => self.side_effect_inbound,
@@ -264,14 +272,14 @@ impl Db {
                     state_data: create("state.data")?,
                     state_names: create("state.names")?,
                     state_meta: create("state.meta")?,
-                    ledger_assets: create("ledger.assets")?,
-                    ledger_accounts: create("ledger.accounts")?,
-                    ledger_postings: create("ledger.postings")?,
-                    ledger_events: create("ledger.events")?,
-                    ledger_heads: create("ledger.heads")?,
-                    ledger_idempotency: create("ledger.idempotency")?,
-                    ledger_transactions: create("ledger.transactions")?,
-                    ledger_totals: create("ledger.totals")?,
+                    ledger_assets: create(LEDGER_TABLES.assets)?,
+                    ledger_accounts: create(LEDGER_TABLES.accounts)?,
+                    ledger_postings: create(LEDGER_TABLES.postings)?,
+                    ledger_events: create(LEDGER_TABLES.events)?,
+                    ledger_heads: create(LEDGER_TABLES.heads)?,
+                    ledger_idempotency: create(LEDGER_TABLES.idempotency)?,
+                    ledger_transactions: create(LEDGER_TABLES.transactions)?,
+                    ledger_totals: create(LEDGER_TABLES.totals)?,
                     side_effect_outputs: create(SIDE_EFFECT_TABLES.outputs)?,
                     side_effect_call_outputs: create(SIDE_EFFECT_TABLES.call_outputs)?,
                     side_effect_inbound: create(SIDE_EFFECT_TABLES.inbound)?,

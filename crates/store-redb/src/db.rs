@@ -9,7 +9,6 @@ use parking_lot::Mutex;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use store_api::{Durability, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
-use store_kit::listing::{KeyRange, page};
 
 use crate::BACKEND_NAME;
 use crate::tables::Bytes2Bytes;
@@ -154,31 +153,6 @@ pub(crate) fn get_with<T>(
         Some(value) => decode(value.value()).map(Some),
         None => Ok(None),
     }
-}
-
-/// One listing page of `table`: the keys of `range` in order, at most `limit`, each row
-/// made into an item by `item(key, value)`, all read in one read transaction.
-pub(crate) fn list_page<T, E: From<StorageError>>(
-    db: &Db,
-    table: Bytes2Bytes,
-    range: &KeyRange,
-    limit: usize,
-    context: &'static str,
-    item: impl Fn(&[u8], &[u8]) -> Result<T, StorageError>,
-) -> Result<Vec<T>, E> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let txn = db.begin_read(context)?;
-    let table = read_table(&txn, table, context)?;
-    let rows = table
-        .range::<&[u8]>(range.as_slices())
-        .ctx(context)?
-        .map(|row| {
-            let (key, value) = row.ctx(context)?;
-            item(key.value(), value.value())
-        });
-    Ok(page(rows, limit)?)
 }
 
 /// The error of a failed redb call made while doing `context`, with redb's error as the

@@ -125,7 +125,6 @@
 mod db;
 mod engine;
 mod kv;
-mod ledger;
 mod state;
 mod tables;
 
@@ -139,12 +138,16 @@ use store_api::limits::check_partition_name;
 use store_api::{Backend, Capabilities, Durability, OpenError, OpenOptions, StateError};
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
-use store_kv::{KvSegmentLog, KvSideEffects, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+use store_kv::{
+    KvLedger, KvSegmentLog, KvSideEffects, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+};
 
 pub use db::RELAXED_SYNC_INTERVAL;
 pub use engine::RedbEngine;
-pub use ledger::RedbLedger;
 pub use state::RedbPartition;
+
+/// The ledger of a [`RedbBackend`]: `store-kv`'s, in the `ledger.*` tables.
+pub type RedbLedger = KvLedger<Db>;
 
 /// The segment log of a [`RedbBackend`]: `store-kv`'s, in the `segment.*` tables.
 pub type RedbSegmentLog = KvSegmentLog<Db>;
@@ -313,7 +316,11 @@ impl Backend for RedbBackend {
             Ok(RedbBackend {
                 durability: options.durability,
                 engine: Arc::new(engine),
-                ledger: Arc::new(RedbLedger::new(Arc::clone(&db), options.clock)),
+                ledger: Arc::new(KvLedger::open(
+                    Arc::clone(&db),
+                    LEDGER_TABLES,
+                    options.clock,
+                )?),
                 segments: Arc::new(KvSegmentLog::open(Arc::clone(&db), SEGMENT_TABLES)?),
                 side_effects: Arc::new(KvSideEffects::open(
                     Arc::clone(&db),

@@ -3,7 +3,7 @@
 //! shared ones of `store_kit` and are listed in the crate docs.
 
 use redb::TableDefinition;
-use store_kv::{SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
 
 /// A table of byte keys and byte values.
 pub(crate) type Bytes2Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -30,21 +30,22 @@ pub(crate) const STATE_PARTITIONS: Bytes2Bytes = TableDefinition::new("state.par
 pub(crate) const STATE_META: Bytes2Bytes = TableDefinition::new("state.meta");
 
 /// Ledger assets: asset id → `AssetDef`.
-pub(crate) const LEDGER_ASSETS: Bytes2Bytes = TableDefinition::new("ledger.assets");
+pub(crate) const LEDGER_ASSETS: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.assets);
 /// Ledger accounts: `book NUL path NUL` → `AccountRecord`.
-pub(crate) const LEDGER_ACCOUNTS: Bytes2Bytes = TableDefinition::new("ledger.accounts");
+pub(crate) const LEDGER_ACCOUNTS: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.accounts);
 /// Ledger postings: `book NUL path NUL seq:u64be index:u32be` → `PostingRecord`.
-pub(crate) const LEDGER_POSTINGS: Bytes2Bytes = TableDefinition::new("ledger.postings");
+pub(crate) const LEDGER_POSTINGS: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.postings);
 /// Ledger events: `book NUL seq:u64be` → `Sequenced<LedgerEvent>`.
-pub(crate) const LEDGER_EVENTS: Bytes2Bytes = TableDefinition::new("ledger.events");
+pub(crate) const LEDGER_EVENTS: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.events);
 /// Ledger book heads: book name → `BookHead`.
-pub(crate) const LEDGER_HEADS: Bytes2Bytes = TableDefinition::new("ledger.heads");
+pub(crate) const LEDGER_HEADS: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.heads);
 /// Ledger idempotency receipts: `book NUL key` → `Committed`.
-pub(crate) const LEDGER_IDEMPOTENCY: Bytes2Bytes = TableDefinition::new("ledger.idempotency");
+pub(crate) const LEDGER_IDEMPOTENCY: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.idempotency);
 /// Ledger transaction index: txid (16 bytes) → `TxLocation`.
-pub(crate) const LEDGER_TRANSACTIONS: Bytes2Bytes = TableDefinition::new("ledger.transactions");
+pub(crate) const LEDGER_TRANSACTIONS: Bytes2Bytes =
+    TableDefinition::new(LEDGER_TABLES.transactions);
 /// Ledger lifetime totals: `book NUL asset NUL` → `AssetTotals`.
-pub(crate) const LEDGER_TOTALS: Bytes2Bytes = TableDefinition::new("ledger.totals");
+pub(crate) const LEDGER_TOTALS: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.totals);
 
 /// Side-effect output slots: `lyquid(20) pos:u128be kind(1)` → `EventOutputs`.
 pub(crate) const SIDE_EFFECT_OUTPUTS: Bytes2Bytes =

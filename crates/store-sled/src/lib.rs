@@ -46,9 +46,10 @@
 //! In both modes, dropping the backend (its last store handle) flushes everything: a clean
 //! close loses nothing.
 //!
-//! Reads see a write as soon as its transaction commits. The ledger is stricter: its
-//! readers wait while a write commits and is flushed, so a ledger read never returns a
-//! write that is not yet durable under `Immediate`.
+//! Reads see a write as soon as its transaction commits. The ledger, side-effect and
+//! segment stores (on `store-kv`'s layer) are stricter: their readers wait while a write of
+//! theirs commits and is flushed, so such a read never returns a write that is not yet
+//! durable under `Immediate`.
 //!
 //! # A full disk, a failed write
 //!
@@ -138,8 +139,6 @@
 
 mod engine;
 mod kv;
-mod ledger;
-mod listing;
 mod seal;
 mod state;
 
@@ -158,11 +157,15 @@ use store_api::{
 use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLeases};
-use store_kv::{KvSegmentLog, KvSideEffects, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+use store_kv::{
+    KvLedger, KvSegmentLog, KvSideEffects, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+};
 
 pub use engine::SledEngine;
-pub use ledger::SledLedger;
 pub use state::SledPartition;
+
+/// The ledger of a [`SledBackend`]: `store-kv`'s, in the `ledger.*` trees.
+pub type SledLedger = KvLedger<Shared>;
 
 /// The segment log of a [`SledBackend`]: `store-kv`'s, in the `segment.*` trees.
 pub type SledSegmentLog = KvSegmentLog<Shared>;
@@ -188,7 +191,7 @@ const LAYOUT: DirLayout = DirLayout {
 pub const FLUSH_EVERY_MS: u64 = 500;
 
 /// The names of the sled trees of the stores not on the ordered-KV layer, one per table
-/// (the side-effect and segment trees are named by `store_kv`). Each store kind has its own
+/// (the ledger, side-effect and segment trees are named by `store_kv`). Each store kind has its own
 /// trees, so the stores never see each other's keys.
 pub(crate) mod trees {
     pub(crate) const ENGINE_DATA: &str = "engine.data";
@@ -197,14 +200,6 @@ pub(crate) mod trees {
     pub(crate) const STATE_ENTRIES: &str = "state.entries";
     pub(crate) const STATE_PARTITIONS: &str = "state.partitions";
     pub(crate) const STATE_META: &str = "state.meta";
-    pub(crate) const LEDGER_ASSETS: &str = "ledger.assets";
-    pub(crate) const LEDGER_ACCOUNTS: &str = "ledger.accounts";
-    pub(crate) const LEDGER_POSTINGS: &str = "ledger.postings";
-    pub(crate) const LEDGER_EVENTS: &str = "ledger.events";
-    pub(crate) const LEDGER_HEADS: &str = "ledger.heads";
-    pub(crate) const LEDGER_IDEMPOTENCY: &str = "ledger.idempotency";
-    pub(crate) const LEDGER_TRANSACTIONS: &str = "ledger.transactions";
-    pub(crate) const LEDGER_TOTALS: &str = "ledger.totals";
 }
 
 /// The open database, shared by every store of one backend. When the last store holding
@@ -569,8 +564,9 @@ impl Backend for SledBackend {
             let load = || -> Result<SledBackend, StorageError> {
                 Ok(SledBackend {
                     engine: Arc::new(SledEngine::open(Arc::clone(&shared))?),
-                    ledger: Arc::new(SledLedger::open(
+                    ledger: Arc::new(KvLedger::open(
                         Arc::clone(&shared),
+                        LEDGER_TABLES,
                         Arc::clone(&options.clock),
                     )?),
                     segments: Arc::new(KvSegmentLog::open(Arc::clone(&shared), SEGMENT_TABLES)?),
