@@ -261,16 +261,26 @@ where
 {
     let rows = names.into_iter().map(|row| {
         let (name, id) = row?;
-        let corrupted = || StorageError::corrupted(backend, "decoding a state partition row");
-        let name = std::str::from_utf8(name.as_ref())
-            .ok()
-            .filter(|name| store_api::limits::check_partition_name(name).is_ok())
-            .ok_or_else(corrupted)?;
-        let id = <[u8; 4]>::try_from(id.as_ref()).map_err(|_| corrupted())?;
-        Ok((name.to_owned(), u32::from_be_bytes(id)))
+        Ok(partition_row(backend, name.as_ref(), id.as_ref())?)
     });
     let page = crate::listing::filtered_page(rows, limit, |(_, id)| holds_data(*id))?;
     Ok(page.into_iter().map(|(name, _)| name).collect())
+}
+
+/// One row of a name → id table decoded: the partition's name and id. A row that does not
+/// decode is a [`Corrupted`](store_api::StorageErrorKind::Corrupted) error of `backend`.
+pub fn partition_row(
+    backend: &'static str,
+    name: &[u8],
+    id: &[u8],
+) -> Result<(String, u32), StorageError> {
+    let corrupted = || StorageError::corrupted(backend, "decoding a state partition row");
+    let name = std::str::from_utf8(name)
+        .ok()
+        .filter(|name| store_api::limits::check_partition_name(name).is_ok())
+        .ok_or_else(corrupted)?;
+    let id = <[u8; 4]>::try_from(id).map_err(|_| corrupted())?;
+    Ok((name.to_owned(), u32::from_be_bytes(id)))
 }
 
 /// The key range, in a name → id table, of a

@@ -89,10 +89,12 @@ impl<T> Tables<T> {
 
 /// The ledger of a backend on the engine `K`.
 pub struct KvLedger<K: KvStore> {
-    kv: Arc<K>,
     t: Tables<K::Table>,
     clock: Arc<dyn Clock>,
     queue: CommitQueue,
+    /// Declared last: the tables are dropped before the engine handle, which may close
+    /// its files only once no table handle is left (sled does).
+    kv: Arc<K>,
 }
 
 impl<K: KvStore> std::fmt::Debug for KvLedger<K> {

@@ -3,7 +3,8 @@
 //! The embedded engines (redb, LMDB, sled) all offer the same thing: named tables of byte
 //! keys in byte order, read transactions that see one consistent state, and write
 //! transactions that land whole or not at all. [`KvStore`] is that shape and nothing more;
-//! the stores written once above it ([`KvLedger`], [`KvSideEffects`], [`KvSegmentLog`]) hold every rule,
+//! the stores written once above it ([`KvPartitions`], [`KvLedger`], [`KvSideEffects`],
+//! [`KvSegmentLog`]) hold every rule,
 //! key encoding and record format, so a backend crate only says how its engine begins,
 //! reads, writes and commits a transaction.
 //!
@@ -44,6 +45,7 @@ mod ledger;
 mod listing;
 mod segment;
 mod side_effect;
+mod state;
 
 use std::fmt::Debug;
 use std::ops::{Bound, ControlFlow};
@@ -54,6 +56,7 @@ use store_api::StorageError;
 pub use ledger::{KvLedger, LEDGER_TABLES, LedgerTables};
 pub use segment::{KvSegmentLog, SEGMENT_TABLES, SegmentTables};
 pub use side_effect::{KvSideEffects, SIDE_EFFECT_TABLES, SideEffectTables};
+pub use state::{KvPartition, KvPartitions, StateTables};
 
 /// A range of keys: the lower and the upper bound, each included, excluded or unbounded.
 pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
@@ -84,7 +87,9 @@ pub type Visit = ControlFlow<()>;
 /// crate need. Implementations live in the backend crates, on their database handle, so
 /// their write gate and lifecycle checks stay in one place per backend.
 pub trait KvStore: Debug + Send + Sync + 'static {
-    /// A resolved table: a handle the engine opens cheaply in each transaction.
+    /// A resolved table: a handle the engine opens cheaply in each transaction. Stores drop
+    /// their tables before their handle on the engine (an engine may keep its files open
+    /// while a table handle lives).
     type Table: Clone + Debug + Send + Sync;
     /// A read transaction.
     type Read<'t>: KvRead<Table = Self::Table>;

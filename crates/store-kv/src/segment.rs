@@ -45,11 +45,13 @@ pub const SEGMENT_TABLES: SegmentTables = SegmentTables {
 
 /// The segment log of a backend on the engine `K`.
 pub struct KvSegmentLog<K: KvStore> {
-    kv: Arc<K>,
     meta: K::Table,
     sessions: K::Table,
     entries: K::Table,
     traces: K::Table,
+    /// Declared last: the tables are dropped before the engine handle, which may close
+    /// its files only once no table handle is left (sled does).
+    kv: Arc<K>,
 }
 
 impl<K: KvStore> std::fmt::Debug for KvSegmentLog<K> {

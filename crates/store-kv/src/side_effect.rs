@@ -44,11 +44,13 @@ pub const SIDE_EFFECT_TABLES: SideEffectTables = SideEffectTables {
 /// served through an LRU cache filled by reads of committed slots only, and the cache lock
 /// is never held across I/O.
 pub struct KvSideEffects<K: KvStore> {
-    kv: Arc<K>,
     outputs: K::Table,
     call_outputs: K::Table,
     inbound: K::Table,
     cache: OutputCache,
+    /// Declared last: the tables are dropped before the engine handle, which may close
+    /// its files only once no table handle is left (sled does).
+    kv: Arc<K>,
 }
 
 impl<K: KvStore> std::fmt::Debug for KvSideEffects<K> {

@@ -109,7 +109,6 @@
 
 mod engine;
 mod kv;
-mod state;
 mod tables;
 
 use std::path::Path;
@@ -123,11 +122,15 @@ use store_api::{
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    KvLedger, KvSegmentLog, KvSideEffects, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
 };
 
 pub use engine::LmdbEngine;
-pub use state::LmdbPartition;
+
+/// Where the flushes of an [`LmdbBackend`]'s state partition go: `store-kv`'s, in the
+/// `state.*` databases.
+pub type LmdbPartition = KvPartition<Db>;
 
 /// The ledger of an [`LmdbBackend`]: `store-kv`'s, in the `ledger.*` databases.
 pub type LmdbLedger = KvLedger<Db>;
@@ -152,6 +155,7 @@ pub struct LmdbBackend {
     ledger: Arc<LmdbLedger>,
     segments: Arc<LmdbSegmentLog>,
     side_effects: Arc<LmdbSideEffects>,
+    partitions: KvPartitions<Db>,
     leases: PartitionLeases,
 }
 
@@ -193,6 +197,7 @@ impl Backend for LmdbBackend {
                     SIDE_EFFECT_TABLES,
                     options.side_effect_cache_size,
                 )?),
+                partitions: KvPartitions::open(Arc::clone(&db), tables::STATE)?,
                 db,
                 leases: PartitionLeases::default(),
             })
@@ -210,7 +215,7 @@ impl Backend for LmdbBackend {
     fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
         check_partition_name(name)?;
         let lease = self.leases.acquire(name)?;
-        state::open(&self.db, lease)
+        Ok(self.partitions.open_partition(lease)?)
     }
 
     fn list_partitions(
@@ -218,7 +223,7 @@ impl Backend for LmdbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        state::list(&self.db, after, limit)
+        self.partitions.list(after, limit)
     }
 
     fn ledger(&self) -> Arc<LmdbLedger> {

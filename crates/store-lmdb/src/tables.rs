@@ -14,9 +14,17 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 use store_kit::gate::WriteGate;
-use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables};
 
 use crate::{corrupted_at_open, open_error, storage};
+
+/// The state databases; partition ids start at 0.
+pub(crate) const STATE: StateTables = StateTables {
+    entries: "state.data",
+    partitions: "state.names",
+    meta: "state.meta",
+    first_id: 0,
+};
 
 /// Name of LMDB's data file inside the backend directory.
 pub(crate) const DATA_FILE: &str = "data.mdb";
@@ -102,6 +110,9 @@ impl Tables<'static> {
     /// The database called `name` among those the `store-kv` stores use.
     pub(crate) fn named(&self, name: &str) -> Option<Table<'static>> {
         let found = match name {
+            n if n == STATE.entries => self.state_data,
+            n if n == STATE.partitions => self.state_names,
+            n if n == STATE.meta => self.state_meta,
             n if n == LEDGER_TABLES.assets => self.ledger_assets,
             n if n == LEDGER_TABLES.accounts => self.ledger_accounts,
             n if n == LEDGER_TABLES.postings => self.ledger_postings,
@@ -269,9 +280,9 @@ impl Db {
                     engine_data: create("engine.data")?,
                     engine_log: create("engine.log")?,
                     engine_meta: create("engine.meta")?,
-                    state_data: create("state.data")?,
-                    state_names: create("state.names")?,
-                    state_meta: create("state.meta")?,
+                    state_data: create(STATE.entries)?,
+                    state_names: create(STATE.partitions)?,
+                    state_meta: create(STATE.meta)?,
                     ledger_assets: create(LEDGER_TABLES.assets)?,
                     ledger_accounts: create(LEDGER_TABLES.accounts)?,
                     ledger_postings: create(LEDGER_TABLES.postings)?,

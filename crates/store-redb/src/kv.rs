@@ -5,6 +5,7 @@
 //! durable. Each transaction opens a table once and keeps it open until it ends.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition};
 use store_api::StorageError;
@@ -27,10 +28,14 @@ impl RedbTable {
 /// The tables a transaction opened, by name: `T` is redb's table type of the transaction.
 type OpenTables<T> = RefCell<Vec<(&'static str, T)>>;
 
-/// A read transaction: redb's, with the tables it opened.
+/// A table of a read transaction.
+type ReadTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// A read transaction: redb's, with the tables it opened (shared, so a visitor may read
+/// another table while a scan runs).
 pub struct RedbRead {
     txn: ReadTransaction,
-    open: OpenTables<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    open: OpenTables<Rc<ReadTable>>,
     context: &'static str,
 }
 
@@ -119,6 +124,17 @@ fn scan_in<E: From<StorageError>>(
     visit_rows(rows, direction, context, visit)
 }
 
+impl RedbRead {
+    /// `table`, opened once per transaction.
+    fn table(&self, table: RedbTable) -> Result<Rc<ReadTable>, StorageError> {
+        let open = || {
+            let opened = self.txn.open_table(table.definition()).ctx(self.context)?;
+            Ok(Rc::new(opened))
+        };
+        with_open(&self.open, table, open, |opened| Rc::clone(opened))
+    }
+}
+
 impl KvRead for RedbRead {
     type Table = RedbTable;
 
@@ -128,10 +144,7 @@ impl KvRead for RedbRead {
         key: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<T, StorageError>,
     ) -> Result<Option<T>, StorageError> {
-        let open = || self.txn.open_table(table.definition()).ctx(self.context);
-        with_open(&self.open, *table, open, |t| {
-            get_in(t, key, self.context, decode)
-        })?
+        get_in(&*self.table(*table)?, key, self.context, decode)
     }
 
     fn scan<E: From<StorageError>>(
@@ -141,10 +154,7 @@ impl KvRead for RedbRead {
         direction: Direction,
         visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
     ) -> Result<(), E> {
-        let open = || self.txn.open_table(table.definition()).ctx(self.context);
-        with_open(&self.open, *table, open, |t| {
-            scan_in(t, range, direction, self.context, visit)
-        })?
+        scan_in(&*self.table(*table)?, range, direction, self.context, visit)
     }
 }
 

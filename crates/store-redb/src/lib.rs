@@ -125,7 +125,6 @@
 mod db;
 mod engine;
 mod kv;
-mod state;
 mod tables;
 
 use std::fs;
@@ -139,12 +138,16 @@ use store_api::{Backend, Capabilities, Durability, OpenError, OpenOptions, State
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    KvLedger, KvSegmentLog, KvSideEffects, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
 };
 
 pub use db::RELAXED_SYNC_INTERVAL;
 pub use engine::RedbEngine;
-pub use state::RedbPartition;
+
+/// Where the flushes of a [`RedbBackend`]'s state partition go: `store-kv`'s, in the
+/// `state.*` tables.
+pub type RedbPartition = KvPartition<Db>;
 
 /// The ledger of a [`RedbBackend`]: `store-kv`'s, in the `ledger.*` tables.
 pub type RedbLedger = KvLedger<Db>;
@@ -176,12 +179,12 @@ const LAYOUT: DirLayout = DirLayout {
 /// The redb backend: every store in one redb database in one directory.
 #[derive(Debug)]
 pub struct RedbBackend {
-    db: Arc<Db>,
     durability: Durability,
     engine: Arc<RedbEngine>,
     ledger: Arc<RedbLedger>,
     segments: Arc<RedbSegmentLog>,
     side_effects: Arc<RedbSideEffects>,
+    partitions: KvPartitions<Db>,
     leases: PartitionLeases,
 }
 
@@ -327,8 +330,8 @@ impl Backend for RedbBackend {
                     SIDE_EFFECT_TABLES,
                     options.side_effect_cache_size,
                 )?),
+                partitions: KvPartitions::open(Arc::clone(&db), tables::STATE)?,
                 leases: PartitionLeases::default(),
-                db,
             })
         })
     }
@@ -344,7 +347,7 @@ impl Backend for RedbBackend {
     fn state_store(&self, name: &str) -> Result<Self::State, StateError> {
         check_partition_name(name)?;
         let lease = self.leases.acquire(name)?;
-        Ok(state::open(Arc::clone(&self.db), lease)?)
+        Ok(self.partitions.open_partition(lease)?)
     }
 
     fn list_partitions(
@@ -352,7 +355,7 @@ impl Backend for RedbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        state::list(&self.db, after, limit)
+        self.partitions.list(after, limit)
     }
 
     fn ledger(&self) -> Arc<RedbLedger> {

@@ -3,7 +3,15 @@
 //! shared ones of `store_kit` and are listed in the crate docs.
 
 use redb::TableDefinition;
-use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables};
+
+/// The state tables; partition ids start at 1.
+pub(crate) const STATE: StateTables = StateTables {
+    entries: "state.entries",
+    partitions: "state.partitions",
+    meta: "state.meta",
+    first_id: 1,
+};
 
 /// A table of byte keys and byte values.
 pub(crate) type Bytes2Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -23,11 +31,11 @@ pub(crate) const ENGINE_LOG: Bytes2Bytes = TableDefinition::new("engine.log");
 pub(crate) const ENGINE_META: Bytes2Bytes = TableDefinition::new("engine.meta");
 
 /// State entries of every partition: `partition_id:u32be key` → value.
-pub(crate) const STATE_ENTRIES: Bytes2Bytes = TableDefinition::new("state.entries");
+pub(crate) const STATE_ENTRIES: Bytes2Bytes = TableDefinition::new(STATE.entries);
 /// State partition names: UTF-8 name → `partition_id:u32be`.
-pub(crate) const STATE_PARTITIONS: Bytes2Bytes = TableDefinition::new("state.partitions");
+pub(crate) const STATE_PARTITIONS: Bytes2Bytes = TableDefinition::new(STATE.partitions);
 /// State metadata: the next partition id (`u32be`).
-pub(crate) const STATE_META: Bytes2Bytes = TableDefinition::new("state.meta");
+pub(crate) const STATE_META: Bytes2Bytes = TableDefinition::new(STATE.meta);
 
 /// Ledger assets: asset id → `AssetDef`.
 pub(crate) const LEDGER_ASSETS: Bytes2Bytes = TableDefinition::new(LEDGER_TABLES.assets);

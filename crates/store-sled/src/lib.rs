@@ -140,7 +140,6 @@
 mod engine;
 mod kv;
 mod seal;
-mod state;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -158,11 +157,23 @@ use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    KvLedger, KvSegmentLog, KvSideEffects, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables,
 };
 
 pub use engine::SledEngine;
-pub use state::SledPartition;
+
+/// Where the flushes of a [`SledBackend`]'s state partition go: `store-kv`'s, in the
+/// `state.*` trees.
+pub type SledPartition = KvPartition<Shared>;
+
+/// The state trees; partition ids start at 0.
+const STATE: StateTables = StateTables {
+    entries: "state.entries",
+    partitions: "state.partitions",
+    meta: "state.meta",
+    first_id: 0,
+};
 
 /// The ledger of a [`SledBackend`]: `store-kv`'s, in the `ledger.*` trees.
 pub type SledLedger = KvLedger<Shared>;
@@ -191,15 +202,13 @@ const LAYOUT: DirLayout = DirLayout {
 pub const FLUSH_EVERY_MS: u64 = 500;
 
 /// The names of the sled trees of the stores not on the ordered-KV layer, one per table
-/// (the ledger, side-effect and segment trees are named by `store_kv`). Each store kind has its own
+/// (the state trees are named by `STATE`, the ledger, side-effect and segment trees by
+/// `store_kv`). Each store kind has its own
 /// trees, so the stores never see each other's keys.
 pub(crate) mod trees {
     pub(crate) const ENGINE_DATA: &str = "engine.data";
     pub(crate) const ENGINE_LOG: &str = "engine.log";
     pub(crate) const ENGINE_META: &str = "engine.meta";
-    pub(crate) const STATE_ENTRIES: &str = "state.entries";
-    pub(crate) const STATE_PARTITIONS: &str = "state.partitions";
-    pub(crate) const STATE_META: &str = "state.meta";
 }
 
 /// The open database, shared by every store of one backend. When the last store holding
@@ -449,7 +458,7 @@ pub struct SledBackend {
     ledger: Arc<SledLedger>,
     segments: Arc<SledSegmentLog>,
     side_effects: Arc<SledSideEffects>,
-    partitions: state::SledPartitions,
+    partitions: KvPartitions<Shared>,
     leases: PartitionLeases,
 }
 
@@ -575,7 +584,7 @@ impl Backend for SledBackend {
                         SIDE_EFFECT_TABLES,
                         options.side_effect_cache_size,
                     )?),
-                    partitions: state::SledPartitions::open(Arc::clone(&shared))?,
+                    partitions: KvPartitions::open(Arc::clone(&shared), STATE)?,
                     leases: PartitionLeases::default(),
                     shared: Arc::clone(&shared),
                 })
