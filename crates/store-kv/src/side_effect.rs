@@ -12,7 +12,7 @@ use store_api::{
 };
 use store_kit::codec;
 use store_kit::side_effect::{
-    OutputCache, call_output_key, call_outputs_after, inbound_bounds, inbound_key, inbound_page,
+    InboundPage, OutputCache, call_output_key, call_outputs_after, inbound_bounds, inbound_key,
     output_key, outputs_after, parse_call_output_key, parse_output_key, plan_call_output,
     plan_inbound, plan_outputs, short_inbound_key,
 };
@@ -194,25 +194,18 @@ impl<K: KvStore> SideEffectStore for KvSideEffects<K> {
             lower.as_ref().map(Vec::as_slice),
             upper.as_ref().map(Vec::as_slice),
         );
-        self.kv.read("reading inbound calls", |txn| {
-            // The calls are read in order and cut by `inbound_page`, which stops asking
-            // once the page is full: the scan stops with it.
-            let mut calls = Vec::new();
-            let mut kept = 0;
+        Ok(self.kv.read("reading inbound calls", |txn| {
+            let mut page = InboundPage::new(until_exclusive, limit);
             txn.scan(&self.inbound, range, Direction::Forward, |_, value| {
-                let call = decode_inbound::<K>(value)?;
-                if call.call.pos < until_exclusive {
-                    kept += 1;
-                }
-                calls.push(Ok::<_, SideEffectError>(call));
-                Ok::<_, SideEffectError>(if kept == limit {
-                    Visit::Break(())
-                } else {
+                let wanted = page.push(decode_inbound::<K>(value)?);
+                Ok::<_, StorageError>(if wanted {
                     Visit::Continue(())
+                } else {
+                    Visit::Break(())
                 })
             })?;
-            inbound_page(calls, until_exclusive, limit)
-        })
+            Ok::<_, StorageError>(page.finish())
+        })?)
     }
 
     fn list_output_keys(

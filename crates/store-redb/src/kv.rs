@@ -5,7 +5,6 @@
 //! durable. Each transaction opens a table once and keeps it open until it ends.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition};
 use store_api::StorageError;
@@ -25,17 +24,24 @@ impl RedbTable {
     }
 }
 
-/// The tables a transaction opened, by name: `T` is redb's table type of the transaction.
-type OpenTables<T> = RefCell<Vec<(&'static str, T)>>;
+/// How many tables a transaction keeps open (the ledger uses eight at once).
+const OPEN_SLOTS: usize = 8;
+
+/// The tables a transaction opened, by name, held inline (a transaction allocates nothing
+/// for them): `T` is redb's table type of the transaction.
+type OpenTables<T> = RefCell<[Option<(&'static str, T)>; OPEN_SLOTS]>;
+
+fn no_open_tables<T>() -> OpenTables<T> {
+    RefCell::new(std::array::from_fn(|_| None))
+}
 
 /// A table of a read transaction.
 type ReadTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
-/// A read transaction: redb's, with the tables it opened (shared, so a visitor may read
-/// another table while a scan runs).
+/// A read transaction: redb's, with the tables it opened.
 pub struct RedbRead {
     txn: ReadTransaction,
-    open: OpenTables<Rc<ReadTable>>,
+    open: OpenTables<ReadTable>,
     context: &'static str,
 }
 
@@ -77,26 +83,31 @@ fn visit_rows<'a, E: From<StorageError>>(
     Ok(())
 }
 
-/// Runs `f` on `table`, opened once per transaction by `open_table`. While the transaction's
-/// list of open tables is in use (a visitor reading again), the table is opened afresh.
+/// Runs `f` on `table`, opened once per transaction by `open_table`. While the
+/// transaction's open tables are in use (a visitor reading during a scan), or when every
+/// slot is taken, the table is opened afresh for this call.
 fn with_open<T, R>(
     open: &OpenTables<T>,
     table: RedbTable,
     open_table: impl Fn() -> Result<T, StorageError>,
     f: impl FnOnce(&mut T) -> R,
 ) -> Result<R, StorageError> {
-    let Ok(mut tables) = open.try_borrow_mut() else {
+    let Ok(mut slots) = open.try_borrow_mut() else {
         return Ok(f(&mut open_table()?));
     };
-    let index = match tables.iter().position(|(name, _)| *name == table.0) {
-        Some(index) => index,
-        None => {
-            tables.push((table.0, open_table()?));
-            tables.len() - 1
+    let mut free = None;
+    for (index, slot) in slots.iter_mut().enumerate() {
+        match slot {
+            Some((name, opened)) if *name == table.0 => return Ok(f(opened)),
+            None if free.is_none() => free = Some(index),
+            _ => {}
         }
-    };
-    match tables.get_mut(index) {
-        Some((_, opened)) => Ok(f(opened)),
+    }
+    match free.and_then(|index| slots.get_mut(index)) {
+        Some(slot) => {
+            let (_, opened) = slot.insert((table.0, open_table()?));
+            Ok(f(opened))
+        }
         None => Ok(f(&mut open_table()?)),
     }
 }
@@ -124,17 +135,6 @@ fn scan_in<E: From<StorageError>>(
     visit_rows(rows, direction, context, visit)
 }
 
-impl RedbRead {
-    /// `table`, opened once per transaction.
-    fn table(&self, table: RedbTable) -> Result<Rc<ReadTable>, StorageError> {
-        let open = || {
-            let opened = self.txn.open_table(table.definition()).ctx(self.context)?;
-            Ok(Rc::new(opened))
-        };
-        with_open(&self.open, table, open, |opened| Rc::clone(opened))
-    }
-}
-
 impl KvRead for RedbRead {
     type Table = RedbTable;
 
@@ -144,7 +144,10 @@ impl KvRead for RedbRead {
         key: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<T, StorageError>,
     ) -> Result<Option<T>, StorageError> {
-        get_in(&*self.table(*table)?, key, self.context, decode)
+        let open = || self.txn.open_table(table.definition()).ctx(self.context);
+        with_open(&self.open, *table, open, |t| {
+            get_in(t, key, self.context, decode)
+        })?
     }
 
     fn scan<E: From<StorageError>>(
@@ -154,7 +157,10 @@ impl KvRead for RedbRead {
         direction: Direction,
         visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
     ) -> Result<(), E> {
-        scan_in(&*self.table(*table)?, range, direction, self.context, visit)
+        let open = || self.txn.open_table(table.definition()).ctx(self.context);
+        with_open(&self.open, *table, open, |t| {
+            scan_in(t, range, direction, self.context, visit)
+        })?
     }
 }
 
@@ -236,7 +242,7 @@ impl KvStore for Db {
     ) -> Result<T, E> {
         let read = RedbRead {
             txn: self.begin_read(context)?,
-            open: RefCell::new(Vec::new()),
+            open: no_open_tables(),
             context,
         };
         f(&read)
@@ -254,7 +260,7 @@ impl KvStore for Db {
         };
         let mut write = RedbWrite {
             txn: &txn,
-            open: RefCell::new(Vec::new()),
+            open: no_open_tables(),
             changed: false,
             context,
         };

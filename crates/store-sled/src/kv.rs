@@ -42,13 +42,13 @@ pub struct SledRead {
 }
 
 /// A write's puts (`Some`) and deletes (`None`) of one tree, by key.
-type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+type Changes = BTreeMap<IVec, Option<IVec>>;
 
 /// One row a scan visits: key and value.
-type Row = (Vec<u8>, Vec<u8>);
+type Row = (IVec, IVec);
 
 /// A write's changes of one tree, in scan order.
-type ChangedRows<'c> = Box<dyn Iterator<Item = (&'c Vec<u8>, &'c Option<Vec<u8>>)> + 'c>;
+type ChangedRows<'c> = Box<dyn Iterator<Item = (&'c IVec, &'c Option<IVec>)> + 'c>;
 
 /// A write: the writer lock is held while it runs; its changes wait in memory until it
 /// commits.
@@ -184,7 +184,7 @@ impl SledWrite {
 /// are skipped.
 fn merged_next<'c, E: From<StorageError>>(
     stored: &mut Peekable<impl Iterator<Item = sled::Result<(IVec, IVec)>>>,
-    changed: &mut Peekable<impl Iterator<Item = (&'c Vec<u8>, &'c Option<Vec<u8>>)>>,
+    changed: &mut Peekable<impl Iterator<Item = (&'c IVec, &'c Option<IVec>)>>,
     direction: Direction,
     context: &'static str,
 ) -> Result<Option<Row>, E> {
@@ -204,22 +204,22 @@ fn merged_next<'c, E: From<StorageError>>(
             (None, Some(_)) => true,
             (Some(_), None) => false,
             (Some(stored_key), Some((changed_key, _))) => match direction {
-                Direction::Forward => changed_key.as_slice() <= stored_key.as_ref(),
-                Direction::Backward => changed_key.as_slice() >= stored_key.as_ref(),
+                Direction::Forward => changed_key.as_ref() <= stored_key.as_ref(),
+                Direction::Backward => changed_key.as_ref() >= stored_key.as_ref(),
             },
         };
         if change_first {
             let Some((key, value)) = changed.next() else {
                 return Ok(None);
             };
-            if stored_key.as_deref() == Some(key.as_slice()) {
+            if stored_key.as_deref() == Some(key.as_ref()) {
                 stored.next();
             }
             if let Some(value) = value {
                 return Ok(Some((key.clone(), value.clone())));
             }
         } else if let Some(Ok((key, value))) = stored.next() {
-            return Ok(Some((key.to_vec(), value.to_vec())));
+            return Ok(Some((key, value)));
         }
     }
 }
@@ -272,12 +272,12 @@ impl KvRead for SledWrite {
 impl KvWrite for SledWrite {
     fn put(&mut self, table: &SledTable, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         self.changes_of_mut(table)
-            .insert(key.to_vec(), Some(value.to_vec()));
+            .insert(IVec::from(key), Some(IVec::from(value)));
         Ok(())
     }
 
     fn delete(&mut self, table: &SledTable, key: &[u8]) -> Result<(), StorageError> {
-        self.changes_of_mut(table).insert(key.to_vec(), None);
+        self.changes_of_mut(table).insert(IVec::from(key), None);
         Ok(())
     }
 }
@@ -287,8 +287,8 @@ fn batch_of(changes: &Changes) -> Batch {
     let mut batch = Batch::default();
     for (key, value) in changes {
         match value {
-            Some(value) => batch.insert(key.as_slice(), value.as_slice()),
-            None => batch.remove(key.as_slice()),
+            Some(value) => batch.insert(key.clone(), value.clone()),
+            None => batch.remove(key.clone()),
         }
     }
     batch
