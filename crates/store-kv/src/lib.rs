@@ -83,6 +83,20 @@ pub enum Commit {
 /// What a scan's visitor says after each row: go on, or stop here.
 pub type Visit = ControlFlow<()>;
 
+/// Passes `rows` (an engine's range, already in the scan's direction) to `step` until it
+/// says stop or fails: the loop of every engine's [`KvRead::scan`].
+pub fn visit_each<R, E>(
+    rows: impl IntoIterator<Item = R>,
+    mut step: impl FnMut(R) -> Result<Visit, E>,
+) -> Result<(), E> {
+    for row in rows {
+        if step(row)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// An engine with ordered tables and transactions: the whole interface the stores of this
 /// crate need. Implementations live in the backend crates, on their database handle, so
 /// their write gate and lifecycle checks stay in one place per backend.

@@ -8,7 +8,7 @@ use std::ops::Bound;
 
 use heed::{MdbError, PutFlags, RoTxn, RwTxn};
 use store_api::{Durability, StorageError};
-use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit};
+use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each};
 
 use crate::tables::{Abort, Db, Table};
 use crate::{BACKEND_NAME, HeedExt, kind_of};
@@ -79,27 +79,14 @@ fn scan_in<E: From<StorageError>>(
     let Some(range) = lmdb_range(range) else {
         return Ok(());
     };
-    let mut step = |row: heed::Result<(&[u8], &[u8])>| -> Result<Visit, E> {
+    let step = |row: heed::Result<(&[u8], &[u8])>| -> Result<Visit, E> {
         let (key, value) = row.ctx(context)?;
         visit(key, value)
     };
     match direction {
-        Direction::Forward => {
-            for row in table.db.range(txn, &range).ctx(context)? {
-                if step(row)?.is_break() {
-                    break;
-                }
-            }
-        }
-        Direction::Backward => {
-            for row in table.db.rev_range(txn, &range).ctx(context)? {
-                if step(row)?.is_break() {
-                    break;
-                }
-            }
-        }
+        Direction::Forward => visit_each(table.db.range(txn, &range).ctx(context)?, step),
+        Direction::Backward => visit_each(table.db.rev_range(txn, &range).ctx(context)?, step),
     }
-    Ok(())
 }
 
 impl KvRead for LmdbRead<'_> {

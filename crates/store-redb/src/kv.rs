@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition};
 use store_api::StorageError;
-use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit};
+use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each};
 
 use crate::BACKEND_NAME;
 use crate::db::{Context, Db, RangeEntry, WriteTable, WriteTxn};
@@ -60,27 +60,14 @@ fn visit_rows<'a, E: From<StorageError>>(
     context: &'static str,
     mut visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
 ) -> Result<(), E> {
-    let mut step = |row: RangeEntry<'a>| -> Result<Visit, E> {
+    let step = |row: RangeEntry<'a>| -> Result<Visit, E> {
         let (key, value) = row.ctx(context)?;
         visit(key.value(), value.value())
     };
     match direction {
-        Direction::Forward => {
-            for row in rows {
-                if step(row)?.is_break() {
-                    break;
-                }
-            }
-        }
-        Direction::Backward => {
-            for row in rows.rev() {
-                if step(row)?.is_break() {
-                    break;
-                }
-            }
-        }
+        Direction::Forward => visit_each(rows, step),
+        Direction::Backward => visit_each(rows.rev(), step),
     }
-    Ok(())
 }
 
 /// Runs `f` on `table`, opened once per transaction by `open_table`. While the

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 use sled::{Batch, IVec, Tree};
 use store_api::StorageError;
-use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit};
+use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each};
 
 use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes};
 
@@ -100,27 +100,14 @@ fn scan_in<E: From<StorageError>>(
     mut visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
 ) -> Result<(), E> {
     let rows = tree.range::<&[u8], _>(range);
-    let mut step = |row: sled::Result<(IVec, IVec)>| -> Result<Visit, E> {
+    let step = |row: sled::Result<(IVec, IVec)>| -> Result<Visit, E> {
         let (key, value) = row.map_err(|e| storage_error(context, e))?;
         visit(&key, &value)
     };
     match direction {
-        Direction::Forward => {
-            for row in rows {
-                if step(row)?.is_break() {
-                    break;
-                }
-            }
-        }
-        Direction::Backward => {
-            for row in rows.rev() {
-                if step(row)?.is_break() {
-                    break;
-                }
-            }
-        }
+        Direction::Forward => visit_each(rows, step),
+        Direction::Backward => visit_each(rows.rev(), step),
     }
-    Ok(())
 }
 
 impl KvRead for SledRead {
