@@ -90,15 +90,19 @@ impl fmt::Display for FollowReport {
             Start::Resumed { at } => writeln!(f, "  resumed after batch {at}, nothing copied")?,
         }
         let tail = &self.tail;
-        writeln!(
-            f,
-            "  applied {} batches ({}..={}) in {:.1} s, {:.0} batches/s",
-            tail.applied,
-            tail.started_at + 1,
-            tail.at,
-            tail.seconds,
-            tail.batches_per_second()
-        )?;
+        if tail.applied == 0 {
+            writeln!(f, "  applied no batch in {:.1} s", tail.seconds)?;
+        } else {
+            writeln!(
+                f,
+                "  applied {} batches ({}..={}) in {:.1} s, {:.0} batches/s",
+                tail.applied,
+                tail.started_at + 1,
+                tail.at,
+                tail.seconds,
+                tail.batches_per_second()
+            )?;
+        }
         match tail.ended {
             Ended::Stopped => write!(
                 f,
