@@ -14,7 +14,7 @@ use super::error::{FollowError, OpenFailure};
 use super::stop::StopHandle;
 use super::tail::{self, FollowOptions, FollowProgress, TailOutcome};
 use crate::config::BackendConfig;
-use crate::migrate::{self, CopySummary, Plan, Progress, dirs};
+use crate::migrate::{self, CopySummary, Plan, dirs};
 use crate::stores::{Stores, open_as};
 
 /// What the marker of a follower's first copy calls it.
@@ -115,7 +115,7 @@ impl Follower {
     pub fn start(
         leader: &Stores,
         to: &BackendConfig,
-        progress: &dyn Progress,
+        progress: &dyn FollowProgress,
     ) -> Result<Follower, FollowError> {
         let site = Site {
             place: to.to_string(),
@@ -141,7 +141,7 @@ impl Follower {
         leader: &Stores,
         location: &B::Location,
         options: OpenOptions,
-        progress: &dyn Progress,
+        progress: &dyn FollowProgress,
     ) -> Result<Follower, FollowError> {
         let dir = location
             .dir()
@@ -170,7 +170,7 @@ impl Follower {
     fn start_at(
         leader: &Stores,
         site: &Site<'_>,
-        progress: &dyn Progress,
+        progress: &dyn FollowProgress,
     ) -> Result<Follower, FollowError> {
         if let Some(dir) = &site.dir
             && let Some(note) = dirs::unfinished_in(dir)?
@@ -187,10 +187,9 @@ impl Follower {
             let at = engine.current_sequence();
             info!(follower = %site.place, applied = at, "follower resumes, nothing copied");
             drop(engine);
-            return Ok(Follower {
-                stores,
-                start: Start::Resumed { at },
-            });
+            let start = Start::Resumed { at };
+            progress.started(&start);
+            return Ok(Follower { stores, start });
         }
         drop(stores);
         let clock = Arc::new(ManualClock::new(Timestamp::default()));
@@ -213,10 +212,9 @@ impl Follower {
         }
         let at = stores.engine().current_sequence();
         info!(follower = %site.place, applied = at, "follower's first copy is complete");
-        Ok(Follower {
-            stores,
-            start: Start::Copied { at, copied },
-        })
+        let start = Start::Copied { at, copied };
+        progress.started(&start);
+        Ok(Follower { stores, start })
     }
 
     /// How this follower began.

@@ -8,6 +8,7 @@ use store_api::{EngineError, StoreEngine};
 use tracing::{debug, info, trace};
 
 use super::error::FollowError;
+use super::follower::Start;
 use super::stop::StopHandle;
 use crate::migrate::{NoProgress, Progress};
 
@@ -59,10 +60,15 @@ impl FollowStatus {
     }
 }
 
-/// Receives a follower's progress: the first copy's through [`Progress`], then each batch
-/// applied and the follower's status. Every call comes from the follower's thread. The
+/// Receives a follower's progress: the first copy's through [`Progress`], how it started,
+/// then each batch applied and the follower's status. Every call comes from the follower's thread. The
 /// methods do nothing by default.
 pub trait FollowProgress: Progress {
+    /// The follower's store is open and ready to tail: copied now, or resumed.
+    fn started(&self, start: &Start) {
+        let _ = start;
+    }
+
     /// Batch `seq` was applied (it is committed on the follower).
     fn applied(&self, seq: u64) {
         let _ = seq;
