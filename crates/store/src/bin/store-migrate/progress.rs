@@ -42,12 +42,13 @@ impl Reporter {
 }
 
 impl Reporter {
-    /// Ends the follower's status line, if one is drawn.
+    /// Removes the follower's status line, if one is drawn: the report that follows
+    /// states where the follower ended.
     pub fn finish_following(&self) {
         if let Reporter::Bars(bar) = self
             && let Some(bar) = bar.borrow_mut().take()
         {
-            bar.finish();
+            bar.finish_and_clear();
         }
     }
 }
