@@ -22,6 +22,9 @@
 //! At the end the writer stops, a last run catches up (`catch-up`), and the follower must
 //! hold exactly the leader's data, every log entry, its sequence number and its oldest
 //! retained batch, and the state partition the first copy took.
+//!
+//! [`leader_kills`] kills the leader instead: an embedded leader's process, which runs its
+//! follower in a thread (the only way to follow a live embedded leader).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -77,7 +80,7 @@ pub struct FollowKillReport {
 }
 
 /// The leader's batch `i`: two puts and a delete over [`KEYS`] keys.
-fn leader_batch(i: u64) -> Vec<Mutation> {
+pub fn leader_batch(i: u64) -> Vec<Mutation> {
     let key = |n: u64| Bytes::from(format!("key/{:02}", n % KEYS));
     vec![
         Mutation::Put {
@@ -573,4 +576,225 @@ fn converge(
         "the follower's state partition differs from the leader's"
     );
     Ok(leader_at)
+}
+
+/// What one pair's leader-kill run showed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaderKillReport {
+    /// Leader processes killed (each with its follower inside).
+    pub kills: usize,
+    /// Kills inside the follower's first copy, resynced (its directory removed).
+    pub unfinished_copies_resynced: usize,
+    /// Leader commits acknowledged before the kills, summed.
+    pub acknowledged: u64,
+    /// Kills after which the follower was behind the leader (it held a shorter prefix).
+    pub follower_behind: usize,
+    /// Restarts checked to resume the follower after exactly its batch.
+    pub resumes_checked: usize,
+    /// The leader's last batch at the end, which the follower matched.
+    pub final_sequence: u64,
+}
+
+/// Runs `rounds` kills of a leader on `leader_kind` (opened `Immediate`) whose process
+/// also runs its follower on `follower_kind` (`follow_child lead`); reproduced by `seed`.
+/// After each kill: every commit the leader acknowledged is in its log, and the follower
+/// holds a prefix of the leader's batches (its data is exactly the leader's after its
+/// batch: never a torn batch, never one the leader lost). At the end a follower in this
+/// process resumes, catches up, and must equal the leader.
+pub fn leader_kills(
+    exe: &Path,
+    leader_kind: BackendKind,
+    follower_kind: BackendKind,
+    rounds: usize,
+    seed: u64,
+) -> Result<LeaderKillReport, Failure> {
+    let mut rng = Rng::new(seed);
+    let root = tempfile::Builder::new()
+        .prefix(&format!("reliability-lead-{leader_kind}-{follower_kind}-"))
+        .tempdir()
+        .or_fail("creating a temporary directory")?;
+    let leader_config = BackendConfig::new(leader_kind, root.path().join("leader"));
+    let dir = root.path().join("follower");
+    let mut report = LeaderKillReport::default();
+    let mut model = LeaderModel::new();
+    let mut expect_resume: Option<u64> = None;
+    for round in 0..rounds {
+        let durability = if round % 2 == 0 {
+            Durability::Relaxed
+        } else {
+            Durability::Immediate
+        };
+        let url = follower_url(follower_kind, &dir, durability);
+        let kill_early = rng.percent(10);
+        let early_delay = Duration::from_micros(rng.below(300_000));
+        let target_acks = rng.between(1, 300);
+        let extra_delay = Duration::from_micros(rng.below(2000));
+        let context = |f: Failure| {
+            f.context(format!(
+                "{leader_kind} leader, {follower_kind} follower, round {round} \
+                 ({durability:?}, RELIABILITY_SEED={seed})"
+            ))
+        };
+
+        let mut child = Command::new(exe)
+            .arg("lead")
+            .arg(leader_config.to_string())
+            .arg(&url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .or_fail(format!("starting {}", exe.display()))?;
+        let lines = read_lines(&mut child)?;
+        let mut acked = 0u64;
+        let mut ready = None;
+        let mut take = |line: &str| -> Result<(), Failure> {
+            let (word, n) = line
+                .split_once(' ')
+                .and_then(|(word, n)| Some((word, n.parse::<u64>().ok()?)))
+                .ok_or_else(|| Failure(format!("unexpected line from the leader: {line:?}")))?;
+            match word {
+                "ack" => {
+                    ensure!(n > acked, "ack {n} after ack {acked}");
+                    acked = n;
+                }
+                "copied" => ready = Some((false, n)),
+                "resumed" => ready = Some((true, n)),
+                _ => {
+                    return Err(Failure(format!(
+                        "unexpected line from the leader: {line:?}"
+                    )));
+                }
+            }
+            Ok(())
+        };
+        let started = Instant::now();
+        let mut acks = 0u64;
+        loop {
+            let wait = if kill_early {
+                early_delay.saturating_sub(started.elapsed())
+            } else {
+                STALL
+            };
+            if (kill_early && wait.is_zero()) || (!kill_early && acks >= target_acks) {
+                break;
+            }
+            match lines.recv_timeout(wait) {
+                Ok(line) => {
+                    acks += u64::from(line.starts_with("ack "));
+                    take(&line)?;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if kill_early => break,
+                Err(_) => {
+                    let _ = child.kill();
+                    let stderr = stderr_of(&mut child);
+                    return Err(context(Failure(format!(
+                        "the leader stalled or ended: {}",
+                        stderr.trim()
+                    ))));
+                }
+            }
+        }
+        if !kill_early {
+            std::thread::sleep(extra_delay);
+        }
+        let _ = child.kill();
+        let status = child.wait().or_fail("waiting for the leader")?;
+        while let Ok(line) = lines.recv() {
+            acks += u64::from(line.starts_with("ack "));
+            take(&line)?;
+        }
+        let stderr = stderr_of(&mut child);
+        ensure!(
+            status_is_kill(&status),
+            "round {round}: the leader ended by itself ({status}): {}",
+            stderr.trim()
+        );
+        report.kills += 1;
+        report.acknowledged += acks;
+        if let (Some(expected), Some((resumed, at))) = (expect_resume, ready) {
+            ensure!(
+                resumed && at == expected,
+                "round {round}: the follower at batch {expected} started as {ready:?}"
+            );
+            report.resumes_checked += 1;
+        }
+
+        let leader = Stores::open(&leader_config).or_fail("reopening the killed leader")?;
+        let leader_engine = leader.engine();
+        let leader_at = leader_engine.current_sequence();
+        ensure!(
+            leader_at >= acked,
+            "round {round}: the leader acknowledged batch {acked} and holds {leader_at}"
+        );
+        if dir.join(MIGRATING_FILE).exists() {
+            ensure!(
+                ready.is_none(),
+                "round {round}: a MIGRATING marker after {ready:?}"
+            );
+            std::fs::remove_dir_all(&dir).or_fail("removing the unfinished follower")?;
+            report.unfinished_copies_resynced += 1;
+            expect_resume = None;
+            continue;
+        }
+        let seen = Seen {
+            ready,
+            ..Seen::default()
+        };
+        let at = check_prefix(
+            leader_engine.as_ref(),
+            follower_kind,
+            &dir,
+            &mut model,
+            &seen,
+            durability,
+            expect_resume,
+        )
+        .map_err(context)?;
+        if at.is_some_and(|at| at < leader_at) {
+            report.follower_behind += 1;
+        }
+        expect_resume = at;
+    }
+
+    // A follower in this process (the leader's only process now) catches up.
+    let leader = Stores::open(&leader_config).or_fail("reopening the leader")?;
+    let to = BackendConfig::new(follower_kind, &dir);
+    let follower = store::replicate::Follower::start(&leader, &to, &store::migrate::NoProgress)
+        .or_fail("starting the follower in this process")?;
+    let options = store::replicate::FollowOptions {
+        until_caught_up: true,
+        ..store::replicate::FollowOptions::default()
+    };
+    let outcome = follower
+        .run(
+            leader.engine().as_ref(),
+            &options,
+            &store::replicate::StopHandle::new(),
+            &store::migrate::NoProgress,
+        )
+        .or_fail("catching up")?;
+    let (a, b) = (leader.engine(), follower.stores().engine());
+    ensure!(
+        outcome.at == a.current_sequence() && b.current_sequence() == a.current_sequence(),
+        "the follower caught up to {} of the leader's {}",
+        outcome.at,
+        a.current_sequence()
+    );
+    ensure!(
+        b.range_scan(b"", b"", usize::MAX, true)
+            .or_fail("scanning the follower")?
+            == a.range_scan(b"", b"", usize::MAX, true)
+                .or_fail("scanning the leader")?,
+        "the follower's data differs from the leader's"
+    );
+    for seq in 1..=a.current_sequence() {
+        ensure!(
+            b.get_batch(seq).or_fail("follower batch")?
+                == a.get_batch(seq).or_fail("leader batch")?,
+            "the follower's batch {seq} differs from the leader's"
+        );
+    }
+    report.final_sequence = a.current_sequence();
+    Ok(report)
 }

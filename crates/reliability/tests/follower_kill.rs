@@ -1,8 +1,10 @@
 //! Follower kills: a follower process killed with `SIGKILL` at random moments while a
 //! PostgreSQL leader keeps writing, restarted each time, on every embedded backend as the
-//! follower (see `reliability::follow_kill`). Each test runs `RELIABILITY_SCALE × 5`
-//! kills; set `RELIABILITY_SEED` to replay a run. The leader is a throwaway PostgreSQL
-//! server (`store_postgres::scratch`), or the one `STORE_TEST_POSTGRES_URL` names.
+//! follower (`RELIABILITY_SCALE × 5` kills each); and leader kills: an embedded leader's
+//! process, with its follower inside, killed at random moments (`RELIABILITY_SCALE × 4`
+//! each, two pairs). See `reliability::follow_kill`; set `RELIABILITY_SEED` to replay a
+//! run. The PostgreSQL leader is a throwaway server (`store_postgres::scratch`), or the
+//! one `STORE_TEST_POSTGRES_URL` names.
 
 // Test code: a failed check is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -61,4 +63,39 @@ fn sled_follower() {
 #[test]
 fn sqlite_follower() {
     follower_kills(BackendKind::Sqlite);
+}
+
+const LEADER_KILLS: usize = 4;
+
+/// The leader's process (with its follower inside: an embedded leader is followed from
+/// its own process) killed at random moments.
+fn leader_kills(leader: BackendKind, follower: BackendKind) {
+    let seed = run_seed();
+    let exe = Path::new(env!("CARGO_BIN_EXE_follow_child"));
+    let started = Instant::now();
+    match follow_kill::leader_kills(exe, leader, follower, scaled_usize(LEADER_KILLS), seed) {
+        Ok(r) => eprintln!(
+            "RELIABILITY-FIGURES leader-kill leader={leader} follower={follower} kills={} \
+             unfinished_copies_resynced={} acknowledged={} follower_behind={} \
+             resumes_checked={} final_sequence={} seconds={:.1} seed={seed}",
+            r.kills,
+            r.unfinished_copies_resynced,
+            r.acknowledged,
+            r.follower_behind,
+            r.resumes_checked,
+            r.final_sequence,
+            started.elapsed().as_secs_f64()
+        ),
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+#[test]
+fn redb_leader_killed_with_a_sqlite_follower() {
+    leader_kills(BackendKind::Redb, BackendKind::Sqlite);
+}
+
+#[test]
+fn sled_leader_killed_with_an_lmdb_follower() {
+    leader_kills(BackendKind::Sled, BackendKind::Lmdb);
 }
