@@ -47,8 +47,9 @@ Following (--follow FROM TO):
   complete); then, and on every later run, it applies the leader's engine batches under
   the leader's numbers as they commit, resuming after the follower's last batch. Only the
   engine is followed: the other stores hold what the first copy found. It stops cleanly on
-  Ctrl-C or SIGTERM (a second signal exits at once, 130) and exits 0; with --catch-up it
-  exits once it has every batch the leader has. A progress line (batches behind, rate)
+  Ctrl-C or SIGTERM and exits 0 (during the first copy: once the copy is complete; a
+  second signal exits at once, 130, and an interrupted first copy stays marked); with
+  --catch-up it exits once it has every batch the leader has. A progress line (batches behind, rate)
   shows on a terminal; otherwise log lines go to stderr.
   The leader is opened by this process, so it must not be locked by another: an embedded
   leader (redb, lmdb, sled, sqlite) allows one process per directory, so a live one can
