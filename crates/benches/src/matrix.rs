@@ -129,7 +129,8 @@ impl MatrixConfig {
                 .to_owned(),
             format!(
                 "Timing: after {} ms of warm-up, samples are taken until {} ms of timed work \
-                 (at least {}, at most {} samples). A sample times `calls/sample` consecutive \
+                 (at least {}, at most {} samples, and no more once {}× that time has passed \
+                 in wall time, untimed preparation included). A sample times `calls/sample` consecutive \
                  calls with one `Instant` pair (100 calls for sub-microsecond state gets, \
                  puts and deletes and cached side-effect reads, 10 for engine gets, ledger \
                  balances and uncached side-effect reads, 1 otherwise); p50/p99 are taken \
@@ -138,7 +139,8 @@ impl MatrixConfig {
                 self.budget.warm_up.as_millis(),
                 self.budget.time.as_millis(),
                 self.budget.min_samples,
-                self.budget.max_samples
+                self.budget.max_samples,
+                crate::measure::WALL_FACTOR,
             ),
             "Raw engines: the same seeded keys in one table/tree/database with the store's \
              durability settings, driven by the same code, returning the same `Bytes` \
