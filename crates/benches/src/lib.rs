@@ -5,6 +5,8 @@
 //! - [`backends`]: the enabled backends (one Cargo feature each) and the fixture;
 //! - [`raw`]: the raw-engine baselines;
 //! - [`ops`]: one loaded [`Bench`](measure::Bench) per store, with its operations;
+//! - [`peers`]: the references of `docs/contract.md` §8.2 measured beside the backends
+//!   (laminar-core and talea-store-log with the `peers` feature, and the fsync floor);
 //! - [`measure`]: how an operation is sampled and timed;
 //! - [`groups`]: the criterion groups, every backend side by side;
 //! - [`matrix`]: the report's fixed matrix;
@@ -20,6 +22,7 @@ pub mod groups;
 pub mod matrix;
 pub mod measure;
 pub mod ops;
+pub mod peers;
 pub mod raw;
 pub mod report;
 pub mod workloads;

@@ -14,6 +14,8 @@ use crate::ops::segments::{SegmentBench, SegmentOp};
 use crate::ops::side_effects::{SideEffectBench, SideEffectOp};
 use crate::ops::state::{StateBench, StateOp};
 use crate::ops::{Workload, engine, ledger, segments, side_effects, size_label, state};
+use crate::peers::FSYNC_FLOOR;
+use crate::peers::fsync_floor::FsyncFloor;
 use crate::raw::{RawOpener, StoreKv};
 use crate::report::{BackendInfo, Failure, Measurement, fmt_ns, fmt_rate};
 use crate::workloads::{
@@ -109,7 +111,7 @@ impl MatrixConfig {
                  with {} preloaded two-posting transactions; a {}-entry segment; {} \
                  side-effect slots of 3 × {VALUE_LEN} B ({HOT_SLOTS} hot) and {} inbound calls.",
                 sizes.join(" and "),
-                if self.mode == "quick" {
+                if self.mode == "quick" && !self.state_sizes.contains(&1_000_000) {
                     " (quick mode leaves out 1M; `--full` adds it)"
                 } else {
                     ""
@@ -127,7 +129,8 @@ impl MatrixConfig {
                 .to_owned(),
             format!(
                 "Timing: after {} ms of warm-up, samples are taken until {} ms of timed work \
-                 (at least {}, at most {} samples). A sample times `calls/sample` consecutive \
+                 (at least {}, at most {} samples, and no more once {}× that time has passed \
+                 in wall time, untimed preparation included). A sample times `calls/sample` consecutive \
                  calls with one `Instant` pair (100 calls for sub-microsecond state gets, \
                  puts and deletes and cached side-effect reads, 10 for engine gets, ledger \
                  balances and uncached side-effect reads, 1 otherwise); p50/p99 are taken \
@@ -136,7 +139,8 @@ impl MatrixConfig {
                 self.budget.warm_up.as_millis(),
                 self.budget.time.as_millis(),
                 self.budget.min_samples,
-                self.budget.max_samples
+                self.budget.max_samples,
+                crate::measure::WALL_FACTOR,
             ),
             "Raw engines: the same seeded keys in one table/tree/database with the store's \
              durability settings, driven by the same code, returning the same `Bytes` \
@@ -149,6 +153,28 @@ impl MatrixConfig {
              transaction; the raw engine writes the pairs only."
                 .to_owned(),
         ];
+        if self.parts.contains(&Part::Ledger) {
+            lines.push(format!(
+                "fsync floor: one append of {} B and one `fsync` per call, to a file in a \
+                 temporary directory made like the backends' (same disk); shown in the \
+                 ledger's `commit (durable)` row.",
+                crate::peers::fsync_floor::APPEND_LEN
+            ));
+        }
+        #[cfg(feature = "peers")]
+        lines.push(
+            "Peers (feature `peers`), measured after the backends in this run with the same \
+             sampling: laminar-core 0.19.11's InMemoryStore, AHashMapStore and \
+             MmapStateStore (persistent, its file in a temporary directory) loaded with the \
+             same keys and values and drawing the same sequence of uniformly random indexes \
+             over the whole dataset; their `put` takes the value as `Bytes`, so the timed \
+             call includes `Bytes::copy_from_slice` of the caller's value (ours copies it \
+             inside `put`). talea-store-log 0.1.0 through its own `Store` API: the same book \
+             of accounts and preload, the same drafts plus the id and idempotency key talea \
+             requires, fsync per commit batch (its only mode), driven from plain threads \
+             with `Handle::block_on` on a multi-threaded Tokio runtime."
+                .to_owned(),
+        );
         if self.parts != Part::ALL {
             let names: Vec<&str> = self.parts.iter().map(|p| p.name()).collect();
             lines.push(format!(
@@ -184,8 +210,57 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// What the run measures.
+    pub fn config(&self) -> &MatrixConfig {
+        self.config
+    }
+
+    /// Records `info` as a column of the report and runs `f`; an error stops `f`, is
+    /// recorded as a failure of `info`, and the run goes on.
+    pub(crate) fn guarded(
+        &mut self,
+        info: BackendInfo,
+        f: impl FnOnce(&mut Self) -> Result<(), BenchError>,
+    ) {
+        let name = info.name.clone();
+        self.backends.push(info);
+        eprintln!("== {name} ==");
+        if let Err(e) = f(self) {
+            let mut error = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                error.push_str(&format!("\ncaused by: {c}"));
+                cause = c.source();
+            }
+            eprintln!("{name} failed: {}", error.replace('\n', " / "));
+            self.failures.push(Failure {
+                backend: name,
+                error,
+            });
+        }
+    }
+
+    /// Measures the references of `docs/contract.md` §8.2 on the parts of the matrix that
+    /// run: the fsync floor with the ledger, and with the `peers` feature laminar-core's
+    /// state stores with the state store and talea-store-log with the ledger.
+    pub fn references(&mut self) {
+        let parts = self.config.parts.clone();
+        #[cfg(feature = "peers")]
+        if parts.contains(&Part::State) {
+            self.laminar_peers();
+        }
+        if parts.contains(&Part::Ledger) {
+            self.guarded(BackendInfo::peer(FSYNC_FLOOR, true), |r| {
+                let mut floor = FsyncFloor::open()?;
+                r.measure(FSYNC_FLOOR, false, &mut floor, (), &FsyncFloor::workload())
+            });
+            #[cfg(feature = "peers")]
+            self.talea_peer();
+        }
+    }
+
     /// Records a figure and prints its progress line on stderr.
-    fn record(&mut self, m: Measurement) {
+    pub(crate) fn record(&mut self, m: Measurement) {
         eprintln!(
             "[{:>6.1}s] {:<6} {:<16} {:<44} p50 {:>9}  p99 {:>9}  {:>9}",
             self.started.elapsed().as_secs_f64(),
@@ -199,7 +274,8 @@ impl<'a> Runner<'a> {
         self.measurements.push(m);
     }
 
-    fn measure<T: Bench + ?Sized>(
+    /// Measures `op` of `bench` and records it as `workload` on `backend`.
+    pub(crate) fn measure<T: Bench + ?Sized>(
         &mut self,
         backend: &str,
         raw: bool,
@@ -345,28 +421,84 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// The peer libraries, with the `peers` feature.
+#[cfg(feature = "peers")]
+impl Runner<'_> {
+    /// laminar-core's three state stores at every state size, each a column of its own.
+    fn laminar_peers(&mut self) {
+        use crate::peers::laminar::{self, LaminarBench};
+        use crate::peers::{LAMINAR_AHASH, LAMINAR_IN_MEMORY, LAMINAR_MMAP};
+
+        let sizes = self.config.state_sizes.clone();
+        self.guarded(BackendInfo::peer(LAMINAR_IN_MEMORY, false), |r| {
+            sizes.iter().try_for_each(|&n| {
+                let mut bench = LaminarBench::load(laminar::in_memory(), n)?;
+                r.laminar_ops(LAMINAR_IN_MEMORY, &mut bench, n)
+            })
+        });
+        self.guarded(BackendInfo::peer(LAMINAR_AHASH, false), |r| {
+            sizes.iter().try_for_each(|&n| {
+                let mut bench = LaminarBench::load(laminar::ahash(n), n)?;
+                r.laminar_ops(LAMINAR_AHASH, &mut bench, n)
+            })
+        });
+        self.guarded(BackendInfo::peer(LAMINAR_MMAP, true), |r| {
+            sizes.iter().try_for_each(|&n| {
+                let dir = crate::backends::temp_dir("laminar-mmap")?;
+                let store = laminar::mmap(&dir.path().join("state.mmap"), n)?;
+                let mut bench = LaminarBench::load(store, n)?;
+                r.laminar_ops(LAMINAR_MMAP, &mut bench, n)
+            })
+        });
+    }
+
+    fn laminar_ops<S: laminar_core::state::StateStore>(
+        &mut self,
+        name: &str,
+        bench: &mut crate::peers::laminar::LaminarBench<S>,
+        n: u64,
+    ) -> Result<(), BenchError> {
+        for op in crate::peers::laminar::OPS {
+            self.measure(name, false, bench, op, &op.workload(n))?;
+        }
+        Ok(())
+    }
+
+    /// talea-store-log: single and batch commits, then concurrent commits at every thread
+    /// count of the backends' run.
+    fn talea_peer(&mut self) {
+        use crate::peers::TALEA;
+        use crate::peers::talea::TaleaLedger;
+
+        self.guarded(BackendInfo::peer(TALEA, true), |r| {
+            let mode = durability_word(Durability::Immediate);
+            let mut talea = TaleaLedger::open()?;
+            for op in [LedgerOp::Commit, LedgerOp::CommitBatch] {
+                r.measure(TALEA, false, &mut talea, op, &op.workload(mode))?;
+            }
+            let budget = r.config.budget;
+            for threads in THREADS {
+                let per_thread = (budget.max_samples / threads).max(1) as u64;
+                talea.concurrent_commits(threads, 1, budget.warm_up)?;
+                let samples = talea.concurrent_commits(threads, per_thread, budget.time)?;
+                let workload = concurrent_workload(threads, mode);
+                r.record(Measurement::new(&workload, TALEA, false, &samples));
+            }
+            Ok(())
+        });
+    }
+}
+
 impl BackendVisitor for Runner<'_> {
     /// Runs the whole matrix on `B`; an error stops `B`'s run, is recorded as a failure,
     /// and the next backend runs.
     fn with_backend<B: Backend>(&mut self, raw: Option<RawOpener>) -> Result<(), BenchError> {
-        self.backends.push(BackendInfo {
+        let info = BackendInfo {
             name: B::NAME.to_owned(),
             persistent: B::capabilities().persistent,
-        });
-        eprintln!("== {} ==", B::NAME);
-        if let Err(e) = self.run_backend::<B>(raw) {
-            let mut error = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                error.push_str(&format!("\ncaused by: {c}"));
-                cause = c.source();
-            }
-            eprintln!("{} failed: {}", B::NAME, error.replace('\n', " / "));
-            self.failures.push(Failure {
-                backend: B::NAME.to_owned(),
-                error,
-            });
-        }
+            peer: false,
+        };
+        self.guarded(info, |r| r.run_backend::<B>(raw));
         Ok(())
     }
 }

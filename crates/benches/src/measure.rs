@@ -117,8 +117,11 @@ pub fn measure<B: Bench + ?Sized>(
         bench.sample(op, calls)?;
     }
     let mut samples = Samples::default();
+    let wall_until = Instant::now() + budget.time * WALL_FACTOR;
     while samples.per_call_ns.len() < budget.min_samples
-        || (samples.per_call_ns.len() < budget.max_samples && samples.elapsed < budget.time)
+        || (samples.per_call_ns.len() < budget.max_samples
+            && samples.elapsed < budget.time
+            && Instant::now() < wall_until)
     {
         let took = bench.sample(op, calls)?;
         samples.elapsed += took;
@@ -129,6 +132,13 @@ pub fn measure<B: Bench + ?Sized>(
     }
     Ok(samples)
 }
+
+/// [`measure`] stops taking samples (once it has `min_samples`) after this many times the
+/// budget's time in wall time, untimed `prepare` steps included. A prepare step costs
+/// about what its timed calls cost on every store here; this bounds the run where one does
+/// not (laminar-core's `MmapStateStore` re-inserting deleted keys, each insert scanning the
+/// whole store once enough keys were deleted).
+pub const WALL_FACTOR: u32 = 5;
 
 /// Like [`measure`] on two benches at once, alternating their samples so that both see
 /// the same machine: on a shared, noisy machine a slow spell hits both sides alike, which

@@ -265,7 +265,8 @@ fn kill_reopen<B: Backend>(exe: &Path, dir: &Path, delay: Duration) -> Result<bo
     Ok(!opened)
 }
 
-fn status_is_kill(status: &std::process::ExitStatus) -> bool {
+/// Whether the child died of `SIGKILL`.
+pub fn status_is_kill(status: &std::process::ExitStatus) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -278,7 +279,7 @@ fn status_is_kill(status: &std::process::ExitStatus) -> bool {
 }
 
 /// Reads the child's stdout lines on a thread, so the parent can kill at any moment.
-fn read_lines(child: &mut Child) -> Result<mpsc::Receiver<String>, Failure> {
+pub fn read_lines(child: &mut Child) -> Result<mpsc::Receiver<String>, Failure> {
     let stdout = child
         .stdout
         .take()

@@ -14,6 +14,11 @@
 //! - [`replication`]: a leader on one backend and a follower on another, random writes,
 //!   prunes, applies and reopens (proptest), the follower checked against the leader at
 //!   every applied number.
+//! - [`follow_kill`]: a follower process (`src/bin/follow_child.rs`, running
+//!   `store::replicate`) killed with `SIGKILL` at random moments while a PostgreSQL leader
+//!   keeps writing, restarted, checked to hold a prefix of the leader's batches after each
+//!   kill and to converge to the leader at the end; and an embedded leader's process, with
+//!   its follower inside, killed the same way.
 //! - [`disk_full`]: each store written until a small real filesystem is full, then the
 //!   error kinds, reads, retries and the recovery once space is back.
 //! - [`faultfs`]: a fault-injecting FUSE filesystem that knows what an `fsync` made
@@ -35,6 +40,7 @@ pub mod dump;
 pub mod failure;
 pub mod faultfs;
 pub mod fingerprint;
+pub mod follow_kill;
 pub mod fuzz_bodies;
 pub mod hostile;
 pub mod invariants;

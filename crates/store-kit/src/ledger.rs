@@ -1110,19 +1110,52 @@ pub fn history_page<E>(
     postings: impl IntoIterator<Item = Result<PostingRecord, E>>,
     limit: usize,
 ) -> Result<Vec<PostingRecord>, E> {
-    let mut page: Vec<PostingRecord> = Vec::new();
-    let mut transactions = 0usize;
+    let mut page = HistoryPage::new(limit);
     for posting in postings {
-        let posting = posting?;
-        if page.last().map(|last| last.seq) != Some(posting.seq) {
-            if transactions == limit {
-                break;
-            }
-            transactions += 1;
+        if !page.push(posting?) {
+            break;
         }
-        page.push(posting);
     }
-    Ok(page)
+    Ok(page.finish())
+}
+
+/// A page of `account_history` built from postings given one at a time, ascending with
+/// `seq > after_seq` (for engines that visit rows rather than iterate them): the page
+/// takes postings until `limit` whole transactions are in it.
+#[derive(Debug)]
+pub struct HistoryPage {
+    page: Vec<PostingRecord>,
+    transactions: usize,
+    limit: usize,
+}
+
+impl HistoryPage {
+    /// An empty page of at most `limit` transactions.
+    pub fn new(limit: usize) -> Self {
+        HistoryPage {
+            page: Vec::new(),
+            transactions: 0,
+            limit,
+        }
+    }
+
+    /// Adds the next posting; `false` when the page is full, `posting` is not in it and
+    /// no later posting will be.
+    pub fn push(&mut self, posting: PostingRecord) -> bool {
+        if self.page.last().map(|last| last.seq) != Some(posting.seq) {
+            if self.transactions == self.limit {
+                return false;
+            }
+            self.transactions += 1;
+        }
+        self.page.push(posting);
+        true
+    }
+
+    /// The page.
+    pub fn finish(self) -> Vec<PostingRecord> {
+        self.page
+    }
 }
 
 /// The balance as of `as_of` from the account's postings read **newest first**: the
@@ -1132,15 +1165,20 @@ pub fn balance_as_of<E>(
     as_of: Timestamp,
 ) -> Result<BalanceSnapshot, E> {
     for posting in postings_newest_first {
-        let posting = posting?;
-        if posting.at <= as_of {
-            return Ok(BalanceSnapshot {
-                amount: posting.balance_after,
-                updated_seq: posting.seq,
-            });
+        if let Some(balance) = balance_after(&posting?, as_of) {
+            return Ok(balance);
         }
     }
     Ok(BalanceSnapshot::default())
+}
+
+/// The balance `posting` leaves when it is the newest posting at `as_of` (`at <= as_of`):
+/// reading newest first, the first posting that gives one decides the balance.
+pub fn balance_after(posting: &PostingRecord, as_of: Timestamp) -> Option<BalanceSnapshot> {
+    (posting.at <= as_of).then_some(BalanceSnapshot {
+        amount: posting.balance_after,
+        updated_seq: posting.seq,
+    })
 }
 
 /// Trial-balance rows from a book's transactions with `at <= as_of`, sorted by asset.

@@ -126,20 +126,55 @@ pub fn inbound_page<E>(
     until_exclusive: ChainPos,
     limit: usize,
 ) -> Result<Vec<InboundInterCall>, E> {
-    let mut page = Vec::new();
-    if limit == 0 {
-        return Ok(page);
+    let mut page = InboundPage::new(until_exclusive, limit);
+    if page.is_full() {
+        return Ok(page.finish());
     }
     for call in calls {
-        let call = call?;
-        if call.call.pos < until_exclusive {
-            page.push(call);
-            if page.len() == limit {
-                break;
-            }
+        if !page.push(call?) {
+            break;
         }
     }
-    Ok(page)
+    Ok(page.finish())
+}
+
+/// A page of `read_inbound_inter_calls` built from the callee's calls given one at a time
+/// in ascending order (for engines that visit rows rather than iterate them): the calls
+/// made before `until_exclusive`, at most `limit`.
+#[derive(Debug)]
+pub struct InboundPage {
+    page: Vec<InboundInterCall>,
+    until_exclusive: ChainPos,
+    limit: usize,
+}
+
+impl InboundPage {
+    /// An empty page.
+    pub fn new(until_exclusive: ChainPos, limit: usize) -> Self {
+        InboundPage {
+            page: Vec::new(),
+            until_exclusive,
+            limit,
+        }
+    }
+
+    /// Whether the page holds `limit` calls (at once for `limit` 0).
+    pub fn is_full(&self) -> bool {
+        self.page.len() >= self.limit
+    }
+
+    /// Offers the next call; `false` once the page is full, when no later call is wanted.
+    pub fn push(&mut self, call: InboundInterCall) -> bool {
+        if call.call.pos < self.until_exclusive {
+            self.page.push(call);
+        }
+        !self.is_full()
+    }
+
+    /// The page.
+    pub fn finish(self) -> Vec<InboundInterCall> {
+        self.page
+    }
 }
 
 /// Checks a `write_outputs` call against the store and returns the slots to insert.

@@ -1,6 +1,7 @@
 //! The state store every backend hands out: an in-memory index of the whole partition for
-//! the hot path, a buffer of the writes since the last flush, and a backend-specific
-//! [`StatePersist`] that applies that buffer in one atomic engine transaction.
+//! the hot path, which also remembers the keys written since the last flush, and a
+//! backend-specific [`StatePersist`] that applies those writes in one atomic engine
+//! transaction.
 //!
 //! # Why this design
 //! `StateStore::get` must answer in well under 500 ns on every engine, and a state
@@ -13,7 +14,9 @@
 //!
 //! The cost: a partition's keys and values live in memory while it is open (loaded once by
 //! [`Backend::state_store`](store_api::Backend::state_store)). [`StateMap`] describes how
-//! they are laid out so that a `get` costs one cache miss.
+//! they are laid out so that a `get` costs one cache miss and a `put` little more: the
+//! ordered view for scans and the flush delta are both derived from the index when they
+//! are needed, not maintained by every write.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::{Bound, Range};
@@ -31,7 +34,8 @@ mod map;
 
 pub use map::StateMap;
 
-/// The writes since the last flush, as the engine must apply them.
+/// The writes since the last flush, as the engine must apply them (built by `flush` from
+/// the keys the map remembers as written).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PendingWrites {
     /// Remove every stored entry of the partition first (after a `clear` or `restore`).
@@ -105,8 +109,11 @@ impl Drop for PartitionLease {
 /// A [`StateStore`] over any [`StatePersist`]: the one implementation every backend uses.
 pub struct BufferedState<P: StatePersist> {
     lease: PartitionLease,
+    /// The entries, and the keys written since the last flush.
     map: StateMap,
-    pending: PendingWrites,
+    /// Whether the next flush removes every stored entry first (after a `clear` or
+    /// `restore`); it then writes every entry of the map.
+    replaced: bool,
     persist: P,
 }
 
@@ -120,22 +127,37 @@ impl<P: StatePersist> BufferedState<P> {
         BufferedState {
             lease,
             map: StateMap::from_entries(entries),
-            pending: PendingWrites::default(),
+            replaced: false,
             persist,
         }
     }
 
     /// Makes `entries` (later duplicates win) the whole state, to be written over the
-    /// stored entries at the next flush. Both maps are built in bulk (a B-tree collected
-    /// from sorted input is built in one pass).
+    /// stored entries at the next flush.
     fn replace_all(&mut self, entries: &[(Bytes, Bytes)]) {
-        let ordered: BTreeMap<Bytes, Bytes> = entries.iter().cloned().collect();
-        self.pending.clear = true;
-        self.pending.changes = ordered
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        self.map.replace(ordered);
+        self.replaced = true;
+        self.map.replace(entries.iter().cloned());
+    }
+
+    /// What the next flush writes: every entry over a cleared partition after a `clear`
+    /// or `restore`, else the net effect of the writes since the last flush.
+    fn pending(&mut self) -> PendingWrites {
+        if self.replaced {
+            PendingWrites {
+                clear: true,
+                changes: self
+                    .map
+                    .entries()
+                    .into_iter()
+                    .map(|(k, v)| (k, Some(v)))
+                    .collect(),
+            }
+        } else {
+            PendingWrites {
+                clear: false,
+                changes: self.map.written(),
+            }
+        }
     }
 }
 
@@ -161,9 +183,7 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         check_key(key)?;
         check_value(value)?;
         self.persist.gate().check()?;
-        let value = Bytes::copy_from_slice(value);
-        let key = self.map.insert_copy(key, &value);
-        self.pending.changes.insert(key, Some(value));
+        self.map.put(key, value);
         Ok(())
     }
 
@@ -171,10 +191,9 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         check_key(key)?;
         self.persist.gate().check()?;
         // The map mirrors the stored entries plus pending writes: an absent key needs no
-        // record (it is not stored, or its delete is already pending).
-        if let Some(key) = self.map.remove(key) {
-            self.pending.changes.insert(key, None);
-        }
+        // record (it is not stored, or its delete is already pending), and `remove`
+        // records none.
+        self.map.remove(key);
         Ok(())
     }
 
@@ -231,14 +250,17 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
     }
 
     fn flush(&mut self) -> Result<(), StateError> {
-        if self.pending.is_empty() {
+        if !self.replaced && !self.map.has_written() {
             // Nothing to write is not a write: only a closed backend refuses it.
             self.persist.gate().check_open()?;
             return Ok(());
         }
         self.persist.gate().check()?;
-        self.persist.apply(&self.lease.name, &self.pending)?;
-        self.pending = PendingWrites::default();
+        let pending = self.pending();
+        // On failure nothing is forgotten: the next flush writes the same and more.
+        self.persist.apply(&self.lease.name, &pending)?;
+        self.replaced = false;
+        self.map.mark_flushed();
         Ok(())
     }
 }
@@ -247,12 +269,13 @@ impl<P: StatePersist> Drop for BufferedState<P> {
     /// Discards the unflushed writes (checkpoint semantics, `docs/contract.md` §4.5) and
     /// says so in a `debug` event, so a missing flush shows in the logs.
     fn drop(&mut self) {
-        if !self.pending.is_empty() {
+        if self.replaced || self.map.has_written() {
+            // The fields are computed only when the event is enabled.
             tracing::debug!(
                 target: "store_kit::state",
                 partition = %self.lease.name,
-                discarded_writes = self.pending.changes.len(),
-                discarded_clear = self.pending.clear,
+                discarded_writes = self.map.written().len(),
+                discarded_clear = self.replaced,
                 "state partition dropped with unflushed writes; they are discarded"
             );
         }
@@ -297,16 +320,26 @@ where
 {
     let rows = names.into_iter().map(|row| {
         let (name, id) = row?;
-        let corrupted = || StorageError::corrupted(backend, "decoding a state partition row");
-        let name = std::str::from_utf8(name.as_ref())
-            .ok()
-            .filter(|name| store_api::limits::check_partition_name(name).is_ok())
-            .ok_or_else(corrupted)?;
-        let id = <[u8; 4]>::try_from(id.as_ref()).map_err(|_| corrupted())?;
-        Ok((name.to_owned(), u32::from_be_bytes(id)))
+        Ok(partition_row(backend, name.as_ref(), id.as_ref())?)
     });
     let page = crate::listing::filtered_page(rows, limit, |(_, id)| holds_data(*id))?;
     Ok(page.into_iter().map(|(name, _)| name).collect())
+}
+
+/// One row of a name → id table decoded: the partition's name and id. A row that does not
+/// decode is a [`Corrupted`](store_api::StorageErrorKind::Corrupted) error of `backend`.
+pub fn partition_row(
+    backend: &'static str,
+    name: &[u8],
+    id: &[u8],
+) -> Result<(String, u32), StorageError> {
+    let corrupted = || StorageError::corrupted(backend, "decoding a state partition row");
+    let name = std::str::from_utf8(name)
+        .ok()
+        .filter(|name| store_api::limits::check_partition_name(name).is_ok())
+        .ok_or_else(corrupted)?;
+    let id = <[u8; 4]>::try_from(id).map_err(|_| corrupted())?;
+    Ok((name.to_owned(), u32::from_be_bytes(id)))
 }
 
 /// The key range, in a name → id table, of a

@@ -108,11 +108,7 @@
 //!   detected.
 
 mod engine;
-mod ledger;
-mod listing;
-mod segment;
-mod side_effect;
-mod state;
+mod kv;
 mod tables;
 
 use std::path::Path;
@@ -126,12 +122,26 @@ use store_api::{
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
+use store_kv::{
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+};
 
 pub use engine::LmdbEngine;
-pub use ledger::LmdbLedger;
-pub use segment::LmdbSegmentLog;
-pub use side_effect::LmdbSideEffects;
-pub use state::LmdbPartition;
+
+/// Where the flushes of an [`LmdbBackend`]'s state partition go: `store-kv`'s, in the
+/// `state.*` databases.
+pub type LmdbPartition = KvPartition<Db>;
+
+/// The ledger of an [`LmdbBackend`]: `store-kv`'s, in the `ledger.*` databases.
+pub type LmdbLedger = KvLedger<Db>;
+
+/// The segment log of an [`LmdbBackend`]: `store-kv`'s, in the `segment.*` databases.
+pub type LmdbSegmentLog = KvSegmentLog<Db>;
+
+/// The side-effect store of an [`LmdbBackend`]: `store-kv`'s, in the `side_effect.*`
+/// databases.
+pub type LmdbSideEffects = KvSideEffects<Db>;
 
 use tables::Db;
 
@@ -146,6 +156,7 @@ pub struct LmdbBackend {
     ledger: Arc<Gated<LmdbLedger>>,
     segments: Arc<Gated<LmdbSegmentLog>>,
     side_effects: Arc<Gated<LmdbSideEffects>>,
+    partitions: KvPartitions<Db>,
     leases: PartitionLeases,
 }
 
@@ -184,13 +195,18 @@ impl Backend for LmdbBackend {
                 engine: Gated::shared(gate, LmdbEngine::new(Arc::clone(&db))),
                 ledger: Gated::shared(
                     gate,
-                    LmdbLedger::new(Arc::clone(&db), Arc::clone(&options.clock)),
+                    KvLedger::open(Arc::clone(&db), LEDGER_TABLES, Arc::clone(&options.clock))?,
                 ),
-                segments: Gated::shared(gate, LmdbSegmentLog::new(Arc::clone(&db))),
+                segments: Gated::shared(gate, KvSegmentLog::open(Arc::clone(&db), SEGMENT_TABLES)?),
                 side_effects: Gated::shared(
                     gate,
-                    LmdbSideEffects::new(Arc::clone(&db), options.side_effect_cache_size),
+                    KvSideEffects::open(
+                        Arc::clone(&db),
+                        SIDE_EFFECT_TABLES,
+                        options.side_effect_cache_size,
+                    )?,
                 ),
+                partitions: KvPartitions::open(Arc::clone(&db), tables::STATE)?,
                 db,
                 leases: PartitionLeases::default(),
             })
@@ -217,7 +233,7 @@ impl Backend for LmdbBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        state::open(&self.db, lease)
+        Ok(self.partitions.open_partition(lease)?)
     }
 
     fn list_partitions(
@@ -225,7 +241,7 @@ impl Backend for LmdbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        state::list(&self.db, after, limit)
+        self.partitions.list(after, limit)
     }
 
     fn ledger(&self) -> Arc<Gated<LmdbLedger>> {

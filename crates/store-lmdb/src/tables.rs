@@ -16,8 +16,17 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use store_api::{Durability, OpenError, OpenOptions, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 use store_kit::gate::{EngineSlot, WriteGate};
+use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables};
 
 use crate::{corrupted_at_open, open_error, storage};
+
+/// The state databases; partition ids start at 0.
+pub(crate) const STATE: StateTables = StateTables {
+    entries: "state.data",
+    partitions: "state.names",
+    meta: "state.meta",
+    first_id: 0,
+};
 
 /// Name of LMDB's data file inside the backend directory.
 pub(crate) const DATA_FILE: &str = "data.mdb";
@@ -76,24 +85,24 @@ impl<'t> Tables<'t> {
             engine_data: table("engine.data")?,
             engine_log: table("engine.log")?,
             engine_meta: table("engine.meta")?,
-            state_data: table("state.data")?,
-            state_names: table("state.names")?,
-            state_meta: table("state.meta")?,
-            ledger_assets: table("ledger.assets")?,
-            ledger_accounts: table("ledger.accounts")?,
-            ledger_postings: table("ledger.postings")?,
-            ledger_events: table("ledger.events")?,
-            ledger_heads: table("ledger.heads")?,
-            ledger_idempotency: table("ledger.idempotency")?,
-            ledger_transactions: table("ledger.transactions")?,
-            ledger_totals: table("ledger.totals")?,
-            side_effect_outputs: table("side_effect.outputs")?,
-            side_effect_call_outputs: table("side_effect.call_outputs")?,
-            side_effect_inbound: table("side_effect.inbound")?,
-            segment_meta: table("segment.meta")?,
-            segment_sessions: table("segment.sessions")?,
-            segment_entries: table("segment.entries")?,
-            segment_traces: table("segment.traces")?,
+            state_data: table(STATE.entries)?,
+            state_names: table(STATE.partitions)?,
+            state_meta: table(STATE.meta)?,
+            ledger_assets: table(LEDGER_TABLES.assets)?,
+            ledger_accounts: table(LEDGER_TABLES.accounts)?,
+            ledger_postings: table(LEDGER_TABLES.postings)?,
+            ledger_events: table(LEDGER_TABLES.events)?,
+            ledger_heads: table(LEDGER_TABLES.heads)?,
+            ledger_idempotency: table(LEDGER_TABLES.idempotency)?,
+            ledger_transactions: table(LEDGER_TABLES.transactions)?,
+            ledger_totals: table(LEDGER_TABLES.totals)?,
+            side_effect_outputs: table(SIDE_EFFECT_TABLES.outputs)?,
+            side_effect_call_outputs: table(SIDE_EFFECT_TABLES.call_outputs)?,
+            side_effect_inbound: table(SIDE_EFFECT_TABLES.inbound)?,
+            segment_meta: table(SEGMENT_TABLES.meta)?,
+            segment_sessions: table(SEGMENT_TABLES.sessions)?,
+            segment_entries: table(SEGMENT_TABLES.entries)?,
+            segment_traces: table(SEGMENT_TABLES.traces)?,
         })
     }
 }
@@ -128,6 +137,34 @@ impl<'t> OnCommit for Tables<'t> {
     }
 }
 
+impl Tables<'static> {
+    /// The database called `name` among those the `store-kv` stores use.
+    pub(crate) fn named(&self, name: &str) -> Option<Table<'static>> {
+        let found = match name {
+            n if n == STATE.entries => self.state_data,
+            n if n == STATE.partitions => self.state_names,
+            n if n == STATE.meta => self.state_meta,
+            n if n == LEDGER_TABLES.assets => self.ledger_assets,
+            n if n == LEDGER_TABLES.accounts => self.ledger_accounts,
+            n if n == LEDGER_TABLES.postings => self.ledger_postings,
+            n if n == LEDGER_TABLES.events => self.ledger_events,
+            n if n == LEDGER_TABLES.heads => self.ledger_heads,
+            n if n == LEDGER_TABLES.idempotency => self.ledger_idempotency,
+            n if n == LEDGER_TABLES.transactions => self.ledger_transactions,
+            n if n == LEDGER_TABLES.totals => self.ledger_totals,
+            n if n == SIDE_EFFECT_TABLES.outputs => self.side_effect_outputs,
+            n if n == SIDE_EFFECT_TABLES.call_outputs => self.side_effect_call_outputs,
+            n if n == SIDE_EFFECT_TABLES.inbound => self.side_effect_inbound,
+            n if n == SEGMENT_TABLES.meta => self.segment_meta,
+            n if n == SEGMENT_TABLES.sessions => self.segment_sessions,
+            n if n == SEGMENT_TABLES.entries => self.segment_entries,
+            n if n == SEGMENT_TABLES.traces => self.segment_traces,
+            _ => return None,
+        };
+        Some(found)
+    }
+}
+
 /// Why a write closure stopped: an LMDB failure (retried after growing the map when the
 /// map is full) or a failure of the store's own (returned as is; the transaction aborts).
 pub(crate) enum Abort<E> {
@@ -150,7 +187,7 @@ impl<E: From<StorageError>> From<StorageError> for Abort<E> {
 }
 
 /// The open environment of one backend directory.
-pub(crate) struct Db {
+pub struct Db {
     /// Taken out by [`close`](Self::close).
     env: EngineSlot<Env>,
     tables: Tables<'static>,
@@ -319,6 +356,11 @@ impl Db {
         }
     }
 
+    /// The named databases.
+    pub(crate) fn tables(&self) -> &Tables<'static> {
+        &self.tables
+    }
+
     /// The durability mode.
     pub(crate) fn durability(&self) -> Durability {
         self.durability
@@ -437,6 +479,23 @@ impl Writer<'_> {
         what: &'static str,
         mut f: impl FnMut(&mut RwTxn<'_>, &Tables<'static>) -> Result<T, Abort<E>>,
     ) -> Result<T, E> {
+        let tables = &self.db.tables;
+        self.attempt(what, |mut txn| {
+            let value = f(&mut txn, tables)?;
+            txn.commit()?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `attempt` on a fresh write transaction, which it commits or drops (aborting
+    /// it), under the write gate: a full map grows the map and runs `attempt` again, any
+    /// other LMDB failure goes through the gate, a failure of the store's own is returned
+    /// as it is.
+    pub(crate) fn attempt<T, E: From<StorageError>>(
+        &self,
+        what: &'static str,
+        mut attempt: impl FnMut(RwTxn<'_>) -> Result<T, Abort<E>>,
+    ) -> Result<T, E> {
         let db = self.db;
         db.gate.check()?;
         let mut growths = 0;
@@ -444,11 +503,8 @@ impl Writer<'_> {
             let outcome = {
                 let env = db.env.get()?;
                 let _resize = db.resize.read();
-                let mut txn = env.write_txn().map_err(|e| storage(what, e))?;
-                match f(&mut txn, &db.tables) {
-                    Ok(value) => txn.commit().map(|()| value).map_err(Abort::Engine),
-                    Err(e) => Err(e),
-                }
+                let txn = env.write_txn().map_err(|e| storage(what, e))?;
+                attempt(txn)
             };
             match outcome {
                 Ok(value) => return Ok(value),

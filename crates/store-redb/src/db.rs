@@ -14,7 +14,6 @@ use redb::{
 use store_api::{Durability, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 use store_kit::gate::{EngineSlot, WriteGate, read_only_error};
-use store_kit::listing::{KeyRange, distinct, next_leading, page};
 
 use crate::BACKEND_NAME;
 use crate::tables::Bytes2Bytes;
@@ -26,7 +25,7 @@ pub const RELAXED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The open database of one backend directory.
 #[derive(Debug)]
-pub(crate) struct Db {
+pub struct Db {
     // Dropped before `dir`: the file is closed (and pending non-durable commits made durable)
     // before the directory lock is released.
     database: EngineSlot<Handle>,
@@ -219,60 +218,6 @@ pub(crate) fn get_with<T>(
         Some(value) => decode(value.value()).map(Some),
         None => Ok(None),
     }
-}
-
-/// One listing page of `table`: the keys of `range` in order, at most `limit`, each row
-/// made into an item by `item(key, value)`, all read in one read transaction.
-pub(crate) fn list_page<T, E: From<StorageError>>(
-    db: &Db,
-    table: Bytes2Bytes,
-    range: &KeyRange,
-    limit: usize,
-    context: &'static str,
-    item: impl Fn(&[u8], &[u8]) -> Result<T, StorageError>,
-) -> Result<Vec<T>, E> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let txn = db.begin_read(context)?;
-    let table = read_table(&txn, table, context)?;
-    let rows = table
-        .range::<&[u8]>(range.as_slices())
-        .ctx(context)?
-        .map(|row| {
-            let (key, value) = row.ctx(context)?;
-            item(key.value(), value.value())
-        });
-    Ok(page(rows, limit)?)
-}
-
-/// One page of the distinct `W`-byte leading components of `table`'s keys, ascending, after
-/// `after`, at most `limit`: a skip scan (one seek per component) in one read transaction.
-/// A key shorter than `W` bytes is the error `short_key` makes.
-pub(crate) fn distinct_leading<const W: usize>(
-    db: &Db,
-    table: Bytes2Bytes,
-    after: Option<[u8; W]>,
-    limit: usize,
-    context: &'static str,
-    short_key: impl Fn() -> StorageError,
-) -> Result<Vec<[u8; W]>, StorageError> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let txn = db.begin_read(context)?;
-    let table = read_table(&txn, table, context)?;
-    let seek = |from: Option<&[u8]>| -> Result<Option<Vec<u8>>, StorageError> {
-        let first = table
-            .range::<&[u8]>(from.unwrap_or_default()..)
-            .ctx(context)?
-            .next();
-        match first {
-            Some(row) => Ok(Some(row.ctx(context)?.0.value().to_vec())),
-            None => Ok(None),
-        }
-    };
-    distinct(after, limit, |last| next_leading(last, seek, &short_key))
 }
 
 /// The error of a failed redb call made while doing `context`, with redb's error as the

@@ -124,10 +124,7 @@
 
 mod db;
 mod engine;
-mod ledger;
-mod segment;
-mod side_effect;
-mod state;
+mod kv;
 mod tables;
 
 use std::fs;
@@ -144,13 +141,27 @@ use store_kit::dir::{DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
+use store_kv::{
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+};
 
 pub use db::RELAXED_SYNC_INTERVAL;
 pub use engine::RedbEngine;
-pub use ledger::RedbLedger;
-pub use segment::RedbSegmentLog;
-pub use side_effect::RedbSideEffects;
-pub use state::RedbPartition;
+
+/// Where the flushes of a [`RedbBackend`]'s state partition go: `store-kv`'s, in the
+/// `state.*` tables.
+pub type RedbPartition = KvPartition<Db>;
+
+/// The ledger of a [`RedbBackend`]: `store-kv`'s, in the `ledger.*` tables.
+pub type RedbLedger = KvLedger<Db>;
+
+/// The segment log of a [`RedbBackend`]: `store-kv`'s, in the `segment.*` tables.
+pub type RedbSegmentLog = KvSegmentLog<Db>;
+
+/// The side-effect store of a [`RedbBackend`]: `store-kv`'s, in the `side_effect.*`
+/// tables.
+pub type RedbSideEffects = KvSideEffects<Db>;
 
 use db::{Context, Db, Handle, storage_error};
 
@@ -172,13 +183,14 @@ const LAYOUT: DirLayout = DirLayout {
 /// The redb backend: every store in one redb database in one directory.
 #[derive(Debug)]
 pub struct RedbBackend {
-    db: Arc<Db>,
     durability: Durability,
     engine: Arc<Gated<RedbEngine>>,
     ledger: Arc<Gated<RedbLedger>>,
     segments: Arc<Gated<RedbSegmentLog>>,
     side_effects: Arc<Gated<RedbSideEffects>>,
+    partitions: KvPartitions<Db>,
     leases: PartitionLeases,
+    db: Arc<Db>,
 }
 
 /// Maps a redb error met while opening `file` in `dir`.
@@ -348,13 +360,21 @@ impl Backend for RedbBackend {
                 engine: Gated::shared(&gate, engine),
                 ledger: Gated::shared(
                     &gate,
-                    RedbLedger::new(Arc::clone(&db), Arc::clone(&options.clock)),
+                    KvLedger::open(Arc::clone(&db), LEDGER_TABLES, Arc::clone(&options.clock))?,
                 ),
-                segments: Gated::shared(&gate, RedbSegmentLog::new(Arc::clone(&db))),
+                segments: Gated::shared(
+                    &gate,
+                    KvSegmentLog::open(Arc::clone(&db), SEGMENT_TABLES)?,
+                ),
                 side_effects: Gated::shared(
                     &gate,
-                    RedbSideEffects::new(Arc::clone(&db), options.side_effect_cache_size),
+                    KvSideEffects::open(
+                        Arc::clone(&db),
+                        SIDE_EFFECT_TABLES,
+                        options.side_effect_cache_size,
+                    )?,
                 ),
+                partitions: KvPartitions::open(Arc::clone(&db), tables::STATE)?,
                 leases: PartitionLeases::default(),
                 db,
             })
@@ -381,7 +401,7 @@ impl Backend for RedbBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        Ok(state::open(Arc::clone(&self.db), lease)?)
+        Ok(self.partitions.open_partition(lease)?)
     }
 
     fn list_partitions(
@@ -389,7 +409,7 @@ impl Backend for RedbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        state::list(&self.db, after, limit)
+        self.partitions.list(after, limit)
     }
 
     fn ledger(&self) -> Arc<Gated<RedbLedger>> {

@@ -46,9 +46,10 @@
 //! In both modes, dropping the backend (its last store handle) flushes everything: a clean
 //! close loses nothing.
 //!
-//! Reads see a write as soon as its transaction commits. The ledger is stricter: its
-//! readers wait while a write commits and is flushed, so a ledger read never returns a
-//! write that is not yet durable under `Immediate`.
+//! Reads see a write as soon as its transaction commits. The ledger, side-effect and
+//! segment stores (on `store-kv`'s layer) are stricter: their readers wait while a write of
+//! theirs commits and is flushed, so such a read never returns a write that is not yet
+//! durable under `Immediate`.
 //!
 //! # A full disk, a failed write
 //!
@@ -137,19 +138,15 @@
 //!   follow commit order and transactions never conflict).
 
 mod engine;
-mod ledger;
-mod listing;
+mod kv;
 mod seal;
-mod segment;
-mod side_effect;
-mod state;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use sled::IVec;
 use store_api::limits::check_partition_name;
 use store_api::{
@@ -160,12 +157,33 @@ use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
+use store_kv::{
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables,
+};
 
 pub use engine::SledEngine;
-pub use ledger::SledLedger;
-pub use segment::SledSegmentLog;
-pub use side_effect::SledSideEffects;
-pub use state::SledPartition;
+
+/// Where the flushes of a [`SledBackend`]'s state partition go: `store-kv`'s, in the
+/// `state.*` trees.
+pub type SledPartition = KvPartition<Shared>;
+
+/// The state trees; partition ids start at 0.
+const STATE: StateTables = StateTables {
+    entries: "state.entries",
+    partitions: "state.partitions",
+    meta: "state.meta",
+    first_id: 0,
+};
+
+/// The ledger of a [`SledBackend`]: `store-kv`'s, in the `ledger.*` trees.
+pub type SledLedger = KvLedger<Shared>;
+
+/// The segment log of a [`SledBackend`]: `store-kv`'s, in the `segment.*` trees.
+pub type SledSegmentLog = KvSegmentLog<Shared>;
+
+/// The side-effect store of a [`SledBackend`]: `store-kv`'s, in the `side_effect.*` trees.
+pub type SledSideEffects = KvSideEffects<Shared>;
 
 /// The backend's name, in errors and in the directory marker.
 pub const BACKEND_NAME: &str = "sled";
@@ -184,37 +202,26 @@ const LAYOUT: DirLayout = DirLayout {
 /// milliseconds: the most a crash can lose under [`Durability::Relaxed`].
 pub const FLUSH_EVERY_MS: u64 = 500;
 
-/// The names of the sled trees, one per table. Each store kind has its own trees, so the
-/// stores never see each other's keys.
+/// The names of the sled trees of the stores not on the ordered-KV layer, one per table
+/// (the state trees are named by `STATE`, the ledger, side-effect and segment trees by
+/// `store_kv`). Each store kind has its own
+/// trees, so the stores never see each other's keys.
 pub(crate) mod trees {
     pub(crate) const ENGINE_DATA: &str = "engine.data";
     pub(crate) const ENGINE_LOG: &str = "engine.log";
     pub(crate) const ENGINE_META: &str = "engine.meta";
-    pub(crate) const STATE_ENTRIES: &str = "state.entries";
-    pub(crate) const STATE_PARTITIONS: &str = "state.partitions";
-    pub(crate) const STATE_META: &str = "state.meta";
-    pub(crate) const LEDGER_ASSETS: &str = "ledger.assets";
-    pub(crate) const LEDGER_ACCOUNTS: &str = "ledger.accounts";
-    pub(crate) const LEDGER_POSTINGS: &str = "ledger.postings";
-    pub(crate) const LEDGER_EVENTS: &str = "ledger.events";
-    pub(crate) const LEDGER_HEADS: &str = "ledger.heads";
-    pub(crate) const LEDGER_IDEMPOTENCY: &str = "ledger.idempotency";
-    pub(crate) const LEDGER_TRANSACTIONS: &str = "ledger.transactions";
-    pub(crate) const LEDGER_TOTALS: &str = "ledger.totals";
-    pub(crate) const SIDE_EFFECT_OUTPUTS: &str = "side_effect.outputs";
-    pub(crate) const SIDE_EFFECT_CALL_OUTPUTS: &str = "side_effect.call_outputs";
-    pub(crate) const SIDE_EFFECT_INBOUND: &str = "side_effect.inbound";
-    pub(crate) const SEGMENT_META: &str = "segment.meta";
-    pub(crate) const SEGMENT_SESSIONS: &str = "segment.sessions";
-    pub(crate) const SEGMENT_ENTRIES: &str = "segment.entries";
-    pub(crate) const SEGMENT_TRACES: &str = "segment.traces";
 }
 
 /// The open database, shared by every store of one backend. When the last store holding
 /// it is dropped, its fields drop in order: sled flushes and shuts down, the seal is
 /// written, and the directory lock is released.
-pub(crate) struct Shared {
+pub struct Shared {
     db: sled::Db,
+    /// Serializes the writes of the stores on the ordered-KV layer (`kv`).
+    kv_writer: Mutex<()>,
+    /// Held exclusively while a write of the ordered-KV layer commits and is made
+    /// durable; its reads hold it shared.
+    kv_visible: RwLock<()>,
     /// Our own handle on sled's log file, to `fdatasync` it (see [`Shared::sync`]).
     db_file: File,
     /// The newest blob file already synced (blob files are named by their log sequence
@@ -227,6 +234,15 @@ pub(crate) struct Shared {
     /// Refuses the writes of a read-only open, and everything once the backend is closed.
     gate: Arc<WriteGate>,
     dir: DirGuard,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("path", &self.dir.path())
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Writes the clean-close seal when dropped (after the `Db` and before the lock), unless
@@ -477,15 +493,14 @@ pub struct SledBackend {
     ledger: Arc<Gated<SledLedger>>,
     segments: Arc<Gated<SledSegmentLog>>,
     side_effects: Arc<Gated<SledSideEffects>>,
-    partitions: state::SledPartitions,
+    partitions: KvPartitions<Shared>,
     leases: PartitionLeases,
 }
 
 impl std::fmt::Debug for SledBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledBackend")
-            .field("path", &self.shared.dir.path())
-            .field("durability", &self.shared.durability)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -598,6 +613,8 @@ impl Backend for SledBackend {
             };
             let shared = Arc::new(Shared {
                 db,
+                kv_writer: Mutex::new(()),
+                kv_visible: RwLock::new(()),
                 db_file,
                 blobs_synced: Mutex::new(i64::MIN),
                 _seal: SealOnDrop {
@@ -614,14 +631,25 @@ impl Backend for SledBackend {
                     engine: Gated::shared(gate, SledEngine::open(Arc::clone(&shared))?),
                     ledger: Gated::shared(
                         gate,
-                        SledLedger::open(Arc::clone(&shared), Arc::clone(&options.clock))?,
+                        KvLedger::open(
+                            Arc::clone(&shared),
+                            LEDGER_TABLES,
+                            Arc::clone(&options.clock),
+                        )?,
                     ),
-                    segments: Gated::shared(gate, SledSegmentLog::open(Arc::clone(&shared))?),
+                    segments: Gated::shared(
+                        gate,
+                        KvSegmentLog::open(Arc::clone(&shared), SEGMENT_TABLES)?,
+                    ),
                     side_effects: Gated::shared(
                         gate,
-                        SledSideEffects::open(Arc::clone(&shared), options.side_effect_cache_size)?,
+                        KvSideEffects::open(
+                            Arc::clone(&shared),
+                            SIDE_EFFECT_TABLES,
+                            options.side_effect_cache_size,
+                        )?,
                     ),
-                    partitions: state::SledPartitions::open(Arc::clone(&shared))?,
+                    partitions: KvPartitions::open(Arc::clone(&shared), STATE)?,
                     leases: PartitionLeases::default(),
                     shared: Arc::clone(&shared),
                 })

@@ -151,7 +151,7 @@ impl SledBackend {
     fn partitions_tree_len(&self) -> usize {
         self.shared
             .db
-            .open_tree(trees::STATE_PARTITIONS)
+            .open_tree(crate::STATE.partitions)
             .unwrap()
             .len()
     }

@@ -34,13 +34,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The [`demo`] module holds the code of the crate's examples, and [`migrate`] copies every
-//! store from one backend to another and verifies the copy (the `store-migrate` binary).
+//! The [`demo`] module holds the code of the crate's examples, [`migrate`] copies every
+//! store from one backend to another and verifies the copy (the `store-migrate` binary),
+//! and [`replicate`] keeps a follower on any backend up to date with a leader's batch log
+//! (`store-migrate --follow`).
 
 pub mod config;
 pub mod demo;
 pub mod env_backend;
 pub mod migrate;
+pub mod replicate;
 pub mod stores;
 
 pub use store_api::*;

@@ -17,12 +17,14 @@ use std::process::ExitCode;
 use benches::BenchError;
 use benches::backends::for_each_backend;
 use benches::matrix::{MatrixConfig, Part, Runner};
+use benches::ops::parse_size;
 use benches::report::machine::{Machine, now_utc};
 use benches::report::{Report, json, markdown, svg};
 
-const USAGE: &str = "usage: report [--quick | --full] [--out DIR] [--only PARTS]\n\
+const USAGE: &str = "usage: report [--quick | --full] [--sizes SIZES] [--out DIR] [--only PARTS]\n\
   --quick       state sizes 1k and 100k, 0.25 s per workload (default)\n\
   --full        state sizes 1k, 100k and 1M, 2 s per workload\n\
+  --sizes SIZES comma-separated state sizes instead (multiples of 100: 100k,1M)\n\
   --out DIR     where report.md, report.json and report.svg go (default target/bench-report)\n\
   --only PARTS  comma-separated parts to run: state, engine, ledger, segments, side_effects";
 
@@ -35,6 +37,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut config = MatrixConfig::quick();
     let mut out = None;
     let mut only = None;
+    let mut sizes = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -51,12 +54,23 @@ fn parse_args() -> Result<Option<Args>, String> {
                     .collect::<Result<Vec<_>, _>>()?;
                 only = Some(parts);
             }
+            "--sizes" => {
+                let list = args.next().ok_or("--sizes needs a list of sizes")?;
+                let parsed = list
+                    .split(',')
+                    .map(|label| parse_size(label).ok_or(format!("bad state size {label:?}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sizes = Some(parsed);
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if let Some(parts) = only {
         config.parts = parts;
+    }
+    if let Some(sizes) = sizes {
+        config.state_sizes = sizes;
     }
     let out = out.unwrap_or_else(default_out_dir);
     Ok(Some(Args { config, out }))
@@ -85,6 +99,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     let mut runner = Runner::new(&args.config);
     for_each_backend(&mut runner)?;
+    runner.references();
     let report = Report::new(
         date,
         args.config.mode,

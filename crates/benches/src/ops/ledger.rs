@@ -207,23 +207,43 @@ pub fn concurrent_commits<L: LedgerStore + ?Sized>(
     time: Duration,
 ) -> Result<Samples, BenchError> {
     let spec = LedgerSpec::new().context("building the ledger spec")?;
+    concurrent_calls(threads, per_thread, time, |rng| {
+        let tx = spec.draft(rng);
+        let began = Instant::now();
+        ledger.commit(&tx).context("LedgerStore::commit")?;
+        Ok(began.elapsed())
+    })
+}
+
+/// `threads` threads each making calls until `time` has passed or `per_thread` calls are
+/// done (whichever comes first, with at least one call each). A call draws what it needs
+/// from its thread's generator (seeded by the thread and the thread count, the same for
+/// every store measured) and returns the latency of its timed part.
+///
+/// The samples are every call's latency; `elapsed` is the wall time of the whole run, so
+/// `calls / elapsed` is the aggregate throughput.
+pub fn concurrent_calls<C>(
+    threads: usize,
+    per_thread: u64,
+    time: Duration,
+    call: C,
+) -> Result<Samples, BenchError>
+where
+    C: Fn(&mut Rng) -> Result<Duration, BenchError> + Sync,
+{
     let start = Instant::now();
     let deadline = start + time;
     let results: Vec<Result<Vec<f64>, BenchError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let ledger = Arc::clone(ledger);
-                let spec = &spec;
+                let call = &call;
                 scope.spawn(move || {
                     let mut rng = Rng::new(0xC0C0 + t as u64 + (threads as u64) * 1000);
                     let mut latencies = Vec::new();
                     while latencies.is_empty()
                         || (Instant::now() < deadline && (latencies.len() as u64) < per_thread)
                     {
-                        let tx = spec.draft(&mut rng);
-                        let began = Instant::now();
-                        ledger.commit(&tx).context("LedgerStore::commit")?;
-                        latencies.push(began.elapsed().as_nanos() as f64);
+                        latencies.push(call(&mut rng)?.as_nanos() as f64);
                     }
                     Ok(latencies)
                 })
@@ -233,7 +253,7 @@ pub fn concurrent_commits<L: LedgerStore + ?Sized>(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(BenchError::msg("a committing thread panicked")))
+                    .unwrap_or_else(|_| Err(BenchError::msg("a calling thread panicked")))
             })
             .collect()
     });

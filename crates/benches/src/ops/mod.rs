@@ -54,6 +54,21 @@ pub fn size_label(n: u64) -> String {
     }
 }
 
+/// The size a label of [`size_label`] names (`1k`, `100k`, `1M`, or digits), when it is a
+/// positive multiple of [`GROUP_LEN`](crate::workloads::GROUP_LEN) (every prefix scan
+/// then reads a whole group).
+pub fn parse_size(label: &str) -> Option<u64> {
+    let (digits, scale) = if let Some(d) = label.strip_suffix('M') {
+        (d, 1_000_000)
+    } else if let Some(d) = label.strip_suffix('k') {
+        (d, 1_000)
+    } else {
+        (label, 1)
+    };
+    let n = digits.parse::<u64>().ok()?.checked_mul(scale)?;
+    (n > 0 && n.is_multiple_of(crate::workloads::GROUP_LEN)).then_some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +87,11 @@ mod tests {
         assert_eq!(size_label(1_000_000), "1M");
         assert_eq!(size_label(100_000), "100k");
         assert_eq!(size_label(1_500), "1500");
+        for n in [1_000, 100_000, 1_000_000, 1_500] {
+            assert_eq!(parse_size(&size_label(n)), Some(n));
+        }
+        assert_eq!(parse_size("150"), None);
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("x"), None);
     }
 }

@@ -18,9 +18,11 @@ mod tests {
         let text = render(&report).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["mode"], "quick");
-        assert_eq!(value["measurements"].as_array().map(Vec::len), Some(4));
+        assert_eq!(value["measurements"].as_array().map(Vec::len), Some(5));
         assert_eq!(value["measurements"][0]["p50_ns"], 40.0);
-        assert_eq!(value["measurements"][3]["raw"], true);
+        assert_eq!(value["measurements"][4]["raw"], true);
+        assert_eq!(value["backends"][2]["peer"], true);
+        assert!(value["targets"][0]["ratio"].is_number());
         assert_eq!(value["machine"]["cores"], 2);
         assert!(value["targets"].as_array().is_some_and(|t| !t.is_empty()));
         assert!(value["targets"][0]["status"].is_string());

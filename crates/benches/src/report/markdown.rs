@@ -16,6 +16,7 @@ pub fn render(report: &Report) -> String {
     let backends: Vec<String> = report
         .backends
         .iter()
+        .filter(|b| !b.peer)
         .map(|b| {
             if b.persistent {
                 b.name.clone()
@@ -25,6 +26,19 @@ pub fn render(report: &Report) -> String {
         })
         .collect();
     let _ = writeln!(out, "- Backends: {}", backends.join(", "));
+    let references: Vec<&str> = report
+        .backends
+        .iter()
+        .filter(|b| b.peer)
+        .map(|b| b.name.as_str())
+        .collect();
+    if !references.is_empty() {
+        let _ = writeln!(
+            out,
+            "- References measured in the same run: {}",
+            references.join(", ")
+        );
+    }
     for line in &report.setup {
         let _ = writeln!(out, "- {line}");
     }
@@ -74,16 +88,40 @@ pub fn render(report: &Report) -> String {
 
     let _ = writeln!(
         out,
-        "\n## Performance targets (docs/contract.md section 8)\n"
+        "\n## Performance targets (docs/contract.md §8.2)\n\nEach ratio is ours over the \
+         reference, both measured in this run: latencies (p50) for point operations and \
+         single commits, throughputs for concurrent and batch commits.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| target | subject | reference | ours | ratio | bound | status |\n| --- | --- | --- | --- | --- | --- | --- |"
     );
     for t in &report.targets {
         let word = match t.status {
             Status::Met => "**met**",
             Status::Missed => "**missed**",
-            Status::NotMeasured => "**not measured**",
+            Status::NotMeasured => "not measured",
         };
-        let _ = writeln!(out, "- {word} · {} · {}: {}", t.target, t.subject, t.figure);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {word} |",
+            t.target,
+            t.subject,
+            t.reference.as_deref().unwrap_or("—"),
+            t.ours.as_deref().unwrap_or("—"),
+            t.ratio
+                .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×")),
+            t.bound,
+        );
     }
+    let count = |status: Status| report.targets.iter().filter(|t| t.status == status).count();
+    let _ = writeln!(
+        out,
+        "\n{} met, {} missed, {} not measured.",
+        count(Status::Met),
+        count(Status::Missed),
+        count(Status::NotMeasured)
+    );
 
     if !report.failures.is_empty() {
         let _ = writeln!(out, "\n## Failures\n");
@@ -158,11 +196,14 @@ pub(crate) mod tests {
                 BackendInfo {
                     name: "mem".into(),
                     persistent: false,
+                    peer: false,
                 },
                 BackendInfo {
                     name: "disk".into(),
                     persistent: true,
+                    peer: false,
                 },
+                BackendInfo::peer(crate::peers::LAMINAR_AHASH, false),
             ],
             vec![Failure {
                 backend: "broken".into(),
@@ -171,6 +212,14 @@ pub(crate) mod tests {
             vec![
                 m("StateStore", "get hit", "100k keys", "mem", false, 40.0),
                 m("StateStore", "get hit", "100k keys", "disk", false, 60.0),
+                m(
+                    "StateStore",
+                    "get hit",
+                    "100k keys",
+                    crate::peers::LAMINAR_AHASH,
+                    false,
+                    100.0,
+                ),
                 m("StoreEngine", "get", "100k keys", "disk", false, 1_100.0),
                 m("StoreEngine", "get", "100k keys", "disk", true, 1_000.0),
             ],
@@ -181,12 +230,21 @@ pub(crate) mod tests {
     fn markdown_has_the_tables_and_the_target_lines() {
         let md = render(&sample_report());
         assert!(md.contains("- Machine: Test CPU, 2 cores, 24 GiB RAM, Test OS; load average at start 1.00 0.50 0.25\n"));
-        assert!(md.contains("## StateStore\n\n| operation | mem | disk |\n| --- | --- | --- |"));
         assert!(md.contains(
-            "| get hit (100k keys) | 40.0 ns / 80.0 ns · 25.0M/s | 60.0 ns / 120 ns · 16.7M/s |"
+            "## StateStore\n\n| operation | mem | disk | laminar AHashMapStore |\n| --- | --- | --- | --- |"
+        ));
+        assert!(md.contains("- Backends: mem (in memory), disk\n"));
+        assert!(md.contains("- References measured in the same run: laminar AHashMapStore\n"));
+        assert!(md.contains(
+            "| get hit (100k keys) | 40.0 ns / 80.0 ns · 25.0M/s | 60.0 ns / 120 ns · 16.7M/s | 100 ns / 200 ns · 10.0M/s |"
         ));
         assert!(md.contains("| get (100k keys) | 1.10 µs / 1.00 µs = 1.10× |"));
-        assert!(md.contains("- **met** · StateStore::get, in memory, 100k keys"));
+        assert!(md.contains(
+            "| StateStore::get: at most 0.6× laminar-core's AHashMapStore | mem (100k keys) | laminar AHashMapStore p50 100 ns | mem p50 40.0 ns | 0.40× | ≤ 0.60× | **met** |"
+        ));
+        assert!(md.contains(
+            "| StateStore::get: at most 0.6× laminar-core's AHashMapStore | disk (100k keys) | laminar AHashMapStore p50 100 ns | disk p50 60.0 ns | 0.60× | ≤ 0.60× | **met** |"
+        ));
         assert!(md.contains("## Failures\n\n- broken: open failed"));
     }
 }

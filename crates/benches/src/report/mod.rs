@@ -100,6 +100,20 @@ pub struct BackendInfo {
     pub name: String,
     /// Whether it keeps data on disk (the persistent-backend targets apply to it).
     pub persistent: bool,
+    /// Whether it is a reference measured beside the backends (a peer library or the
+    /// fsync floor) rather than a backend of this project: no target is checked on it.
+    pub peer: bool,
+}
+
+impl BackendInfo {
+    /// A reference named `name` (see [`peers`](crate::peers)).
+    pub fn peer(name: &str, persistent: bool) -> Self {
+        BackendInfo {
+            name: name.to_owned(),
+            persistent,
+            peer: true,
+        }
+    }
 }
 
 /// A backend whose run stopped on an error (its figures up to the error are kept).

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::targets::Status;
 use super::{Measurement, Report, fmt_ns};
 
 const WIDTH: f64 = 1100.0;
@@ -17,9 +18,16 @@ const MIN_LOG: f64 = 1.0;
 const MAX_LOG: f64 = 10.0;
 
 /// Colours of the backends' bars, in backend order (repeating).
-const PALETTE: [&str; 6] = [
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
+const PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948", "#9c755f",
+    "#bab0ac", "#ff9da7",
 ];
+
+/// Legend entries per line, and the width of one.
+const LEGEND_PER_ROW: usize = 5;
+const LEGEND_W: f64 = 210.0;
+/// Height of one line of the targets panel.
+const TARGET_ROW_H: f64 = 14.0;
 
 /// The whole chart as an SVG document.
 pub fn render(report: &Report) -> String {
@@ -29,7 +37,8 @@ pub fn render(report: &Report) -> String {
         PALETTE[i % PALETTE.len()]
     };
     let mut body = String::new();
-    let mut y = 70.0;
+    let legend_rows = backends.len().div_ceil(LEGEND_PER_ROW).max(1);
+    let mut y = 54.0 + 16.0 * legend_rows as f64;
     for store in report.stores() {
         let rows: Vec<&Measurement> = report
             .measurements
@@ -97,20 +106,23 @@ pub fn render(report: &Report) -> String {
         }
         y = top + plot_h + PANEL_GAP + 10.0;
     }
+    y = targets_panel(&mut body, report, y);
     let mut legend = String::new();
     for (i, backend) in backends.iter().enumerate() {
-        let x = 10.0 + i as f64 * 120.0;
+        let x = 10.0 + (i % LEGEND_PER_ROW) as f64 * LEGEND_W;
+        let row_y = 44.0 + 16.0 * (i / LEGEND_PER_ROW) as f64;
         let _ = write!(
             legend,
-            r#"<rect x="{x:.1}" y="44" width="12" height="12" fill="{}"/><text x="{:.1}" y="54" class="legend">{}</text>"#,
+            r#"<rect x="{x:.1}" y="{row_y:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" class="legend">{}</text>"#,
             colour(backend),
             x + 16.0,
+            row_y + 10.0,
             escape(backend)
         );
     }
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{:.0}" viewBox="0 0 {WIDTH} {:.0}" font-family="sans-serif">
-<style>.title{{font-size:16px;font-weight:bold}} .panel{{font-size:14px;font-weight:bold}} .label{{font-size:11px;text-anchor:end;dominant-baseline:middle}} .tick{{font-size:9px;text-anchor:middle;fill:#666}} .value{{font-size:8px;fill:#333}} .legend{{font-size:12px}}</style>
+<style>.title{{font-size:16px;font-weight:bold}} .panel{{font-size:14px;font-weight:bold}} .label{{font-size:11px;text-anchor:end;dominant-baseline:middle}} .tick{{font-size:9px;text-anchor:middle;fill:#666}} .value{{font-size:8px;fill:#333}} .legend{{font-size:12px}} .target{{font-size:10px}} .met{{fill:#2e7d32;font-weight:bold}} .missed{{fill:#c62828;font-weight:bold}} .unmeasured{{fill:#777}}</style>
 <rect width="100%" height="100%" fill="white"/>
 <text x="10" y="22" class="title">Store benchmarks — {} — {} mode</text>
 <text x="10" y="36" class="legend">{}</text>
@@ -123,6 +135,37 @@ pub fn render(report: &Report) -> String {
         escape(&report.mode),
         escape(&report.machine.line())
     )
+}
+
+/// The panel of the `docs/contract.md` §8.2 targets below `y`, one line each: status,
+/// target, subject, then ours against the reference and the ratio. Returns the y below it.
+fn targets_panel(body: &mut String, report: &Report, y: f64) -> f64 {
+    if report.targets.is_empty() {
+        return y;
+    }
+    let _ = writeln!(
+        body,
+        r#"<text x="10" y="{:.1}" class="panel">Performance targets (docs/contract.md §8.2): ours vs the reference measured in the same run</text>"#,
+        y + 18.0
+    );
+    let mut line_y = y + 18.0 + 6.0;
+    for t in &report.targets {
+        line_y += TARGET_ROW_H;
+        let class = match t.status {
+            Status::Met => "met",
+            Status::Missed => "missed",
+            Status::NotMeasured => "unmeasured",
+        };
+        let _ = writeln!(
+            body,
+            r#"<text x="10" y="{line_y:.1}" class="target"><tspan class="{class}">{}</tspan> · {} · {}: {}</text>"#,
+            t.status.word(),
+            escape(&t.target),
+            escape(&t.subject),
+            escape(&t.figure())
+        );
+    }
+    line_y + PANEL_GAP
 }
 
 /// The label of the tick at 10^`decade` ns: `10 ns`, `1 µs`, ...
@@ -156,9 +199,13 @@ mod tests {
         let svg = render(&sample_report());
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("class=\"panel\"").count(), 2);
-        // Three store figures (the raw one is not drawn) plus two legend swatches.
-        assert_eq!(svg.matches("<rect x=").count(), 3 + 2);
+        // Two stores and the targets.
+        assert_eq!(svg.matches("class=\"panel\"").count(), 3);
+        // Four store figures (the raw one is not drawn) plus three legend swatches.
+        assert_eq!(svg.matches("<rect x=").count(), 4 + 3);
+        assert!(svg.contains(
+            "<tspan class=\"met\">met</tspan> · StateStore::get: at most 0.6× laminar-core's AHashMapStore · mem (100k keys): mem p50 40.0 ns vs laminar AHashMapStore p50 100 ns = 0.40× (target ≤ 0.60×)"
+        ));
         assert!(svg.contains("<title>mem get hit (100k keys): p50 40.0 ns / p99 80.0 ns</title>"));
         assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
         assert!(x_of(10.0) < x_of(1_000.0));

@@ -55,23 +55,50 @@ pub(super) const DUE_SLACK: usize = 4;
 /// The `block` of a value that is in no block.
 pub(super) const NO_BLOCK: u32 = u32::MAX;
 
-/// An index entry: the value, and where it is packed.
+/// An index entry: the value, where it is packed, and one flag of the map's.
 #[derive(Debug, Clone)]
 pub(super) struct Packed {
     /// The value.
     pub(super) value: Bytes,
     /// Its block, or [`NO_BLOCK`].
     pub(super) block: u32,
-    /// Its record in that block.
-    pub(super) record: u32,
+    /// Its record in that block (the low 31 bits: a block holds far fewer records) and
+    /// the map's *written* flag (the top bit), kept here so an entry stays 40 bytes and
+    /// an index bucket 64.
+    tagged_record: u32,
 }
 
 impl Packed {
+    /// The top bit of `tagged_record`.
+    const WRITTEN: u32 = 1 << 31;
+
     fn unpacked(value: Bytes) -> Self {
         Packed {
             value,
             block: NO_BLOCK,
-            record: 0,
+            tagged_record: 0,
+        }
+    }
+
+    /// Its record in its block.
+    #[inline]
+    pub(super) fn record(&self) -> u32 {
+        self.tagged_record & !Self::WRITTEN
+    }
+
+    /// The map's flag: whether the entry was written since the last flush.
+    #[inline]
+    pub(super) fn is_written(&self) -> bool {
+        self.tagged_record & Self::WRITTEN != 0
+    }
+
+    /// Sets the map's flag.
+    #[inline]
+    pub(super) fn set_written(&mut self, written: bool) {
+        if written {
+            self.tagged_record |= Self::WRITTEN;
+        } else {
+            self.tagged_record &= !Self::WRITTEN;
         }
     }
 }
@@ -154,6 +181,18 @@ impl ValueArena {
         }
     }
 
+    /// As [`store`](ValueArena::store) for a borrowed value: values longer than
+    /// [`PACK_MAX`] are copied into an allocation of their own.
+    pub(super) fn store_slice(&mut self, key: &[u8], value: &[u8]) -> Packed {
+        if value.is_empty() {
+            Packed::unpacked(Bytes::new())
+        } else if value.len() > PACK_MAX || u32::try_from(key.len()).is_err() {
+            Packed::unpacked(Bytes::copy_from_slice(value))
+        } else {
+            self.pack(key, value)
+        }
+    }
+
     /// Copies `value` (at most [`PACK_MAX`] bytes) of `key` (whose length fits a `u32`)
     /// into the block being filled, starting a new block when it has no room.
     pub(super) fn pack(&mut self, key: &[u8], value: &[u8]) -> Packed {
@@ -167,6 +206,9 @@ impl ValueArena {
         else {
             return Packed::unpacked(Bytes::copy_from_slice(value));
         };
+        if record & Packed::WRITTEN != 0 {
+            return Packed::unpacked(Bytes::copy_from_slice(value));
+        }
         block.dead.push(false);
         block.keys.extend_from_slice(&len.to_le_bytes());
         block.keys.extend_from_slice(key);
@@ -177,7 +219,7 @@ impl ValueArena {
         Packed {
             value: self.tail.split().freeze(),
             block: number,
-            record,
+            tagged_record: record,
         }
     }
 
@@ -258,7 +300,7 @@ impl ValueArena {
         let Some(block) = self.block_mut(entry.block) else {
             return;
         };
-        let Some(dead) = block.dead.get_mut(entry.record as usize) else {
+        let Some(dead) = block.dead.get_mut(entry.record() as usize) else {
             return;
         };
         if *dead {
@@ -316,7 +358,7 @@ impl ValueArena {
             .get(entry.block as usize)
             .and_then(Option::as_ref);
         block
-            .and_then(|b| b.dead.get(entry.record as usize))
+            .and_then(|b| b.dead.get(entry.record() as usize))
             .is_some_and(|dead| !dead)
     }
 

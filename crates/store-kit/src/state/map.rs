@@ -1,29 +1,43 @@
-//! [`StateMap`]: a state partition's entries in memory, laid out for `get`.
+//! [`StateMap`]: a state partition's entries in memory, laid out for `get` and cheap writes.
 //!
 //! # Layout
-//! - `index`, a hash map for point reads, holds each key inline in its bucket when the key
-//!   is at most [`INLINE_KEY`] bytes (most state keys are), so comparing the probed key
-//!   reads the bucket the probe already loaded instead of a separate allocation. Its
-//!   values of up to `PACK_MAX` (1 KiB) bytes are copies packed into shared blocks
-//!   (`ValueArena`), so cloning one (every `get`) increments a reference count that is
-//!   hot in cache; longer values are shared with `ordered`.
-//! - `ordered`, a B-tree for prefix and range scans and snapshots, holds each key and
-//!   value as the [`Bytes`] it was given (shared with the pending writes), so scans,
-//!   snapshots and flushes hand out exactly what they did before the index was packed.
+//! - `index`, a hash map, is the one place an entry lives. It holds each key inline in its
+//!   bucket when the key is at most [`INLINE_KEY`] bytes (most state keys are), so
+//!   comparing the probed key reads the bucket the probe already loaded. Its values of up
+//!   to `PACK_MAX` (1 KiB) bytes are copies packed into shared blocks (`ValueArena`), so
+//!   cloning one (every `get`) increments a reference count that is hot in cache; longer
+//!   values keep their own allocation.
+//! - `order`, the keys in ascending order for prefix and range scans and snapshots, is
+//!   brought up to date lazily: a write that adds or removes a key appends the key to a
+//!   list of changed keys, and the next scan (or the list outgrowing the partition) folds
+//!   that list into a B-tree of inline keys. A write that replaces a value does not touch
+//!   the order at all.
+//! - `written`, the keys written since the last flush: a flush reads their current values
+//!   from the index, so a flush delta is exactly the net effect of the writes. An index
+//!   entry carries a flag saying its key is listed, so updating a key again adds nothing;
+//!   only a key removed and added again can be listed twice (the list is sorted and
+//!   deduplicated when it outgrows twice its last compacted length).
 //!
-//! At 100k entries of 16-byte keys and 100-byte values a `get` thereby costs one cache miss
-//! (the bucket) where a map of `Bytes` to individually allocated `Bytes` costs two or
-//! three (bucket, key, value's counter). The price is the packed copy of each short value.
+//! # Why
+//! At 100k entries of 16-byte keys and 100-byte values a `get` costs one cache miss (the
+//! bucket). A `put` of an existing key costs the bucket, a copy of the value into the
+//! block being filled and an append to `written`: no walk of an ordered structure (each
+//! level a cache miss) and no allocation. Inserts and deletes add one append to the
+//! changed keys; the order pays for them in bulk, sorted, when it is next read.
+//!
+//! Scans and snapshots hand out the index's values (slices of the blocks: holding one
+//! keeps its block allocated) and the keys as slices of one buffer per call.
 
 use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroU8;
 use std::ops::{Bound, Range};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::arena::{Packed, ValueArena};
 
@@ -32,8 +46,17 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Keys of at most this many bytes are stored inside the index's buckets.
 const INLINE_KEY: usize = 23;
 
-/// A key of the index: inline when short, else its own allocation. Hashes and compares
-/// as its bytes, so the index is searched with a plain `&[u8]`.
+/// The changed-keys list is folded into the order once it holds more keys than this or
+/// than the partition, whichever is more (so it never holds more than about one key per
+/// entry, and a fold costs at most a few times the list's length).
+const MIN_FOLD: usize = 4096;
+
+/// The written-keys list is first compacted at this length; after that at twice its last
+/// compacted length (so compacting costs O(log n) per write, amortized).
+const MIN_COMPACT: usize = 4096;
+
+/// A key: inline when short, else its own allocation. Hashes, compares and orders as its
+/// bytes, so the index and the order are searched with a plain `&[u8]`.
 #[derive(Clone)]
 enum IndexKey {
     /// `len` (1 to [`INLINE_KEY`]) bytes at the start of `bytes`; the rest is zero.
@@ -90,72 +113,191 @@ impl PartialEq for IndexKey {
 
 impl Eq for IndexKey {}
 
+impl IndexKey {
+    /// An inline key as three big-endian words: its 23 zero-padded bytes, then its
+    /// length. Two inline keys order as their words do, which is as their bytes do: where
+    /// one key is a prefix of the other, the longer one's next nonzero byte meets a pad
+    /// byte (0) and wins, and if the rest of it is zeros too the lengths decide.
+    #[inline]
+    fn words(bytes: &[u8; INLINE_KEY], len: NonZeroU8) -> [u64; 3] {
+        let mut tail = [0u8; 8];
+        tail[..7].copy_from_slice(&bytes[16..]);
+        tail[7] = len.get();
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_be_bytes(w)
+        };
+        [word(0), word(8), u64::from_be_bytes(tail)]
+    }
+}
+
+impl Ord for IndexKey {
+    /// As the bytes: the order is searched by `&[u8]` ranges. Two inline keys compare as
+    /// words (sorting and merging the changed keys spent most of their time in `memcmp`).
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (IndexKey::Inline { bytes: a, len: la }, IndexKey::Inline { bytes: b, len: lb }) => {
+                IndexKey::words(a, *la).cmp(&IndexKey::words(b, *lb))
+            }
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
+    }
+}
+
+impl PartialOrd for IndexKey {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl fmt::Debug for IndexKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_slice(), f)
     }
 }
 
-/// Where the map's handle on a new key comes from.
-enum NewKey<'a> {
-    /// The caller's handle.
-    Share(Bytes),
-    /// A copy of these bytes.
-    Copy(&'a [u8]),
+/// The keys in order: exact after a [`fold`](Order::fold).
+///
+/// Invariant: a key of the index that is not in `changed` is in `keys`, and a key of
+/// `keys` that is not in `changed` is in the index. So `keys` with every key of `changed`
+/// set to its presence in the index is exactly the index's keys.
+#[derive(Debug, Default)]
+struct Order {
+    /// The keys, as of the last fold for those in `changed`.
+    keys: BTreeSet<IndexKey>,
+    /// Keys added to or removed from the index since the last fold, in write order.
+    changed: Vec<IndexKey>,
 }
 
-impl NewKey<'_> {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            NewKey::Share(key) => key,
-            NewKey::Copy(key) => key,
+impl Order {
+    /// Brings `keys` up to date with `index` and empties `changed`. A few changes are
+    /// applied one by one; many (an eighth of the keys or more) are merged with `keys` in
+    /// one pass and the tree is rebuilt from the sorted result.
+    fn fold<V>(&mut self, index: &FastMap<IndexKey, V>) {
+        if self.changed.is_empty() {
+            return;
         }
+        self.changed.sort_unstable();
+        self.changed.dedup();
+        if self.changed.len().saturating_mul(8) < self.keys.len() {
+            for key in self.changed.drain(..) {
+                if index.contains_key(key.as_slice()) {
+                    self.keys.insert(key);
+                } else {
+                    self.keys.remove(key.as_slice());
+                }
+            }
+            return;
+        }
+        let old = std::mem::take(&mut self.keys);
+        let changed = std::mem::take(&mut self.changed);
+        let merged = Merge {
+            old: old.into_iter().peekable(),
+            changed: changed.into_iter().peekable(),
+        };
+        // Ascending and without duplicates: the tree is built in one pass.
+        self.keys = merged
+            .filter(|(key, was_changed)| !was_changed || index.contains_key(key.as_slice()))
+            .map(|(key, _)| key)
+            .collect();
     }
 
-    fn into_handle(self) -> Bytes {
-        match self {
-            NewKey::Share(key) => key,
-            NewKey::Copy(key) => Bytes::copy_from_slice(key),
+    /// The order of exactly the keys of `index`, built from scratch.
+    fn of<V>(index: &FastMap<IndexKey, V>) -> Self {
+        Order {
+            keys: index.keys().cloned().collect(),
+            changed: Vec::new(),
         }
     }
 }
 
-/// The partition's entries: a hash index for point reads and an ordered map for scans.
+/// Two ascending, duplicate-free sequences of keys merged into one: each key once, with
+/// whether it came from `changed`.
+struct Merge<A: Iterator<Item = IndexKey>, B: Iterator<Item = IndexKey>> {
+    old: std::iter::Peekable<A>,
+    changed: std::iter::Peekable<B>,
+}
+
+impl<A: Iterator<Item = IndexKey>, B: Iterator<Item = IndexKey>> Iterator for Merge<A, B> {
+    type Item = (IndexKey, bool);
+
+    fn next(&mut self) -> Option<(IndexKey, bool)> {
+        let from_old = match (self.old.peek(), self.changed.peek()) {
+            (Some(a), Some(b)) => match a.cmp(b) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => {
+                    self.old.next();
+                    false
+                }
+            },
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if from_old {
+            self.old.next().map(|key| (key, false))
+        } else {
+            self.changed.next().map(|key| (key, true))
+        }
+    }
+}
+
+/// The partition's entries: a hash index holding every key and value, the keys in order
+/// (brought up to date lazily), and the keys written since the last flush.
 ///
-/// Invariants: `index` and `ordered` hold the same keys, and for each key the same value
-/// bytes; an index value is empty, the very handle `ordered` holds (values longer than
-/// `PACK_MAX`), or a slice of a block of `arena` (see its invariants); `size_bytes` is
-/// the sum of key and value lengths.
+/// Invariants: an index value is empty, a value longer than `PACK_MAX` in its own
+/// allocation, or a slice of a block of `arena` (see its invariants); `size_bytes` is the
+/// sum of key and value lengths; `order` holds the index's keys as [`Order`] describes;
+/// every key whose entry changed since the last [`mark_flushed`](StateMap::mark_flushed)
+/// is in `written`, and so is the key of every entry whose written flag is set (every
+/// entry written since).
 ///
-/// A value returned by [`get`](StateMap::get) may share a memory block (at most 16 KiB)
-/// with other values: holding it keeps the block allocated. Scans and
-/// [`entries`](StateMap::entries) return the handles the map was given.
+/// A value returned by [`get`](StateMap::get), a scan or [`entries`](StateMap::entries)
+/// may share a memory block (at most 16 KiB) with other values: holding it keeps the block
+/// allocated.
 #[derive(Debug, Default)]
 pub struct StateMap {
     index: FastMap<IndexKey, Packed>,
-    ordered: BTreeMap<Bytes, Bytes>,
     arena: ValueArena,
     size_bytes: u64,
+    /// Behind a `RefCell` so that scans (`&self`) can fold the pending changes; only
+    /// [`StateMap::with_order`] borrows it, and never re-entrantly.
+    order: RefCell<Order>,
+    written: Vec<IndexKey>,
+    /// `written`'s length that triggers its next compaction.
+    compact_at: usize,
 }
 
 impl StateMap {
     /// A map of `entries` (later duplicates win).
     pub fn from_entries(entries: impl IntoIterator<Item = (Bytes, Bytes)>) -> Self {
         let mut map = StateMap::default();
-        map.replace(entries.into_iter().collect());
+        map.replace(entries);
         map
     }
 
-    /// Replaces every entry with those of `ordered`, building the index in one pass.
-    pub fn replace(&mut self, ordered: BTreeMap<Bytes, Bytes>) {
+    /// Replaces every entry with those of `entries` (later duplicates win) and forgets the
+    /// written keys. Values longer than `PACK_MAX` are shared, not copied.
+    pub fn replace(&mut self, entries: impl IntoIterator<Item = (Bytes, Bytes)>) {
         self.clear();
-        self.index.reserve(ordered.len());
-        for (key, value) in &ordered {
-            let packed = self.arena.store(key, value);
-            self.index.insert(IndexKey::new(key), packed);
-            self.size_bytes += (key.len() + value.len()) as u64;
+        let entries = entries.into_iter();
+        self.index.reserve(entries.size_hint().0);
+        for (key, value) in entries {
+            let packed = self.arena.store(&key, &value);
+            self.size_bytes += value.len() as u64;
+            match self.index_put(&key, packed) {
+                Some(old) => {
+                    self.size_bytes -= old.value.len() as u64;
+                    self.arena.release(&old);
+                }
+                None => self.size_bytes += key.len() as u64,
+            }
+            self.compact();
         }
-        self.ordered = ordered;
+        *self.order.get_mut() = Order::of(&self.index);
     }
 
     /// The value of `key`.
@@ -164,57 +306,41 @@ impl StateMap {
         self.index.get(key).map(|entry| &entry.value)
     }
 
-    /// Sets `key` to `value`, sharing `key` as the map's key handle when the key is new.
-    /// `ordered` shares `value`; the index holds a packed copy of it when it is at most
-    /// 1 KiB long.
-    pub fn insert(&mut self, key: Bytes, value: &Bytes) {
-        self.set(NewKey::Share(key), value, false);
-    }
-
-    /// Sets `key` to `value` and returns the map's handle on the key: the one it already
-    /// held, or a copy of `key` when the key is new (so an update allocates no key).
-    /// Values are stored as by [`insert`](StateMap::insert).
-    pub fn insert_copy(&mut self, key: &[u8], value: &Bytes) -> Bytes {
-        let handle = self.set(NewKey::Copy(key), value, true);
-        handle.unwrap_or_else(|| Bytes::copy_from_slice(key))
-    }
-
-    /// Sets the entry; returns the map's key handle when `want_handle`.
-    fn set(&mut self, key: NewKey<'_>, value: &Bytes, want_handle: bool) -> Option<Bytes> {
-        let packed = self.arena.store(key.bytes(), value);
-        let handle = match self.index_put(key.bytes(), packed) {
+    /// Sets `key` to a copy of `value` (packed when at most `PACK_MAX` bytes long).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        let mut packed = self.arena.store_slice(key, value);
+        packed.set_written(true);
+        self.size_bytes += value.len() as u64;
+        match self.index_put(key, packed) {
             Some(old) => {
                 self.size_bytes -= old.value.len() as u64;
                 self.arena.release(&old);
-                let bounds = (Bound::Included(key.bytes()), Bound::Included(key.bytes()));
-                match self.ordered.range_mut::<[u8], _>(bounds).next() {
-                    Some((handle, slot)) => {
-                        *slot = value.clone();
-                        want_handle.then(|| handle.clone())
-                    }
-                    // Every indexed key is ordered; should that ever fail, restore it.
-                    None => self.order(key.into_handle(), value.clone(), want_handle),
+                if !old.is_written() {
+                    self.note_written(key);
                 }
             }
             None => {
-                self.size_bytes += key.bytes().len() as u64;
-                self.order(key.into_handle(), value.clone(), want_handle)
+                self.size_bytes += key.len() as u64;
+                self.key_changed(key);
+                self.note_written(key);
             }
-        };
-        self.size_bytes += value.len() as u64;
+        }
         self.compact();
-        handle
     }
 
-    /// Adds a key to `ordered`; returns its handle when `want_handle`.
-    fn order(&mut self, handle: Bytes, value: Bytes, want_handle: bool) -> Option<Bytes> {
-        if want_handle {
-            self.ordered.insert(handle.clone(), value);
-            Some(handle)
-        } else {
-            self.ordered.insert(handle, value);
-            None
+    /// Removes `key`; whether it was present.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        let Some(old) = self.index.remove(key) else {
+            return false;
+        };
+        self.size_bytes -= (key.len() + old.value.len()) as u64;
+        self.arena.release(&old);
+        self.key_changed(key);
+        if !old.is_written() {
+            self.note_written(key);
         }
+        self.compact();
+        true
     }
 
     /// Sets `key`'s index entry to `value`; returns the value it replaces. One probe for
@@ -235,14 +361,25 @@ impl StateMap {
         }
     }
 
-    /// Removes `key`; returns the map's handle on it when it was present.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
-        let old = self.index.remove(key)?;
-        let handle = self.ordered.remove_entry(key).map(|(handle, _)| handle);
-        self.size_bytes -= (key.len() + old.value.len()) as u64;
-        self.arena.release(&old);
-        self.compact();
-        Some(handle.unwrap_or_else(|| Bytes::copy_from_slice(key)))
+    /// `key` was added to or removed from the index: the order learns it at its next fold,
+    /// which happens here once the pending changes outnumber the entries.
+    fn key_changed(&mut self, key: &[u8]) {
+        let order = self.order.get_mut();
+        order.changed.push(IndexKey::new(key));
+        if order.changed.len() > MIN_FOLD.max(self.index.len()) {
+            order.fold(&self.index);
+        }
+    }
+
+    /// `key` was written and its entry did not say so: the next flush writes its entry
+    /// (or its absence).
+    fn note_written(&mut self, key: &[u8]) {
+        self.written.push(IndexKey::new(key));
+        if self.written.len() >= self.compact_at.max(MIN_COMPACT) {
+            self.written.sort_unstable();
+            self.written.dedup();
+            self.compact_at = self.written.len().saturating_mul(2);
+        }
     }
 
     /// Moves the live values out of the blocks the arena wants compacted, so those blocks
@@ -255,21 +392,25 @@ impl StateMap {
             for (record, key) in block.live_records() {
                 if let Some(slot) = self.index.get_mut(key)
                     && slot.block == number
-                    && slot.record == record
+                    && slot.record() == record
                 {
+                    let written = slot.is_written();
                     *slot = self.arena.pack(key, &slot.value);
+                    slot.set_written(written);
                 }
             }
             self.arena.compacted(number);
         }
     }
 
-    /// Removes every entry.
+    /// Removes every entry and forgets the written keys.
     pub fn clear(&mut self) {
         self.index.clear();
-        self.ordered.clear();
         self.arena = ValueArena::default();
         self.size_bytes = 0;
+        *self.order.get_mut() = Order::default();
+        self.written = Vec::new();
+        self.compact_at = 0;
     }
 
     /// Number of entries.
@@ -287,13 +428,73 @@ impl StateMap {
         self.size_bytes
     }
 
+    /// Whether a key was written since the last [`mark_flushed`](StateMap::mark_flushed).
+    pub fn has_written(&self) -> bool {
+        !self.written.is_empty()
+    }
+
+    /// The net effect of the writes since the last [`mark_flushed`](StateMap::mark_flushed):
+    /// each written key, ascending, with its current value or `None` when it is absent.
+    /// (A key added and removed again gives `None`: deleting a key that is not stored is
+    /// harmless.) Compacts the written keys; forgets nothing.
+    pub fn written(&mut self) -> BTreeMap<Bytes, Option<Bytes>> {
+        self.written.sort_unstable();
+        self.written.dedup();
+        self.compact_at = self.written.len().saturating_mul(2);
+        let mut keys = KeyBuffer::for_keys(self.written.iter());
+        self.written
+            .iter()
+            .map(|key| {
+                let value = self.index.get(key.as_slice()).map(|e| e.value.clone());
+                (keys.share(key.as_slice()), value)
+            })
+            .collect()
+    }
+
+    /// Forgets the written keys: they are flushed.
+    pub fn mark_flushed(&mut self) {
+        for key in std::mem::take(&mut self.written) {
+            if let Some(entry) = self.index.get_mut(key.as_slice()) {
+                entry.set_written(false);
+            }
+        }
+        self.compact_at = 0;
+    }
+
+    /// Runs `f` on the keys in order, folding the pending changes first.
+    fn with_order<R>(&self, f: impl FnOnce(&BTreeSet<IndexKey>) -> R) -> R {
+        match self.order.try_borrow_mut() {
+            Ok(mut order) => {
+                order.fold(&self.index);
+                f(&order.keys)
+            }
+            // Not reachable (nothing else borrows the order, and `f` cannot reach this
+            // map); should it be, an order built from scratch is as exact.
+            Err(_) => f(&Order::of(&self.index).keys),
+        }
+    }
+
+    /// The entries of `keys` (all in the index), keys as slices of one buffer.
+    fn entries_of<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k IndexKey> + Clone,
+    ) -> Vec<(Bytes, Bytes)> {
+        let mut buffer = KeyBuffer::for_keys(keys.clone());
+        keys.filter_map(|key| {
+            let value = self.index.get(key.as_slice())?.value.clone();
+            Some((buffer.share(key.as_slice()), value))
+        })
+        .collect()
+    }
+
     /// Entries whose key starts with `prefix`, ascending.
     pub fn prefix(&self, prefix: &[u8]) -> Vec<(Bytes, Bytes)> {
-        self.ordered
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.with_order(|keys| {
+            self.entries_of(
+                keys.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+                    .take_while(|k| k.as_slice().starts_with(prefix)),
+            )
+        })
     }
 
     /// Entries with `start <= key < end`, ascending.
@@ -302,50 +503,61 @@ impl StateMap {
     }
 
     /// Entries whose key lies between `start` and `end`, ascending; nothing for a range
-    /// that holds no key (which `BTreeMap::range` would panic on).
+    /// that holds no key (which `BTreeSet::range` would panic on).
     pub fn range_bounds(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Vec<(Bytes, Bytes)> {
         if holds_no_key(start, end) {
             return Vec::new();
         }
-        self.ordered
-            .range::<[u8], _>((start, end))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.with_order(|keys| self.entries_of(keys.range::<[u8], _>((start, end))))
     }
 
     /// Every entry, ascending.
     pub fn entries(&self) -> Vec<(Bytes, Bytes)> {
-        self.ordered
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.with_order(|keys| self.entries_of(keys.iter()))
     }
 
-    /// Checks every invariant of the map and its arena (tests).
+    /// Checks every invariant of the map and its arena (tests), without folding.
     #[cfg(test)]
     pub(super) fn check(&self) {
         use super::arena::{NO_BLOCK, PACK_MAX};
-        assert_eq!(self.index.len(), self.ordered.len());
+        let order = self.order.borrow();
+        let mut keys: BTreeSet<&[u8]> = order.keys.iter().map(IndexKey::as_slice).collect();
+        for key in &order.changed {
+            if self.index.contains_key(key.as_slice()) {
+                keys.insert(key.as_slice());
+            } else {
+                keys.remove(key.as_slice());
+            }
+        }
+        let mut indexed: Vec<&[u8]> = self.index.keys().map(IndexKey::as_slice).collect();
+        indexed.sort_unstable();
+        assert_eq!(
+            keys.into_iter().collect::<Vec<_>>(),
+            indexed,
+            "the order's keys"
+        );
         let mut size = 0u64;
         let mut packed = 0usize;
-        for (k, v) in &self.ordered {
-            let indexed = self
-                .index
-                .get(&k[..])
-                .expect("every ordered key is indexed");
-            assert_eq!(&indexed.value, v, "both maps hold the same value");
-            size += (k.len() + v.len()) as u64;
-            if v.is_empty() {
-                assert_eq!(indexed.block, NO_BLOCK);
-            } else if v.len() <= PACK_MAX {
+        for (k, indexed) in &self.index {
+            let v = &indexed.value;
+            size += (k.as_slice().len() + v.len()) as u64;
+            if v.is_empty() || v.len() > PACK_MAX {
+                assert_eq!(
+                    indexed.block, NO_BLOCK,
+                    "empty and long values are not packed"
+                );
+            } else {
                 assert!(self.arena.is_live(indexed), "a short value is packed");
                 packed += v.len();
-            } else {
-                assert_eq!(indexed.block, NO_BLOCK);
-                assert_eq!(indexed.value.as_ptr(), v.as_ptr(), "a long value is shared");
             }
         }
         assert_eq!(size, self.size_bytes);
+        let listed: BTreeSet<&[u8]> = self.written.iter().map(IndexKey::as_slice).collect();
+        for (k, entry) in &self.index {
+            if entry.is_written() {
+                assert!(listed.contains(k.as_slice()), "a written entry is listed");
+            }
+        }
         let (_, live) = self.arena.usage();
         assert_eq!(live, packed, "live counts sum to the packed values' bytes");
         self.arena.check_dense();
@@ -357,10 +569,34 @@ impl StateMap {
         use super::arena::NO_BLOCK;
         self.index.get(key).is_some_and(|e| e.block != NO_BLOCK)
     }
+
+    /// The keys waiting to be folded into the order (tests).
+    #[cfg(test)]
+    fn unfolded(&self) -> usize {
+        self.order.borrow().changed.len()
+    }
+}
+
+/// One allocation holding the keys a call hands out, each a slice of it.
+struct KeyBuffer(BytesMut);
+
+impl KeyBuffer {
+    /// A buffer with room for `keys`.
+    fn for_keys<'k>(keys: impl Iterator<Item = &'k IndexKey>) -> Self {
+        KeyBuffer(BytesMut::with_capacity(
+            keys.map(|k| k.as_slice().len()).sum(),
+        ))
+    }
+
+    /// A copy of `key` in the buffer.
+    fn share(&mut self, key: &[u8]) -> Bytes {
+        self.0.extend_from_slice(key);
+        self.0.split().freeze()
+    }
 }
 
 /// Whether no key can lie between `start` and `end`: the start lies above the end, or on
-/// it with either side excluded. Any other pair is a valid `BTreeMap::range` (which panics
+/// it with either side excluded. Any other pair is a valid `BTreeSet::range` (which panics
 /// on these two).
 fn holds_no_key(start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
     match (start, end) {
@@ -426,7 +662,9 @@ mod tests {
         (0..len).map(|j| fill.wrapping_add(j as u8)).collect()
     }
 
-    fn assert_same(map: &StateMap, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    fn assert_same(map: &StateMap, model: &Model) {
         map.check();
         assert_eq!(map.len(), model.len());
         let entries: Vec<(Vec<u8>, Vec<u8>)> = map
@@ -440,13 +678,35 @@ mod tests {
         for (k, v) in model {
             assert_eq!(map.get(k).map(|b| b.to_vec()).as_ref(), Some(v));
         }
+        map.check();
+    }
+
+    /// The written keys give exactly the difference between the last flushed state and
+    /// now: every key that differs, and only keys that were written.
+    fn assert_written(map: &mut StateMap, flushed: &Model, model: &Model) {
+        let written = map.written();
+        for (k, v) in &written {
+            assert_eq!(
+                v.as_ref().map(|v| v.to_vec()),
+                model.get(&k[..]).cloned(),
+                "a written key carries its current value"
+            );
+        }
+        let keys: BTreeSet<&Vec<u8>> = flushed.keys().chain(model.keys()).collect();
+        for k in keys {
+            if flushed.get(k) != model.get(k) {
+                assert!(written.contains_key(&k[..]), "a changed key is written");
+            }
+        }
+        map.check();
     }
 
     #[test]
     fn behaves_like_an_ordered_map_under_churn() {
         let mut rng = Rng(7);
         let mut map = StateMap::default();
-        let mut model = BTreeMap::new();
+        let mut model = Model::new();
+        let mut flushed = Model::new();
         let mut held = Vec::new();
         for step in 0..40_000u64 {
             let i = rng.below(300);
@@ -454,18 +714,26 @@ mod tests {
             match rng.below(100) {
                 0..=59 => {
                     let v = value(&mut rng);
-                    map.insert(Bytes::copy_from_slice(&k), &Bytes::copy_from_slice(&v));
+                    map.put(&k, &v);
                     model.insert(k, v);
                 }
                 60..=89 => {
-                    assert_eq!(map.remove(&k).is_some(), model.remove(&k).is_some());
+                    assert_eq!(map.remove(&k), model.remove(&k).is_some());
                 }
-                90..=97 => {
+                90..=96 => {
                     let got = map.get(&k).cloned();
                     assert_eq!(got.as_ref().map(|b| b.to_vec()), model.get(&k).cloned());
                     // Handed-out values must outlive compaction and keep their bytes.
                     if let Some(got) = got {
                         held.push((got.clone(), got.to_vec()));
+                    }
+                }
+                97 => {
+                    assert_written(&mut map, &flushed, &model);
+                    if rng.below(2) == 0 {
+                        map.mark_flushed();
+                        flushed = model.clone();
+                        assert!(!map.has_written());
                     }
                 }
                 98 => {
@@ -501,18 +769,124 @@ mod tests {
                     if rng.below(20) == 0 {
                         map.clear();
                         model.clear();
+                        flushed.clear();
                         assert_eq!(map.size_bytes(), 0);
+                        assert!(!map.has_written());
                     }
                 }
             }
             if step % 500 == 0 {
+                map.check();
+            }
+            if step % 2_000 == 0 {
                 assert_same(&map, &model);
             }
         }
         assert_same(&map, &model);
+        assert_written(&mut map, &flushed, &model);
         for (handle, bytes) in &held {
             assert_eq!(&handle[..], &bytes[..]);
         }
+    }
+
+    #[test]
+    fn keys_order_as_their_bytes() {
+        let mut rng = Rng(3);
+        let mut keys: Vec<Vec<u8>> = vec![
+            vec![0],
+            vec![0, 0],
+            vec![1],
+            vec![1, 0],
+            vec![1, 0, 0, 1],
+            vec![0xFF; INLINE_KEY],
+            vec![0xFF; INLINE_KEY + 1],
+            vec![0; INLINE_KEY],
+            vec![0; INLINE_KEY + 1],
+            Vec::new(),
+        ];
+        for _ in 0..2_000 {
+            let len = rng.below(INLINE_KEY as u64 + 4) as usize;
+            // Few distinct byte values, so that keys share prefixes and zeros.
+            keys.push(
+                (0..len)
+                    .map(|_| [0u8, 1, 0xFF][rng.below(3) as usize])
+                    .collect(),
+            );
+        }
+        for a in &keys {
+            for b in keys.iter().step_by(7) {
+                assert_eq!(
+                    IndexKey::new(a).cmp(&IndexKey::new(b)),
+                    a.cmp(b),
+                    "{a:?} against {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn many_changes_fold_in_bulk_and_few_one_by_one() {
+        let mut map = StateMap::default();
+        let mut model = Model::new();
+        // More inserts than `MIN_FOLD`: the order folds them during the writes, in bulk.
+        for i in 0..(MIN_FOLD as u64 * 3) {
+            let k = (i * 7_919 % 100_003).to_be_bytes().to_vec();
+            map.put(&k, b"v");
+            model.insert(k, b"v".to_vec());
+        }
+        assert!(map.unfolded() <= MIN_FOLD.max(map.len()));
+        assert_same(&map, &model);
+        assert_eq!(map.unfolded(), 0, "a scan folds");
+        // A few deletes and re-inserts of the same keys fold one by one.
+        for i in 0..10u64 {
+            let k = (i * 7_919 % 100_003).to_be_bytes().to_vec();
+            assert!(map.remove(&k));
+            model.remove(&k);
+            if i % 2 == 0 {
+                map.put(&k, b"w");
+                model.insert(k, b"w".to_vec());
+            }
+        }
+        assert_eq!(map.unfolded(), 15);
+        assert_same(&map, &model);
+        // Updates leave the order alone.
+        let k = 0u64.to_be_bytes();
+        map.put(&k, b"x");
+        assert_eq!(map.unfolded(), 0);
+    }
+
+    #[test]
+    fn written_keys_stay_bounded_under_repeated_updates() {
+        let mut map = StateMap::default();
+        for round in 0..50_000u64 {
+            map.put(&(round % 10).to_be_bytes(), &round.to_be_bytes());
+        }
+        assert_eq!(
+            map.written.len(),
+            10,
+            "an update of a written key lists nothing"
+        );
+        for round in 0..50_000u64 {
+            let key = (round % 10).to_be_bytes();
+            map.remove(&key);
+            map.put(&key, &round.to_be_bytes());
+        }
+        assert!(
+            map.written.len() <= MIN_COMPACT,
+            "{} keys",
+            map.written.len()
+        );
+        map.check();
+        let written = map.written();
+        assert_eq!(written.len(), 10);
+        assert_eq!(
+            written
+                .get(&9u64.to_be_bytes()[..])
+                .cloned()
+                .flatten()
+                .map(|v| v.to_vec()),
+            Some(49_999u64.to_be_bytes().to_vec())
+        );
     }
 
     #[test]
@@ -523,8 +897,7 @@ mod tests {
         for round in 0..20u64 {
             for _ in 0..n {
                 let i = rng.below(n);
-                let v = vec![round as u8; 100];
-                map.insert(Bytes::copy_from_slice(&i.to_be_bytes()), &Bytes::from(v));
+                map.put(&i.to_be_bytes(), &[round as u8; 100]);
             }
             map.check();
         }
@@ -543,27 +916,32 @@ mod tests {
     fn long_and_empty_values_are_not_packed() {
         let mut map = StateMap::default();
         let long = Bytes::from(vec![1u8; PACK_MAX + 1]);
-        map.insert(Bytes::from_static(b"long"), &long);
-        map.insert(Bytes::from_static(b"empty"), &Bytes::new());
-        map.insert(Bytes::from_static(b"short"), &Bytes::from_static(b"abc"));
+        map.replace([(Bytes::from_static(b"long"), long.clone())]);
+        map.put(b"empty", b"");
+        map.put(b"short", b"abc");
         map.check();
         let got = map.get(b"long").cloned().unwrap_or_default();
         assert_eq!(
             got.as_ptr(),
             long.as_ptr(),
-            "a long value is shared, not copied"
+            "a long value loaded is shared, not copied"
         );
         assert_eq!(map.get(b"empty").map(Bytes::len), Some(0));
         assert!(map.is_packed(b"short"));
         assert!(!map.is_packed(b"long") && !map.is_packed(b"empty"));
+        map.put(b"long2", &long);
+        assert!(!map.is_packed(b"long2"));
         let scanned = map.prefix(b"short");
         let got = map.get(b"short").cloned().unwrap_or_default();
-        assert_ne!(
+        assert_eq!(
             scanned[0].1.as_ptr(),
             got.as_ptr(),
-            "scans hand out the given handles"
+            "scans hand out the index's values"
         );
-        assert_eq!(map.size_bytes(), (4 + PACK_MAX + 1 + 5 + 5 + 3) as u64);
+        assert_eq!(
+            map.size_bytes(),
+            (4 + PACK_MAX + 1 + 5 + 5 + 3 + 5 + PACK_MAX + 1) as u64
+        );
     }
 
     #[test]
@@ -575,6 +953,7 @@ mod tests {
         assert_eq!(map.len(), 2);
         assert_eq!(map.get(b"a").map(|v| v.to_vec()), Some(b"3".to_vec()));
         assert_eq!(map.size_bytes(), 4);
+        assert!(!map.has_written());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! `OpenOptions` has no `create_if_missing` yet (contract §1.3): opening a missing
 //! directory would create an empty database there.
 
+use std::fmt;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -74,7 +75,7 @@ fn is_dir(dir: &Path) -> Result<bool, MigrateError> {
 
 /// Refuses a source that holds no complete database of its backend, or that is itself an
 /// unfinished migration. An in-memory source passes (it is empty in a new process).
-pub(super) fn check_source(from: &BackendConfig) -> Result<(), MigrateError> {
+pub(crate) fn check_source(from: &BackendConfig) -> Result<(), MigrateError> {
     let Some(dir) = from.dir() else {
         return Ok(());
     };
@@ -118,7 +119,7 @@ pub(super) fn check_source(from: &BackendConfig) -> Result<(), MigrateError> {
 }
 
 /// Refuses a source and a destination in the same directory.
-pub(super) fn check_distinct(from: &BackendConfig, to: &BackendConfig) -> Result<(), MigrateError> {
+pub(crate) fn check_distinct(from: &BackendConfig, to: &BackendConfig) -> Result<(), MigrateError> {
     let (Some(a), Some(b)) = (from.dir(), to.dir()) else {
         return Ok(());
     };
@@ -136,9 +137,14 @@ pub(super) fn check_distinct(from: &BackendConfig, to: &BackendConfig) -> Result
 
 /// What the destination's marker says, when a migration left one.
 pub(super) fn unfinished(to: &BackendConfig) -> Result<Option<String>, MigrateError> {
-    let Some(dir) = to.dir() else {
-        return Ok(None);
-    };
+    match to.dir() {
+        Some(dir) => unfinished_in(dir),
+        None => Ok(None),
+    }
+}
+
+/// What the `MIGRATING` marker in `dir` says, when a copy left one there.
+pub(crate) fn unfinished_in(dir: &Path) -> Result<Option<String>, MigrateError> {
     if !is_dir(dir)? {
         return Ok(None);
     }
@@ -202,15 +208,27 @@ pub(super) fn check_destination_exists(to: &BackendConfig) -> Result<(), Migrate
 /// Writes the destination's `MIGRATING` marker (whole, and durably) saying when and from
 /// where the copy started.
 pub(super) fn mark(to: &BackendConfig, from: &BackendConfig) -> Result<(), MigrateError> {
-    let Some(dir) = to.dir() else {
-        return Ok(());
-    };
+    match to.dir() {
+        Some(dir) => mark_in(dir, "store-migrate copy", from, "has not been verified"),
+        None => Ok(()),
+    }
+}
+
+/// Writes the `MIGRATING` marker into `dir` (whole, and durably): `what` (a `store-migrate
+/// copy`, a follower's first copy) from `from` started now and `pending` (has not been
+/// verified, has not finished).
+pub(crate) fn mark_in(
+    dir: &Path,
+    what: &str,
+    from: &dyn fmt::Display,
+    pending: &str,
+) -> Result<(), MigrateError> {
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     let note = format!(
-        "store-migrate copy from {from} started at {started} (seconds since the Unix epoch) \
-         by process {} has not been verified\n",
+        "{what} from {from} started at {started} (seconds since the Unix epoch) \
+         by process {} {pending}\n",
         std::process::id()
     );
     write_atomically(dir, MIGRATING_FILE, note.as_bytes()).map_err(|source| MigrateError::Marker {
@@ -222,9 +240,14 @@ pub(super) fn mark(to: &BackendConfig, from: &BackendConfig) -> Result<(), Migra
 
 /// Removes the destination's `MIGRATING` marker, durably: the copy is complete.
 pub(super) fn unmark(to: &BackendConfig) -> Result<(), MigrateError> {
-    let Some(dir) = to.dir() else {
-        return Ok(());
-    };
+    match to.dir() {
+        Some(dir) => unmark_in(dir),
+        None => Ok(()),
+    }
+}
+
+/// Removes the `MIGRATING` marker from `dir`, durably: the copy is complete.
+pub(crate) fn unmark_in(dir: &Path) -> Result<(), MigrateError> {
     let path = dir.join(MIGRATING_FILE);
     let removed = fs::remove_file(&path).and_then(|()| fs::File::open(dir)?.sync_all());
     removed.map_err(|source| MigrateError::Marker {

@@ -40,7 +40,7 @@
 //!   every report says so, and names each callee that is listed but has no readable call.
 
 mod compare;
-mod dirs;
+pub(crate) mod dirs;
 mod engine;
 mod error;
 mod ledger;

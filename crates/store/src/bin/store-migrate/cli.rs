@@ -2,6 +2,7 @@
 
 use clap::{Parser, ValueEnum};
 use store::migrate::{Options, Plan, StoreKind};
+use store::replicate::FollowOptions;
 use store::{BackendConfig, Book, InputError, LyquidId, SessionId};
 
 const EXAMPLES: &str = "\
@@ -18,18 +19,44 @@ Examples:
   # Compare an earlier copy with its source again, as JSON
   store-migrate --verify-only --json sled:/var/lib/app redb:/var/lib/app-redb
 
+  # Follow a PostgreSQL leader into a local redb follower until Ctrl-C (run it again to
+  # resume: nothing is copied twice)
+  store-migrate --follow 'postgres://app@db/app?schema=orders' 'redb:/var/lib/follower?durability=relaxed'
+
+  # Bring a follower up to date with a leader nobody writes now, then exit
+  store-migrate --follow --catch-up sled:/var/lib/app redb:/var/lib/app-redb
+
 Exit codes:
   0  copied and verified (--dry-run: the migration would run)
   1  verification failed: the report lists each store's differences
   2  bad arguments, including a --partition, --book, --session or --lyquid the source lacks
   3  source or destination error: a missing source, a destination that is not empty or
      holds an unfinished migration, a failed read or write
+  4  --follow: the follower cannot go on from what it holds (the leader pruned batches it
+     still needs, the two diverged, or its first copy never finished): remove the
+     follower's store and follow again
 
 Interrupted copies:
   Before copying, store-migrate writes a MIGRATING file into the destination directory and
   removes it only once verification has passed. A destination that still has it was
   interrupted (Ctrl-C, a kill, a full disk) or did not match: later runs refuse it and
-  --verify-only reports it unfinished. Remove that directory and run store-migrate again.";
+  --verify-only reports it unfinished. Remove that directory and run store-migrate again.
+
+Following (--follow FROM TO):
+  A new follower receives a copy of every store once (marked with MIGRATING until it is
+  complete); then, and on every later run, it applies the leader's engine batches under
+  the leader's numbers as they commit, resuming after the follower's last batch. Only the
+  engine is followed: the other stores hold what the first copy found. It stops cleanly on
+  Ctrl-C or SIGTERM and exits 0 (during the first copy: once the copy is complete; a
+  second signal exits at once, 130, and an interrupted first copy stays marked); with
+  --catch-up it exits once it has every batch the leader has. A progress line (batches behind, rate)
+  shows on a terminal; otherwise log lines go to stderr.
+  The leader is opened by this process, so it must not be locked by another: an embedded
+  leader (redb, lmdb, sled, sqlite) allows one process per directory, so a live one can
+  only be followed from inside its own process (the store::replicate API); from another
+  process, follow a shared leader (postgres://), or an embedded one nobody has open.
+  Durability ?durability=relaxed is safe on a follower: batches a crash takes back are
+  fetched again.";
 
 /// Copies every store of one backend into another, then verifies the copy store by store.
 ///
@@ -39,6 +66,9 @@ Interrupted copies:
 /// without an fsync per write and made durable once at the end, then closed, reopened and
 /// compared with the source (counts and a digest per store). Progress goes to stderr, the
 /// report to stdout.
+///
+/// With --follow, TO keeps following FROM: after the first copy it applies FROM's engine
+/// batches as they commit (see "Following" in --help).
 #[derive(Debug, Parser)]
 #[command(name = "store-migrate", version, after_long_help = EXAMPLES)]
 pub struct Cli {
@@ -94,6 +124,18 @@ pub struct Cli {
     /// Print the report (or the error) as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+
+    /// Keep TO following FROM: copy everything once if TO is new, then apply FROM's engine
+    /// batches as they commit, until Ctrl-C or SIGTERM (see "Following" below)
+    #[arg(
+        long,
+        conflicts_with_all = ["dry_run", "verify_only", "into_existing", "stores", "partitions", "books", "sessions", "lyquids"]
+    )]
+    pub follow: bool,
+
+    /// With --follow: exit once the follower has every batch the leader has
+    #[arg(long, requires = "follow")]
+    pub catch_up: bool,
 }
 
 /// A store, as named on the command line.
@@ -151,6 +193,14 @@ impl Cli {
             books: unique(self.books.clone()),
             sessions: unique(self.sessions.clone()),
             callees: unique(self.lyquids.clone()),
+        }
+    }
+
+    /// How to follow, with `--follow`.
+    pub fn follow_options(&self) -> FollowOptions {
+        FollowOptions {
+            until_caught_up: self.catch_up,
+            ..FollowOptions::default()
         }
     }
 
@@ -217,6 +267,16 @@ mod tests {
                 "--dry-run",
                 "--verify-only",
             ],
+            &["store-migrate", "mem:", "mem:", "--follow", "--dry-run"],
+            &[
+                "store-migrate",
+                "mem:",
+                "mem:",
+                "--follow",
+                "--store",
+                "engine",
+            ],
+            &["store-migrate", "mem:", "mem:", "--catch-up"],
         ] {
             let err = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");

@@ -1,7 +1,8 @@
 //! `store-migrate FROM TO`: copies every store from one backend to another, reopens the
-//! destination and verifies it store by store. `store-migrate --help` shows every option,
-//! examples and the exit codes: 0 copied and verified, 1 verification failed, 2 bad
-//! arguments, 3 source or destination error.
+//! destination and verifies it store by store; `store-migrate --follow FROM TO` keeps TO
+//! following FROM's batch log. `store-migrate --help` shows every option, examples and the
+//! exit codes: 0 copied and verified (or followed until stopped), 1 verification failed, 2
+//! bad arguments, 3 source or destination error, 4 the follower needs a resync.
 
 mod cli;
 mod progress;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde::Serialize;
 use store::migrate::{self, MigrateError};
+use store::replicate::{self, Ended, FollowError, StopHandle};
 
 use cli::Cli;
 use progress::Reporter;
@@ -23,6 +25,10 @@ const DIFFERS: u8 = 1;
 const BAD_ARGUMENTS: u8 = 2;
 /// Exit code: the source or the destination failed.
 const STORE_ERROR: u8 = 3;
+/// Exit code: `--follow` cannot go on from what the follower holds (resync it).
+const RESYNC: u8 = 4;
+/// Exit status of a second SIGINT or SIGTERM while a follower stops.
+const SIGNALLED: i32 = 130;
 
 /// The JSON object `--json` prints.
 #[derive(Serialize)]
@@ -72,7 +78,10 @@ fn fail(json: bool, err: &MigrateError) -> ExitCode {
     } else {
         STORE_ERROR
     };
-    let text = store::error_chain(err);
+    fail_with(json, exit_code, store::error_chain(err))
+}
+
+fn fail_with(json: bool, exit_code: u8, text: String) -> ExitCode {
     if json {
         print_json::<()>(&JsonOutput {
             status: "error",
@@ -86,10 +95,79 @@ fn fail(json: bool, err: &MigrateError) -> ExitCode {
     ExitCode::from(exit_code)
 }
 
+/// A stop handle set by the first SIGINT or SIGTERM; a second one exits at once.
+fn stop_on_signals() -> std::io::Result<StopHandle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = StopHandle::new();
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(signal, SIGNALLED, stop.flag())?;
+        signal_hook::flag::register(signal, stop.flag())?;
+    }
+    Ok(stop)
+}
+
+/// Log lines for the follower's `tracing` events on stderr: every `info` event when
+/// stderr is not a terminal; only warnings on a terminal, where the progress line shows
+/// the rest.
+fn log_to_stderr() {
+    use std::io::IsTerminal;
+    let level = if std::io::stderr().is_terminal() {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    // Fails only when a subscriber is already set, which then keeps logging.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+/// `--follow FROM TO`.
+fn follow(cli: &Cli, progress: &Reporter) -> ExitCode {
+    log_to_stderr();
+    let stop = match stop_on_signals() {
+        Ok(stop) => stop,
+        Err(e) => {
+            let text = format!("cannot handle SIGINT and SIGTERM: {e}");
+            return fail_with(cli.json, STORE_ERROR, text);
+        }
+    };
+    match replicate::follow(&cli.from, &cli.to, &cli.follow_options(), &stop, progress) {
+        Ok(report) => {
+            progress.finish_following();
+            let status = match report.tail.ended {
+                Ended::Stopped => "stopped",
+                Ended::CaughtUp => "caught-up",
+            };
+            finish(cli.json, status, VERIFIED, &report)
+        }
+        Err(err) => {
+            progress.finish_following();
+            fail_with(cli.json, follow_exit_code(&err), store::error_chain(&err))
+        }
+    }
+}
+
+fn follow_exit_code(err: &FollowError) -> u8 {
+    if err.needs_resync() {
+        RESYNC
+    } else if err.is_bad_argument() {
+        BAD_ARGUMENTS
+    } else {
+        STORE_ERROR
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (plan, options) = (cli.plan(), cli.options());
     let progress = Reporter::for_stderr();
+    if cli.follow {
+        return follow(&cli, &progress);
+    }
     if cli.dry_run {
         return match migrate::dry_run(&cli.from, &cli.to, &plan, options, &progress) {
             Ok(report) => finish(cli.json, "dry-run", VERIFIED, &report),

@@ -1,5 +1,7 @@
 //! Progress on stderr: a bar per store and phase on a terminal (items and rate), plain
-//! lines otherwise (at the start, every few seconds, and at the end of each).
+//! lines otherwise (at the start, every few seconds, and at the end of each). A follower's
+//! status (its batch, the batches behind, the rate) is a line redrawn in place on a
+//! terminal; otherwise its `tracing` events are the log.
 
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -7,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use store::migrate::{Phase, Progress, StoreKind};
+use store::replicate::{FollowProgress, FollowStatus};
 
 /// How often a plain progress line is printed while a store is being handled.
 const LINE_EVERY: Duration = Duration::from_secs(5);
@@ -35,6 +38,42 @@ impl Reporter {
         } else {
             Reporter::Lines(RefCell::new(None))
         }
+    }
+}
+
+impl Reporter {
+    /// Removes the follower's status line, if one is drawn: the report that follows
+    /// states where the follower ended.
+    pub fn finish_following(&self) {
+        if let Reporter::Bars(bar) = self
+            && let Some(bar) = bar.borrow_mut().take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl FollowProgress for Reporter {
+    fn status(&self, status: &FollowStatus) {
+        let Reporter::Bars(bar) = self else {
+            return;
+        };
+        let mut bar = bar.borrow_mut();
+        let bar = bar.get_or_insert_with(|| {
+            let new = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} following  {msg}  {elapsed}")
+            {
+                new.set_style(style);
+            }
+            new.enable_steady_tick(Duration::from_millis(120));
+            new
+        });
+        bar.set_message(format!(
+            "at batch {:>10}  {:>8} behind  {:>10.0} batches/s",
+            status.applied,
+            status.behind(),
+            status.batches_per_second
+        ));
     }
 }
 
