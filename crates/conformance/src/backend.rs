@@ -12,7 +12,8 @@ use store_api::{
     AccountCfg, AccountKind, Backend, Book, ChainPos, Durability, LedgerError, LedgerEvent,
     LedgerStore, MAX_KEY_LEN, MAX_VALUE_LEN, ManualClock, Mutation, OpenError, OpenOptions,
     SegmentError, SegmentLogStore, SideEffectError, SideEffectKind, SideEffectStore, StateStore,
-    StoreEngine, StoreLocation, StoredTransaction, Timestamp, Transaction, TxId,
+    StorageErrorKind, StoreEngine, StoreError, StoreLocation, StoredTransaction, Timestamp,
+    Transaction, TxId,
 };
 
 use crate::harness::{Instance, b, dir_contents, kv, manual_clock, relaxed_options};
@@ -768,6 +769,343 @@ pub fn damaged_files_error_without_panic<B: Backend>() {
                 }
                 Err(msg) => panic!("open with {how} {rel:?} panicked: {msg}"),
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Open modes and close (docs/contract.md §1.3, §1.6)
+// ---------------------------------------------------------------------------------------
+
+/// The storage kind of a store error, for the lifecycle checks.
+fn kind_of<T: std::fmt::Debug, E: StoreError>(result: Result<T, E>) -> Option<StorageErrorKind> {
+    match result {
+        Ok(value) => panic!("expected an error, got Ok({value:?})"),
+        Err(e) => e.storage_kind(),
+    }
+}
+
+/// Asserts that every call of `$call` list fails with storage kind `$kind`.
+macro_rules! assert_kind {
+    ($kind:expr; $($call:expr),+ $(,)?) => {
+        $(
+            assert_eq!(kind_of($call), Some($kind), "{}", stringify!($call));
+        )+
+    };
+}
+
+/// Every write of every store, each expected to fail with `kind` and change nothing.
+fn assert_every_write_refused<B: Backend>(be: &B, kind: StorageErrorKind) {
+    let e = be.engine();
+    let put = [Mutation::Put {
+        key: b(b"refused"),
+        value: b(b"v"),
+    }];
+    let next = e.current_sequence() + 1;
+    assert_kind!(kind;
+        e.put_batch(&[(b"refused", b"v")]),
+        e.delete_batch(&[b"b"]),
+        e.write_batch(&put),
+        e.apply_batch(next, &put),
+        e.prune_batch_log(next),
+    );
+    let l = be.ledger();
+    assert_kind!(kind;
+        l.register_asset(&asset_def("EUR")),
+        l.commit(&ledger_tx(99, 1)),
+        l.commit_batch(&[ledger_tx(98, 1)]),
+    );
+    let log = be.segment_log();
+    assert_kind!(kind;
+        log.append(session(9), segment(9), b"refused"),
+        log.append_trace(session(9), segment(9), b"refused"),
+        log.create_segment(session(9), segment(10), &[]),
+        log.truncate(session(1), segment(1), 0),
+    );
+    let se = be.side_effects();
+    assert_kind!(kind;
+        se.write_outputs(&BTreeMap::from([(
+            slot(9, 9, SideEffectKind::Event),
+            outputs(&[b"refused"]),
+        )])),
+        se.upsert_inter_call_output(&call_slot(9, 9, 0), &None),
+        se.append_inbound_inter_calls(&[inbound(9, 10, 0, 9, b"refused")]),
+    );
+}
+
+/// §1.6: after `close`, every handle still held (engine, ledger, segment log, side
+/// effects, a state partition, the backend itself) answers every call with
+/// `StorageErrorKind::Closed`, reads (cached ones included) as well as writes, and never
+/// panics; a second `close` is `Ok`.
+pub fn close_makes_every_handle_answer_closed<B: Backend>() {
+    let (clock, options) = clocked();
+    let inst = Instance::<B>::fresh_with(options);
+    let be = &inst.backend;
+    write_engine(be);
+    write_ledger(be, &clock);
+    write_segments(be);
+    write_side_effects(be);
+    let (e, l, log, se) = (
+        be.engine(),
+        be.ledger(),
+        be.segment_log(),
+        be.side_effects(),
+    );
+    // Warm the side-effect cache: a cached read must learn of the close too.
+    check_side_effects(be);
+    let mut state = be.state_store("alpha").unwrap();
+    state.put(b"k", b"v").unwrap();
+    state.flush().unwrap();
+
+    be.close().unwrap();
+
+    let closed = StorageErrorKind::Closed;
+    assert_kind!(closed;
+        e.get(b"b"),
+        e.get_many(&[b"b"]),
+        e.range_scan(b"", b"", 10, true),
+        e.get_batch(2),
+        e.oldest_retained_batch(),
+        e.wait_for_sequence(0, std::time::Duration::ZERO),
+    );
+    let _ = e.current_sequence();
+    assert_kind!(closed;
+        l.asset(&asset_def("USD").id),
+        l.balance(&account("main", "cash"), None),
+        l.list_books(None, 10),
+        l.read_events(&book("main"), 1, 10),
+    );
+    assert_kind!(closed;
+        log.read_all(session(1), segment(1)),
+        log.list_sessions(),
+        log.exists(session(1), segment(1)),
+    );
+    assert_kind!(closed;
+        se.read_outputs(&slot(1, 1, SideEffectKind::Event)),
+        se.read_inter_call_output(&call_slot(1, 1, 2)),
+        se.list_output_keys(None, 10),
+    );
+    assert_kind!(closed;
+        state.get(b"k"),
+        state.prefix_scan(b""),
+        state.snapshot(),
+        state.put(b"k", b"w"),
+        state.flush(),
+    );
+    assert_kind!(closed; be.state_store("beta").map(|_| ()), be.list_partitions(None, 10));
+    assert_every_write_refused(be, closed);
+    be.close().unwrap();
+}
+
+/// §1.6, §3.7: `close` ends a `wait_for_sequence` in progress at once with `Closed`
+/// (it does not wait for its timeout).
+pub fn close_ends_a_wait_in_progress<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let engine = inst.backend.engine();
+    let waiter = std::thread::spawn(move || {
+        engine.wait_for_sequence(0, std::time::Duration::from_secs(3600))
+    });
+    // Give the waiter time to start waiting; it returns either way once closed.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    inst.backend.close().unwrap();
+    let outcome = waiter.join().expect("the waiting thread panicked");
+    assert_eq!(kind_of(outcome), Some(StorageErrorKind::Closed));
+}
+
+/// §1.6 (persistent): `close` makes every acknowledged write durable under `Relaxed` and
+/// releases the store before it returns: where the backend declares
+/// `close_releases_store`, the location opens again while the closed instance's handles
+/// are still held, and holds everything written.
+pub fn close_makes_relaxed_writes_durable_and_releases_the_store<B: Backend>() {
+    let (clock, _) = clocked();
+    let inst = Instance::<B>::fresh_with(relaxed_options().clock(clock.clone()));
+    let be = &inst.backend;
+    write_engine(be);
+    write_state(be);
+    write_ledger(be, &clock);
+    write_segments(be);
+    write_side_effects(be);
+    let held = (
+        be.engine(),
+        be.ledger(),
+        be.segment_log(),
+        be.side_effects(),
+    );
+    be.close().unwrap();
+    if B::capabilities().close_releases_store {
+        let again = inst.open_again().unwrap_or_else(|e| {
+            panic!(
+                "reopening after close failed: {}",
+                store_api::error_chain(&e)
+            )
+        });
+        check_engine(&again);
+        check_state(&again);
+        check_ledger(&again);
+        check_segments(&again);
+        check_side_effects(&again);
+        drop(again);
+    }
+    drop(held);
+    let inst = inst.reopen();
+    check_engine(&inst.backend);
+    check_ledger(&inst.backend);
+}
+
+/// §1.7: the `read_only` flag given to `conformance::suite!` is the backend's declared
+/// `read_only_open`; a backend without it refuses a read-only open with
+/// `OpenError::Unsupported`, creating and changing nothing.
+pub fn read_only_flag_matches<B: Backend>(read_only: bool) {
+    let caps = B::capabilities();
+    assert_eq!(
+        caps.read_only_open,
+        read_only,
+        "{}: suite flag read_only = {read_only}, capabilities say {}",
+        B::NAME,
+        caps.read_only_open
+    );
+    if !caps.read_only_open && caps.persistent {
+        let inst = Instance::<B>::fresh();
+        match inst.open_again_with(OpenOptions::default().read_only(true)) {
+            Err(OpenError::Unsupported { .. }) => {}
+            Err(other) => panic!("expected OpenError::Unsupported, got {other:?}"),
+            Ok(_) => panic!("a read-only open succeeded on a backend without read_only_open"),
+        }
+    }
+}
+
+/// §1.3 (persistent): with `create_if_missing` off, or `read_only` on, opening a location
+/// that holds no store is `OpenError::NotFound` and creates nothing: a directory backend
+/// leaves no directory, and a second such open is still `NotFound`.
+pub fn missing_store_without_create_is_not_found<B: Backend>() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("absent");
+    let location = B::scratch_location(&dir).unwrap();
+    let mut refusing = vec![OpenOptions::default().create_if_missing(false)];
+    if B::capabilities().read_only_open {
+        refusing.push(OpenOptions::default().read_only(true));
+    }
+    for options in refusing {
+        for _ in 0..2 {
+            match B::open(location.borrow(), options.clone()) {
+                Err(OpenError::NotFound { .. }) => {}
+                Err(other) => panic!("expected OpenError::NotFound, got {other:?}"),
+                Ok(_) => panic!("an open that may not create found a store at a new location"),
+            }
+            if location.borrow().dir().is_some() {
+                assert!(!dir.exists(), "a refused open created {dir:?}");
+            }
+        }
+    }
+    // The default still creates it.
+    let created = B::open(location.borrow(), OpenOptions::default()).unwrap();
+    created.engine().put_batch(&[(b"k", b"v")]).unwrap();
+    created.close().unwrap();
+    drop(created);
+    let existing = B::open(
+        location.borrow(),
+        OpenOptions::default().create_if_missing(false),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "opening an existing store failed: {}",
+            store_api::error_chain(&e)
+        )
+    });
+    assert_eq!(existing.engine().get(b"k").unwrap(), Some(b(b"v")));
+}
+
+/// The files of a directory backend that a read-only open may touch: the engines' own
+/// lock and shared-memory files (LMDB's reader table, SQLite's WAL index and an empty
+/// WAL), which hold no data.
+fn is_lock_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "lock.mdb" || name.ends_with("-shm") || name.ends_with("-wal")
+}
+
+/// §1.3 (persistent): a read-only open reads everything every store holds, refuses every
+/// write through every store with `StorageErrorKind::ReadOnly`, and leaves the data files
+/// byte-identical.
+pub fn read_only_reads_everything_and_refuses_every_write<B: Backend>() {
+    let (clock, options) = clocked();
+    let inst = Instance::<B>::fresh_with(options.clone());
+    write_engine(&inst.backend);
+    write_state(&inst.backend);
+    write_ledger(&inst.backend, &clock);
+    write_segments(&inst.backend);
+    write_side_effects(&inst.backend);
+    inst.backend.close().unwrap();
+    let in_dir = inst.location().dir().is_some() && !B::capabilities().shared;
+    let data_files = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        dir_contents(dir)
+            .into_iter()
+            .filter(|(path, _)| !is_lock_file(path))
+            .collect()
+    };
+    let (inst, before) = inst.reopen_after(options.clone().read_only(true), |dir| {
+        if in_dir { data_files(dir) } else { Vec::new() }
+    });
+    check_engine(&inst.backend);
+    check_state(&inst.backend);
+    check_ledger(&inst.backend);
+    check_segments(&inst.backend);
+    check_side_effects(&inst.backend);
+    assert_every_write_refused(&inst.backend, StorageErrorKind::ReadOnly);
+    let mut alpha = inst.backend.state_store("alpha").unwrap();
+    assert_kind!(StorageErrorKind::ReadOnly;
+        alpha.put(b"k9", b"v"),
+        alpha.delete(b"k1"),
+        alpha.clear(),
+    );
+    assert_eq!(alpha.get(b"k1").unwrap(), Some(b(b"v1")));
+    drop(alpha);
+    inst.backend.close().unwrap();
+    // Compared once the read-only instance is dropped (what a drop writes counts too).
+    let (_again, after) = inst.reopen_after(OpenOptions::default().read_only(true), |dir| {
+        if in_dir { data_files(dir) } else { Vec::new() }
+    });
+    if in_dir {
+        assert_eq!(
+            before.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            after.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            "a read-only open changed the set of data files"
+        );
+        for ((path, old), (_, new)) in before.iter().zip(&after) {
+            assert!(old == new, "a read-only open changed {path:?}");
+        }
+    }
+}
+
+/// §1.3 (persistent): read-only opens of one store coexist where the backend declares
+/// `shared_read_only`; on a backend with `exclusive_open`, a read-write open excludes a
+/// read-only one and the other way round.
+pub fn read_only_opens_coexist_where_declared<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    inst.backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+    let caps = B::capabilities();
+    if caps.exclusive_open {
+        match inst.open_again_with(OpenOptions::default().read_only(true)) {
+            Err(OpenError::Locked { .. }) => {}
+            Err(other) => panic!("expected OpenError::Locked, got {other:?}"),
+            Ok(_) => panic!("a read-only open shared a store open for writing"),
+        }
+    }
+    let inst = inst.reopen_with(OpenOptions::default().read_only(true));
+    if caps.shared_read_only {
+        let second = inst.open_again().unwrap_or_else(|e| {
+            panic!(
+                "a second read-only open failed: {}",
+                store_api::error_chain(&e)
+            )
+        });
+        assert_eq!(second.engine().get(b"k").unwrap(), Some(b(b"v")));
+        assert_eq!(inst.backend.engine().get(b"k").unwrap(), Some(b(b"v")));
+    }
+    if caps.exclusive_open {
+        match inst.open_again_with(OpenOptions::default()) {
+            Err(OpenError::Locked { .. }) => {}
+            Err(other) => panic!("expected OpenError::Locked, got {other:?}"),
+            Ok(_) => panic!("a read-write open shared a store open read-only"),
         }
     }
 }

@@ -101,6 +101,39 @@ impl<B: Backend> Instance<B> {
         self.reopen_with(options)
     }
 
+    /// Drops the backend, runs `between` on its directory while nothing has it open, and
+    /// opens the same location again with `options`.
+    pub fn reopen_after<T>(
+        self,
+        options: OpenOptions,
+        between: impl FnOnce(&Path) -> T,
+    ) -> (Self, T) {
+        let Instance {
+            backend,
+            dir,
+            location,
+            ..
+        } = self;
+        drop(backend);
+        let seen = between(&dir.path().join(DB_DIR));
+        let backend = B::open(location.borrow(), options.clone()).unwrap_or_else(|e| {
+            panic!(
+                "reopening the {} backend failed: {}",
+                B::NAME,
+                error_chain(&e)
+            )
+        });
+        (
+            Instance {
+                backend,
+                dir,
+                location,
+                options,
+            },
+            seen,
+        )
+    }
+
     /// Drops the backend and opens the same location again with `options`.
     pub fn reopen_with(self, options: OpenOptions) -> Self {
         let Instance {

@@ -77,6 +77,11 @@ pub mod state;
 ///   kept in a directory, so the bad-directory tests (which need `persistent = true` and
 ///   `shared = false`) are generated `#[ignore]`d for it.
 ///
+/// - `read_only = true | false` (optional, defaults to the value of `persistent`; give all
+///   four flags to set it): whether the backend opens read-only
+///   ([`Capabilities::read_only_open`](store_api::Capabilities::read_only_open)). With
+///   `false`, the read-only tests are generated `#[ignore]`d.
+///
 /// `<name>::backend::capabilities_match_suite_flags` fails when the flags differ from
 /// `B::capabilities()`. The backend type is resolved from the invoking module (its imports
 /// are visible inside the generated modules).
@@ -106,6 +111,23 @@ macro_rules! suite {
         persistent = $persistent:tt,
         exclusive_open = $exclusive:tt,
         shared = $shared:tt $(,)?
+    ) => {
+        $crate::suite!(
+            $name,
+            $backend,
+            persistent = $persistent,
+            exclusive_open = $exclusive,
+            shared = $shared,
+            read_only = $persistent
+        );
+    };
+    (
+        $name:ident,
+        $backend:ty,
+        persistent = $persistent:tt,
+        exclusive_open = $exclusive:tt,
+        shared = $shared:tt,
+        read_only = $read_only:tt $(,)?
     ) => {
         mod $name {
             #[allow(unused_imports)]
@@ -366,8 +388,12 @@ macro_rules! suite {
                         durability_is_reported,
                         store_handles_share_data,
                         stores_never_see_each_other,
+                        close_makes_every_handle_answer_closed,
+                        close_ends_a_wait_in_progress,
                     ]
                     persistent: [
+                        close_makes_relaxed_writes_durable_and_releases_the_store,
+                        missing_store_without_create_is_not_found,
                         reopen_keeps_engine,
                         reopen_keeps_flushed_state,
                         reopen_keeps_ledger,
@@ -387,6 +413,19 @@ macro_rules! suite {
                     shared: []
                 }
 
+                $crate::__suite_gated_test!(
+                    $read_only,
+                    "needs read-only opens (Capabilities::read_only_open)",
+                    backend,
+                    read_only_reads_everything_and_refuses_every_write
+                );
+                $crate::__suite_gated_test!(
+                    $read_only,
+                    "needs read-only opens (Capabilities::read_only_open)",
+                    backend,
+                    read_only_opens_coexist_where_declared
+                );
+
                 #[test]
                 fn capabilities_match_suite_flags() {
                     $crate::backend::capabilities_match_suite_flags::<super::SuiteBackend>(
@@ -394,6 +433,7 @@ macro_rules! suite {
                         $exclusive,
                         $shared,
                     );
+                    $crate::backend::read_only_flag_matches::<super::SuiteBackend>($read_only);
                 }
             }
         }

@@ -11,8 +11,18 @@
 //! this file is how a deployment checks the backend it selects by name, and how every
 //! trait is exercised through `dyn` in `cargo test --workspace`.
 
-#[cfg(store_backend_persistent)]
+#[cfg(all(store_backend_persistent, not(store_backend_sled)))]
 conformance::suite!(env, store::EnvBackend, persistent = true);
+
+#[cfg(store_backend_sled)]
+conformance::suite!(
+    env,
+    store::EnvBackend,
+    persistent = true,
+    exclusive_open = true,
+    shared = false,
+    read_only = false
+);
 
 #[cfg(not(store_backend_persistent))]
 conformance::suite!(env, store::EnvBackend, persistent = false);

@@ -146,6 +146,10 @@ pub struct Capabilities {
     /// last handle is dropped; its `close` still makes everything durable and closes every
     /// handle.
     pub close_releases_store: bool,
+    /// [`OpenOptions::read_only`] is supported: the store opens without a byte of its files
+    /// changing. `false` on sled, which writes to its files whenever it opens; a read-only
+    /// open there is [`OpenError::Unsupported`].
+    pub read_only_open: bool,
 }
 
 impl Capabilities {
@@ -159,6 +163,7 @@ impl Capabilities {
         shared: false,
         shared_read_only: true,
         close_releases_store: true,
+        read_only_open: true,
     };
 
     /// The capabilities of an in-memory backend with the common limits.
@@ -171,6 +176,7 @@ impl Capabilities {
         shared: false,
         shared_read_only: false,
         close_releases_store: true,
+        read_only_open: false,
     };
 }
 
@@ -306,6 +312,15 @@ pub enum OpenError {
         location: String,
         /// What was found.
         detail: String,
+    },
+    /// The backend does not support what the options ask for (a read-only open of an
+    /// engine that always writes when it opens). Nothing was changed.
+    #[error("the {backend} backend does not support {what}")]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// What it does not support, and what to do instead.
+        what: String,
     },
     /// The engine failed while opening.
     #[error(transparent)]

@@ -89,6 +89,19 @@ impl WriteGate {
         }
     }
 
+    /// `Ok` while the backend is open and not poisoned, whatever its open mode: the check
+    /// of a backend that refuses reads after a failed write (sled), where a read-only open
+    /// must still read.
+    #[inline]
+    pub fn check_unpoisoned(&self) -> Result<(), StorageError> {
+        self.check_open()?;
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(self.refusal())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether the backend was opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.read_only

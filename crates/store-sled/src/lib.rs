@@ -245,18 +245,14 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Writes the clean-close seal when dropped (after the `Db` and before the lock), unless
-/// the backend was opened read-only (which writes nothing).
+/// Writes the clean-close seal when dropped (after the `Db` and before the lock).
 struct SealOnDrop {
     dir: PathBuf,
-    read_only: bool,
 }
 
 impl Drop for SealOnDrop {
     fn drop(&mut self) {
-        if !self.read_only {
-            seal::write(&self.dir, SLED_SUBDIR);
-        }
+        seal::write(&self.dir, SLED_SUBDIR);
     }
 }
 
@@ -283,7 +279,7 @@ impl Shared {
     /// answer that is not on disk (see [`Capabilities::reads_after_failed_write`]).
     #[inline]
     pub(crate) fn readable(&self) -> Result<(), StorageError> {
-        self.gate.check()
+        self.gate.check_unpoisoned()
     }
 
     /// Passes a failed write's error through, shutting the gate when the engine failed
@@ -329,9 +325,6 @@ impl Shared {
     /// the open was read-only, and reports why it could not. A poisoned backend reports
     /// the failure that poisoned it: what it showed since may not be durable.
     fn close(&self) -> Result<(), StorageError> {
-        if self.gate.is_read_only() {
-            return Ok(());
-        }
         if self.gate.is_poisoned() {
             return Err(StorageError::without_source(
                 BACKEND_NAME,
@@ -583,11 +576,23 @@ impl Backend for SledBackend {
             reads_after_failed_write: false,
             close_releases_store: false,
             shared_read_only: false,
+            read_only_open: false,
             ..Capabilities::PERSISTENT
         }
     }
 
+    /// A read-only open is [`OpenError::Unsupported`]: sled writes to its files (its log
+    /// and a snapshot) whenever it opens, so it cannot leave them byte-identical.
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
+        if options.read_only {
+            return Err(OpenError::Unsupported {
+                backend: BACKEND_NAME,
+                what: "read-only opens: sled writes to its files whenever it opens; copy the \
+                       directory and open the copy, or migrate the store to a backend that \
+                       opens read-only"
+                    .to_owned(),
+            });
+        }
         open_dir(dir, &LAYOUT, &options, |guard| {
             let path = dir.join(SLED_SUBDIR);
             if !options.may_create() && !path.is_dir() {
@@ -595,22 +600,10 @@ impl Backend for SledBackend {
                     location: path.display().to_string(),
                 });
             }
-            if options.read_only {
-                // sled has no read-only mode: refuse to write through it (the gate refuses
-                // every write of every store), and leave the seal and any unfinished
-                // snapshot as they are.
-                seal::verify(dir, SLED_SUBDIR)?;
-            } else {
-                seal::verify_and_break(dir, SLED_SUBDIR)?;
-                remove_unfinished_snapshots(&path)?;
-            }
+            seal::verify_and_break(dir, SLED_SUBDIR)?;
+            remove_unfinished_snapshots(&path)?;
             let db = open_db(&path)?;
-            let db_file = if options.read_only {
-                let log = path.join("db");
-                File::open(&log).map_err(|e| OpenError::from_io(&log, e))?
-            } else {
-                sync_new_database(dir, &path)?
-            };
+            let db_file = sync_new_database(dir, &path)?;
             let shared = Arc::new(Shared {
                 db,
                 kv_writer: Mutex::new(()),
@@ -619,10 +612,9 @@ impl Backend for SledBackend {
                 blobs_synced: Mutex::new(i64::MIN),
                 _seal: SealOnDrop {
                     dir: dir.to_path_buf(),
-                    read_only: options.read_only,
                 },
                 durability: options.durability,
-                gate: Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only)),
+                gate: Arc::new(WriteGate::new(BACKEND_NAME)),
                 dir: guard,
             });
             let gate = &shared.gate;

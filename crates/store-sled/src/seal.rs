@@ -207,8 +207,8 @@ pub(crate) fn verify_and_break(dir: &Path, db_subdir: &str) -> Result<(), OpenEr
 }
 
 /// Checks the database in `<dir>/<db_subdir>` against the seal left by the last clean
-/// close, leaving the seal in place (a read-only open). Returns whether there was a seal.
-pub(crate) fn verify(dir: &Path, db_subdir: &str) -> Result<bool, OpenError> {
+/// close, leaving the seal in place. Returns whether there was a seal.
+fn verify(dir: &Path, db_subdir: &str) -> Result<bool, OpenError> {
     let seal_path = dir.join(SEAL_FILE);
     let text = match fs::read(&seal_path) {
         Ok(text) => text,
