@@ -560,6 +560,30 @@ mod suite_list {
             })
             .filter(|w| !w.starts_with('$'))
             .map(str::to_owned)
+            .chain(gated(store))
+            .collect()
+    }
+
+    /// The tests of `store` generated one by one with `__suite_gated_test!` (outside the
+    /// lists): the last word of each such call naming the store.
+    fn gated(store: &str) -> Vec<String> {
+        LIB.match_indices("__suite_gated_test!(")
+            .filter_map(|(at, _)| {
+                let call = &LIB[at..];
+                let call = &call[..call.find(");")?];
+                // A call inside a macro definition names its test by a parameter.
+                if call.rsplit(',').next()?.trim().starts_with('$') {
+                    return None;
+                }
+                let words: Vec<&str> = call
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                words
+                    .contains(&store)
+                    .then(|| words.last().map(|w| (*w).to_owned()))
+                    .flatten()
+            })
             .collect()
     }
 

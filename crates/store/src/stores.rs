@@ -164,8 +164,18 @@ impl Stores {
         config: &BackendConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Stores, StoresError> {
+        Self::open_adjusted(config, |options| options.clock(clock))
+    }
+
+    /// Opens the backend `config` names, with the options `config` gives (durability,
+    /// cache) changed by `adjust`: `|o| o.create_if_missing(false)` opens only a store
+    /// that exists, `|o| o.read_only(true)` opens one read-only (`docs/contract.md` §1.3).
+    pub fn open_adjusted(
+        config: &BackendConfig,
+        adjust: impl FnOnce(OpenOptions) -> OpenOptions,
+    ) -> Result<Stores, StoresError> {
         let kind = config.kind();
-        let options = config.open_options().clock(clock);
+        let options = adjust(config.open_options());
         let place = match config.server_url() {
             Some(url) => Place::Server(url),
             None => Place::Dir(config.dir().unwrap_or(Path::new(""))),

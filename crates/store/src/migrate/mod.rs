@@ -307,10 +307,14 @@ pub fn survey(
         .collect()
 }
 
+/// Opens the source, never creating it (`create_if_missing` off): a mistyped source is an
+/// error naming it, not an empty store copied "successfully".
 fn open_source(from: &BackendConfig) -> Result<Stores, MigrateError> {
-    Stores::open(from).map_err(|source| MigrateError::OpenSource {
-        url: from.to_string(),
-        source,
+    Stores::open_adjusted(from, |options| options.create_if_missing(false)).map_err(|source| {
+        MigrateError::OpenSource {
+            url: from.to_string(),
+            source,
+        }
     })
 }
 
