@@ -136,26 +136,7 @@ impl<B: Backend> Instance<B> {
 
     /// Drops the backend and opens the same location again with `options`.
     pub fn reopen_with(self, options: OpenOptions) -> Self {
-        let Instance {
-            backend,
-            dir,
-            location,
-            ..
-        } = self;
-        drop(backend);
-        let backend = B::open(location.borrow(), options.clone()).unwrap_or_else(|e| {
-            panic!(
-                "reopening the {} backend failed: {}",
-                B::NAME,
-                error_chain(&e)
-            )
-        });
-        Instance {
-            backend,
-            dir,
-            location,
-            options,
-        }
+        self.reopen_after(options, |_| ()).0
     }
 
     /// Opens the same location a second time while this instance is alive (a second

@@ -307,15 +307,18 @@ pub fn survey(
         .collect()
 }
 
-/// Opens the source, never creating it (`create_if_missing` off): a mistyped source is an
-/// error naming it, not an empty store copied "successfully".
+/// Opens the source, never creating a persistent one (`create_if_missing` off): a
+/// mistyped source is an error naming it, not an empty store copied "successfully". An
+/// in-memory source is always a new, empty store.
 fn open_source(from: &BackendConfig) -> Result<Stores, MigrateError> {
-    Stores::open_adjusted(from, |options| options.create_if_missing(false)).map_err(|source| {
-        MigrateError::OpenSource {
+    let persistent =
+        crate::stores::capabilities_of(from.kind()).is_some_and(|caps| caps.persistent);
+    Stores::open_adjusted(from, |options| options.create_if_missing(!persistent)).map_err(
+        |source| MigrateError::OpenSource {
             url: from.to_string(),
             source,
-        }
-    })
+        },
+    )
 }
 
 fn open_destination(to: &BackendConfig, clock: Arc<dyn Clock>) -> Result<Stores, MigrateError> {
