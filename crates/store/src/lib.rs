@@ -39,6 +39,7 @@
 //! and [`replicate`] keeps a follower on any backend up to date with a leader's batch log
 //! (`store-migrate --follow`).
 
+mod any_error;
 pub mod config;
 pub mod demo;
 pub mod env_backend;
@@ -48,6 +49,7 @@ pub mod stores;
 
 pub use store_api::*;
 
+pub use any_error::Error;
 pub use config::{BackendConfig, BackendKind, STORE_BACKEND_VAR, UrlError};
 pub use env_backend::EnvBackend;
 pub use stores::{Stores, StoresError, open_as};
