@@ -41,7 +41,29 @@ use store::{BackendConfig, BackendKind, Durability, Mutation, StoreEngine, Store
 use crate::crash::{read_lines, status_is_kill};
 use crate::failure::OrFail;
 use crate::rng::Rng;
+use crate::workload::RELEASE_RETRIES;
 use crate::{Failure, ensure};
+
+/// Opens the store `config` names, retrying while it reports `Locked`: its last holder is
+/// gone (dropped, or a killed and reaped process), but a child process this multi-threaded
+/// test process is forking at that moment may hold a copy of the lock file's descriptor
+/// until it execs (see `workload::open_released`). A holder that really keeps the lock
+/// still fails.
+fn open_released(config: &BackendConfig) -> Result<Stores, store::StoresError> {
+    let mut tries = 0;
+    loop {
+        match Stores::open(config) {
+            Err(store::StoresError::Open {
+                source: store::OpenError::Locked { .. },
+                ..
+            }) if tries < RELEASE_RETRIES => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Batches the leader holds before the first follower starts.
 const LEADER_SEED_BATCHES: u64 = 500;
@@ -441,7 +463,7 @@ fn check_prefix(
         return Ok(None);
     }
     let follower =
-        Stores::open(&BackendConfig::new(kind, dir)).or_fail("reopening the killed follower")?;
+        open_released(&BackendConfig::new(kind, dir)).or_fail("reopening the killed follower")?;
     if store::migrate::holdings(&follower)
         .or_fail("listing the follower")?
         .is_empty()
@@ -535,7 +557,7 @@ fn converge(
          {seen:?}): {}",
         stderr.trim()
     );
-    let follower = Stores::open(&BackendConfig::new(kind, dir)).or_fail("opening the follower")?;
+    let follower = open_released(&BackendConfig::new(kind, dir)).or_fail("opening the follower")?;
     let engine = follower.engine();
     ensure!(
         engine.current_sequence() == leader_at,
@@ -720,7 +742,7 @@ pub fn leader_kills(
             report.resumes_checked += 1;
         }
 
-        let leader = Stores::open(&leader_config).or_fail("reopening the killed leader")?;
+        let leader = open_released(&leader_config).or_fail("reopening the killed leader")?;
         let leader_engine = leader.engine();
         let leader_at = leader_engine.current_sequence();
         ensure!(
@@ -758,7 +780,7 @@ pub fn leader_kills(
     }
 
     // A follower in this process (the leader's only process now) catches up.
-    let leader = Stores::open(&leader_config).or_fail("reopening the leader")?;
+    let leader = open_released(&leader_config).or_fail("reopening the leader")?;
     let to = BackendConfig::new(follower_kind, &dir);
     let follower = store::replicate::Follower::start(&leader, &to, &store::migrate::NoProgress)
         .or_fail("starting the follower in this process")?;

@@ -527,6 +527,10 @@ pub fn side_effect_keys(ops: &[Op]) -> SideEffectKeys {
     keys
 }
 
+/// How many times a test reopens a released directory that still reports `Locked`, 10 ms
+/// apart (see [`open_released`]).
+pub const RELEASE_RETRIES: u32 = 200;
+
 /// Opens `B` in `dir`, retrying for up to two seconds while the directory reports
 /// `Locked`.
 ///
@@ -541,7 +545,7 @@ pub fn open_released<B: Backend<Location = Path>>(
     let mut tries = 0;
     loop {
         match B::open(dir, options.clone()) {
-            Err(OpenError::Locked { .. }) if tries < 200 => {
+            Err(OpenError::Locked { .. }) if tries < RELEASE_RETRIES => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
