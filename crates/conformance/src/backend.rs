@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use store_api::{
-    AccountCfg, AccountKind, Backend, Book, ChainPos, Durability, LedgerError, LedgerEvent,
-    LedgerStore, MAX_KEY_LEN, MAX_VALUE_LEN, ManualClock, Mutation, OpenError, OpenOptions,
-    SegmentError, SegmentLogStore, SideEffectError, SideEffectKind, SideEffectStore, StateStore,
+    AccountCfg, AccountKind, Backend, Book, Durability, LedgerError, LedgerEvent, LedgerStore,
+    MAX_KEY_LEN, MAX_VALUE_LEN, ManualClock, Mutation, OpenError, OpenOptions, SegmentError,
+    SegmentLogStore, SideEffectError, SideEffectKind, SideEffectStore, StateStore,
     StorageErrorKind, StoreEngine, StoreError, StoreLocation, StoredTransaction, Timestamp,
     Transaction, TxId,
 };
@@ -413,7 +413,7 @@ fn check_side_effects<B: Backend>(be: &B) {
         None
     );
     assert_eq!(
-        se.read_inbound_inter_calls(&lyquid(1), None, ChainPos(u128::MAX), 10)
+        se.read_inbound_inter_calls(&lyquid(1), None, None, 10)
             .unwrap(),
         vec![
             inbound(1, 10, 0, 9, b"first"),
@@ -873,7 +873,7 @@ pub fn close_makes_every_handle_answer_closed<B: Backend>() {
         l.asset(&asset_def("USD").id),
         l.balance(&account("main", "cash"), None),
         l.list_books(None, 10),
-        l.read_events(&book("main"), 1, 10),
+        l.read_events(&book("main"), None, 10),
     );
     assert_kind!(closed;
         log.read_all(session(1), segment(1)),
@@ -1015,14 +1015,6 @@ pub fn missing_store_without_create_is_not_found<B: Backend>() {
     assert_eq!(existing.engine().get(b"k").unwrap(), Some(b(b"v")));
 }
 
-/// The files of a directory backend that a read-only open may touch: the engines' own
-/// lock and shared-memory files (LMDB's reader table, SQLite's WAL index and an empty
-/// WAL), which hold no data.
-fn is_lock_file(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name == "lock.mdb" || name.ends_with("-shm") || name.ends_with("-wal")
-}
-
 /// §1.3 (persistent): a read-only open reads everything every store holds, refuses every
 /// write through every store with `StorageErrorKind::ReadOnly`, and leaves the data files
 /// byte-identical.
@@ -1039,7 +1031,7 @@ pub fn read_only_reads_everything_and_refuses_every_write<B: Backend>() {
     let data_files = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
         dir_contents(dir)
             .into_iter()
-            .filter(|(path, _)| !is_lock_file(path))
+            .filter(|(path, _)| !store_kit::dir::is_reader_scratch(path))
             .collect()
     };
     let (inst, before) = inst.reopen_after(options.clone().read_only(true), |dir| {

@@ -86,7 +86,7 @@ pub fn open_with<L: LedgerStore + ?Sized>(
 /// Every event of `book`.
 pub fn events<L: LedgerStore + ?Sized>(ledger: &L, book: &Book) -> Vec<Sequenced<LedgerEvent>> {
     ledger
-        .read_events(book, 1, usize::MAX)
+        .read_events(book, None, usize::MAX)
         .expect("read_events")
 }
 
@@ -1615,7 +1615,10 @@ pub fn reads_never_create<B: Backend>() {
     assert_eq!(fx.l.asset(&asset_id("GOLD")).unwrap(), None);
     assert_eq!(fx.l.transaction(&TxId::new_v7()).unwrap(), None);
     assert_eq!(fx.l.trial_balance(&book("nowhere"), None).unwrap(), vec![]);
-    assert_eq!(fx.l.read_events(&book("nowhere"), 0, 10).unwrap(), vec![]);
+    assert_eq!(
+        fx.l.read_events(&book("nowhere"), None, 10).unwrap(),
+        vec![]
+    );
     assert_eq!(fx.observe(), before);
     assert_eq!(fx.l.account(&ghost).unwrap(), None);
     let ghost = open(&*fx.l, "main", "ghost", &fx.usd, AccountKind::Asset);
@@ -1765,33 +1768,49 @@ pub fn trial_balance_sorted_and_balanced<B: Backend>() {
     assert_eq!(fx.l.trial_balance(&Book::system(), None).unwrap(), vec![]);
 }
 
-/// §6.7: `read_events(book, from, limit)` returns events with `seq >= from` (inclusive),
-/// ascending, at most `limit`.
-pub fn read_events_from_inclusive_with_limit<B: Backend>() {
+/// §6.7: `read_events(book, after, limit)` returns events with `seq > after` (exclusive;
+/// `None` from the first event), ascending, at most `limit`; paging with the last `seq` as
+/// the next cursor reads every event once.
+pub fn read_events_after_exclusive_with_limit<B: Backend>() {
     let fx = fixture::<B>();
     let all = events(&*fx.l, &fx.book);
     assert_eq!(all.len() as u64, FX_OPENINGS);
-    let seqs = |from: u64, limit: usize| -> Vec<u64> {
-        fx.l.read_events(&fx.book, from, limit)
+    let seqs = |after: Option<u64>, limit: usize| -> Vec<u64> {
+        fx.l.read_events(&fx.book, after, limit)
             .unwrap()
             .iter()
             .map(|e| e.seq)
             .collect()
     };
-    assert_eq!(seqs(3, 2), vec![3, 4]);
-    assert_eq!(seqs(0, 2), vec![1, 2]);
-    assert_eq!(seqs(1, 100), (1..=FX_OPENINGS).collect::<Vec<_>>());
-    assert_eq!(seqs(FX_OPENINGS, 100), vec![FX_OPENINGS]);
-    assert_eq!(seqs(FX_OPENINGS + 1, 100), Vec::<u64>::new());
-    assert_eq!(seqs(2, 0), Vec::<u64>::new());
+    assert_eq!(seqs(None, 2), vec![1, 2]);
+    assert_eq!(seqs(Some(0), 2), vec![1, 2]);
+    assert_eq!(seqs(Some(2), 2), vec![3, 4]);
+    assert_eq!(seqs(None, 100), (1..=FX_OPENINGS).collect::<Vec<_>>());
+    assert_eq!(seqs(Some(FX_OPENINGS - 1), 100), vec![FX_OPENINGS]);
+    assert_eq!(seqs(Some(FX_OPENINGS), 100), Vec::<u64>::new());
+    assert_eq!(seqs(Some(u64::MAX), 100), Vec::<u64>::new());
+    assert_eq!(seqs(Some(i64::MAX as u64), 100), Vec::<u64>::new());
+    assert_eq!(seqs(None, 0), Vec::<u64>::new());
     assert_eq!(
-        fx.l.read_events(&fx.book, 3, 2).unwrap(),
+        fx.l.read_events(&fx.book, Some(2), 2).unwrap(),
         all[2..4].to_vec()
     );
     assert_eq!(
-        fx.l.read_events(&Book::system(), 2, 10).unwrap(),
+        fx.l.read_events(&Book::system(), Some(1), 10).unwrap(),
         events(&*fx.l, &Book::system())[1..].to_vec()
     );
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = fx.l.read_events(&fx.book, after, 3).unwrap();
+        after = page.last().map(|event| event.seq);
+        let last_page = page.len() < 3;
+        paged.extend(page);
+        if last_page {
+            break;
+        }
+    }
+    assert_eq!(paged, all);
 }
 
 /// §0.2: the ledger works through `Arc<dyn LedgerStore>`, shared across threads.
@@ -1819,7 +1838,7 @@ pub fn usable_as_dyn<B: Backend>() {
     assert_eq!(amount, 6);
     assert_eq!(l.account_history(&cash, 0, 10).unwrap().len(), 2);
     assert_eq!(l.trial_balance(&book("dyn"), None).unwrap().len(), 1);
-    assert_eq!(l.read_events(&book("dyn"), 1, 10).unwrap().len(), 4);
+    assert_eq!(l.read_events(&book("dyn"), None, 10).unwrap().len(), 4);
     assert_eq!(l.transaction(&tx.id).unwrap().map(|t| t.seq), Some(c.seq));
     assert!(l.account(&cash).unwrap().is_some());
     assert!(l.asset(&usd).unwrap().is_some());

@@ -303,7 +303,7 @@ macro_rules! suite {
                         asset_and_transaction_lookup,
                         account_history_pages_by_transaction,
                         trial_balance_sorted_and_balanced,
-                        read_events_from_inclusive_with_limit,
+                        read_events_after_exclusive_with_limit,
                         usable_as_dyn,
                     ]
                     persistent: []

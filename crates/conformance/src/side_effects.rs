@@ -66,10 +66,8 @@ fn order(block: u64, seq: u32) -> CallOrderKey {
     }
 }
 
-const NO_LIMIT: ChainPos = ChainPos(u128::MAX);
-
 fn read_all_inbound<S: SideEffectStore + ?Sized>(se: &S, callee: u8) -> Vec<InboundInterCall> {
-    se.read_inbound_inter_calls(&lyquid(callee), None, NO_LIMIT, usize::MAX)
+    se.read_inbound_inter_calls(&lyquid(callee), None, None, usize::MAX)
         .expect("read_inbound_inter_calls")
 }
 
@@ -489,8 +487,8 @@ pub fn inbound_conflict_within_call_rejected<B: Backend>() {
 
 /// §5.5: `read_inbound_inter_calls` returns the callee's records ascending by order key
 /// (whatever the append order), with `from_exclusive < order_key`, `call.pos <
-/// until_exclusive` (a filter, applied before `limit`), at most `limit`, and never another
-/// callee's records.
+/// until_exclusive` (a filter, applied before `limit`; `None` is no bound, so a call made
+/// at `ChainPos(u128::MAX)` is read), at most `limit`, and never another callee's records.
 pub fn read_inbound_order_and_filters<B: Backend>() {
     let inst = Instance::<B>::fresh();
     let se = inst.backend.side_effects();
@@ -505,44 +503,65 @@ pub fn read_inbound_order_and_filters<B: Backend>() {
         .unwrap();
     se.append_inbound_inter_calls(&[r5.clone(), r3.clone(), before.clone(), r2.clone()])
         .unwrap();
-    let read = |from: Option<CallOrderKey>, until: ChainPos, limit: usize| {
+    let read = |from: Option<CallOrderKey>, until: Option<ChainPos>, limit: usize| {
         se.read_inbound_inter_calls(&lyquid(1), from.as_ref(), until, limit)
             .unwrap()
     };
     let everything = vec![r1.clone(), r2.clone(), r3.clone(), r4.clone(), r5.clone()];
-    assert_eq!(read(None, NO_LIMIT, 100), everything);
+    assert_eq!(read(None, None, 100), everything);
     assert_eq!(
-        read(Some(r1.order_key), NO_LIMIT, 100),
+        read(Some(r1.order_key), None, 100),
         everything[1..].to_vec()
     );
     assert_eq!(
-        read(Some(r2.order_key), NO_LIMIT, 100),
+        read(Some(r2.order_key), None, 100),
         everything[2..].to_vec()
     );
     assert_eq!(
-        read(Some(order(11, 5)), NO_LIMIT, 100),
+        read(Some(order(11, 5)), None, 100),
         vec![r4.clone(), r5.clone()]
     );
-    assert_eq!(read(Some(r5.order_key), NO_LIMIT, 100), vec![]);
-    assert_eq!(read(Some(order(0, 0)), NO_LIMIT, 100), everything);
+    assert_eq!(read(Some(r5.order_key), None, 100), vec![]);
+    assert_eq!(read(Some(order(0, 0)), None, 100), everything);
     assert_eq!(
-        read(None, ChainPos::new(11, 0), 100),
+        read(None, Some(ChainPos::new(11, 0)), 100),
         vec![r1.clone(), r2.clone(), r4.clone()]
     );
     assert_eq!(
-        read(None, ChainPos::new(10, 0), 100),
+        read(None, Some(ChainPos::new(10, 0)), 100),
         vec![r2.clone(), r4.clone()]
     );
-    assert_eq!(read(None, ChainPos::new(3, 0), 100), vec![]);
-    assert_eq!(read(None, NO_LIMIT, 2), vec![r1.clone(), r2.clone()]);
-    assert_eq!(read(None, NO_LIMIT, 0), vec![]);
+    assert_eq!(read(None, Some(ChainPos::new(3, 0)), 100), vec![]);
+    assert_eq!(read(None, None, 2), vec![r1.clone(), r2.clone()]);
+    assert_eq!(read(None, None, 0), vec![]);
     assert_eq!(
-        read(Some(r2.order_key), ChainPos::new(11, 0), 1),
+        read(Some(r2.order_key), Some(ChainPos::new(11, 0)), 1),
         vec![r4.clone()]
     );
     assert_eq!(read_all_inbound(&*se, 0), vec![before]);
     assert_eq!(read_all_inbound(&*se, 2), vec![after]);
     assert_eq!(read_all_inbound(&*se, 9), vec![]);
+
+    let last = InboundInterCall {
+        callee: lyquid(3),
+        order_key: CallOrderKey {
+            pos: ChainPos(u128::MAX),
+            seq: u32::MAX,
+        },
+        call: InterCall {
+            caller: lyquid(1),
+            pos: ChainPos(u128::MAX),
+            payload: Bytes::from_static(b"last"),
+        },
+    };
+    se.append_inbound_inter_calls(std::slice::from_ref(&last))
+        .unwrap();
+    assert_eq!(read_all_inbound(&*se, 3), vec![last]);
+    assert_eq!(
+        se.read_inbound_inter_calls(&lyquid(3), None, Some(ChainPos(u128::MAX)), 10)
+            .unwrap(),
+        vec![]
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use store_api::{
-    AccountId, BalanceSnapshot, Book, CallEventOutput, ChainPos, EventOutputs, InboundInterCall,
+    AccountId, BalanceSnapshot, Book, CallEventOutput, EventOutputs, InboundInterCall,
     InterCallOutputKey, LedgerError, LedgerEvent, LedgerStore, LyquidId, Mutation, SegmentError,
     SegmentId, SegmentLogStore, Sequenced, SessionId, SideEffectKey, SideEffectStore, StoreEngine,
     TrialBalanceRow,
@@ -82,7 +82,7 @@ pub fn ledger<L: LedgerStore + ?Sized>(
     let mut dump = LedgerDump::default();
     for book in books {
         let events = ledger
-            .read_events(book, 1, usize::MAX)
+            .read_events(book, None, usize::MAX)
             .or_fail(format!("read_events({book})"))?;
         let trial_balance = ledger
             .trial_balance(book, None)
@@ -209,7 +209,7 @@ pub fn side_effects<S: SideEffectStore + ?Sized>(
     }
     for callee in &keys.callees {
         let calls = store
-            .read_inbound_inter_calls(callee, None, ChainPos(u128::MAX), usize::MAX)
+            .read_inbound_inter_calls(callee, None, None, usize::MAX)
             .or_fail("read_inbound_inter_calls")?;
         dump.inbound.push((*callee, calls));
     }

@@ -66,7 +66,7 @@ pub fn ledger_book<L: LedgerStore + ?Sized>(
     quiescent: bool,
 ) -> Result<BookCounts, Failure> {
     let events = ledger
-        .read_events(book, 1, usize::MAX)
+        .read_events(book, None, usize::MAX)
         .or_fail(format!("read_events({book})"))?;
     let mut counts = BookCounts::default();
     let mut sums: BTreeMap<AssetId, (u128, u128)> = BTreeMap::new();

@@ -58,6 +58,40 @@ mod regressions {
         }
     }
 
+    /// §1.6 on every backend alike: after `close`, every store answers `Closed` through
+    /// handles held from before and taken after, for reads and writes, and closing again is
+    /// `Ok` (every random sequence ends the same way; this one closes right after the
+    /// prelude).
+    #[test]
+    fn close_then_every_store_answers_closed() {
+        agree(differential::ops::closing());
+        // And what they agree on is `Closed`, on the reference too.
+        let dir = tempfile::tempdir().unwrap();
+        let mut reference =
+            differential::Subject::<store_mem::MemBackend>::open(dir.path()).unwrap();
+        for op in differential::prelude() {
+            differential::AnySubject::apply(&mut reference, &op);
+        }
+        let closing = differential::ops::closing();
+        let (first, rest) = closing.split_first().unwrap();
+        let (last, calls) = rest.split_last().unwrap();
+        assert_eq!(
+            differential::AnySubject::apply(&mut reference, first),
+            "Ok(closed)"
+        );
+        for op in calls {
+            let outcome = differential::AnySubject::apply(&mut reference, op);
+            assert!(
+                outcome.contains("Closed"),
+                "{op:?} after close gave {outcome}"
+            );
+        }
+        assert_eq!(
+            differential::AnySubject::apply(&mut reference, last),
+            "Ok(closed)"
+        );
+    }
+
     /// Seed 0x00D1FF5EED000001 (CI): `truncate` naming a segment of another session
     /// must be `WrongSession` like every write (store-redb answered `NotFound`).
     #[test]

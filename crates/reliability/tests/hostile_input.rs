@@ -1,5 +1,5 @@
-//! Hostile input on every backend: the table of bad arguments for every entry point, and
-//! bad directories for every persistent backend.
+//! Hostile input on every backend: the table of bad arguments for every entry point, the
+//! same table against a read-only open, and bad directories for every persistent backend.
 //!
 //! The read-only-directory test proves nothing as root (root ignores permissions): built
 //! as root it is generated `#[ignore]`d (see `build.rs`), and when run anyway it checks at
@@ -73,6 +73,35 @@ fn read_only_directory<B: Backend<Location = Path>>() {
     );
 }
 
+fn read_only_open<B: Backend<Location = Path>>() {
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let r = report("read-only open", inputs::read_only::<B>(root.path()));
+    eprintln!(
+        "RELIABILITY-FIGURES hostile backend={} kind=read-only-open tried={}",
+        B::NAME,
+        r.inputs
+    );
+}
+
+/// The read-only-open test of one backend: ignored, with the reason, on a backend that
+/// declares `Capabilities::read_only_open` false (sled writes whenever it opens).
+macro_rules! read_only_open_test {
+    (sled, $ty:ty) => {
+        #[test]
+        #[ignore = "sled cannot open read-only (Capabilities::read_only_open is false)"]
+        fn read_only_open_refuses_writes_and_changes_no_file() {
+            super::read_only_open::<$ty>();
+        }
+    };
+    ($name:ident, $ty:ty) => {
+        #[test]
+        fn read_only_open_refuses_writes_and_changes_no_file() {
+            assert!(<$ty as store_api::Backend>::capabilities().read_only_open);
+            super::read_only_open::<$ty>();
+        }
+    };
+}
+
 macro_rules! hostile_tests {
     ($name:ident, $ty:ty) => {
         mod $name {
@@ -94,6 +123,8 @@ macro_rules! hostile_tests {
             fn read_only_directory() {
                 super::read_only_directory::<$ty>();
             }
+
+            read_only_open_test!($name, $ty);
         }
     };
 }

@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::engine::StoreEngine;
 use crate::error::StorageError;
 use crate::ledger::LedgerStore;
@@ -17,7 +19,7 @@ use crate::time::{Clock, SystemClock};
 
 /// When a write counts as done. The same two words on every backend; each backend's docs
 /// say what they do on its engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
 pub enum Durability {
     /// A write returns only after it is durable (fsync or the engine's equivalent).
     #[default]
@@ -117,7 +119,7 @@ impl fmt::Debug for OpenOptions {
 
 /// What a backend can do, declared as values the conformance suite and the benchmarks
 /// read (never as Cargo features).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
     /// Data survives dropping the backend and opening its directory again.
     pub persistent: bool,
@@ -215,6 +217,9 @@ pub type LocationBuf<B> = <<B as Backend>::Location as ToOwned>::Owned;
 
 /// Why a backend could not be opened. The files in the directory (or the tables on the
 /// server) are left as they were.
+///
+/// Unlike the stores' errors it is not `PartialEq`: several variants carry the operating
+/// system's or the engine's error value, which cannot be compared. Match on the variant.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {

@@ -35,7 +35,7 @@ impl Mutation {
 }
 
 /// Errors of [`StoreEngine`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
     /// A key or value broke the common limits; nothing was written.

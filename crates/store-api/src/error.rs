@@ -252,6 +252,22 @@ impl fmt::Display for StorageError {
     }
 }
 
+/// Two storage errors are equal when they say the same: the same backend, kind and context,
+/// and sources that print the same (the source itself is an engine's error value, which
+/// cannot be compared). Tests and callers compare errors with `==` instead of their
+/// `Debug` text.
+impl PartialEq for StorageError {
+    fn eq(&self, other: &Self) -> bool {
+        self.backend == other.backend
+            && self.kind == other.kind
+            && self.context == other.context
+            && self.source.as_ref().map(ToString::to_string)
+                == other.source.as_ref().map(ToString::to_string)
+    }
+}
+
+impl Eq for StorageError {}
+
 impl StdError for StorageError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.source

@@ -466,7 +466,7 @@ pub struct Sequenced<T> {
 }
 
 /// Errors of [`LedgerStore`], in the order [`commit`](LedgerStore::commit) checks them.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LedgerError {
     /// A name or field broke the common limits.
@@ -657,11 +657,14 @@ pub trait LedgerStore: Send + Sync {
         as_of: Option<Timestamp>,
     ) -> Result<Vec<TrialBalanceRow>, LedgerError>;
 
-    /// Up to `limit` events of `book` with `seq >= from` (**inclusive**), ascending.
+    /// One page of `book`'s events, ascending by sequence number: those strictly after
+    /// `after` (from the first event when `None`), at most `limit` (0 gives nothing). The
+    /// cursor is the last `seq` of the previous page, like every listing's `after`; an
+    /// unknown book, or a cursor at or past the book's last event, gives an empty page.
     fn read_events(
         &self,
         book: &Book,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError>;
 
@@ -763,10 +766,10 @@ impl<L: LedgerStore + ?Sized> LedgerStore for std::sync::Arc<L> {
     fn read_events(
         &self,
         book: &Book,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
-        (**self).read_events(book, from, limit)
+        (**self).read_events(book, after, limit)
     }
 
     fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {

@@ -14,7 +14,8 @@
 //! conventions differ per store on purpose and are stated on each method:
 //! [`StoreEngine::range_scan`] has an **inclusive** end (empty end: unbounded),
 //! [`StateStore::range_scan`] an **exclusive** end, [`LedgerStore::account_history`] an
-//! **exclusive** `after_seq`, and [`LedgerStore::read_events`] an **inclusive** `from`.
+//! **exclusive** `after_seq`, and [`LedgerStore::read_events`] an **exclusive** `after`
+//! (`None` for the first event).
 //!
 //! Every store can enumerate what it holds without being told names first, so a copier can
 //! copy everything: [`Backend::list_partitions`], [`LedgerStore::list_books`],
@@ -28,6 +29,19 @@
 //! cursor of the next; a page shorter than `limit` is the last.
 //!
 //! All five traits are dyn-compatible: `Box<dyn StateStore>`, `Arc<dyn LedgerStore>`, ...
+//!
+//! # Serde
+//! Every domain type a caller stores or sends implements `serde`'s `Serialize` and
+//! `Deserialize`: ids and names ([`TxId`], [`SessionId`], [`SegmentId`], [`Book`],
+//! [`AccountId`], [`LyquidId`], ...), ledger records, side-effect records, [`Mutation`],
+//! [`Timestamp`], [`Durability`], [`Capabilities`] and [`StateSnapshot`] (as its checked
+//! portable encoding). Names validated on construction are validated again when
+//! deserialized. This is not behind a Cargo feature: the backends' record encodings are
+//! serde formats, so `serde` is a dependency of this crate either way.
+//!
+//! The stores' errors ([`EngineError`], [`StateError`], [`LedgerError`], [`SegmentError`],
+//! [`SideEffectError`], [`StorageError`]) implement `PartialEq`, so they compare with `==`;
+//! [`OpenError`] does not (it carries operating-system errors).
 
 pub mod backend;
 pub mod engine;

@@ -19,7 +19,7 @@ uuid_id!(
 );
 
 /// Errors of [`SegmentLogStore`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SegmentError {
     /// An entry broke the common value limit; nothing was written.

@@ -239,7 +239,7 @@ impl InboundInterCall {
 }
 
 /// Errors of [`SideEffectStore`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SideEffectError {
     /// A payload broke the common limits; nothing was written.
@@ -343,13 +343,15 @@ pub trait SideEffectStore: Send + Sync {
         records: &[InboundInterCall],
     ) -> Result<(), SideEffectError>;
 
-    /// The inbound calls of `callee` with `from_exclusive < order_key` (all when `None`) and
-    /// `call.pos < until_exclusive`, ascending by order key, at most `limit`.
+    /// The inbound calls of `callee` with `from_exclusive < order_key` (from the first when
+    /// `None`) and `call.pos < until_exclusive` (every call when `None`, including one made
+    /// at `ChainPos(u128::MAX)`), ascending by order key, at most `limit`. Calls made at or
+    /// after `until_exclusive` are skipped, not a stop: later order keys are still read.
     fn read_inbound_inter_calls(
         &self,
         callee: &LyquidId,
         from_exclusive: Option<&CallOrderKey>,
-        until_exclusive: ChainPos,
+        until_exclusive: Option<ChainPos>,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError>;
 
@@ -430,7 +432,7 @@ impl<S: SideEffectStore + ?Sized> SideEffectStore for std::sync::Arc<S> {
         &self,
         callee: &LyquidId,
         from_exclusive: Option<&CallOrderKey>,
-        until_exclusive: ChainPos,
+        until_exclusive: Option<ChainPos>,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         (**self).read_inbound_inter_calls(callee, from_exclusive, until_exclusive, limit)

@@ -11,7 +11,7 @@ use crate::error::{InputError, StorageError};
 use crate::limits::{check_key, check_value};
 
 /// Errors of [`StateStore`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
     /// A key, value or partition name broke the common limits; nothing changed.
@@ -90,6 +90,48 @@ pub enum SnapshotError {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StateSnapshot {
     entries: Vec<(Bytes, Bytes)>,
+}
+
+/// Serialized as its portable encoding (a byte string), so a snapshot sent through serde
+/// keeps its checksum and is validated again when it is read back.
+impl serde::Serialize for StateSnapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+/// Reads the portable encoding [`StateSnapshot::from_bytes`] reads, with the same checks.
+impl<'de> serde::Deserialize<'de> for StateSnapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = serde_bytes_buf(deserializer)?;
+        StateSnapshot::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A byte string from any serde format: formats without a byte type (JSON) give a sequence
+/// of numbers, which is accepted too.
+fn serde_bytes_buf<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    struct BytesVisitor;
+    impl<'de> serde::de::Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the bytes of a state snapshot")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                out.push(byte);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_byte_buf(BytesVisitor)
 }
 
 const SNAPSHOT_MAGIC: &[u8; 6] = b"STSNAP";

@@ -40,6 +40,16 @@ pub const LOCK_FILE: &str = ".store-lock";
 /// The temporary file the marker is written through.
 pub const MARKER_TEMP_FILE: &str = ".STORE.tmp";
 
+/// Whether `path` names a file an engine may write while it only reads: LMDB's reader
+/// table (`lock.mdb`), SQLite's WAL index (`-shm`) and write-ahead log (`-wal`, which a
+/// read-only open may create empty). None holds data of the store: every other file of a
+/// directory backend is left byte-identical by a read-only open (contract §1.3), and the
+/// tests that prove it skip exactly these.
+pub fn is_reader_scratch(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "lock.mdb" || name.ends_with("-shm") || name.ends_with("-wal")
+}
+
 /// What a backend keeps in its directory, beside the marker and the lock file.
 #[derive(Debug, Clone, Copy)]
 pub struct DirLayout {

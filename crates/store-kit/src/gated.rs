@@ -194,11 +194,11 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
     fn read_events(
         &self,
         book: &Book,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
         self.gate.check_open()?;
-        self.store.read_events(book, from, limit)
+        self.store.read_events(book, after, limit)
     }
 
     fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
@@ -373,7 +373,7 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         &self,
         callee: &LyquidId,
         from_exclusive: Option<&CallOrderKey>,
-        until_exclusive: ChainPos,
+        until_exclusive: Option<ChainPos>,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         self.gate.check_open()?;

@@ -1104,6 +1104,15 @@ pub fn share_error(error: &LedgerError) -> LedgerError {
     }
 }
 
+/// The first sequence number a `read_events` page after `after` starts at (book sequence
+/// numbers start at 1), or `None` when no event can follow (`after` is `u64::MAX`).
+pub fn first_event_after(after: Option<u64>) -> Option<u64> {
+    match after {
+        None => Some(1),
+        Some(seq) => seq.checked_add(1),
+    }
+}
+
 /// The postings of one page of `account_history`: `postings` ascending with
 /// `seq > after_seq`, cut after `limit` whole transactions.
 pub fn history_page<E>(

@@ -120,10 +120,10 @@ pub fn inbound_bounds(
 }
 
 /// Collects a page of `read_inbound_inter_calls` from the callee's calls in ascending
-/// order: those made before `until_exclusive`, at most `limit`.
+/// order: those made before `until_exclusive` (all when `None`), at most `limit`.
 pub fn inbound_page<E>(
     calls: impl IntoIterator<Item = Result<InboundInterCall, E>>,
-    until_exclusive: ChainPos,
+    until_exclusive: Option<ChainPos>,
     limit: usize,
 ) -> Result<Vec<InboundInterCall>, E> {
     let mut page = InboundPage::new(until_exclusive, limit);
@@ -140,17 +140,17 @@ pub fn inbound_page<E>(
 
 /// A page of `read_inbound_inter_calls` built from the callee's calls given one at a time
 /// in ascending order (for engines that visit rows rather than iterate them): the calls
-/// made before `until_exclusive`, at most `limit`.
+/// made before `until_exclusive` (all when `None`), at most `limit`.
 #[derive(Debug)]
 pub struct InboundPage {
     page: Vec<InboundInterCall>,
-    until_exclusive: ChainPos,
+    until_exclusive: Option<ChainPos>,
     limit: usize,
 }
 
 impl InboundPage {
     /// An empty page.
-    pub fn new(until_exclusive: ChainPos, limit: usize) -> Self {
+    pub fn new(until_exclusive: Option<ChainPos>, limit: usize) -> Self {
         InboundPage {
             page: Vec::new(),
             until_exclusive,
@@ -165,7 +165,10 @@ impl InboundPage {
 
     /// Offers the next call; `false` once the page is full, when no later call is wanted.
     pub fn push(&mut self, call: InboundInterCall) -> bool {
-        if call.call.pos < self.until_exclusive {
+        if self
+            .until_exclusive
+            .is_none_or(|until| call.call.pos < until)
+        {
             self.page.push(call);
         }
         !self.is_full()

@@ -20,8 +20,8 @@ use store_api::{
 use store_kit::codec::{self, prefix_successor};
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, HistoryPage, KvTable, LedgerPlanner,
-    LedgerRead, LedgerWrites, TxLocation, balance_after, commit_grouped, keys, plan_batch,
-    trial_balance_of, trial_rows,
+    LedgerRead, LedgerWrites, TxLocation, balance_after, commit_grouped, first_event_after, keys,
+    plan_batch, trial_balance_of, trial_rows,
 };
 
 use crate::listing::{first_key, list_page};
@@ -455,12 +455,12 @@ impl<K: KvStore> LedgerStore for KvLedger<K> {
     fn read_events(
         &self,
         book: &Book,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
-        if limit == 0 {
+        let Some(from) = first_event_after(after).filter(|_| limit > 0) else {
             return Ok(Vec::new());
-        }
+        };
         Ok(self.kv.read("reading ledger events", |txn| {
             let start = keys::event(book, from);
             let end = prefix_successor(&keys::book_prefix(book));

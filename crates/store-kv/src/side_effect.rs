@@ -183,7 +183,7 @@ impl<K: KvStore> SideEffectStore for KvSideEffects<K> {
         &self,
         callee: &LyquidId,
         from_exclusive: Option<&CallOrderKey>,
-        until_exclusive: ChainPos,
+        until_exclusive: Option<ChainPos>,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         if limit == 0 {

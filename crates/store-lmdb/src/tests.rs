@@ -231,7 +231,7 @@ fn ledger_and_segments_survive_reopen() {
     let stored = ledger.transaction(&committed.txid).unwrap().unwrap();
     assert_eq!(stored.committed(), committed);
     let book = Book::new("main").unwrap();
-    assert_eq!(ledger.read_events(&book, 1, 10).unwrap().len(), 3);
+    assert_eq!(ledger.read_events(&book, None, 10).unwrap().len(), 3);
     let rows = ledger.trial_balance(&book, None).unwrap();
     assert_eq!((rows[0].debits, rows[0].credits), (500, 500));
     assert_eq!(

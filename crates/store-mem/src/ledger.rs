@@ -21,8 +21,8 @@ use store_api::{
 };
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
-    PlannedEventBody, PlannedTransaction, balance_as_of, commit_grouped, history_page, plan_batch,
-    trial_balance_of, trial_rows,
+    PlannedEventBody, PlannedTransaction, balance_as_of, commit_grouped, first_event_after,
+    history_page, plan_batch, trial_balance_of, trial_rows,
 };
 
 use crate::BACKEND_NAME;
@@ -437,9 +437,12 @@ impl LedgerStore for MemLedger {
     fn read_events(
         &self,
         book: &Book,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
+        let Some(from) = first_event_after(after) else {
+            return Ok(Vec::new());
+        };
         let tables = self.tables.read();
         let Some(log) = tables.books.get(book) else {
             return Ok(Vec::new());

@@ -107,7 +107,7 @@ impl SideEffectStore for MemSideEffects {
         &self,
         callee: &LyquidId,
         from_exclusive: Option<&CallOrderKey>,
-        until_exclusive: ChainPos,
+        until_exclusive: Option<ChainPos>,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         let tables = self.tables.read();

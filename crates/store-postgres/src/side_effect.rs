@@ -46,10 +46,10 @@ const INSERT_INBOUND: &str = "INSERT INTO side_effect_inbound \
 const INBOUND_PAGE_FROM: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
                                  FROM side_effect_inbound \
                                  WHERE callee = $1 AND (order_pos, order_seq) > ($2, $3) \
-                                 AND call_pos < $4 ORDER BY order_pos, order_seq LIMIT $5";
+                                 AND ($4::bytea IS NULL OR call_pos < $4) ORDER BY order_pos, order_seq LIMIT $5";
 const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
                                 FROM side_effect_inbound \
-                                WHERE callee = $1 AND call_pos < $2 \
+                                WHERE callee = $1 AND ($2::bytea IS NULL OR call_pos < $2) \
                                 ORDER BY order_pos, order_seq LIMIT $3";
 
 /// A slot kind's place in [`SideEffectKey`]'s order: its
@@ -314,7 +314,7 @@ impl SideEffectStore for PostgresSideEffects {
         &self,
         callee: &LyquidId,
         from_exclusive: Option<&CallOrderKey>,
-        until_exclusive: ChainPos,
+        until_exclusive: Option<ChainPos>,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         if limit == 0 {
@@ -323,7 +323,7 @@ impl SideEffectStore for PostgresSideEffects {
         const CTX: &str = "reading inbound calls";
         let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let callee_bytes = &callee.0[..];
-        let until = pos_bytes(until_exclusive);
+        let until = until_exclusive.map(pos_bytes);
         let from = from_exclusive.map(|f| (pos_bytes(f.pos), i64::from(f.seq)));
         self.db.read(|conn| {
             let rows = match &from {

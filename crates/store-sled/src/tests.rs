@@ -215,7 +215,7 @@ fn ledger_survives_reopen() {
     assert_eq!((rows[0].debits, rows[0].credits), (500, 500));
     assert_eq!(
         ledger
-            .read_events(&Book::new("main").unwrap(), 1, 10)
+            .read_events(&Book::new("main").unwrap(), None, 10)
             .unwrap()
             .len(),
         3

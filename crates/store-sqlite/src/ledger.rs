@@ -21,8 +21,8 @@ use store_api::{
 };
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
-    PlannedEventBody, balance_as_of, commit_grouped, history_page, keys, plan_batch,
-    trial_balance_of_postings, trial_rows,
+    PlannedEventBody, balance_as_of, commit_grouped, first_event_after, history_page, keys,
+    plan_batch, trial_balance_of_postings, trial_rows,
 };
 use store_kit::sql;
 
@@ -759,10 +759,10 @@ impl LedgerStore for SqliteLedger {
     fn read_events(
         &self,
         book: &Book,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
-        let Ok(from) = i64::try_from(from) else {
+        let Some(Ok(from)) = first_event_after(after).map(i64::try_from) else {
             return Ok(Vec::new());
         };
         if limit == 0 {

@@ -46,10 +46,10 @@ const INSERT_INBOUND: &str = "INSERT INTO side_effect_inbound \
 const INBOUND_PAGE_FROM: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
                                  FROM side_effect_inbound \
                                  WHERE callee = ?1 AND (order_pos, order_seq) > (?2, ?3) \
-                                 AND call_pos < ?4 ORDER BY order_pos, order_seq LIMIT ?5";
+                                 AND (?4 IS NULL OR call_pos < ?4) ORDER BY order_pos, order_seq LIMIT ?5";
 const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
                                 FROM side_effect_inbound \
-                                WHERE callee = ?1 AND call_pos < ?4 \
+                                WHERE callee = ?1 AND (?4 IS NULL OR call_pos < ?4) \
                                 ORDER BY order_pos, order_seq LIMIT ?5";
 /// The rank of a `kind` column in [`SideEffectKind`]'s order (event, call, timer), the
 /// order of output keys; the text itself would sort `call` first.
@@ -306,7 +306,7 @@ impl SideEffectStore for SqliteSideEffects {
         &self,
         callee: &LyquidId,
         from_exclusive: Option<&CallOrderKey>,
-        until_exclusive: ChainPos,
+        until_exclusive: Option<ChainPos>,
         limit: usize,
     ) -> Result<Vec<InboundInterCall>, SideEffectError> {
         if limit == 0 {
@@ -329,7 +329,7 @@ impl SideEffectStore for SqliteSideEffects {
                     callee.0,
                     from_pos,
                     from_seq,
-                    sql::chain_pos_bytes(until_exclusive),
+                    until_exclusive.map(sql::chain_pos_bytes),
                     sql_limit,
                 ))
                 .ctx(CTX)?;

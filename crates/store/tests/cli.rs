@@ -358,7 +358,7 @@ mod persistent {
         assert_eq!(counts("ledger")["books"], 4);
         assert_eq!(counts("segments")["trace entries"], 1);
         assert_eq!(counts("side-effects")["output slots"], 4);
-        assert_eq!(counts("side-effects")["inbound calls"], 601);
+        assert_eq!(counts("side-effects")["inbound calls"], 602);
         if to_kind != BackendKind::Mem {
             assert!(!to.join(MIGRATING_FILE).exists());
             let destination = open(to_kind, &to);

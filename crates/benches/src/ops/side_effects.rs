@@ -151,7 +151,7 @@ impl<S: SideEffectStore + ?Sized> Bench for SideEffectBench<S> {
                 };
                 let page = self
                     .store
-                    .read_inbound_inter_calls(&lyquid(2), Some(&from), ChainPos(u128::MAX), PAGE)
+                    .read_inbound_inter_calls(&lyquid(2), Some(&from), None, PAGE)
                     .context("SideEffectStore::read_inbound_inter_calls")?;
                 if page.len() != PAGE {
                     return Err(BenchError::msg(format!(

@@ -151,8 +151,8 @@ pub fn seeded_runner(cases: u32, max_shrink_iters: u32, seed: [u8; 32]) -> TestR
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
 }
 
-/// Runs `cases` random sequences of up to `max_len` operations (after [`prelude`]) on the
-/// subjects `make` opens, with proptest seeded by `seed`. A failure is shrunk and reported
+/// Runs `cases` random sequences of up to `max_len` operations (after [`prelude`], and
+/// followed by [`ops::closing`]: close, then every store) on the subjects `make` opens, with proptest seeded by `seed`. A failure is shrunk and reported
 /// with the minimal sequence.
 pub fn run(
     cases: u32,
@@ -167,6 +167,7 @@ pub fn run(
         let mut subjects = make().map_err(|f| TestCaseError::fail(f.0))?;
         let mut all = prelude();
         all.extend(generated);
+        all.extend(ops::closing());
         let n = compare(&mut subjects, &all).map_err(|f| TestCaseError::fail(f.0))?;
         compared.set(compared.get() + n);
         ran.set(ran.get() + 1);

@@ -230,7 +230,7 @@ pub enum Op {
     },
     Events {
         book: String,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
     },
     ListBooks {
@@ -306,7 +306,7 @@ pub enum Op {
     ReadInbound {
         callee: u8,
         from: Option<(u64, u32)>,
-        until: u64,
+        until: Option<u64>,
         limit: usize,
     },
     ListOutputKeys {
@@ -325,6 +325,75 @@ pub enum Op {
     /// Drop every state handle (losing unflushed writes) and, on a persistent backend,
     /// close and reopen it.
     Reopen,
+    /// `Backend::close`, keeping the backend value and every state handle held: every
+    /// later call must answer `Closed` (contract §1.6). Only [`closing`] sequences use it:
+    /// the in-memory reference has nothing to reopen after a close.
+    Close,
+}
+
+/// What every random sequence ends with: a close, then at least one call of every store
+/// (reads and writes, through a state handle held from before the close and through
+/// handles taken after it), each of which must answer `Closed` on every backend alike;
+/// closing again is `Ok`.
+pub fn closing() -> Vec<Op> {
+    vec![
+        Op::Close,
+        Op::Put(vec![(blob(b"k"), blob(b"v"))]),
+        Op::Get(blob(b"k")),
+        Op::Scan {
+            start: blob(b""),
+            end: blob(b""),
+            limit: 10,
+            forward: true,
+        },
+        Op::GetBatch(1),
+        Op::WriteBatch(vec![Change::Delete(blob(b"k"))]),
+        Op::StatePut("p1".into(), blob(b"k"), blob(b"v")),
+        Op::StateGet("p1".into(), blob(b"k")),
+        Op::StateFlush("p1".into()),
+        Op::OpenPartition("p9".into()),
+        Op::ListPartitions {
+            after: None,
+            limit: 10,
+        },
+        Op::Balance {
+            book: "shop".into(),
+            path: "cash".into(),
+            as_of: None,
+        },
+        Op::Events {
+            book: "shop".into(),
+            after: None,
+            limit: 10,
+        },
+        Op::ListBooks {
+            after: None,
+            limit: 10,
+        },
+        Op::Append {
+            session: 0,
+            segment: 0,
+            entry: blob(b"e"),
+        },
+        Op::ListSessions,
+        Op::ReadOutputs(Slot {
+            lyquid: 0,
+            block: 1,
+            kind: 0,
+        }),
+        Op::AppendInbound(vec![Inbound {
+            callee: 0,
+            order_block: 2,
+            order_seq: 0,
+            call_block: 1,
+            payload: blob(b"p"),
+        }]),
+        Op::ListCallees {
+            after: None,
+            limit: 10,
+        },
+        Op::Close,
+    ]
 }
 
 fn blob(bytes: &'static [u8]) -> Blob {
@@ -584,7 +653,7 @@ fn ledger_op() -> impl Strategy<Value = Op> {
             .prop_map(|(book, path, after, limit)| Op::History { book, path, after, limit }),
         2 => (book(), prop_oneof![3 => Just(None), 1 => (0u64..3_000_000).prop_map(Some)])
             .prop_map(|(book, as_of)| Op::Trial { book, as_of }),
-        2 => (book(), 0u64..6, limit()).prop_map(|(book, from, limit)| Op::Events { book, from, limit }),
+        2 => (book(), prop::option::of(0u64..6), limit()).prop_map(|(book, after, limit)| Op::Events { book, after, limit }),
         1 => (prop::option::of(book()), limit()).prop_map(|(after, limit)| Op::ListBooks { after, limit }),
         1 => (prop::option::of(asset()), limit()).prop_map(|(after, limit)| Op::ListAssets { after, limit }),
         2 => (book(), prop::option::of(path()), limit())
@@ -665,7 +734,7 @@ fn side_effect_op() -> impl Strategy<Value = Op> {
         2 => (call_slot(), prop::option::of(payload())).prop_map(|(s, o)| Op::UpsertCallOutput(s, o)),
         2 => call_slot().prop_map(Op::ReadCallOutput),
         3 => vec(inbound(), 0..3).prop_map(Op::AppendInbound),
-        2 => (0u8..2, prop::option::of((1u64..4, 0u32..2)), 0u64..6, limit())
+        2 => (0u8..2, prop::option::of((1u64..4, 0u32..2)), prop::option::of(0u64..6), limit())
             .prop_map(|(callee, from, until, limit)| Op::ReadInbound { callee, from, until, limit }),
         1 => (prop::option::of(slot()), limit()).prop_map(|(after, limit)| Op::ListOutputKeys { after, limit }),
         1 => (prop::option::of(call_slot()), limit())

@@ -52,10 +52,21 @@ impl<B: Backend<Location = Path>> Subject<B> {
 
     /// Opens `B` in `dir` with `durability` and a manual clock at [`CLOCK_START`].
     pub fn open_with(dir: &Path, durability: Durability) -> Result<Self, Failure> {
+        Self::open_adjusted(dir, |options| options.durability(durability))
+    }
+
+    /// Opens the store `B` holds in `dir` read-only (contract §1.3), with a manual clock at
+    /// [`CLOCK_START`]; a reopen is read-only too.
+    pub fn open_read_only(dir: &Path) -> Result<Self, Failure> {
+        Self::open_adjusted(dir, |options| options.read_only(true))
+    }
+
+    fn open_adjusted(
+        dir: &Path,
+        adjust: impl FnOnce(OpenOptions) -> OpenOptions,
+    ) -> Result<Self, Failure> {
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(CLOCK_START)));
-        let options = OpenOptions::default()
-            .durability(durability)
-            .clock(clock.clone());
+        let options = adjust(OpenOptions::default().clock(clock.clone()));
         let backend = B::open(dir, options.clone()).or_fail(format!("opening {}", B::NAME))?;
         Ok(Subject {
             backend: Some(backend),
@@ -187,6 +198,10 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
             return "Err(closed)".into();
         };
         match op {
+            Op::Close => match backend.close() {
+                Ok(()) => "Ok(closed)".into(),
+                Err(e) => format!("Err(close {:?})", e.kind()),
+            },
             Op::Put(pairs) => {
                 let pairs: Vec<(&[u8], &[u8])> = pairs
                     .iter()
@@ -434,9 +449,9 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
                 ),
                 Err(e) => name_err(&e),
             },
-            Op::Events { book, from, limit } => match Book::new(book.as_str()) {
+            Op::Events { book, after, limit } => match Book::new(book.as_str()) {
                 Ok(b) => outcome(
-                    &backend.ledger().read_events(&b, *from, *limit),
+                    &backend.ledger().read_events(&b, *after, *limit),
                     outcome::ledger,
                 ),
                 Err(e) => name_err(&e),
@@ -628,7 +643,7 @@ impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
                     &backend.side_effects().read_inbound_inter_calls(
                         &lyquid(*callee),
                         from.as_ref(),
-                        ChainPos::new(*until, 0),
+                        until.map(|block| ChainPos::new(block, 0)),
                         *limit,
                     ),
                     outcome::side_effect,

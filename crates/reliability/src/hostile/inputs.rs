@@ -171,12 +171,12 @@ pub fn probes() -> Vec<Op> {
         Op::StateSize("p1".into()),
         Op::Events {
             book: "shop".into(),
-            from: 0,
+            after: None,
             limit: usize::MAX,
         },
         Op::Events {
             book: "_system".into(),
-            from: 0,
+            after: None,
             limit: usize::MAX,
         },
         Op::Trial {
@@ -210,7 +210,13 @@ pub fn probes() -> Vec<Op> {
         Op::ReadInbound {
             callee: 0,
             from: None,
-            until: u64::MAX,
+            until: Some(u64::MAX),
+            limit: usize::MAX,
+        },
+        Op::ReadInbound {
+            callee: 0,
+            from: None,
+            until: None,
             limit: usize::MAX,
         },
         Op::ListPartitions {
@@ -784,10 +790,10 @@ pub fn cases() -> Vec<Case> {
             "Err(UnknownAccount",
         ),
         case(
-            "ledger read_events: from u64::MAX",
+            "ledger read_events: after u64::MAX",
             Op::Events {
                 book: "shop".into(),
-                from: u64::MAX,
+                after: Some(u64::MAX),
                 limit: usize::MAX,
             },
             "Ok([])",
@@ -989,7 +995,7 @@ pub fn cases() -> Vec<Case> {
             Op::ReadInbound {
                 callee: 0,
                 from: None,
-                until: u64::MAX,
+                until: Some(u64::MAX),
                 limit: 0,
             },
             "Ok([])",
@@ -1124,7 +1130,7 @@ pub fn cases() -> Vec<Case> {
             format!("unknown hostile book {name:?} (read_events)"),
             Op::Events {
                 book: name.clone(),
-                from: 1,
+                after: None,
                 limit: 10,
             },
             "Ok([])",
@@ -1224,5 +1230,106 @@ pub fn run<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Fa
         );
         tried += 1;
     }
+    Ok(HostileReport { inputs: tried })
+}
+
+/// Contract §1.3 on a seeded directory: reopened read-only, `B` answers every write of the
+/// seed ([`seed_ops`]) with `ReadOnly` and every row of [`cases`] without a panic; the
+/// reads of [`probes`] answer exactly as they did read-write; and no file holding data
+/// changes (only the engines' reader scratch files may,
+/// [`store_kit::dir::is_reader_scratch`]). Reopened read-write afterwards, it answers the
+/// probes as before. `root` must be an empty directory; call only for a backend with
+/// `Capabilities::read_only_open`.
+pub fn read_only<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Failure> {
+    let dir = root.join("db");
+    let probes = probes();
+    let read_probes = |subject: &mut dyn AnySubject| -> Vec<String> {
+        probes.iter().map(|op| apply(subject, op)).collect()
+    };
+    let visible = {
+        let mut writer = Subject::<B>::open_with(&dir, Durability::Immediate)?;
+        for op in seed_ops() {
+            apply(&mut writer, &op);
+        }
+        let visible = read_probes(&mut writer);
+        let closed = apply(&mut writer, &Op::Close);
+        ensure!(closed == "Ok(closed)", "{}: close gave {closed}", B::NAME);
+        visible
+    };
+    let data = |dir: &Path| -> Result<Fingerprint, Failure> {
+        let mut fingerprint = Fingerprint::of(dir).or_fail("fingerprinting the directory")?;
+        fingerprint
+            .0
+            .retain(|path, _| !store_kit::dir::is_reader_scratch(path));
+        Ok(fingerprint)
+    };
+    let before = data(&dir)?;
+    let mut reader = Subject::<B>::open_read_only(&dir)?;
+    let opened = apply(&mut reader, &Op::OpenPartition("p1".into()));
+    ensure!(
+        opened == "Ok(opened)",
+        "{}: a read-only open could not take partition p1: {opened}",
+        B::NAME
+    );
+    ensure!(
+        read_probes(&mut reader) == visible,
+        "{}: read-only, the stores answer differently than read-write",
+        B::NAME
+    );
+    let mut tried = 0;
+    // A partition's writes are refused at once, so its flush has nothing to write (and is
+    // `Ok`, checked with the table below).
+    let writes = seed_ops()
+        .into_iter()
+        .filter(|op| !matches!(op, Op::OpenPartition(_) | Op::StateFlush(_)));
+    for op in writes {
+        let got = apply(&mut reader, &op);
+        ensure!(
+            got.contains("ReadOnly"),
+            "{}: read-only, {op:?} gave {got}",
+            B::NAME
+        );
+        tried += 1;
+    }
+    for case in cases() {
+        if matches!(case.op, Op::Reopen | Op::Close) {
+            continue;
+        }
+        let got = apply(&mut reader, &case.op);
+        ensure!(
+            got != "PANIC",
+            "{}: read-only, {} panicked",
+            B::NAME,
+            case.name
+        );
+        ensure!(
+            !got.starts_with("Ok") || read_probes(&mut reader) == visible,
+            "{}: read-only, {} changed what the stores answer ({got})",
+            B::NAME,
+            case.name
+        );
+        tried += 1;
+    }
+    ensure!(
+        read_probes(&mut reader) == visible,
+        "{}: read-only, the calls changed what the stores answer",
+        B::NAME
+    );
+    let changes = before.diff(&data(&dir)?);
+    ensure!(
+        changes.is_empty(),
+        "{}: read-only, files changed: {changes:?}",
+        B::NAME
+    );
+    let closed = apply(&mut reader, &Op::Close);
+    ensure!(closed == "Ok(closed)", "{}: close gave {closed}", B::NAME);
+    drop(reader);
+    let mut writer = Subject::<B>::open_with(&dir, Durability::Immediate)?;
+    apply(&mut writer, &Op::OpenPartition("p1".into()));
+    ensure!(
+        read_probes(&mut writer) == visible,
+        "{}: reopened read-write after a read-only open, the stores answer differently",
+        B::NAME
+    );
     Ok(HostileReport { inputs: tried })
 }

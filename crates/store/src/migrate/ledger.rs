@@ -58,7 +58,7 @@ fn events<'a>(
     paged(
         move |after: Option<&u64>, limit| {
             ledger
-                .read_events(book, after.map_or(1, |seq| seq + 1), limit)
+                .read_events(book, after.copied(), limit)
                 .map_err(Into::into)
         },
         |event: &Sequenced<LedgerEvent>| event.seq,
@@ -77,7 +77,7 @@ pub(super) fn holds(stores: &Stores) -> Result<Option<String>, MigrateError> {
 pub(super) fn check_named(from: &Stores, plan: &Plan) -> Result<(), MigrateError> {
     let ledger = from.ledger();
     for book in &plan.books {
-        if ledger.read_events(book, 1, 1)?.is_empty() {
+        if ledger.read_events(book, None, 1)?.is_empty() {
             let listed: Vec<String> = ledger
                 .list_books(None, HINT_NAMES)?
                 .iter()
@@ -221,7 +221,7 @@ pub(super) fn copy(
     let (src, dst) = (from.ledger(), to.ledger());
     let mut replayed = Replayed::default();
     let system = Book::system();
-    if !src.read_events(&system, 1, 1)?.is_empty() {
+    if !src.read_events(&system, None, 1)?.is_empty() {
         replay_book(
             src.as_ref(),
             dst.as_ref(),

@@ -35,9 +35,7 @@
 //! - **Segment log**: every session and segment with its entries and trace entries. A
 //!   segment holding only trace entries is not listed (contract §7.6), so it cannot be
 //!   found; every report says so.
-//! - **Side effects**: every output slot, inter-call output and inbound call queue. Calls
-//!   made at chain position `u128::MAX` cannot be read (the read bound is exclusive):
-//!   every report says so, and names each callee that is listed but has no readable call.
+//! - **Side effects**: every output slot, inter-call output and inbound call queue.
 
 mod compare;
 pub(crate) mod dirs;
@@ -294,7 +292,7 @@ pub fn survey(
                 StoreKind::SideEffects => (
                     count(store, from, plan, side_effects::walk, progress)?,
                     Vec::new(),
-                    side_effects::caveats(from, plan)?,
+                    Vec::new(),
                 ),
             };
             Ok(CopySummary {

@@ -25,13 +25,6 @@ const COUNTED: [&str; 4] = [
     "inbound calls",
 ];
 
-/// The read bound that admits every call but one made at position `u128::MAX`.
-const UNTIL: ChainPos = ChainPos(u128::MAX);
-
-/// What the API cannot read, so no migration can copy.
-pub(super) const LAST_POSITION_NOTE: &str = "inbound calls made at chain position u128::MAX, \
-     if any: read_inbound_inter_calls' bound is exclusive, so they cannot be read";
-
 fn selected(plan: &Plan, lyquid: &LyquidId) -> bool {
     plan.callees.is_empty() || plan.callees.contains(lyquid)
 }
@@ -95,7 +88,7 @@ fn inbound_pages<'a>(
         if done {
             return None;
         }
-        match store.read_inbound_inter_calls(callee, after.as_ref(), UNTIL, PAGE) {
+        match store.read_inbound_inter_calls(callee, after.as_ref(), None, PAGE) {
             Ok(page) => {
                 done = page.len() < PAGE;
                 after = page.last().map(|call| call.order_key);
@@ -107,29 +100,6 @@ fn inbound_pages<'a>(
             }
         }
     })
-}
-
-/// Says that `callee`'s inbound calls are listed but none can be read.
-fn unreadable_note(callee: &LyquidId) -> String {
-    format!(
-        "the inbound calls of callee {callee}: it is listed, but none of its calls can be \
-         read (each was made at chain position u128::MAX, and read_inbound_inter_calls' \
-         bound is exclusive)"
-    )
-}
-
-/// What a dry run says the side-effect store cannot copy: the standing limit, and each
-/// selected callee whose calls are all unreadable.
-pub(super) fn caveats(stores: &Stores, plan: &Plan) -> Result<Vec<String>, MigrateError> {
-    let store = stores.side_effects();
-    let mut notes = vec![LAST_POSITION_NOTE.to_owned()];
-    for callee in callees(store.as_ref(), plan) {
-        let callee = callee?;
-        if inbound_pages(store.as_ref(), &callee).next().is_none() {
-            notes.push(unreadable_note(&callee));
-        }
-    }
-    Ok(notes)
 }
 
 /// What the side-effect store holds, when it holds anything: a destination must not.
@@ -164,7 +134,7 @@ fn predecessor(lyquid: &LyquidId) -> Option<LyquidId> {
 /// inter-call output.
 fn has_lyquid(store: &dyn SideEffectStore, lyquid: &LyquidId) -> Result<bool, MigrateError> {
     if !store
-        .read_inbound_inter_calls(lyquid, None, UNTIL, 1)?
+        .read_inbound_inter_calls(lyquid, None, None, 1)?
         .is_empty()
     {
         return Ok(true);
@@ -245,28 +215,21 @@ pub(super) fn copy(
             step.advance(1);
         }
     }
-    let mut not_migrated = vec![LAST_POSITION_NOTE.to_owned()];
     for callee in callees(src.as_ref(), plan) {
         let callee = callee?;
-        let mut copied = 0;
+        counts.add("callees", 1);
         for page in inbound_pages(src.as_ref(), &callee) {
             let page = page?;
             dst.append_inbound_inter_calls(&page)?;
-            copied += page.len() as u64;
+            counts.add("inbound calls", page.len() as u64);
             step.advance(page.len() as u64);
-        }
-        if copied == 0 {
-            not_migrated.push(unreadable_note(&callee));
-        } else {
-            counts.add("callees", 1);
-            counts.add("inbound calls", copied);
         }
     }
     Ok(CopySummary {
         store: StoreKind::SideEffects,
         counts,
         handled: Vec::new(),
-        not_migrated,
+        not_migrated: Vec::new(),
     })
 }
 
@@ -333,15 +296,9 @@ pub(super) fn walk(
     }
     for callee in callees(store, plan) {
         let callee = callee?;
-        // A callee none of whose calls can be read has nothing to compare (its calls
-        // cannot be copied, and the copy's report names it).
-        let mut readable = false;
+        counts.add("callees", 1);
         for page in inbound_pages(store, &callee) {
             for call in page? {
-                if !readable {
-                    readable = true;
-                    counts.add("callees", 1);
-                }
                 counts.add("inbound calls", 1);
                 sink.push(
                     SideEffectItem::InboundCall(call.callee, call.order_key),

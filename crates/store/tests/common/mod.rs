@@ -113,8 +113,8 @@ pub fn relaxed() -> OpenOptions {
 pub const CALLEE: LyquidId = LyquidId([7; 20]);
 /// A second callee with inbound calls, and output slots of its own.
 pub const OTHER_CALLEE: LyquidId = LyquidId([8; 20]);
-/// A callee whose only inbound call was made at position `u128::MAX`: unreadable, so no
-/// migration can copy it.
+/// A callee whose only inbound call was made at position `u128::MAX`, the last one: read
+/// with no `until` bound, so a migration copies it like any other.
 pub const LAST_POSITION_CALLEE: LyquidId = LyquidId([9; 20]);
 
 /// What `populate` writes that no migration can copy through the API.
@@ -127,8 +127,8 @@ pub struct Unmigratable {
 /// repeated keys in a batch, empty values, `0xFF` keys, more keys than one scan page,
 /// several partitions (one emptied), several books with idempotency keys and metadata,
 /// sessions with traces and an empty segment, output slots of several kinds and Lyquids
-/// (one empty), inter-call outputs with and without payload, inbound calls of two callees)
-/// and what it cannot (a trace-only segment, a call made at position `u128::MAX`).
+/// (one empty), inter-call outputs with and without payload, inbound calls of two callees
+/// and a call made at position `u128::MAX`) and what it cannot (a trace-only segment).
 pub fn populate(stores: &Stores) -> Unmigratable {
     let engine = stores.engine();
     let many: Vec<(Vec<u8>, Vec<u8>)> = (0..700u32)
