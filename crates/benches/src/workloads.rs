@@ -1,5 +1,6 @@
 //! Seeded workload generators, shared by the criterion benches and the report so both
-//! measure exactly the same keys, values, drafts and records.
+//! measure exactly the same keys, values, drafts and records (contract §8.1: random
+//! 16-byte keys, point reads at uniformly random keys).
 //!
 //! Everything here is a pure function of [`SEED`] and an index: the same run twice, or the
 //! criterion bench and the report, touch the same bytes in the same order.

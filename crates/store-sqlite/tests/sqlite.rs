@@ -1,5 +1,6 @@
-//! SQLite-specific tests: the README's queries against the API, the schema and file checks
-//! at open, and round trips of values at the edges of SQLite's 64-bit integers.
+//! SQLite-specific tests: the README's queries against the API (contract §0.6: the stores
+//! are tables a user reads with plain SQL), the schema and file checks at open, and round
+//! trips of values at the edges of SQLite's 64-bit integers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};

@@ -523,8 +523,7 @@ mod persistent {
             "engine       would copy keys 702, retained batches 4, current sequence 6",
             "handled: batches 1..=2 were pruned",
             "state        would copy partitions 2, keys 602",
-            "side-effects would copy output slots 4, inter-call outputs 2, callees 2, inbound calls 601",
-            "not migrated: the inbound calls of callee 0x0909090909090909090909090909090909090909",
+            "side-effects would copy output slots 4, inter-call outputs 2, callees 3, inbound calls 602",
             "result: nothing written",
         ] {
             assert!(stdout.contains(expected), "{expected:?} in {stdout}");

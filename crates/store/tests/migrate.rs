@@ -1,7 +1,8 @@
 //! The migration library on every backend: mem into each backend, each backend into mem,
 //! and between persistent backends, everything copied by default and verified after the
 //! destination is reopened; what verification catches; what a plan narrows; what cannot
-//! be migrated. The binary on top is tested in `cli.rs`.
+//! be migrated. The binary on top is tested in `cli.rs`. Contract §9.2: a migration copies
+//! everything the listings show and verifies it after reopening the destination.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[macro_use]

@@ -1,4 +1,5 @@
-//! The performance targets of `docs/contract.md` §8.2, checked against a run's figures:
+//! The performance targets of `docs/contract.md` §8.2, checked against a run's figures
+//! (the state `get` rows also measure §4.7, a `get` served from the owner's memory):
 //! one line per target and subject, with the reference's figure (a peer library measured in
 //! the same run, or the fsync floor), ours, their ratio, and met / missed / not measured.
 //!

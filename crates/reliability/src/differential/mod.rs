@@ -1,6 +1,7 @@
 //! Differential testing: random operation sequences (proptest: seeded, shrinking) run on
 //! every backend at once and on the in-memory reference backend; every result and every
-//! error (variant and fields) must be identical.
+//! error (variant and fields) must be identical (contract §0.1: one behaviour, every
+//! backend).
 //!
 //! A failing sequence is shrunk to a minimal one and reported with its operations; it
 //! then becomes a named regression test in `tests/differential.rs` through

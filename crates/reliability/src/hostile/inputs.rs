@@ -1,6 +1,7 @@
 //! The table of bad arguments: every public entry point of every store, each row with the
 //! outcome it must give (an error variant, or for hostile-but-valid names an empty
-//! answer).
+//! answer). It proves contract §0.4 (typed errors, never a panic), §2.3 (a rejected call
+//! changes nothing) and §2.4 (which error for what) on every backend.
 //!
 //! [`run`] seeds a backend with data in every store, then for each row checks that:
 //! - the call does not panic and gives the row's outcome, identical to the in-memory
