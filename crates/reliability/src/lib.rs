@@ -44,11 +44,13 @@ pub mod follow_kill;
 pub mod fuzz_bodies;
 pub mod hostile;
 pub mod invariants;
+pub mod pg;
 pub mod power_cut;
 pub mod records;
 pub mod replication;
 pub mod rng;
 pub mod scale;
+pub mod site;
 pub mod stress;
 pub mod workload;
 
