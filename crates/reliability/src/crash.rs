@@ -12,10 +12,18 @@
 //!   balanced books, balances equal to the sums of their postings, whole segment entries;
 //! - the recovered directory is usable: it takes new writes of every kind.
 //!
+//! On a shared backend (PostgreSQL, a fresh schema per kill point) the killed writer is a
+//! client: there is no recovery to crash, and instead a new process (`crash_writer own`)
+//! must take the state partition the dead writer owned within [`RELEASE_BOUND`], and is
+//! killed in turn half the time. The check then waits until the server has ended every
+//! session of the killed processes ([`Site::wait_released`]) and requires every
+//! acknowledged write under both durability modes (the server did not stop).
+//!
 //! [`first_open_kills`] kills the creation of fresh databases instead: the directory must
 //! open again afterwards and take writes (store-kit's two-step marker, see
 //! `store_kit::dir`, makes a creation that died restart from scratch).
 
+use std::borrow::Borrow;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -28,6 +36,7 @@ use store_mem::MemBackend;
 use crate::dump::{self, EngineDump, LedgerDump, SegmentDump, SideEffectDump, brief};
 use crate::failure::OrFail;
 use crate::rng::Rng;
+use crate::site::Site;
 use crate::workload::{self, Names, Op, StoreKind, Writer};
 use crate::{Failure, ensure, invariants};
 
@@ -63,6 +72,23 @@ pub struct KillOutcome {
     /// The smallest, over the five stores, of the longest workload prefix the recovered
     /// store matches: how much of the workload survived everywhere.
     pub recovered_prefix_min: usize,
+    /// On a shared backend: the new process that took the dead writer's state partition.
+    pub takeover: Option<Takeover>,
+    /// How long the server took to end every session of the killed processes (zero for
+    /// a directory).
+    pub release_wait: Duration,
+}
+
+/// On a shared backend, after the writer's kill: a new process (`crash_writer own`) opened
+/// the store and took the state partition the dead writer owned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Takeover {
+    /// How long, after the writer was reaped, the partition stayed taken (the new process
+    /// retried `PartitionInUse` that long).
+    pub partition_wait: Duration,
+    /// Whether the new owner was killed too (otherwise it dropped the partition and
+    /// exited).
+    pub killed: bool,
 }
 
 /// The totals of [`run`] over many kill points.
@@ -80,11 +106,23 @@ pub struct CrashReport {
     pub reopen_kills_while_opening: usize,
     /// Acknowledged operations checked, summed over runs.
     pub acknowledged_checked: usize,
+    /// Kill points whose operation in flight (started, never acknowledged) was found
+    /// applied: the kill landed after it committed, before its acknowledgement.
+    pub unacknowledged_applied: usize,
+    /// On a shared backend: kill points after which a new process took the dead writer's
+    /// state partition.
+    pub takeovers: usize,
+    /// Of those, the new owners that were killed in turn.
+    pub takeover_owners_killed: usize,
+    /// The longest a dead owner's partition stayed taken.
+    pub longest_partition_wait: Duration,
+    /// The longest the server took to end a killed process's sessions.
+    pub longest_release: Duration,
 }
 
 /// Runs `kill_points` kill points of backend `B` with `durability`; the run is reproduced
 /// by `seed`. `exe` is the `crash_writer` binary.
-pub fn run<B: Backend<Location = Path>>(
+pub fn run<B: Backend<Location: Site>>(
     exe: &Path,
     durability: Durability,
     kill_points: usize,
@@ -112,7 +150,17 @@ pub fn run<B: Backend<Location = Path>>(
             report.reopen_kills += 1;
             report.reopen_kills_while_opening += usize::from(while_opening);
         }
+        if let Some(takeover) = outcome.takeover {
+            report.takeovers += 1;
+            report.takeover_owners_killed += usize::from(takeover.killed);
+            report.longest_partition_wait =
+                report.longest_partition_wait.max(takeover.partition_wait);
+        }
+        report.longest_release = report.longest_release.max(outcome.release_wait);
         report.acknowledged_checked += outcome.acknowledged;
+        if outcome.killed && outcome.recovered_prefix_min > outcome.acknowledged {
+            report.unacknowledged_applied += 1;
+        }
     }
     Ok(report)
 }
@@ -122,7 +170,7 @@ pub const WORKLOAD_LEN: usize = 3000;
 
 /// One kill point: write, kill, reopen, check. The kill moment and the workload come from
 /// `seed`.
-pub fn kill_point<B: Backend<Location = Path>>(
+pub fn kill_point<B: Backend<Location: Site>>(
     exe: &Path,
     durability: Durability,
     seed: u64,
@@ -133,7 +181,9 @@ pub fn kill_point<B: Backend<Location = Path>>(
         .prefix(&format!("reliability-crash-{}-", B::NAME))
         .tempdir()
         .or_fail("creating a temporary directory")?;
-    let dir = root.path().join("db");
+    let location = B::scratch_location(&root.path().join("db"))
+        .or_fail(format!("a scratch location for {}", B::NAME))?;
+    let dir: &B::Location = location.borrow();
 
     // Most kills land after a random number of acknowledgements; some while opening.
     let kill_early = rng.percent(8);
@@ -143,7 +193,7 @@ pub fn kill_point<B: Backend<Location = Path>>(
     let mut child = Command::new(exe)
         .arg("run")
         .arg(B::NAME)
-        .arg(&dir)
+        .arg(dir.to_arg())
         .arg(durability_arg(durability))
         .arg(workload_seed.to_string())
         .arg(WORKLOAD_LEN.to_string())
@@ -211,34 +261,133 @@ pub fn kill_point<B: Backend<Location = Path>>(
         );
     }
 
-    // Half the time, crash the recovery too: another process opens the directory (which
-    // runs the engine's crash recovery) and is killed at a random moment, often before it
-    // has finished opening.
     let mut recovery_killed = None;
-    let recovery_roll = rng.percent(50);
-    if recovery_roll && (opened || !killed) {
-        let delay = Duration::from_micros(rng.below(60_000));
-        recovery_killed = Some(kill_reopen::<B>(exe, &dir, delay)?);
+    let mut takeover = None;
+    if B::capabilities().shared {
+        // A shared backend has no recovery to crash; what a dead writer leaves is its
+        // sessions on the server, with the state partition it owned: a new process must
+        // take that partition (in a bounded time), and half the time it dies too.
+        if opened || !killed {
+            let kill_after = rng
+                .percent(50)
+                .then(|| Duration::from_micros(rng.below(20_000)));
+            takeover = Some(take_over::<B>(exe, dir, durability, kill_after)?);
+        }
+    } else {
+        // Half the time, crash the recovery too: another process opens the directory
+        // (which runs the engine's crash recovery) and is killed at a random moment, often
+        // before it has finished opening.
+        let recovery_roll = rng.percent(50);
+        if recovery_roll && (opened || !killed) {
+            let delay = Duration::from_micros(rng.below(60_000));
+            recovery_killed = Some(kill_reopen::<B>(exe, dir, delay)?);
+        }
     }
+    // The server may still be ending the killed processes' sessions (rolling back a
+    // transaction in flight): the check reads only once they are gone.
+    let release_wait = dir.wait_released(RELEASE_BOUND)?;
 
     let ops = workload::generate(workload_seed, WORKLOAD_LEN)?;
-    let recovered_prefix_min = check_recovery::<B>(&dir, durability, &ops, acked)?;
+    // A server backend's acknowledged commit is on the server, which a client's death does
+    // not touch: `Relaxed` (`synchronous_commit = off`) risks the latest commits only when
+    // the server itself crashes. So every acknowledged write must be there in both modes.
+    let kept = if durability == Durability::Immediate || B::capabilities().shared {
+        acked
+    } else {
+        0
+    };
+    let recovered_prefix_min = check_recovery_keeping::<B>(dir, durability, &ops, acked, kept)?;
     Ok(KillOutcome {
         acknowledged: acked,
         killed,
         killed_while_opening: killed && !opened,
         recovery_killed,
         recovered_prefix_min,
+        takeover,
+        release_wait,
+    })
+}
+
+/// How long a server may take to end the sessions of a killed process, and so to free the
+/// state partitions it owned: the test fails beyond it.
+pub const RELEASE_BOUND: Duration = Duration::from_secs(10);
+
+/// Starts `crash_writer own` on `location`, which opens the store and takes the workload's
+/// state partition that the killed writer owned (retrying `PartitionInUse` for up to
+/// [`RELEASE_BOUND`]), and waits for it to say so. Then kills it after `kill_after`, or,
+/// when `None`, lets it drop the partition and exit.
+fn take_over<B: Backend<Location: Site>>(
+    exe: &Path,
+    location: &B::Location,
+    durability: Durability,
+    kill_after: Option<Duration>,
+) -> Result<Takeover, Failure> {
+    let mut child = Command::new(exe)
+        .arg("own")
+        .arg(B::NAME)
+        .arg(location.to_arg())
+        .arg(durability_arg(durability))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .or_fail(format!("starting {}", exe.display()))?;
+    let lines = read_lines(&mut child)?;
+    let ready = lines.recv_timeout(RELEASE_BOUND + Duration::from_secs(50));
+    let partition_wait = match ready.as_deref().map(|l| l.strip_prefix("ready ")) {
+        Ok(Some(micros)) => Duration::from_micros(
+            micros
+                .parse()
+                .or_fail(format!("bad ready line {micros:?}"))?,
+        ),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = err.read_to_string(&mut stderr);
+            }
+            return Err(Failure(format!(
+                "a new process could not take the dead writer's state partition ({ready:?}): {}",
+                stderr.trim()
+            )));
+        }
+    };
+    let killed = match kill_after {
+        Some(delay) => {
+            std::thread::sleep(delay);
+            let _ = child.kill();
+            let status = child.wait().or_fail("waiting for the new owner")?;
+            ensure!(
+                status_is_kill(&status),
+                "the new owner exited by itself ({status})"
+            );
+            true
+        }
+        None => {
+            drop(child.stdin.take());
+            let status = child.wait().or_fail("waiting for the new owner")?;
+            ensure!(status.success(), "the new owner failed ({status})");
+            false
+        }
+    };
+    Ok(Takeover {
+        partition_wait,
+        killed,
     })
 }
 
 /// Starts `crash_writer hold` on `dir` (an open, which recovers the crashed database) and
 /// kills it after `delay`. Returns whether it was killed before it had finished opening.
-fn kill_reopen<B: Backend>(exe: &Path, dir: &Path, delay: Duration) -> Result<bool, Failure> {
+fn kill_reopen<B: Backend<Location: Site>>(
+    exe: &Path,
+    dir: &B::Location,
+    delay: Duration,
+) -> Result<bool, Failure> {
     let mut child = Command::new(exe)
         .arg("hold")
         .arg(B::NAME)
-        .arg(dir)
+        .arg(dir.to_arg())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -342,18 +491,32 @@ struct Model {
 /// invariants hold, and the directory takes new writes. Returns the smallest matching
 /// prefix over the stores. Used after a kill here and after a power cut by
 /// [`power_cut`](crate::power_cut).
-pub fn check_recovery<B: Backend<Location = Path>>(
-    dir: &Path,
+pub fn check_recovery<B: Backend>(
+    dir: &B::Location,
     durability: Durability,
     ops: &[Op],
     acked: usize,
 ) -> Result<usize, Failure> {
-    let names = Names::new()?;
-    let hi = (acked + 1).min(ops.len());
-    let lo = match durability {
+    let kept = match durability {
         Durability::Immediate => acked,
         Durability::Relaxed => 0,
     };
+    check_recovery_keeping::<B>(dir, durability, ops, acked, kept)
+}
+
+/// [`check_recovery`], with every store holding at least the first `kept` operations
+/// (at most `acked`): after a client kill on a server backend, every acknowledged write
+/// under both durability modes, since the server itself did not stop.
+pub fn check_recovery_keeping<B: Backend>(
+    dir: &B::Location,
+    durability: Durability,
+    ops: &[Op],
+    acked: usize,
+    kept: usize,
+) -> Result<usize, Failure> {
+    let names = Names::new()?;
+    let hi = (acked + 1).min(ops.len());
+    let lo = kept.min(acked);
     let applied = &ops[..hi];
     let keys = workload::side_effect_keys(applied);
     let books = names.all_books();
@@ -468,9 +631,9 @@ fn build_model(ops: &[Op], names: &Names, keys: &dump::SideEffectKeys) -> Result
 }
 
 /// The recovered backend takes new writes of every kind, and a clean reopen sees them.
-fn still_usable<B: Backend<Location = Path>>(
+fn still_usable<B: Backend>(
     mut w: Writer<B>,
-    dir: &Path,
+    dir: &B::Location,
     durability: Durability,
 ) -> Result<(), Failure> {
     let seq_before = w.engine.current_sequence();
@@ -537,7 +700,7 @@ pub struct FirstOpenReport {
 /// Kills `crash_writer hold` while it creates a fresh database, `kills` times, at moments
 /// spread over the time a first open takes; after each, the directory must open in this
 /// process and take a batch.
-pub fn first_open_kills<B: Backend<Location = Path>>(
+pub fn first_open_kills<B: Backend<Location: Site>>(
     exe: &Path,
     kills: usize,
     seed: u64,
@@ -548,11 +711,13 @@ pub fn first_open_kills<B: Backend<Location = Path>>(
         .tempdir()
         .or_fail("creating a temporary directory")?;
     // How long a first open takes, process start included.
+    let calibration = B::scratch_location(&root.path().join("calibration"))
+        .or_fail(format!("a scratch location for {}", B::NAME))?;
     let started = std::time::Instant::now();
     let mut child = Command::new(exe)
         .arg("hold")
         .arg(B::NAME)
-        .arg(root.path().join("calibration"))
+        .arg(Borrow::<B::Location>::borrow(&calibration).to_arg())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -578,11 +743,13 @@ pub fn first_open_kills<B: Backend<Location = Path>>(
         * 3
         / 2;
     for i in 0..kills {
-        let dir = root.path().join(format!("db-{i}"));
+        let location = B::scratch_location(&root.path().join(format!("db-{i}")))
+            .or_fail(format!("a scratch location for {}", B::NAME))?;
+        let dir: &B::Location = location.borrow();
         let delay = Duration::from_micros(rng.below(span));
-        let while_opening = kill_reopen::<B>(exe, &dir, delay)
+        let while_opening = kill_reopen::<B>(exe, dir, delay)
             .map_err(|f| f.context(format!("{} first-open kill {i} (seed {seed})", B::NAME)))?;
-        let backend = workload::open_released::<B>(&dir, store_api::OpenOptions::default())
+        let backend = workload::open_released::<B>(dir, store_api::OpenOptions::default())
             .map_err(|error| {
                 Failure(format!(
                     "{} first-open kill {i} (seed {seed}, {} µs after start, {}): the \

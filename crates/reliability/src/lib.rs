@@ -19,6 +19,10 @@
 //!   keeps writing, restarted, checked to hold a prefix of the leader's batches after each
 //!   kill and to converge to the leader at the end; and an embedded leader's process, with
 //!   its follower inside, killed the same way.
+//! - [`server_kill`]: a PostgreSQL server stopped (`pg_ctl stop -m immediate`) or its
+//!   postmaster killed while threads write every store, then restarted: typed errors
+//!   within a bound during the outage, every acknowledged write afterwards, the same
+//!   backend working again.
 //! - [`disk_full`]: each store written until a small real filesystem is full, then the
 //!   error kinds, reads, retries and the recovery once space is back.
 //! - [`faultfs`]: a fault-injecting FUSE filesystem that knows what an `fsync` made
@@ -44,11 +48,14 @@ pub mod follow_kill;
 pub mod fuzz_bodies;
 pub mod hostile;
 pub mod invariants;
+pub mod pg;
 pub mod power_cut;
 pub mod records;
 pub mod replication;
 pub mod rng;
 pub mod scale;
+pub mod server_kill;
+pub mod site;
 pub mod stress;
 pub mod workload;
 

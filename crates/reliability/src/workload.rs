@@ -6,16 +6,16 @@
 //! model) and so knows exactly what every store must hold after any prefix of it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use store_api::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Backend, Book,
     CallEventOutput, CallOrderKey, ChainPos, Durability, EventOutputs, InboundInterCall, InterCall,
     InterCallOutputKey, LedgerStore, LyquidId, ManualClock, OpenError, OpenOptions, SegmentId,
-    SegmentLogStore, SessionId, SideEffectKey, SideEffectKind, SideEffectStore, StateSnapshot,
-    StateStore, StoreEngine, Timestamp, Transaction, TxId,
+    SegmentLogStore, SessionId, SideEffectKey, SideEffectKind, SideEffectStore, StateError,
+    StateSnapshot, StateStore, StoreEngine, Timestamp, Transaction, TxId,
 };
 
 use crate::dump::SideEffectKeys;
@@ -531,20 +531,21 @@ pub fn side_effect_keys(ops: &[Op]) -> SideEffectKeys {
 /// apart (see [`open_released`]).
 pub const RELEASE_RETRIES: u32 = 200;
 
-/// Opens `B` in `dir`, retrying for up to two seconds while the directory reports
-/// `Locked`.
+/// Opens `B` at `location` (for the embedded backends the directory), retrying for up to
+/// two seconds while the directory reports `Locked`.
 ///
 /// For directories whose last holder is known to be gone (dropped, or a killed and reaped
 /// process): the holder's lock can outlive it briefly in a child process that this
 /// multi-threaded test process is forking at that moment, which holds a copy of the lock
-/// file's descriptor until it execs. A holder that really keeps the lock still fails.
-pub fn open_released<B: Backend<Location = Path>>(
-    dir: &Path,
+/// file's descriptor until it execs. A holder that really keeps the lock still fails. A
+/// server backend never answers `Locked`: it is simply opened.
+pub fn open_released<B: Backend>(
+    location: &B::Location,
     options: OpenOptions,
 ) -> Result<B, OpenError> {
     let mut tries = 0;
     loop {
-        match B::open(dir, options.clone()) {
+        match B::open(location, options.clone()) {
             Err(OpenError::Locked { .. }) if tries < RELEASE_RETRIES => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
@@ -573,23 +574,40 @@ pub struct Writer<B: Backend> {
     clock: Arc<ManualClock>,
 }
 
-impl<B: Backend<Location = Path>> Writer<B> {
-    /// Opens `B` in `dir` with `durability` and a manual clock, and takes every store.
-    pub fn open(dir: &Path, durability: Durability) -> Result<Self, Failure> {
+impl<B: Backend> Writer<B> {
+    /// Opens `B` at `location` (for the embedded backends the directory) with `durability`
+    /// and a manual clock, and takes every store.
+    pub fn open(location: &B::Location, durability: Durability) -> Result<Self, Failure> {
+        Self::open_waiting(location, durability, Duration::ZERO).map(|(writer, _)| writer)
+    }
+
+    /// [`open`](Self::open), waiting up to `within` for the workload's state partition
+    /// while another owner holds it (`PartitionInUse`: on a shared backend, an owner in
+    /// another process that died and whose session the server has not ended yet). Returns
+    /// the writer and how long the partition took to become free.
+    pub fn open_waiting(
+        location: &B::Location,
+        durability: Durability,
+        within: Duration,
+    ) -> Result<(Self, Duration), Failure> {
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(CLOCK_BASE)));
         let options = OpenOptions::default()
             .durability(durability)
             .clock(clock.clone());
-        let backend = open_released::<B>(dir, options).or_fail(format!(
-            "opening {} in {}",
-            B::NAME,
-            dir.display()
-        ))?;
-        let state = backend
-            .state_store(STATE_PARTITION)
-            .or_fail("opening the state partition")?;
+        let backend = open_released::<B>(location, options)
+            .or_fail(format!("opening {} at {location:?}", B::NAME))?;
+        let started = Instant::now();
+        let state = loop {
+            match backend.state_store(STATE_PARTITION) {
+                Err(StateError::PartitionInUse { .. }) if started.elapsed() < within => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                other => break other.or_fail("opening the state partition")?,
+            }
+        };
+        let waited = started.elapsed();
         let flushed_state = state.snapshot().or_fail("state snapshot")?;
-        Ok(Writer {
+        let writer = Writer {
             engine: backend.engine(),
             ledger: backend.ledger(),
             segments: backend.segment_log(),
@@ -598,7 +616,8 @@ impl<B: Backend<Location = Path>> Writer<B> {
             state,
             flushed_state,
             clock,
-        })
+        };
+        Ok((writer, waited))
     }
 
     /// Applies operation number `index`.
@@ -668,6 +687,8 @@ impl<B: Backend<Location = Path>> Writer<B> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

@@ -1,4 +1,7 @@
-//! Crash recovery by process kill, for every persistent backend and both durability modes.
+//! Crash recovery by process kill, for every persistent backend and both durability modes,
+//! and client kills on PostgreSQL (a fresh schema per kill point on this binary's
+//! throwaway server: the writer process is killed, a new process must take the state
+//! partition it owned, and every store is checked as for the embedded backends).
 //!
 //! Each test runs `RELIABILITY_SCALE × 6` kill points (see `reliability::crash`); set
 //! `RELIABILITY_SEED` to replay a run.
@@ -11,26 +14,36 @@ use std::path::Path;
 use reliability::crash;
 use reliability::rng::run_seed;
 use reliability::scale::scaled_usize;
+use reliability::site::Site;
 use store_api::{Backend, Durability, StateStore, StoreEngine};
 
 const KILL_POINTS: usize = 6;
 
-fn crash_test<B: Backend<Location = Path>>(durability: Durability) {
+fn crash_test<B: Backend<Location: Site>>(durability: Durability) {
     let seed = run_seed();
     let exe = Path::new(env!("CARGO_BIN_EXE_crash_writer"));
     let points = scaled_usize(KILL_POINTS);
+    let started = std::time::Instant::now();
     match crash::run::<B>(exe, durability, points, seed) {
         Ok(report) => eprintln!(
             "RELIABILITY-FIGURES crash backend={} durability={durability:?} kill_points={} \
              completed_runs={} killed_while_opening={} reopen_kills={} \
-             reopen_kills_while_opening={} acknowledged_checked={} seed={seed}",
+             reopen_kills_while_opening={} acknowledged_checked={} unacknowledged_applied={} takeovers={} \
+             takeover_owners_killed={} longest_partition_wait_ms={:.1} \
+             longest_release_ms={:.1} seconds={:.1} seed={seed}",
             B::NAME,
             report.kill_points,
             report.completed_runs,
             report.killed_while_opening,
             report.reopen_kills,
             report.reopen_kills_while_opening,
-            report.acknowledged_checked
+            report.acknowledged_checked,
+            report.unacknowledged_applied,
+            report.takeovers,
+            report.takeover_owners_killed,
+            report.longest_partition_wait.as_secs_f64() * 1000.0,
+            report.longest_release.as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64()
         ),
         Err(failure) => panic!("{failure}"),
     }
@@ -38,7 +51,7 @@ fn crash_test<B: Backend<Location = Path>>(durability: Durability) {
 
 const FIRST_OPEN_KILLS: usize = 20;
 
-fn first_open_test<B: Backend<Location = Path>>() {
+fn first_open_test<B: Backend<Location: Site>>() {
     let seed = run_seed();
     let exe = Path::new(env!("CARGO_BIN_EXE_crash_writer"));
     match crash::first_open_kills::<B>(exe, scaled_usize(FIRST_OPEN_KILLS), seed) {
@@ -176,3 +189,24 @@ macro_rules! crash_tests {
 }
 
 reliability::for_each_persistent_backend!(crash_tests);
+
+/// PostgreSQL: client processes killed mid-write. The directory tests (markers, foreign
+/// files) have no counterpart on a server; a first open is one transaction.
+mod postgres {
+    use store_postgres::PostgresBackend;
+
+    #[test]
+    fn survives_sigkill_of_clients_with_immediate_durability() {
+        super::crash_test::<PostgresBackend>(store_api::Durability::Immediate);
+    }
+
+    #[test]
+    fn survives_sigkill_of_clients_with_relaxed_durability() {
+        super::crash_test::<PostgresBackend>(store_api::Durability::Relaxed);
+    }
+
+    #[test]
+    fn survives_sigkill_while_creating_the_schema() {
+        super::first_open_test::<PostgresBackend>();
+    }
+}

@@ -1,5 +1,8 @@
 //! Hostile input on every backend: the table of bad arguments for every entry point, the
-//! same table against a read-only open, and bad directories for every persistent backend.
+//! same table against a read-only open, and bad directories for every persistent backend;
+//! on PostgreSQL (a fresh schema per test on this binary's throwaway server) the table,
+//! the read-only open and bad locations (URLs that try SQL injection) instead of bad
+//! directories.
 //!
 //! The read-only-directory test proves nothing as root (root ignores permissions): built
 //! as root it is generated `#[ignore]`d (see `build.rs`), and when run anyway it checks at
@@ -12,14 +15,15 @@
 use std::path::Path;
 
 use reliability::Failure;
-use reliability::hostile::{dirs, inputs};
+use reliability::hostile::{dirs, inputs, locations};
+use reliability::site::Site;
 use store_api::Backend;
 
 fn report<T>(what: &str, result: Result<T, Failure>) -> T {
     result.unwrap_or_else(|f| panic!("{what}: {f}"))
 }
 
-fn bad_inputs<B: Backend<Location = Path>>() {
+fn bad_inputs<B: Backend<Location: Site>>() {
     let root = tempfile::tempdir().expect("a temporary directory");
     let r = report("bad inputs", inputs::run::<B>(root.path()));
     eprintln!(
@@ -73,7 +77,7 @@ fn read_only_directory<B: Backend<Location = Path>>() {
     );
 }
 
-fn read_only_open<B: Backend<Location = Path>>() {
+fn read_only_open<B: Backend<Location: Site>>() {
     let root = tempfile::tempdir().expect("a temporary directory");
     let r = report("read-only open", inputs::read_only::<B>(root.path()));
     eprintln!(
@@ -134,4 +138,71 @@ reliability::for_each_persistent_backend!(hostile_tests);
 #[test]
 fn bad_arguments_to_the_reference_backend() {
     bad_inputs::<store_mem::MemBackend>();
+}
+
+/// PostgreSQL: the table and the read-only open on a fresh schema each (every relation of
+/// the schema fingerprinted instead of the files), and bad locations instead of bad
+/// directories.
+mod postgres {
+    use reliability::site::Site;
+    use store_postgres::{PostgresBackend, scratch};
+
+    #[test]
+    fn bad_arguments_to_every_entry_point() {
+        super::bad_inputs::<PostgresBackend>();
+    }
+
+    #[test]
+    fn read_only_open_refuses_writes_and_changes_no_row() {
+        assert!(<PostgresBackend as store_api::Backend>::capabilities().read_only_open);
+        super::read_only_open::<PostgresBackend>();
+    }
+
+    /// The checks above are not vacuous: a fingerprint of the schema sees one engine
+    /// write and one state flush, and the catalog sees a schema created outside the
+    /// scratch names.
+    #[test]
+    fn the_fingerprint_and_the_catalog_see_a_change() {
+        use store_api::{Backend, OpenOptions, StateStore, StoreEngine};
+        let location = scratch::fresh_location().unwrap();
+        let backend = PostgresBackend::open(&location, OpenOptions::default()).unwrap();
+        let empty = location.fingerprint().unwrap();
+        backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+        let written = location.fingerprint().unwrap();
+        let changes = empty.diff(&written);
+        assert!(
+            changes.iter().any(|c| c.starts_with("engine_kv ")),
+            "{changes:?}"
+        );
+        let mut state = backend.state_store("p").unwrap();
+        state.put(b"a", b"1").unwrap();
+        assert!(written.diff(&location.fingerprint().unwrap()).is_empty());
+        state.flush().unwrap();
+        assert!(!written.diff(&location.fingerprint().unwrap()).is_empty());
+
+        let catalog = reliability::pg::catalog(&location).unwrap();
+        let name = format!("reliability_check_{}", std::process::id());
+        let mut admin = reliability::pg::connect(&location).unwrap();
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .unwrap();
+        let after = reliability::pg::catalog(&location).unwrap();
+        admin.batch_execute(&format!("DROP SCHEMA {name}")).unwrap();
+        assert_ne!(catalog, after);
+    }
+
+    #[test]
+    fn bad_locations_are_refused_or_bound_and_change_nothing() {
+        let base = scratch::fresh_location().expect("a scratch schema");
+        let mut fresh = || {
+            scratch::fresh_location()
+                .map(|l| l.to_string())
+                .map_err(|e| reliability::Failure(store_api::error_chain(&e)))
+        };
+        let r = super::report("bad locations", super::locations::run(&base, &mut fresh));
+        eprintln!(
+            "RELIABILITY-FIGURES hostile backend=postgres kind=locations tried={}",
+            r.inputs
+        );
+    }
 }

@@ -1,9 +1,13 @@
 //! The crash writer: the child process of the crash-recovery tests.
 //!
 //! ```text
-//! crash_writer run  <backend> <dir> <immediate|relaxed> <seed> <len>
-//! crash_writer hold <backend> <dir>
+//! crash_writer run  <backend> <location> <immediate|relaxed> <seed> <len>
+//! crash_writer hold <backend> <location>
+//! crash_writer own  <backend> <location> <immediate|relaxed>
 //! ```
+//!
+//! The location is a directory for the embedded backends, a URL for PostgreSQL (see
+//! `reliability::site::Site`).
 //!
 //! `run` opens the backend, prints `ready`, then applies the seeded workload of
 //! [`reliability::workload`] and prints `ack <i>` (flushed) after operation `i` returned,
@@ -12,14 +16,20 @@
 //! `hold` opens the backend, prints `ready` and keeps it open until its standard input
 //! closes: another process holding the directory, for the lock tests.
 //!
+//! `own` opens the backend and takes the workload's state partition, waiting up to
+//! `reliability::crash::RELEASE_BOUND` while it is in use (a dead owner the server has not
+//! noticed yet), prints `ready <µs waited>` and keeps both until its standard input
+//! closes: on a shared backend, the new owner of a killed writer's partition.
+//!
 //! Any failure is printed to standard error and exits with status 2.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::path::Path;
 
 use reliability::Failure;
-use reliability::crash::parse_durability;
+use reliability::crash::{RELEASE_BOUND, parse_durability};
 use reliability::failure::OrFail;
+use reliability::site::Site;
 use reliability::workload::{self, Writer};
 use store_api::{Backend, Durability, OpenOptions};
 
@@ -35,27 +45,34 @@ fn main() {
 }
 
 fn real_main() -> Result<(), Failure> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map(String::as_str).unwrap_or("");
-    let backend = args.get(1).map(String::as_str).unwrap_or("");
-    let dir = Path::new(args.get(2).map(String::as_str).unwrap_or(""));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let text = |i: usize| args.get(i).and_then(|a| a.to_str()).unwrap_or("");
+    let command = text(0);
+    let backend = text(1);
+    let location = args.get(2).map(|a| a.as_os_str()).unwrap_or(OsStr::new(""));
+    let durability = |i: usize| {
+        parse_durability(text(i))
+            .ok_or_else(|| Failure(format!("unknown durability {:?}", text(i))))
+    };
     let job = match (command, args.len()) {
         ("run", 6) => {
-            let durability = parse_durability(&args[3])
-                .ok_or_else(|| Failure(format!("unknown durability {:?}", args[3])))?;
-            let seed: u64 = args[4].parse().or_fail("seed")?;
-            let len: usize = args[5].parse().or_fail("len")?;
+            let seed: u64 = text(4).parse().or_fail("seed")?;
+            let len: usize = text(5).parse().or_fail("len")?;
             Job::Run {
-                durability,
+                durability: durability(3)?,
                 seed,
                 len,
             }
         }
         ("hold", 3) => Job::Hold,
+        ("own", 4) => Job::Own {
+            durability: durability(3)?,
+        },
         _ => {
             return Err(Failure::new(
-                "usage: crash_writer run <backend> <dir> <immediate|relaxed> <seed> <len> \
-                 | crash_writer hold <backend> <dir>",
+                "usage: crash_writer run <backend> <location> <immediate|relaxed> <seed> <len> \
+                 | crash_writer hold <backend> <location> \
+                 | crash_writer own <backend> <location> <immediate|relaxed>",
             ));
         }
     };
@@ -63,11 +80,12 @@ fn real_main() -> Result<(), Failure> {
     macro_rules! dispatch {
         ($name:ident, $ty:ty) => {
             if backend == stringify!($name) {
-                return job.execute::<$ty>(dir);
+                return job.execute::<$ty>(location);
             }
         };
     }
     reliability::for_each_persistent_backend!(dispatch);
+    dispatch!(postgres, store_postgres::PostgresBackend);
     Err(Failure(format!(
         "unknown or not persistent backend {backend:?}"
     )))
@@ -80,10 +98,15 @@ enum Job {
         len: usize,
     },
     Hold,
+    Own {
+        durability: Durability,
+    },
 }
 
 impl Job {
-    fn execute<B: Backend<Location = Path>>(self, dir: &Path) -> Result<(), Failure> {
+    fn execute<B: Backend<Location: Site>>(self, location: &OsStr) -> Result<(), Failure> {
+        let location = B::Location::from_arg(location)?;
+        let location: &B::Location = std::borrow::Borrow::borrow(&location);
         let mut out = std::io::stdout().lock();
         match self {
             Job::Run {
@@ -92,7 +115,7 @@ impl Job {
                 len,
             } => {
                 let ops = workload::generate(seed, len)?;
-                let mut writer = Writer::<B>::open(dir, durability)?;
+                let mut writer = Writer::<B>::open(location, durability)?;
                 say(&mut out, "ready")?;
                 for (i, op) in ops.iter().enumerate() {
                     writer.apply(i, op)?;
@@ -101,16 +124,28 @@ impl Job {
                 say(&mut out, "done")
             }
             Job::Hold => {
-                let backend = workload::open_released::<B>(dir, OpenOptions::default())
-                    .or_fail(format!("opening {} in {}", B::NAME, dir.display()))?;
+                let backend = workload::open_released::<B>(location, OpenOptions::default())
+                    .or_fail(format!("opening {} at {location:?}", B::NAME))?;
                 say(&mut out, "ready")?;
-                let mut sink = Vec::new();
-                let _ = std::io::stdin().read_to_end(&mut sink);
+                wait_for_stdin_to_close();
                 drop(backend);
+                Ok(())
+            }
+            Job::Own { durability } => {
+                let (writer, waited) =
+                    Writer::<B>::open_waiting(location, durability, RELEASE_BOUND)?;
+                say(&mut out, &format!("ready {}", waited.as_micros()))?;
+                wait_for_stdin_to_close();
+                drop(writer);
                 Ok(())
             }
         }
     }
+}
+
+fn wait_for_stdin_to_close() {
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
 }
 
 fn say(out: &mut impl Write, line: &str) -> Result<(), Failure> {

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod outcome;
 pub mod subject;
 
+use std::borrow::Borrow;
 use std::cell::Cell;
 
 use proptest::collection::vec;
@@ -54,7 +55,7 @@ pub fn prelude() -> Vec<Op> {
     ]
 }
 
-/// A set of backends opened together on fresh directories.
+/// A set of backends opened together on fresh stores.
 pub struct Subjects {
     /// The backends, the reference first.
     pub subjects: Vec<Box<dyn AnySubject>>,
@@ -70,15 +71,25 @@ impl Subjects {
         }
     }
 
-    /// Adds backend `B` on a fresh temporary directory.
-    pub fn add<B: Backend<Location = std::path::Path>>(&mut self) -> Result<(), Failure> {
+    /// Adds backend `B` on a fresh store: its [`scratch_location`](Backend::scratch_location)
+    /// in a fresh temporary directory (the directory itself for the embedded backends, a
+    /// fresh schema on the test server for PostgreSQL).
+    pub fn add<B: Backend>(&mut self) -> Result<(), Failure> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("reliability-diff-{}-", B::NAME))
             .tempdir()
             .or_fail("creating a temporary directory")?;
-        let subject = Subject::<B>::open(&dir.path().join("db"))?;
-        self.subjects.push(Box::new(subject));
+        let location = B::scratch_location(&dir.path().join("db"))
+            .or_fail(format!("a scratch location for {}", B::NAME))?;
+        self.add_at::<B>(location.borrow())?;
         self._dirs.push(dir);
+        Ok(())
+    }
+
+    /// Adds backend `B` on the store at `location`, which the caller made fresh (and
+    /// removes afterwards).
+    pub fn add_at<B: Backend>(&mut self, location: &B::Location) -> Result<(), Failure> {
+        self.subjects.push(Box::new(Subject::<B>::open(location)?));
         Ok(())
     }
 }

@@ -1,16 +1,16 @@
 //! A backend under differential test: it applies [`Op`]s and answers with comparable
 //! [`Outcome`]s.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use store_api::{
     AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, Backend, Book, CallOrderKey,
     ChainPos, Durability, EventOutputs, InboundInterCall, InputError, InterCall,
-    InterCallOutputKey, LedgerStore, LyquidId, ManualClock, Mutation, OpenOptions, Posting,
-    SegmentId, SegmentLogStore, SessionId, SideEffectKey, SideEffectKind, SideEffectStore,
+    InterCallOutputKey, LedgerStore, LocationBuf, LyquidId, ManualClock, Mutation, OpenOptions,
+    Posting, SegmentId, SegmentLogStore, SessionId, SideEffectKey, SideEffectKind, SideEffectStore,
     StateError, StateSnapshot, StateStore, StoreEngine, Timestamp, Transaction,
 };
 
@@ -35,42 +35,42 @@ pub trait AnySubject {
 }
 
 /// One backend, its open state handles, and its clock.
-pub struct Subject<B: Backend<Location = Path>> {
+pub struct Subject<B: Backend> {
     backend: Option<B>,
-    dir: PathBuf,
+    location: LocationBuf<B>,
     options: OpenOptions,
     clock: Arc<ManualClock>,
     states: BTreeMap<String, B::State>,
 }
 
-impl<B: Backend<Location = Path>> Subject<B> {
-    /// Opens `B` in `dir` (ignored by the in-memory backend) with durability `Relaxed`
-    /// and a manual clock at [`CLOCK_START`].
-    pub fn open(dir: &Path) -> Result<Self, Failure> {
-        Self::open_with(dir, Durability::Relaxed)
+impl<B: Backend> Subject<B> {
+    /// Opens `B` at `location` (ignored by the in-memory backend) with durability
+    /// `Relaxed` and a manual clock at [`CLOCK_START`].
+    pub fn open(location: &B::Location) -> Result<Self, Failure> {
+        Self::open_with(location, Durability::Relaxed)
     }
 
-    /// Opens `B` in `dir` with `durability` and a manual clock at [`CLOCK_START`].
-    pub fn open_with(dir: &Path, durability: Durability) -> Result<Self, Failure> {
-        Self::open_adjusted(dir, |options| options.durability(durability))
+    /// Opens `B` at `location` with `durability` and a manual clock at [`CLOCK_START`].
+    pub fn open_with(location: &B::Location, durability: Durability) -> Result<Self, Failure> {
+        Self::open_adjusted(location, |options| options.durability(durability))
     }
 
-    /// Opens the store `B` holds in `dir` read-only (contract §1.3), with a manual clock at
-    /// [`CLOCK_START`]; a reopen is read-only too.
-    pub fn open_read_only(dir: &Path) -> Result<Self, Failure> {
-        Self::open_adjusted(dir, |options| options.read_only(true))
+    /// Opens the store `B` holds at `location` read-only (contract §1.3), with a manual
+    /// clock at [`CLOCK_START`]; a reopen is read-only too.
+    pub fn open_read_only(location: &B::Location) -> Result<Self, Failure> {
+        Self::open_adjusted(location, |options| options.read_only(true))
     }
 
     fn open_adjusted(
-        dir: &Path,
+        location: &B::Location,
         adjust: impl FnOnce(OpenOptions) -> OpenOptions,
     ) -> Result<Self, Failure> {
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(CLOCK_START)));
         let options = adjust(OpenOptions::default().clock(clock.clone()));
-        let backend = B::open(dir, options.clone()).or_fail(format!("opening {}", B::NAME))?;
+        let backend = B::open(location, options.clone()).or_fail(format!("opening {}", B::NAME))?;
         Ok(Subject {
             backend: Some(backend),
-            dir: dir.to_path_buf(),
+            location: location.to_owned(),
             options,
             clock,
             states: BTreeMap::new(),
@@ -88,7 +88,7 @@ impl<B: Backend<Location = Path>> Subject<B> {
         self.states.clear();
         if B::capabilities().persistent {
             self.backend = None;
-            match B::open(&self.dir, self.options.clone()) {
+            match B::open(self.location.borrow(), self.options.clone()) {
                 Ok(b) => self.backend = Some(b),
                 Err(e) => return format!("Err(reopen {})", outcome::open(&e)),
             }
@@ -185,7 +185,7 @@ fn slices(blobs: &[Blob]) -> Vec<&[u8]> {
     blobs.iter().map(|b| b.0.as_ref()).collect()
 }
 
-impl<B: Backend<Location = Path>> AnySubject for Subject<B> {
+impl<B: Backend> AnySubject for Subject<B> {
     fn name(&self) -> &'static str {
         B::NAME
     }

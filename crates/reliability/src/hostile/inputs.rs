@@ -7,13 +7,15 @@
 //! - the call does not panic and gives the row's outcome, identical to the in-memory
 //!   reference's (variant and fields);
 //! - no file of the backend's directory changed (contents hashed before and after, the
-//!   lock file included);
+//!   lock file included), or on PostgreSQL no relation of the store's schema (every
+//!   table's rows hashed, sequences' states, indexes by name);
 //! - nothing visible changed: a fixed set of reads answers the same before and after.
 
+use std::borrow::Borrow;
 use std::path::Path;
 
 use bytes::Bytes;
-use store_api::{AccountKind, Backend, Direction, Durability, StateSnapshot};
+use store_api::{AccountKind, Backend, Direction, Durability, LocationBuf, StateSnapshot};
 use store_mem::MemBackend;
 
 use super::HostileReport;
@@ -24,6 +26,7 @@ use crate::differential::subject::{AnySubject, Subject};
 use crate::differential::{Subjects, compare, prelude};
 use crate::failure::OrFail;
 use crate::fingerprint::Fingerprint;
+use crate::site::Site;
 use crate::{Failure, ensure};
 
 /// One row: a name, the call, and the start of the outcome it must give.
@@ -1178,16 +1181,25 @@ fn apply(subject: &mut dyn AnySubject, op: &Op) -> String {
         .unwrap_or_else(|_| "PANIC".to_owned())
 }
 
+/// A fresh store of `B` under `root`: the directory `root/db` for the embedded backends, a
+/// fresh schema on the test server for PostgreSQL.
+fn fresh<B: Backend>(root: &Path) -> Result<LocationBuf<B>, Failure> {
+    B::scratch_location(&root.join("db")).or_fail(format!("a scratch location for {}", B::NAME))
+}
+
 /// Seeds `B` (durability `Immediate`) and the reference, then tries every row of
-/// [`cases`]. `root` must be an empty directory.
-pub fn run<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Failure> {
-    let dir = root.join("db");
+/// [`cases`]. `root` must be an empty directory; `B`'s store is its scratch location there
+/// (a fresh schema on the test server for PostgreSQL, whose fingerprint is every relation
+/// of the schema with its rows: see [`Site`]).
+pub fn run<B: Backend<Location: Site>>(root: &Path) -> Result<HostileReport, Failure> {
+    let location = fresh::<B>(root)?;
+    let dir: &B::Location = location.borrow();
     let mut subjects = Subjects::new();
     subjects
         .subjects
         .push(Box::new(Subject::<MemBackend>::open(&root.join("mem"))?));
     subjects.subjects.push(Box::new(Subject::<B>::open_with(
-        &dir,
+        dir,
         Durability::Immediate,
     )?));
     compare(&mut subjects, &seed_ops()).map_err(|f| f.context("seeding"))?;
@@ -1198,7 +1210,7 @@ pub fn run<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Fa
     let mut tried = 0;
     for case in cases() {
         let what = || format!("{}: {}", B::NAME, case.name);
-        let before = Fingerprint::of(&dir).or_fail("fingerprinting the directory")?;
+        let before = dir.fingerprint()?;
         let visible: Vec<String> = probes
             .iter()
             .map(|op| apply(subject.as_mut(), op))
@@ -1217,7 +1229,7 @@ pub fn run<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Fa
             "{}: gave {got} but the reference gave {expected}",
             what()
         );
-        let after = Fingerprint::of(&dir).or_fail("fingerprinting the directory")?;
+        let after = dir.fingerprint()?;
         let changes = before.diff(&after);
         ensure!(changes.is_empty(), "{}: files changed: {changes:?}", what());
         let now: Vec<String> = probes
@@ -1238,17 +1250,18 @@ pub fn run<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Fa
 /// seed ([`seed_ops`]) with `ReadOnly` and every row of [`cases`] without a panic; the
 /// reads of [`probes`] answer exactly as they did read-write; and no file holding data
 /// changes (only the engines' reader scratch files may,
-/// [`store_kit::dir::is_reader_scratch`]). Reopened read-write afterwards, it answers the
-/// probes as before. `root` must be an empty directory; call only for a backend with
-/// `Capabilities::read_only_open`.
-pub fn read_only<B: Backend<Location = Path>>(root: &Path) -> Result<HostileReport, Failure> {
-    let dir = root.join("db");
+/// [`store_kit::dir::is_reader_scratch`]; on PostgreSQL no row of any relation of the
+/// schema). Reopened read-write afterwards, it answers the probes as before. `root` must
+/// be an empty directory; call only for a backend with `Capabilities::read_only_open`.
+pub fn read_only<B: Backend<Location: Site>>(root: &Path) -> Result<HostileReport, Failure> {
+    let location = fresh::<B>(root)?;
+    let dir: &B::Location = location.borrow();
     let probes = probes();
     let read_probes = |subject: &mut dyn AnySubject| -> Vec<String> {
         probes.iter().map(|op| apply(subject, op)).collect()
     };
     let visible = {
-        let mut writer = Subject::<B>::open_with(&dir, Durability::Immediate)?;
+        let mut writer = Subject::<B>::open_with(dir, Durability::Immediate)?;
         for op in seed_ops() {
             apply(&mut writer, &op);
         }
@@ -1257,15 +1270,15 @@ pub fn read_only<B: Backend<Location = Path>>(root: &Path) -> Result<HostileRepo
         ensure!(closed == "Ok(closed)", "{}: close gave {closed}", B::NAME);
         visible
     };
-    let data = |dir: &Path| -> Result<Fingerprint, Failure> {
-        let mut fingerprint = Fingerprint::of(dir).or_fail("fingerprinting the directory")?;
+    let data = |dir: &B::Location| -> Result<Fingerprint, Failure> {
+        let mut fingerprint = dir.fingerprint()?;
         fingerprint
             .0
             .retain(|path, _| !store_kit::dir::is_reader_scratch(path));
         Ok(fingerprint)
     };
-    let before = data(&dir)?;
-    let mut reader = Subject::<B>::open_read_only(&dir)?;
+    let before = data(dir)?;
+    let mut reader = Subject::<B>::open_read_only(dir)?;
     let opened = apply(&mut reader, &Op::OpenPartition("p1".into()));
     ensure!(
         opened == "Ok(opened)",
@@ -1316,7 +1329,7 @@ pub fn read_only<B: Backend<Location = Path>>(root: &Path) -> Result<HostileRepo
         "{}: read-only, the calls changed what the stores answer",
         B::NAME
     );
-    let changes = before.diff(&data(&dir)?);
+    let changes = before.diff(&data(dir)?);
     ensure!(
         changes.is_empty(),
         "{}: read-only, files changed: {changes:?}",
@@ -1325,7 +1338,7 @@ pub fn read_only<B: Backend<Location = Path>>(root: &Path) -> Result<HostileRepo
     let closed = apply(&mut reader, &Op::Close);
     ensure!(closed == "Ok(closed)", "{}: close gave {closed}", B::NAME);
     drop(reader);
-    let mut writer = Subject::<B>::open_with(&dir, Durability::Immediate)?;
+    let mut writer = Subject::<B>::open_with(dir, Durability::Immediate)?;
     apply(&mut writer, &Op::OpenPartition("p1".into()));
     ensure!(
         read_probes(&mut writer) == visible,
