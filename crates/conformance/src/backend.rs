@@ -16,7 +16,9 @@ use store_api::{
     Transaction, TxId,
 };
 
-use crate::harness::{Instance, b, dir_contents, kv, manual_clock, relaxed_options};
+use crate::harness::{
+    Instance, b, data_files, dir_contents, kv, manual_clock, relaxed_options,
+};
 use crate::ledger::{account, asset_def, book, events, open, register};
 use crate::segments::{segment, session};
 use crate::side_effects::{call_slot, inbound, lyquid, outputs, slot};
@@ -1015,14 +1017,6 @@ pub fn missing_store_without_create_is_not_found<B: Backend>() {
     assert_eq!(existing.engine().get(b"k").unwrap(), Some(b(b"v")));
 }
 
-/// The files of a directory backend that a read-only open may touch: the engines' own
-/// lock and shared-memory files (LMDB's reader table, SQLite's WAL index and an empty
-/// WAL), which hold no data.
-fn is_lock_file(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name == "lock.mdb" || name.ends_with("-shm") || name.ends_with("-wal")
-}
-
 /// §1.3 (persistent): a read-only open reads everything every store holds, refuses every
 /// write through every store with `StorageErrorKind::ReadOnly`, and leaves the data files
 /// byte-identical.
@@ -1036,12 +1030,6 @@ pub fn read_only_reads_everything_and_refuses_every_write<B: Backend>() {
     write_side_effects(&inst.backend);
     inst.backend.close().unwrap();
     let in_dir = inst.location().dir().is_some() && !B::capabilities().shared;
-    let data_files = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
-        dir_contents(dir)
-            .into_iter()
-            .filter(|(path, _)| !is_lock_file(path))
-            .collect()
-    };
     let (inst, before) = inst.reopen_after(options.clone().read_only(true), |dir| {
         if in_dir { data_files(dir) } else { Vec::new() }
     });

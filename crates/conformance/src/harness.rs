@@ -265,6 +265,23 @@ pub fn dir_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// Whether `path` is a file a read-only open may touch (contract §1.3): the engines' own
+/// lock and shared-memory files (LMDB's reader table `lock.mdb`, SQLite's WAL index
+/// `-shm` and an empty `-wal`), which hold no data.
+pub fn is_lock_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "lock.mdb" || name.ends_with("-shm") || name.ends_with("-wal")
+}
+
+/// Every file under `dir` (recursively) with its bytes, sorted by path, except the files a
+/// read-only open may touch ([`is_lock_file`]): what a read-only open leaves byte-identical.
+pub fn data_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    dir_contents(dir)
+        .into_iter()
+        .filter(|(path, _)| !is_lock_file(path))
+        .collect()
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
     for entry in std::fs::read_dir(dir).expect("listing a directory") {
         let path = entry.expect("reading a directory entry").path();
