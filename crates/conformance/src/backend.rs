@@ -16,9 +16,7 @@ use store_api::{
     Transaction, TxId,
 };
 
-use crate::harness::{
-    Instance, b, data_files, dir_contents, kv, manual_clock, relaxed_options,
-};
+use crate::harness::{Instance, b, data_files, dir_contents, kv, manual_clock, relaxed_options};
 use crate::ledger::{account, asset_def, book, events, open, register};
 use crate::segments::{segment, session};
 use crate::side_effects::{call_slot, inbound, lyquid, outputs, slot};

@@ -356,7 +356,10 @@ fn a_read_only_open_refuses_a_crashed_file_until_a_read_write_open_recovers_it()
         Err(other) => panic!("expected OpenError::NeedsRecovery, got {other:?}"),
         Ok(_) => panic!("a read-only open read a file that needs recovery"),
     }
-    assert!(database() == before, "the refused open wrote to the database file");
+    assert!(
+        database() == before,
+        "the refused open wrote to the database file"
+    );
     let recovered = open(crashed.path());
     recovered.close().unwrap();
     drop(recovered);

@@ -65,8 +65,8 @@ pub use dirs::MIGRATING_FILE;
 pub use error::MigrateError;
 pub use progress::{NoProgress, Phase, Progress};
 pub use report::{
-    CopySummary, Counts, DestinationState, DryRunReport, MigrationReport, ReportKind,
-    SourceAccess, StoreCheck, StoreKind, Tally,
+    CopySummary, Counts, DestinationState, DryRunReport, MigrationReport, ReportKind, SourceAccess,
+    StoreCheck, StoreKind, Tally,
 };
 
 use crate::config::BackendConfig;
@@ -551,7 +551,9 @@ mod tests {
             Ok(SourceAccess::ReadWriteNoReadOnlyOpen)
         ));
         assert!(matches!(
-            read_write_instead(Some(refused(OpenError::NeedsRecovery { path: path.clone() }))),
+            read_write_instead(Some(refused(OpenError::NeedsRecovery {
+                path: path.clone()
+            }))),
             Ok(SourceAccess::ReadWriteToRecover)
         ));
         let others = [
