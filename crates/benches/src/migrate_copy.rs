@@ -43,7 +43,7 @@ pub const STORE: &str = "store-migrate";
 /// The baseline's operation.
 pub const PUT_BATCH_OP: &str = "put_batch of 1000 keys";
 /// The copy's operation.
-pub const COPY_OP: &str = "engine copy (migrate::copy)";
+pub const COPY_OP: &str = "migrate::copy of the engine";
 /// Keys per `put_batch`, on the source and in the baseline.
 pub const BATCH: u64 = 1_000;
 /// The copy's time over the baseline's: at most this (`docs/contract.md` §8.2).
