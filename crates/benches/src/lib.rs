@@ -5,6 +5,7 @@
 //! - [`backends`]: the enabled backends (one Cargo feature each) and the fixture;
 //! - [`raw`]: the raw-engine baselines;
 //! - [`ops`]: one loaded [`Bench`](measure::Bench) per store, with its operations;
+//! - [`migrate_copy`]: `store-migrate`'s engine copy against `put_batch`;
 //! - [`peers`]: the references of `docs/contract.md` §8.2 measured beside the backends
 //!   (laminar-core and talea-store-log with the `peers` feature, and the fsync floor);
 //! - [`measure`]: how an operation is sampled and timed;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod groups;
 pub mod matrix;
 pub mod measure;
+pub mod migrate_copy;
 pub mod ops;
 pub mod peers;
 pub mod raw;

@@ -50,16 +50,19 @@ pub enum Part {
     Segments,
     /// `SideEffectStore`.
     SideEffects,
+    /// `store-migrate`'s engine copy against `put_batch` ([`crate::migrate_copy`]).
+    Migration,
 }
 
 impl Part {
     /// Every part, in run order.
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::State,
         Part::Engine,
         Part::Ledger,
         Part::Segments,
         Part::SideEffects,
+        Part::Migration,
     ];
 
     /// The part's command-line name.
@@ -70,6 +73,7 @@ impl Part {
             Part::Ledger => "ledger",
             Part::Segments => "segments",
             Part::SideEffects => "side_effects",
+            Part::Migration => "migration",
         }
     }
 
@@ -160,6 +164,9 @@ impl MatrixConfig {
                  ledger's `commit (durable)` row.",
                 crate::peers::fsync_floor::APPEND_LEN
             ));
+        }
+        if self.parts.contains(&Part::Migration) {
+            lines.push(crate::migrate_copy::setup_line(&self.state_sizes));
         }
         #[cfg(feature = "peers")]
         lines.push(
@@ -323,6 +330,7 @@ impl<'a> Runner<'a> {
                 Part::Ledger => self.ledger::<B>()?,
                 Part::Segments => self.segments::<B>()?,
                 Part::SideEffects => self.side_effects::<B>()?,
+                Part::Migration => self.migration::<B>()?,
             }
         }
         Ok(())

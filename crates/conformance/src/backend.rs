@@ -16,7 +16,7 @@ use store_api::{
     Transaction, TxId,
 };
 
-use crate::harness::{Instance, b, dir_contents, kv, manual_clock, relaxed_options};
+use crate::harness::{Instance, b, data_files, dir_contents, kv, manual_clock, relaxed_options};
 use crate::ledger::{account, asset_def, book, events, open, register};
 use crate::segments::{segment, session};
 use crate::side_effects::{call_slot, inbound, lyquid, outputs, slot};
@@ -1028,12 +1028,6 @@ pub fn read_only_reads_everything_and_refuses_every_write<B: Backend>() {
     write_side_effects(&inst.backend);
     inst.backend.close().unwrap();
     let in_dir = inst.location().dir().is_some() && !B::capabilities().shared;
-    let data_files = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
-        dir_contents(dir)
-            .into_iter()
-            .filter(|(path, _)| !store_kit::dir::is_reader_scratch(path))
-            .collect()
-    };
     let (inst, before) = inst.reopen_after(options.clone().read_only(true), |dir| {
         if in_dir { data_files(dir) } else { Vec::new() }
     });

@@ -265,6 +265,16 @@ pub fn dir_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// Every file under `dir` (recursively) with its bytes, sorted by path, except the files a
+/// read-only open may touch ([`store_kit::dir::is_reader_scratch`]): what a read-only
+/// open leaves byte-identical.
+pub fn data_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    dir_contents(dir)
+        .into_iter()
+        .filter(|(path, _)| !store_kit::dir::is_reader_scratch(path))
+        .collect()
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
     for entry in std::fs::read_dir(dir).expect("listing a directory") {
         let path = entry.expect("reading a directory entry").path();

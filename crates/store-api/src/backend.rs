@@ -327,6 +327,18 @@ pub enum OpenError {
         /// What it does not support, and what to do instead.
         what: String,
     },
+    /// The store was not closed cleanly (a crash, a killed process) and its engine must run
+    /// its recovery before it can be read, which a read-only open cannot do: it would write.
+    /// Nothing was changed. A read-write open runs the recovery (redb rebuilds its
+    /// allocator state; no data changes), after which read-only opens work again.
+    #[error(
+        "{path} was not closed cleanly and needs recovery, which a read-only open cannot run: \
+         open it read-write once to recover it"
+    )]
+    NeedsRecovery {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The engine failed while opening.
     #[error(transparent)]
     Storage(#[from] StorageError),

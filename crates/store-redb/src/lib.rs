@@ -112,6 +112,10 @@
 //! cannot tell apart. A file closed cleanly ends with a 2-phase commit, so damage to it is
 //! always reported as corruption, never rolled back.
 //!
+//! A read-only open (`OpenOptions::read_only`) never repairs, since repairing writes: a file
+//! left by a crash, or by a process that never closed it, gives
+//! [`OpenError::NeedsRecovery`] until one read-write open has recovered it.
+//!
 //! # Limits
 //!
 //! The common limits of `store-api`: keys of 1 to [`MAX_KEY_LEN`](store_api::MAX_KEY_LEN)
@@ -266,10 +270,16 @@ fn open_database(dir: &Path, file: &Path) -> Result<Database, OpenError> {
 }
 
 /// Opens the existing database at `file` read-only: redb modifies nothing, and refuses a
-/// file that needs recovery (one not closed cleanly) instead of repairing it.
+/// file that needs recovery (one not closed cleanly) instead of repairing it, with
+/// [`OpenError::NeedsRecovery`]. (A read-only redb open answers `RepairAborted` for exactly
+/// that: its header says recovery is required, or it holds no allocator state because the
+/// last writer never closed it.)
 fn open_read_only(dir: &Path, file: &Path) -> Result<ReadOnlyDatabase, OpenError> {
     match catch_unwind(AssertUnwindSafe(|| Builder::new().open_read_only(file))) {
         Ok(Ok(database)) => Ok(database),
+        Ok(Err(DatabaseError::RepairAborted)) => Err(OpenError::NeedsRecovery {
+            path: file.to_path_buf(),
+        }),
         Ok(Err(error)) => Err(open_error(dir, file, error)),
         Err(_) => Err(OpenError::Corrupted {
             path: file.to_path_buf(),

@@ -340,3 +340,32 @@ fn immediate_crash_keeps_every_acknowledged_write() {
         Some(&[19u8][..])
     );
 }
+
+#[test]
+fn a_read_only_open_refuses_a_crashed_file_until_a_read_write_open_recovers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+    crash_copy(dir.path(), crashed.path());
+    let database = || fs::read(crashed.path().join(DB_FILE)).unwrap();
+    let before = database();
+    let read_only = OpenOptions::default().read_only(true);
+    match RedbBackend::open(crashed.path(), read_only.clone()) {
+        Err(OpenError::NeedsRecovery { path }) => assert_eq!(path, crashed.path().join(DB_FILE)),
+        Err(other) => panic!("expected OpenError::NeedsRecovery, got {other:?}"),
+        Ok(_) => panic!("a read-only open read a file that needs recovery"),
+    }
+    assert!(
+        database() == before,
+        "the refused open wrote to the database file"
+    );
+    let recovered = open(crashed.path());
+    recovered.close().unwrap();
+    drop(recovered);
+    let after = RedbBackend::open(crashed.path(), read_only).unwrap();
+    assert_eq!(
+        after.engine().get(b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}

@@ -53,6 +53,7 @@ fn help_shows_examples_and_exit_codes_and_version_prints() {
         "2  bad arguments",
         "3  source or destination error",
         "MIGRATING",
+        "opens it read-only wherever its backend can",
         "--into-existing",
         "--verify-only",
         "--json",

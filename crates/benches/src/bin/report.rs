@@ -24,9 +24,11 @@ use benches::report::{Report, json, markdown, svg};
 const USAGE: &str = "usage: report [--quick | --full] [--sizes SIZES] [--out DIR] [--only PARTS]\n\
   --quick       state sizes 1k and 100k, 0.25 s per workload (default)\n\
   --full        state sizes 1k, 100k and 1M, 2 s per workload\n\
-  --sizes SIZES comma-separated state sizes instead (multiples of 100: 100k,1M)\n\
+  --sizes SIZES comma-separated state sizes instead (multiples of 100: 100k,1M); the\n\
+                largest is also the key count of the migration rows\n\
   --out DIR     where report.md, report.json and report.svg go (default target/bench-report)\n\
-  --only PARTS  comma-separated parts to run: state, engine, ledger, segments, side_effects";
+  --only PARTS  comma-separated parts to run: state, engine, ledger, segments, side_effects,\n\
+                migration (store-migrate's engine copy of the largest state size)";
 
 struct Args {
     config: MatrixConfig,

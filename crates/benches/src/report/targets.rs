@@ -196,6 +196,7 @@ pub fn check(ms: &[Measurement], backends: &[BackendInfo]) -> Vec<TargetCheck> {
     state_targets(&mut c, &ours);
     engine_targets(&mut c, &ours);
     ledger_targets(&mut c, &persistent);
+    c.out.extend(crate::migrate_copy::targets(ms, &ours));
 
     let target = "SideEffectStore::read_outputs, cached: under 1 µs";
     for b in &ours {

@@ -3,9 +3,10 @@
 //! destination must not hold an unfinished migration, and the `MIGRATING` marker that
 //! makes an interrupted copy recognisable.
 //!
-//! The source check reads the backend's `STORE` marker (`store_kit::dir`) itself, because
-//! `OpenOptions` has no `create_if_missing` yet (contract §1.3): opening a missing
-//! directory would create an empty database there.
+//! The source check reads the backend's `STORE` marker (`store_kit::dir`) itself before
+//! the source is opened (with `create_if_missing` off, read-only where the backend can), so
+//! a missing, foreign or half-created source is refused with a message naming the path and
+//! what was found there.
 
 use std::fmt;
 use std::fs;

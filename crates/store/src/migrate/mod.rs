@@ -4,6 +4,10 @@
 //!
 //! 1. The source must already hold a database of its backend: a missing or foreign source
 //!    is an error naming the path, and nothing is created ([`MigrateError::SourceMissing`]).
+//!    It is opened read-only wherever its backend can (contract §1.3), so its files are
+//!    left byte-identical; read-write only where the backend cannot open read-only (sled)
+//!    or the store needs recovery after an unclean shutdown that a read-only open cannot
+//!    run (redb). Every report says which ([`SourceAccess`]).
 //! 2. The destination must be absent, an empty directory or an empty database, unless
 //!    [`Options::into_existing`] (then each store to copy must still be empty there:
 //!    nothing is ever merged or overwritten). A destination an interrupted migration left
@@ -52,19 +56,19 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use store_api::{
-    Book, Clock, Durability, LyquidId, ManualClock, SessionId, SystemClock, Timestamp,
+    Book, Clock, Durability, LyquidId, ManualClock, OpenError, SessionId, SystemClock, Timestamp,
 };
 
 pub use dirs::MIGRATING_FILE;
 pub use error::MigrateError;
 pub use progress::{NoProgress, Phase, Progress};
 pub use report::{
-    CopySummary, Counts, DestinationState, DryRunReport, MigrationReport, ReportKind, StoreCheck,
-    StoreKind, Tally,
+    CopySummary, Counts, DestinationState, DryRunReport, MigrationReport, ReportKind, SourceAccess,
+    StoreCheck, StoreKind, Tally,
 };
 
 use crate::config::BackendConfig;
-use crate::stores::Stores;
+use crate::stores::{Stores, StoresError};
 
 /// Rows read per call while paging through a listing.
 const PAGE: usize = 512;
@@ -305,18 +309,54 @@ pub fn survey(
         .collect()
 }
 
-/// Opens the source, never creating a persistent one (`create_if_missing` off): a
-/// mistyped source is an error naming it, not an empty store copied "successfully". An
-/// in-memory source is always a new, empty store.
-fn open_source(from: &BackendConfig) -> Result<Stores, MigrateError> {
-    let persistent =
-        crate::stores::capabilities_of(from.kind()).is_some_and(|caps| caps.persistent);
-    Stores::open_adjusted(from, |options| options.create_if_missing(!persistent)).map_err(
-        |source| MigrateError::OpenSource {
-            url: from.to_string(),
-            source,
-        },
-    )
+/// Opens the source without ever creating it (a mistyped path is an error naming it, not
+/// an empty store "copied" successfully), read-only wherever its backend can, and says how
+/// it was opened. An in-memory source is a new, empty store.
+fn open_source(from: &BackendConfig) -> Result<(Stores, SourceAccess), MigrateError> {
+    let open = |read_only: bool| {
+        Stores::open_adjusted(from, |options| {
+            options.create_if_missing(false).read_only(read_only)
+        })
+    };
+    let open_error = |source| MigrateError::OpenSource {
+        url: from.to_string(),
+        source,
+    };
+    let capabilities = crate::stores::capabilities_of(from.kind());
+    if capabilities.is_some_and(|caps| !caps.persistent) {
+        let stores = Stores::open(from).map_err(open_error)?;
+        return Ok((stores, SourceAccess::InMemory));
+    }
+    let refused = if capabilities.is_none_or(|caps| caps.read_only_open) {
+        match open(true) {
+            Ok(stores) => return Ok((stores, SourceAccess::ReadOnly)),
+            Err(refused) => Some(refused),
+        }
+    } else {
+        None
+    };
+    let access = read_write_instead(refused).map_err(open_error)?;
+    Ok((open(false).map_err(open_error)?, access))
+}
+
+/// Why the source is opened read-write rather than read-only, given how the read-only open
+/// was `refused` (`None`: none was tried, because the backend cannot open a store
+/// read-only, `Capabilities::read_only_open`: sled).
+///
+/// The one refusal that falls back to read-write is a store that needs recovery after an
+/// unclean shutdown (`OpenError::NeedsRecovery`, redb): its read-only open cannot run the
+/// recovery, a read-write open does, and the report says so. Every other refusal is the
+/// migration's error, returned as it is: a read-write open would not make a missing,
+/// locked, damaged or foreign source readable, and might write to it.
+fn read_write_instead(refused: Option<StoresError>) -> Result<SourceAccess, StoresError> {
+    match refused {
+        None => Ok(SourceAccess::ReadWriteNoReadOnlyOpen),
+        Some(StoresError::Open {
+            source: OpenError::NeedsRecovery { .. },
+            ..
+        }) => Ok(SourceAccess::ReadWriteToRecover),
+        Some(other) => Err(other),
+    }
 }
 
 fn open_destination(to: &BackendConfig, clock: Arc<dyn Clock>) -> Result<Stores, MigrateError> {
@@ -380,7 +420,7 @@ pub fn migrate(
     progress: &dyn Progress,
 ) -> Result<MigrationReport, MigrateError> {
     let state = check_paths(from, to)?;
-    let source = open_source(from)?;
+    let (source, source_access) = open_source(from)?;
     check_plan(&source, plan)?;
     let clock = Arc::new(ManualClock::new(Timestamp::default()));
     let mut destination = open_destination(&bulk(to), clock.clone())?;
@@ -411,6 +451,7 @@ pub fn migrate(
         kind: ReportKind::Migration,
         from: from.to_string(),
         to: to.to_string(),
+        source: source_access,
         destination: Some(state),
         narrowed: plan.narrowing(),
         copied,
@@ -420,7 +461,8 @@ pub fn migrate(
 }
 
 /// Says what [`migrate`] would copy, with counts, after the same checks, and writes
-/// nothing: a destination that does not exist yet is not created.
+/// nothing to the destination: one that does not exist yet is not created. The source is
+/// opened as [`migrate`] opens it (read-write where the report says so).
 pub fn dry_run(
     from: &BackendConfig,
     to: &BackendConfig,
@@ -429,7 +471,7 @@ pub fn dry_run(
     progress: &dyn Progress,
 ) -> Result<DryRunReport, MigrateError> {
     let mut state = check_paths(from, to)?;
-    let source = open_source(from)?;
+    let (source, source_access) = open_source(from)?;
     check_plan(&source, plan)?;
     if state == DestinationState::EmptyDatabase {
         // Something is there: open it (it exists, so nothing is created) to see what.
@@ -439,6 +481,7 @@ pub fn dry_run(
     Ok(DryRunReport {
         from: from.to_string(),
         to: to.to_string(),
+        source: source_access,
         destination: state,
         narrowed: plan.narrowing(),
         would_copy: survey(&source, plan, progress)?,
@@ -457,7 +500,7 @@ pub fn verify_only(
     dirs::check_source(from)?;
     dirs::check_distinct(from, to)?;
     dirs::check_destination_exists(to)?;
-    let source = open_source(from)?;
+    let (source, source_access) = open_source(from)?;
     check_plan(&source, plan)?;
     let destination = open_destination(to, Arc::new(SystemClock))?;
     let checks = verify(&source, &destination, plan, progress)?;
@@ -471,6 +514,7 @@ pub fn verify_only(
         kind: ReportKind::Verification,
         from: from.to_string(),
         to: to.to_string(),
+        source: source_access,
         destination: None,
         narrowed: plan.narrowing(),
         copied: Vec::new(),
@@ -490,6 +534,47 @@ mod tests {
         let bulk = bulk(&to);
         assert_eq!(bulk.durability(), Durability::Relaxed);
         assert_eq!(bulk, to.with_durability(Durability::Relaxed));
+    }
+
+    #[test]
+    fn only_a_source_needing_recovery_falls_back_to_read_write() {
+        use crate::config::BackendKind;
+        let refused = |source| StoresError::Open {
+            backend: BackendKind::Redb,
+            source,
+        };
+        let path = std::path::PathBuf::from("/data/orders/store.redb");
+        assert!(matches!(
+            read_write_instead(None),
+            Ok(SourceAccess::ReadWriteNoReadOnlyOpen)
+        ));
+        assert!(matches!(
+            read_write_instead(Some(refused(OpenError::NeedsRecovery {
+                path: path.clone()
+            }))),
+            Ok(SourceAccess::ReadWriteToRecover)
+        ));
+        let others = [
+            OpenError::Locked { path: path.clone() },
+            OpenError::NotFound {
+                location: "/data/ordrs".into(),
+            },
+            OpenError::Corrupted {
+                path: path.clone(),
+                source: "bad checksum".into(),
+            },
+            OpenError::Unsupported {
+                backend: "sled",
+                what: "read-only opens".into(),
+            },
+        ];
+        for other in others {
+            let kept = format!("{other:?}");
+            match read_write_instead(Some(refused(other))) {
+                Err(StoresError::Open { source, .. }) => assert_eq!(format!("{source:?}"), kept),
+                unexpected => panic!("{kept} gave {unexpected:?}"),
+            }
+        }
     }
 
     #[test]

@@ -199,6 +199,77 @@ impl fmt::Display for DestinationState {
     }
 }
 
+/// How a migration opened its source (contract §1.3). Only a read-only open guarantees
+/// that the source's files are left byte-identical, so every report says which it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceAccess {
+    /// Read-only: the source's data files are left byte-identical.
+    ReadOnly,
+    /// Read-write, never creating it, because its backend cannot open a store read-only
+    /// (`Capabilities::read_only_open` is false: sled writes to its files whenever it
+    /// opens).
+    ReadWriteNoReadOnlyOpen,
+    /// Read-write, because the read-only open found a store left by a crash that needs
+    /// recovery first (`OpenError::NeedsRecovery`, redb): the read-write open ran it.
+    ReadWriteToRecover,
+    /// In memory: a new, empty store of this process.
+    InMemory,
+}
+
+impl SourceAccess {
+    /// Its name in the JSON report.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SourceAccess::ReadOnly => "read-only",
+            SourceAccess::ReadWriteNoReadOnlyOpen => "read-write-no-read-only-open",
+            SourceAccess::ReadWriteToRecover => "read-write-to-recover",
+            SourceAccess::InMemory => "in-memory",
+        }
+    }
+
+    /// What it means, in one plain sentence.
+    pub const fn sentence(self) -> &'static str {
+        match self {
+            SourceAccess::ReadOnly => {
+                "the source was opened read-only: its files are left as they were"
+            }
+            SourceAccess::ReadWriteNoReadOnlyOpen => {
+                "the source was opened read-write (never created) because its backend cannot \
+                 open a store read-only: it writes to its files whenever it opens"
+            }
+            SourceAccess::ReadWriteToRecover => {
+                "the source needed recovery after an unclean shutdown; it was opened \
+                 read-write to recover it"
+            }
+            SourceAccess::InMemory => "the source is in memory: a new, empty store",
+        }
+    }
+
+    /// Whether the source was opened for writing.
+    pub const fn is_read_write(self) -> bool {
+        matches!(
+            self,
+            SourceAccess::ReadWriteNoReadOnlyOpen | SourceAccess::ReadWriteToRecover
+        )
+    }
+}
+
+/// Serialized as `{"access": "read-only", "note": "<the sentence>"}`.
+impl Serialize for SourceAccess {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("access", self.name())?;
+        map.serialize_entry("note", self.sentence())?;
+        map.end()
+    }
+}
+
+impl fmt::Display for SourceAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.sentence())
+    }
+}
+
 /// What a report is the result of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -219,6 +290,8 @@ pub struct MigrationReport {
     pub from: String,
     /// The destination's URL.
     pub to: String,
+    /// How the source was opened.
+    pub source: SourceAccess,
     /// What the destination was before the migration (`None` for a verification alone).
     pub destination: Option<DestinationState>,
     /// How the plan narrowed the copy (empty: everything was copied).
@@ -289,6 +362,7 @@ impl fmt::Display for MigrationReport {
             ReportKind::Migration => writeln!(f, "migrated {} -> {}", self.from, self.to)?,
             ReportKind::Verification => writeln!(f, "verified {} -> {}", self.from, self.to)?,
         }
+        writeln!(f, "  {}", self.source)?;
         if let Some(state) = self.destination {
             writeln!(f, "  destination was {state}")?;
         }
@@ -328,6 +402,8 @@ pub struct DryRunReport {
     pub from: String,
     /// The destination's URL.
     pub to: String,
+    /// How the source was opened (as the migration would open it).
+    pub source: SourceAccess,
     /// What the destination is now.
     pub destination: DestinationState,
     /// How the plan narrows the copy (empty: everything would be copied).
@@ -339,6 +415,7 @@ pub struct DryRunReport {
 impl fmt::Display for DryRunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "dry run: {} -> {}", self.from, self.to)?;
+        writeln!(f, "  {}", self.source)?;
         writeln!(f, "  destination is {}", self.destination)?;
         for narrowing in &self.narrowed {
             writeln!(f, "  narrowed to {narrowing}")?;

@@ -10,7 +10,7 @@ Examples:
   # Copy everything from sled into a new redb directory, then verify it
   store-migrate sled:/var/lib/app redb:/var/lib/app-redb
 
-  # What would be copied, with counts; nothing is written or created
+  # What would be copied, with counts; nothing is written to the destination or created
   store-migrate --dry-run sled:/var/lib/app redb:/var/lib/app-redb
 
   # Only the ledger, and only its books shop and refunds (plus _system, the assets)
@@ -35,6 +35,13 @@ Exit codes:
   4  --follow: the follower cannot go on from what it holds (the leader pruned batches it
      still needs, the two diverged, or its first copy never finished): remove the
      follower's store and follow again
+
+The source:
+  store-migrate never creates its source, and opens it read-only wherever its backend can,
+  so its files are left as they were. sled cannot open a store read-only, so a sled source
+  is opened read-write; a redb source left by a crash needs recovery, which only a
+  read-write open runs, so it is opened read-write to recover it. The report (and --dry-run)
+  says in one sentence how the source was opened.
 
 Interrupted copies:
   Before copying, store-migrate writes a MIGRATING file into the destination directory and
@@ -72,8 +79,9 @@ Following (--follow FROM TO):
 #[derive(Debug, Parser)]
 #[command(name = "store-migrate", version, after_long_help = EXAMPLES)]
 pub struct Cli {
-    /// The source URL; it must already hold a database (it is never created):
-    /// redb:DIR, lmdb:DIR, sled:DIR, sqlite:DIR or mem:
+    /// The source URL; it must already hold a database (it is never created, and is
+    /// opened read-only where the backend can): redb:DIR, lmdb:DIR, sled:DIR, sqlite:DIR or
+    /// mem:
     #[arg(value_name = "FROM")]
     pub from: BackendConfig,
 
