@@ -50,16 +50,20 @@ pub enum Part {
     Segments,
     /// `SideEffectStore`.
     SideEffects,
+    /// The follower section: once over pairs of backends, not per backend
+    /// ([`crate::follow`]).
+    Follow,
 }
 
 impl Part {
     /// Every part, in run order.
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::State,
         Part::Engine,
         Part::Ledger,
         Part::Segments,
         Part::SideEffects,
+        Part::Follow,
     ];
 
     /// The part's command-line name.
@@ -70,6 +74,7 @@ impl Part {
             Part::Ledger => "ledger",
             Part::Segments => "segments",
             Part::SideEffects => "side_effects",
+            Part::Follow => "follow",
         }
     }
 
@@ -323,6 +328,7 @@ impl<'a> Runner<'a> {
                 Part::Ledger => self.ledger::<B>()?,
                 Part::Segments => self.segments::<B>()?,
                 Part::SideEffects => self.side_effects::<B>()?,
+                Part::Follow => {}
             }
         }
         Ok(())
