@@ -71,8 +71,8 @@ impl Pair {
         format!("{} → {}", self.leader, self.follower)
     }
 
-    /// The pair `LEADER:FOLLOWER` names (`redb:sqlite`); both backends must be compiled
-    /// in.
+    /// The pair `LEADER:FOLLOWER` names (`redb:sqlite`); both backends must be enabled
+    /// by this crate's features.
     pub fn parse(text: &str) -> Result<Pair, String> {
         let (leader, follower) = text
             .split_once(':')
@@ -80,7 +80,7 @@ impl Pair {
         let kind = |name: &str| {
             let kind = BackendKind::from_name(name)
                 .ok_or_else(|| format!("no backend is called {name:?}"))?;
-            if kind.is_enabled() {
+            if compiled_in(kind) {
                 Ok(kind)
             } else {
                 Err(format!(
@@ -114,9 +114,23 @@ impl Pair {
         ];
         selves
             .chain(across)
-            .filter(|(leader, follower)| leader.is_enabled() && follower.is_enabled())
+            .filter(|(leader, follower)| compiled_in(*leader) && compiled_in(*follower))
             .map(|(leader, follower)| Pair { leader, follower })
             .collect()
+    }
+}
+
+/// Whether this crate's features enable `kind`. Its own features, not the facade's: a
+/// build with dev-dependencies (tests, examples) compiles every backend into `store`, but
+/// PostgreSQL needs the `postgres` feature here to find a server.
+fn compiled_in(kind: BackendKind) -> bool {
+    match kind {
+        BackendKind::Mem => cfg!(feature = "mem"),
+        BackendKind::Redb => cfg!(feature = "redb"),
+        BackendKind::Lmdb => cfg!(feature = "lmdb"),
+        BackendKind::Sled => cfg!(feature = "sled"),
+        BackendKind::Sqlite => cfg!(feature = "sqlite"),
+        BackendKind::Postgres => cfg!(feature = "postgres"),
     }
 }
 
@@ -717,8 +731,14 @@ mod tests {
         assert_eq!(pair.label(), "mem → mem");
         assert!(Pair::parse("mem").is_err());
         assert!(Pair::parse("mem:nothing").is_err());
+        // The facade may hold PostgreSQL (tests build it with every backend); without
+        // this crate's `postgres` feature no pair uses it.
+        assert_eq!(
+            Pair::parse("postgres:redb").is_ok(),
+            cfg!(feature = "postgres")
+        );
         for pair in Pair::defaults() {
-            assert!(pair.leader.is_enabled() && pair.follower.is_enabled());
+            assert!(compiled_in(pair.leader) && compiled_in(pair.follower));
         }
         assert_eq!(FollowConfig::full().backlog, 100_000);
         assert_eq!(FollowConfig::quick().lag_batches(), 2_000);
