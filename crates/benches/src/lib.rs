@@ -11,6 +11,7 @@
 //! - [`measure`]: how an operation is sampled and timed;
 //! - [`groups`]: the criterion groups, every backend side by side;
 //! - [`matrix`]: the report's fixed matrix;
+//! - [`follow`]: the report's follower section: lag and catch-up per pair of backends;
 //! - [`report`]: percentiles, the performance checks of `docs/contract.md` section 8, and
 //!   the Markdown, JSON and SVG writers.
 //!
@@ -19,6 +20,7 @@
 
 pub mod backends;
 pub mod error;
+pub mod follow;
 pub mod groups;
 pub mod matrix;
 pub mod measure;

@@ -52,17 +52,21 @@ pub enum Part {
     SideEffects,
     /// `store-migrate`'s engine copy against `put_batch` ([`crate::migrate_copy`]).
     Migration,
+    /// The follower section: once over pairs of backends, not per backend
+    /// ([`crate::follow`]).
+    Follow,
 }
 
 impl Part {
     /// Every part, in run order.
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::State,
         Part::Engine,
         Part::Ledger,
         Part::Segments,
         Part::SideEffects,
         Part::Migration,
+        Part::Follow,
     ];
 
     /// The part's command-line name.
@@ -74,6 +78,7 @@ impl Part {
             Part::Segments => "segments",
             Part::SideEffects => "side_effects",
             Part::Migration => "migration",
+            Part::Follow => "follow",
         }
     }
 
@@ -331,6 +336,7 @@ impl<'a> Runner<'a> {
                 Part::Segments => self.segments::<B>()?,
                 Part::SideEffects => self.side_effects::<B>()?,
                 Part::Migration => self.migration::<B>()?,
+                Part::Follow => {}
             }
         }
         Ok(())

@@ -5,7 +5,8 @@
 //! cargo run --release -p benches --bin report [-- --full] [-- --out DIR] [-- --only engine]
 //! ```
 //! Quick mode (the default) leaves out the 1M-key state dataset and gives each workload a
-//! quarter second; `--full` adds 1M keys and two seconds per workload. `--only` runs some
+//! quarter second, and the follower section a backlog of 5k batches; `--full` adds 1M keys,
+//! two seconds per workload and a backlog of 100k batches. `--only` runs some
 //! parts of the matrix (e.g. `--only engine` for the store/raw comparison alone); the
 //! targets of the parts left out are reported as not measured. A progress line per
 //! workload goes to stderr. The files go to `target/bench-report/` unless `--out` says
@@ -16,19 +17,20 @@ use std::process::ExitCode;
 
 use benches::BenchError;
 use benches::backends::for_each_backend;
+use benches::follow::FollowConfig;
 use benches::matrix::{MatrixConfig, Part, Runner};
 use benches::ops::parse_size;
 use benches::report::machine::{Machine, now_utc};
 use benches::report::{Report, json, markdown, svg};
 
 const USAGE: &str = "usage: report [--quick | --full] [--sizes SIZES] [--out DIR] [--only PARTS]\n\
-  --quick       state sizes 1k and 100k, 0.25 s per workload (default)\n\
-  --full        state sizes 1k, 100k and 1M, 2 s per workload\n\
+  --quick       state sizes 1k and 100k, 0.25 s per workload, follower backlog 5k (default)\n\
+  --full        state sizes 1k, 100k and 1M, 2 s per workload, follower backlog 100k\n\
   --sizes SIZES comma-separated state sizes instead (multiples of 100: 100k,1M); the\n\
                 largest is also the key count of the migration rows\n\
   --out DIR     where report.md, report.json and report.svg go (default target/bench-report)\n\
   --only PARTS  comma-separated parts to run: state, engine, ledger, segments, side_effects,\n\
-                migration (store-migrate's engine copy of the largest state size)";
+                migration (store-migrate's engine copy of the largest state size), follow";
 
 struct Args {
     config: MatrixConfig,
@@ -102,6 +104,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let mut runner = Runner::new(&args.config);
     for_each_backend(&mut runner)?;
     runner.references();
+    let follow = args.config.parts.contains(&Part::Follow).then(|| {
+        let (section, failures) = FollowConfig::for_mode(args.config.mode).run();
+        runner.failures.extend(failures);
+        section
+    });
     let report = Report::new(
         date,
         args.config.mode,
@@ -110,7 +117,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
         runner.backends,
         runner.failures,
         runner.measurements,
-    );
+    )
+    .with_follow(follow);
     let md = markdown::render(&report);
     let json = json::render(&report).map_err(|e| BenchError::new("encoding the JSON", e))?;
     let svg = svg::render(&report);

@@ -86,6 +86,10 @@ pub fn render(report: &Report) -> String {
         });
     }
 
+    if let Some(follow) = &report.follow {
+        out.push_str(&follow.markdown());
+    }
+
     let _ = writeln!(
         out,
         "\n## Performance targets (docs/contract.md §8.2)\n\nEach ratio is ours over the \

@@ -10,6 +10,7 @@ pub mod targets;
 
 use serde::Serialize;
 
+use crate::follow::FollowSection;
 use crate::measure::Samples;
 use crate::ops::Workload;
 use machine::Machine;
@@ -144,6 +145,9 @@ pub struct Report {
     pub measurements: Vec<Measurement>,
     /// The `docs/contract.md` section 8 targets, checked against the figures.
     pub targets: Vec<TargetCheck>,
+    /// The follower section, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<FollowSection>,
 }
 
 impl Report {
@@ -167,7 +171,14 @@ impl Report {
             failures,
             measurements,
             targets,
+            follow: None,
         }
+    }
+
+    /// This report with the follower section `follow`.
+    pub fn with_follow(mut self, follow: Option<FollowSection>) -> Self {
+        self.follow = follow;
+        self
     }
 
     /// The store traits measured, in first-seen order.
