@@ -110,19 +110,6 @@ macro_rules! fuse_test {
     };
 }
 
-/// [`fuse_test!`], except for the backend named `sled`, where the case is a known bug and is
-/// generated ignored with `$reason`.
-macro_rules! fuse_test_known_bug_on_sled {
-    (sled, $reason:literal, fn $test:ident() $body:block) => {
-        #[test]
-        #[ignore = $reason]
-        fn $test() $body
-    };
-    ($backend:ident, $reason:literal, fn $test:ident() $body:block) => {
-        fuse_test! { fn $test() $body }
-    };
-}
-
 macro_rules! power_cut_tests {
     ($name:ident, $ty:ty) => {
         mod $name {
@@ -152,25 +139,19 @@ macro_rules! power_cut_tests {
                 }
             }
 
-            fuse_test_known_bug_on_sled! {
-                $name,
-                "known bug: a store-sled closed after a failed write or fsync, then a power cut, may leave a database refused as Corrupted (the file is N bytes long but was M bytes at the last clean close): SealOnDrop seals the lengths and checksums of the files durably (seal::write, write_atomically) without fsyncing the files first, and sled 0.34.7 skips its own final flush and fsync once it has recorded an I/O error (Log::drop), so the unsynced tail the seal describes is lost with the power; intermittent (about one run in eight of a write failure)",
+            fuse_test! {
                 fn reopens_after_a_failure_a_close_and_a_power_cut() {
                     close_then_cut_test::<$ty>();
                 }
             }
 
-            fuse_test_known_bug_on_sled! {
-                $name,
-                "known bug: a power cut while store-sled opens makes the open panic instead of failing: when a step after sled's own open fails (EIO), the sled::Db is dropped inside SledBackend::open, and sled 0.34.7's Log::drop calls `self.config.file.sync_all().unwrap()` (pagecache/logger.rs:467)",
+            fuse_test! {
                 fn survives_power_cuts_while_opening() {
                     while_opening_test::<$ty>();
                 }
             }
 
-            fuse_test_known_bug_on_sled! {
-                $name,
-                "known bug: sled 0.34.7 panics when dropped on a disk that fails: Log::drop calls `self.config.file.sync_all().unwrap()` (pagecache/logger.rs:467), which panics on EIO (a panic during unwinding aborts the process)",
+            fuse_test! {
                 fn drops_without_panicking_after_the_disk_failed() {
                     dead_disk::<$ty>();
                 }

@@ -63,6 +63,14 @@
 //! it, but it is not on disk, and after a reopen it is gone. sled needs about 512 KiB
 //! free to reopen after a full disk.
 //!
+//! A disk that stops answering (`EIO`) would make sled 0.34.7 panic when its database is
+//! let go (its shutdown ends in an `fsync` it unwraps), and a panic while unwinding aborts
+//! the process. So before letting go, the backend `fsync`s sled's log itself: when that
+//! fails, sled is leaked instead of shut down (its memory, thread and file lock stay until
+//! the process exits, so that directory reopens only in a new process, recovering what
+//! reached the disk), and no seal is written. An open whose later steps fail on such a disk
+//! answers its typed [`OpenError`] the same way.
+//!
 //! # On-disk layout
 //!
 //! ```text
@@ -137,14 +145,16 @@
 //!   exclude. Writers of each store are serialized by the store anyway (so sequence numbers
 //!   follow commit order and transactions never conflict).
 
+mod db;
 mod engine;
 mod kv;
 mod seal;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::db::SledDb;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use sled::IVec;
@@ -216,7 +226,9 @@ pub(crate) mod trees {
 /// it is dropped, its fields drop in order: sled flushes and shuts down, the seal is
 /// written, and the directory lock is released.
 pub struct Shared {
-    db: sled::Db,
+    /// Dropped first: sled shuts down and the seal is written, or, on a disk that stopped
+    /// answering, sled is leaked rather than let panic (module `db`).
+    db: SledDb,
     /// Serializes the writes of the stores on the ordered-KV layer (`kv`).
     kv_writer: Mutex<()>,
     /// Held exclusively while a write of the ordered-KV layer commits and is made
@@ -227,7 +239,6 @@ pub struct Shared {
     /// The newest blob file already synced (blob files are named by their log sequence
     /// number).
     blobs_synced: Mutex<i64>,
-    _seal: SealOnDrop,
     durability: Durability,
     /// Shut once a durability step fails: sled has by then committed the write in memory,
     /// and its flush error is sticky, so nothing written afterwards would become durable.
@@ -242,17 +253,6 @@ impl std::fmt::Debug for Shared {
             .field("path", &self.dir.path())
             .field("durability", &self.durability)
             .finish_non_exhaustive()
-    }
-}
-
-/// Writes the clean-close seal when dropped (after the `Db` and before the lock).
-struct SealOnDrop {
-    dir: PathBuf,
-}
-
-impl Drop for SealOnDrop {
-    fn drop(&mut self) {
-        seal::write(&self.dir, SLED_SUBDIR);
     }
 }
 
@@ -602,7 +602,7 @@ impl Backend for SledBackend {
             }
             seal::verify_and_break(dir, SLED_SUBDIR)?;
             remove_unfinished_snapshots(&path)?;
-            let db = open_db(&path)?;
+            let db = SledDb::new(open_db(&path)?, dir);
             let db_file = sync_new_database(dir, &path)?;
             let shared = Arc::new(Shared {
                 db,
@@ -610,9 +610,6 @@ impl Backend for SledBackend {
                 kv_visible: RwLock::new(()),
                 db_file,
                 blobs_synced: Mutex::new(i64::MIN),
-                _seal: SealOnDrop {
-                    dir: dir.to_path_buf(),
-                },
                 durability: options.durability,
                 gate: Arc::new(WriteGate::new(BACKEND_NAME)),
                 dir: guard,
