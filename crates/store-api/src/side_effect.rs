@@ -13,6 +13,15 @@ use crate::limits::check_value_len;
 use crate::parse::{self, ParseError};
 
 /// A Lyquid (contract instance) id: 20 bytes.
+///
+/// ```
+/// # use store_api::{ChainPos, LyquidId};
+/// let id: LyquidId = "0x00112233445566778899aabbccddeeff00112233".parse()?;
+/// assert_eq!(id.0[1], 0x11);
+/// assert_eq!(id.to_string(), "0x00112233445566778899aabbccddeeff00112233");
+/// assert_eq!(LyquidId::from([7; 20]), LyquidId([7; 20]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct LyquidId(pub [u8; 20]);
 
@@ -73,6 +82,15 @@ pub struct ChainPos(pub u128);
 
 impl ChainPos {
     /// The position of entry `index` of block `block`.
+    ///
+    /// ```
+    /// # use store_api::{ChainPos, LyquidId};
+    /// let pos = ChainPos::new(7, 3);
+    /// assert_eq!((pos.block(), pos.index()), (7, 3));
+    /// assert_eq!(pos, ChainPos((7 << 32) | 3));
+    /// assert!(ChainPos::new(7, u32::MAX) < ChainPos::new(8, 0)); // block first, then index
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn new(block: u64, index: u32) -> Self {
         ChainPos(((block as u128) << 32) | index as u128)
     }
@@ -101,6 +119,14 @@ pub enum SideEffectKind {
 
 impl SideEffectKind {
     /// A stable one-byte tag, for key encodings.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// assert_eq!(SideEffectKind::Call.tag(), 1);
+    /// assert_eq!(SideEffectKind::from_tag(SideEffectKind::Timer.tag()), Some(SideEffectKind::Timer));
+    /// assert_eq!(SideEffectKind::from_tag(9), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn tag(self) -> u8 {
         match self {
             SideEffectKind::Event => 0,
@@ -137,6 +163,14 @@ pub struct EventOutputs(pub Vec<Bytes>);
 
 impl EventOutputs {
     /// Total payload bytes; at most [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) per slot.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let outputs = EventOutputs(vec!["ab".into(), "".into(), "cde".into()]);
+    /// assert_eq!(outputs.payload_len(), 5);
+    /// assert_eq!(outputs.check(), Ok(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn payload_len(&self) -> usize {
         self.0.iter().map(Bytes::len).sum()
     }
@@ -225,6 +259,15 @@ impl fmt::Display for MalformedCall {
 
 impl InboundInterCall {
     /// Checks the record's own invariants (not its relation to stored records).
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let call = InterCall { caller: LyquidId([1; 20]), pos: ChainPos::new(7, 0), payload: "ping".into() };
+    /// let early = CallOrderKey { pos: ChainPos::new(6, 0), seq: 0 }; // before block 7
+    /// let record = InboundInterCall { callee: LyquidId([2; 20]), order_key: early, call };
+    /// assert_eq!(record.check(), Err(MalformedCall::DeliveredBeforeMade));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self) -> Result<(), MalformedCall> {
         if self.order_key.pos < self.call.pos {
             return Err(MalformedCall::DeliveredBeforeMade);
@@ -302,23 +345,71 @@ impl crate::error::StoreError for SideEffectError {
 ///   holds what the store holds; the cache lock is never held across I/O.
 /// - One writer per keyspace at a time (writes are serialized), any number of concurrent
 ///   readers.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use store_api::*;
+///
+/// let backend = store_mem::MemBackend::new(OpenOptions::default());
+/// let effects = backend.side_effects();
+/// let key = SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(7, 0), kind: SideEffectKind::Event };
+/// let outputs = BTreeMap::from([(key, EventOutputs(vec!["minted".into()]))]);
+/// effects.write_outputs(&outputs)?; // the first execution records what it produced
+/// effects.write_outputs(&outputs)?; // a replay records the same: accepted
+/// assert_eq!(effects.read_outputs(&key)?, Some(EventOutputs(vec!["minted".into()])));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait SideEffectStore: Send + Sync {
     /// Inserts every slot of `outputs`, atomically.
     ///
     /// A slot already stored with equal outputs is accepted; with different outputs the
     /// call fails with [`SideEffectError::ConflictingReplay`] naming the first such slot,
     /// and nothing from the call is written.
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let key = SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(7, 0), kind: SideEffectKind::Event };
+    /// let outputs = BTreeMap::from([(key, EventOutputs(vec!["minted".into()]))]);
+    /// effects.write_outputs(&outputs)?;
+    /// effects.write_outputs(&outputs)?; // a replay writing the same is accepted
+    /// let diverged = BTreeMap::from([(key, EventOutputs(vec!["burned".into()]))]);
+    /// assert_eq!(effects.write_outputs(&diverged), Err(SideEffectError::ConflictingReplay { key }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn write_outputs(
         &self,
         outputs: &BTreeMap<SideEffectKey, EventOutputs>,
     ) -> Result<(), SideEffectError>;
 
     /// The outputs of `key`, or `None` when never written.
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let key = SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(7, 0), kind: SideEffectKind::Timer };
+    /// assert_eq!(effects.read_outputs(&key)?, None); // never written
+    /// let outputs = EventOutputs(vec!["a".into(), "b".into()]);
+    /// effects.write_outputs(&BTreeMap::from([(key, outputs.clone())]))?;
+    /// assert_eq!(effects.read_outputs(&key)?, Some(outputs));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError>;
 
     /// Stores the output of an inter-call. The same output again is accepted; a different
     /// one fails with [`SideEffectError::ConflictingCallOutputReplay`]; a payload over
     /// [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) is [`InputError::ValueTooLarge`].
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let key = InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: 0 };
+    /// effects.upsert_inter_call_output(&key, &Some("42".into()))?;
+    /// effects.upsert_inter_call_output(&key, &Some("42".into()))?; // the same output: accepted
+    /// let conflict = effects.upsert_inter_call_output(&key, &None);
+    /// assert_eq!(conflict, Err(SideEffectError::ConflictingCallOutputReplay { key }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn upsert_inter_call_output(
         &self,
         key: &InterCallOutputKey,
@@ -327,6 +418,18 @@ pub trait SideEffectStore: Send + Sync {
 
     /// `None` when never written, `Some(None)` when completed without payload,
     /// `Some(Some(bytes))` otherwise.
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let key = |seq| InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: seq };
+    /// effects.upsert_inter_call_output(&key(0), &None)?;
+    /// effects.upsert_inter_call_output(&key(1), &Some("42".into()))?;
+    /// assert_eq!(effects.read_inter_call_output(&key(0))?, Some(None)); // completed, no payload
+    /// assert_eq!(effects.read_inter_call_output(&key(1))?, Some(Some("42".into())));
+    /// assert_eq!(effects.read_inter_call_output(&key(2))?, None); // never written
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_inter_call_output(
         &self,
         key: &InterCallOutputKey,
@@ -338,6 +441,21 @@ pub trait SideEffectStore: Send + Sync {
     /// is accepted, a different record at the same `(callee, order_key)` (in the store or
     /// earlier in `records`) is [`SideEffectError::ConflictingInboundCall`]. On any error
     /// nothing of the call is written.
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
+    /// let call = InboundInterCall {
+    ///     callee: bob,
+    ///     order_key: CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 },
+    ///     call: InterCall { caller: alice, pos: ChainPos::new(7, 3), payload: "ping".into() },
+    /// };
+    /// effects.append_inbound_inter_calls(&[call.clone()])?;
+    /// effects.append_inbound_inter_calls(&[call.clone()])?; // the same record again: accepted
+    /// assert_eq!(effects.read_inbound_inter_calls(&bob, None, None, 10)?, vec![call]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn append_inbound_inter_calls(
         &self,
         records: &[InboundInterCall],
@@ -347,6 +465,24 @@ pub trait SideEffectStore: Send + Sync {
     /// `None`) and `call.pos < until_exclusive` (every call when `None`, including one made
     /// at `ChainPos(u128::MAX)`), ascending by order key, at most `limit`. Calls made at or
     /// after `until_exclusive` are skipped, not a stop: later order keys are still read.
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let bob = LyquidId([2; 20]);
+    /// let call = |delivered: u64, made: u64| InboundInterCall {
+    ///     callee: bob,
+    ///     order_key: CallOrderKey { pos: ChainPos::new(delivered, 0), seq: 0 },
+    ///     call: InterCall { caller: LyquidId([1; 20]), pos: ChainPos::new(made, 0), payload: "ping".into() },
+    /// };
+    /// effects.append_inbound_inter_calls(&[call(8, 7), call(9, 9), call(10, 5)])?;
+    /// assert_eq!(effects.read_inbound_inter_calls(&bob, None, None, 10)?.len(), 3);
+    /// let first = CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 };
+    /// // After the first, made before block 9: the call made at block 9 is skipped, not a stop.
+    /// let rest = effects.read_inbound_inter_calls(&bob, Some(&first), Some(ChainPos::new(9, 0)), 10)?;
+    /// assert_eq!(rest, vec![call(10, 5)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_inbound_inter_calls(
         &self,
         callee: &LyquidId,
@@ -362,6 +498,17 @@ pub trait SideEffectStore: Send + Sync {
     /// strictly after `after` (from the first key when `None`; the cursor need not be
     /// stored), at most `limit` (0 gives nothing). Read each slot with
     /// [`read_outputs`](Self::read_outputs).
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let slot = |block| SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(block, 0), kind: SideEffectKind::Event };
+    /// let empty = EventOutputs::default(); // an empty slot is still a stored slot
+    /// effects.write_outputs(&BTreeMap::from([(slot(2), empty.clone()), (slot(1), empty)]))?;
+    /// assert_eq!(effects.list_output_keys(None, 10)?, vec![slot(1), slot(2)]);
+    /// assert_eq!(effects.list_output_keys(Some(&slot(1)), 10)?, vec![slot(2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_output_keys(
         &self,
         after: Option<&SideEffectKey>,
@@ -374,6 +521,17 @@ pub trait SideEffectStore: Send + Sync {
     /// encoding; strictly after `after` (from the first key when `None`; the cursor need
     /// not be stored), at most `limit` (0 gives nothing). Read each output with
     /// [`read_inter_call_output`](Self::read_inter_call_output).
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let key = |seq| InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: seq };
+    /// effects.upsert_inter_call_output(&key(1), &None)?;
+    /// effects.upsert_inter_call_output(&key(0), &Some("42".into()))?;
+    /// assert_eq!(effects.list_inter_call_output_keys(None, 10)?, vec![key(0), key(1)]);
+    /// assert_eq!(effects.list_inter_call_output_keys(Some(&key(0)), 1)?, vec![key(1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_inter_call_output_keys(
         &self,
         after: Option<&InterCallOutputKey>,
@@ -385,6 +543,21 @@ pub trait SideEffectStore: Send + Sync {
     /// (from the first callee when `None`; the cursor need not have calls), at most `limit`
     /// (0 gives nothing). Read each callee's queue with
     /// [`read_inbound_inter_calls`](Self::read_inbound_inter_calls).
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// let call_to = |callee| InboundInterCall {
+    ///     callee,
+    ///     order_key: CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 },
+    ///     call: InterCall { caller: LyquidId([1; 20]), pos: ChainPos::new(7, 0), payload: "ping".into() },
+    /// };
+    /// let (bob, carol) = (LyquidId([2; 20]), LyquidId([3; 20]));
+    /// effects.append_inbound_inter_calls(&[call_to(carol), call_to(bob)])?;
+    /// assert_eq!(effects.list_inbound_callees(None, 10)?, vec![bob, carol]);
+    /// assert_eq!(effects.list_inbound_callees(Some(&bob), 10)?, vec![carol]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_inbound_callees(
         &self,
         after: Option<&LyquidId>,
