@@ -43,6 +43,8 @@
 //! [`SideEffectError`], [`StorageError`]) implement `PartialEq`, so they compare with `==`;
 //! [`OpenError`] does not (it carries operating-system errors).
 
+#![deny(missing_docs)]
+
 pub mod backend;
 pub mod engine;
 pub mod error;

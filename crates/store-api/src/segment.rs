@@ -1,4 +1,37 @@
 //! `SegmentLogStore`: append-only session logs (`docs/contract.md` section 7).
+//!
+//! # Terms
+//! - **Segment** ([`SegmentId`]): one append-only log of opaque byte entries. An entry,
+//!   once appended, keeps its index (0, 1, 2, ...); the only rewrites are whole ones
+//!   ([`create_segment`](SegmentLogStore::create_segment), which replaces the entries, and
+//!   [`truncate`](SegmentLogStore::truncate), which keeps a prefix).
+//! - **Session** ([`SessionId`]): a group of segments, such as the logs of one agent or
+//!   user session. A segment belongs to the session that first wrote it; every call names
+//!   both, and a call naming another session writes nothing
+//!   ([`SegmentError::WrongSession`]) and reads nothing.
+//! - **Trace entry**: a debug entry kept beside a segment's log
+//!   ([`append_trace`](SegmentLogStore::append_trace),
+//!   [`read_traces`](SegmentLogStore::read_traces)). Trace entries have no index, never
+//!   appear among the entries, and do not make a segment exist: a segment with only trace
+//!   entries is not listed and `exists` is false for it.
+//!
+//! Both ids are 128-bit UUIDs; [`new_v7`](SessionId::new_v7) makes time-ordered ones, so
+//! the ascending id order of the paged listings is creation order.
+//!
+//! ```
+//! use store_api::*;
+//!
+//! let backend = store_mem::MemBackend::new(OpenOptions::default());
+//! let log = backend.segment_log();
+//! let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
+//! log.append_trace(session, segment, b"debug: started")?;
+//! assert_eq!(log.append(session, segment, b"user: hello")?, 0);
+//! assert_eq!(log.append(session, segment, b"agent: hi")?, 1);
+//! assert_eq!(log.read_all(session, segment)?, ["user: hello", "agent: hi"]);
+//! assert_eq!(log.read_traces(session, segment)?, ["debug: started"]);
+//! assert_eq!(log.lookup_session_of(segment)?, Some(session));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use bytes::Bytes;
 use serde::Serialize;

@@ -1,5 +1,52 @@
 //! `SideEffectStore`: insert-only, replay-idempotent execution side effects
 //! (`docs/contract.md` section 5).
+//!
+//! # Terms
+//! This store serves an executor of **Lyquids**: contract instances, programs that run at
+//! positions of a chain, each known by a 20-byte [`LyquidId`]. The store does not run
+//! anything; it records what executions produced, keyed by who ran and where.
+//!
+//! - **Chain and [`ChainPos`]**: the chain is a sequence of blocks, each holding numbered
+//!   entries. A `ChainPos` is one place on it, a block number and an index within the
+//!   block packed into a `u128` ([`ChainPos::new`], [`ChainPos::block`],
+//!   [`ChainPos::index`]), so positions order by block, then index.
+//! - **Side effect**: an output of one execution, the execution being a Lyquid at a
+//!   position. Its slot is a [`SideEffectKey`] (lyquid, position, [`SideEffectKind`]:
+//!   events emitted, outputs of an outbound call, outputs of a timer) and its value the
+//!   payloads in the order produced ([`EventOutputs`]).
+//! - **Replay**: running an execution again, the same Lyquid at the same position, after
+//!   it already ran. A replay must produce what the first run produced, so the store is
+//!   insert-only: writing a slot again with the same content is accepted,
+//!   writing it with different content is a conflict
+//!   ([`SideEffectError::ConflictingReplay`]), which is how a diverging replay is caught.
+//! - **Inter-call**: a call from one Lyquid (the caller) to another (the callee). Its
+//!   result is stored under an [`InterCallOutputKey`]: the callee, the position where the
+//!   call was made, and `inter_call_seq`, which numbers the calls made at that position.
+//!   A completed call may have no payload ([`CallEventOutput`] is `None`), which differs
+//!   from a call never recorded.
+//! - **Inbound call**: an inter-call seen from the callee, waiting in the callee's queue
+//!   ([`InboundInterCall`]). The queue is ordered by [`CallOrderKey`]: the position at
+//!   which the callee receives the call, then a sequence number among calls received at
+//!   the same position. A call cannot be received before it was made
+//!   ([`MalformedCall::DeliveredBeforeMade`]).
+//!
+//! ```
+//! use store_api::*;
+//!
+//! let backend = store_mem::MemBackend::new(OpenOptions::default());
+//! let effects = backend.side_effects();
+//! let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
+//! // Alice, running at block 7 entry 3, calls Bob; Bob receives the call at block 8.
+//! let call = InterCall { caller: alice, pos: ChainPos::new(7, 3), payload: "ping".into() };
+//! let order_key = CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 };
+//! effects.append_inbound_inter_calls(&[InboundInterCall { callee: bob, order_key, call }])?;
+//! assert_eq!(effects.read_inbound_inter_calls(&bob, None, None, 10)?.len(), 1);
+//! // Bob's answer is the call's output, under the position where Alice called.
+//! let output = InterCallOutputKey { callee: bob, pos: ChainPos::new(7, 3), inter_call_seq: 0 };
+//! effects.upsert_inter_call_output(&output, &Some("pong".into()))?;
+//! assert_eq!(effects.read_inter_call_output(&output)?, Some(Some("pong".into())));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
