@@ -409,7 +409,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// What this backend can do.
     ///
     /// ```
-    /// # use store_api::*; use store_mem::MemBackend; use std::path::Path;
+    /// # use store_api::*; use store_mem::MemBackend;
     /// assert_eq!(MemBackend::capabilities(), Capabilities::IN_MEMORY);
     /// assert!(!MemBackend::capabilities().persistent);
     /// assert_eq!(MemBackend::NAME, "mem");
@@ -478,7 +478,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// [`OpenError`] why it has none.
     ///
     /// ```
-    /// # use store_api::*; use store_mem::MemBackend; use std::path::Path;
+    /// # use store_api::*; use store_mem::MemBackend;
     /// let dir = std::env::temp_dir().join("a-scratch-store");
     /// assert_eq!(MemBackend::scratch_location(&dir)?, dir); // a directory backend: `dir` itself
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -499,7 +499,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// The durability mode it was opened with.
     ///
     /// ```
-    /// # use store_api::*; use store_mem::MemBackend; use std::path::Path;
+    /// # use store_api::*; use store_mem::MemBackend;
     /// let backend = MemBackend::new(OpenOptions::default());
     /// assert_eq!(backend.durability(), Durability::Immediate); // the default
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -527,7 +527,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// `store_kit::state` records how many.
     ///
     /// ```
-    /// # use store_api::*; use std::sync::Arc;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
     /// let mut state = backend.state_store("operator-1")?;
     /// state.put(b"k", b"v")?;
@@ -556,7 +556,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// the last name of one page to get the next.
     ///
     /// ```
-    /// # use store_api::*; use std::sync::Arc;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
     /// for name in ["b", "a", "c"] {
     ///     let mut state = backend.state_store(name)?;

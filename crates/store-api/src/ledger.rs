@@ -792,7 +792,7 @@ pub trait LedgerStore: Send + Sync {
     /// ```
     /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
     /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
+    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
     /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
     /// assert_eq!(ledger.asset(&usd)?.map(|def| def.precision), Some(2));
     /// assert_eq!(ledger.asset(&AssetId::new("EUR")?)?, None);
@@ -918,7 +918,7 @@ pub trait LedgerStore: Send + Sync {
     /// ```
     /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
     /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
+    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
     /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
     /// ledger.register_asset(&AssetDef { id: AssetId::new("EUR")?, precision: 2, name: "Euro".into() })?;
     /// let ids: Vec<AssetId> = ledger.list_assets(None, 10)?.into_iter().map(|def| def.id).collect();

@@ -44,6 +44,7 @@
 //! [`OpenError`] does not (it carries operating-system errors).
 
 #![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 
 pub mod backend;
 pub mod engine;

@@ -292,7 +292,6 @@ pub trait SegmentLogStore: Send + Sync {
     /// ```
     /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
-    /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// let (older, newer) = (SessionId::from_u128(1), SessionId::from_u128(2));
     /// log.append(older, SegmentId::new_v7(), b"a")?;
     /// log.append(newer, SegmentId::new_v7(), b"b")?;
@@ -306,7 +305,7 @@ pub trait SegmentLogStore: Send + Sync {
     /// ```
     /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
-    /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
+    /// # let session = SessionId::new_v7();
     /// let (older, newer) = (SegmentId::from_u128(1), SegmentId::from_u128(2));
     /// log.append(session, older, b"a")?;
     /// log.append(session, newer, b"b")?;
@@ -326,7 +325,6 @@ pub trait SegmentLogStore: Send + Sync {
     /// ```
     /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
-    /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// let sessions = [SessionId::from_u128(1), SessionId::from_u128(2), SessionId::from_u128(3)];
     /// for s in sessions {
     ///     log.append(s, SegmentId::new_v7(), b"entry")?;
@@ -351,7 +349,7 @@ pub trait SegmentLogStore: Send + Sync {
     /// ```
     /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
-    /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
+    /// # let session = SessionId::new_v7();
     /// let segments = [SegmentId::from_u128(1), SegmentId::from_u128(2), SegmentId::from_u128(3)];
     /// for s in segments {
     ///     log.append(session, s, b"entry")?;

@@ -62,7 +62,7 @@ use crate::parse::{self, ParseError};
 /// A Lyquid (contract instance) id: 20 bytes.
 ///
 /// ```
-/// # use store_api::{ChainPos, LyquidId};
+/// # use store_api::LyquidId;
 /// let id: LyquidId = "0x00112233445566778899aabbccddeeff00112233".parse()?;
 /// assert_eq!(id.0[1], 0x11);
 /// assert_eq!(id.to_string(), "0x00112233445566778899aabbccddeeff00112233");
@@ -131,7 +131,7 @@ impl ChainPos {
     /// The position of entry `index` of block `block`.
     ///
     /// ```
-    /// # use store_api::{ChainPos, LyquidId};
+    /// # use store_api::ChainPos;
     /// let pos = ChainPos::new(7, 3);
     /// assert_eq!((pos.block(), pos.index()), (7, 3));
     /// assert_eq!(pos, ChainPos((7 << 32) | 3));
@@ -448,7 +448,7 @@ pub trait SideEffectStore: Send + Sync {
     /// [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) is [`InputError::ValueTooLarge`].
     ///
     /// ```
-    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
     /// let key = InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: 0 };
     /// effects.upsert_inter_call_output(&key, &Some("42".into()))?;
@@ -467,7 +467,7 @@ pub trait SideEffectStore: Send + Sync {
     /// `Some(Some(bytes))` otherwise.
     ///
     /// ```
-    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
     /// let key = |seq| InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: seq };
     /// effects.upsert_inter_call_output(&key(0), &None)?;
@@ -490,7 +490,7 @@ pub trait SideEffectStore: Send + Sync {
     /// nothing of the call is written.
     ///
     /// ```
-    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
     /// let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
     /// let call = InboundInterCall {
@@ -514,7 +514,7 @@ pub trait SideEffectStore: Send + Sync {
     /// after `until_exclusive` are skipped, not a stop: later order keys are still read.
     ///
     /// ```
-    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
     /// let bob = LyquidId([2; 20]);
     /// let call = |delivered: u64, made: u64| InboundInterCall {
@@ -570,7 +570,7 @@ pub trait SideEffectStore: Send + Sync {
     /// [`read_inter_call_output`](Self::read_inter_call_output).
     ///
     /// ```
-    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
     /// let key = |seq| InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: seq };
     /// effects.upsert_inter_call_output(&key(1), &None)?;
@@ -592,7 +592,7 @@ pub trait SideEffectStore: Send + Sync {
     /// [`read_inbound_inter_calls`](Self::read_inbound_inter_calls).
     ///
     /// ```
-    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # use store_api::*;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
     /// let call_to = |callee| InboundInterCall {
     ///     callee,

@@ -144,7 +144,7 @@ impl StateSnapshot {
     /// Fails when a key or value breaks the common limits.
     ///
     /// ```
-    /// # use store_api::{Bytes, StateSnapshot, SnapshotError};
+    /// # use store_api::{Bytes, StateSnapshot};
     /// let snap = StateSnapshot::from_entries([
     ///     (Bytes::from("b"), Bytes::from("2")),
     ///     (Bytes::from("a"), Bytes::from("1")),
@@ -204,7 +204,7 @@ impl StateSnapshot {
     /// Encodes the snapshot in format version 1.
     ///
     /// ```
-    /// # use store_api::{Bytes, StateSnapshot, SnapshotError};
+    /// # use store_api::{Bytes, StateSnapshot};
     /// let snap = StateSnapshot::from_entries([(Bytes::from("k"), Bytes::from("v"))])?;
     /// let bytes = snap.to_bytes();
     /// assert_eq!(&bytes[..6], b"STSNAP");
@@ -363,7 +363,7 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let state = backend.state_store("counter")?;
     /// assert_eq!(state.partition(), "counter");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -600,14 +600,16 @@ pub trait StateStoreExt: StateStore {
     /// The same as [`range_scan_bounds`](StateStore::range_scan_bounds) with its bounds.
     ///
     /// ```
-    /// # use store_api::{StateError, StateStore, StateStoreExt};
-    /// fn halves<S: StateStore + ?Sized>(state: &S) -> Result<(), StateError> {
-    ///     let from_b = state.scan(&b"b"[..]..)?;
-    ///     let up_to_b = state.scan(..=&b"b"[..])?;
-    ///     let both = usize::from(state.contains(b"b")?);
-    ///     assert_eq!(from_b.len() + up_to_b.len(), state.scan(..)?.len() + both);
-    ///     Ok(())
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("p")?;
+    /// for key in [b"a", b"b", b"c"] {
+    ///     state.put(key, b"v")?;
     /// }
+    /// let keys = |rows: Vec<(Bytes, Bytes)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    /// assert_eq!(keys(state.scan(&b"b"[..]..)?), ["b", "c"]);
+    /// assert_eq!(keys(state.scan(..=&b"b"[..])?), ["a", "b"]);
+    /// assert_eq!(state.scan(..)?.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn scan<'k>(
         &self,
