@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 use crate::uuid_id::uuid_id;
 
 macro_rules! validated_name {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $example:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
         #[serde(try_from = "String")]
@@ -31,6 +31,13 @@ macro_rules! validated_name {
 
         impl $name {
             /// Validates `name` against the naming rules.
+            ///
+            #[doc = concat!("```\n# use store_api::", stringify!($name), ";\n",
+                "let name = ", stringify!($name), "::new(", stringify!($example), ")?;\n",
+                "assert_eq!(name.as_str(), ", stringify!($example), ");\n",
+                "assert!(", stringify!($name), "::new(\"\").is_err()); // names are not empty\n",
+                "assert!(", stringify!($name), "::new(\"a/b\").is_err()); // nor hold `/`\n",
+                "# Ok::<(), Box<dyn std::error::Error>>(())\n```")]
             pub fn new(name: impl Into<String>) -> Result<Self, InputError> {
                 let name = name.into();
                 check_name($kind, &name, $max)?;
@@ -89,20 +96,23 @@ validated_name!(
     /// read, but accounts cannot be opened and transactions cannot be committed in them.
     Book,
     "book",
-    MAX_NAME_LEN
+    MAX_NAME_LEN,
+    "shop"
 );
 validated_name!(
     /// An asset id: a validated name of 1 to 32 bytes (`USD`, `BTC`, `points`).
     AssetId,
     "asset",
-    MAX_ASSET_ID_LEN
+    MAX_ASSET_ID_LEN,
+    "USD"
 );
 validated_name!(
     /// An account's path inside its book: a validated name of 1 to 200 bytes
     /// (`assets:bank:checking`; `/` is not allowed).
     AccountPath,
     "account path",
-    MAX_ACCOUNT_PATH_LEN
+    MAX_ACCOUNT_PATH_LEN,
+    "assets:bank:checking"
 );
 
 impl Book {
