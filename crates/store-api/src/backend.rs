@@ -425,10 +425,12 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ///
     /// ```
     /// # use store_api::*; use store_mem::MemBackend; use std::path::Path;
-    /// let backend = MemBackend::open(Path::new(""), OpenOptions::default().durability(Durability::Relaxed))?;
+    /// let options = OpenOptions::default().durability(Durability::Relaxed);
+    /// let backend = MemBackend::open(Path::new(""), options)?;
     /// assert_eq!(backend.durability(), Durability::Relaxed);
     /// // The in-memory backend has nothing to reopen: an open that may not create finds nothing.
-    /// let reopen = MemBackend::open(Path::new(""), OpenOptions::default().create_if_missing(false));
+    /// let no_create = OpenOptions::default().create_if_missing(false);
+    /// let reopen = MemBackend::open(Path::new(""), no_create);
     /// assert!(matches!(reopen, Err(OpenError::NotFound { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -603,7 +605,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// # use store_api::*; use std::sync::Arc;
     /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
     /// assert!(Arc::ptr_eq(&backend.side_effects(), &backend.side_effects())); // the same one
-    /// let key = InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: 0 };
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = InterCallOutputKey { callee, pos, inter_call_seq: 0 };
     /// backend.side_effects().upsert_inter_call_output(&key, &None)?;
     /// assert_eq!(backend.side_effects().read_inter_call_output(&key)?, Some(None));
     /// # Ok::<(), Box<dyn std::error::Error>>(())

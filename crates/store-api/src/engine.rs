@@ -154,7 +154,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// let seq = engine.put_batch(&[(b"a", b"1"), (b"a", b"2"), (b"b", b"")])?;
     /// assert_eq!(seq, 1);
     /// assert_eq!(engine.get(b"a")?, Some("2".into())); // the last pair of a key wins
@@ -171,7 +172,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// engine.put_batch(&[(b"a", b"1"), (b"b", b"2")])?;
     /// assert_eq!(engine.delete_batch(&[b"a", b"missing"])?, 2);
     /// assert_eq!(engine.get(b"a")?, None);
@@ -192,7 +194,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// let batch = [
     ///     Mutation::Put { key: "a".into(), value: "1".into() },
     ///     Mutation::Put { key: "b".into(), value: "2".into() },
@@ -225,7 +228,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// let leader = store_mem::MemBackend::new(OpenOptions::default()).engine();
     /// leader.put_batch(&[(b"k", b"v")])?;
     /// let batch = leader.get_batch(1)?.unwrap();
@@ -250,7 +254,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// use std::time::Duration;
     /// let writer = std::thread::spawn({
     ///     let engine = engine.clone();
@@ -268,7 +273,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// assert_eq!(engine.current_sequence(), 0);
     /// engine.put_batch(&[(b"a", b"1")])?;
     /// engine.delete_batch(&[b"a"])?;
@@ -281,7 +287,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// engine.put_batch(&[(b"k", b"v")])?;
     /// assert_eq!(engine.get(b"k")?, Some("v".into()));
     /// assert_eq!(engine.get(b"absent")?, None);
@@ -295,7 +302,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// engine.put_batch(&[(b"a", b"1")])?;
     /// let rows = engine.get_many(&[b"b", b"a"])?;
     /// assert_eq!(rows, vec![("b".into(), None), ("a".into(), Some("1".into()))]);
@@ -312,12 +320,13 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// engine.put_batch(&[(b"a", b"1"), (b"b", b"2"), (b"c", b"3")])?;
     /// let keys = |rows: Vec<(Bytes, Bytes)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
     /// assert_eq!(keys(engine.range_scan(b"a", b"b", 10, true)?), ["a", "b"]); // end inclusive
-    /// assert_eq!(keys(engine.range_scan(b"b", b"", 10, true)?), ["b", "c"]); // empty end: unbounded
-    /// assert_eq!(keys(engine.range_scan(b"", b"", 2, false)?), ["c", "b"]); // the last 2, descending
+    /// assert_eq!(keys(engine.range_scan(b"b", b"", 10, true)?), ["b", "c"]); // unbounded end
+    /// assert_eq!(keys(engine.range_scan(b"", b"", 2, false)?), ["c", "b"]); // last 2, descending
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn range_scan(
@@ -333,7 +342,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// engine.put_batch(&[(b"k", b"v")])?;
     /// let put = Mutation::Put { key: "k".into(), value: "v".into() };
     /// assert_eq!(engine.get_batch(1)?, Some(vec![put]));
@@ -346,7 +356,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// assert_eq!(engine.oldest_retained_batch()?, None);
     /// engine.put_batch(&[(b"a", b"1")])?;
     /// engine.put_batch(&[(b"b", b"2")])?;
@@ -362,7 +373,8 @@ pub trait StoreEngine: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let engine = backend.engine();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let engine = backend.engine();
     /// for key in [b"a", b"b", b"c"] {
     ///     engine.put_batch(&[(key, b"v")])?;
     /// }

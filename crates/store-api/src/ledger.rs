@@ -338,7 +338,8 @@ impl Transaction {
     ///
     /// ```
     /// # use store_api::*;
-    /// let (cash, sales, usd) = (AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?, AssetId::new("USD")?);
+    /// let (cash, sales) = (AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
+    /// let usd = AssetId::new("USD")?;
     /// let tx = Transaction::new(Book::new("shop")?)
     ///     .debit(&cash, &usd, 500)
     ///     .credit(&sales, &usd, 500)
@@ -663,7 +664,8 @@ impl crate::error::StoreError for LedgerError {
 ///     let def = AccountDef { id: id.clone(), asset: usd.clone(), kind };
 ///     ledger.open_account(&def, &AccountCfg::for_kind(kind))?;
 /// }
-/// let sale = Transaction::new(Book::new("shop")?).debit(&cash, &usd, 500).credit(&sales, &usd, 500);
+/// let shop = Book::new("shop")?;
+/// let sale = Transaction::new(shop).debit(&cash, &usd, 500).credit(&sales, &usd, 500);
 /// assert_eq!(ledger.commit(&sale)?.seq, 3); // the two account openings took 1 and 2
 /// assert_eq!(ledger.balance(&cash, None)?.amount, 500);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -674,13 +676,16 @@ pub trait LedgerStore: Send + Sync {
     /// definition breaking its field limits ([`AssetDef::check`]) is [`LedgerError::Input`].
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
     /// ledger.register_asset(&usd_def)?;
     /// ledger.register_asset(&usd_def)?; // an identical repeat writes nothing
     /// assert_eq!(ledger.asset(&usd)?, Some(usd_def.clone()));
     /// let other = AssetDef { precision: 4, ..usd_def };
-    /// assert_eq!(ledger.register_asset(&other), Err(LedgerError::AlreadyExists { entity: "asset", id: "USD".into() }));
+    /// let exists = LedgerError::AlreadyExists { entity: "asset", id: "USD".into() };
+    /// assert_eq!(ledger.register_asset(&other), Err(exists));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError>;
@@ -691,10 +696,13 @@ pub trait LedgerStore: Send + Sync {
     /// be reserved ([`LedgerError::InvalidBook`]).
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
     /// ledger.register_asset(&usd_def)?;
-    /// let cash = AccountDef { id: AccountId::new("shop", "cash")?, asset: usd.clone(), kind: AccountKind::Asset };
+    /// let id = AccountId::new("shop", "cash")?;
+    /// let cash = AccountDef { id, asset: usd.clone(), kind: AccountKind::Asset };
     /// let cfg = AccountCfg::for_kind(AccountKind::Asset).with_min_balance(0);
     /// ledger.open_account(&cash, &cfg)?;
     /// ledger.open_account(&cash, &cfg)?; // an identical repeat writes nothing
@@ -708,10 +716,13 @@ pub trait LedgerStore: Send + Sync {
     /// The definition and configuration of an account, or `None` when not open.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
     /// ledger.register_asset(&usd_def)?;
-    /// let def = AccountDef { id: AccountId::new("shop", "cash")?, asset: usd.clone(), kind: AccountKind::Asset };
+    /// let id = AccountId::new("shop", "cash")?;
+    /// let def = AccountDef { id, asset: usd.clone(), kind: AccountKind::Asset };
     /// let cfg = AccountCfg::for_kind(AccountKind::Asset);
     /// ledger.open_account(&def, &cfg)?;
     /// assert_eq!(ledger.account(&def.id)?, Some((def, cfg)));
@@ -735,10 +746,16 @@ pub trait LedgerStore: Send + Sync {
     /// midway as long as it ends inside. A floor breach names the final would-be balance.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
     /// let tx = Transaction::new(shop.clone())
     ///     .debit(&cash, &usd, 500)
     ///     .credit(&sales, &usd, 500)
@@ -747,7 +764,8 @@ pub trait LedgerStore: Send + Sync {
     /// assert_eq!(committed.seq, 3); // the two account openings took 1 and 2
     /// assert_eq!(ledger.commit(&tx)?, committed); // a retry returns the first receipt
     /// let lopsided = Transaction::new(shop).debit(&cash, &usd, 1);
-    /// assert_eq!(ledger.commit(&lopsided), Err(LedgerError::Unbalanced { asset: usd, debits: 1, credits: 0 }));
+    /// let unbalanced = LedgerError::Unbalanced { asset: usd, debits: 1, credits: 0 };
+    /// assert_eq!(ledger.commit(&lopsided), Err(unbalanced));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError>;
@@ -758,11 +776,17 @@ pub trait LedgerStore: Send + Sync {
     /// The outer error is a storage failure, in which case nothing was written.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
-    /// let sale = |amount| Transaction::new(shop.clone()).debit(&cash, &usd, amount).credit(&sales, &usd, amount);
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = |n| Transaction::new(shop.clone()).debit(&cash, &usd, n).credit(&sales, &usd, n);
     /// let results = ledger.commit_batch(&[sale(100), sale(0), sale(200)])?;
     /// assert_eq!(results[0].as_ref().map(|c| c.seq), Ok(3));
     /// assert_eq!(results[1], Err(LedgerError::InvalidAmount { index: 0 })); // fails alone
@@ -779,13 +803,20 @@ pub trait LedgerStore: Send + Sync {
     /// (`as_of = None`) or counting only transactions with `at <= as_of`.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
     /// let tx = Transaction::new(shop).debit(&cash, &usd, 500).credit(&sales, &usd, 500);
     /// let committed = ledger.commit(&tx)?;
-    /// assert_eq!(ledger.balance(&cash, None)?, BalanceSnapshot { amount: 500, updated_seq: committed.seq });
+    /// let now = BalanceSnapshot { amount: 500, updated_seq: committed.seq };
+    /// assert_eq!(ledger.balance(&cash, None)?, now);
     /// assert_eq!(ledger.balance(&sales, None)?.amount, 500); // income grows on the credit side
     /// let before = Timestamp::from_micros(committed.at.as_micros() - 1);
     /// assert_eq!(ledger.balance(&cash, Some(before))?.amount, 0);
@@ -800,10 +831,16 @@ pub trait LedgerStore: Send + Sync {
     /// A registered asset, or `None`.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
     /// assert_eq!(ledger.asset(&usd)?.map(|def| def.precision), Some(2));
     /// assert_eq!(ledger.asset(&AssetId::new("EUR")?)?, None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -813,14 +850,22 @@ pub trait LedgerStore: Send + Sync {
     /// A committed transaction, or `None`.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
-    /// let tx = Transaction::new(shop).debit(&cash, &usd, 5).credit(&sales, &usd, 5).with_metadata("order", "42");
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let tx = Transaction::new(shop).debit(&cash, &usd, 5).credit(&sales, &usd, 5);
+    /// let tx = tx.with_metadata("order", "42");
     /// let committed = ledger.commit(&tx)?;
     /// let stored = ledger.transaction(&tx.id)?.unwrap();
-    /// assert_eq!((stored.committed(), stored.postings, stored.metadata), (committed, tx.postings, tx.metadata));
+    /// assert_eq!(stored.committed(), committed);
+    /// assert_eq!((stored.postings, stored.metadata), (tx.postings, tx.metadata));
     /// assert_eq!(ledger.transaction(&TxId::new_v7())?, None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -832,13 +877,19 @@ pub trait LedgerStore: Send + Sync {
     /// [`balance`](Self::balance).
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
-    /// for amount in [100, 200] {
-    ///     ledger.commit(&Transaction::new(shop.clone()).debit(&cash, &usd, amount).credit(&sales, &usd, amount))?;
-    /// }
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = |n| Transaction::new(shop.clone()).debit(&cash, &usd, n).credit(&sales, &usd, n);
+    /// ledger.commit(&sale(100))?;
+    /// ledger.commit(&sale(200))?;
     /// let history = ledger.account_history(&cash, 0, 10)?;
     /// assert_eq!(history.iter().map(|p| p.balance_after).collect::<Vec<_>>(), [100, 300]);
     /// let after_first = ledger.account_history(&cash, history[0].seq, 10)?; // exclusive cursor
@@ -857,11 +908,18 @@ pub trait LedgerStore: Send + Sync {
     /// book, or one with no transaction up to `as_of`, gives an empty list.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
-    /// ledger.commit(&Transaction::new(shop.clone()).debit(&cash, &usd, 500).credit(&sales, &usd, 500))?;
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = |n| Transaction::new(shop.clone()).debit(&cash, &usd, n).credit(&sales, &usd, n);
+    /// ledger.commit(&sale(500))?;
     /// let rows = ledger.trial_balance(&shop, None)?;
     /// assert_eq!(rows, [TrialBalanceRow { asset: usd, debits: 500, credits: 500 }]);
     /// assert!(ledger.trial_balance(&Book::new("unknown")?, None)?.is_empty());
@@ -879,15 +937,23 @@ pub trait LedgerStore: Send + Sync {
     /// unknown book, or a cursor at or past the book's last event, gives an empty page.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
-    /// let committed = ledger.commit(&Transaction::new(shop.clone()).debit(&cash, &usd, 5).credit(&sales, &usd, 5))?;
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = Transaction::new(shop.clone()).debit(&cash, &usd, 5).credit(&sales, &usd, 5);
+    /// let committed = ledger.commit(&sale)?;
     /// let events = ledger.read_events(&shop, None, 10)?;
     /// assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    /// assert!(matches!(&events[0].event, LedgerEvent::AccountOpened { def, .. } if def.id == cash));
-    /// assert!(matches!(&events[2].event, LedgerEvent::TransactionPosted(tx) if tx.id == committed.txid));
+    /// let (first, third) = (&events[0].event, &events[2].event);
+    /// assert!(matches!(first, LedgerEvent::AccountOpened { def, .. } if def.id == cash));
+    /// assert!(matches!(third, LedgerEvent::TransactionPosted(tx) if tx.id == committed.txid));
     /// assert_eq!(ledger.read_events(&shop, Some(2), 10)?, events[2..]); // after seq 2
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -909,10 +975,16 @@ pub trait LedgerStore: Send + Sync {
     /// [`read_events`](Self::read_events) reproduces the whole ledger.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
     /// // The asset registration is the reserved book's event; the openings are the shop's.
     /// assert_eq!(ledger.list_books(None, 10)?, [Book::system(), shop.clone()]);
     /// assert_eq!(ledger.list_books(Some(&Book::system()), 10)?, [shop]);
@@ -926,14 +998,21 @@ pub trait LedgerStore: Send + Sync {
     /// (0 gives nothing).
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
-    /// ledger.register_asset(&AssetDef { id: AssetId::new("EUR")?, precision: 2, name: "Euro".into() })?;
-    /// let ids: Vec<AssetId> = ledger.list_assets(None, 10)?.into_iter().map(|def| def.id).collect();
-    /// assert_eq!(ids, [AssetId::new("EUR")?, usd.clone()]); // ascending by id
-    /// assert_eq!(ledger.list_assets(Some(&AssetId::new("EUR")?), 10)?[0].id, usd);
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let eur = AssetId::new("EUR")?;
+    /// ledger.register_asset(&AssetDef { id: eur.clone(), precision: 2, name: "Euro".into() })?;
+    /// let ids: Vec<_> = ledger.list_assets(None, 10)?.into_iter().map(|def| def.id).collect();
+    /// assert_eq!(ids, [eur.clone(), usd.clone()]); // ascending by id
+    /// assert_eq!(ledger.list_assets(Some(&eur), 10)?[0].id, usd);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn list_assets(
@@ -951,10 +1030,16 @@ pub trait LedgerStore: Send + Sync {
     /// an empty list.
     ///
     /// ```
-    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default()); let ledger = backend.ledger();
-    /// # let usd = AssetId::new("USD")?; ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
-    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
-    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] { ledger.open_account(&AccountDef { id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
     /// let page = ledger.list_accounts(&shop, None, 1)?;
     /// assert_eq!(page[0].0.id, cash); // "cash" sorts before "sales"
     /// assert_eq!(page[0].1, AccountCfg::for_kind(AccountKind::Asset));

@@ -146,7 +146,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// assert_eq!(log.append(session, segment, b"first")?, 0); // creates the segment
     /// assert_eq!(log.append(session, segment, b"")?, 1); // an empty entry is an entry
@@ -164,7 +165,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// log.append_trace(session, segment, b"debug: step 1")?;
     /// assert!(!log.exists(session, segment)?); // only trace entries: no segment yet
@@ -184,13 +186,15 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// log.append(session, segment, b"a")?;
     /// log.append(session, segment, b"b")?;
     /// assert_eq!(log.read_all(session, segment)?, ["a", "b"]);
     /// let unknown = SegmentId::new_v7();
-    /// assert_eq!(log.read_all(session, unknown), Err(SegmentError::NotFound { session, segment: unknown }));
+    /// let not_found = SegmentError::NotFound { session, segment: unknown };
+    /// assert_eq!(log.read_all(session, unknown), Err(not_found));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn read_all(&self, session: SessionId, segment: SegmentId) -> Result<Vec<Bytes>, SegmentError>;
@@ -199,7 +203,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// assert!(log.read_traces(session, segment)?.is_empty());
     /// log.append_trace(session, segment, b"t1")?;
@@ -217,12 +222,14 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// log.create_segment(session, segment, &[b"a", b"b", b"c"])?;
     /// assert_eq!(log.read_entry_count(session, segment)?, 3);
     /// let unknown = SegmentId::new_v7();
-    /// assert_eq!(log.read_entry_count(session, unknown), Err(SegmentError::NotFound { session, segment: unknown }));
+    /// let not_found = SegmentError::NotFound { session, segment: unknown };
+    /// assert_eq!(log.read_entry_count(session, unknown), Err(not_found));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn read_entry_count(&self, session: SessionId, segment: SegmentId)
@@ -232,7 +239,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// assert!(!log.exists(session, segment)?);
     /// log.append(session, segment, b"a")?;
@@ -247,7 +255,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// log.append(session, segment, b"old")?;
     /// log.create_segment(session, segment, &[b"new-1", b"new-2"])?; // replaces the entries
@@ -271,7 +280,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// log.create_segment(session, segment, &[b"a", b"b", b"c"])?;
     /// log.truncate(session, segment, 1)?;
@@ -291,7 +301,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// let (older, newer) = (SessionId::from_u128(1), SessionId::from_u128(2));
     /// log.append(older, SegmentId::new_v7(), b"a")?;
     /// log.append(newer, SegmentId::new_v7(), b"b")?;
@@ -304,7 +315,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let session = SessionId::new_v7();
     /// let (older, newer) = (SegmentId::from_u128(1), SegmentId::from_u128(2));
     /// log.append(session, older, b"a")?;
@@ -324,7 +336,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// let sessions = [SessionId::from_u128(1), SessionId::from_u128(2), SessionId::from_u128(3)];
     /// for s in sessions {
     ///     log.append(s, SegmentId::new_v7(), b"entry")?;
@@ -348,7 +361,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let session = SessionId::new_v7();
     /// let segments = [SegmentId::from_u128(1), SegmentId::from_u128(2), SegmentId::from_u128(3)];
     /// for s in segments {
@@ -369,7 +383,8 @@ pub trait SegmentLogStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// assert_eq!(log.lookup_session_of(segment)?, None);
     /// log.append(session, segment, b"a")?;
@@ -478,7 +493,8 @@ pub trait SegmentLogStoreExt: SegmentLogStore {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// log.append_typed(session, segment, &("deposit", 100u64))?;
     /// log.append_typed(session, segment, &("withdraw", 30u64))?;
@@ -503,7 +519,8 @@ pub trait SegmentLogStoreExt: SegmentLogStore {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let log = backend.segment_log();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let log = backend.segment_log();
     /// # let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
     /// log.append_typed(session, segment, &1u32)?;
     /// log.append_typed(session, segment, &2u32)?;

@@ -170,7 +170,8 @@ impl SideEffectKind {
     /// ```
     /// # use store_api::*;
     /// assert_eq!(SideEffectKind::Call.tag(), 1);
-    /// assert_eq!(SideEffectKind::from_tag(SideEffectKind::Timer.tag()), Some(SideEffectKind::Timer));
+    /// let timer = SideEffectKind::Timer;
+    /// assert_eq!(SideEffectKind::from_tag(timer.tag()), Some(timer));
     /// assert_eq!(SideEffectKind::from_tag(9), None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -309,7 +310,8 @@ impl InboundInterCall {
     ///
     /// ```
     /// # use store_api::*;
-    /// let call = InterCall { caller: LyquidId([1; 20]), pos: ChainPos::new(7, 0), payload: "ping".into() };
+    /// let (caller, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+    /// let call = InterCall { caller, pos, payload: "ping".into() };
     /// let early = CallOrderKey { pos: ChainPos::new(6, 0), seq: 0 }; // before block 7
     /// let record = InboundInterCall { callee: LyquidId([2; 20]), order_key: early, call };
     /// assert_eq!(record.check(), Err(MalformedCall::DeliveredBeforeMade));
@@ -399,7 +401,8 @@ impl crate::error::StoreError for SideEffectError {
 ///
 /// let backend = store_mem::MemBackend::new(OpenOptions::default());
 /// let effects = backend.side_effects();
-/// let key = SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(7, 0), kind: SideEffectKind::Event };
+/// let (lyquid, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+/// let key = SideEffectKey { lyquid, pos, kind: SideEffectKind::Event };
 /// let outputs = BTreeMap::from([(key, EventOutputs(vec!["minted".into()]))]);
 /// effects.write_outputs(&outputs)?; // the first execution records what it produced
 /// effects.write_outputs(&outputs)?; // a replay records the same: accepted
@@ -415,13 +418,16 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*; use std::collections::BTreeMap;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
-    /// let key = SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(7, 0), kind: SideEffectKind::Event };
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (lyquid, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+    /// let key = SideEffectKey { lyquid, pos, kind: SideEffectKind::Event };
     /// let outputs = BTreeMap::from([(key, EventOutputs(vec!["minted".into()]))]);
     /// effects.write_outputs(&outputs)?;
     /// effects.write_outputs(&outputs)?; // a replay writing the same is accepted
     /// let diverged = BTreeMap::from([(key, EventOutputs(vec!["burned".into()]))]);
-    /// assert_eq!(effects.write_outputs(&diverged), Err(SideEffectError::ConflictingReplay { key }));
+    /// let conflict = SideEffectError::ConflictingReplay { key };
+    /// assert_eq!(effects.write_outputs(&diverged), Err(conflict));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn write_outputs(
@@ -433,8 +439,10 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*; use std::collections::BTreeMap;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
-    /// let key = SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(7, 0), kind: SideEffectKind::Timer };
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (lyquid, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+    /// let key = SideEffectKey { lyquid, pos, kind: SideEffectKind::Timer };
     /// assert_eq!(effects.read_outputs(&key)?, None); // never written
     /// let outputs = EventOutputs(vec!["a".into(), "b".into()]);
     /// effects.write_outputs(&BTreeMap::from([(key, outputs.clone())]))?;
@@ -449,8 +457,10 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
-    /// let key = InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: 0 };
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = InterCallOutputKey { callee, pos, inter_call_seq: 0 };
     /// effects.upsert_inter_call_output(&key, &Some("42".into()))?;
     /// effects.upsert_inter_call_output(&key, &Some("42".into()))?; // the same output: accepted
     /// let conflict = effects.upsert_inter_call_output(&key, &None);
@@ -468,8 +478,10 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
-    /// let key = |seq| InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: seq };
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = |inter_call_seq| InterCallOutputKey { callee, pos, inter_call_seq };
     /// effects.upsert_inter_call_output(&key(0), &None)?;
     /// effects.upsert_inter_call_output(&key(1), &Some("42".into()))?;
     /// assert_eq!(effects.read_inter_call_output(&key(0))?, Some(None)); // completed, no payload
@@ -491,7 +503,8 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
     /// let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
     /// let call = InboundInterCall {
     ///     callee: bob,
@@ -515,18 +528,20 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
-    /// let bob = LyquidId([2; 20]);
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
     /// let call = |delivered: u64, made: u64| InboundInterCall {
     ///     callee: bob,
     ///     order_key: CallOrderKey { pos: ChainPos::new(delivered, 0), seq: 0 },
-    ///     call: InterCall { caller: LyquidId([1; 20]), pos: ChainPos::new(made, 0), payload: "ping".into() },
+    ///     call: InterCall { caller: alice, pos: ChainPos::new(made, 0), payload: "ping".into() },
     /// };
     /// effects.append_inbound_inter_calls(&[call(8, 7), call(9, 9), call(10, 5)])?;
     /// assert_eq!(effects.read_inbound_inter_calls(&bob, None, None, 10)?.len(), 3);
     /// let first = CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 };
     /// // After the first, made before block 9: the call made at block 9 is skipped, not a stop.
-    /// let rest = effects.read_inbound_inter_calls(&bob, Some(&first), Some(ChainPos::new(9, 0)), 10)?;
+    /// let until = ChainPos::new(9, 0);
+    /// let rest = effects.read_inbound_inter_calls(&bob, Some(&first), Some(until), 10)?;
     /// assert_eq!(rest, vec![call(10, 5)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -548,8 +563,10 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*; use std::collections::BTreeMap;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
-    /// let slot = |block| SideEffectKey { lyquid: LyquidId([1; 20]), pos: ChainPos::new(block, 0), kind: SideEffectKind::Event };
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (lyquid, kind) = (LyquidId([1; 20]), SideEffectKind::Event);
+    /// let slot = |block| SideEffectKey { lyquid, pos: ChainPos::new(block, 0), kind };
     /// let empty = EventOutputs::default(); // an empty slot is still a stored slot
     /// effects.write_outputs(&BTreeMap::from([(slot(2), empty.clone()), (slot(1), empty)]))?;
     /// assert_eq!(effects.list_output_keys(None, 10)?, vec![slot(1), slot(2)]);
@@ -571,8 +588,10 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
-    /// let key = |seq| InterCallOutputKey { callee: LyquidId([2; 20]), pos: ChainPos::new(7, 0), inter_call_seq: seq };
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = |inter_call_seq| InterCallOutputKey { callee, pos, inter_call_seq };
     /// effects.upsert_inter_call_output(&key(1), &None)?;
     /// effects.upsert_inter_call_output(&key(0), &Some("42".into()))?;
     /// assert_eq!(effects.list_inter_call_output_keys(None, 10)?, vec![key(0), key(1)]);
@@ -593,11 +612,13 @@ pub trait SideEffectStore: Send + Sync {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let effects = backend.side_effects();
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let alice = LyquidId([1; 20]);
     /// let call_to = |callee| InboundInterCall {
     ///     callee,
     ///     order_key: CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 },
-    ///     call: InterCall { caller: LyquidId([1; 20]), pos: ChainPos::new(7, 0), payload: "ping".into() },
+    ///     call: InterCall { caller: alice, pos: ChainPos::new(7, 0), payload: "ping".into() },
     /// };
     /// let (bob, carol) = (LyquidId([2; 20]), LyquidId([3; 20]));
     /// effects.append_inbound_inter_calls(&[call_to(carol), call_to(bob)])?;

@@ -241,7 +241,8 @@ impl StateSnapshot {
     ///
     /// ```
     /// # use store_api::{Bytes, StateSnapshot, SnapshotError};
-    /// let mut bytes = StateSnapshot::from_entries([(Bytes::from("k"), Bytes::from("v"))])?.to_bytes();
+    /// let snap = StateSnapshot::from_entries([(Bytes::from("k"), Bytes::from("v"))])?;
+    /// let mut bytes = snap.to_bytes();
     /// assert_eq!(StateSnapshot::from_bytes(&bytes)?.len(), 1);
     /// bytes[17] ^= 1; // damage one byte of the entry
     /// assert_eq!(StateSnapshot::from_bytes(&bytes), Err(SnapshotError::ChecksumMismatch));
@@ -363,7 +364,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let state = backend.state_store("counter")?;
     /// assert_eq!(state.partition(), "counter");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -373,7 +375,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"k", b"v")?;
     /// assert_eq!(state.get(b"k")?, Some("v".into()));
     /// assert_eq!(state.get(b"absent")?, None);
@@ -385,7 +388,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"k", b"")?;
     /// assert!(state.contains(b"k")?); // an empty value is present
     /// assert!(!state.contains(b"absent")?);
@@ -397,7 +401,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"k", b"1")?;
     /// state.put(b"k", b"2")?;
     /// assert_eq!(state.get(b"k")?, Some("2".into()));
@@ -410,7 +415,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"k", b"v")?;
     /// state.delete(b"k")?;
     /// state.delete(b"never-written")?; // a missing key is fine
@@ -423,7 +429,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// assert_eq!(state.get_or_insert(b"n", b"0")?, "0"); // absent: stored and returned
     /// state.put(b"n", b"5")?;
     /// assert_eq!(state.get_or_insert(b"n", b"0")?, "5");
@@ -435,7 +442,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"a", b"1")?;
     /// state.put(b"b", b"2")?;
     /// state.put(b"a", b"3")?;
@@ -448,7 +456,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// assert!(state.is_empty());
     /// state.put(b"k", b"v")?;
     /// assert!(!state.is_empty());
@@ -463,7 +472,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"ab", b"123")?;
     /// assert_eq!(state.size_bytes(), 5);
     /// state.clear()?;
@@ -477,7 +487,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"user:1", b"ada")?;
     /// state.put(b"user:2", b"bob")?;
     /// state.put(b"video:1", b"cat")?;
@@ -492,7 +503,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// for key in [b"a", b"b", b"c"] {
     ///     state.put(key, b"v")?;
     /// }
@@ -514,7 +526,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// use std::ops::Bound::{Excluded, Unbounded};
     /// for key in [b"a", b"b", b"c"] {
     ///     state.put(key, b"v")?;
@@ -533,7 +546,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"a", b"1")?;
     /// state.put(b"b", b"2")?;
     /// state.clear()?;
@@ -547,7 +561,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"b", b"2")?;
     /// state.put(b"a", b"1")?;
     /// let snap = state.snapshot()?;
@@ -561,7 +576,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"a", b"1")?;
     /// let snap = state.snapshot()?;
     /// state.put(b"b", b"2")?;
@@ -578,7 +594,8 @@ pub trait StateStore: Send {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put(b"kept", b"1")?;
     /// state.flush()?;
     /// state.put(b"lost", b"2")?;
@@ -601,7 +618,8 @@ pub trait StateStoreExt: StateStore {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("p")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("p")?;
     /// for key in [b"a", b"b", b"c"] {
     ///     state.put(key, b"v")?;
     /// }
@@ -622,7 +640,8 @@ pub trait StateStoreExt: StateStore {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put_typed(b"pos", &(3u32, -4i64))?;
     /// assert_eq!(state.get_typed::<(u32, i64)>(b"pos")?, Some((3, -4)));
     /// assert_eq!(state.get_typed::<u32>(b"absent")?, None);
@@ -647,7 +666,8 @@ pub trait StateStoreExt: StateStore {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// state.put_typed(b"name", "ada")?;
     /// assert_eq!(state.get_typed::<String>(b"name")?, Some("ada".to_owned()));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -670,7 +690,8 @@ pub trait StateStoreExt: StateStore {
     ///
     /// ```
     /// # use store_api::*;
-    /// # let backend = store_mem::MemBackend::new(OpenOptions::default()); let mut state = backend.state_store("counter")?;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
     /// let bump = |n: Option<u64>| Some(n.unwrap_or(0) + 1);
     /// assert_eq!(state.update(b"n", bump)?, Some(1));
     /// assert_eq!(state.update(b"n", bump)?, Some(2));

@@ -46,7 +46,8 @@ macro_rules! uuid_id {
             /// The id of a 128-bit number (handy in tests).
             ///
             #[doc = concat!("```\n# use store_api::", stringify!($name), ";\n",
-                "let (one, two) = (", stringify!($name), "::from_u128(1), ", stringify!($name), "::from_u128(2));\n",
+                "let one = ", stringify!($name), "::from_u128(1);\n",
+                "let two = ", stringify!($name), "::from_u128(2);\n",
                 "assert!(one < two); // ids order as their numbers do\n",
                 "assert_eq!(u128::from(two), 2);\n",
                 "assert_eq!(one.to_string(), \"00000000-0000-0000-0000-000000000001\");\n```")]
