@@ -30,6 +30,18 @@ pub enum Durability {
 }
 
 /// Options for [`Backend::open`].
+///
+/// ```
+/// # use store_api::*;
+/// let options = OpenOptions::default()
+///     .durability(Durability::Relaxed)
+///     .side_effect_cache_size(0) // no read cache
+///     .create_if_missing(false);
+/// assert_eq!(options.durability, Durability::Relaxed);
+/// assert!(!options.may_create());
+/// assert!(!OpenOptions::default().read_only(true).may_create()); // read-only never creates
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct OpenOptions {
     /// The durability mode of every store of the backend.
@@ -362,6 +374,20 @@ impl OpenError {
 ///
 /// The conformance suite and the benchmarks are written once against this trait; they get
 /// a fresh store from [`scratch_location`](Self::scratch_location).
+///
+/// ```
+/// use std::path::Path;
+/// use store_api::*;
+/// use store_mem::MemBackend;
+///
+/// let backend = MemBackend::open(Path::new("unused-by-mem"), OpenOptions::default())?;
+/// assert_eq!(backend.engine().put_batch(&[(b"k", b"v")])?, 1);
+/// let mut state = backend.state_store("operator-1")?;
+/// state.put(b"count", b"1")?;
+/// assert_eq!(backend.ledger().list_books(None, 10)?, Vec::<Book>::new()); // nothing yet
+/// backend.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Backend: Send + Sync + Sized + 'static {
     /// Where a store of this backend lives: [`Path`] (its directory) for the embedded
     /// backends, a server location for a server backend.
@@ -381,6 +407,14 @@ pub trait Backend: Send + Sync + Sized + 'static {
     const NAME: &'static str;
 
     /// What this backend can do.
+    ///
+    /// ```
+    /// # use store_api::*; use store_mem::MemBackend;
+    /// assert_eq!(MemBackend::capabilities(), Capabilities::IN_MEMORY);
+    /// assert!(!MemBackend::capabilities().persistent);
+    /// assert_eq!(MemBackend::NAME, "mem");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn capabilities() -> Capabilities;
 
     /// Opens the backend at `location` (for the embedded backends: in the directory
@@ -388,6 +422,18 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// when [`OpenOptions::may_create`] allows it ([`OpenError::NotFound`] otherwise,
     /// having created nothing). The in-memory backend ignores `location`; it always starts
     /// empty, so with `create_if_missing` off it answers `NotFound`.
+    ///
+    /// ```
+    /// # use store_api::*; use store_mem::MemBackend; use std::path::Path;
+    /// let options = OpenOptions::default().durability(Durability::Relaxed);
+    /// let backend = MemBackend::open(Path::new(""), options)?;
+    /// assert_eq!(backend.durability(), Durability::Relaxed);
+    /// // The in-memory backend has nothing to reopen: an open that may not create finds nothing.
+    /// let no_create = OpenOptions::default().create_if_missing(false);
+    /// let reopen = MemBackend::open(Path::new(""), no_create);
+    /// assert!(matches!(reopen, Err(OpenError::NotFound { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn open(location: &Self::Location, options: OpenOptions) -> Result<Self, OpenError>;
 
     /// Closes the backend: makes every acknowledged write durable (under
@@ -412,6 +458,17 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// `Arc` kept alive keeps an embedded backend's directory locked; a failure of the
     /// final sync then cannot be reported (each backend makes its writes durable on drop
     /// where its engine allows, see its docs).
+    ///
+    /// ```
+    /// # use store_api::*; use store_mem::MemBackend; use std::path::Path;
+    /// let backend = MemBackend::open(Path::new(""), OpenOptions::default())?;
+    /// let engine = backend.engine();
+    /// backend.close()?;
+    /// let err = engine.get(b"k").unwrap_err(); // every handle answers Closed
+    /// assert_eq!(err.storage().map(|e| e.kind()), Some(StorageErrorKind::Closed));
+    /// backend.close()?; // closing again is Ok
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn close(&self) -> Result<(), StorageError>;
 
     /// The location of a new, empty store for a throwaway instance (the conformance suite,
@@ -421,6 +478,13 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// The default, for a backend kept in a directory, is `dir` itself. A server backend
     /// answers a new, empty store on a server it can reach for tests, and says in an
     /// [`OpenError`] why it has none.
+    ///
+    /// ```
+    /// # use store_api::*; use store_mem::MemBackend;
+    /// let dir = std::env::temp_dir().join("a-scratch-store");
+    /// assert_eq!(MemBackend::scratch_location(&dir)?, dir); // a directory backend: `dir` itself
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn scratch_location(dir: &Path) -> Result<LocationBuf<Self>, OpenError> {
         Self::Location::from_dir(dir).ok_or_else(|| OpenError::Io {
             path: dir.to_path_buf(),
@@ -435,9 +499,25 @@ pub trait Backend: Send + Sync + Sized + 'static {
     }
 
     /// The durability mode it was opened with.
+    ///
+    /// ```
+    /// # use store_api::*; use store_mem::MemBackend;
+    /// let backend = MemBackend::new(OpenOptions::default());
+    /// assert_eq!(backend.durability(), Durability::Immediate); // the default
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn durability(&self) -> Durability;
 
     /// The engine store (the same one on every call).
+    ///
+    /// ```
+    /// # use store_api::*; use std::sync::Arc;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// assert!(Arc::ptr_eq(&backend.engine(), &backend.engine())); // the same one
+    /// backend.engine().put_batch(&[(b"k", b"v")])?;
+    /// assert_eq!(backend.engine().get(b"k")?, Some("v".into()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn engine(&self) -> Arc<Self::Engine>;
 
     /// The state partition `name`, which must be a valid name and not already held by a
@@ -447,6 +527,18 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// [`flush`](crate::StateStore::flush): dropping a handle with unflushed writes
     /// discards them (checkpoint semantics), and a `debug` event of the `tracing` target
     /// `store_kit::state` records how many.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// let mut state = backend.state_store("operator-1")?;
+    /// state.put(b"k", b"v")?;
+    /// let busy = backend.state_store("operator-1").err(); // one owner at a time
+    /// assert_eq!(busy, Some(StateError::PartitionInUse { partition: "operator-1".into() }));
+    /// drop(state); // the write was never flushed: it is discarded
+    /// assert_eq!(backend.state_store("operator-1")?.get(b"k")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn state_store(&self, name: &str) -> Result<Self::State, StateError>;
 
     /// One page of the names of the state partitions that hold data: ascending by name (the
@@ -464,15 +556,60 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// The cursor need not name a listed partition, but it must be a valid partition name
     /// ([`StateError::Input`] otherwise, as for [`state_store`](Self::state_store)): pass
     /// the last name of one page to get the next.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// for name in ["b", "a", "c"] {
+    ///     let mut state = backend.state_store(name)?;
+    ///     state.put(b"k", b"v")?;
+    ///     if name != "c" {
+    ///         state.flush()?; // "c" is never flushed, so it holds nothing and is not listed
+    ///     }
+    /// }
+    /// assert_eq!(backend.list_partitions(None, 10)?, ["a", "b"]);
+    /// assert_eq!(backend.list_partitions(Some("a"), 10)?, ["b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_partitions(&self, after: Option<&str>, limit: usize)
     -> Result<Vec<String>, StateError>;
 
     /// The ledger (the same one on every call).
+    ///
+    /// ```
+    /// # use store_api::*; use std::sync::Arc;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// assert!(Arc::ptr_eq(&backend.ledger(), &backend.ledger())); // the same one
+    /// let usd = AssetDef { id: AssetId::new("USD")?, precision: 2, name: "US dollar".into() };
+    /// backend.ledger().register_asset(&usd)?;
+    /// assert_eq!(backend.ledger().asset(&usd.id)?, Some(usd));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn ledger(&self) -> Arc<Self::Ledger>;
 
     /// The segment log (the same one on every call).
+    ///
+    /// ```
+    /// # use store_api::*; use std::sync::Arc;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// assert!(Arc::ptr_eq(&backend.segment_log(), &backend.segment_log())); // the same one
+    /// let (session, segment) = (SessionId::new_v7(), SegmentId::new_v7());
+    /// assert_eq!(backend.segment_log().append(session, segment, b"entry")?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn segment_log(&self) -> Arc<Self::Segments>;
 
     /// The side-effect store (the same one on every call).
+    ///
+    /// ```
+    /// # use store_api::*; use std::sync::Arc;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// assert!(Arc::ptr_eq(&backend.side_effects(), &backend.side_effects())); // the same one
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = InterCallOutputKey { callee, pos, inter_call_seq: 0 };
+    /// backend.side_effects().upsert_inter_call_output(&key, &None)?;
+    /// assert_eq!(backend.side_effects().read_inter_call_output(&key)?, Some(None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn side_effects(&self) -> Arc<Self::SideEffects>;
 }

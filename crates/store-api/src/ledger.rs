@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 use crate::uuid_id::uuid_id;
 
 macro_rules! validated_name {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $example:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
         #[serde(try_from = "String")]
@@ -31,6 +31,13 @@ macro_rules! validated_name {
 
         impl $name {
             /// Validates `name` against the naming rules.
+            ///
+            #[doc = concat!("```\n# use store_api::", stringify!($name), ";\n",
+                "let name = ", stringify!($name), "::new(", stringify!($example), ")?;\n",
+                "assert_eq!(name.as_str(), ", stringify!($example), ");\n",
+                "assert!(", stringify!($name), "::new(\"\").is_err()); // names are not empty\n",
+                "assert!(", stringify!($name), "::new(\"a/b\").is_err()); // nor hold `/`\n",
+                "# Ok::<(), Box<dyn std::error::Error>>(())\n```")]
             pub fn new(name: impl Into<String>) -> Result<Self, InputError> {
                 let name = name.into();
                 check_name($kind, &name, $max)?;
@@ -89,20 +96,23 @@ validated_name!(
     /// read, but accounts cannot be opened and transactions cannot be committed in them.
     Book,
     "book",
-    MAX_NAME_LEN
+    MAX_NAME_LEN,
+    "shop"
 );
 validated_name!(
     /// An asset id: a validated name of 1 to 32 bytes (`USD`, `BTC`, `points`).
     AssetId,
     "asset",
-    MAX_ASSET_ID_LEN
+    MAX_ASSET_ID_LEN,
+    "USD"
 );
 validated_name!(
     /// An account's path inside its book: a validated name of 1 to 200 bytes
     /// (`assets:bank:checking`; `/` is not allowed).
     AccountPath,
     "account path",
-    MAX_ACCOUNT_PATH_LEN
+    MAX_ACCOUNT_PATH_LEN,
+    "assets:bank:checking"
 );
 
 impl Book {
@@ -110,6 +120,15 @@ impl Book {
     pub const SYSTEM: &'static str = "_system";
 
     /// The reserved `_system` book.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let book = Book::system();
+    /// assert_eq!(book.as_str(), Book::SYSTEM);
+    /// assert!(book.is_reserved());
+    /// assert!(!Book::new("shop")?.is_reserved());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn system() -> Book {
         Book(Self::SYSTEM.to_owned())
     }
@@ -136,6 +155,15 @@ impl AssetDef {
     pub const MAX_PRECISION: u8 = 18;
 
     /// Checks the definition's fields.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let mut def = AssetDef { id: AssetId::new("USD")?, precision: 2, name: "US dollar".into() };
+    /// assert_eq!(def.check(), Ok(()));
+    /// def.precision = 19; // above AssetDef::MAX_PRECISION
+    /// assert!(def.check().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self) -> Result<(), InputError> {
         check_text("asset display name", &self.name, MAX_TEXT_LEN)?;
         if self.precision > Self::MAX_PRECISION {
@@ -177,6 +205,13 @@ pub enum AccountKind {
 
 impl AccountKind {
     /// The side on which this kind of account's balance grows.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// assert_eq!(AccountKind::Asset.normal_side(), Direction::Debit);
+    /// assert_eq!(AccountKind::Income.normal_side(), Direction::Credit);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn normal_side(self) -> Direction {
         match self {
             AccountKind::Asset | AccountKind::Expense | AccountKind::Clearing => Direction::Debit,
@@ -196,6 +231,15 @@ pub struct AccountId {
 
 impl AccountId {
     /// Validates both parts.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let id = AccountId::new("shop", "assets:cash")?;
+    /// assert_eq!(id.to_string(), "shop/assets:cash");
+    /// assert!(AccountId::new("shop", "assets/cash").is_err()); // `/` is not allowed in a path
+    /// assert!(AccountId::new("", "cash").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(book: &str, path: &str) -> Result<Self, InputError> {
         Ok(AccountId {
             book: Book::new(book)?,
@@ -232,6 +276,14 @@ pub struct AccountCfg {
 
 impl AccountCfg {
     /// The kind's normal side and no floor.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let cfg = AccountCfg::for_kind(AccountKind::Liability);
+    /// assert_eq!(cfg, AccountCfg { normal_side: Direction::Credit, min_balance: None });
+    /// assert_eq!(cfg.with_min_balance(0).min_balance, Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn for_kind(kind: AccountKind) -> Self {
         AccountCfg {
             normal_side: kind.normal_side(),
@@ -283,6 +335,21 @@ pub struct Transaction {
 
 impl Transaction {
     /// An empty draft in `book` with a fresh id.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let (cash, sales) = (AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
+    /// let usd = AssetId::new("USD")?;
+    /// let tx = Transaction::new(Book::new("shop")?)
+    ///     .debit(&cash, &usd, 500)
+    ///     .credit(&sales, &usd, 500)
+    ///     .with_idempotency_key("order-1")
+    ///     .with_metadata("customer", "ada");
+    /// assert_eq!(tx.postings.len(), 2);
+    /// assert_eq!(tx.postings[1].direction, Direction::Credit);
+    /// assert_eq!(tx.check_fields(), Ok(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(book: Book) -> Self {
         Transaction {
             id: TxId::new_v7(),
@@ -584,19 +651,84 @@ impl crate::error::StoreError for LedgerError {
 /// - [`commit_batch`](Self::commit_batch) is one durable write; concurrent
 ///   [`commit`](Self::commit)s are grouped into shared durable writes.
 /// - Reads never create anything and never see a write that is not yet durable.
+///
+/// ```
+/// use store_api::*;
+///
+/// let backend = store_mem::MemBackend::new(OpenOptions::default());
+/// let ledger = backend.ledger();
+/// let usd = AssetId::new("USD")?;
+/// ledger.register_asset(&AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+/// let (cash, sales) = (AccountId::new("shop", "cash")?, AccountId::new("shop", "sales")?);
+/// for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+///     let def = AccountDef { id: id.clone(), asset: usd.clone(), kind };
+///     ledger.open_account(&def, &AccountCfg::for_kind(kind))?;
+/// }
+/// let shop = Book::new("shop")?;
+/// let sale = Transaction::new(shop).debit(&cash, &usd, 500).credit(&sales, &usd, 500);
+/// assert_eq!(ledger.commit(&sale)?.seq, 3); // the two account openings took 1 and 2
+/// assert_eq!(ledger.balance(&cash, None)?.amount, 500);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait LedgerStore: Send + Sync {
     /// Registers an asset in [`Book::SYSTEM`]. An identical repeat writes nothing;
     /// a different definition for the same id is [`LedgerError::AlreadyExists`]; a
     /// definition breaking its field limits ([`AssetDef::check`]) is [`LedgerError::Input`].
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
+    /// ledger.register_asset(&usd_def)?;
+    /// ledger.register_asset(&usd_def)?; // an identical repeat writes nothing
+    /// assert_eq!(ledger.asset(&usd)?, Some(usd_def.clone()));
+    /// let other = AssetDef { precision: 4, ..usd_def };
+    /// let exists = LedgerError::AlreadyExists { entity: "asset", id: "USD".into() };
+    /// assert_eq!(ledger.register_asset(&other), Err(exists));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError>;
 
     /// Opens an account. An identical repeat writes nothing (no event, no sequence
     /// number); a different definition or configuration is [`LedgerError::AlreadyExists`].
     /// The asset must be registered ([`LedgerError::UnknownAsset`]) and the book must not
     /// be reserved ([`LedgerError::InvalidBook`]).
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
+    /// ledger.register_asset(&usd_def)?;
+    /// let id = AccountId::new("shop", "cash")?;
+    /// let cash = AccountDef { id, asset: usd.clone(), kind: AccountKind::Asset };
+    /// let cfg = AccountCfg::for_kind(AccountKind::Asset).with_min_balance(0);
+    /// ledger.open_account(&cash, &cfg)?;
+    /// ledger.open_account(&cash, &cfg)?; // an identical repeat writes nothing
+    /// let in_eur = AccountDef { asset: AssetId::new("EUR")?, ..cash }; // same id, other asset
+    /// let err = LedgerError::AlreadyExists { entity: "account", id: "shop/cash".into() };
+    /// assert_eq!(ledger.open_account(&in_eur, &cfg), Err(err));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn open_account(&self, def: &AccountDef, cfg: &AccountCfg) -> Result<(), LedgerError>;
 
     /// The definition and configuration of an account, or `None` when not open.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # let usd_def = AssetDef { id: usd.clone(), precision: 2, name: "US dollar".into() };
+    /// ledger.register_asset(&usd_def)?;
+    /// let id = AccountId::new("shop", "cash")?;
+    /// let def = AccountDef { id, asset: usd.clone(), kind: AccountKind::Asset };
+    /// let cfg = AccountCfg::for_kind(AccountKind::Asset);
+    /// ledger.open_account(&def, &cfg)?;
+    /// assert_eq!(ledger.account(&def.id)?, Some((def, cfg)));
+    /// assert_eq!(ledger.account(&AccountId::new("shop", "bank")?)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn account(&self, id: &AccountId) -> Result<Option<(AccountDef, AccountCfg)>, LedgerError>;
 
     /// Commits one transaction, atomically and exactly once.
@@ -612,12 +744,56 @@ pub trait LedgerStore: Send + Sync {
     /// (its postings summed without overflow), so they never depend on the order of the
     /// postings: a transaction may take an account below its floor or past `i64::MAX`
     /// midway as long as it ends inside. A floor breach names the final would-be balance.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let tx = Transaction::new(shop.clone())
+    ///     .debit(&cash, &usd, 500)
+    ///     .credit(&sales, &usd, 500)
+    ///     .with_idempotency_key("order-1");
+    /// let committed = ledger.commit(&tx)?;
+    /// assert_eq!(committed.seq, 3); // the two account openings took 1 and 2
+    /// assert_eq!(ledger.commit(&tx)?, committed); // a retry returns the first receipt
+    /// let lopsided = Transaction::new(shop).debit(&cash, &usd, 1);
+    /// let unbalanced = LedgerError::Unbalanced { asset: usd, debits: 1, credits: 0 };
+    /// assert_eq!(ledger.commit(&lopsided), Err(unbalanced));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError>;
 
     /// Commits drafts in order, in one durable write. Results are positional: each draft
     /// succeeds or fails alone, sequence numbers stay gapless across rejected drafts, and a
     /// later draft sees the earlier ones (idempotency and floors are checked in order).
     /// The outer error is a storage failure, in which case nothing was written.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = |n| Transaction::new(shop.clone()).debit(&cash, &usd, n).credit(&sales, &usd, n);
+    /// let results = ledger.commit_batch(&[sale(100), sale(0), sale(200)])?;
+    /// assert_eq!(results[0].as_ref().map(|c| c.seq), Ok(3));
+    /// assert_eq!(results[1], Err(LedgerError::InvalidAmount { index: 0 })); // fails alone
+    /// assert_eq!(results[2].as_ref().map(|c| c.seq), Ok(4)); // no gap
+    /// assert_eq!(ledger.balance(&cash, None)?.amount, 300);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn commit_batch(
         &self,
         txs: &[Transaction],
@@ -625,6 +801,27 @@ pub trait LedgerStore: Send + Sync {
 
     /// The account's normal-side balance and the last seq that touched it, now
     /// (`as_of = None`) or counting only transactions with `at <= as_of`.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let tx = Transaction::new(shop).debit(&cash, &usd, 500).credit(&sales, &usd, 500);
+    /// let committed = ledger.commit(&tx)?;
+    /// let now = BalanceSnapshot { amount: 500, updated_seq: committed.seq };
+    /// assert_eq!(ledger.balance(&cash, None)?, now);
+    /// assert_eq!(ledger.balance(&sales, None)?.amount, 500); // income grows on the credit side
+    /// let before = Timestamp::from_micros(committed.at.as_micros() - 1);
+    /// assert_eq!(ledger.balance(&cash, Some(before))?.amount, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn balance(
         &self,
         account: &AccountId,
@@ -632,15 +829,73 @@ pub trait LedgerStore: Send + Sync {
     ) -> Result<BalanceSnapshot, LedgerError>;
 
     /// A registered asset, or `None`.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// assert_eq!(ledger.asset(&usd)?.map(|def| def.precision), Some(2));
+    /// assert_eq!(ledger.asset(&AssetId::new("EUR")?)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn asset(&self, id: &AssetId) -> Result<Option<AssetDef>, LedgerError>;
 
     /// A committed transaction, or `None`.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let tx = Transaction::new(shop).debit(&cash, &usd, 5).credit(&sales, &usd, 5);
+    /// let tx = tx.with_metadata("order", "42");
+    /// let committed = ledger.commit(&tx)?;
+    /// let stored = ledger.transaction(&tx.id)?.unwrap();
+    /// assert_eq!(stored.committed(), committed);
+    /// assert_eq!((stored.postings, stored.metadata), (tx.postings, tx.metadata));
+    /// assert_eq!(ledger.transaction(&TxId::new_v7())?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn transaction(&self, txid: &TxId) -> Result<Option<StoredTransaction>, LedgerError>;
 
     /// The account's postings with `seq > after_seq` (**exclusive**), ascending; `limit`
     /// counts transactions, and a transaction's postings are never split across pages.
     /// An account never opened is [`LedgerError::UnknownAccount`], as for
     /// [`balance`](Self::balance).
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = |n| Transaction::new(shop.clone()).debit(&cash, &usd, n).credit(&sales, &usd, n);
+    /// ledger.commit(&sale(100))?;
+    /// ledger.commit(&sale(200))?;
+    /// let history = ledger.account_history(&cash, 0, 10)?;
+    /// assert_eq!(history.iter().map(|p| p.balance_after).collect::<Vec<_>>(), [100, 300]);
+    /// let after_first = ledger.account_history(&cash, history[0].seq, 10)?; // exclusive cursor
+    /// assert_eq!(after_first, history[1..]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn account_history(
         &self,
         account: &AccountId,
@@ -651,6 +906,25 @@ pub trait LedgerStore: Send + Sync {
     /// Per-asset debit and credit sums of the book (all time, or `at <= as_of`), sorted by
     /// asset id. Only assets with at least one counted posting have a row, so an unknown
     /// book, or one with no transaction up to `as_of`, gives an empty list.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = |n| Transaction::new(shop.clone()).debit(&cash, &usd, n).credit(&sales, &usd, n);
+    /// ledger.commit(&sale(500))?;
+    /// let rows = ledger.trial_balance(&shop, None)?;
+    /// assert_eq!(rows, [TrialBalanceRow { asset: usd, debits: 500, credits: 500 }]);
+    /// assert!(ledger.trial_balance(&Book::new("unknown")?, None)?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn trial_balance(
         &self,
         book: &Book,
@@ -661,6 +935,28 @@ pub trait LedgerStore: Send + Sync {
     /// `after` (from the first event when `None`), at most `limit` (0 gives nothing). The
     /// cursor is the last `seq` of the previous page, like every listing's `after`; an
     /// unknown book, or a cursor at or past the book's last event, gives an empty page.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let sale = Transaction::new(shop.clone()).debit(&cash, &usd, 5).credit(&sales, &usd, 5);
+    /// let committed = ledger.commit(&sale)?;
+    /// let events = ledger.read_events(&shop, None, 10)?;
+    /// assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    /// let (first, third) = (&events[0].event, &events[2].event);
+    /// assert!(matches!(first, LedgerEvent::AccountOpened { def, .. } if def.id == cash));
+    /// assert!(matches!(third, LedgerEvent::TransactionPosted(tx) if tx.id == committed.txid));
+    /// assert_eq!(ledger.read_events(&shop, Some(2), 10)?, events[2..]); // after seq 2
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_events(
         &self,
         book: &Book,
@@ -677,12 +973,48 @@ pub trait LedgerStore: Send + Sync {
     /// and so is the reserved [`Book::SYSTEM`] once an asset is registered (its events are
     /// the registrations). A rejected call creates no book. Replaying each listed book's
     /// [`read_events`](Self::read_events) reproduces the whole ledger.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// // The asset registration is the reserved book's event; the openings are the shop's.
+    /// assert_eq!(ledger.list_books(None, 10)?, [Book::system(), shop.clone()]);
+    /// assert_eq!(ledger.list_books(Some(&Book::system()), 10)?, [shop]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError>;
 
     /// One page of the registered assets with their definitions: ascending by id (the byte
     /// order of the UTF-8 ids, which is [`AssetId`]'s `Ord`), strictly after `after` (from
     /// the first asset when `None`; the cursor need not be registered), at most `limit`
     /// (0 gives nothing).
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (_shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let eur = AssetId::new("EUR")?;
+    /// ledger.register_asset(&AssetDef { id: eur.clone(), precision: 2, name: "Euro".into() })?;
+    /// let ids: Vec<_> = ledger.list_assets(None, 10)?.into_iter().map(|def| def.id).collect();
+    /// assert_eq!(ids, [eur.clone(), usd.clone()]); // ascending by id
+    /// assert_eq!(ledger.list_assets(Some(&eur), 10)?[0].id, usd);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_assets(
         &self,
         after: Option<&AssetId>,
@@ -696,6 +1028,25 @@ pub trait LedgerStore: Send + Sync {
     /// `None`; the cursor need not be open), at most `limit` (0 gives nothing). Only
     /// `book`'s accounts are listed; a book with no account (unknown, or reserved) gives
     /// an empty list.
+    ///
+    /// ```
+    /// # use store_api::*; let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let ledger = backend.ledger();
+    /// # let usd = AssetId::new("USD")?;
+    /// # ledger.register_asset(&AssetDef {
+    /// # id: usd.clone(), precision: 2, name: "US dollar".into() })?;
+    /// # let (shop, cash, sales) = (Book::new("shop")?, AccountId::new("shop", "cash")?,
+    /// # AccountId::new("shop", "sales")?);
+    /// # for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+    /// # ledger.open_account(&AccountDef {
+    /// # id: id.clone(), asset: usd.clone(), kind }, &AccountCfg::for_kind(kind))?; }
+    /// let page = ledger.list_accounts(&shop, None, 1)?;
+    /// assert_eq!(page[0].0.id, cash); // "cash" sorts before "sales"
+    /// assert_eq!(page[0].1, AccountCfg::for_kind(AccountKind::Asset));
+    /// let next = ledger.list_accounts(&shop, Some(&cash.path), 1)?;
+    /// assert_eq!(next[0].0.id, sales);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_accounts(
         &self,
         book: &Book,

@@ -43,6 +43,9 @@
 //! [`SideEffectError`], [`StorageError`]) implement `PartialEq`, so they compare with `==`;
 //! [`OpenError`] does not (it carries operating-system errors).
 
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
 pub mod backend;
 pub mod engine;
 pub mod error;

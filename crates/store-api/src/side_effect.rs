@@ -1,5 +1,52 @@
 //! `SideEffectStore`: insert-only, replay-idempotent execution side effects
 //! (`docs/contract.md` section 5).
+//!
+//! # Terms
+//! This store serves an executor of **Lyquids**: contract instances, programs that run at
+//! positions of a chain, each known by a 20-byte [`LyquidId`]. The store does not run
+//! anything; it records what executions produced, keyed by who ran and where.
+//!
+//! - **Chain and [`ChainPos`]**: the chain is a sequence of blocks, each holding numbered
+//!   entries. A `ChainPos` is one place on it, a block number and an index within the
+//!   block packed into a `u128` ([`ChainPos::new`], [`ChainPos::block`],
+//!   [`ChainPos::index`]), so positions order by block, then index.
+//! - **Side effect**: an output of one execution, the execution being a Lyquid at a
+//!   position. Its slot is a [`SideEffectKey`] (lyquid, position, [`SideEffectKind`]:
+//!   events emitted, outputs of an outbound call, outputs of a timer) and its value the
+//!   payloads in the order produced ([`EventOutputs`]).
+//! - **Replay**: running an execution again, the same Lyquid at the same position, after
+//!   it already ran. A replay must produce what the first run produced, so the store is
+//!   insert-only: writing a slot again with the same content is accepted,
+//!   writing it with different content is a conflict
+//!   ([`SideEffectError::ConflictingReplay`]), which is how a diverging replay is caught.
+//! - **Inter-call**: a call from one Lyquid (the caller) to another (the callee). Its
+//!   result is stored under an [`InterCallOutputKey`]: the callee, the position where the
+//!   call was made, and `inter_call_seq`, which numbers the calls made at that position.
+//!   A completed call may have no payload ([`CallEventOutput`] is `None`), which differs
+//!   from a call never recorded.
+//! - **Inbound call**: an inter-call seen from the callee, waiting in the callee's queue
+//!   ([`InboundInterCall`]). The queue is ordered by [`CallOrderKey`]: the position at
+//!   which the callee receives the call, then a sequence number among calls received at
+//!   the same position. A call cannot be received before it was made
+//!   ([`MalformedCall::DeliveredBeforeMade`]).
+//!
+//! ```
+//! use store_api::*;
+//!
+//! let backend = store_mem::MemBackend::new(OpenOptions::default());
+//! let effects = backend.side_effects();
+//! let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
+//! // Alice, running at block 7 entry 3, calls Bob; Bob receives the call at block 8.
+//! let call = InterCall { caller: alice, pos: ChainPos::new(7, 3), payload: "ping".into() };
+//! let order_key = CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 };
+//! effects.append_inbound_inter_calls(&[InboundInterCall { callee: bob, order_key, call }])?;
+//! assert_eq!(effects.read_inbound_inter_calls(&bob, None, None, 10)?.len(), 1);
+//! // Bob's answer is the call's output, under the position where Alice called.
+//! let output = InterCallOutputKey { callee: bob, pos: ChainPos::new(7, 3), inter_call_seq: 0 };
+//! effects.upsert_inter_call_output(&output, &Some("pong".into()))?;
+//! assert_eq!(effects.read_inter_call_output(&output)?, Some(Some("pong".into())));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +60,15 @@ use crate::limits::check_value_len;
 use crate::parse::{self, ParseError};
 
 /// A Lyquid (contract instance) id: 20 bytes.
+///
+/// ```
+/// # use store_api::LyquidId;
+/// let id: LyquidId = "0x00112233445566778899aabbccddeeff00112233".parse()?;
+/// assert_eq!(id.0[1], 0x11);
+/// assert_eq!(id.to_string(), "0x00112233445566778899aabbccddeeff00112233");
+/// assert_eq!(LyquidId::from([7; 20]), LyquidId([7; 20]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct LyquidId(pub [u8; 20]);
 
@@ -73,6 +129,15 @@ pub struct ChainPos(pub u128);
 
 impl ChainPos {
     /// The position of entry `index` of block `block`.
+    ///
+    /// ```
+    /// # use store_api::ChainPos;
+    /// let pos = ChainPos::new(7, 3);
+    /// assert_eq!((pos.block(), pos.index()), (7, 3));
+    /// assert_eq!(pos, ChainPos((7 << 32) | 3));
+    /// assert!(ChainPos::new(7, u32::MAX) < ChainPos::new(8, 0)); // block first, then index
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn new(block: u64, index: u32) -> Self {
         ChainPos(((block as u128) << 32) | index as u128)
     }
@@ -101,6 +166,15 @@ pub enum SideEffectKind {
 
 impl SideEffectKind {
     /// A stable one-byte tag, for key encodings.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// assert_eq!(SideEffectKind::Call.tag(), 1);
+    /// let timer = SideEffectKind::Timer;
+    /// assert_eq!(SideEffectKind::from_tag(timer.tag()), Some(timer));
+    /// assert_eq!(SideEffectKind::from_tag(9), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn tag(self) -> u8 {
         match self {
             SideEffectKind::Event => 0,
@@ -137,6 +211,14 @@ pub struct EventOutputs(pub Vec<Bytes>);
 
 impl EventOutputs {
     /// Total payload bytes; at most [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) per slot.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let outputs = EventOutputs(vec!["ab".into(), "".into(), "cde".into()]);
+    /// assert_eq!(outputs.payload_len(), 5);
+    /// assert_eq!(outputs.check(), Ok(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn payload_len(&self) -> usize {
         self.0.iter().map(Bytes::len).sum()
     }
@@ -225,6 +307,16 @@ impl fmt::Display for MalformedCall {
 
 impl InboundInterCall {
     /// Checks the record's own invariants (not its relation to stored records).
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// let (caller, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+    /// let call = InterCall { caller, pos, payload: "ping".into() };
+    /// let early = CallOrderKey { pos: ChainPos::new(6, 0), seq: 0 }; // before block 7
+    /// let record = InboundInterCall { callee: LyquidId([2; 20]), order_key: early, call };
+    /// assert_eq!(record.check(), Err(MalformedCall::DeliveredBeforeMade));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self) -> Result<(), MalformedCall> {
         if self.order_key.pos < self.call.pos {
             return Err(MalformedCall::DeliveredBeforeMade);
@@ -302,23 +394,79 @@ impl crate::error::StoreError for SideEffectError {
 ///   holds what the store holds; the cache lock is never held across I/O.
 /// - One writer per keyspace at a time (writes are serialized), any number of concurrent
 ///   readers.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use store_api::*;
+///
+/// let backend = store_mem::MemBackend::new(OpenOptions::default());
+/// let effects = backend.side_effects();
+/// let (lyquid, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+/// let key = SideEffectKey { lyquid, pos, kind: SideEffectKind::Event };
+/// let outputs = BTreeMap::from([(key, EventOutputs(vec!["minted".into()]))]);
+/// effects.write_outputs(&outputs)?; // the first execution records what it produced
+/// effects.write_outputs(&outputs)?; // a replay records the same: accepted
+/// assert_eq!(effects.read_outputs(&key)?, Some(EventOutputs(vec!["minted".into()])));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait SideEffectStore: Send + Sync {
     /// Inserts every slot of `outputs`, atomically.
     ///
     /// A slot already stored with equal outputs is accepted; with different outputs the
     /// call fails with [`SideEffectError::ConflictingReplay`] naming the first such slot,
     /// and nothing from the call is written.
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (lyquid, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+    /// let key = SideEffectKey { lyquid, pos, kind: SideEffectKind::Event };
+    /// let outputs = BTreeMap::from([(key, EventOutputs(vec!["minted".into()]))]);
+    /// effects.write_outputs(&outputs)?;
+    /// effects.write_outputs(&outputs)?; // a replay writing the same is accepted
+    /// let diverged = BTreeMap::from([(key, EventOutputs(vec!["burned".into()]))]);
+    /// let conflict = SideEffectError::ConflictingReplay { key };
+    /// assert_eq!(effects.write_outputs(&diverged), Err(conflict));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn write_outputs(
         &self,
         outputs: &BTreeMap<SideEffectKey, EventOutputs>,
     ) -> Result<(), SideEffectError>;
 
     /// The outputs of `key`, or `None` when never written.
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (lyquid, pos) = (LyquidId([1; 20]), ChainPos::new(7, 0));
+    /// let key = SideEffectKey { lyquid, pos, kind: SideEffectKind::Timer };
+    /// assert_eq!(effects.read_outputs(&key)?, None); // never written
+    /// let outputs = EventOutputs(vec!["a".into(), "b".into()]);
+    /// effects.write_outputs(&BTreeMap::from([(key, outputs.clone())]))?;
+    /// assert_eq!(effects.read_outputs(&key)?, Some(outputs));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError>;
 
     /// Stores the output of an inter-call. The same output again is accepted; a different
     /// one fails with [`SideEffectError::ConflictingCallOutputReplay`]; a payload over
     /// [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) is [`InputError::ValueTooLarge`].
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = InterCallOutputKey { callee, pos, inter_call_seq: 0 };
+    /// effects.upsert_inter_call_output(&key, &Some("42".into()))?;
+    /// effects.upsert_inter_call_output(&key, &Some("42".into()))?; // the same output: accepted
+    /// let conflict = effects.upsert_inter_call_output(&key, &None);
+    /// assert_eq!(conflict, Err(SideEffectError::ConflictingCallOutputReplay { key }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn upsert_inter_call_output(
         &self,
         key: &InterCallOutputKey,
@@ -327,6 +475,20 @@ pub trait SideEffectStore: Send + Sync {
 
     /// `None` when never written, `Some(None)` when completed without payload,
     /// `Some(Some(bytes))` otherwise.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = |inter_call_seq| InterCallOutputKey { callee, pos, inter_call_seq };
+    /// effects.upsert_inter_call_output(&key(0), &None)?;
+    /// effects.upsert_inter_call_output(&key(1), &Some("42".into()))?;
+    /// assert_eq!(effects.read_inter_call_output(&key(0))?, Some(None)); // completed, no payload
+    /// assert_eq!(effects.read_inter_call_output(&key(1))?, Some(Some("42".into())));
+    /// assert_eq!(effects.read_inter_call_output(&key(2))?, None); // never written
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_inter_call_output(
         &self,
         key: &InterCallOutputKey,
@@ -338,6 +500,22 @@ pub trait SideEffectStore: Send + Sync {
     /// is accepted, a different record at the same `(callee, order_key)` (in the store or
     /// earlier in `records`) is [`SideEffectError::ConflictingInboundCall`]. On any error
     /// nothing of the call is written.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
+    /// let call = InboundInterCall {
+    ///     callee: bob,
+    ///     order_key: CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 },
+    ///     call: InterCall { caller: alice, pos: ChainPos::new(7, 3), payload: "ping".into() },
+    /// };
+    /// effects.append_inbound_inter_calls(&[call.clone()])?;
+    /// effects.append_inbound_inter_calls(&[call.clone()])?; // the same record again: accepted
+    /// assert_eq!(effects.read_inbound_inter_calls(&bob, None, None, 10)?, vec![call]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn append_inbound_inter_calls(
         &self,
         records: &[InboundInterCall],
@@ -347,6 +525,26 @@ pub trait SideEffectStore: Send + Sync {
     /// `None`) and `call.pos < until_exclusive` (every call when `None`, including one made
     /// at `ChainPos(u128::MAX)`), ascending by order key, at most `limit`. Calls made at or
     /// after `until_exclusive` are skipped, not a stop: later order keys are still read.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (alice, bob) = (LyquidId([1; 20]), LyquidId([2; 20]));
+    /// let call = |delivered: u64, made: u64| InboundInterCall {
+    ///     callee: bob,
+    ///     order_key: CallOrderKey { pos: ChainPos::new(delivered, 0), seq: 0 },
+    ///     call: InterCall { caller: alice, pos: ChainPos::new(made, 0), payload: "ping".into() },
+    /// };
+    /// effects.append_inbound_inter_calls(&[call(8, 7), call(9, 9), call(10, 5)])?;
+    /// assert_eq!(effects.read_inbound_inter_calls(&bob, None, None, 10)?.len(), 3);
+    /// let first = CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 };
+    /// // After the first, made before block 9: the call made at block 9 is skipped, not a stop.
+    /// let until = ChainPos::new(9, 0);
+    /// let rest = effects.read_inbound_inter_calls(&bob, Some(&first), Some(until), 10)?;
+    /// assert_eq!(rest, vec![call(10, 5)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_inbound_inter_calls(
         &self,
         callee: &LyquidId,
@@ -362,6 +560,19 @@ pub trait SideEffectStore: Send + Sync {
     /// strictly after `after` (from the first key when `None`; the cursor need not be
     /// stored), at most `limit` (0 gives nothing). Read each slot with
     /// [`read_outputs`](Self::read_outputs).
+    ///
+    /// ```
+    /// # use store_api::*; use std::collections::BTreeMap;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (lyquid, kind) = (LyquidId([1; 20]), SideEffectKind::Event);
+    /// let slot = |block| SideEffectKey { lyquid, pos: ChainPos::new(block, 0), kind };
+    /// let empty = EventOutputs::default(); // an empty slot is still a stored slot
+    /// effects.write_outputs(&BTreeMap::from([(slot(2), empty.clone()), (slot(1), empty)]))?;
+    /// assert_eq!(effects.list_output_keys(None, 10)?, vec![slot(1), slot(2)]);
+    /// assert_eq!(effects.list_output_keys(Some(&slot(1)), 10)?, vec![slot(2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_output_keys(
         &self,
         after: Option<&SideEffectKey>,
@@ -374,6 +585,19 @@ pub trait SideEffectStore: Send + Sync {
     /// encoding; strictly after `after` (from the first key when `None`; the cursor need
     /// not be stored), at most `limit` (0 gives nothing). Read each output with
     /// [`read_inter_call_output`](Self::read_inter_call_output).
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let (callee, pos) = (LyquidId([2; 20]), ChainPos::new(7, 0));
+    /// let key = |inter_call_seq| InterCallOutputKey { callee, pos, inter_call_seq };
+    /// effects.upsert_inter_call_output(&key(1), &None)?;
+    /// effects.upsert_inter_call_output(&key(0), &Some("42".into()))?;
+    /// assert_eq!(effects.list_inter_call_output_keys(None, 10)?, vec![key(0), key(1)]);
+    /// assert_eq!(effects.list_inter_call_output_keys(Some(&key(0)), 1)?, vec![key(1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_inter_call_output_keys(
         &self,
         after: Option<&InterCallOutputKey>,
@@ -385,6 +609,23 @@ pub trait SideEffectStore: Send + Sync {
     /// (from the first callee when `None`; the cursor need not have calls), at most `limit`
     /// (0 gives nothing). Read each callee's queue with
     /// [`read_inbound_inter_calls`](Self::read_inbound_inter_calls).
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let effects = backend.side_effects();
+    /// let alice = LyquidId([1; 20]);
+    /// let call_to = |callee| InboundInterCall {
+    ///     callee,
+    ///     order_key: CallOrderKey { pos: ChainPos::new(8, 0), seq: 0 },
+    ///     call: InterCall { caller: alice, pos: ChainPos::new(7, 0), payload: "ping".into() },
+    /// };
+    /// let (bob, carol) = (LyquidId([2; 20]), LyquidId([3; 20]));
+    /// effects.append_inbound_inter_calls(&[call_to(carol), call_to(bob)])?;
+    /// assert_eq!(effects.list_inbound_callees(None, 10)?, vec![bob, carol]);
+    /// assert_eq!(effects.list_inbound_callees(Some(&bob), 10)?, vec![carol]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn list_inbound_callees(
         &self,
         after: Option<&LyquidId>,

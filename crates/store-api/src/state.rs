@@ -142,6 +142,18 @@ impl StateSnapshot {
     /// A snapshot of `entries`: sorted by key, a repeated key keeps its last value.
     ///
     /// Fails when a key or value breaks the common limits.
+    ///
+    /// ```
+    /// # use store_api::{Bytes, StateSnapshot};
+    /// let snap = StateSnapshot::from_entries([
+    ///     (Bytes::from("b"), Bytes::from("2")),
+    ///     (Bytes::from("a"), Bytes::from("1")),
+    ///     (Bytes::from("b"), Bytes::from("3")),
+    /// ])?;
+    /// assert_eq!(snap.len(), 2);
+    /// assert_eq!(snap.entries()[1], (Bytes::from("b"), Bytes::from("3"))); // the last "b" wins
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_entries(
         entries: impl IntoIterator<Item = (Bytes, Bytes)>,
     ) -> Result<Self, InputError> {
@@ -190,6 +202,15 @@ impl StateSnapshot {
     }
 
     /// Encodes the snapshot in format version 1.
+    ///
+    /// ```
+    /// # use store_api::{Bytes, StateSnapshot};
+    /// let snap = StateSnapshot::from_entries([(Bytes::from("k"), Bytes::from("v"))])?;
+    /// let bytes = snap.to_bytes();
+    /// assert_eq!(&bytes[..6], b"STSNAP");
+    /// assert_eq!(StateSnapshot::from_bytes(&bytes)?, snap);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
         let body: usize = self
             .entries
@@ -217,6 +238,17 @@ impl StateSnapshot {
     ///
     /// Damaged bytes are an error, never a partial or different snapshot: the magic,
     /// version, checksum, entry order, limits and exact length are all checked.
+    ///
+    /// ```
+    /// # use store_api::{Bytes, StateSnapshot, SnapshotError};
+    /// let snap = StateSnapshot::from_entries([(Bytes::from("k"), Bytes::from("v"))])?;
+    /// let mut bytes = snap.to_bytes();
+    /// assert_eq!(StateSnapshot::from_bytes(&bytes)?.len(), 1);
+    /// bytes[17] ^= 1; // damage one byte of the entry
+    /// assert_eq!(StateSnapshot::from_bytes(&bytes), Err(SnapshotError::ChecksumMismatch));
+    /// assert_eq!(StateSnapshot::from_bytes(b"not a snapshot"), Err(SnapshotError::BadMagic));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SnapshotError> {
         if bytes.len() < SNAPSHOT_MAGIC.len() {
             return Err(if SNAPSHOT_MAGIC.starts_with(bytes) {
@@ -314,43 +346,172 @@ impl<'a> Reader<'a> {
 ///   lost by a crash, but a flush is never half applied.
 /// - `get` is the hot path: designed for tens of nanoseconds in memory and under 500 ns on
 ///   every persistent backend.
+///
+/// ```
+/// use store_api::{Backend, OpenOptions, StateError, StateStore};
+///
+/// let backend = store_mem::MemBackend::new(OpenOptions::default());
+/// let mut state = backend.state_store("operator-1")?;
+/// state.put(b"count", b"1")?;
+/// assert_eq!(state.get(b"count")?, Some("1".into()));
+/// state.flush()?;
+/// let second = backend.state_store("operator-1").err();
+/// assert_eq!(second, Some(StateError::PartitionInUse { partition: "operator-1".into() }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait StateStore: Send {
     /// The partition this handle owns.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let state = backend.state_store("counter")?;
+    /// assert_eq!(state.partition(), "counter");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn partition(&self) -> &str;
 
     /// The value of `key`, or `None` when absent.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"k", b"v")?;
+    /// assert_eq!(state.get(b"k")?, Some("v".into()));
+    /// assert_eq!(state.get(b"absent")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StateError>;
 
     /// Whether `key` is present.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"k", b"")?;
+    /// assert!(state.contains(b"k")?); // an empty value is present
+    /// assert!(!state.contains(b"absent")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn contains(&self, key: &[u8]) -> Result<bool, StateError>;
 
     /// Sets `key` to `value`.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"k", b"1")?;
+    /// state.put(b"k", b"2")?;
+    /// assert_eq!(state.get(b"k")?, Some("2".into()));
+    /// assert_eq!(state.put(b"", b"v"), Err(StateError::Input(InputError::EmptyKey)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError>;
 
     /// Removes `key`; a missing key is fine.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"k", b"v")?;
+    /// state.delete(b"k")?;
+    /// state.delete(b"never-written")?; // a missing key is fine
+    /// assert_eq!(state.get(b"k")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn delete(&mut self, key: &[u8]) -> Result<(), StateError>;
 
     /// The value of `key`; when absent, stores `default` first and returns it.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// assert_eq!(state.get_or_insert(b"n", b"0")?, "0"); // absent: stored and returned
+    /// state.put(b"n", b"5")?;
+    /// assert_eq!(state.get_or_insert(b"n", b"0")?, "5");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn get_or_insert(&mut self, key: &[u8], default: &[u8]) -> Result<Bytes, StateError>;
 
     /// Number of keys.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"a", b"1")?;
+    /// state.put(b"b", b"2")?;
+    /// state.put(b"a", b"3")?;
+    /// assert_eq!(state.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn len(&self) -> usize;
 
     /// Whether the partition holds no key.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// assert!(state.is_empty());
+    /// state.put(b"k", b"v")?;
+    /// assert!(!state.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Bytes of keys plus values: exact here (0 after [`clear`](Self::clear)); engines may
     /// use more on disk.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"ab", b"123")?;
+    /// assert_eq!(state.size_bytes(), 5);
+    /// state.clear()?;
+    /// assert_eq!(state.size_bytes(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn size_bytes(&self) -> u64;
 
     /// Every entry whose key starts with `prefix`, ascending. An empty prefix matches every
     /// key; prefixes of `0xFF` bytes work.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"user:1", b"ada")?;
+    /// state.put(b"user:2", b"bob")?;
+    /// state.put(b"video:1", b"cat")?;
+    /// let users = state.prefix_scan(b"user:")?;
+    /// assert_eq!(users, vec![("user:1".into(), "ada".into()), ("user:2".into(), "bob".into())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn prefix_scan(&self, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>, StateError>;
 
     /// Every entry with `range.start <= key < range.end` (**end exclusive**), ascending.
     /// An empty or inverted range gives nothing.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// for key in [b"a", b"b", b"c"] {
+    ///     state.put(key, b"v")?;
+    /// }
+    /// let rows = state.range_scan(&b"a"[..]..&b"c"[..])?; // end exclusive
+    /// assert_eq!(rows, vec![("a".into(), "v".into()), ("b".into(), "v".into())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn range_scan(&self, range: Range<&[u8]>) -> Result<Vec<(Bytes, Bytes)>, StateError>;
 
     /// Every entry whose key lies between `start` and `end`, ascending, each bound
@@ -362,6 +523,19 @@ pub trait StateStore: Send {
     /// nothing. Bounds are positions, not keys: any bytes are accepted, an empty or
     /// over-long bound included. [`StateStoreExt::scan`] takes the same bounds as a range
     /// expression (`a..`, `..=b`, `..`).
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// use std::ops::Bound::{Excluded, Unbounded};
+    /// for key in [b"a", b"b", b"c"] {
+    ///     state.put(key, b"v")?;
+    /// }
+    /// let rows = state.range_scan_bounds(Excluded(&b"a"[..]), Unbounded)?;
+    /// assert_eq!(rows, vec![("b".into(), "v".into()), ("c".into(), "v".into())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn range_scan_bounds(
         &self,
         start: Bound<&[u8]>,
@@ -369,15 +543,68 @@ pub trait StateStore: Send {
     ) -> Result<Vec<(Bytes, Bytes)>, StateError>;
 
     /// Removes every key.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"a", b"1")?;
+    /// state.put(b"b", b"2")?;
+    /// state.clear()?;
+    /// assert_eq!(state.len(), 0);
+    /// assert_eq!(state.get(b"a")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn clear(&mut self) -> Result<(), StateError>;
 
     /// The whole state, as a portable snapshot.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"b", b"2")?;
+    /// state.put(b"a", b"1")?;
+    /// let snap = state.snapshot()?;
+    /// assert_eq!(snap.entries()[0], (Bytes::from("a"), Bytes::from("1"))); // sorted by key
+    /// assert_eq!(StateSnapshot::from_bytes(&snap.to_bytes())?, snap); // portable bytes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn snapshot(&self) -> Result<StateSnapshot, StateError>;
 
     /// Replaces the whole state with `snapshot`.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"a", b"1")?;
+    /// let snap = state.snapshot()?;
+    /// state.put(b"b", b"2")?;
+    /// state.restore(&snap)?; // replaces the whole state
+    /// assert_eq!((state.len(), state.get(b"b")?), (1, None));
+    /// let mut copy = backend.state_store("copy")?;
+    /// copy.restore(&snap)?;
+    /// assert_eq!(copy.get(b"a")?, Some("1".into()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn restore(&mut self, snapshot: &StateSnapshot) -> Result<(), StateError>;
 
     /// Makes every earlier write durable, atomically (a no-op in memory).
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put(b"kept", b"1")?;
+    /// state.flush()?;
+    /// state.put(b"lost", b"2")?;
+    /// drop(state); // unflushed writes are discarded with the handle
+    /// let state = backend.state_store("counter")?;
+    /// assert_eq!(state.get(b"kept")?, Some("1".into()));
+    /// assert_eq!(state.get(b"lost")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn flush(&mut self) -> Result<(), StateError>;
 }
 
@@ -390,14 +617,17 @@ pub trait StateStoreExt: StateStore {
     /// The same as [`range_scan_bounds`](StateStore::range_scan_bounds) with its bounds.
     ///
     /// ```
-    /// # use store_api::{StateError, StateStore, StateStoreExt};
-    /// fn halves<S: StateStore + ?Sized>(state: &S) -> Result<(), StateError> {
-    ///     let from_b = state.scan(&b"b"[..]..)?;
-    ///     let up_to_b = state.scan(..=&b"b"[..])?;
-    ///     let both = usize::from(state.contains(b"b")?);
-    ///     assert_eq!(from_b.len() + up_to_b.len(), state.scan(..)?.len() + both);
-    ///     Ok(())
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("p")?;
+    /// for key in [b"a", b"b", b"c"] {
+    ///     state.put(key, b"v")?;
     /// }
+    /// let keys = |rows: Vec<(Bytes, Bytes)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    /// assert_eq!(keys(state.scan(&b"b"[..]..)?), ["b", "c"]);
+    /// assert_eq!(keys(state.scan(..=&b"b"[..])?), ["a", "b"]);
+    /// assert_eq!(state.scan(..)?.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn scan<'k>(
         &self,
@@ -407,6 +637,16 @@ pub trait StateStoreExt: StateStore {
     }
 
     /// Decodes the value of `key` as `T`.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put_typed(b"pos", &(3u32, -4i64))?;
+    /// assert_eq!(state.get_typed::<(u32, i64)>(b"pos")?, Some((3, -4)));
+    /// assert_eq!(state.get_typed::<u32>(b"absent")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn get_typed<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
         match self.get(key)? {
             None => Ok(None),
@@ -423,6 +663,15 @@ pub trait StateStoreExt: StateStore {
     }
 
     /// Encodes `value` and stores it under `key`.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// state.put_typed(b"name", "ada")?;
+    /// assert_eq!(state.get_typed::<String>(b"name")?, Some("ada".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn put_typed<T: Serialize + ?Sized>(
         &mut self,
         key: &[u8],
@@ -438,6 +687,18 @@ pub trait StateStoreExt: StateStore {
 
     /// Reads `key` as `T`, passes it to `f`, and stores what `f` returns (`None` deletes).
     /// Returns the new value.
+    ///
+    /// ```
+    /// # use store_api::*;
+    /// # let backend = store_mem::MemBackend::new(OpenOptions::default());
+    /// # let mut state = backend.state_store("counter")?;
+    /// let bump = |n: Option<u64>| Some(n.unwrap_or(0) + 1);
+    /// assert_eq!(state.update(b"n", bump)?, Some(1));
+    /// assert_eq!(state.update(b"n", bump)?, Some(2));
+    /// assert_eq!(state.update(b"n", |_: Option<u64>| None)?, None); // None deletes
+    /// assert!(!state.contains(b"n")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn update<T, F>(&mut self, key: &[u8], f: F) -> Result<Option<T>, StateError>
     where
         T: Serialize + DeserializeOwned,

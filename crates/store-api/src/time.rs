@@ -17,6 +17,15 @@ pub struct Timestamp(pub u64);
 
 impl Timestamp {
     /// The timestamp `micros` microseconds after the epoch.
+    ///
+    /// ```
+    /// # use store_api::Timestamp;
+    /// let at = Timestamp::from_micros(1_700_000_000_000_000);
+    /// assert_eq!(at.as_micros(), 1_700_000_000_000_000);
+    /// assert_eq!(at.to_string(), "1700000000000000µs");
+    /// assert_eq!("1700000000000000us".parse::<Timestamp>()?, at);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn from_micros(micros: u64) -> Self {
         Timestamp(micros)
     }
@@ -93,6 +102,20 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to: for tests and deterministic replays.
+///
+/// ```
+/// use std::sync::Arc;
+/// use store_api::*;
+///
+/// let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_000)));
+/// let backend = store_mem::MemBackend::new(OpenOptions::default().clock(clock.clone()));
+/// clock.advance(500);
+/// let usd = AssetDef { id: AssetId::new("USD")?, precision: 2, name: "US dollar".into() };
+/// backend.ledger().register_asset(&usd)?;
+/// let events = backend.ledger().read_events(&Book::system(), None, 10)?;
+/// assert_eq!(events[0].at, Timestamp::from_micros(1_500)); // the ledger stamps with the clock
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicU64);
 

@@ -23,6 +23,12 @@ macro_rules! uuid_id {
 
         impl $name {
             /// A fresh time-ordered (UUID v7) id: later ids sort after earlier ones.
+            ///
+            #[doc = concat!("```\n# use store_api::", stringify!($name), ";\n",
+                "let id = ", stringify!($name), "::new_v7();\n",
+                "assert_eq!(id.to_string().parse::<", stringify!($name), ">()?, id);\n",
+                "assert_eq!(", stringify!($name), "::from_bytes(id.to_bytes()), id);\n",
+                "# Ok::<(), Box<dyn std::error::Error>>(())\n```")]
             pub fn new_v7() -> Self {
                 $name(uuid::Uuid::now_v7())
             }
@@ -38,6 +44,13 @@ macro_rules! uuid_id {
             }
 
             /// The id of a 128-bit number (handy in tests).
+            ///
+            #[doc = concat!("```\n# use store_api::", stringify!($name), ";\n",
+                "let one = ", stringify!($name), "::from_u128(1);\n",
+                "let two = ", stringify!($name), "::from_u128(2);\n",
+                "assert!(one < two); // ids order as their numbers do\n",
+                "assert_eq!(u128::from(two), 2);\n",
+                "assert_eq!(one.to_string(), \"00000000-0000-0000-0000-000000000001\");\n```")]
             pub fn from_u128(n: u128) -> Self {
                 $name(uuid::Uuid::from_u128(n))
             }
