@@ -34,14 +34,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The [`demo`] module holds the code of the crate's examples, [`migrate`] copies every
-//! store from one backend to another and verifies the copy (the `store-migrate` binary),
-//! and [`replicate`] keeps a follower on any backend up to date with a leader's batch log
+//! [`migrate`] copies every store from one backend to another and verifies the copy (the
+//! `store-migrate` binary), and [`replicate`] keeps a follower on any backend up to date with a leader's batch log
 //! (`store-migrate --follow`).
 
 mod any_error;
 pub mod config;
-pub mod demo;
 pub mod env_backend;
 pub mod migrate;
 pub mod replicate;

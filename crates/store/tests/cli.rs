@@ -432,7 +432,7 @@ mod persistent {
         populated(BackendKind::Lmdb, &from);
         {
             let destination = open(BackendKind::Redb, &to);
-            store::demo::ledger_demo(&destination).unwrap();
+            common::demo::ledger_demo(&destination).unwrap();
         }
         let (from_url, to_url) = (url(BackendKind::Lmdb, &from), url(BackendKind::Redb, &to));
         // The ledger is not empty there: refused even with --into-existing.
@@ -466,7 +466,7 @@ mod persistent {
         assert_eq!(destination.engine().current_sequence(), 6);
         assert_eq!(
             book_names(&destination),
-            ["_system", store::demo::LEDGER_BOOK]
+            ["_system", common::demo::LEDGER_BOOK]
         );
     }
 
