@@ -34,9 +34,13 @@ pub enum StoresError {
     /// The URL (or the `STORE_BACKEND` variable) did not parse.
     #[error("invalid backend URL: {0}")]
     Url(#[from] UrlError),
-    /// The backend exists but this build does not include it.
+    /// The backend exists but this build does not include it. The message names the
+    /// feature of this crate (`store`) and the Cargo.toml line that enables it.
     #[error(
-        "the {backend} backend is not compiled in: enable the Cargo feature \"{feature}\" of the store crate (for example store = {{ version = \"0.1\", features = [\"{feature}\"] }}, or --features {feature})"
+        "the {backend} backend is not compiled in: enable the \"{feature}\" feature of the \
+         store crate, in Cargo.toml: store = {{ version = \"{version}\", features = [\"{feature}\"] }} \
+         (or `cargo build -p store --features {feature}` inside this workspace)",
+        version = env!("CARGO_PKG_VERSION")
     )]
     NotCompiledIn {
         /// The backend asked for.
@@ -373,6 +377,25 @@ impl fmt::Debug for Stores {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_compiled_in_gives_the_cargo_toml_line_of_this_crate() {
+        for kind in BackendKind::ALL {
+            let text = StoresError::NotCompiledIn {
+                backend: kind,
+                feature: kind.feature(),
+            }
+            .to_string();
+            let line = format!(
+                "store = {{ version = \"{}\", features = [\"{}\"] }}",
+                env!("CARGO_PKG_VERSION"),
+                kind.feature()
+            );
+            assert!(text.contains(&line), "{text}");
+            assert!(text.contains("Cargo.toml"), "{text}");
+            assert!(!text.contains(&format!("store-{}", kind.name())), "{text}");
+        }
+    }
 
     #[test]
     fn a_backend_not_compiled_in_names_its_feature() {
