@@ -32,7 +32,11 @@ use crate::config::{BackendConfig, BackendKind, UrlError};
 #[non_exhaustive]
 pub enum StoresError {
     /// The URL (or the `STORE_BACKEND` variable) did not parse.
-    #[error("invalid backend URL: {0}")]
+    ///
+    /// Like every error of this crate, `Display` says what failed and
+    /// [`source`](std::error::Error::source) carries the cause: print the whole chain with
+    /// [`error_chain`](crate::error_chain).
+    #[error("invalid backend URL")]
     Url(#[from] UrlError),
     /// The backend exists but this build does not include it. The message names the
     /// feature of this crate (`store`) and the Cargo.toml line that enables it.
@@ -49,7 +53,7 @@ pub enum StoresError {
         feature: &'static str,
     },
     /// The backend refused to open its directory (or its store on the server).
-    #[error("cannot open the {backend} backend: {source}")]
+    #[error("cannot open the {backend} backend")]
     Open {
         /// The backend.
         backend: BackendKind,
@@ -409,6 +413,50 @@ mod tests {
                 other => panic!("{kind}: expected NotCompiledIn, got {other:?}"),
             }
         }
+    }
+
+    /// Each cause of a nested error is printed once: by the chain walker, not also inside
+    /// the `Display` of the error above it.
+    #[test]
+    fn a_nested_error_prints_each_cause_once() {
+        let cause = "disk on fire (os error 28)";
+        let err = crate::migrate::MigrateError::OpenDestination {
+            url: "redb:/srv/new".into(),
+            source: StoresError::Open {
+                backend: BackendKind::Redb,
+                source: OpenError::Storage(StorageError::new(
+                    "redb",
+                    store_api::StorageErrorKind::Io,
+                    "opening the database",
+                    std::io::Error::other(cause),
+                )),
+            },
+        };
+        let chain = crate::error_chain(&err);
+        assert_eq!(chain.matches(cause).count(), 1, "{chain}");
+        assert!(
+            chain.starts_with("cannot open the destination redb:/srv/new"),
+            "{chain}"
+        );
+        assert!(
+            chain.contains("caused by: cannot open the redb backend\n"),
+            "{chain}"
+        );
+
+        // The facade's own levels say what failed and leave the cause to `source`.
+        let opened = match &err {
+            crate::migrate::MigrateError::OpenDestination { source, .. } => source,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(opened.to_string(), "cannot open the redb backend");
+        let url: Result<BackendConfig, _> = "nope".parse();
+        let url = StoresError::from(url.unwrap_err());
+        let cause = std::error::Error::source(&url).map(ToString::to_string);
+        assert_eq!(url.to_string(), "invalid backend URL");
+        let chain = crate::error_chain(&url);
+        let cause = cause.unwrap_or_default();
+        assert!(!cause.is_empty());
+        assert_eq!(chain.matches(cause.as_str()).count(), 1, "{chain}");
     }
 
     #[cfg(feature = "mem")]
