@@ -19,6 +19,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use store_api::{
     Backend, Capabilities, Clock, Durability, LedgerStore, OpenError, OpenOptions, SegmentLogStore,
@@ -188,7 +189,9 @@ impl Stores {
             Some(url) => Place::Server(url),
             None => Place::Dir(config.dir().unwrap_or(Path::new(""))),
         };
-        match open_kind(kind, place, options) {
+        let read_only = options.read_only;
+        let started = Instant::now();
+        let opened = match open_kind(kind, place, options) {
             Some(opened) => opened.map_err(|source| StoresError::Open {
                 backend: kind,
                 source,
@@ -197,7 +200,26 @@ impl Stores {
                 backend: kind,
                 feature: kind.feature(),
             }),
+        };
+        // The directory, never a server URL: that may hold a password.
+        let dir = config.dir().map(Path::display);
+        match &opened {
+            Ok(_) => tracing::info!(
+                backend = %kind,
+                dir = dir.map(tracing::field::display),
+                read_only,
+                seconds = started.elapsed().as_secs_f64(),
+                "backend opened"
+            ),
+            Err(err) => tracing::debug!(
+                backend = %kind,
+                dir = dir.map(tracing::field::display),
+                seconds = started.elapsed().as_secs_f64(),
+                error = %crate::error_chain(err),
+                "backend not opened"
+            ),
         }
+        opened
     }
 
     /// The backend's short name (`mem`, `redb`, ...).

@@ -104,6 +104,30 @@ fn an_empty_mem_source_migrates_exactly_in_text_and_json() {
 }
 
 #[test]
+fn verbose_logs_opens_and_copies_on_stderr_and_quiet_logs_none() {
+    let out = store_migrate(&["-v", "mem:", "mem:"]);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let log = text(&out.stderr);
+    let info = |message: &str| {
+        log.lines()
+            .filter(|line| line.contains(" INFO ") && line.contains(message))
+            .count()
+    };
+    assert!(info("backend opened") >= 2, "{}", shown(&out));
+    // One line per store, with its counts and time.
+    assert_eq!(info("store copied"), 5, "{}", shown(&out));
+    assert!(log.contains("store=engine"), "{}", shown(&out));
+    assert!(log.contains("seconds="), "{}", shown(&out));
+    assert!(!log.contains("DEBUG"), "{}", shown(&out));
+    // The report still goes to stdout, alone.
+    assert!(text(&out.stdout).contains("result: the destination matches the source"));
+
+    let out = store_migrate(&["mem:", "mem:"]);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert!(!text(&out.stderr).contains("INFO"), "{}", shown(&out));
+}
+
+#[test]
 fn a_backend_not_compiled_in_names_its_feature() {
     let Some(kind) = store::BackendKind::ALL
         .into_iter()
