@@ -98,7 +98,10 @@ where
     };
     let report = match demo(opened.stores()) {
         Ok(report) => report,
-        Err(err) => return fail(&err),
+        Err(err) => {
+            eprintln!("backend: {}{temporary}", opened.config());
+            return fail(&err);
+        }
     };
     // Written, not `println!`ed: a closed stdout (`| head`) ends the example quietly
     // instead of panicking.
