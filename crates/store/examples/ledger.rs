@@ -3,8 +3,10 @@
 //!
 //! `cargo run -p store --example ledger --features all -- [URL]`; without a URL it uses
 //! `$STORE_BACKEND`, else a persistent backend in a temporary directory. The code is
-//! [`store::demo::ledger_demo`], which the tests run on every backend.
+//! `demo::ledger_demo` (in `examples/demo`), which the tests also run on every backend.
+
+mod demo;
 
 fn main() -> std::process::ExitCode {
-    store::demo::run_example("ledger", store::demo::ledger_demo)
+    demo::run_example("ledger", demo::ledger_demo)
 }

@@ -3,8 +3,10 @@
 //!
 //! `cargo run -p store --example session_log --features all -- [URL]`; without a URL it
 //! uses `$STORE_BACKEND`, else a persistent backend in a temporary directory. The code is
-//! [`store::demo::session_log_demo`], which the tests run on every backend.
+//! `demo::session_log_demo` (in `examples/demo`), which the tests also run on every backend.
+
+mod demo;
 
 fn main() -> std::process::ExitCode {
-    store::demo::run_example("session_log", store::demo::session_log_demo)
+    demo::run_example("session_log", demo::session_log_demo)
 }

@@ -3,8 +3,10 @@
 //!
 //! `cargo run -p store --example state --features all -- [URL]`; without a URL it uses
 //! `$STORE_BACKEND`, else a persistent backend in a temporary directory. The code is
-//! [`store::demo::state_demo`], which the tests run on every backend.
+//! `demo::state_demo` (in `examples/demo`), which the tests also run on every backend.
+
+mod demo;
 
 fn main() -> std::process::ExitCode {
-    store::demo::run_example("state", store::demo::state_demo)
+    demo::run_example("state", demo::state_demo)
 }

@@ -17,10 +17,13 @@
 //! unchanged on each; [`Stores`] opens whichever one a [`BackendConfig`] or URL names
 //! (`mem:`, `redb:<dir>`, `lmdb:<dir>`, `sled:<dir>`, `sqlite:<dir>`,
 //! `postgres://user@host/db?schema=name`, with `?durability=relaxed` and `&cache=N`), and
-//! names the feature to enable when the backend is not compiled in. The `STORE_BACKEND` variable chooses the backend for
-//! [`Stores::from_env`], the examples, and [`EnvBackend`], the [`Backend`] type that runs
-//! generic code (the conformance suite: `STORE_BACKEND=sqlite: cargo test -p conformance`)
-//! on the backend it names.
+//! names the feature to enable when the backend is not compiled in. The `STORE_BACKEND`
+//! variable chooses the backend for [`Stores::from_env`], the examples, and
+//! [`EnvBackend`], the [`Backend`] type that runs generic code (the conformance suite:
+//! `STORE_BACKEND=sqlite: cargo test -p conformance`) on the backend it names.
+//!
+//! On docs.rs every backend module is documented, each marked with the feature that
+//! enables it.
 //!
 //! ```
 //! use store::{BackendConfig, Stores};
@@ -34,14 +37,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The [`demo`] module holds the code of the crate's examples, [`migrate`] copies every
-//! store from one backend to another and verifies the copy (the `store-migrate` binary),
-//! and [`replicate`] keeps a follower on any backend up to date with a leader's batch log
-//! (`store-migrate --follow`).
+//! [`migrate`] copies every store from one backend to another and verifies the copy (the
+//! `store-migrate` binary), and [`replicate`] keeps a follower on any backend up to date
+//! with a leader's batch log (`store-migrate --follow`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
 
 mod any_error;
 pub mod config;
-pub mod demo;
 pub mod env_backend;
 pub mod migrate;
 pub mod replicate;
@@ -56,26 +60,32 @@ pub use stores::{Stores, StoresError, open_as};
 
 /// The in-memory backend (`store-mem`), enabled by the `mem` feature.
 #[cfg(feature = "mem")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mem")))]
 pub use store_mem as mem;
 
 /// The redb backend (`store-redb`), enabled by the `redb` feature.
 #[cfg(feature = "redb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redb")))]
 pub use store_redb as redb;
 
 /// The LMDB backend (`store-lmdb`), enabled by the `lmdb` feature.
 #[cfg(feature = "lmdb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lmdb")))]
 pub use store_lmdb as lmdb;
 
 /// The sled backend (`store-sled`), enabled by the `sled` feature.
 #[cfg(feature = "sled")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sled")))]
 pub use store_sled as sled;
 
 /// The SQLite backend (`store-sqlite`), enabled by the `sqlite` feature.
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store_sqlite as sqlite;
 
 /// The PostgreSQL backend (`store-postgres`), enabled by the `postgres` feature.
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store_postgres as postgres;
 
 /// The README's Rust examples, compiled and run as doctests so they never go stale.

@@ -19,6 +19,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use store_api::{
     Backend, Capabilities, Clock, Durability, LedgerStore, OpenError, OpenOptions, SegmentLogStore,
@@ -32,11 +33,19 @@ use crate::config::{BackendConfig, BackendKind, UrlError};
 #[non_exhaustive]
 pub enum StoresError {
     /// The URL (or the `STORE_BACKEND` variable) did not parse.
-    #[error("invalid backend URL: {0}")]
+    ///
+    /// Like every error of this crate, `Display` says what failed and
+    /// [`source`](std::error::Error::source) carries the cause: print the whole chain with
+    /// [`error_chain`](crate::error_chain).
+    #[error("invalid backend URL")]
     Url(#[from] UrlError),
-    /// The backend exists but this build does not include it.
+    /// The backend exists but this build does not include it. The message names the
+    /// feature of this crate (`store`) and the Cargo.toml line that enables it.
     #[error(
-        "the {backend} backend is not compiled in: enable the Cargo feature \"{feature}\" of the store crate (for example store = {{ version = \"0.1\", features = [\"{feature}\"] }}, or --features {feature})"
+        "the {backend} backend is not compiled in: enable the \"{feature}\" feature of the \
+         store crate, in Cargo.toml: store = {{ version = \"{version}\", features = [\"{feature}\"] }} \
+         (or `cargo build -p store --features {feature}` inside this workspace)",
+        version = env!("CARGO_PKG_VERSION")
     )]
     NotCompiledIn {
         /// The backend asked for.
@@ -45,7 +54,7 @@ pub enum StoresError {
         feature: &'static str,
     },
     /// The backend refused to open its directory (or its store on the server).
-    #[error("cannot open the {backend} backend: {source}")]
+    #[error("cannot open the {backend} backend")]
     Open {
         /// The backend.
         backend: BackendKind,
@@ -180,7 +189,9 @@ impl Stores {
             Some(url) => Place::Server(url),
             None => Place::Dir(config.dir().unwrap_or(Path::new(""))),
         };
-        match open_kind(kind, place, options) {
+        let read_only = options.read_only;
+        let started = Instant::now();
+        let opened = match open_kind(kind, place, options) {
             Some(opened) => opened.map_err(|source| StoresError::Open {
                 backend: kind,
                 source,
@@ -189,7 +200,26 @@ impl Stores {
                 backend: kind,
                 feature: kind.feature(),
             }),
+        };
+        // The directory, never a server URL: that may hold a password.
+        let dir = config.dir().map(Path::display);
+        match &opened {
+            Ok(_) => tracing::info!(
+                backend = %kind,
+                dir = dir.map(tracing::field::display),
+                read_only,
+                seconds = started.elapsed().as_secs_f64(),
+                "backend opened"
+            ),
+            Err(err) => tracing::debug!(
+                backend = %kind,
+                dir = dir.map(tracing::field::display),
+                seconds = started.elapsed().as_secs_f64(),
+                error = %crate::error_chain(err),
+                "backend not opened"
+            ),
         }
+        opened
     }
 
     /// The backend's short name (`mem`, `redb`, ...).
@@ -375,6 +405,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn not_compiled_in_gives_the_cargo_toml_line_of_this_crate() {
+        for kind in BackendKind::ALL {
+            let text = StoresError::NotCompiledIn {
+                backend: kind,
+                feature: kind.feature(),
+            }
+            .to_string();
+            let line = format!(
+                "store = {{ version = \"{}\", features = [\"{}\"] }}",
+                env!("CARGO_PKG_VERSION"),
+                kind.feature()
+            );
+            assert!(text.contains(&line), "{text}");
+            assert!(text.contains("Cargo.toml"), "{text}");
+            assert!(!text.contains(&format!("store-{}", kind.name())), "{text}");
+        }
+    }
+
+    #[test]
     fn a_backend_not_compiled_in_names_its_feature() {
         for kind in BackendKind::ALL.into_iter().filter(|k| !k.is_enabled()) {
             let config = BackendConfig::new(kind, "/nonexistent/never-created");
@@ -386,6 +435,50 @@ mod tests {
                 other => panic!("{kind}: expected NotCompiledIn, got {other:?}"),
             }
         }
+    }
+
+    /// Each cause of a nested error is printed once: by the chain walker, not also inside
+    /// the `Display` of the error above it.
+    #[test]
+    fn a_nested_error_prints_each_cause_once() {
+        let cause = "disk on fire (os error 28)";
+        let err = crate::migrate::MigrateError::OpenDestination {
+            url: "redb:/srv/new".into(),
+            source: StoresError::Open {
+                backend: BackendKind::Redb,
+                source: OpenError::Storage(StorageError::new(
+                    "redb",
+                    store_api::StorageErrorKind::Io,
+                    "opening the database",
+                    std::io::Error::other(cause),
+                )),
+            },
+        };
+        let chain = crate::error_chain(&err);
+        assert_eq!(chain.matches(cause).count(), 1, "{chain}");
+        assert!(
+            chain.starts_with("cannot open the destination redb:/srv/new"),
+            "{chain}"
+        );
+        assert!(
+            chain.contains("caused by: cannot open the redb backend\n"),
+            "{chain}"
+        );
+
+        // The facade's own levels say what failed and leave the cause to `source`.
+        let opened = match &err {
+            crate::migrate::MigrateError::OpenDestination { source, .. } => source,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(opened.to_string(), "cannot open the redb backend");
+        let url: Result<BackendConfig, _> = "nope".parse();
+        let url = StoresError::from(url.unwrap_err());
+        let cause = std::error::Error::source(&url).map(ToString::to_string);
+        assert_eq!(url.to_string(), "invalid backend URL");
+        let chain = crate::error_chain(&url);
+        let cause = cause.unwrap_or_default();
+        assert!(!cause.is_empty());
+        assert_eq!(chain.matches(cause.as_str()).count(), 1, "{chain}");
     }
 
     #[cfg(feature = "mem")]

@@ -1,4 +1,4 @@
-//! The examples' code (`store::demo`) on every backend, through `Stores`, including a
+//! The examples' code (`examples/demo`, through `common::demo`) on every backend, through `Stores`, including a
 //! second run after a reopen: the figures the examples print, pinned.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -6,10 +6,64 @@
 mod common;
 
 use common::Opened;
-use store::demo::{self, LEDGER_BOOK, STATE_PARTITION, STATE_REPLICA_PARTITION};
+use common::demo::{self, LEDGER_BOOK, STATE_PARTITION, STATE_REPLICA_PARTITION};
 use store::{AccountId, AssetId, Backend, Bytes, LedgerError, OpenOptions, TrialBalanceRow};
 
 per_backend!(ledger_example, state_example, session_log_example);
+
+#[test]
+fn minor_units_format_with_their_precision() {
+    use demo::format_minor;
+    assert_eq!(format_minor(12050, 2), "120.50");
+    assert_eq!(format_minor(5, 2), "0.05");
+    assert_eq!(format_minor(-60000, 2), "-600.00");
+    assert_eq!(format_minor(7, 0), "7");
+    assert_eq!(format_minor(0, 3), "0.000");
+    assert_eq!(format_minor(i128::MIN, 18).chars().next(), Some('-'));
+}
+
+#[test]
+fn an_explicit_url_wins_and_a_bad_one_is_an_error() {
+    assert!(matches!(
+        demo::open_for_example(Some("nope")),
+        Err(demo::DemoError::Open(store::StoresError::Url(_)))
+    ));
+    #[cfg(feature = "mem")]
+    {
+        let opened = demo::open_for_example(Some("mem:")).unwrap();
+        assert_eq!(opened.stores().backend_name(), "mem");
+        assert!(!opened.is_temporary());
+    }
+}
+
+#[test]
+fn without_url_or_env_a_persistent_backend_in_a_temporary_directory() {
+    if std::env::var_os(store::STORE_BACKEND_VAR).is_some() {
+        return;
+    }
+    let opened = match demo::open_for_example(None) {
+        Ok(opened) => opened,
+        Err(demo::DemoError::Open(store::StoresError::NotCompiledIn { backend, .. })) => {
+            assert!(!backend.is_enabled());
+            return;
+        }
+        Err(other) => panic!("{other}"),
+    };
+    match store::BackendKind::default_persistent() {
+        Some(kind) => {
+            assert_eq!(opened.config().kind(), kind);
+            assert!(opened.is_temporary());
+            let dir = opened.config().dir().unwrap().to_path_buf();
+            assert!(dir.exists());
+            drop(opened);
+            assert!(!dir.exists(), "the temporary directory is removed on drop");
+        }
+        None => {
+            assert_eq!(opened.config(), &store::BackendConfig::mem());
+            assert!(!opened.is_temporary());
+        }
+    }
+}
 
 fn ledger_example<B: Backend>() {
     let opened = Opened::<B>::fresh(OpenOptions::default());

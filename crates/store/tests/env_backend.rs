@@ -114,7 +114,7 @@ fn state_snapshots_and_flush() {
 fn ledger_example_figures() {
     let (config, _dir) = config();
     let stores = open(&config);
-    let report = store::demo::ledger_demo(&stores).unwrap();
+    let report = common::demo::ledger_demo(&stores).unwrap();
     let balances: Vec<i64> = report.balances.iter().map(|(_, b)| *b).collect();
     assert_eq!(balances, [40_000, 50_000, 20_000, 30_000]);
     assert!(report.overdraft.is_err());
@@ -125,7 +125,7 @@ fn ledger_example_figures() {
 fn session_log_example_figures() {
     let (config, _dir) = config();
     let stores = open(&config);
-    let report = store::demo::session_log_demo(&stores).unwrap();
+    let report = common::demo::session_log_demo(&stores).unwrap();
     assert_eq!(report.segments.len(), 3);
     assert_eq!(report.traces.len(), 1);
     assert!(report.owner_found && report.session_listed);

@@ -89,7 +89,7 @@ fn check_preserved(
         counts(StoreKind::SideEffects).get("inbound calls"),
         Some(602)
     );
-    for book in ["_system", "other", "third", store::demo::LEDGER_BOOK] {
+    for book in ["_system", "other", "third", common::demo::LEDGER_BOOK] {
         let book = Book::new(book).unwrap();
         assert_eq!(
             destination.ledger().read_events(&book, None, 1000).unwrap(),

@@ -54,6 +54,7 @@ mod state;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use store_api::{
     Book, Clock, Durability, LyquidId, ManualClock, OpenError, SessionId, SystemClock, Timestamp,
@@ -232,12 +233,22 @@ pub fn copy(
         }
     }
     plan.covered()
-        .map(|store| match store {
-            StoreKind::Engine => engine::copy(from, to, progress),
-            StoreKind::State => state::copy(from, to, plan, progress),
-            StoreKind::Ledger => ledger::copy(from, to, clock, plan, progress),
-            StoreKind::Segments => segments::copy(from, to, plan, progress),
-            StoreKind::SideEffects => side_effects::copy(from, to, plan, progress),
+        .map(|store| {
+            let _span = tracing::info_span!("copy", %store).entered();
+            let started = Instant::now();
+            let summary = match store {
+                StoreKind::Engine => engine::copy(from, to, progress),
+                StoreKind::State => state::copy(from, to, plan, progress),
+                StoreKind::Ledger => ledger::copy(from, to, clock, plan, progress),
+                StoreKind::Segments => segments::copy(from, to, plan, progress),
+                StoreKind::SideEffects => side_effects::copy(from, to, plan, progress),
+            }?;
+            tracing::info!(
+                counts = %summary.counts,
+                seconds = started.elapsed().as_secs_f64(),
+                "store copied"
+            );
+            Ok(summary)
         })
         .collect()
 }

@@ -279,6 +279,7 @@ pub fn tail(
                 .map_err(read(at + 1))?;
             continue;
         }
+        let chunk_from = at;
         for seq in at + 1..=leader_at.min(at + CHUNK) {
             let batch = leader
                 .get_batch(seq)
@@ -295,6 +296,13 @@ pub fn tail(
                 break;
             }
         }
+        debug!(
+            first = chunk_from + 1,
+            last = at,
+            batches = at - chunk_from,
+            leader = leader_at,
+            "follower applied batches"
+        );
     };
     let (ended, leader_at) = ended;
     meter.tick(at, leader_at, progress, true);

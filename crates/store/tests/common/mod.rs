@@ -15,6 +15,10 @@ use store::{
 };
 use tempfile::TempDir;
 
+/// The examples' code (`examples/demo`), so the tests run exactly what the examples run.
+#[path = "../../examples/demo/mod.rs"]
+pub mod demo;
+
 /// Expands to one module per backend, each holding one `#[test]` per listed generic test
 /// function (`fn name<B: Backend>()` in the calling file).
 #[allow(unused_macros)]
@@ -175,7 +179,7 @@ pub fn populate(stores: &Stores) -> Unmigratable {
     gamma.flush().unwrap();
     drop(gamma);
 
-    store::demo::ledger_demo(stores).unwrap();
+    demo::ledger_demo(stores).unwrap();
     let ledger = stores.ledger();
     let usd = AssetId::new("USD").unwrap();
     let books: Vec<Book> = ["other", "third"]
@@ -216,7 +220,7 @@ pub fn populate(stores: &Stores) -> Unmigratable {
             .unwrap();
     }
 
-    store::demo::session_log_demo(stores).unwrap();
+    demo::session_log_demo(stores).unwrap();
     let log = stores.segment_log();
     let session = SessionId::new_v7();
     log.append(session, SegmentId::new_v7(), b"one").unwrap();

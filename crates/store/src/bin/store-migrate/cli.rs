@@ -144,6 +144,12 @@ pub struct Cli {
     /// With --follow: exit once the follower has every batch the leader has
     #[arg(long, requires = "follow")]
     pub catch_up: bool,
+
+    /// Log more on stderr: -v each backend opened and each store copied (counts, seconds),
+    /// -vv also each batch of batches a follower applies, -vvv everything. Without it only
+    /// warnings are logged (and, with --follow when stderr is not a terminal, its progress)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// A store, as named on the command line.

@@ -107,15 +107,19 @@ fn stop_on_signals() -> std::io::Result<StopHandle> {
     Ok(stop)
 }
 
-/// Log lines for the follower's `tracing` events on stderr: every `info` event when
-/// stderr is not a terminal; only warnings on a terminal, where the progress line shows
-/// the rest.
-fn log_to_stderr() {
+/// Log lines for the `tracing` events of the library on stderr, at the level `-v` asks for:
+/// warnings without it, `info` with -v, `debug` with -vv, everything with -vvv. A follower
+/// without -v logs `info` when stderr is not a terminal (a service's log) and only warnings
+/// on a terminal, where the progress line shows the rest.
+fn log_to_stderr(verbose: u8, following: bool) {
     use std::io::IsTerminal;
-    let level = if std::io::stderr().is_terminal() {
-        tracing::Level::WARN
-    } else {
-        tracing::Level::INFO
+    use tracing::Level;
+    let level = match verbose {
+        0 if following && !std::io::stderr().is_terminal() => Level::INFO,
+        0 => Level::WARN,
+        1 => Level::INFO,
+        2 => Level::DEBUG,
+        _ => Level::TRACE,
     };
     // Fails only when a subscriber is already set, which then keeps logging.
     let _ = tracing_subscriber::fmt()
@@ -127,7 +131,6 @@ fn log_to_stderr() {
 
 /// `--follow FROM TO`.
 fn follow(cli: &Cli, progress: &Reporter) -> ExitCode {
-    log_to_stderr();
     let stop = match stop_on_signals() {
         Ok(stop) => stop,
         Err(e) => {
@@ -163,6 +166,7 @@ fn follow_exit_code(err: &FollowError) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log_to_stderr(cli.verbose, cli.follow);
     let (plan, options) = (cli.plan(), cli.options());
     let progress = Reporter::for_stderr();
     if cli.follow {

@@ -1,10 +1,15 @@
 //! The code of the crate's examples (`cargo run -p store --example ledger|state|session_log
-//! -- [URL]`), in the library so tests run exactly what the examples run, on every backend.
+//! -- [URL]`), shared by the three examples and by the integration tests (through
+//! `tests/common`), so the tests run exactly what the examples run, on every backend. It
+//! is not part of the library: it uses only the public API of `store`.
 //!
-//! Each demo takes an open [`Stores`](crate::Stores), does its work through the trait objects only, and
+//! Each demo takes an open [`Stores`](store::Stores), does its work through the trait objects only, and
 //! returns a report that prints what it did. Every demo can run again on the same
 //! directory and prints the same figures: the ledger demo uses idempotency keys, the state
 //! demo starts from an empty partition, and the session demo writes a new session.
+// Each example runs one demo and the tests do not call `run_example`: every user of this
+// module leaves part of it (and of its re-exports) unused.
+#![allow(dead_code, unused_imports)]
 
 mod example;
 mod ledger;
@@ -19,9 +24,7 @@ pub use state::{
     state_demo,
 };
 
-use store_api::{InputError, LedgerError, SegmentError, SnapshotError, StateError};
-
-use crate::stores::StoresError;
+use store::{InputError, LedgerError, SegmentError, SnapshotError, StateError, StoresError};
 
 /// Why a demo failed: the store error that stopped it, unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -62,19 +65,4 @@ pub fn format_minor(amount: i128, precision: u8) -> String {
     let padded = format!("{digits:0>width$}", width = precision + 1);
     let (whole, frac) = padded.split_at(padded.len() - precision);
     format!("{sign}{whole}.{frac}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_minor;
-
-    #[test]
-    fn minor_units_format_with_their_precision() {
-        assert_eq!(format_minor(12050, 2), "120.50");
-        assert_eq!(format_minor(5, 2), "0.05");
-        assert_eq!(format_minor(-60000, 2), "-600.00");
-        assert_eq!(format_minor(7, 0), "7");
-        assert_eq!(format_minor(0, 3), "0.000");
-        assert_eq!(format_minor(i128::MIN, 18).chars().next(), Some('-'));
-    }
 }

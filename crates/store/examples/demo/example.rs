@@ -2,13 +2,13 @@
 //! persistent backend in a fresh temporary directory (else `mem:`).
 
 use std::fmt::Display;
+use std::io::Write;
 use std::process::ExitCode;
 
 use tempfile::TempDir;
 
 use super::DemoError;
-use crate::config::{BackendConfig, BackendKind, STORE_BACKEND_VAR};
-use crate::stores::Stores;
+use store::{BackendConfig, BackendKind, STORE_BACKEND_VAR, Stores, StoresError};
 
 /// The stores an example runs on, and the temporary directory holding them when the
 /// example chose one itself (removed when this is dropped, after the stores are closed).
@@ -42,8 +42,8 @@ impl ExampleStores {
 /// temporary directory, else `mem:`.
 pub fn open_for_example(url: Option<&str>) -> Result<ExampleStores, DemoError> {
     let chosen = match url {
-        Some(url) => Some(url.parse().map_err(crate::StoresError::from)?),
-        None => BackendConfig::from_env().map_err(crate::StoresError::from)?,
+        Some(url) => Some(url.parse().map_err(StoresError::from)?),
+        None => BackendConfig::from_env().map_err(StoresError::from)?,
     };
     let (config, temp) = match chosen {
         Some(config) => (config, None),
@@ -96,13 +96,21 @@ where
     } else {
         ""
     };
-    println!("backend: {}{temporary}", opened.config());
-    match demo(opened.stores()) {
-        Ok(report) => {
-            println!("{}", report.to_string().trim_end());
-            ExitCode::SUCCESS
+    let report = match demo(opened.stores()) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("backend: {}{temporary}", opened.config());
+            return fail(&err);
         }
-        Err(err) => fail(&err),
+    };
+    // Written, not `println!`ed: a closed stdout (`| head`) ends the example quietly
+    // instead of panicking.
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "backend: {}{temporary}", opened.config())
+        .and_then(|()| writeln!(out, "{}", report.to_string().trim_end()));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
@@ -116,54 +124,6 @@ fn usage(name: &str) -> String {
 }
 
 fn fail(err: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {}", crate::error_chain(err));
+    eprintln!("error: {}", store::error_chain(err));
     ExitCode::FAILURE
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_explicit_url_wins_and_a_bad_one_is_an_error() {
-        assert!(matches!(
-            open_for_example(Some("nope")),
-            Err(DemoError::Open(crate::StoresError::Url(_)))
-        ));
-        #[cfg(feature = "mem")]
-        {
-            let opened = open_for_example(Some("mem:")).unwrap();
-            assert_eq!(opened.stores().backend_name(), "mem");
-            assert!(!opened.is_temporary());
-        }
-    }
-
-    #[test]
-    fn without_url_or_env_a_persistent_backend_in_a_temporary_directory() {
-        if std::env::var_os(STORE_BACKEND_VAR).is_some() {
-            return;
-        }
-        let opened = match open_for_example(None) {
-            Ok(opened) => opened,
-            Err(DemoError::Open(crate::StoresError::NotCompiledIn { backend, .. })) => {
-                assert!(!backend.is_enabled());
-                return;
-            }
-            Err(other) => panic!("{other}"),
-        };
-        match BackendKind::default_persistent() {
-            Some(kind) => {
-                assert_eq!(opened.config().kind(), kind);
-                assert!(opened.is_temporary());
-                let dir = opened.config().dir().unwrap().to_path_buf();
-                assert!(dir.exists());
-                drop(opened);
-                assert!(!dir.exists(), "the temporary directory is removed on drop");
-            }
-            None => {
-                assert_eq!(opened.config(), &BackendConfig::mem());
-                assert!(!opened.is_temporary());
-            }
-        }
-    }
 }

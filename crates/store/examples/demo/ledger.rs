@@ -4,13 +4,13 @@
 
 use std::fmt;
 
-use store_api::{
+use store::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Book, Committed,
     LedgerError, Transaction, TrialBalanceRow,
 };
 
 use super::{DemoError, format_minor};
-use crate::stores::Stores;
+use store::Stores;
 
 /// The book the demo writes in.
 pub const BOOK: &str = "demo-shop";

@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use store_api::{Bytes, SegmentId, SessionId};
+use store::{Bytes, SegmentId, SessionId};
 
 use super::DemoError;
-use crate::stores::Stores;
+use store::Stores;
 
 /// What [`session_log_demo`] did and found.
 #[derive(Debug, Clone, PartialEq, Eq)]

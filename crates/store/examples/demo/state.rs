@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use store_api::{StateSnapshot, StateStore, StateStoreExt};
+use store::{StateSnapshot, StateStore, StateStoreExt};
 
 use super::DemoError;
-use crate::stores::Stores;
+use store::Stores;
 
 /// The operator's partition.
 pub const PARTITION: &str = "demo-word-count";
