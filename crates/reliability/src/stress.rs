@@ -861,18 +861,148 @@ pub fn run_fresh<B: Backend>(
     let report = run(&backend, cfg)?;
     drop(backend);
     if B::capabilities().persistent {
-        let again =
-            B::open(location.borrow(), store_api::OpenOptions::default()).or_fail("reopening")?;
-        let n = (cfg.engine_writers * cfg.engine_batches) as u64;
-        ensure!(
-            again.engine().current_sequence() == n,
-            "after reopening, current_sequence is {} instead of {n}",
-            again.engine().current_sequence()
-        );
-        invariants::engine_log(&*again.engine())?;
-        let book = Book::new("stress").or_fail("book")?;
-        invariants::ledger_book(&*again.ledger(), &book, true)?;
-        invariants::segments_whole(&*again.segment_log())?;
+        reopen_checks::<B>(location.borrow(), cfg)?;
     }
     Ok(report)
+}
+
+/// Reopens the store after a run and checks the engine, the ledger and the segments once
+/// more.
+fn reopen_checks<B: Backend>(location: &B::Location, cfg: StressConfig) -> Result<(), Failure> {
+    let again = B::open(location, store_api::OpenOptions::default()).or_fail("reopening")?;
+    let n = (cfg.engine_writers * cfg.engine_batches) as u64;
+    ensure!(
+        again.engine().current_sequence() == n,
+        "after reopening, current_sequence is {} instead of {n}",
+        again.engine().current_sequence()
+    );
+    invariants::engine_log(&*again.engine())?;
+    let book = Book::new("stress").or_fail("book")?;
+    invariants::ledger_book(&*again.ledger(), &book, true)?;
+    invariants::segments_whole(&*again.segment_log())?;
+    Ok(())
+}
+
+/// The longest the split run waits for the other process to open the store, or to finish.
+const OTHER_PROCESS_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// On a shared backend: one run with its writers split across two processes on one
+/// store. This process opens a fresh store, starts `exe` (the `crash_writer` binary,
+/// `crash_writer stress`) on it for share 1 of 2, and runs share 0 once the other process
+/// has opened the store; every reader runs in both. Once both are done it checks the
+/// totals of the whole run over what both wrote, then reopens the store as [`run_fresh`]
+/// does.
+pub fn run_split<B: Backend<Location: crate::site::Site>>(
+    exe: &std::path::Path,
+    root: &std::path::Path,
+    cfg: StressConfig,
+    scale: usize,
+) -> Result<StressReport, Failure> {
+    use crate::site::Site;
+    use std::borrow::Borrow;
+    use std::process::{Command, Stdio};
+    let location = B::scratch_location(&root.join("db")).or_fail("making a scratch location")?;
+    let backend = B::open(location.borrow(), store_api::OpenOptions::default())
+        .or_fail("opening the backend")?;
+    LedgerFixture::new()?.set_up(&*backend.ledger())?;
+    let results = root.join("other-share.txt");
+    let mut child = Command::new(exe)
+        .arg("stress")
+        .arg(B::NAME)
+        .arg(Borrow::<B::Location>::borrow(&location).to_arg())
+        .arg(scale.to_string())
+        .arg(&results)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .or_fail("starting crash_writer stress")?;
+    let outcome = (|| {
+        let lines = crate::crash::read_lines(&mut child)?;
+        match lines.recv_timeout(OTHER_PROCESS_WAIT) {
+            Ok(line) if line == "ready" => {}
+            other => {
+                return Err(Failure(format!(
+                    "the other process did not open the store: {other:?}"
+                )));
+            }
+        }
+        let (mine, mut written) = run_share(&backend, cfg, Share { part: 0, parts: 2 })?;
+        let deadline = std::time::Instant::now() + OTHER_PROCESS_WAIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().or_fail("waiting for the other process")? {
+                break status;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the other process did not finish its share within {OTHER_PROCESS_WAIT:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            }
+            return Err(Failure(format!(
+                "the other process failed its share ({status}): {err}"
+            )));
+        }
+        let text = std::fs::read_to_string(&results).or_fail("reading the other share")?;
+        let mut lines = text.lines();
+        let theirs: (u64, u64, usize) = lines
+            .next()
+            .and_then(|head| {
+                let mut w = head.strip_prefix("report ")?.split(' ');
+                Some((
+                    w.next()?.parse().ok()?,
+                    w.next()?.parse().ok()?,
+                    w.next()?.parse().ok()?,
+                ))
+            })
+            .ok_or_else(|| Failure::new("the other share's results have no report line"))?;
+        written.add_text(&lines.collect::<Vec<_>>().join("\n"))?;
+        let report = StressReport {
+            writes: mine.writes + theirs.0,
+            reads: mine.reads + theirs.1,
+            threads: mine.threads + theirs.2,
+        };
+        Ok((report, written))
+    })();
+    if outcome.is_err() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let (report, written) = outcome?;
+    check_totals(&backend, cfg, &written)?;
+    drop(backend);
+    reopen_checks::<B>(location.borrow(), cfg)?;
+    Ok(report)
+}
+
+/// The other process of [`run_split`] (`crash_writer stress`): opens `location`, says
+/// `ready` on `out`, runs share 1 of 2, and writes its report and what its writers wrote
+/// to `results` (`report <writes> <reads> <threads>`, then [`Written::to_text`]).
+pub fn run_other_share<B: Backend>(
+    location: &B::Location,
+    scale: usize,
+    results: &std::path::Path,
+    ready: impl FnOnce() -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let backend = B::open(location, store_api::OpenOptions::default())
+        .or_fail(format!("opening {} at {location:?}", B::NAME))?;
+    ready()?;
+    let (report, written) = run_share(
+        &backend,
+        StressConfig::scaled(scale),
+        Share { part: 1, parts: 2 },
+    )?;
+    let text = format!(
+        "report {} {} {}\n{}",
+        report.writes,
+        report.reads,
+        report.threads,
+        written.to_text()
+    );
+    std::fs::write(results, text).or_fail("writing the share's results")
 }
