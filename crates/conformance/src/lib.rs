@@ -49,6 +49,7 @@ pub mod engine;
 pub mod harness;
 pub mod ledger;
 pub mod listings;
+pub mod other_process;
 pub mod segments;
 pub mod shared;
 pub mod side_effects;
@@ -353,6 +354,13 @@ macro_rules! suite {
                         partition_owned_by_one_instance,
                         concurrent_segment_appends_across_instances,
                         wait_for_sequence_woken_by_another_instance,
+                        engine_sequences_contiguous_across_processes,
+                        ledger_seqs_gapless_across_processes,
+                        idempotency_key_commits_once_across_processes,
+                        min_balance_holds_across_processes,
+                        partition_owner_dies_across_processes,
+                        concurrent_segment_appends_across_processes,
+                        wait_for_sequence_woken_by_another_process,
                     ]
                 }
             }

@@ -98,32 +98,155 @@ fn shared_key(i: usize) -> Vec<u8> {
     format!("shared/{i}").into_bytes()
 }
 
+/// Which writer threads of a run one process runs: writer `i` of each kind is its when
+/// `i % parts == part`. Two processes on one store of a shared backend run parts 0 and 1
+/// of 2, so the thread pairs that retry the same idempotency keys (or write the same
+/// side-effect slots) do so from both processes at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This process's part, `0..parts`.
+    pub part: usize,
+    /// How many processes share the writers.
+    pub parts: usize,
+}
+
+impl Share {
+    /// Every writer, in one process.
+    pub const WHOLE: Share = Share { part: 0, parts: 1 };
+
+    /// Whether writer `i` (of any kind) is this process's.
+    fn mine(self, i: usize) -> bool {
+        i % self.parts == self.part
+    }
+}
+
+/// What the writer threads wrote, indexed by writer (empty for another process's writer),
+/// for the checks of the totals.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Written {
+    /// Each engine writer's sequence numbers, in its order.
+    pub engine: Vec<Vec<u64>>,
+    /// Each segment writer's append indices, in its order.
+    pub segments: Vec<Vec<u64>>,
+    /// Each ledger committer's receipts: `(commit number, receipt)`, in its order.
+    pub receipts: Vec<Vec<(usize, Committed)>>,
+}
+
+impl Written {
+    /// Nothing written yet, by the writers `cfg` runs.
+    fn empty(cfg: StressConfig) -> Self {
+        Written {
+            engine: vec![Vec::new(); cfg.engine_writers],
+            segments: vec![Vec::new(); cfg.segment_writers],
+            receipts: vec![Vec::new(); cfg.ledger_threads],
+        }
+    }
+
+    /// One line per write: `engine <writer> <seq>`, `segment <writer> <index>`,
+    /// `receipt <thread> <commit> <seq> <txid> <µs>`; [`Written::from_text`] reads it.
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        for (w, seqs) in self.engine.iter().enumerate() {
+            for seq in seqs {
+                text.push_str(&format!("engine {w} {seq}\n"));
+            }
+        }
+        for (w, indices) in self.segments.iter().enumerate() {
+            for index in indices {
+                text.push_str(&format!("segment {w} {index}\n"));
+            }
+        }
+        for (t, receipts) in self.receipts.iter().enumerate() {
+            for (j, r) in receipts {
+                text.push_str(&format!(
+                    "receipt {t} {j} {} {} {}\n",
+                    r.seq,
+                    r.txid,
+                    r.at.as_micros()
+                ));
+            }
+        }
+        text
+    }
+
+    /// What [`Written::to_text`] wrote, added to `self` (another process's writers).
+    pub fn add_text(&mut self, text: &str) -> Result<(), Failure> {
+        for line in text.lines() {
+            let bad = || Failure(format!("a stress result line {line:?} is not understood"));
+            let words: Vec<&str> = line.split(' ').collect();
+            let number = |i: usize| -> Result<u64, Failure> {
+                words.get(i).and_then(|w| w.parse().ok()).ok_or_else(bad)
+            };
+            let slot = |list_len: usize| -> Result<usize, Failure> {
+                let i = number(1)? as usize;
+                if i < list_len { Ok(i) } else { Err(bad()) }
+            };
+            match (words.first().copied(), words.len()) {
+                (Some("engine"), 3) => {
+                    let w = slot(self.engine.len())?;
+                    self.engine[w].push(number(2)?);
+                }
+                (Some("segment"), 3) => {
+                    let w = slot(self.segments.len())?;
+                    self.segments[w].push(number(2)?);
+                }
+                (Some("receipt"), 6) => {
+                    let t = slot(self.receipts.len())?;
+                    let receipt = Committed {
+                        seq: number(3)?,
+                        txid: words[4].parse().map_err(|_| bad())?,
+                        at: store_api::Timestamp::from_micros(number(5)?),
+                    };
+                    self.receipts[t].push((number(2)? as usize, receipt));
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs every stress section on `backend` at once and checks the totals.
 pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, Failure> {
+    let (report, written) = run_share(backend, cfg, Share::WHOLE)?;
+    check_totals(backend, cfg, &written)?;
+    Ok(report)
+}
+
+/// Runs this process's `share` of the writers, and every reader, on `backend` at once;
+/// each thread checks what it checks while it runs (the readers their invariants, the
+/// state owners their partitions read back). Returns what the writers wrote, for
+/// [`check_totals`] once every share has run. Sets up the ledger first (idempotent: the
+/// other share's process does the same).
+pub fn run_share<B: Backend>(
+    backend: &B,
+    cfg: StressConfig,
+    share: Share,
+) -> Result<(StressReport, Written), Failure> {
     let counters = Counters::default();
     let writers_done = AtomicBool::new(false);
-    let ledger = LedgerFixture::set_up(&*backend.ledger())?;
-    let segment_ids = (
-        SessionId::from_u128(0xA),
-        SegmentId::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001),
-    );
+    let ledger = LedgerFixture::new()?;
+    ledger.set_up(&*backend.ledger())?;
     let mut states = Vec::new();
-    for i in 0..cfg.state_owners {
-        states.push(
+    for i in (0..cfg.state_owners).filter(|i| share.mine(*i)) {
+        states.push((
+            i,
             backend
                 .state_store(&format!("stress-{i}"))
                 .or_fail("opening a state partition")?,
-        );
+        ));
     }
     let readers = 5;
-    let threads = cfg.engine_writers
-        + cfg.ledger_threads
-        + cfg.segment_writers
-        + cfg.side_effect_writers
-        + cfg.state_owners
+    let mine = |n: usize| (0..n).filter(|i| share.mine(*i)).count();
+    let threads = mine(cfg.engine_writers)
+        + mine(cfg.ledger_threads)
+        + mine(cfg.segment_writers)
+        + mine(cfg.side_effect_writers)
+        + states.len()
         + readers;
 
-    let results: Vec<Result<(), Failure>> = thread::scope(|s| {
+    let segment_ids = stress_segment();
+    let (results, written) = thread::scope(|s| {
         let mut writers = Vec::new();
         let mut readers = Vec::new();
         let c = &counters;
@@ -131,12 +254,13 @@ pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, F
         let ledger = &ledger;
         // Engine writers: all eight shared keys in every batch, with this batch's record.
         let engine_seqs: Vec<_> = (0..cfg.engine_writers)
+            .filter(|w| share.mine(*w))
             .map(|w| {
                 let engine = backend.engine();
-                s.spawn(move || -> Result<Vec<(u64, Vec<u8>)>, Failure> {
+                let handle = s.spawn(move || -> Result<Vec<u64>, Failure> {
                     let mut seqs = Vec::new();
                     for i in 0..cfg.engine_batches {
-                        let value = records::encode(w as u32, i as u64, i % 40);
+                        let value = engine_value(w, i);
                         let keys: Vec<Vec<u8>> = (0..GROUP).map(shared_key).collect();
                         let pairs: Vec<(&[u8], &[u8])> = keys
                             .iter()
@@ -144,24 +268,30 @@ pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, F
                             .collect();
                         let seq = engine.put_batch(&pairs).or_fail("stress put_batch")?;
                         c.wrote();
-                        seqs.push((seq, value));
+                        seqs.push(seq);
                     }
                     Ok(seqs)
-                })
+                });
+                (w, handle)
             })
             .collect();
         readers.push(s.spawn(move || engine_reader(&*backend.engine(), c, done)));
         let committers: Vec<_> = (0..cfg.ledger_threads)
+            .filter(|t| share.mine(*t))
             .map(|t| {
                 let l = backend.ledger();
-                s.spawn(move || ledger.committer(&*l, t, cfg.ledger_commits, c))
+                (
+                    t,
+                    s.spawn(move || ledger.committer(&*l, t, cfg.ledger_commits, c)),
+                )
             })
             .collect();
         readers.push(s.spawn(move || ledger.reader(&*backend.ledger(), c, done)));
         let seg_writers: Vec<_> = (0..cfg.segment_writers)
+            .filter(|w| share.mine(*w))
             .map(|w| {
                 let log = backend.segment_log();
-                s.spawn(move || -> Result<Vec<u64>, Failure> {
+                let handle = s.spawn(move || -> Result<Vec<u64>, Failure> {
                     let mut indices = Vec::new();
                     for i in 0..cfg.segment_appends {
                         let entry = records::encode(w as u32, i as u64, (i * 7) % 300);
@@ -172,19 +302,20 @@ pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, F
                         indices.push(index);
                     }
                     Ok(indices)
-                })
+                });
+                (w, handle)
             })
             .collect();
         readers
             .push(s.spawn(move || segment_reader(&*backend.segment_log(), segment_ids, c, done)));
-        for w in 0..cfg.side_effect_writers {
+        for w in (0..cfg.side_effect_writers).filter(|w| share.mine(*w)) {
             let store = backend.side_effects();
             writers.push(s.spawn(move || side_effect_writer(&*store, w, cfg.side_effect_slots, c)));
         }
         readers.push(s.spawn(move || {
             side_effect_reader(&*backend.side_effects(), cfg.side_effect_slots, c, done)
         }));
-        for (i, state) in states.into_iter().enumerate() {
+        for (i, state) in states {
             writers.push(s.spawn(move || state_owner(state, i, cfg.state_writes, c)));
         }
         readers.push(s.spawn(move || {
@@ -213,24 +344,22 @@ pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, F
         }));
 
         let mut results = Vec::new();
-        let mut all_seqs = Vec::new();
-        for h in engine_seqs {
+        let mut written = Written::empty(cfg);
+        for (w, h) in engine_seqs {
             match join(h) {
-                Ok(seqs) => all_seqs.push(seqs),
+                Ok(seqs) => written.engine[w] = seqs,
                 Err(f) => results.push(Err(f)),
             }
         }
-        let mut all_indices = Vec::new();
-        for h in seg_writers {
+        for (w, h) in seg_writers {
             match join(h) {
-                Ok(indices) => all_indices.push(indices),
+                Ok(indices) => written.segments[w] = indices,
                 Err(f) => results.push(Err(f)),
             }
         }
-        let mut receipts = Vec::new();
-        for h in committers {
+        for (t, h) in committers {
             match join(h) {
-                Ok(r) => receipts.push(r),
+                Ok(r) => written.receipts[t] = r,
                 Err(f) => results.push(Err(f)),
             }
         }
@@ -241,30 +370,56 @@ pub fn run<B: Backend>(backend: &B, cfg: StressConfig) -> Result<StressReport, F
         for h in readers {
             results.push(join(h));
         }
-        if results.iter().all(Result::is_ok) {
-            results.push(check_pair_receipts(&receipts));
-            results.push(check_engine_totals(&*backend.engine(), &all_seqs, cfg));
-            results.push(check_segment_totals(
-                &*backend.segment_log(),
-                segment_ids,
-                &all_indices,
-                cfg,
-            ));
-        }
-        results
+        (results, written)
     });
     for r in results {
         r?;
     }
-    ledger.check_totals(&*backend.ledger(), cfg)?;
+    Ok((
+        StressReport {
+            writes: counters.writes.load(Ordering::Relaxed),
+            reads: counters.reads.load(Ordering::Relaxed),
+            threads,
+        },
+        written,
+    ))
+}
+
+/// Checks the totals once every share of a run has written: engine sequence numbers
+/// exactly `1..=n` with each batch the one its writer wrote, each idempotency key
+/// committed once, every append in its segment once and in order, the ledger's book and
+/// balances, and every state partition reopened as its owner flushed it.
+pub fn check_totals<B: Backend>(
+    backend: &B,
+    cfg: StressConfig,
+    written: &Written,
+) -> Result<(), Failure> {
+    check_pair_receipts(&written.receipts)?;
+    check_engine_totals(&*backend.engine(), &written.engine, cfg)?;
+    check_segment_totals(
+        &*backend.segment_log(),
+        stress_segment(),
+        &written.segments,
+        cfg,
+    )?;
+    LedgerFixture::new()?.check_totals(&*backend.ledger(), cfg)?;
     for i in 0..cfg.state_owners {
         check_state_reopened(backend, i, cfg.state_writes)?;
     }
-    Ok(StressReport {
-        writes: counters.writes.load(Ordering::Relaxed),
-        reads: counters.reads.load(Ordering::Relaxed),
-        threads,
-    })
+    Ok(())
+}
+
+/// The session and segment every segment writer appends to.
+fn stress_segment() -> (SessionId, SegmentId) {
+    (
+        SessionId::from_u128(0xA),
+        SegmentId::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001),
+    )
+}
+
+/// The value engine writer `w` puts under every shared key in its batch `i`.
+fn engine_value(w: usize, i: usize) -> Vec<u8> {
+    records::encode(w as u32, i as u64, i % 40)
 }
 
 fn join<T>(h: thread::ScopedJoinHandle<'_, Result<T, Failure>>) -> Result<T, Failure> {
@@ -309,24 +464,25 @@ fn engine_reader<E: StoreEngine + ?Sized>(
 
 fn check_engine_totals<E: StoreEngine + ?Sized>(
     engine: &E,
-    per_writer: &[Vec<(u64, Vec<u8>)>],
+    per_writer: &[Vec<u64>],
     cfg: StressConfig,
 ) -> Result<(), Failure> {
-    let mut seqs: Vec<u64> = per_writer.iter().flatten().map(|(s, _)| *s).collect();
+    let mut seqs: Vec<u64> = per_writer.iter().flatten().copied().collect();
     seqs.sort_unstable();
     let n = (cfg.engine_writers * cfg.engine_batches) as u64;
     ensure!(
         seqs == (1..=n).collect::<Vec<_>>(),
         "{n} concurrent batches did not get exactly the sequence numbers 1..={n}"
     );
-    for writer in per_writer {
-        for w in writer.windows(2) {
+    for (w, writer) in per_writer.iter().enumerate() {
+        for pair in writer.windows(2) {
             ensure!(
-                w[0].0 < w[1].0,
+                pair[0] < pair[1],
                 "one thread's batches got decreasing sequence numbers"
             );
         }
-        for (seq, value) in writer {
+        for (i, seq) in writer.iter().enumerate() {
+            let value = engine_value(w, i);
             let batch = engine
                 .get_batch(*seq)
                 .or_fail("get_batch")?
@@ -354,33 +510,40 @@ struct LedgerFixture {
 }
 
 impl LedgerFixture {
-    fn set_up<L: LedgerStore + ?Sized>(ledger: &L) -> Result<Self, Failure> {
-        let usd = AssetId::new("USD").or_fail("asset id")?;
+    /// The stress book's asset and accounts (nothing opened yet).
+    fn new() -> Result<Self, Failure> {
+        Ok(LedgerFixture {
+            book: Book::new("stress").or_fail("book")?,
+            usd: AssetId::new("USD").or_fail("asset id")?,
+            cash: AccountId::new("stress", "assets:cash").or_fail("account id")?,
+            sales: AccountId::new("stress", "income:sales").or_fail("account id")?,
+        })
+    }
+
+    /// Registers the asset and opens the accounts (idempotent: a second process on the
+    /// same store does it again and changes nothing).
+    fn set_up<L: LedgerStore + ?Sized>(&self, ledger: &L) -> Result<(), Failure> {
         ledger
             .register_asset(&AssetDef {
-                id: usd.clone(),
+                id: self.usd.clone(),
                 precision: 2,
                 name: "US dollar".into(),
             })
             .or_fail("register_asset")?;
-        let cash = AccountId::new("stress", "assets:cash").or_fail("account id")?;
-        let sales = AccountId::new("stress", "income:sales").or_fail("account id")?;
-        for (id, kind) in [(&cash, AccountKind::Asset), (&sales, AccountKind::Income)] {
+        for (id, kind) in [
+            (&self.cash, AccountKind::Asset),
+            (&self.sales, AccountKind::Income),
+        ] {
             let def = AccountDef {
                 id: id.clone(),
-                asset: usd.clone(),
+                asset: self.usd.clone(),
                 kind,
             };
             ledger
                 .open_account(&def, &AccountCfg::for_kind(kind))
                 .or_fail("open_account")?;
         }
-        Ok(LedgerFixture {
-            book: Book::new("stress").or_fail("book")?,
-            usd,
-            cash,
-            sales,
-        })
+        Ok(())
     }
 
     /// Thread pairs (`t`, `t ^ 1`) commit the same idempotency keys with different
@@ -698,18 +861,148 @@ pub fn run_fresh<B: Backend>(
     let report = run(&backend, cfg)?;
     drop(backend);
     if B::capabilities().persistent {
-        let again =
-            B::open(location.borrow(), store_api::OpenOptions::default()).or_fail("reopening")?;
-        let n = (cfg.engine_writers * cfg.engine_batches) as u64;
-        ensure!(
-            again.engine().current_sequence() == n,
-            "after reopening, current_sequence is {} instead of {n}",
-            again.engine().current_sequence()
-        );
-        invariants::engine_log(&*again.engine())?;
-        let book = Book::new("stress").or_fail("book")?;
-        invariants::ledger_book(&*again.ledger(), &book, true)?;
-        invariants::segments_whole(&*again.segment_log())?;
+        reopen_checks::<B>(location.borrow(), cfg)?;
     }
     Ok(report)
+}
+
+/// Reopens the store after a run and checks the engine, the ledger and the segments once
+/// more.
+fn reopen_checks<B: Backend>(location: &B::Location, cfg: StressConfig) -> Result<(), Failure> {
+    let again = B::open(location, store_api::OpenOptions::default()).or_fail("reopening")?;
+    let n = (cfg.engine_writers * cfg.engine_batches) as u64;
+    ensure!(
+        again.engine().current_sequence() == n,
+        "after reopening, current_sequence is {} instead of {n}",
+        again.engine().current_sequence()
+    );
+    invariants::engine_log(&*again.engine())?;
+    let book = Book::new("stress").or_fail("book")?;
+    invariants::ledger_book(&*again.ledger(), &book, true)?;
+    invariants::segments_whole(&*again.segment_log())?;
+    Ok(())
+}
+
+/// The longest the split run waits for the other process to open the store, or to finish.
+const OTHER_PROCESS_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// On a shared backend: one run with its writers split across two processes on one
+/// store. This process opens a fresh store, starts `exe` (the `crash_writer` binary,
+/// `crash_writer stress`) on it for share 1 of 2, and runs share 0 once the other process
+/// has opened the store; every reader runs in both. Once both are done it checks the
+/// totals of the whole run over what both wrote, then reopens the store as [`run_fresh`]
+/// does.
+pub fn run_split<B: Backend<Location: crate::site::Site>>(
+    exe: &std::path::Path,
+    root: &std::path::Path,
+    cfg: StressConfig,
+    scale: usize,
+) -> Result<StressReport, Failure> {
+    use crate::site::Site;
+    use std::borrow::Borrow;
+    use std::process::{Command, Stdio};
+    let location = B::scratch_location(&root.join("db")).or_fail("making a scratch location")?;
+    let backend = B::open(location.borrow(), store_api::OpenOptions::default())
+        .or_fail("opening the backend")?;
+    LedgerFixture::new()?.set_up(&*backend.ledger())?;
+    let results = root.join("other-share.txt");
+    let mut child = Command::new(exe)
+        .arg("stress")
+        .arg(B::NAME)
+        .arg(Borrow::<B::Location>::borrow(&location).to_arg())
+        .arg(scale.to_string())
+        .arg(&results)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .or_fail("starting crash_writer stress")?;
+    let outcome = (|| {
+        let lines = crate::crash::read_lines(&mut child)?;
+        match lines.recv_timeout(OTHER_PROCESS_WAIT) {
+            Ok(line) if line == "ready" => {}
+            other => {
+                return Err(Failure(format!(
+                    "the other process did not open the store: {other:?}"
+                )));
+            }
+        }
+        let (mine, mut written) = run_share(&backend, cfg, Share { part: 0, parts: 2 })?;
+        let deadline = std::time::Instant::now() + OTHER_PROCESS_WAIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().or_fail("waiting for the other process")? {
+                break status;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the other process did not finish its share within {OTHER_PROCESS_WAIT:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            }
+            return Err(Failure(format!(
+                "the other process failed its share ({status}): {err}"
+            )));
+        }
+        let text = std::fs::read_to_string(&results).or_fail("reading the other share")?;
+        let mut lines = text.lines();
+        let theirs: (u64, u64, usize) = lines
+            .next()
+            .and_then(|head| {
+                let mut w = head.strip_prefix("report ")?.split(' ');
+                Some((
+                    w.next()?.parse().ok()?,
+                    w.next()?.parse().ok()?,
+                    w.next()?.parse().ok()?,
+                ))
+            })
+            .ok_or_else(|| Failure::new("the other share's results have no report line"))?;
+        written.add_text(&lines.collect::<Vec<_>>().join("\n"))?;
+        let report = StressReport {
+            writes: mine.writes + theirs.0,
+            reads: mine.reads + theirs.1,
+            threads: mine.threads + theirs.2,
+        };
+        Ok((report, written))
+    })();
+    if outcome.is_err() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let (report, written) = outcome?;
+    check_totals(&backend, cfg, &written)?;
+    drop(backend);
+    reopen_checks::<B>(location.borrow(), cfg)?;
+    Ok(report)
+}
+
+/// The other process of [`run_split`] (`crash_writer stress`): opens `location`, says
+/// `ready` on `out`, runs share 1 of 2, and writes its report and what its writers wrote
+/// to `results` (`report <writes> <reads> <threads>`, then [`Written::to_text`]).
+pub fn run_other_share<B: Backend>(
+    location: &B::Location,
+    scale: usize,
+    results: &std::path::Path,
+    ready: impl FnOnce() -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let backend = B::open(location, store_api::OpenOptions::default())
+        .or_fail(format!("opening {} at {location:?}", B::NAME))?;
+    ready()?;
+    let (report, written) = run_share(
+        &backend,
+        StressConfig::scaled(scale),
+        Share { part: 1, parts: 2 },
+    )?;
+    let text = format!(
+        "report {} {} {}\n{}",
+        report.writes,
+        report.reads,
+        report.threads,
+        written.to_text()
+    );
+    std::fs::write(results, text).or_fail("writing the share's results")
 }

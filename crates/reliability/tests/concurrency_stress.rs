@@ -37,3 +37,26 @@ macro_rules! stress_tests {
 
 reliability::for_each_backend!(stress_tests);
 stress_tests!(postgres, ::store_postgres::PostgresBackend);
+
+/// The PostgreSQL backend is shared: one stress run with its writers split across this
+/// process and a `crash_writer stress` process on one schema, every invariant checked over
+/// what both wrote.
+#[test]
+fn postgres_writers_split_across_two_processes() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_crash_writer"));
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let scale = scale() as usize;
+    match stress::run_split::<store_postgres::PostgresBackend>(
+        exe,
+        root.path(),
+        StressConfig::scaled(scale),
+        scale,
+    ) {
+        Ok(report) => eprintln!(
+            "RELIABILITY-FIGURES stress-two-processes backend=postgres threads={} writes={} \
+             checked_reads={}",
+            report.threads, report.writes, report.reads
+        ),
+        Err(failure) => panic!("postgres stress across two processes: {failure}"),
+    }
+}

@@ -212,6 +212,33 @@ pub trait StoreLocation:
     /// The location that is the directory `dir`, for a backend kept in a directory; `None`
     /// for one that is not.
     fn from_dir(dir: &Path) -> Option<Self::Owned>;
+
+    /// The location as text that [`from_text`](StoreLocation::from_text) turns back into
+    /// the same store, so that another process (given it on its command line or in its
+    /// environment) can open that store too. `None` when there is no such text. By default
+    /// the directory's path, when it is UTF-8.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use store_api::StoreLocation;
+    ///
+    /// let dir = Path::new("/var/lib/app/store");
+    /// let text = dir.to_text().unwrap();
+    /// assert_eq!(Path::from_text(&text).unwrap(), dir);
+    /// ```
+    fn to_text(&self) -> Option<String> {
+        self.dir().and_then(Path::to_str).map(str::to_owned)
+    }
+
+    /// The location [`to_text`](StoreLocation::to_text) gave. By default the directory
+    /// named by the text; [`OpenError::InvalidLocation`] for a backend not kept in a
+    /// directory.
+    fn from_text(text: &str) -> Result<Self::Owned, OpenError> {
+        Self::from_dir(Path::new(text)).ok_or_else(|| OpenError::InvalidLocation {
+            location: text.to_owned(),
+            detail: "this backend's locations have no text form".to_owned(),
+        })
+    }
 }
 
 impl StoreLocation for Path {

@@ -318,6 +318,18 @@ impl StoreLocation for PostgresLocation {
     fn from_dir(_dir: &Path) -> Option<PostgresLocation> {
         None
     }
+
+    /// The URL form ([`Display`](fmt::Display)), which parses back to the same server,
+    /// database, schema and pool size. The password is never in it, so the text alone
+    /// reaches only a server that asks for none (as the test servers do).
+    fn to_text(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+
+    /// The location a URL names ([`FromStr`]).
+    fn from_text(text: &str) -> Result<PostgresLocation, OpenError> {
+        text.parse()
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! crash_writer run  <backend> <location> <immediate|relaxed> <seed> <len>
 //! crash_writer hold <backend> <location>
 //! crash_writer own  <backend> <location> <immediate|relaxed>
+//! crash_writer stress <backend> <location> <scale> <results-file>
 //! ```
 //!
 //! The location is a directory for the embedded backends, a URL for PostgreSQL (see
@@ -20,6 +21,10 @@
 //! `reliability::crash::RELEASE_BOUND` while it is in use (a dead owner the server has not
 //! noticed yet), prints `ready <µs waited>` and keeps both until its standard input
 //! closes: on a shared backend, the new owner of a killed writer's partition.
+//!
+//! `stress` opens the backend, prints `ready`, runs share 1 of 2 of a concurrency stress
+//! run (`reliability::stress::run_other_share`) and writes what it wrote to the results
+//! file: the other process of a stress run split across two processes on one shared store.
 //!
 //! Any failure is printed to standard error and exits with status 2.
 
@@ -65,6 +70,10 @@ fn real_main() -> Result<(), Failure> {
             }
         }
         ("hold", 3) => Job::Hold,
+        ("stress", 5) => Job::Stress {
+            scale: text(3).parse().or_fail("scale")?,
+            results: std::path::PathBuf::from(&args[4]),
+        },
         ("own", 4) => Job::Own {
             durability: durability(3)?,
         },
@@ -72,7 +81,8 @@ fn real_main() -> Result<(), Failure> {
             return Err(Failure::new(
                 "usage: crash_writer run <backend> <location> <immediate|relaxed> <seed> <len> \
                  | crash_writer hold <backend> <location> \
-                 | crash_writer own <backend> <location> <immediate|relaxed>",
+                 | crash_writer own <backend> <location> <immediate|relaxed> \
+                 | crash_writer stress <backend> <location> <scale> <results-file>",
             ));
         }
     };
@@ -100,6 +110,10 @@ enum Job {
     Hold,
     Own {
         durability: Durability,
+    },
+    Stress {
+        scale: usize,
+        results: std::path::PathBuf,
     },
 }
 
@@ -130,6 +144,11 @@ impl Job {
                 wait_for_stdin_to_close();
                 drop(backend);
                 Ok(())
+            }
+            Job::Stress { scale, results } => {
+                reliability::stress::run_other_share::<B>(location, scale, &results, || {
+                    say(&mut out, "ready")
+                })
             }
             Job::Own { durability } => {
                 let (writer, waited) =
