@@ -6,7 +6,8 @@
 //! - [`RawPg`] as a [`Kv`]: an `engine_kv` table of store-postgres's shape (`key bytea
 //!   PRIMARY KEY, value bytea`), `SELECT` by key, a range `SELECT ... ORDER BY key LIMIT`,
 //!   and `put_batch` as one transaction of the same `unnest` upsert the store sends, with
-//!   `synchronous_commit` on ([`Durability::Immediate`]) or off. It writes the pairs only:
+//!   `synchronous_commit` on ([`Durability::Immediate`]) or off (a key repeated in a batch
+//!   folded to its last value first, which PostgreSQL's upsert requires). It writes the pairs only:
 //!   no batch log, no sequence counter (the store's extra work, which the ratio prices).
 //! - [`RawLedger`]: double-entry commits as plain SQL. One transaction per draft: an
 //!   `UPDATE ... RETURNING balance` per posting (accounts in key order, so concurrent
@@ -15,6 +16,7 @@
 //!   out of the store's commit: the per-book advisory lock and gapless sequence (book head),
 //!   the idempotency check, the event row, the asset totals and the input checks.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -176,8 +178,20 @@ impl Kv for RawPg {
     }
 
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), BenchError> {
-        let keys: Vec<&[u8]> = pairs.iter().map(|(k, _)| *k).collect();
-        let values: Vec<&[u8]> = pairs.iter().map(|(_, v)| *v).collect();
+        // One row per key, with its last value: PostgreSQL refuses an upsert that touches
+        // a row twice, so a batch repeating a key must be folded first (as the store does).
+        let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(pairs.len());
+        for (i, (key, _)) in pairs.iter().enumerate() {
+            last.insert(key, i);
+        }
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(last.len());
+        let mut values: Vec<&[u8]> = Vec::with_capacity(last.len());
+        for (i, (key, value)) in pairs.iter().enumerate() {
+            if last.get(key) == Some(&i) {
+                keys.push(key);
+                values.push(value);
+            }
+        }
         let mut client = self.client()?;
         let mut tx = client.transaction().context("raw postgres: begin")?;
         tx.execute(UPSERT, &[&keys, &values])
