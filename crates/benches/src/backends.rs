@@ -2,7 +2,8 @@
 //!
 //! A backend joins every criterion group and the report with one line in
 //! [`for_each_backend`], behind its Cargo feature (all on by default; narrow a run with
-//! `--no-default-features --features redb,lmdb`).
+//! `--no-default-features --features redb,lmdb`; PostgreSQL,
+//! off by default, needs a server: see the `postgres` feature).
 
 use std::borrow::Borrow;
 use std::path::Path;
@@ -32,6 +33,8 @@ pub fn for_each_backend<V: BackendVisitor>(visitor: &mut V) -> Result<(), BenchE
     visitor.with_backend::<store_sled::SledBackend>(Some(crate::raw::sled::open))?;
     #[cfg(feature = "sqlite")]
     visitor.with_backend::<store_sqlite::SqliteBackend>(Some(crate::raw::sqlite::open))?;
+    #[cfg(feature = "postgres")]
+    visitor.with_backend::<store::postgres::PostgresBackend>(Some(crate::raw::postgres::open))?;
     let _ = &visitor;
     Ok(())
 }

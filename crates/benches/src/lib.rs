@@ -6,6 +6,7 @@
 //! - [`raw`]: the raw-engine baselines;
 //! - [`ops`]: one loaded [`Bench`](measure::Bench) per store, with its operations;
 //! - [`migrate_copy`]: `store-migrate`'s engine copy against `put_batch`;
+//! - `pg_procs` (feature `postgres`): PostgreSQL ledger commits from several processes;
 //! - [`peers`]: the references of `docs/contract.md` §8.2 measured beside the backends
 //!   (laminar-core and talea-store-log with the `peers` feature, and the fsync floor);
 //! - [`measure`]: how an operation is sampled and timed;
@@ -27,6 +28,8 @@ pub mod measure;
 pub mod migrate_copy;
 pub mod ops;
 pub mod peers;
+#[cfg(feature = "postgres")]
+pub mod pg_procs;
 pub mod raw;
 pub mod report;
 pub mod workloads;

@@ -16,6 +16,10 @@ use crate::ops::state::{StateBench, StateOp};
 use crate::ops::{Workload, engine, ledger, segments, side_effects, size_label, state};
 use crate::peers::FSYNC_FLOOR;
 use crate::peers::fsync_floor::FsyncFloor;
+#[cfg(feature = "postgres")]
+use crate::pg_procs;
+#[cfg(feature = "postgres")]
+use crate::raw::postgres::{RawLedger, RawLedgerBench};
 use crate::raw::{RawOpener, StoreKv};
 use crate::report::{BackendInfo, Failure, Measurement, fmt_ns, fmt_rate};
 use crate::workloads::{
@@ -168,6 +172,31 @@ impl MatrixConfig {
                  temporary directory made like the backends' (same disk); shown in the \
                  ledger's `commit (durable)` row.",
                 crate::peers::fsync_floor::APPEND_LEN
+            ));
+        }
+        #[cfg(feature = "postgres")]
+        if self.parts.contains(&Part::Engine) || self.parts.contains(&Part::Ledger) {
+            lines.push(format!(
+                "PostgreSQL (feature `postgres`): each store and each raw baseline on a fresh \
+                 schema of the scratch server (`STORE_TEST_POSTGRES_URL`, or a throwaway \
+                 server started for the run, which runs with `fsync=off`: `synchronous_commit \
+                 = on` then waits for the WAL write, not for the disk), through the same \
+                 client (`postgres`) and pool (`r2d2`, {} connections in one process). `postgres \
+                 raw` is SQL written directly: the engine's `engine_kv` table of the same shape \
+                 (the same `unnest` upsert in one transaction, without batch log or sequence \
+                 counter); the ledger's single commit as `UPDATE ... RETURNING` of each \
+                 posting's balance, `INSERT` of the transaction row and of its postings, and \
+                 `COMMIT` with `synchronous_commit = on` (no per-book lock, sequence, \
+                 idempotency check, event or totals), on a ledger with the same accounts and \
+                 preload. Ledger commits from {} processes × {} threads (`{} ...`) \
+                 run each process with a pool of {} connections, for at least {} ms, and \
+                 divide all commits by the longest process's time.",
+                store::postgres::scratch::SCRATCH_POOL,
+                pg_procs::PROCESSES,
+                pg_procs::THREADS_PER_PROCESS,
+                pg_procs::WORKER_ARG,
+                pg_procs::POOL_PER_PROCESS,
+                pg_procs::MIN_RUN_TIME.as_millis(),
             ));
         }
         if self.parts.contains(&Part::Migration) {
@@ -389,8 +418,19 @@ impl<'a> Runner<'a> {
         let fixture = ledger::fixture::<B>()?;
         let ledger = fixture.backend().ledger();
         let mut bench = LedgerBench::new(ledger.clone())?;
+        // PostgreSQL's raw-SQL ledger, on a schema of its own beside the store's.
+        #[cfg(feature = "postgres")]
+        let mut raw = (B::NAME == store::postgres::BACKEND_NAME)
+            .then(|| RawLedger::fresh().and_then(RawLedgerBench::new))
+            .transpose()?;
         for op in LedgerOp::ALL {
-            self.measure(B::NAME, false, &mut bench, op, &op.workload(mode))?;
+            let workload = op.workload(mode);
+            #[cfg(feature = "postgres")]
+            if let (LedgerOp::Commit, Some(raw)) = (op, raw.as_mut()) {
+                self.measure_against_raw(B::NAME, &mut bench, raw, op, &workload)?;
+                continue;
+            }
+            self.measure(B::NAME, false, &mut bench, op, &workload)?;
         }
         let budget = self.config.budget;
         for threads in THREADS {
@@ -400,7 +440,53 @@ impl<'a> Runner<'a> {
             let samples = concurrent_commits(&ledger, threads, per_thread, budget.time)?;
             let workload = concurrent_workload(threads, mode);
             self.record(Measurement::new(&workload, B::NAME, false, &samples));
+            #[cfg(feature = "postgres")]
+            if let Some(raw) = raw.as_ref() {
+                raw.ledger()
+                    .concurrent_commits(threads, 1, budget.warm_up)?;
+                let samples = raw
+                    .ledger()
+                    .concurrent_commits(threads, per_thread, budget.time)?;
+                self.record(Measurement::new(&workload, B::NAME, true, &samples));
+            }
         }
+        #[cfg(feature = "postgres")]
+        if raw.is_some() {
+            drop(raw);
+            drop(bench);
+            drop(ledger);
+            drop(fixture);
+            self.postgres_processes()?;
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL's ledger commits from [`pg_procs::PROCESSES`] processes of
+    /// [`pg_procs::THREADS_PER_PROCESS`] threads each on one schema, for the store and for
+    /// the raw-SQL baseline (each on a freshly loaded schema of its own).
+    #[cfg(feature = "postgres")]
+    fn postgres_processes(&mut self) -> Result<(), BenchError> {
+        use store::postgres::PostgresBackend;
+        let mode = durability_word(Durability::Immediate);
+        let workload = pg_procs::workload(mode);
+        let time = pg_procs::run_time(self.config.budget.time);
+        let fixture = ledger::fixture::<PostgresBackend>()?;
+        let samples = pg_procs::run(pg_procs::Side::Store, fixture.backend().location(), time)?;
+        self.record(Measurement::new(
+            &workload,
+            PostgresBackend::NAME,
+            false,
+            &samples,
+        ));
+        drop(fixture);
+        let raw = RawLedger::fresh()?;
+        let samples = pg_procs::run(pg_procs::Side::Raw, raw.location(), time)?;
+        self.record(Measurement::new(
+            &workload,
+            PostgresBackend::NAME,
+            true,
+            &samples,
+        ));
         Ok(())
     }
 

@@ -101,6 +101,8 @@ impl<E: StoreEngine> Kv for StoreKv<E> {
 
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redb")]
 pub mod redb;
 #[cfg(feature = "sled")]

@@ -51,8 +51,9 @@ pub const BIN_VAR: &str = "STORE_TEST_POSTGRES_BIN";
 /// The package that brings the server (Debian and Ubuntu name it so).
 pub const PACKAGE: &str = "postgresql";
 
-/// Connections each scratch backend's pool may keep.
-const SCRATCH_POOL: u32 = 4;
+/// Connections each scratch backend's pool may keep (public so that benchmarks can say how
+/// many their runs had).
+pub const SCRATCH_POOL: u32 = 4;
 
 /// The server of this process's scratch stores, started (or found) once.
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();

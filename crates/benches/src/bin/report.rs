@@ -149,6 +149,19 @@ fn run(args: &Args) -> Result<(), BenchError> {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "postgres")]
+    {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args.first().map(String::as_str) == Some(benches::pg_procs::WORKER_ARG) {
+            return match benches::pg_procs::worker(&args[1..]) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ledger worker: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let args = match parse_args() {
         Ok(Some(args)) => args,
         Ok(None) => {

@@ -31,6 +31,15 @@ pub const CONCURRENT_EVERY_RATIO: f64 = 1.0;
 /// `commit_batch` of 1000 drafts: drafts/s of the fastest backend over talea-store-log's:
 /// at least this.
 pub const COMMIT_BATCH_PEER_RATIO: f64 = 4.0;
+/// PostgreSQL's single durable `commit` p50 over raw SQL's (the transaction and postings
+/// inserted, the balances updated, `COMMIT` with `synchronous_commit = on`): at most this.
+pub const PG_COMMIT_RAW_RATIO: f64 = 1.5;
+/// PostgreSQL's 64-thread durable commit throughput over raw SQL's doing the same
+/// double-entry work: at least this.
+pub const PG_CONCURRENT_RAW_RATIO: f64 = 0.8;
+/// The backend the PostgreSQL targets apply to.
+const POSTGRES: &str = "postgres";
+
 /// Cached `read_outputs`: p50 under this many ns.
 pub const CACHED_READ_NS: f64 = 1_000.0;
 
@@ -196,6 +205,9 @@ pub fn check(ms: &[Measurement], backends: &[BackendInfo]) -> Vec<TargetCheck> {
     state_targets(&mut c, &ours);
     engine_targets(&mut c, &ours);
     ledger_targets(&mut c, &persistent);
+    if ours.iter().any(|b| b.name == POSTGRES) {
+        postgres_targets(&mut c);
+    }
     c.out.extend(crate::migrate_copy::targets(ms, &ours));
 
     let target = "SideEffectStore::read_outputs, cached: under 1 µs";
@@ -372,6 +384,48 @@ fn ledger_targets(c: &mut Checks<'_>, persistent: &[&BackendInfo]) {
         talea.map(|m| (format!("{} drafts", rate(m, m.items_per_sec)), m.items_per_sec)),
         |r| r >= COMMIT_BATCH_PEER_RATIO,
     );
+}
+
+/// PostgreSQL's ledger against raw SQL doing the same double-entry work on the same
+/// server and client: a single durable commit, and 64 threads in one process and in four.
+fn postgres_targets(c: &mut Checks<'_>) {
+    let ms = c.ms;
+    let store = find(ms, "LedgerStore", "commit", "durable", POSTGRES, false);
+    let raw = find(ms, "LedgerStore", "commit", "durable", POSTGRES, true);
+    c.ratio(
+        "PostgreSQL LedgerStore::commit, single, durable: at most 1.5× raw SQL (INSERT transaction and postings, UPDATE balances, COMMIT)",
+        POSTGRES.to_owned(),
+        format!("≤ {PG_COMMIT_RAW_RATIO:.2}×"),
+        store.map(|m| (format!("store p50 {}", fmt_ns(m.p50_ns)), m.p50_ns)),
+        raw.map(|m| (format!("raw p50 {}", fmt_ns(m.p50_ns)), m.p50_ns)),
+        |r| r <= PG_COMMIT_RAW_RATIO,
+    );
+    for param in ["64 threads, durable", "64 threads in 4 processes, durable"] {
+        let store = find(
+            ms,
+            "LedgerStore",
+            "concurrent commit",
+            param,
+            POSTGRES,
+            false,
+        );
+        let raw = find(
+            ms,
+            "LedgerStore",
+            "concurrent commit",
+            param,
+            POSTGRES,
+            true,
+        );
+        c.ratio(
+            "PostgreSQL concurrent commit, durable: at least 0.8× raw SQL's commits/s doing the same double-entry work",
+            format!("{POSTGRES} ({param})"),
+            format!("≥ {PG_CONCURRENT_RAW_RATIO:.2}×"),
+            store.map(|m| (format!("store {}", fmt_rate(m.ops_per_sec)), m.ops_per_sec)),
+            raw.map(|m| (format!("raw {}", fmt_rate(m.ops_per_sec)), m.ops_per_sec)),
+            |r| r >= PG_CONCURRENT_RAW_RATIO,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -573,5 +627,68 @@ mod tests {
             raw.as_deref(),
             Some("store p50 1.05 µs vs raw p50 1.00 µs = 1.05× (target ≤ 1.10×)")
         );
+        assert!(
+            checks.iter().all(|c| !c.target.starts_with("PostgreSQL")),
+            "the PostgreSQL targets only where PostgreSQL ran"
+        );
+    }
+
+    #[test]
+    fn postgres_targets_compare_the_store_with_raw_sql() {
+        let in_process = "64 threads, durable";
+        let processes = "64 threads in 4 processes, durable";
+        let ms = vec![
+            m("LedgerStore", "commit", "durable", POSTGRES, false, 1_400.0),
+            m("LedgerStore", "commit", "durable", POSTGRES, true, 1_000.0),
+            with_rate(
+                m(
+                    "LedgerStore",
+                    "concurrent commit",
+                    in_process,
+                    POSTGRES,
+                    false,
+                    1e6,
+                ),
+                700.0,
+                700.0,
+            ),
+            with_rate(
+                m(
+                    "LedgerStore",
+                    "concurrent commit",
+                    in_process,
+                    POSTGRES,
+                    true,
+                    1e6,
+                ),
+                1_000.0,
+                1_000.0,
+            ),
+            with_rate(
+                m(
+                    "LedgerStore",
+                    "concurrent commit",
+                    processes,
+                    POSTGRES,
+                    false,
+                    1e6,
+                ),
+                900.0,
+                900.0,
+            ),
+        ];
+        let checks = check(&ms, &[backend(POSTGRES, true)]);
+        let pg: Vec<&TargetCheck> = checks
+            .iter()
+            .filter(|c| c.target.starts_with("PostgreSQL"))
+            .collect();
+        assert_eq!(pg.len(), 3);
+        assert_eq!(pg[0].status, Status::Met);
+        assert_eq!(pg[0].ratio, Some(1.4));
+        assert_eq!(pg[1].subject, format!("{POSTGRES} ({in_process})"));
+        assert_eq!(pg[1].status, Status::Missed);
+        assert_eq!(pg[1].ratio, Some(0.7));
+        // No raw figure for the processes: not measured.
+        assert_eq!(pg[2].status, Status::NotMeasured);
     }
 }
