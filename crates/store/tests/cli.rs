@@ -5,39 +5,11 @@
 #![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cli_support;
 #[macro_use]
 mod common;
 
-use std::process::Output;
-
-use assert_cmd::Command;
-
-fn store_migrate(args: &[&str]) -> Output {
-    Command::cargo_bin("store-migrate")
-        .unwrap()
-        .args(args)
-        .env_remove(store::STORE_BACKEND_VAR)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Both output streams, for assertion messages.
-fn shown(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))
-}
+use cli_support::{json, shown, store_migrate, text};
 
 #[test]
 fn help_shows_examples_and_exit_codes_and_version_prints() {
@@ -296,7 +268,7 @@ mod persistent {
         let (from, to) = (dirs.path("from"), dirs.path("to"));
         pruned_source(&from, 10_000);
         let (from_url, to_url) = (url(BackendKind::Redb, &from), url(BackendKind::Sqlite, &to));
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("store-migrate"))
+        let mut child = std::process::Command::new(crate::cli_support::EXE)
             .args([&from_url, &to_url])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -11,35 +11,15 @@
 ))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cli_support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cli_support::{EXE, json, shown, store_migrate};
 use store::{BackendConfig, BackendKind, Durability, StoreEngine, Stores};
-
-const EXE: &str = env!("CARGO_BIN_EXE_store-migrate");
-
-fn store_migrate(args: &[&str]) -> Output {
-    Command::new(EXE)
-        .args(args)
-        .env_remove(store::STORE_BACKEND_VAR)
-        .output()
-        .unwrap()
-}
-
-fn shown(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))
-}
 
 fn url(kind: BackendKind, dir: &Path) -> String {
     BackendConfig::new(kind, dir)

@@ -16,14 +16,14 @@
 ))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cli_support;
 #[macro_use]
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use cli_support::{shown, store_migrate};
 
-use assert_cmd::Command;
 use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 use store::migrate::{self, MigrateError, NoProgress, Options, Plan, SourceAccess};
 use store::{
     BackendConfig, BackendKind, Durability, OpenError, OpenOptions, Stores, StoresError, open_as,
@@ -140,24 +140,6 @@ fn capabilities(kind: BackendKind) -> store::Capabilities {
         BackendKind::Sqlite => store::sqlite::SqliteBackend::capabilities(),
         BackendKind::Postgres => store::postgres::PostgresBackend::capabilities(),
     }
-}
-
-fn store_migrate(args: &[&str]) -> Output {
-    Command::cargo_bin("store-migrate")
-        .unwrap()
-        .args(args)
-        .env_remove(store::STORE_BACKEND_VAR)
-        .output()
-        .unwrap()
-}
-
-fn shown(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs `store-migrate FROM TO`, which must verify and say in its text report, in one
