@@ -12,8 +12,8 @@
 //! - waits, after killing a process that had the store open, until nothing of that process
 //!   still holds the store ([`Site::wait_released`]).
 
-use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Duration;
 
 use store_api::StoreLocation;
@@ -26,11 +26,21 @@ use crate::pg;
 
 /// A backend location the reliability tests can inspect and hand to a child process.
 pub trait Site: StoreLocation {
-    /// The location as one command-line argument of a child process.
-    fn to_arg(&self) -> OsString;
+    /// The location as one command-line argument of a child process: its text form
+    /// ([`StoreLocation::to_text`]).
+    fn to_arg(&self) -> Result<String, Failure> {
+        self.to_text().ok_or_else(|| {
+            Failure("the location has no text form to hand to a child process".into())
+        })
+    }
 
     /// The location [`to_arg`](Site::to_arg) gave.
-    fn from_arg(arg: &OsStr) -> Result<Self::Owned, Failure>;
+    fn from_arg(arg: &OsStr) -> Result<Self::Owned, Failure> {
+        let text = arg
+            .to_str()
+            .ok_or_else(|| Failure(format!("the location {arg:?} is not UTF-8")))?;
+        Self::from_text(text).or_fail(format!("reading the location {text}"))
+    }
 
     /// Everything stored at the location, each entry with its size and a hash of its
     /// contents: every file under a directory (see [`Fingerprint::of`]); every relation of
@@ -47,14 +57,6 @@ pub trait Site: StoreLocation {
 }
 
 impl Site for Path {
-    fn to_arg(&self) -> OsString {
-        self.as_os_str().to_owned()
-    }
-
-    fn from_arg(arg: &OsStr) -> Result<PathBuf, Failure> {
-        Ok(PathBuf::from(arg))
-    }
-
     fn fingerprint(&self) -> Result<Fingerprint, Failure> {
         Fingerprint::of(self).or_fail("fingerprinting the directory")
     }
@@ -64,21 +66,8 @@ impl Site for Path {
     }
 }
 
-/// The URL form (`Display`), which parses back to the same server, schema and pool size;
-/// the password is not in it, so a child process finds it where libpq would (the
-/// environment's `PGPASSWORD` or `~/.pgpass`), as the test servers need none.
+/// Handed to a child process in the text form of [`StoreLocation::to_text`].
 impl Site for PostgresLocation {
-    fn to_arg(&self) -> OsString {
-        self.to_string().into()
-    }
-
-    fn from_arg(arg: &OsStr) -> Result<PostgresLocation, Failure> {
-        let text = arg
-            .to_str()
-            .ok_or_else(|| Failure(format!("the location {arg:?} is not UTF-8")))?;
-        text.parse().or_fail(format!("parsing the location {text}"))
-    }
-
     fn fingerprint(&self) -> Result<Fingerprint, Failure> {
         pg::fingerprint(self)
     }

@@ -909,7 +909,7 @@ pub fn run_split<B: Backend<Location: crate::site::Site>>(
     let mut child = Command::new(exe)
         .arg("stress")
         .arg(B::NAME)
-        .arg(Borrow::<B::Location>::borrow(&location).to_arg())
+        .arg(Borrow::<B::Location>::borrow(&location).to_arg()?)
         .arg(scale.to_string())
         .arg(&results)
         .stdin(Stdio::piped())
