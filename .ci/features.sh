@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks that every feature combination of the `store` facade that makes sense compiles:
+# Checks that every feature combination of the `swapstore` facade that makes sense compiles:
 # no backend, each backend alone, the default (mem), and all of them, with every target
 # (lib, bin, examples, tests). `cargo check` only: nothing is linked or run.
 #
@@ -19,14 +19,14 @@ run() {
   "$@"
 }
 
-run cargo check -p store --all-targets --no-default-features
+run cargo check -p swapstore --all-targets --no-default-features
 for backend in mem redb lmdb sled sqlite postgres; do
-  run cargo check -p store --all-targets --no-default-features --features "$backend"
+  run cargo check -p swapstore --all-targets --no-default-features --features "$backend"
 done
-run cargo check -p store --all-targets
-run cargo check -p store --all-targets --features all
-run cargo check -p store --all-targets --no-default-features --features "redb sqlite"
+run cargo check -p swapstore --all-targets
+run cargo check -p swapstore --all-targets --features all
+run cargo check -p swapstore --all-targets --no-default-features --features "redb sqlite"
 
 if [[ "${1:-}" == "--test" ]]; then
-  run cargo test -p store --features all
+  run cargo test -p swapstore --features all
 fi

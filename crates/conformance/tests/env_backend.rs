@@ -7,7 +7,7 @@
 //! STORE_BACKEND=redb: cargo test -p conformance -- engine   # one store on redb
 //! ```
 //!
-//! Each backend crate also runs the suite on its own type (`cargo test -p store-redb`);
+//! Each backend crate also runs the suite on its own type (`cargo test -p swapstore-redb`);
 //! this file is how a deployment checks the backend it selects by name, and how every
 //! trait is exercised through `dyn` in `cargo test --workspace`.
 

@@ -1,7 +1,7 @@
 //! A small ledger: register an asset, open accounts, commit, print balances and the trial
 //! balance.
 //!
-//! `cargo run -p store --example ledger --features all -- [URL]`; without a URL it uses
+//! `cargo run -p swapstore --example ledger --features all -- [URL]`; without a URL it uses
 //! `$STORE_BACKEND`, else a persistent backend in a temporary directory. The code is
 //! `demo::ledger_demo` (in `examples/demo`), which the tests also run on every backend.
 

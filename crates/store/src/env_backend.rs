@@ -84,7 +84,7 @@ impl Backend for EnvBackend {
         if kind.is_server() {
             return Err(selection_error(format!(
                 "the {kind} backend lives on a server, not in the directory EnvBackend is \
-                 opened on: run the suite on it with `cargo test -p store-{kind}` (its tests \
+                 opened on: run the suite on it with `cargo test -p swapstore-{kind}` (its tests \
                  start a throwaway server, or use STORE_TEST_POSTGRES_URL); Stores::from_env \
                  opens a {kind} URL"
             )));

@@ -26,7 +26,7 @@
 //! enables it.
 //!
 //! ```
-//! use store::{BackendConfig, Stores};
+//! use swapstore::{BackendConfig, Stores};
 //!
 //! let stores = Stores::open_url("mem:")?;
 //! let seq = stores.engine().put_batch(&[(b"user/1", b"ada")])?;

@@ -40,11 +40,12 @@ pub enum StoresError {
     #[error("invalid backend URL")]
     Url(#[from] UrlError),
     /// The backend exists but this build does not include it. The message names the
-    /// feature of this crate (`store`) and the Cargo.toml line that enables it.
+    /// feature of this crate (`swapstore`) and the Cargo.toml line that enables it.
     #[error(
         "the {backend} backend is not compiled in: enable the \"{feature}\" feature of the \
-         store crate, in Cargo.toml: store = {{ version = \"{version}\", features = [\"{feature}\"] }} \
-         (or `cargo build -p store --features {feature}` inside this workspace)",
+         {package} crate, in Cargo.toml: {package} = {{ version = \"{version}\", features = [\"{feature}\"] }} \
+         (or `cargo build -p {package} --features {feature}` inside this workspace)",
+        package = env!("CARGO_PKG_NAME"),
         version = env!("CARGO_PKG_VERSION")
     )]
     NotCompiledIn {
@@ -413,7 +414,7 @@ mod tests {
             }
             .to_string();
             let line = format!(
-                "store = {{ version = \"{}\", features = [\"{}\"] }}",
+                "swapstore = {{ version = \"{}\", features = [\"{}\"] }}",
                 env!("CARGO_PKG_VERSION"),
                 kind.feature()
             );

@@ -1,7 +1,7 @@
 //! The `store-migrate` binary, run as a user runs it. Migrations between persistent
 //! backends through URLs need those backends' features: `cargo test --workspace` turns them
 //! all on (the conformance crate depends on the facade with `all`), and so does
-//! `cargo test -p store --features all`; the rest runs in every build with the binary.
+//! `cargo test -p swapstore --features all`; the rest runs in every build with the binary.
 #![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -101,7 +101,7 @@ fn verbose_logs_opens_and_copies_on_stderr_and_quiet_logs_none() {
 
 #[test]
 fn a_backend_not_compiled_in_names_its_feature() {
-    let Some(kind) = store::BackendKind::ALL
+    let Some(kind) = swapstore::BackendKind::ALL
         .into_iter()
         .find(|k| !k.is_enabled())
     else {
@@ -121,7 +121,7 @@ fn a_backend_not_compiled_in_names_its_feature() {
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let stderr = text(&out.stderr);
     let line = format!(
-        "store = {{ version = \"{}\", features = [\"{}\"] }}",
+        "swapstore = {{ version = \"{}\", features = [\"{}\"] }}",
         env!("CARGO_PKG_VERSION"),
         kind.feature()
     );
@@ -140,8 +140,8 @@ mod persistent {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    use store::migrate::MIGRATING_FILE;
-    use store::{BackendConfig, BackendKind, Book, Durability, Stores};
+    use swapstore::migrate::MIGRATING_FILE;
+    use swapstore::{BackendConfig, BackendKind, Book, Durability, Stores};
     use tempfile::TempDir;
 
     use super::{json, shown, store_migrate, text};

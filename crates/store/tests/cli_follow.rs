@@ -2,7 +2,7 @@
 //! resumed, a live embedded leader refused as locked, a pruned leader (exit 4), and a live
 //! PostgreSQL leader followed by a separate process that SIGTERM stops cleanly. Needs the
 //! `postgres`, `redb` and `sqlite` features: `cargo test --workspace` turns them on, as
-//! does `cargo test -p store --features all`.
+//! does `cargo test -p swapstore --features all`.
 #![cfg(all(
     feature = "cli",
     feature = "postgres",
@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cli_support::{EXE, json, shown, store_migrate};
-use store::{BackendConfig, BackendKind, Durability, StoreEngine, Stores};
+use swapstore::{BackendConfig, BackendKind, Durability, StoreEngine, Stores};
 
 fn url(kind: BackendKind, dir: &Path) -> String {
     BackendConfig::new(kind, dir)
@@ -128,7 +128,7 @@ fn a_live_embedded_leader_is_refused_as_locked() {
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains("locked") && text.contains("store::replicate") && text.contains("postgres"),
+        text.contains("locked") && text.contains("swapstore::replicate") && text.contains("postgres"),
         "{text}"
     );
     assert!(!root.path().join("follower").exists());
@@ -166,7 +166,7 @@ fn a_pruned_leader_exits_4() {
 /// `stopped`), and a later catch-up run resumes it to the leader's exact state.
 #[test]
 fn a_live_postgres_leader_is_followed_by_another_process() {
-    let location = store::postgres::scratch::fresh_location().unwrap();
+    let location = swapstore::postgres::scratch::fresh_location().unwrap();
     let from = format!("{location}&durability=relaxed");
     let root = tempfile::tempdir().unwrap();
     let to = url(BackendKind::Sqlite, &root.path().join("follower"));
@@ -175,7 +175,7 @@ fn a_live_postgres_leader_is_followed_by_another_process() {
 
     let mut child = Command::new(EXE)
         .args(["--follow", "--json", &from, &to])
-        .env_remove(store::STORE_BACKEND_VAR)
+        .env_remove(swapstore::STORE_BACKEND_VAR)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,7 +7,7 @@ mod common;
 
 use common::Opened;
 use common::demo::{self, LEDGER_BOOK, STATE_PARTITION, STATE_REPLICA_PARTITION};
-use store::{AccountId, AssetId, Backend, Bytes, LedgerError, OpenOptions, TrialBalanceRow};
+use swapstore::{AccountId, AssetId, Backend, Bytes, LedgerError, OpenOptions, TrialBalanceRow};
 
 per_backend!(ledger_example, state_example, session_log_example);
 
@@ -26,7 +26,7 @@ fn minor_units_format_with_their_precision() {
 fn an_explicit_url_wins_and_a_bad_one_is_an_error() {
     assert!(matches!(
         demo::open_for_example(Some("nope")),
-        Err(demo::DemoError::Open(store::StoresError::Url(_)))
+        Err(demo::DemoError::Open(swapstore::StoresError::Url(_)))
     ));
     #[cfg(feature = "mem")]
     {
@@ -38,18 +38,18 @@ fn an_explicit_url_wins_and_a_bad_one_is_an_error() {
 
 #[test]
 fn without_url_or_env_a_persistent_backend_in_a_temporary_directory() {
-    if std::env::var_os(store::STORE_BACKEND_VAR).is_some() {
+    if std::env::var_os(swapstore::STORE_BACKEND_VAR).is_some() {
         return;
     }
     let opened = match demo::open_for_example(None) {
         Ok(opened) => opened,
-        Err(demo::DemoError::Open(store::StoresError::NotCompiledIn { backend, .. })) => {
+        Err(demo::DemoError::Open(swapstore::StoresError::NotCompiledIn { backend, .. })) => {
             assert!(!backend.is_enabled());
             return;
         }
         Err(other) => panic!("{other}"),
     };
-    match store::BackendKind::default_persistent() {
+    match swapstore::BackendKind::default_persistent() {
         Some(kind) => {
             assert_eq!(opened.config().kind(), kind);
             assert!(opened.is_temporary());
@@ -59,7 +59,7 @@ fn without_url_or_env_a_persistent_backend_in_a_temporary_directory() {
             assert!(!dir.exists(), "the temporary directory is removed on drop");
         }
         None => {
-            assert_eq!(opened.config(), &store::BackendConfig::mem());
+            assert_eq!(opened.config(), &swapstore::BackendConfig::mem());
             assert!(!opened.is_temporary());
         }
     }

@@ -2,7 +2,7 @@
 //! `Stores` (trait objects), defaulting to `mem:` when the variable is unset:
 //!
 //! ```sh
-//! STORE_BACKEND=sqlite:/tmp/store-env cargo test -p store --features all --test env_backend
+//! STORE_BACKEND=sqlite:/tmp/store-env cargo test -p swapstore --features all --test env_backend
 //! ```
 //!
 //! A directory in the URL is used as a root: each test opens the backend in its own fresh
@@ -16,8 +16,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use store::migrate;
-use store::{
+use swapstore::migrate;
+use swapstore::{
     BackendConfig, Bytes, ChainPos, EventOutputs, InterCallOutputKey, LyquidId, Mutation,
     SideEffectError, SideEffectKey, SideEffectKind, StateSnapshot, Stores,
 };
@@ -42,7 +42,7 @@ fn config() -> (BackendConfig, Option<TempDir>) {
 
 fn open(config: &BackendConfig) -> Stores {
     let stores = Stores::open(config)
-        .unwrap_or_else(|e| panic!("opening {config}: {}", store::error_chain(&e)));
+        .unwrap_or_else(|e| panic!("opening {config}: {}", swapstore::error_chain(&e)));
     assert_eq!(stores.backend_name(), config.kind().name());
     assert_eq!(
         stores.capabilities().persistent,

@@ -1,4 +1,4 @@
-//! The follower library (`store::replicate`) on pairs of backends: the first copy of every
+//! The follower library (`swapstore::replicate`) on pairs of backends: the first copy of every
 //! store, tailing a leader that keeps writing, restarts of either side (resumed, nothing
 //! copied again), a leader that pruned what the follower needs, a diverged or unfinished
 //! follower, and the stop handle. The `store-migrate --follow` binary is tested in
@@ -14,11 +14,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Opened, populate, relaxed};
-use store::migrate::{self, NoProgress, Plan, Progress, StoreCheck};
-use store::replicate::{
+use swapstore::migrate::{self, NoProgress, Plan, Progress, StoreCheck};
+use swapstore::replicate::{
     Ended, FollowError, FollowOptions, FollowProgress, FollowStatus, Follower, Start, StopHandle,
 };
-use store::{Backend, Bytes, LocationBuf, Mutation, StoreEngine, Stores};
+use swapstore::{Backend, Bytes, LocationBuf, Mutation, StoreEngine, Stores};
 use store_lmdb::LmdbBackend;
 use store_mem::MemBackend;
 use store_redb::RedbBackend;
@@ -90,7 +90,7 @@ impl<F: Backend> Place<F> {
     }
 
     fn path(&self) -> &Path {
-        use store::StoreLocation;
+        use swapstore::StoreLocation;
         let location: &F::Location = self.location.borrow();
         location.dir().unwrap()
     }
@@ -495,9 +495,9 @@ fn an_empty_leader_is_followed_from_its_first_batch() {
 fn a_postgres_leader_is_followed_through_its_own_instance() {
     use store_postgres::PostgresBackend;
     let location = store_postgres::scratch::fresh_location().unwrap();
-    let writer = store::open_as::<PostgresBackend>(&location, relaxed()).unwrap();
+    let writer = swapstore::open_as::<PostgresBackend>(&location, relaxed()).unwrap();
     populate(&writer);
-    let leader = store::open_as::<PostgresBackend>(&location, relaxed()).unwrap();
+    let leader = swapstore::open_as::<PostgresBackend>(&location, relaxed()).unwrap();
     let place = Place::<SqliteBackend>::fresh();
     let follower = place.start(&leader).unwrap();
     let stop = StopHandle::new();

@@ -9,8 +9,8 @@
 mod common;
 
 use common::{Opened, Unmigratable, populate, relaxed, replay_clock};
-use store::migrate::{self, MigrateError, NoProgress, Plan, StoreCheck, StoreKind};
-use store::{Backend, Book, ChainPos, Stores};
+use swapstore::migrate::{self, MigrateError, NoProgress, Plan, StoreCheck, StoreKind};
+use swapstore::{Backend, Book, ChainPos, Stores};
 
 per_backend!(mem_into, into_mem, a_plan_narrows_each_store);
 
@@ -144,13 +144,13 @@ fn mem_into<D: Backend>() {
     alpha.flush().unwrap();
     drop(alpha);
     let other = Book::new("other").unwrap();
-    let a = store::AccountId::new("other", "assets:a").unwrap();
-    let l = store::AccountId::new("other", "liabilities:l").unwrap();
-    let usd = store::AssetId::new("USD").unwrap();
+    let a = swapstore::AccountId::new("other", "assets:a").unwrap();
+    let l = swapstore::AccountId::new("other", "liabilities:l").unwrap();
+    let usd = swapstore::AssetId::new("USD").unwrap();
     stores
         .ledger()
         .commit(
-            &store::Transaction::new(other)
+            &swapstore::Transaction::new(other)
                 .debit(&a, &usd, 1)
                 .credit(&l, &usd, 1),
         )
@@ -158,15 +158,15 @@ fn mem_into<D: Backend>() {
     stores
         .segment_log()
         .append(
-            store::SessionId::new_v7(),
-            store::SegmentId::new_v7(),
+            swapstore::SessionId::new_v7(),
+            swapstore::SegmentId::new_v7(),
             b"extra",
         )
         .unwrap();
     stores
         .side_effects()
         .upsert_inter_call_output(
-            &store::InterCallOutputKey {
+            &swapstore::InterCallOutputKey {
                 callee: common::CALLEE,
                 pos: ChainPos::new(50, 0),
                 inter_call_seq: 0,

@@ -5,7 +5,7 @@
 //! `OpenError::NeedsRecovery`. Every other refusal of the read-only open is the error.
 //!
 //! Sources are named by URL, so this needs every persistent backend compiled in:
-//! `cargo test -p store --features all --test migrate_source` (`cargo test --workspace`
+//! `cargo test -p swapstore --features all --test migrate_source` (`cargo test --workspace`
 //! turns them all on).
 #![cfg(all(
     feature = "cli",
@@ -24,8 +24,8 @@ use cli_support::{shown, store_migrate};
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use store::migrate::{self, MigrateError, NoProgress, Options, Plan, SourceAccess};
-use store::{
+use swapstore::migrate::{self, MigrateError, NoProgress, Options, Plan, SourceAccess};
+use swapstore::{
     BackendConfig, BackendKind, Durability, OpenError, OpenOptions, Stores, StoresError, open_as,
 };
 use tempfile::TempDir;
@@ -130,15 +130,15 @@ fn every_persistent_backend_that_opens_read_only_is_covered_above() {
     }
 }
 
-fn capabilities(kind: BackendKind) -> store::Capabilities {
-    use store::Backend;
+fn capabilities(kind: BackendKind) -> swapstore::Capabilities {
+    use swapstore::Backend;
     match kind {
-        BackendKind::Mem => store::mem::MemBackend::capabilities(),
-        BackendKind::Redb => store::redb::RedbBackend::capabilities(),
-        BackendKind::Lmdb => store::lmdb::LmdbBackend::capabilities(),
-        BackendKind::Sled => store::sled::SledBackend::capabilities(),
-        BackendKind::Sqlite => store::sqlite::SqliteBackend::capabilities(),
-        BackendKind::Postgres => store::postgres::PostgresBackend::capabilities(),
+        BackendKind::Mem => swapstore::mem::MemBackend::capabilities(),
+        BackendKind::Redb => swapstore::redb::RedbBackend::capabilities(),
+        BackendKind::Lmdb => swapstore::lmdb::LmdbBackend::capabilities(),
+        BackendKind::Sled => swapstore::sled::SledBackend::capabilities(),
+        BackendKind::Sqlite => swapstore::sqlite::SqliteBackend::capabilities(),
+        BackendKind::Postgres => swapstore::postgres::PostgresBackend::capabilities(),
     }
 }
 
@@ -249,7 +249,7 @@ fn a_crashed_redb_source_is_recovered_read_write_and_the_report_says_so() {
     crashed_source(BackendKind::Redb, &second);
     let read_only = OpenOptions::default().read_only(true);
     for source in [&first, &second] {
-        let refused = open_as::<store::redb::RedbBackend>(source, read_only.clone());
+        let refused = open_as::<swapstore::redb::RedbBackend>(source, read_only.clone());
         assert!(
             matches!(refused, Err(OpenError::NeedsRecovery { .. })),
             "{refused:?}"

@@ -3,16 +3,16 @@
 //! facade's options, and two `Stores` on one URL share one store.
 //!
 //! ```sh
-//! cargo test -p store --features postgres --test postgres_url
+//! cargo test -p swapstore --features postgres --test postgres_url
 //! ```
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use store::{BackendConfig, BackendKind, Bytes, Durability, StateError, Stores, StoresError};
+use swapstore::{BackendConfig, BackendKind, Bytes, Durability, StateError, Stores, StoresError};
 
 /// A URL naming a fresh schema on the test server, with the facade's options.
 fn fresh_url(options: &str) -> String {
-    let location = store::postgres::scratch::fresh_location().unwrap();
+    let location = swapstore::postgres::scratch::fresh_location().unwrap();
     format!("{location}&{options}")
 }
 
@@ -49,7 +49,7 @@ fn a_bad_postgres_location_is_an_open_error() {
     match Stores::open_url(&url) {
         Err(StoresError::Open {
             backend: BackendKind::Postgres,
-            source: store::OpenError::InvalidLocation { detail, .. },
+            source: swapstore::OpenError::InvalidLocation { detail, .. },
         }) => assert!(detail.contains("\"Scratch"), "{detail}"),
         other => panic!("expected an InvalidLocation open error, got {other:?}"),
     }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use tempfile::TempDir;
 
 use super::DemoError;
-use store::{BackendConfig, BackendKind, STORE_BACKEND_VAR, Stores, StoresError};
+use swapstore::{BackendConfig, BackendKind, STORE_BACKEND_VAR, Stores, StoresError};
 
 /// The stores an example runs on, and the temporary directory holding them when the
 /// example chose one itself (removed when this is dropped, after the stores are closed).
@@ -116,7 +116,7 @@ where
 
 fn usage(name: &str) -> String {
     format!(
-        "usage: cargo run -p store --example {name} --features all -- [URL]\n\
+        "usage: cargo run -p swapstore --example {name} --features all -- [URL]\n\
          URL: mem: | redb:<dir> | lmdb:<dir> | sled:<dir> | sqlite:<dir> \
          | postgres://user@host/db?schema=NAME, options ?durability=relaxed&cache=N\n\
          without URL: ${STORE_BACKEND_VAR}, else a persistent backend in a temporary directory"
@@ -124,6 +124,6 @@ fn usage(name: &str) -> String {
 }
 
 fn fail(err: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {}", store::error_chain(err));
+    eprintln!("error: {}", swapstore::error_chain(err));
     ExitCode::FAILURE
 }

@@ -4,13 +4,13 @@
 
 use std::fmt;
 
-use store::{
+use swapstore::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Book, Committed,
     LedgerError, Transaction, TrialBalanceRow,
 };
 
 use super::{DemoError, format_minor};
-use store::Stores;
+use swapstore::Stores;
 
 /// The book the demo writes in.
 pub const BOOK: &str = "demo-shop";

@@ -1,9 +1,9 @@
-//! The code of the crate's examples (`cargo run -p store --example ledger|state|session_log
+//! The code of the crate's examples (`cargo run -p swapstore --example ledger|state|session_log
 //! -- [URL]`), shared by the three examples and by the integration tests (through
 //! `tests/common`), so the tests run exactly what the examples run, on every backend. It
 //! is not part of the library: it uses only the public API of `store`.
 //!
-//! Each demo takes an open [`Stores`](store::Stores), does its work through the trait objects only, and
+//! Each demo takes an open [`Stores`](swapstore::Stores), does its work through the trait objects only, and
 //! returns a report that prints what it did. Every demo can run again on the same
 //! directory and prints the same figures: the ledger demo uses idempotency keys, the state
 //! demo starts from an empty partition, and the session demo writes a new session.
@@ -24,7 +24,7 @@ pub use state::{
     state_demo,
 };
 
-use store::{InputError, LedgerError, SegmentError, SnapshotError, StateError, StoresError};
+use swapstore::{InputError, LedgerError, SegmentError, SnapshotError, StateError, StoresError};
 
 /// Why a demo failed: the store error that stopped it, unchanged.
 #[derive(Debug, thiserror::Error)]

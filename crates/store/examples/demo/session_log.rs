@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use store::{Bytes, SegmentId, SessionId};
+use swapstore::{Bytes, SegmentId, SessionId};
 
 use super::DemoError;
-use store::Stores;
+use swapstore::Stores;
 
 /// What [`session_log_demo`] did and found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use store::{StateSnapshot, StateStore, StateStoreExt};
+use swapstore::{StateSnapshot, StateStore, StateStoreExt};
 
 use super::DemoError;
-use store::Stores;
+use swapstore::Stores;
 
 /// The operator's partition.
 pub const PARTITION: &str = "demo-word-count";

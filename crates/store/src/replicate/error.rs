@@ -76,7 +76,7 @@ pub enum FollowError {
     #[error(
         "cannot open the leader {url}: its directory is locked by the process that writes \
          it (an embedded backend is opened by one process at a time). Follow it from inside \
-         that process with store::replicate, or use a shared leader (postgres://) that other \
+         that process with swapstore::replicate, or use a shared leader (postgres://) that other \
          processes can open"
     )]
     LeaderLocked {

@@ -2,9 +2,9 @@
 //! apply each batch under the leader's number (contract §3.7), on any pair of backends.
 //!
 //! ```
-//! use store::replicate::{Follower, FollowOptions, StopHandle};
-//! use store::migrate::NoProgress;
-//! use store::{BackendConfig, Stores};
+//! use swapstore::replicate::{Follower, FollowOptions, StopHandle};
+//! use swapstore::migrate::NoProgress;
+//! use swapstore::{BackendConfig, Stores};
 //!
 //! let leader = Stores::open_url("mem:")?;
 //! leader.engine().put_batch(&[(b"user/1", b"ada")])?;

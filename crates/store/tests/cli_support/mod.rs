@@ -13,7 +13,7 @@ pub const EXE: &str = env!("CARGO_BIN_EXE_store-migrate");
 pub fn store_migrate(args: &[&str]) -> Output {
     Command::new(EXE)
         .args(args)
-        .env_remove(store::STORE_BACKEND_VAR)
+        .env_remove(swapstore::STORE_BACKEND_VAR)
         .output()
         .unwrap()
 }

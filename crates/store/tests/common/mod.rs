@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use store::{
+use swapstore::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetId, Backend, Book, Bytes, CallOrderKey,
     ChainPos, Clock, Durability, EventOutputs, InboundInterCall, InterCall, InterCallOutputKey,
     LocationBuf, LyquidId, OpenOptions, SegmentId, SessionId, SideEffectKey, SideEffectKind,
@@ -304,8 +304,8 @@ fn inbound(callee: LyquidId, block: u64, seq: u32) -> InboundInterCall {
 }
 
 /// A manual clock at time zero, shared as the `Clock` a destination is opened with.
-pub fn replay_clock() -> (Arc<store::ManualClock>, Arc<dyn Clock>) {
-    let clock = Arc::new(store::ManualClock::new(store::Timestamp::default()));
+pub fn replay_clock() -> (Arc<swapstore::ManualClock>, Arc<dyn Clock>) {
+    let clock = Arc::new(swapstore::ManualClock::new(swapstore::Timestamp::default()));
     let as_clock: Arc<dyn Clock> = clock.clone();
     (clock, as_clock)
 }

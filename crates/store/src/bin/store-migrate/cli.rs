@@ -1,9 +1,9 @@
 //! The command line, parsed by clap.
 
 use clap::{Parser, ValueEnum};
-use store::migrate::{Options, Plan, StoreKind};
-use store::replicate::FollowOptions;
-use store::{BackendConfig, Book, InputError, LyquidId, SessionId};
+use swapstore::migrate::{Options, Plan, StoreKind};
+use swapstore::replicate::FollowOptions;
+use swapstore::{BackendConfig, Book, InputError, LyquidId, SessionId};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -60,7 +60,7 @@ Following (--follow FROM TO):
   shows on a terminal; otherwise log lines go to stderr.
   The leader is opened by this process, so it must not be locked by another: an embedded
   leader (redb, lmdb, sled, sqlite) allows one process per directory, so a live one can
-  only be followed from inside its own process (the store::replicate API); from another
+  only be followed from inside its own process (the swapstore::replicate API); from another
   process, follow a shared leader (postgres://), or an embedded one nobody has open.
   Durability ?durability=relaxed is safe on a follower: batches a crash takes back are
   fetched again.";
@@ -180,7 +180,7 @@ impl From<StoreArg> for StoreKind {
 }
 
 fn partition(name: &str) -> Result<String, InputError> {
-    store::limits::check_partition_name(name).map(|()| name.to_owned())
+    swapstore::limits::check_partition_name(name).map(|()| name.to_owned())
 }
 
 fn book(name: &str) -> Result<Book, InputError> {

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serde::Serialize;
-use store::migrate::{self, MigrateError};
-use store::replicate::{self, Ended, FollowError, StopHandle};
+use swapstore::migrate::{self, MigrateError};
+use swapstore::replicate::{self, Ended, FollowError, StopHandle};
 
 use cli::Cli;
 use progress::Reporter;
@@ -78,7 +78,7 @@ fn fail(json: bool, err: &MigrateError) -> ExitCode {
     } else {
         STORE_ERROR
     };
-    fail_with(json, exit_code, store::error_chain(err))
+    fail_with(json, exit_code, swapstore::error_chain(err))
 }
 
 fn fail_with(json: bool, exit_code: u8, text: String) -> ExitCode {
@@ -149,7 +149,7 @@ fn follow(cli: &Cli, progress: &Reporter) -> ExitCode {
         }
         Err(err) => {
             progress.finish_following();
-            fail_with(cli.json, follow_exit_code(&err), store::error_chain(&err))
+            fail_with(cli.json, follow_exit_code(&err), swapstore::error_chain(&err))
         }
     }
 }

@@ -8,8 +8,8 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use store::migrate::{Phase, Progress, StoreKind};
-use store::replicate::{FollowProgress, FollowStatus};
+use swapstore::migrate::{Phase, Progress, StoreKind};
+use swapstore::replicate::{FollowProgress, FollowStatus};
 
 /// How often a plain progress line is printed while a store is being handled.
 const LINE_EVERY: Duration = Duration::from_secs(5);
