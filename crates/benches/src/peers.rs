@@ -1,9 +1,9 @@
 //! The references `docs/contract.md` §8.2 states its targets against, measured in the same
 //! run as the backends, on the same workloads:
 //!
-//! - [`laminar`] (feature `peers`): laminar-core 0.19.11's state stores on the state
+//! - `laminar` (feature `peers`): laminar-core 0.19.11's state stores on the state
 //!   workload;
-//! - [`talea`] (feature `peers`): talea-store-log 0.1.0 on the ledger workload, through its
+//! - `talea` (feature `peers`): talea-store-log 0.1.0 on the ledger workload, through its
 //!   own API;
 //! - [`fsync_floor`] (always): one append of 256 bytes and one `fsync` in the directory the
 //!   stores are created in, the physical limit of a durable write.

@@ -8,7 +8,7 @@
 //! - every store holds exactly what the reference model holds after some prefix of the
 //!   workload: at least every acknowledged operation under `Immediate`, any prefix under
 //!   `Relaxed` (so no batch, transaction, flush or `create_segment` is partly applied);
-//! - the invariants of [`invariants`](crate::invariants): contiguous sequence numbers,
+//! - the invariants of [`invariants`]: contiguous sequence numbers,
 //!   balanced books, balances equal to the sums of their postings, whole segment entries;
 //! - the recovered directory is usable: it takes new writes of every kind.
 //!

@@ -101,7 +101,7 @@ pub struct FollowKillReport {
     pub final_sequence: u64,
 }
 
-/// The leader's batch `i`: two puts and a delete over [`KEYS`] keys.
+/// The leader's batch `i`: two puts and a delete over `KEYS` keys.
 pub fn leader_batch(i: u64) -> Vec<Mutation> {
     let key = |n: u64| Bytes::from(format!("key/{:02}", n % KEYS));
     vec![

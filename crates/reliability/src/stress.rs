@@ -143,7 +143,7 @@ impl Written {
     }
 
     /// One line per write: `engine <writer> <seq>`, `segment <writer> <index>`,
-    /// `receipt <thread> <commit> <seq> <txid> <µs>`; [`Written::from_text`] reads it.
+    /// `receipt <thread> <commit> <seq> <txid> <µs>`; [`add_text`](Written::add_text) reads it.
     pub fn to_text(&self) -> String {
         let mut text = String::new();
         for (w, seqs) in self.engine.iter().enumerate() {

@@ -1254,13 +1254,13 @@ pub fn trial_rows(
 /// | table | key | value |
 /// | --- | --- | --- |
 /// | assets | asset id | [`AssetDef`] |
-/// | accounts | [`account`] | [`AccountRecord`] |
-/// | postings | [`posting`] | [`PostingRecord`] |
-/// | events | [`event`] | `Sequenced<LedgerEvent>` |
+/// | accounts | [`account`](keys::account) | [`AccountRecord`] |
+/// | postings | [`posting`](keys::posting) | [`PostingRecord`] |
+/// | events | [`event`](keys::event) | `Sequenced<LedgerEvent>` |
 /// | heads | book name | [`BookHead`] |
-/// | idempotency | [`idempotency`] | [`Committed`] |
+/// | idempotency | [`idempotency`](keys::idempotency) | [`Committed`] |
 /// | transactions | txid (16 bytes) | [`TxLocation`] |
-/// | totals | [`totals`] | [`AssetTotals`] |
+/// | totals | [`totals`](keys::totals) | [`AssetTotals`] |
 pub mod keys {
     use super::*;
     use crate::listing::KeyRange;

@@ -32,12 +32,12 @@
 //! # A full disk, a failed write
 //!
 //! A write that finds the disk full fails with
-//! [`StorageErrorKind::NoSpace`](store_api::StorageErrorKind::NoSpace) and keeps nothing;
+//! [`StorageErrorKind::NoSpace`] and keeps nothing;
 //! LMDB reports a write cut short by a full disk as `EIO`, so an `EIO` while the
 //! filesystem has less than 1 MiB free is reported as `NoSpace` too. Writes work again as
 //! soon as space is freed, without reopening; reads keep working. Any other I/O failure of
 //! a write (a failed `fsync`) shuts the backend's write gate: every later write answers
-//! [`StorageErrorKind::Poisoned`](store_api::StorageErrorKind::Poisoned) until it is
+//! [`StorageErrorKind::Poisoned`] until it is
 //! reopened.
 //!
 //! # On-disk layout

@@ -7,7 +7,7 @@
 //! gap (a rolled-back batch rolls its increment back too). `apply_batch` locks the same
 //! row (`SELECT ... FOR UPDATE`) and decides against the counter and the log inside that
 //! transaction (§3.7). The same statement that numbers a batch sends its commit
-//! notification ([`commits`](crate::commits)), which wakes `wait_for_sequence` on every
+//! notification (the `commits` module), which wakes `wait_for_sequence` on every
 //! instance once the batch commits.
 
 use std::collections::HashMap;
@@ -316,7 +316,7 @@ impl StoreEngine for PostgresEngine {
     }
 
     /// Reads the counter; when no later batch is there yet, listens for commit
-    /// notifications on a connection of its own ([`commits`](crate::commits)), so a batch
+    /// notifications on a connection of its own (the `commits` module), so a batch
     /// committed by any instance, in any process, wakes it. Fails with
     /// [`StorageErrorKind::Unavailable`](store_api::StorageErrorKind::Unavailable) when the
     /// server cannot be reached or the waiting connection breaks.

@@ -53,11 +53,11 @@
 //!
 //! # A full disk, a failed write
 //!
-//! `SQLITE_FULL` is [`StorageErrorKind::NoSpace`](store_api::StorageErrorKind::NoSpace):
+//! `SQLITE_FULL` is [`StorageErrorKind::NoSpace`]:
 //! the transaction is rolled back, reads keep working, and writes work again as soon as
 //! space is freed, without reopening. A commit that fails with another I/O error (a failed
 //! `fsync`) shuts the write gate: every later write answers
-//! [`StorageErrorKind::Poisoned`](store_api::StorageErrorKind::Poisoned) until the
+//! [`StorageErrorKind::Poisoned`] until the
 //! database is reopened.
 //!
 //! # Concurrency

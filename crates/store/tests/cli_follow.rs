@@ -128,7 +128,9 @@ fn a_live_embedded_leader_is_refused_as_locked() {
     assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains("locked") && text.contains("swapstore::replicate") && text.contains("postgres"),
+        text.contains("locked")
+            && text.contains("swapstore::replicate")
+            && text.contains("postgres"),
         "{text}"
     );
     assert!(!root.path().join("follower").exists());

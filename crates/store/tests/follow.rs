@@ -14,16 +14,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Opened, populate, relaxed};
-use swapstore::migrate::{self, NoProgress, Plan, Progress, StoreCheck};
-use swapstore::replicate::{
-    Ended, FollowError, FollowOptions, FollowProgress, FollowStatus, Follower, Start, StopHandle,
-};
-use swapstore::{Backend, Bytes, LocationBuf, Mutation, StoreEngine, Stores};
 use store_lmdb::LmdbBackend;
 use store_mem::MemBackend;
 use store_redb::RedbBackend;
 use store_sled::SledBackend;
 use store_sqlite::SqliteBackend;
+use swapstore::migrate::{self, NoProgress, Plan, Progress, StoreCheck};
+use swapstore::replicate::{
+    Ended, FollowError, FollowOptions, FollowProgress, FollowStatus, Follower, Start, StopHandle,
+};
+use swapstore::{Backend, Bytes, LocationBuf, Mutation, StoreEngine, Stores};
 use tempfile::TempDir;
 
 /// `per_pair!(test)`: the test for a leader and a follower on different backends, every

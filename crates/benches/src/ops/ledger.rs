@@ -1,4 +1,4 @@
-//! `LedgerStore` operations on a book of [`LEDGER_ACCOUNTS`] accounts preloaded with
+//! `LedgerStore` operations on a book of [`LEDGER_ACCOUNTS`](crate::workloads::LEDGER_ACCOUNTS) accounts preloaded with
 //! [`LEDGER_PRELOAD`] two-posting transactions, and the concurrent-commit run.
 
 use std::hint::black_box;

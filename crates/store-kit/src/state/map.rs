@@ -250,7 +250,7 @@ impl<A: Iterator<Item = IndexKey>, B: Iterator<Item = IndexKey>> Iterator for Me
 ///
 /// Invariants: an index value is empty, a value longer than `PACK_MAX` in its own
 /// allocation, or a slice of a block of `arena` (see its invariants); `size_bytes` is the
-/// sum of key and value lengths; `order` holds the index's keys as [`Order`] describes;
+/// sum of key and value lengths; `order` holds the index's keys as `Order` describes;
 /// every key whose entry changed since the last [`mark_flushed`](StateMap::mark_flushed)
 /// is in `written`, and so is the key of every entry whose written flag is set (every
 /// entry written since).

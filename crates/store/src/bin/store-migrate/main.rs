@@ -149,7 +149,11 @@ fn follow(cli: &Cli, progress: &Reporter) -> ExitCode {
         }
         Err(err) => {
             progress.finish_following();
-            fail_with(cli.json, follow_exit_code(&err), swapstore::error_chain(&err))
+            fail_with(
+                cli.json,
+                follow_exit_code(&err),
+                swapstore::error_chain(&err),
+            )
         }
     }
 }
