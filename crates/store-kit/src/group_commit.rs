@@ -5,8 +5,12 @@
 //! fsync), hands each caller its own result and wakes them. Requests that arrive while a
 //! leader is writing queue up and form the next batch, so the batch size grows with
 //! concurrency and throughput with it.
+//!
+//! Each batch a leader runs is a `debug` event (target `store_kit::group_commit`) with its
+//! size and how long it took; with no subscriber listening for it, nothing is measured.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -101,8 +105,20 @@ impl<Req, Resp> GroupCommit<Req, Resp> {
                     tickets,
                     resps: None,
                 };
+                let batch = reqs.len();
+                let started =
+                    tracing::enabled!(target: "store_kit::group_commit", tracing::Level::DEBUG)
+                        .then(Instant::now);
                 leadership.resps = Some(run(reqs));
                 drop(leadership);
+                if let Some(started) = started {
+                    tracing::debug!(
+                        target: "store_kit::group_commit",
+                        batch,
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "group commit: one batch written"
+                    );
+                }
                 state = self.state.lock();
                 continue;
             }
@@ -154,5 +170,35 @@ mod tests {
         }));
         assert!(failed.is_err());
         assert_eq!(gc.submit(2, |reqs| reqs), 2);
+    }
+
+    /// A `MakeWriter` that keeps what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_batch_is_a_debug_event_with_its_size() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let gc: GroupCommit<u32, u32> = GroupCommit::new();
+        tracing::subscriber::with_default(subscriber, || gc.submit(7, |reqs| reqs));
+        let text = String::from_utf8_lossy(&captured.0.lock()).into_owned();
+        assert!(text.contains("group commit: one batch written"), "{text}");
+        assert!(text.contains("batch=1"), "{text}");
     }
 }
