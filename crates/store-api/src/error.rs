@@ -166,6 +166,10 @@ impl StorageErrorKind {
 /// A failure of the engine underneath a store, with the engine's own error kept as
 /// [`source`](std::error::Error::source).
 ///
+/// `Display` says what failed (backend, kind, what it was doing) and leaves the engine's
+/// error to `source`, so printing the chain ([`error_chain`], anyhow's `{:#}`) shows each
+/// cause once.
+///
 /// These are not caused by the caller's input; retrying may or may not help, depending on
 /// [`kind`](StorageError::kind).
 #[derive(Debug)]
@@ -244,11 +248,7 @@ impl fmt::Display for StorageError {
             self.backend,
             self.kind.describe(),
             self.context
-        )?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
+        )
     }
 }
 
@@ -327,5 +327,19 @@ mod chain_tests {
             error_chain(&Outer::Apart(io())),
             "outer\n  caused by: disk on fire"
         );
+    }
+
+    #[test]
+    fn a_storage_error_leaves_its_cause_to_source() {
+        let err = StorageError::new(
+            "redb",
+            StorageErrorKind::Io,
+            "opening the database",
+            std::io::Error::other("disk on fire"),
+        );
+        assert!(!err.to_string().contains("disk on fire"), "{err}");
+        let chain = error_chain(&err);
+        assert!(chain.ends_with("\n  caused by: disk on fire"), "{chain}");
+        assert_eq!(chain.matches("disk on fire").count(), 1, "{chain}");
     }
 }
