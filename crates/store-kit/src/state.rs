@@ -257,10 +257,22 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         }
         self.persist.gate().check()?;
         let pending = self.pending();
+        let started = tracing::enabled!(target: "store_kit::state", tracing::Level::DEBUG)
+            .then(std::time::Instant::now);
         // On failure nothing is forgotten: the next flush writes the same and more.
         self.persist.apply(&self.lease.name, &pending)?;
         self.replaced = false;
         self.map.mark_flushed();
+        if let Some(started) = started {
+            tracing::debug!(
+                target: "store_kit::state",
+                partition = %self.lease.name,
+                changes = pending.changes.len(),
+                clear = pending.clear,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "state partition flushed durably"
+            );
+        }
         Ok(())
     }
 }
