@@ -36,8 +36,7 @@ fn captured(f: impl FnOnce()) -> String {
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&out.0.lock()).into_owned();
-    text
+    String::from_utf8_lossy(&out.0.lock()).into_owned()
 }
 
 #[test]
