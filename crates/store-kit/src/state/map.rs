@@ -879,4 +879,118 @@ mod tests {
             }
         }
     }
+
+    /// One step of the property test.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u64, Vec<u8>),
+        Remove(u64),
+        Get(u64),
+        Range(u64, u64),
+        Prefix(u64),
+        Flush,
+        Written,
+        Clear,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // A small universe of keys (mixing inline, long and empty-prefixed ones) so that
+        // operations meet the same keys again, and values of every packing class.
+        let key = 0u64..64;
+        let value = prop_oneof![
+            Just(Vec::new()),
+            proptest::collection::vec(any::<u8>(), 1..120),
+            Just(vec![7u8; PACK_MAX]),
+            Just(vec![9u8; PACK_MAX + 1]),
+        ];
+        prop_oneof![
+            8 => (key.clone(), value).prop_map(|(k, v)| Op::Put(k, v)),
+            4 => key.clone().prop_map(Op::Remove),
+            2 => key.clone().prop_map(Op::Get),
+            1 => (key.clone(), key.clone()).prop_map(|(a, b)| Op::Range(a, b)),
+            1 => key.prop_map(Op::Prefix),
+            1 => Just(Op::Flush),
+            1 => Just(Op::Written),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The map against a `BTreeMap` model over random sequences of writes, reads,
+        /// scans and flushes: every read and scan agrees, and every flush delta is the net
+        /// effect of the writes since the last flush.
+        #[test]
+        fn matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..400)) {
+            let mut map = StateMap::default();
+            let mut model = Model::new();
+            let mut flushed = Model::new();
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => {
+                        map.put(&key(k), &v);
+                        model.insert(key(k), v);
+                    }
+                    Op::Remove(k) => {
+                        proptest::prop_assert_eq!(map.remove(&key(k)), model.remove(&key(k)).is_some());
+                    }
+                    Op::Get(k) => {
+                        proptest::prop_assert_eq!(
+                            map.get(&key(k)).map(|v| v.to_vec()),
+                            model.get(&key(k)).cloned()
+                        );
+                    }
+                    Op::Range(a, b) => {
+                        let (a, b) = (key(a), key(b));
+                        let got: Vec<(Vec<u8>, Vec<u8>)> = map
+                            .range(&a[..]..&b[..])
+                            .into_iter()
+                            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                            .collect();
+                        let want: Vec<(Vec<u8>, Vec<u8>)> = if a < b {
+                            model.range(a..b).map(|(k, v)| (k.clone(), v.clone())).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                    Op::Prefix(k) => {
+                        let k = key(k);
+                        let prefix = &k[..k.len().min(2)];
+                        let got: Vec<Vec<u8>> =
+                            map.prefix(prefix).into_iter().map(|(k, _)| k.to_vec()).collect();
+                        let want: Vec<Vec<u8>> = model
+                            .keys()
+                            .filter(|mk| mk.starts_with(prefix))
+                            .cloned()
+                            .collect();
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                    Op::Flush => {
+                        // What a flush writes, applied to the last flushed state, gives
+                        // the model exactly.
+                        for (k, v) in map.written() {
+                            match v {
+                                Some(v) => flushed.insert(k.to_vec(), v.to_vec()),
+                                None => flushed.remove(&k[..]),
+                            };
+                        }
+                        proptest::prop_assert_eq!(&flushed, &model);
+                        map.mark_flushed();
+                        proptest::prop_assert!(!map.has_written());
+                    }
+                    Op::Written => assert_written(&mut map, &flushed, &model),
+                    Op::Clear => {
+                        map.clear();
+                        model.clear();
+                        flushed.clear();
+                    }
+                }
+            }
+            assert_same(&map, &model);
+            assert_written(&mut map, &flushed, &model);
+        }
+    }
 }
