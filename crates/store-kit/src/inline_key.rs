@@ -33,7 +33,9 @@ enum Repr {
 }
 
 impl InlineKey {
-    /// The key `key`, inline when it is 1 to [`INLINE_KEY`] bytes long.
+    /// The key `key`, inline when it is 1 to [`INLINE_KEY`] bytes long. Inlined: every
+    /// write of the state map and the engine builds one on its hot path.
+    #[inline]
     pub fn new(key: &[u8]) -> Self {
         match u8::try_from(key.len()).ok().and_then(NonZeroU8::new) {
             Some(len) if key.len() <= INLINE_KEY => {
