@@ -20,6 +20,7 @@ pub mod engine;
 pub mod gate;
 pub mod gated;
 pub mod group_commit;
+pub mod inline_key;
 pub mod ledger;
 pub mod listing;
 pub mod lru;

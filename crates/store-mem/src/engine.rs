@@ -1,15 +1,24 @@
-//! `StoreEngine` on a `BTreeMap` behind a read-write lock.
+//! `StoreEngine` on a hash index beside a `BTreeMap`, both behind one read-write lock.
+//!
+//! # Why two structures
+//! A point read in a `BTreeMap<Bytes, Bytes>` of 100k keys walks about 17 comparisons, each
+//! following a key's pointer (a cache miss at this size): several hundred nanoseconds. The
+//! hash index answers `get` with one probe whose bucket holds the key inline
+//! ([`InlineKey`]) and the value's handle, so a read costs the bucket and the value's
+//! reference count. The `BTreeMap` stays for ordered range scans. Every write updates both
+//! under the same write lock, so readers never see one without the other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StoreEngine};
 use store_kit::engine::{
     check_keys, check_mutations, check_put_batch, delete_mutations, put_mutations, scan_bounds,
 };
+use store_kit::inline_key::InlineKey;
 use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
 /// The in-memory engine store. Writers take the lock exclusively, so a batch is applied
@@ -37,8 +46,12 @@ impl MemEngine {
     }
 }
 
+/// Invariant: `index` and `data` hold the same entries.
 #[derive(Debug, Default)]
 struct Inner {
+    /// Every entry, for point reads.
+    index: HashMap<InlineKey, Bytes, foldhash::fast::RandomState>,
+    /// Every entry again, ascending, for range scans.
     data: BTreeMap<Bytes, Bytes>,
     log: BTreeMap<u64, Vec<Mutation>>,
     sequence: u64,
@@ -49,10 +62,18 @@ impl Inner {
         for m in &mutations {
             match m {
                 Mutation::Put { key, value } => {
+                    match self.index.get_mut(&key[..]) {
+                        Some(slot) => *slot = value.clone(),
+                        None => {
+                            self.index.insert(InlineKey::new(key), value.clone());
+                        }
+                    }
                     self.data.insert(key.clone(), value.clone());
                 }
                 Mutation::Delete { key } => {
-                    self.data.remove(key);
+                    if self.index.remove(&key[..]).is_some() {
+                        self.data.remove(key);
+                    }
                 }
             }
         }
@@ -121,16 +142,20 @@ impl StoreEngine for MemEngine {
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
         check_key(key)?;
-        Ok(self.inner.read().data.get(key).cloned())
+        Ok(self.inner.read().index.get(key).cloned())
     }
 
+    /// One read lock and one hash probe per key; the answer's keys share one buffer.
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError> {
         check_keys(keys)?;
+        let mut buffer = BytesMut::with_capacity(keys.iter().map(|k| k.len()).sum());
+        let mut out = Vec::with_capacity(keys.len());
         let inner = self.inner.read();
-        Ok(keys
-            .iter()
-            .map(|k| (Bytes::copy_from_slice(k), inner.data.get(*k).cloned()))
-            .collect())
+        for key in keys {
+            buffer.extend_from_slice(key);
+            out.push((buffer.split().freeze(), inner.index.get(*key).cloned()));
+        }
+        Ok(out)
     }
 
     fn range_scan(

@@ -28,23 +28,17 @@
 //! Scans and snapshots hand out the index's values (slices of the blocks: holding one
 //! keeps its block allocated) and the keys as slices of one buffer per call.
 
-use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::num::NonZeroU8;
 use std::ops::{Bound, Range};
 
 use bytes::{Bytes, BytesMut};
 
 use super::arena::{Packed, ValueArena};
+use crate::inline_key::{INLINE_KEY, InlineKey as IndexKey};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// Keys of at most this many bytes are stored inside the index's buckets.
-const INLINE_KEY: usize = 23;
 
 /// The changed-keys list is folded into the order once it holds more keys than this or
 /// than the partition, whichever is more (so it never holds more than about one key per
@@ -54,110 +48,6 @@ const MIN_FOLD: usize = 4096;
 /// The written-keys list is first compacted at this length; after that at twice its last
 /// compacted length (so compacting costs O(log n) per write, amortized).
 const MIN_COMPACT: usize = 4096;
-
-/// A key: inline when short, else its own allocation. Hashes, compares and orders as its
-/// bytes, so the index and the order are searched with a plain `&[u8]`.
-#[derive(Clone)]
-enum IndexKey {
-    /// `len` (1 to [`INLINE_KEY`]) bytes at the start of `bytes`; the rest is zero.
-    Inline {
-        bytes: [u8; INLINE_KEY],
-        len: NonZeroU8,
-    },
-    /// A longer (or empty) key.
-    Heap(Box<[u8]>),
-}
-
-impl IndexKey {
-    fn new(key: &[u8]) -> Self {
-        match u8::try_from(key.len()).ok().and_then(NonZeroU8::new) {
-            Some(len) if key.len() <= INLINE_KEY => {
-                let mut bytes = [0u8; INLINE_KEY];
-                bytes[..key.len()].copy_from_slice(key);
-                IndexKey::Inline { bytes, len }
-            }
-            _ => IndexKey::Heap(key.into()),
-        }
-    }
-
-    #[inline]
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            IndexKey::Inline { bytes, len } => &bytes[..usize::from(len.get())],
-            IndexKey::Heap(bytes) => bytes,
-        }
-    }
-}
-
-impl Borrow<[u8]> for IndexKey {
-    #[inline]
-    fn borrow(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
-
-impl Hash for IndexKey {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash exactly as `[u8]` does: the index is searched by `&[u8]`.
-        self.as_slice().hash(state);
-    }
-}
-
-impl PartialEq for IndexKey {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
-
-impl Eq for IndexKey {}
-
-impl IndexKey {
-    /// An inline key as three big-endian words: its 23 zero-padded bytes, then its
-    /// length. Two inline keys order as their words do, which is as their bytes do: where
-    /// one key is a prefix of the other, the longer one's next nonzero byte meets a pad
-    /// byte (0) and wins, and if the rest of it is zeros too the lengths decide.
-    #[inline]
-    fn words(bytes: &[u8; INLINE_KEY], len: NonZeroU8) -> [u64; 3] {
-        let mut tail = [0u8; 8];
-        tail[..7].copy_from_slice(&bytes[16..]);
-        tail[7] = len.get();
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i..i + 8]);
-            u64::from_be_bytes(w)
-        };
-        [word(0), word(8), u64::from_be_bytes(tail)]
-    }
-}
-
-impl Ord for IndexKey {
-    /// As the bytes: the order is searched by `&[u8]` ranges. Two inline keys compare as
-    /// words (sorting and merging the changed keys spent most of their time in `memcmp`).
-    #[inline]
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (IndexKey::Inline { bytes: a, len: la }, IndexKey::Inline { bytes: b, len: lb }) => {
-                IndexKey::words(a, *la).cmp(&IndexKey::words(b, *lb))
-            }
-            _ => self.as_slice().cmp(other.as_slice()),
-        }
-    }
-}
-
-impl PartialOrd for IndexKey {
-    #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl fmt::Debug for IndexKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_slice(), f)
-    }
-}
 
 /// The keys in order: exact after a [`fold`](Order::fold).
 ///
@@ -987,6 +877,120 @@ mod tests {
                     map.range_bounds(Bound::Included(start), Bound::Excluded(end))
                 );
             }
+        }
+    }
+
+    /// One step of the property test.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u64, Vec<u8>),
+        Remove(u64),
+        Get(u64),
+        Range(u64, u64),
+        Prefix(u64),
+        Flush,
+        Written,
+        Clear,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // A small universe of keys (mixing inline, long and empty-prefixed ones) so that
+        // operations meet the same keys again, and values of every packing class.
+        let key = 0u64..64;
+        let value = prop_oneof![
+            Just(Vec::new()),
+            proptest::collection::vec(any::<u8>(), 1..120),
+            Just(vec![7u8; PACK_MAX]),
+            Just(vec![9u8; PACK_MAX + 1]),
+        ];
+        prop_oneof![
+            8 => (key.clone(), value).prop_map(|(k, v)| Op::Put(k, v)),
+            4 => key.clone().prop_map(Op::Remove),
+            2 => key.clone().prop_map(Op::Get),
+            1 => (key.clone(), key.clone()).prop_map(|(a, b)| Op::Range(a, b)),
+            1 => key.prop_map(Op::Prefix),
+            1 => Just(Op::Flush),
+            1 => Just(Op::Written),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The map against a `BTreeMap` model over random sequences of writes, reads,
+        /// scans and flushes: every read and scan agrees, and every flush delta is the net
+        /// effect of the writes since the last flush.
+        #[test]
+        fn matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..400)) {
+            let mut map = StateMap::default();
+            let mut model = Model::new();
+            let mut flushed = Model::new();
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => {
+                        map.put(&key(k), &v);
+                        model.insert(key(k), v);
+                    }
+                    Op::Remove(k) => {
+                        proptest::prop_assert_eq!(map.remove(&key(k)), model.remove(&key(k)).is_some());
+                    }
+                    Op::Get(k) => {
+                        proptest::prop_assert_eq!(
+                            map.get(&key(k)).map(|v| v.to_vec()),
+                            model.get(&key(k)).cloned()
+                        );
+                    }
+                    Op::Range(a, b) => {
+                        let (a, b) = (key(a), key(b));
+                        let got: Vec<(Vec<u8>, Vec<u8>)> = map
+                            .range(&a[..]..&b[..])
+                            .into_iter()
+                            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                            .collect();
+                        let want: Vec<(Vec<u8>, Vec<u8>)> = if a < b {
+                            model.range(a..b).map(|(k, v)| (k.clone(), v.clone())).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                    Op::Prefix(k) => {
+                        let k = key(k);
+                        let prefix = &k[..k.len().min(2)];
+                        let got: Vec<Vec<u8>> =
+                            map.prefix(prefix).into_iter().map(|(k, _)| k.to_vec()).collect();
+                        let want: Vec<Vec<u8>> = model
+                            .keys()
+                            .filter(|mk| mk.starts_with(prefix))
+                            .cloned()
+                            .collect();
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                    Op::Flush => {
+                        // What a flush writes, applied to the last flushed state, gives
+                        // the model exactly.
+                        for (k, v) in map.written() {
+                            match v {
+                                Some(v) => flushed.insert(k.to_vec(), v.to_vec()),
+                                None => flushed.remove(&k[..]),
+                            };
+                        }
+                        proptest::prop_assert_eq!(&flushed, &model);
+                        map.mark_flushed();
+                        proptest::prop_assert!(!map.has_written());
+                    }
+                    Op::Written => assert_written(&mut map, &flushed, &model),
+                    Op::Clear => {
+                        map.clear();
+                        model.clear();
+                        flushed.clear();
+                    }
+                }
+            }
+            assert_same(&map, &model);
+            assert_written(&mut map, &flushed, &model);
         }
     }
 }
