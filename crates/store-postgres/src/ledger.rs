@@ -43,8 +43,13 @@ use uuid::Uuid;
 use crate::db::{Db, Sql, Tx, execute, get, query, query_opt};
 use crate::{corrupted, seq_from_sql, seq_to_sql, u64_from_sql, u64_to_sql};
 
-/// Locks the books named in `$2` (text[]) for this transaction, in key order.
-const LOCK_BOOKS: &str = "SELECT pg_advisory_xact_lock(k) FROM (\
+/// Locks the books named in `$2` (text[]) for this transaction, in key order, and has the
+/// rest of the transaction run its prepared statements with their generic plans: the
+/// server would otherwise plan [`PREFETCH`] and [`WRITE_PLAN`] anew on every run (a
+/// third of a millisecond each), and their generic plans probe the same indexes (the
+/// `plans` tests check the prefetch's).
+const LOCK_BOOKS: &str = "SELECT pg_advisory_xact_lock(k), \
+                          set_config('plan_cache_mode', 'force_generic_plan', true) FROM (\
                           SELECT DISTINCT hashtextextended(\
                           'store-postgres ledger ' || $1 || '/' || b, 0) AS k \
                           FROM unnest($2::text[]) AS t (b) ORDER BY k) AS keys";
