@@ -16,11 +16,11 @@
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use postgres::Notification;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, Notification};
 use store_api::{StorageError, StorageErrorKind};
 
-use crate::db::Db;
+use crate::db::{Db, PgConn};
 use crate::engine::read_sequence;
 use crate::{BACKEND_NAME, PgContext};
 
@@ -94,7 +94,7 @@ impl CommitChannel {
 /// (not listening meanwhile), a new one when none is idle.
 pub(crate) struct Listeners {
     channel: CommitChannel,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<PgConn>>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -148,7 +148,7 @@ impl Listeners {
 
     /// A connection listening on the channel: an idle one when it still works, else a new
     /// one.
-    fn listening(&self, db: &Db) -> Result<Client, StorageError> {
+    fn listening(&self, db: &Db) -> Result<PgConn, StorageError> {
         let idle = self.idle.lock().pop();
         if let Some(mut client) = idle
             && self.listen(&mut client).is_ok()
@@ -160,7 +160,7 @@ impl Listeners {
         Ok(client)
     }
 
-    fn listen(&self, client: &mut Client) -> Result<(), StorageError> {
+    fn listen(&self, client: &mut PgConn) -> Result<(), StorageError> {
         client
             .batch_execute(&format!("LISTEN \"{}\"", self.channel.name))
             .ctx("listening for engine commits")
@@ -168,7 +168,7 @@ impl Listeners {
 
     /// Stops `client` listening and keeps it for the next waiter, when there is room and
     /// it still works.
-    fn put_back(&self, mut client: Client) {
+    fn put_back(&self, mut client: PgConn) {
         if client
             .batch_execute(&format!("UNLISTEN \"{}\"", self.channel.name))
             .is_err()
@@ -191,7 +191,7 @@ impl Listeners {
     fn wait_on(
         &self,
         db: &Db,
-        client: &mut Client,
+        client: &mut PgConn,
         after: u64,
         deadline: Option<Instant>,
     ) -> Result<u64, StorageError> {

@@ -2,11 +2,14 @@
 //! pool every store shares, the dedicated connections of state partitions, and the write
 //! transactions that retry serialization failures, deadlocks and lost insert races.
 
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::{Client, GenericClient, NoTls, Transaction};
-use r2d2::{CustomizeConnection, Pool, PooledConnection};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+use r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use store_api::{Durability, OpenError, OpenOptions, StorageError, StorageErrorKind, StoreError};
 use store_kit::gate::{EngineSlot, WriteGate};
@@ -51,7 +54,183 @@ const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(1);
 /// The longest pause between two attempts.
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// The statements prepared on one connection, by SQL text.
+///
+/// A statement sent as text costs two round trips (prepare, then execute); a prepared one
+/// costs one. Every statement this crate runs is prepared once per connection, the first
+/// time it runs there, and kept for the connection's life (the texts come from the code,
+/// so the cache stays small). A statement prepared inside a transaction outlives it: the
+/// server's prepared statements are not transactional.
+#[derive(Default)]
+pub(crate) struct Statements(HashMap<String, Statement>);
+
+impl Statements {
+    /// `sql` prepared on `client`, preparing it on first use.
+    fn get(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+    ) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.0.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// A connection to the server and the statements prepared on it. Derefs to the
+/// [`Client`] for what runs outside the cache (`batch_execute`, notifications).
+pub(crate) struct PgConn {
+    client: Client,
+    statements: Statements,
+}
+
+impl PgConn {
+    fn new(client: Client) -> Self {
+        PgConn {
+            client,
+            statements: Statements::default(),
+        }
+    }
+
+    /// Begins a transaction on this connection and its cache: a read-only `REPEATABLE READ`
+    /// one, or a read-write one at the session's `READ COMMITTED`.
+    fn begin(
+        &mut self,
+        read_only_repeatable: bool,
+        context: &'static str,
+    ) -> Result<Tx<'_>, StorageError> {
+        let tx = if read_only_repeatable {
+            self.client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+        } else {
+            self.client.transaction()
+        }
+        .ctx(context)?;
+        Ok(Tx {
+            tx,
+            statements: &mut self.statements,
+        })
+    }
+}
+
+impl Deref for PgConn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// A transaction on a [`PgConn`], running its statements through the connection's cache.
+/// Dropping it without [`commit`](Self::commit) rolls it back.
+pub(crate) struct Tx<'a> {
+    tx: Transaction<'a>,
+    statements: &'a mut Statements,
+}
+
+impl Tx<'_> {
+    fn commit(self, context: &'static str) -> Result<(), StorageError> {
+        self.tx.commit().ctx(context)
+    }
+
+    /// Runs `sql` (one or more statements, no parameters) as text.
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.tx.batch_execute(sql)
+    }
+}
+
+/// What runs this crate's statements, each prepared once per connection ([`Statements`]):
+/// a pooled or dedicated connection outside any transaction, or a transaction.
+pub(crate) trait Sql {
+    /// The rows of `sql`.
+    fn query_rows(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error>;
+    /// The row of `sql`, if any (an error when there are more).
+    fn query_row_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error>;
+    /// Runs `sql`, returning the number of rows it changed.
+    fn execute_sql(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error>;
+}
+
+/// [`Sql`] for a type with a `GenericClient` field `$client` and a [`Statements`] field.
+macro_rules! impl_sql {
+    ($ty:ty, $client:ident) => {
+        impl Sql for $ty {
+            fn query_rows(
+                &mut self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> Result<Vec<Row>, postgres::Error> {
+                let statement = self.statements.get(&mut self.$client, sql)?;
+                self.$client.query(&statement, params)
+            }
+
+            fn query_row_opt(
+                &mut self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> Result<Option<Row>, postgres::Error> {
+                let statement = self.statements.get(&mut self.$client, sql)?;
+                self.$client.query_opt(&statement, params)
+            }
+
+            fn execute_sql(
+                &mut self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> Result<u64, postgres::Error> {
+                let statement = self.statements.get(&mut self.$client, sql)?;
+                self.$client.execute(&statement, params)
+            }
+        }
+    };
+}
+
+impl_sql!(PgConn, client);
+impl_sql!(Tx<'_>, tx);
+
+/// Opens the connections of the pool: `r2d2_postgres`'s, each with its own statement
+/// cache.
+#[derive(Debug)]
+pub(crate) struct Manager(PostgresConnectionManager<NoTls>);
+
+impl ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConn, postgres::Error> {
+        self.0.connect().map(PgConn::new)
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
 
 /// A pooled connection.
 pub(crate) type Conn = PooledConnection<Manager>;
@@ -86,9 +265,9 @@ impl Session {
     }
 }
 
-impl CustomizeConnection<Client, postgres::Error> for Session {
-    fn on_acquire(&self, client: &mut Client) -> Result<(), postgres::Error> {
-        self.apply(client)
+impl CustomizeConnection<PgConn, postgres::Error> for Session {
+    fn on_acquire(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
+        self.apply(&mut conn.client)
     }
 }
 
@@ -133,9 +312,9 @@ fn retry_pause(attempt: u32) -> Duration {
 /// Runs `f` in one transaction on `client` and commits it, trying again (bounded, with
 /// backoff) when it fails with a retryable error.
 pub(crate) fn write_on<T, E>(
-    client: &mut Client,
+    client: &mut PgConn,
     durable: bool,
-    mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, E>,
+    mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<StorageError> + StoreError,
@@ -169,18 +348,18 @@ fn connection_broken(error: &StorageError) -> bool {
 }
 
 fn run_write<T, E: From<StorageError>>(
-    client: &mut Client,
+    client: &mut PgConn,
     durable: bool,
-    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, E>,
+    f: &mut impl FnMut(&mut Tx<'_>) -> Result<T, E>,
 ) -> Result<T, E> {
-    let mut tx = client.transaction().ctx(BEGIN_WRITE)?;
+    let mut tx = client.begin(false, BEGIN_WRITE)?;
     if durable {
         tx.batch_execute("SET LOCAL synchronous_commit TO on")
             .ctx("making a write durable")?;
     }
     // Dropping the transaction on an error rolls it back.
     let out = f(&mut tx)?;
-    tx.commit().ctx("committing a write transaction")?;
+    tx.commit("committing a write transaction")?;
     Ok(out)
 }
 
@@ -324,7 +503,10 @@ impl Db {
         prepare_schema(&mut client, location, options.may_create())?;
         drop(client);
         let session = Session::new(location, options);
-        let manager = PostgresConnectionManager::new(location.config().clone(), NoTls);
+        let manager = Manager(PostgresConnectionManager::new(
+            location.config().clone(),
+            NoTls,
+        ));
         let pool = Pool::builder()
             .max_size(location.pool_size())
             .min_idle(Some(0))
@@ -408,7 +590,7 @@ impl Db {
 
     /// A new connection of its own (not pooled), set up like the pooled ones: the owner
     /// of a state partition holds its session-level lock on it.
-    pub(crate) fn dedicated(&self) -> Result<Client, StorageError> {
+    pub(crate) fn dedicated(&self) -> Result<PgConn, StorageError> {
         self.gate.check_open()?;
         // Whatever refuses a new connection (down, restarting, out of connections, not
         // accepting connections) leaves the server unavailable to this call.
@@ -423,13 +605,13 @@ impl Db {
         self.session
             .apply(&mut client)
             .ctx("setting up a connection")?;
-        Ok(client)
+        Ok(PgConn::new(client))
     }
 
     /// Runs `f` on a pooled connection, outside any explicit transaction (each statement
     /// sees the data committed when it starts). A read that finds its pooled connection
     /// broken (the server restarted, or dropped it) runs once more on a new one.
-    pub(crate) fn read<T, E>(&self, mut f: impl FnMut(&mut Client) -> Result<T, E>) -> Result<T, E>
+    pub(crate) fn read<T, E>(&self, mut f: impl FnMut(&mut PgConn) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StorageError> + StoreError,
     {
@@ -447,20 +629,15 @@ impl Db {
     /// the same snapshot. Retried once on a new connection like [`read`](Self::read).
     pub(crate) fn read_tx<T, E>(
         &self,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, E>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<StorageError> + StoreError,
     {
         self.read(|conn| {
-            let mut tx = conn
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .ctx("beginning a read transaction")?;
+            let mut tx = conn.begin(true, "beginning a read transaction")?;
             let out = f(&mut tx)?;
-            tx.commit().ctx("ending a read transaction")?;
+            tx.commit("ending a read transaction")?;
             Ok(out)
         })
     }
@@ -498,10 +675,7 @@ impl Db {
     /// commits it (rolls it back when `f` fails), retrying serialization failures,
     /// deadlocks and lost insert races up to [`MAX_WRITE_ATTEMPTS`] times. `f` may run
     /// more than once: it must take every decision from what it reads.
-    pub(crate) fn write<T, E>(
-        &self,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E>
+    pub(crate) fn write<T, E>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StorageError> + StoreError,
     {
@@ -512,6 +686,52 @@ impl Db {
                 write_on(&mut *self.conn()?, false, f)
             }
             other => other,
+        }
+    }
+}
+
+impl Db {
+    /// Runs `f`, which sends exactly the one statement `sql`, on a pooled connection
+    /// outside any explicit transaction: the statement is a transaction of its own
+    /// (atomic, committed when it ends, with the session's durability), in one round trip
+    /// instead of the three of `BEGIN`, statement, `COMMIT`. Retried like
+    /// [`write`](Self::write) on a serialization failure, deadlock or lost insert race (the
+    /// statement rolled back). A connection found broken while preparing `sql` (nothing was
+    /// executed yet) is replaced once, as [`write`](Self::write) does when its `BEGIN`
+    /// fails; one that breaks while the statement runs is reported, since the statement
+    /// may have committed.
+    pub(crate) fn write_statement<T, E>(
+        &self,
+        sql: &str,
+        mut f: impl FnMut(&mut PgConn) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StorageError> + StoreError,
+    {
+        let mut conn = self.conn()?;
+        let prepared = {
+            let PgConn { client, statements } = &mut *conn;
+            statements.get(client, sql).ctx(BEGIN_WRITE)
+        };
+        if let Err(e) = prepared {
+            if !connection_broken(&e) {
+                return Err(e.into());
+            }
+            drop(conn);
+            conn = self.conn()?;
+        }
+        let mut attempt = 0;
+        loop {
+            match f(&mut conn) {
+                Err(e)
+                    if attempt + 1 < MAX_WRITE_ATTEMPTS
+                        && e.storage().is_some_and(is_retryable) =>
+                {
+                    std::thread::sleep(retry_pause(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 }
@@ -528,32 +748,32 @@ pub(crate) fn get<'a, T: postgres::types::FromSql<'a>>(
 
 /// Queries `sql` on any client or transaction.
 pub(crate) fn query(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     sql: &str,
     params: &[&(dyn postgres::types::ToSql + Sync)],
     context: &'static str,
 ) -> Result<Vec<postgres::Row>, StorageError> {
-    client.query(sql, params).ctx(context)
+    client.query_rows(sql, params).ctx(context)
 }
 
 /// Queries at most one row of `sql`.
 pub(crate) fn query_opt(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     sql: &str,
     params: &[&(dyn postgres::types::ToSql + Sync)],
     context: &'static str,
 ) -> Result<Option<postgres::Row>, StorageError> {
-    client.query_opt(sql, params).ctx(context)
+    client.query_row_opt(sql, params).ctx(context)
 }
 
 /// Executes `sql`, returning the number of rows it changed.
 pub(crate) fn execute(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     sql: &str,
     params: &[&(dyn postgres::types::ToSql + Sync)],
     context: &'static str,
 ) -> Result<u64, StorageError> {
-    client.execute(sql, params).ctx(context)
+    client.execute_sql(sql, params).ctx(context)
 }
 
 #[cfg(test)]

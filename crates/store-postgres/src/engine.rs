@@ -9,6 +9,10 @@
 //! transaction (§3.7). The same statement that numbers a batch sends its commit
 //! notification (the `commits` module), which wakes `wait_for_sequence` on every
 //! instance once the batch commits.
+//!
+//! A batch without deletes (every `put_batch`) is one statement ([`PUT_BATCH`]) that
+//! numbers, writes and logs it and commits on its own: one round trip. `get` is one
+//! statement outside any transaction: one round trip.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -17,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use postgres::{GenericClient, Transaction};
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
 use store_kit::engine::{SCAN_PREALLOC, check_keys, check_mutations, check_put_batch, scan_bounds};
@@ -25,7 +28,7 @@ use store_kit::replication::{ApplyDecision, check_apply_input, decide_apply};
 use store_kit::sql::{LOG_DELETE, LOG_PUT};
 
 use crate::commits::{CommitChannel, Listeners};
-use crate::db::{Db, execute, get, query, query_opt};
+use crate::db::{Db, Sql, Tx, execute, get, query, query_opt};
 use crate::{corrupted, seq_from_sql, seq_to_sql};
 
 /// Takes the next number and notifies it on channel `$1` with payload `$2 || number`
@@ -49,6 +52,25 @@ const LOG: &str = "INSERT INTO engine_batch_log (seq, idx, op, key, value) \
                    SELECT $1, i - 1, op, k, v \
                    FROM unnest($2::text[], $3::bytea[], $4::bytea[]) WITH ORDINALITY \
                    AS t (op, k, v, i)";
+/// A whole batch without deletes in one statement, which commits on its own: takes the
+/// next number and notifies it like [`NEXT_SEQUENCE`] (`$1`, `$2`), upserts the pairs of
+/// `$3` and `$4`, and logs the mutations like [`LOG`] (`$5`, `$6`, `$7`); returns the
+/// number. The writes join the numbering row, so they run after it is locked: a writer
+/// that waited for another's number writes after that one committed. The upsert sees
+/// every committed row whatever the statement's snapshot (`ON CONFLICT` under
+/// `READ COMMITTED`), so the last batch to write a key wins; a delete would not (it
+/// sees only its snapshot), so a batch with deletes takes the transaction path.
+const PUT_BATCH: &str = "WITH n AS (UPDATE engine_meta SET value = value + 1 \
+                         WHERE key = 'sequence' \
+                         RETURNING value, pg_notify($1::text, $2::text || value::text)), \
+                         up AS (INSERT INTO engine_kv (key, value) SELECT t.k, t.v \
+                         FROM n, unnest($3::bytea[], $4::bytea[]) AS t (k, v) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value), \
+                         lg AS (INSERT INTO engine_batch_log (seq, idx, op, key, value) \
+                         SELECT n.value, t.i - 1, t.op, t.k, t.v \
+                         FROM n, unnest($5::text[], $6::bytea[], $7::bytea[]) \
+                         WITH ORDINALITY AS t (op, k, v, i)) \
+                         SELECT value FROM n";
 const GET: &str = "SELECT value FROM engine_kv WHERE key = $1";
 const GET_MANY: &str = "SELECT key, value FROM engine_kv WHERE key = ANY($1::bytea[])";
 const GET_BATCH: &str = "SELECT op, key, value FROM engine_batch_log WHERE seq = $1 ORDER BY idx";
@@ -143,7 +165,7 @@ impl<'a> BatchRows<'a> {
     }
 
     /// Writes the data and the log rows of batch `seq`.
-    fn write(&self, tx: &mut Transaction<'_>, seq: i64) -> Result<(), StorageError> {
+    fn write(&self, tx: &mut Tx<'_>, seq: i64) -> Result<(), StorageError> {
         if !self.put_keys.is_empty() {
             execute(
                 tx,
@@ -166,13 +188,13 @@ impl<'a> BatchRows<'a> {
 }
 
 /// The counter row's value, read on `client`.
-pub(crate) fn read_sequence(client: &mut impl GenericClient) -> Result<u64, StorageError> {
+pub(crate) fn read_sequence(client: &mut impl Sql) -> Result<u64, StorageError> {
     read_counter(client, SEQUENCE, &[])
 }
 
 /// The counter value the first row of `sql` holds in its first column.
 fn read_counter(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     sql: &str,
     params: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<u64, StorageError> {
@@ -184,10 +206,7 @@ fn read_counter(
 
 /// The logged mutations of batch `seq`, read on `client`; `None` when pruned or never
 /// written.
-fn read_batch(
-    client: &mut impl GenericClient,
-    seq: u64,
-) -> Result<Option<Vec<Mutation>>, StorageError> {
+fn read_batch(client: &mut impl Sql, seq: u64) -> Result<Option<Vec<Mutation>>, StorageError> {
     // Stored numbers fit in a bigint: a larger one was never written.
     let Ok(seq) = i64::try_from(seq) else {
         return Ok(None);
@@ -237,6 +256,26 @@ impl PostgresEngine {
     fn commit(&self, numbering: Numbering<'_>, rows: &BatchRows<'_>) -> Result<u64, EngineError> {
         let channel = self.listeners.channel();
         let notify = [channel.name(), channel.payload_prefix()];
+        if matches!(numbering, Numbering::Next) && rows.delete_keys.is_empty() {
+            // One round trip: the statement is its own transaction.
+            let seq = self.db.write_statement(PUT_BATCH, |conn| {
+                Ok::<_, EngineError>(read_counter(
+                    conn,
+                    PUT_BATCH,
+                    &[
+                        &notify[0],
+                        &notify[1],
+                        &rows.put_keys,
+                        &rows.put_values,
+                        &rows.log_ops,
+                        &rows.log_keys,
+                        &rows.log_values,
+                    ],
+                )?)
+            })?;
+            self.saw(seq);
+            return Ok(seq);
+        }
         let outcome = self.db.write(|tx| {
             let seq = match numbering {
                 Numbering::Next => read_counter(tx, NEXT_SEQUENCE, &[&notify[0], &notify[1]])?,

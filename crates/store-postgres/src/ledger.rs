@@ -6,8 +6,12 @@
 //! `ledger_assets`, accounts (with their running balance) to `ledger_accounts`,
 //! transactions to `ledger_transactions` and `ledger_transaction_metadata`, postings to
 //! `ledger_postings`, events to `ledger_events`, heads to `ledger_book_heads`, totals to
-//! `ledger_totals`; each table is written by one statement per batch (`unnest` of
-//! arrays).
+//! `ledger_totals`; one statement writes every table (an `unnest` of arrays per table).
+//!
+//! # Round trips
+//! A commit batch costs five: `BEGIN`, the books' locks, one statement reading every record
+//! the planner needs ([`PREFETCH`]), one statement writing the plan ([`WRITE_PLAN`]), and
+//! `COMMIT`; every statement is prepared once per connection (see `db::Statements`).
 //!
 //! # Sharing
 //! Before the planner reads anything, a write transaction takes a transaction-level
@@ -19,10 +23,10 @@
 //! reused in two books at once) ends in a unique violation, which the backend retries: the
 //! retry sees the other commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use postgres::{GenericClient, Row, Transaction};
+use postgres::Row;
 use store_api::{
     AccountCfg, AccountDef, AccountId, AccountPath, AssetDef, AssetId, BalanceSnapshot, Book,
     Clock, Committed, LedgerError, LedgerEvent, LedgerStore, Posting, PostingRecord, Sequenced,
@@ -36,11 +40,16 @@ use store_kit::ledger::{
 use store_kit::sql;
 use uuid::Uuid;
 
-use crate::db::{Db, execute, get, query, query_opt};
+use crate::db::{Db, Sql, Tx, execute, get, query, query_opt};
 use crate::{corrupted, seq_from_sql, seq_to_sql, u64_from_sql, u64_to_sql};
 
-/// Locks the books named in `$2` (text[]) for this transaction, in key order.
-const LOCK_BOOKS: &str = "SELECT pg_advisory_xact_lock(k) FROM (\
+/// Locks the books named in `$2` (text[]) for this transaction, in key order, and has the
+/// rest of the transaction run its prepared statements with their generic plans: the
+/// server would otherwise plan [`PREFETCH`] and [`WRITE_PLAN`] anew on every run (a
+/// third of a millisecond each), and their generic plans probe the same indexes (the
+/// `plans` tests check the prefetch's).
+const LOCK_BOOKS: &str = "SELECT pg_advisory_xact_lock(k), \
+                          set_config('plan_cache_mode', 'force_generic_plan', true) FROM (\
                           SELECT DISTINCT hashtextextended(\
                           'store-postgres ledger ' || $1 || '/' || b, 0) AS k \
                           FROM unnest($2::text[]) AS t (b) ORDER BY k) AS keys";
@@ -100,38 +109,77 @@ pub(crate) const LIST_ACCOUNTS: &str = "SELECT asset, kind, normal_side, min_bal
 const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events \
                       WHERE book = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
 
-const INSERT_ASSETS: &str = "INSERT INTO ledger_assets (id, precision, name) \
-                             SELECT * FROM unnest($1::text[], $2::int2[], $3::text[])";
-const UPSERT_ACCOUNTS: &str = "INSERT INTO ledger_accounts \
+/// Everything the planner reads for a batch of drafts, in one statement run after the
+/// books are locked: the heads of books `$1`; the receipts of the idempotency keys
+/// `($2, $3)` (book, key); the accounts `($4, $5)` (book, path); the totals `($6, $7)`
+/// (book, asset); and the greatest transaction id. One row per record found, its kind in
+/// the first column (`h`, `i`, `a`, `t`, `x`), then text columns `c1`..`c5`, bigint
+/// columns `n1`..`n3` and a uuid, as [`Prefetched::read`] reads them. Each lookup is a
+/// `LATERAL ... LIMIT 1` by primary or unique key, so the server probes the index once per
+/// key whatever it estimates of the arrays (a join it could plan freely might scan).
+pub(crate) const PREFETCH: &str = "\
+     SELECT 'h'::text AS kind, book::text AS c1, NULL::text AS c2, NULL::text AS c3, \
+     NULL::text AS c4, NULL::text AS c5, seq AS n1, last_at AS n2, NULL::int8 AS n3, \
+     NULL::uuid AS u \
+     FROM ledger_book_heads WHERE book = ANY($1::text[]) \
+     UNION ALL \
+     SELECT 'i', r.book, r.idempotency_key, NULL, NULL, NULL, r.seq, r.at, NULL, r.txid \
+     FROM unnest($2::text[], $3::text[]) AS k (book, key), LATERAL (\
+     SELECT book, idempotency_key, seq, at, txid FROM ledger_transactions \
+     WHERE book = k.book AND idempotency_key = k.key LIMIT 1) AS r \
+     UNION ALL \
+     SELECT 'a', r.book, r.path, r.asset, r.kind, r.normal_side, r.min_balance, r.balance, \
+     r.updated_seq, NULL \
+     FROM unnest($4::text[], $5::text[]) AS k (book, path), LATERAL (\
+     SELECT book, path, asset, kind, normal_side, min_balance, balance, updated_seq \
+     FROM ledger_accounts WHERE book = k.book AND path = k.path LIMIT 1) AS r \
+     UNION ALL \
+     SELECT 't', r.book, r.asset, r.debits::text, r.credits::text, NULL, NULL, NULL, NULL, \
+     NULL \
+     FROM unnest($6::text[], $7::text[]) AS k (book, asset), LATERAL (\
+     SELECT book, asset, debits, credits FROM ledger_totals \
+     WHERE book = k.book AND asset = k.asset LIMIT 1) AS r \
+     UNION ALL \
+     (SELECT 'x', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, txid \
+     FROM ledger_transactions ORDER BY txid DESC LIMIT 1)";
+
+/// Every row of a plan in one statement, one `unnest` of arrays per table (an empty array
+/// writes nothing). Foreign keys are checked when the statement ends, so the order of the
+/// parts does not matter.
+const WRITE_PLAN: &str = "WITH \
+     assets AS (INSERT INTO ledger_assets (id, precision, name) \
+     SELECT * FROM unnest($1::text[], $2::int2[], $3::text[])), \
+     accounts AS (INSERT INTO ledger_accounts \
      (book, path, asset, kind, normal_side, min_balance, balance, updated_seq) \
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-     $6::int8[], $7::int8[], $8::int8[]) \
+     SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+     $9::int8[], $10::int8[], $11::int8[]) \
      ON CONFLICT (book, path) DO UPDATE \
-     SET balance = excluded.balance, updated_seq = excluded.updated_seq";
-const INSERT_TRANSACTIONS: &str = "INSERT INTO ledger_transactions \
+     SET balance = excluded.balance, updated_seq = excluded.updated_seq), \
+     transactions AS (INSERT INTO ledger_transactions \
      (txid, book, seq, at, idempotency_key, posting_count) \
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[], \
-     $6::int4[])";
-const INSERT_METADATA: &str = "INSERT INTO ledger_transaction_metadata (txid, key, value) \
-                               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])";
-const INSERT_POSTINGS: &str = "INSERT INTO ledger_postings \
+     SELECT * FROM unnest($12::uuid[], $13::text[], $14::int8[], $15::int8[], $16::text[], \
+     $17::int4[])), \
+     metadata AS (INSERT INTO ledger_transaction_metadata (txid, key, value) \
+     SELECT * FROM unnest($18::uuid[], $19::text[], $20::text[])), \
+     postings AS (INSERT INTO ledger_postings \
      (txid, idx, book, path, asset, amount, direction, balance_after, seq, at) \
      SELECT txid, idx, book, path, asset, amount::numeric, direction, balance_after, seq, at \
-     FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], \
-     $7::text[], $8::int8[], $9::int8[], $10::int8[]) \
-     AS t (txid, idx, book, path, asset, amount, direction, balance_after, seq, at)";
-const INSERT_EVENTS: &str = "INSERT INTO ledger_events (book, seq, at, kind, asset, path, txid) \
-     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
-     $6::text[], $7::uuid[])";
-const UPSERT_HEADS: &str = "INSERT INTO ledger_book_heads (book, seq, last_at) \
-     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) \
-     ON CONFLICT (book) DO UPDATE SET seq = excluded.seq, last_at = excluded.last_at";
-const UPSERT_TOTALS: &str = "INSERT INTO ledger_totals (book, asset, debits, credits) \
+     FROM unnest($21::uuid[], $22::int4[], $23::text[], $24::text[], $25::text[], \
+     $26::text[], $27::text[], $28::int8[], $29::int8[], $30::int8[]) \
+     AS t (txid, idx, book, path, asset, amount, direction, balance_after, seq, at)), \
+     events AS (INSERT INTO ledger_events (book, seq, at, kind, asset, path, txid) \
+     SELECT * FROM unnest($31::text[], $32::int8[], $33::int8[], $34::text[], $35::text[], \
+     $36::text[], $37::uuid[])), \
+     heads AS (INSERT INTO ledger_book_heads (book, seq, last_at) \
+     SELECT * FROM unnest($38::text[], $39::int8[], $40::int8[]) \
+     ON CONFLICT (book) DO UPDATE SET seq = excluded.seq, last_at = excluded.last_at), \
+     totals AS (INSERT INTO ledger_totals (book, asset, debits, credits) \
      SELECT book, asset, debits::numeric, credits::numeric \
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+     FROM unnest($41::text[], $42::text[], $43::text[], $44::text[]) \
      AS t (book, asset, debits, credits) \
      ON CONFLICT (book, asset) DO UPDATE \
-     SET debits = excluded.debits, credits = excluded.credits";
+     SET debits = excluded.debits, credits = excluded.credits) \
+     SELECT 1";
 
 /// The ledger.
 pub struct PostgresLedger {
@@ -219,10 +267,7 @@ fn account_from_row(
     ))
 }
 
-fn read_asset(
-    client: &mut impl GenericClient,
-    id: &AssetId,
-) -> Result<Option<AssetDef>, StorageError> {
+fn read_asset(client: &mut impl Sql, id: &AssetId) -> Result<Option<AssetDef>, StorageError> {
     const CTX: &str = "reading an asset";
     query_opt(client, ASSET, &[&id.as_str()], CTX)?
         .map(|row| asset_from_row(&row, CTX))
@@ -230,7 +275,7 @@ fn read_asset(
 }
 
 fn read_account(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     id: &AccountId,
 ) -> Result<Option<AccountRecord>, StorageError> {
     const CTX: &str = "reading an account";
@@ -253,7 +298,7 @@ fn read_account(
 }
 
 fn read_transaction(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     txid: &TxId,
 ) -> Result<Option<StoredTransaction>, StorageError> {
     const CTX: &str = "reading a transaction";
@@ -287,10 +332,150 @@ fn read_transaction(
     }))
 }
 
+/// What [`PREFETCH`] read for a batch of drafts, so that planning it costs one round trip
+/// instead of one per record: every record asked for, with what the server holds (`None`
+/// or the default when nothing). Read after the books are locked, it is what the planner
+/// would read record by record. The reader takes each answer out once; anything not
+/// asked for here (assets, ids below the bound) it asks the server for.
+#[derive(Debug, Default)]
+struct Prefetched {
+    heads: HashMap<String, BookHead>,
+    idempotency: HashMap<(String, String), Option<Committed>>,
+    accounts: HashMap<(String, String), Option<AccountRecord>>,
+    totals: HashMap<(String, String), AssetTotals>,
+    /// The greatest transaction id (inner `None`: no transaction), once read.
+    last_txid: Option<Option<Uuid>>,
+}
+
+/// A column a prefetched row of its kind always has.
+fn required<T>(value: Option<T>) -> Result<T, StorageError> {
+    value.ok_or_else(|| corrupted("a prefetched ledger record lacks a column"))
+}
+
+impl Prefetched {
+    /// Reads, in one statement, the records planning `drafts` asks for.
+    fn read(tx: &mut Tx<'_>, drafts: &[Draft]) -> Result<Self, StorageError> {
+        const CTX: &str = "reading ledger records";
+        let mut found = Prefetched {
+            last_txid: Some(None),
+            ..Prefetched::default()
+        };
+        for draft in drafts {
+            let book = draft.book.as_str();
+            found.heads.entry(book.to_owned()).or_default();
+            if let Some(key) = &draft.idempotency_key {
+                found
+                    .idempotency
+                    .entry((book.to_owned(), key.clone()))
+                    .or_default();
+            }
+            for posting in &draft.postings {
+                let account = &posting.account;
+                found
+                    .accounts
+                    .entry((
+                        account.book.as_str().to_owned(),
+                        account.path.as_str().to_owned(),
+                    ))
+                    .or_default();
+                found
+                    .totals
+                    .entry((book.to_owned(), posting.asset.as_str().to_owned()))
+                    .or_default();
+            }
+        }
+        let books: Vec<&str> = found.heads.keys().map(String::as_str).collect();
+        let (key_books, keys): (Vec<&str>, Vec<&str>) = found
+            .idempotency
+            .keys()
+            .map(|(b, k)| (b.as_str(), k.as_str()))
+            .unzip();
+        let (account_books, paths): (Vec<&str>, Vec<&str>) = found
+            .accounts
+            .keys()
+            .map(|(b, p)| (b.as_str(), p.as_str()))
+            .unzip();
+        let (total_books, assets): (Vec<&str>, Vec<&str>) = found
+            .totals
+            .keys()
+            .map(|(b, a)| (b.as_str(), a.as_str()))
+            .unzip();
+        let rows = query(
+            tx,
+            PREFETCH,
+            &[
+                &books,
+                &key_books,
+                &keys,
+                &account_books,
+                &paths,
+                &total_books,
+                &assets,
+            ],
+            CTX,
+        )?;
+        for row in &rows {
+            let kind: String = get(row, 0, CTX)?;
+            let text = |i| get::<Option<String>>(row, i, CTX).and_then(required);
+            let number = |i| get::<Option<i64>>(row, i, CTX);
+            match kind.as_str() {
+                "h" => {
+                    let head = BookHead {
+                        seq: seq_from(required(number(6)?)?)?,
+                        last_at: Timestamp(u64_from_sql(required(number(7)?)?)),
+                    };
+                    found.heads.insert(text(1)?, head);
+                }
+                "i" => {
+                    let committed = Committed {
+                        txid: TxId(required(get::<Option<Uuid>>(row, 9, CTX)?)?),
+                        seq: seq_from(required(number(6)?)?)?,
+                        at: Timestamp(u64_from_sql(required(number(7)?)?)),
+                    };
+                    found
+                        .idempotency
+                        .insert((text(1)?, text(2)?), Some(committed));
+                }
+                "a" => {
+                    let (book, path) = (text(1)?, text(2)?);
+                    let record = AccountRecord {
+                        def: AccountDef {
+                            id: AccountId {
+                                book: COLUMNS.book(book.clone())?,
+                                path: COLUMNS.account_path(path.clone())?,
+                            },
+                            asset: COLUMNS.asset_id(text(3)?)?,
+                            kind: COLUMNS.account_kind(&text(4)?)?,
+                        },
+                        cfg: AccountCfg {
+                            normal_side: COLUMNS.direction(&text(5)?)?,
+                            min_balance: number(6)?,
+                        },
+                        balance: required(number(7)?)?,
+                        updated_seq: seq_from(required(number(8)?)?)?,
+                    };
+                    found.accounts.insert((book, path), Some(record));
+                }
+                "t" => {
+                    let totals = AssetTotals {
+                        debits: total_from(&text(3)?)?,
+                        credits: total_from(&text(4)?)?,
+                    };
+                    found.totals.insert((text(1)?, text(2)?), totals);
+                }
+                "x" => found.last_txid = Some(get::<Option<Uuid>>(row, 9, CTX)?),
+                _ => return Err(corrupted("decoding a prefetched ledger record")),
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// The planner's view of the ledger: reads inside the write transaction, after the books'
-/// locks are taken.
+/// locks are taken, answered from `prefetched` where it can.
 struct TxReader<'a, 'c> {
-    tx: &'a mut Transaction<'c>,
+    tx: &'a mut Tx<'c>,
+    prefetched: Prefetched,
 }
 
 impl LedgerRead for TxReader<'_, '_> {
@@ -299,11 +484,18 @@ impl LedgerRead for TxReader<'_, '_> {
     }
 
     fn account(&mut self, id: &AccountId) -> Result<Option<AccountRecord>, StorageError> {
+        let key = (id.book.as_str().to_owned(), id.path.as_str().to_owned());
+        if let Some(found) = self.prefetched.accounts.remove(&key) {
+            return Ok(found);
+        }
         read_account(self.tx, id)
     }
 
     fn book_head(&mut self, book: &Book) -> Result<BookHead, StorageError> {
         const CTX: &str = "reading a book head";
+        if let Some(found) = self.prefetched.heads.remove(book.as_str()) {
+            return Ok(found);
+        }
         match query_opt(self.tx, HEAD, &[&book.as_str()], CTX)? {
             None => Ok(BookHead::default()),
             Some(row) => Ok(BookHead {
@@ -315,6 +507,10 @@ impl LedgerRead for TxReader<'_, '_> {
 
     fn idempotency(&mut self, book: &Book, key: &str) -> Result<Option<Committed>, StorageError> {
         const CTX: &str = "reading an idempotency key";
+        let slot = (book.as_str().to_owned(), key.to_owned());
+        if let Some(found) = self.prefetched.idempotency.remove(&slot) {
+            return Ok(found);
+        }
         query_opt(self.tx, IDEMPOTENCY, &[&book.as_str(), &key], CTX)?
             .map(|row| {
                 Ok(Committed {
@@ -335,9 +531,12 @@ impl LedgerRead for TxReader<'_, '_> {
 
     fn transaction_id_bound(&mut self) -> Result<Option<[u8; 16]>, StorageError> {
         const CTX: &str = "reading the last transaction id";
-        let last = query_opt(self.tx, LAST_TXID, &[], CTX)?
-            .map(|row| get::<Uuid>(&row, 0, CTX))
-            .transpose()?;
+        let last = match self.prefetched.last_txid.take() {
+            Some(last) => last,
+            None => query_opt(self.tx, LAST_TXID, &[], CTX)?
+                .map(|row| get::<Uuid>(&row, 0, CTX))
+                .transpose()?,
+        };
         Ok(keys::transaction_bound(
             last.as_ref().map(|id| &id.as_bytes()[..]),
         ))
@@ -345,6 +544,10 @@ impl LedgerRead for TxReader<'_, '_> {
 
     fn totals(&mut self, book: &Book, asset: &AssetId) -> Result<AssetTotals, StorageError> {
         const CTX: &str = "reading ledger totals";
+        let slot = (book.as_str().to_owned(), asset.as_str().to_owned());
+        if let Some(found) = self.prefetched.totals.remove(&slot) {
+            return Ok(found);
+        }
         match query_opt(self.tx, TOTALS, &[&book.as_str(), &asset.as_str()], CTX)? {
             None => Ok(AssetTotals::default()),
             Some(row) => Ok(AssetTotals {
@@ -357,196 +560,193 @@ impl LedgerRead for TxReader<'_, '_> {
 
 /// Locks `books` (names, possibly invalid: a lock on a name writes nothing) for the rest
 /// of the transaction.
-fn lock_books(tx: &mut Transaction<'_>, schema: &str, books: &[&str]) -> Result<(), StorageError> {
+fn lock_books(tx: &mut Tx<'_>, schema: &str, books: &[&str]) -> Result<(), StorageError> {
     execute(tx, LOCK_BOOKS, &[&schema, &books], "locking ledger books")?;
     Ok(())
 }
 
-/// Writes everything the planner planned, in foreign-key order, one statement per table.
-fn write_plan(tx: &mut Transaction<'_>, writes: &LedgerWrites<'_>) -> Result<(), StorageError> {
+/// Writes everything the planner planned in one statement ([`WRITE_PLAN`]).
+fn write_plan(tx: &mut Tx<'_>, writes: &LedgerWrites<'_>) -> Result<(), StorageError> {
     const CTX: &str = "writing ledger records";
     if writes.is_empty() {
         return Ok(());
     }
-    if !writes.assets.is_empty() {
-        let ids: Vec<&str> = writes.assets.iter().map(|d| d.id.as_str()).collect();
-        let precisions: Vec<i16> = writes
-            .assets
-            .iter()
-            .map(|d| i16::from(d.precision))
-            .collect();
-        let names: Vec<&str> = writes.assets.iter().map(|d| d.name.as_str()).collect();
-        execute(tx, INSERT_ASSETS, &[&ids, &precisions, &names], CTX)?;
+    let asset_ids: Vec<&str> = writes.assets.iter().map(|d| d.id.as_str()).collect();
+    let asset_precisions: Vec<i16> = writes
+        .assets
+        .iter()
+        .map(|d| i16::from(d.precision))
+        .collect();
+    let asset_names: Vec<&str> = writes.assets.iter().map(|d| d.name.as_str()).collect();
+
+    let a = &writes.accounts;
+    let account_books: Vec<&str> = a.iter().map(|r| r.def.id.book.as_str()).collect();
+    let account_paths: Vec<&str> = a.iter().map(|r| r.def.id.path.as_str()).collect();
+    let account_assets: Vec<&str> = a.iter().map(|r| r.def.asset.as_str()).collect();
+    let account_kinds: Vec<&str> = a
+        .iter()
+        .map(|r| sql::account_kind_name(r.def.kind))
+        .collect();
+    let account_sides: Vec<&str> = a
+        .iter()
+        .map(|r| sql::direction_name(r.cfg.normal_side))
+        .collect();
+    let account_mins: Vec<Option<i64>> = a.iter().map(|r| r.cfg.min_balance).collect();
+    let account_balances: Vec<i64> = a.iter().map(|r| r.balance).collect();
+    let account_updated: Vec<i64> = a
+        .iter()
+        .map(|r| seq_to_sql(r.updated_seq))
+        .collect::<Result<_, _>>()?;
+
+    let t = &writes.transactions;
+    let tx_ids: Vec<Uuid> = t.iter().map(|p| p.tx.id.0).collect();
+    let tx_books: Vec<&str> = t.iter().map(|p| p.tx.book.as_str()).collect();
+    let tx_seqs: Vec<i64> = t
+        .iter()
+        .map(|p| seq_to_sql(p.seq))
+        .collect::<Result<_, _>>()?;
+    let tx_ats: Vec<i64> = t.iter().map(|p| u64_to_sql(p.at.0)).collect();
+    let tx_keys: Vec<Option<&str>> = t.iter().map(|p| p.tx.idempotency_key.as_deref()).collect();
+    let tx_counts: Vec<i32> = t
+        .iter()
+        .map(|p| i32::try_from(p.tx.postings.len()).unwrap_or(i32::MAX))
+        .collect();
+    let mut meta_ids = Vec::new();
+    let mut meta_keys: Vec<&str> = Vec::new();
+    let mut meta_values: Vec<&str> = Vec::new();
+    for planned in t {
+        for (key, value) in &planned.tx.metadata {
+            meta_ids.push(planned.tx.id.0);
+            meta_keys.push(key);
+            meta_values.push(value);
+        }
     }
-    if !writes.accounts.is_empty() {
-        let a = &writes.accounts;
-        let books: Vec<&str> = a.iter().map(|r| r.def.id.book.as_str()).collect();
-        let paths: Vec<&str> = a.iter().map(|r| r.def.id.path.as_str()).collect();
-        let assets: Vec<&str> = a.iter().map(|r| r.def.asset.as_str()).collect();
-        let kinds: Vec<&str> = a
-            .iter()
-            .map(|r| sql::account_kind_name(r.def.kind))
-            .collect();
-        let sides: Vec<&str> = a
-            .iter()
-            .map(|r| sql::direction_name(r.cfg.normal_side))
-            .collect();
-        let mins: Vec<Option<i64>> = a.iter().map(|r| r.cfg.min_balance).collect();
-        let balances: Vec<i64> = a.iter().map(|r| r.balance).collect();
-        let updated: Vec<i64> = a
-            .iter()
-            .map(|r| seq_to_sql(r.updated_seq))
-            .collect::<Result<_, _>>()?;
-        execute(
-            tx,
-            UPSERT_ACCOUNTS,
-            &[
-                &books, &paths, &assets, &kinds, &sides, &mins, &balances, &updated,
-            ],
-            CTX,
-        )?;
-    }
-    if !writes.transactions.is_empty() {
-        let t = &writes.transactions;
-        let ids: Vec<Uuid> = t.iter().map(|p| p.tx.id.0).collect();
-        let books: Vec<&str> = t.iter().map(|p| p.tx.book.as_str()).collect();
-        let seqs: Vec<i64> = t
-            .iter()
-            .map(|p| seq_to_sql(p.seq))
-            .collect::<Result<_, _>>()?;
-        let ats: Vec<i64> = t.iter().map(|p| u64_to_sql(p.at.0)).collect();
-        let keys: Vec<Option<&str>> = t.iter().map(|p| p.tx.idempotency_key.as_deref()).collect();
-        let counts: Vec<i32> = t
-            .iter()
-            .map(|p| i32::try_from(p.tx.postings.len()).unwrap_or(i32::MAX))
-            .collect();
-        execute(
-            tx,
-            INSERT_TRANSACTIONS,
-            &[&ids, &books, &seqs, &ats, &keys, &counts],
-            CTX,
-        )?;
-        let mut meta_ids = Vec::new();
-        let mut meta_keys: Vec<&str> = Vec::new();
-        let mut meta_values: Vec<&str> = Vec::new();
-        for planned in t {
-            for (key, value) in &planned.tx.metadata {
-                meta_ids.push(planned.tx.id.0);
-                meta_keys.push(key);
-                meta_values.push(value);
+
+    let p = &writes.postings;
+    let posting_txids: Vec<Uuid> = p.iter().map(|x| x.txid.0).collect();
+    let posting_idxs: Vec<i32> = p
+        .iter()
+        .map(|x| i32::try_from(x.index).unwrap_or(i32::MAX))
+        .collect();
+    let posting_books: Vec<&str> = p.iter().map(|x| x.posting.account.book.as_str()).collect();
+    let posting_paths: Vec<&str> = p.iter().map(|x| x.posting.account.path.as_str()).collect();
+    let posting_assets: Vec<&str> = p.iter().map(|x| x.posting.asset.as_str()).collect();
+    let posting_amounts: Vec<String> = p.iter().map(|x| x.posting.amount.to_string()).collect();
+    let posting_directions: Vec<&str> = p
+        .iter()
+        .map(|x| sql::direction_name(x.posting.direction))
+        .collect();
+    let posting_after: Vec<i64> = p.iter().map(|x| x.balance_after).collect();
+    let posting_seqs: Vec<i64> = p
+        .iter()
+        .map(|x| seq_to_sql(x.seq))
+        .collect::<Result<_, _>>()?;
+    let posting_ats: Vec<i64> = p.iter().map(|x| u64_to_sql(x.at.0)).collect();
+
+    let e = &writes.events;
+    let event_books: Vec<&str> = e.iter().map(|x| x.book.as_str()).collect();
+    let event_seqs: Vec<i64> = e
+        .iter()
+        .map(|x| seq_to_sql(x.seq))
+        .collect::<Result<_, _>>()?;
+    let event_ats: Vec<i64> = e.iter().map(|x| u64_to_sql(x.at.0)).collect();
+    let mut event_kinds: Vec<&str> = Vec::with_capacity(e.len());
+    let mut event_assets: Vec<Option<&str>> = Vec::with_capacity(e.len());
+    let mut event_paths: Vec<Option<&str>> = Vec::with_capacity(e.len());
+    let mut event_txids: Vec<Option<Uuid>> = Vec::with_capacity(e.len());
+    for event in e {
+        let (kind, asset, path, txid) = match event.body {
+            PlannedEventBody::AssetRegistered(def) => {
+                ("asset_registered", Some(def.id.as_str()), None, None)
             }
-        }
-        if !meta_ids.is_empty() {
-            execute(
-                tx,
-                INSERT_METADATA,
-                &[&meta_ids, &meta_keys, &meta_values],
-                CTX,
-            )?;
-        }
+            PlannedEventBody::AccountOpened { def, .. } => {
+                ("account_opened", None, Some(def.id.path.as_str()), None)
+            }
+            PlannedEventBody::TransactionPosted(tx) => {
+                ("transaction_posted", None, None, Some(tx.id.0))
+            }
+        };
+        event_kinds.push(kind);
+        event_assets.push(asset);
+        event_paths.push(path);
+        event_txids.push(txid);
     }
-    if !writes.postings.is_empty() {
-        let p = &writes.postings;
-        let txids: Vec<Uuid> = p.iter().map(|x| x.txid.0).collect();
-        let idxs: Vec<i32> = p
-            .iter()
-            .map(|x| i32::try_from(x.index).unwrap_or(i32::MAX))
-            .collect();
-        let books: Vec<&str> = p.iter().map(|x| x.posting.account.book.as_str()).collect();
-        let paths: Vec<&str> = p.iter().map(|x| x.posting.account.path.as_str()).collect();
-        let assets: Vec<&str> = p.iter().map(|x| x.posting.asset.as_str()).collect();
-        let amounts: Vec<String> = p.iter().map(|x| x.posting.amount.to_string()).collect();
-        let directions: Vec<&str> = p
-            .iter()
-            .map(|x| sql::direction_name(x.posting.direction))
-            .collect();
-        let after: Vec<i64> = p.iter().map(|x| x.balance_after).collect();
-        let seqs: Vec<i64> = p
-            .iter()
-            .map(|x| seq_to_sql(x.seq))
-            .collect::<Result<_, _>>()?;
-        let ats: Vec<i64> = p.iter().map(|x| u64_to_sql(x.at.0)).collect();
-        execute(
-            tx,
-            INSERT_POSTINGS,
-            &[
-                &txids,
-                &idxs,
-                &books,
-                &paths,
-                &assets,
-                &amounts,
-                &directions,
-                &after,
-                &seqs,
-                &ats,
-            ],
-            CTX,
-        )?;
-    }
-    if !writes.events.is_empty() {
-        let e = &writes.events;
-        let books: Vec<&str> = e.iter().map(|x| x.book.as_str()).collect();
-        let seqs: Vec<i64> = e
-            .iter()
-            .map(|x| seq_to_sql(x.seq))
-            .collect::<Result<_, _>>()?;
-        let ats: Vec<i64> = e.iter().map(|x| u64_to_sql(x.at.0)).collect();
-        let mut kinds: Vec<&str> = Vec::with_capacity(e.len());
-        let mut assets: Vec<Option<&str>> = Vec::with_capacity(e.len());
-        let mut paths: Vec<Option<&str>> = Vec::with_capacity(e.len());
-        let mut txids: Vec<Option<Uuid>> = Vec::with_capacity(e.len());
-        for event in e {
-            let (kind, asset, path, txid) = match event.body {
-                PlannedEventBody::AssetRegistered(def) => {
-                    ("asset_registered", Some(def.id.as_str()), None, None)
-                }
-                PlannedEventBody::AccountOpened { def, .. } => {
-                    ("account_opened", None, Some(def.id.path.as_str()), None)
-                }
-                PlannedEventBody::TransactionPosted(tx) => {
-                    ("transaction_posted", None, None, Some(tx.id.0))
-                }
-            };
-            kinds.push(kind);
-            assets.push(asset);
-            paths.push(path);
-            txids.push(txid);
-        }
-        execute(
-            tx,
-            INSERT_EVENTS,
-            &[&books, &seqs, &ats, &kinds, &assets, &paths, &txids],
-            CTX,
-        )?;
-    }
-    if !writes.heads.is_empty() {
-        let books: Vec<&str> = writes.heads.iter().map(|(b, _)| b.as_str()).collect();
-        let seqs: Vec<i64> = writes
-            .heads
-            .iter()
-            .map(|(_, h)| seq_to_sql(h.seq))
-            .collect::<Result<_, _>>()?;
-        let ats: Vec<i64> = writes
-            .heads
-            .iter()
-            .map(|(_, h)| u64_to_sql(h.last_at.0))
-            .collect();
-        execute(tx, UPSERT_HEADS, &[&books, &seqs, &ats], CTX)?;
-    }
-    if !writes.totals.is_empty() {
-        let t = &writes.totals;
-        let books: Vec<&str> = t.iter().map(|(b, _, _)| b.as_str()).collect();
-        let assets: Vec<&str> = t.iter().map(|(_, a, _)| a.as_str()).collect();
-        let debits: Vec<String> = t.iter().map(|(_, _, x)| x.debits.to_string()).collect();
-        let credits: Vec<String> = t.iter().map(|(_, _, x)| x.credits.to_string()).collect();
-        execute(
-            tx,
-            UPSERT_TOTALS,
-            &[&books, &assets, &debits, &credits],
-            CTX,
-        )?;
-    }
+
+    let head_books: Vec<&str> = writes.heads.iter().map(|(b, _)| b.as_str()).collect();
+    let head_seqs: Vec<i64> = writes
+        .heads
+        .iter()
+        .map(|(_, h)| seq_to_sql(h.seq))
+        .collect::<Result<_, _>>()?;
+    let head_ats: Vec<i64> = writes
+        .heads
+        .iter()
+        .map(|(_, h)| u64_to_sql(h.last_at.0))
+        .collect();
+
+    let totals = &writes.totals;
+    let total_books: Vec<&str> = totals.iter().map(|(b, _, _)| b.as_str()).collect();
+    let total_assets: Vec<&str> = totals.iter().map(|(_, a, _)| a.as_str()).collect();
+    let total_debits: Vec<String> = totals
+        .iter()
+        .map(|(_, _, x)| x.debits.to_string())
+        .collect();
+    let total_credits: Vec<String> = totals
+        .iter()
+        .map(|(_, _, x)| x.credits.to_string())
+        .collect();
+
+    execute(
+        tx,
+        WRITE_PLAN,
+        &[
+            &asset_ids,
+            &asset_precisions,
+            &asset_names,
+            &account_books,
+            &account_paths,
+            &account_assets,
+            &account_kinds,
+            &account_sides,
+            &account_mins,
+            &account_balances,
+            &account_updated,
+            &tx_ids,
+            &tx_books,
+            &tx_seqs,
+            &tx_ats,
+            &tx_keys,
+            &tx_counts,
+            &meta_ids,
+            &meta_keys,
+            &meta_values,
+            &posting_txids,
+            &posting_idxs,
+            &posting_books,
+            &posting_paths,
+            &posting_assets,
+            &posting_amounts,
+            &posting_directions,
+            &posting_after,
+            &posting_seqs,
+            &posting_ats,
+            &event_books,
+            &event_seqs,
+            &event_ats,
+            &event_kinds,
+            &event_assets,
+            &event_paths,
+            &event_txids,
+            &head_books,
+            &head_seqs,
+            &head_ats,
+            &total_books,
+            &total_assets,
+            &total_debits,
+            &total_credits,
+        ],
+        CTX,
+    )?;
     Ok(())
 }
 
@@ -571,7 +771,10 @@ impl PostgresLedger {
         self.db.write(|tx| {
             lock_books(tx, schema, &[book])?;
             let now = self.clock.now();
-            let mut reader = TxReader { tx };
+            let mut reader = TxReader {
+                tx,
+                prefetched: Prefetched::default(),
+            };
             let mut planner = LedgerPlanner::new(&mut reader, now);
             let out = plan(&mut planner)?;
             let writes = planner.into_writes();
@@ -613,7 +816,8 @@ impl LedgerStore for PostgresLedger {
         self.db.write(|tx| {
             lock_books(tx, schema, &books)?;
             let now = self.clock.now();
-            let mut reader = TxReader { tx };
+            let prefetched = Prefetched::read(tx, txs)?;
+            let mut reader = TxReader { tx, prefetched };
             let (results, writes) = plan_batch(&mut reader, now, txs);
             write_plan(reader.tx, &writes)?;
             Ok(results)

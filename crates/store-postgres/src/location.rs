@@ -274,10 +274,25 @@ fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-impl fmt::Display for PostgresLocation {
-    /// `postgres://user@host:port/dbname?schema=...&pool=...`, without the password; a
-    /// Unix socket directory is shown as `?host=/dir`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// `bytes` percent-encoded for a URL query value: every byte but the unreserved ones
+/// (letters, digits, `-`, `.`, `_`, `~`) as `%XX`, so any password (any bytes) parses back
+/// unchanged.
+fn percent_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl PostgresLocation {
+    /// Writes the URL form: with `password` (already percent-encoded) as a query
+    /// parameter, or without any password.
+    fn write_url(&self, f: &mut impl fmt::Write, password: Option<&str>) -> fmt::Result {
         write!(f, "postgres://")?;
         if let Some(user) = self.config.get_user() {
             write!(f, "{user}@")?;
@@ -298,7 +313,18 @@ impl fmt::Display for PostgresLocation {
         for dir in sockets {
             write!(f, "&host={dir}")?;
         }
+        if let Some(password) = password {
+            write!(f, "&password={password}")?;
+        }
         Ok(())
+    }
+}
+
+impl fmt::Display for PostgresLocation {
+    /// `postgres://user@host:port/dbname?schema=...&pool=...`, without the password; a
+    /// Unix socket directory is shown as `?host=/dir`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_url(f, None)
     }
 }
 
@@ -319,11 +345,16 @@ impl StoreLocation for PostgresLocation {
         None
     }
 
-    /// The URL form ([`Display`](fmt::Display)), which parses back to the same server,
-    /// database, schema and pool size. The password is never in it, so the text alone
-    /// reaches only a server that asks for none (as the test servers do).
+    /// The URL form ([`Display`](fmt::Display)) plus, when the location has a password,
+    /// `&password=` with it percent-encoded: it parses back to the same server, database,
+    /// schema, pool size and credentials, so a child process given the text reaches the
+    /// same server. Unlike `Display` and `Debug` it carries the secret: hand it only to
+    /// whom may connect.
     fn to_text(&self) -> Option<String> {
-        Some(self.to_string())
+        let password = self.config.get_password().map(percent_encode);
+        let mut text = String::new();
+        self.write_url(&mut text, password.as_deref()).ok()?;
+        Some(text)
     }
 
     /// The location a URL names ([`FromStr`]).
@@ -401,6 +432,31 @@ mod tests {
             redact("postgres://db/main?user=a&password=s3cret&schema=x"),
             "postgres://db/main?user=a&password=***&schema=x"
         );
+    }
+
+    #[test]
+    fn text_form_carries_the_password_that_display_hides() {
+        for url in [
+            "postgres://app:s3cret@db:5433/main?schema=a&pool=3",
+            "postgres://app@db/main?password=p%40ss%20w%2Frd%26%3D%25%3F&schema=a",
+            "postgres://app@/main?host=/run/pg&password=%C3%A9t%C3%A9",
+        ] {
+            let loc = parse(url).unwrap();
+            let password = loc.config().get_password().unwrap().to_vec();
+            let text = loc.to_text().unwrap();
+            let back = PostgresLocation::from_text(&text).unwrap();
+            assert_eq!(back.config().get_password(), Some(&password[..]), "{text}");
+            assert_eq!(back.to_string(), loc.to_string());
+            assert_eq!(back.config().get_hosts(), loc.config().get_hosts());
+            assert_eq!(back.pool_size(), loc.pool_size());
+            let shown = String::from_utf8_lossy(&password).into_owned();
+            assert!(!loc.to_string().contains(&shown), "{loc}");
+            assert!(!format!("{loc:?}").contains(&shown), "{loc:?}");
+            assert!(!format!("{back:?}").contains(&shown), "{back:?}");
+        }
+        let none = parse("postgres://app@db/main").unwrap();
+        assert_eq!(none.to_text().unwrap(), none.to_string());
+        assert_eq!(percent_encode(b"a-Z_0.~ %&="), "a-Z_0.~%20%25%26%3D");
     }
 
     #[test]

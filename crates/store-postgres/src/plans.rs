@@ -43,6 +43,11 @@ INSERT INTO side_effect_inbound (callee, order_pos, order_seq, caller, call_pos,
 INSERT INTO segments (segment, session, entries, traces, live)
     SELECT md5('segment ' || g)::uuid, md5('session ' || (g % 50))::uuid, 1, 0, g % 10 <> 0
     FROM generate_series(1, 5000) AS g;
+INSERT INTO ledger_transactions (txid, book, seq, at, idempotency_key, posting_count)
+    SELECT md5('tx ' || g)::uuid, 'b' || (g % 20), g, 0, 'key' || g, 1
+    FROM generate_series(1, 5000) AS g;
+INSERT INTO ledger_totals (book, asset, debits, credits)
+    SELECT 'b' || g, 'A1', 0, 0 FROM generate_series(1, 5000) AS g;
 ANALYZE;
 ";
 
@@ -173,6 +178,58 @@ fn every_listing_reads_an_index_in_order_and_stops_at_its_limit() {
         assert!(
             plan.contains("Limit") && most_rows(&plan) <= 3 * limit as u64,
             "{name} does not stop at its limit:\n{plan}"
+        );
+    }
+}
+
+/// The ledger's prefetch (one statement reading every record a commit batch plans
+/// against) probes an index per key and scans no table, whether the server plans it for
+/// the given arrays or once for any (a pooled connection's prepared statement goes
+/// generic after a few runs).
+#[test]
+fn the_ledger_prefetch_probes_indexes_only() {
+    let location = scratch::fresh_location().unwrap();
+    drop(PostgresBackend::open(&location, OpenOptions::default()).unwrap());
+    let mut client = location.config().connect(NoTls).unwrap();
+    client
+        .batch_execute(&format!("SET search_path TO {}", location.quoted_schema()))
+        .unwrap();
+    client.batch_execute(POPULATE).unwrap();
+    let books = vec!["b7", "b8"];
+    let (key_books, keys) = (vec!["b7"], vec!["key27"]);
+    let (account_books, paths) = (vec!["b7", "b7"], vec!["assets:7", "assets:27"]);
+    let (total_books, assets) = (vec!["b7"], vec!["A1"]);
+    let params: [&(dyn ToSql + Sync); 7] = [
+        &books,
+        &key_books,
+        &keys,
+        &account_books,
+        &paths,
+        &total_books,
+        &assets,
+    ];
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        client
+            .batch_execute(&format!("SET plan_cache_mode TO {mode}"))
+            .unwrap();
+        let plan = plan(&mut client, ledger::PREFETCH, &params);
+        assert!(!plan.contains("Seq Scan"), "{mode}: a table scan:\n{plan}");
+        for index in [
+            "ledger_book_heads_pkey",
+            "ledger_transactions_idempotency",
+            "ledger_accounts_pkey",
+            "ledger_totals_pkey",
+            "ledger_transactions_pkey",
+        ] {
+            assert!(plan.contains(index), "{mode}: {index} unused:\n{plan}");
+        }
+        let rows = client.query(ledger::PREFETCH, &params).unwrap();
+        let kinds: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+        assert_eq!(
+            (count("h"), count("i"), count("a"), count("t"), count("x")),
+            (2, 1, 2, 1, 1),
+            "{mode}: {kinds:?}"
         );
     }
 }

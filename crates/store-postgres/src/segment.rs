@@ -11,13 +11,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use postgres::{GenericClient, Transaction};
 use store_api::limits::check_value;
 use store_api::{SegmentError, SegmentId, SegmentLogStore, SessionId, StorageError};
 use store_kit::segment::{SegmentMeta, readable, sessions_newest_first, writable};
 use uuid::Uuid;
 
-use crate::db::{Db, execute, get, query, query_opt};
+use crate::db::{Db, Sql, Tx, execute, get, query, query_opt};
 use crate::{seq_from_sql, seq_to_sql};
 
 const META: &str = "SELECT session, entries, traces, live FROM segments WHERE segment = $1";
@@ -92,7 +91,7 @@ fn meta_from(row: &postgres::Row) -> Result<SegmentMeta, StorageError> {
 }
 
 fn read_meta(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     segment: SegmentId,
 ) -> Result<Option<SegmentMeta>, StorageError> {
     query_opt(client, META, &[&segment.0], "reading segment metadata")?
@@ -104,7 +103,7 @@ fn read_meta(
 /// missing and locked until the transaction ends; `None` stands for the placeholder, which
 /// is a segment never touched.
 fn lock_meta(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     session: SessionId,
     segment: SegmentId,
 ) -> Result<Option<SegmentMeta>, StorageError> {
@@ -116,11 +115,7 @@ fn lock_meta(
     Ok(meta.filter(|_| !created))
 }
 
-fn write_meta(
-    tx: &mut Transaction<'_>,
-    segment: SegmentId,
-    meta: &SegmentMeta,
-) -> Result<(), StorageError> {
+fn write_meta(tx: &mut Tx<'_>, segment: SegmentId, meta: &SegmentMeta) -> Result<(), StorageError> {
     execute(
         tx,
         UPDATE_META,
@@ -136,7 +131,7 @@ fn write_meta(
 }
 
 fn read_entries(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     sql: &'static str,
     segment: SegmentId,
 ) -> Result<Vec<Bytes>, StorageError> {

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use postgres::GenericClient;
 use store_api::{
     CallEventOutput, CallOrderKey, ChainPos, EventOutputs, InboundInterCall, InterCall,
     InterCallOutputKey, LyquidId, SideEffectError, SideEffectKey, SideEffectStore, StorageError,
@@ -28,7 +27,7 @@ use store_kit::side_effect::{
 use store_kit::sql;
 
 use crate::corrupted;
-use crate::db::{Db, execute, get, query, query_opt};
+use crate::db::{Db, Sql, execute, get, query, query_opt};
 
 const SLOT: &str =
     "SELECT payloads FROM side_effect_outputs WHERE lyquid = $1 AND pos = $2 AND kind = $3";
@@ -121,7 +120,7 @@ fn seq_from(n: i64) -> Result<u32, StorageError> {
 }
 
 fn read_slot(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     key: &SideEffectKey,
 ) -> Result<Option<EventOutputs>, StorageError> {
     const CTX: &str = "reading side-effect outputs";
@@ -145,7 +144,7 @@ fn read_slot(
 }
 
 fn read_call_output(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     key: &InterCallOutputKey,
 ) -> Result<Option<CallEventOutput>, StorageError> {
     const CTX: &str = "reading an inter-call output";
@@ -164,7 +163,7 @@ fn read_call_output(
 }
 
 fn read_inbound(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     callee: &LyquidId,
     order_key: &CallOrderKey,
 ) -> Result<Option<InboundInterCall>, StorageError> {

@@ -11,13 +11,13 @@
 //! discarded when the handle drops.
 
 use bytes::Bytes;
-use postgres::Client;
+
 use store_api::limits::check_partition_cursor;
 use store_api::{StateError, StorageError};
 use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
-use crate::db::{Db, execute, get, query, query_opt, write_on};
+use crate::db::{Db, PgConn, execute, get, query, query_opt, write_on};
 use crate::{PgContext, corrupted};
 
 /// The advisory lock key of a partition: a 64-bit hash of the schema and the name, in a
@@ -46,7 +46,7 @@ pub(crate) const LIST: &str = "SELECT name FROM state_partitions AS p WHERE name
 /// Where a state partition's flushes go: its rows of `state_entries`, written on the
 /// owner's own connection (which holds the partition's lock).
 pub struct PostgresPartition {
-    client: Client,
+    client: PgConn,
     gate: std::sync::Arc<WriteGate>,
     schema: String,
     name: String,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for PostgresPartition {
     }
 }
 
-fn partition_id(client: &mut Client, name: &str) -> Result<Option<i64>, StorageError> {
+fn partition_id(client: &mut PgConn, name: &str) -> Result<Option<i64>, StorageError> {
     query_opt(
         client,
         PARTITION_ID,
