@@ -319,11 +319,26 @@ pub(crate) fn write_on<T, E>(
 where
     E: From<StorageError> + StoreError,
 {
+    with_retries(|| run_write(client, durable, &mut f))
+}
+
+/// Runs `run` until it succeeds, fails with an error that is not [retryable](is_retryable),
+/// or has been tried [`MAX_WRITE_ATTEMPTS`] times, pausing with backoff between tries; each
+/// retry is a `debug` event (target `store_postgres`) with the error that caused it.
+fn with_retries<T, E: StoreError>(mut run: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let mut attempt = 0;
     loop {
-        match run_write(client, durable, &mut f) {
+        match run() {
             Err(e) if attempt + 1 < MAX_WRITE_ATTEMPTS && e.storage().is_some_and(is_retryable) => {
-                std::thread::sleep(retry_pause(attempt));
+                let pause = retry_pause(attempt);
+                tracing::debug!(
+                    target: "store_postgres",
+                    attempt = attempt + 1,
+                    pause_ms = pause.as_millis() as u64,
+                    error = %store_api::error_chain(&e),
+                    "write tried again"
+                );
+                std::thread::sleep(pause);
                 attempt += 1;
             }
             other => return other,
@@ -720,19 +735,7 @@ impl Db {
             drop(conn);
             conn = self.conn()?;
         }
-        let mut attempt = 0;
-        loop {
-            match f(&mut conn) {
-                Err(e)
-                    if attempt + 1 < MAX_WRITE_ATTEMPTS
-                        && e.storage().is_some_and(is_retryable) =>
-                {
-                    std::thread::sleep(retry_pause(attempt));
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        with_retries(|| f(&mut conn))
     }
 }
 
