@@ -123,6 +123,8 @@ struct Tally {
     corrupted: u64,
     missing: u64,
     wrong: u64,
+    /// What each wrong read was.
+    wrong_reads: Vec<String>,
     /// Typed errors of another kind than `Corrupted`, by kind.
     other: BTreeMap<String, u64>,
 }
@@ -133,6 +135,11 @@ impl Tally {
             Some(StorageErrorKind::Corrupted) => self.corrupted += 1,
             kind => *self.other.entry(format!("{kind:?}: {e:?}")).or_default() += 1,
         }
+    }
+
+    fn wrong(&mut self, what: String) {
+        self.wrong += 1;
+        self.wrong_reads.push(what);
     }
 
     fn add(&mut self, o: &Tally) {
@@ -155,7 +162,7 @@ fn read_back(backend: &SqliteBackend, data: &Dataset) -> Tally {
         match (engine.get(&k), data.engine.get(&k)) {
             (Ok(got), want) if got.as_deref() == want.map(Vec::as_slice) => t.right += 1,
             (Ok(None), Some(_)) => t.missing += 1,
-            (Ok(_), _) => t.wrong += 1,
+            (Ok(got), want) => t.wrong(format!("get {i}: {got:?}, want {want:?}")),
             (Err(e), _) => t.error(&e),
         }
     }
@@ -165,7 +172,7 @@ fn read_back(backend: &SqliteBackend, data: &Dataset) -> Tally {
             for (k, v) in &rows {
                 match data.engine.get(k.as_ref()) {
                     Some(want) if want == v.as_ref() => scanned += 1,
-                    _ => t.wrong += 1,
+                    want => t.wrong(format!("scan {k:?}: {v:?}, want {want:?}")),
                 }
             }
             if scanned == data.engine.len() {
@@ -180,7 +187,16 @@ fn read_back(backend: &SqliteBackend, data: &Dataset) -> Tally {
         match engine.get_batch(*seq) {
             Ok(Some(got)) if &got == want => t.right += 1,
             Ok(None) => t.missing += 1,
-            Ok(Some(_)) => t.wrong += 1,
+            Ok(Some(got)) => {
+                let differ: Vec<usize> = (0..got.len().max(want.len()))
+                    .filter(|&i| got.get(i) != want.get(i))
+                    .collect();
+                t.wrong(format!(
+                    "batch {seq}: {} mutations, want {}, differing at {differ:?}",
+                    got.len(),
+                    want.len()
+                ))
+            }
             Err(e) => t.error(&e),
         }
     }
@@ -190,12 +206,12 @@ fn read_back(backend: &SqliteBackend, data: &Dataset) -> Tally {
                 match partition.get(k) {
                     Ok(Some(got)) if got.as_ref() == want.as_slice() => t.right += 1,
                     Ok(None) => t.missing += 1,
-                    Ok(Some(_)) => t.wrong += 1,
+                    Ok(Some(got)) => t.wrong(format!("state {k:?}: {got:?}")),
                     Err(e) => t.error(&e),
                 }
             }
             if partition.len() > data.state.len() {
-                t.wrong += 1;
+                t.wrong(format!("state: {} entries", partition.len()));
             }
         }
         Err(e) => t.error(&e),
@@ -206,11 +222,11 @@ fn read_back(backend: &SqliteBackend, data: &Dataset) -> Tally {
                 match got.get(i) {
                     Some(g) if g.as_ref() == want.as_slice() => t.right += 1,
                     None => t.missing += 1,
-                    Some(_) => t.wrong += 1,
+                    Some(g) => t.wrong(format!("segment entry {i}: {g:?}")),
                 }
             }
             if got.len() > data.entries.len() {
-                t.wrong += 1;
+                t.wrong(format!("segment: {} entries", got.len()));
             }
         }
         Err(e) => t.error(&e),

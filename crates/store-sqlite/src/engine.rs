@@ -109,11 +109,13 @@ impl std::fmt::Debug for SqliteEngine {
 const KV: &str = "engine_kv";
 const LOG: &str = "engine_batch_log";
 
-/// The checksum of a batch log row: keyed by `(seq, idx)`, over the operation, the key and
-/// the value.
-fn log_crc(seq: i64, idx: i64, op: &str, key: &[u8], value: Option<&[u8]>) -> i64 {
+/// The checksum of a batch log row: keyed by `(seq, idx)`, over the number of mutations
+/// in its batch, the operation, the key and the value. The count makes a batch that lost
+/// rows fail verification, where each surviving row alone would pass.
+fn log_crc(seq: i64, idx: i64, count: usize, op: &str, key: &[u8], value: Option<&[u8]>) -> i64 {
     let id = Fields::new().int(seq).int(idx);
     let record = Fields::new()
+        .int(i64::try_from(count).unwrap_or(i64::MAX))
         .bytes(op.as_bytes())
         .bytes(key)
         .opt_bytes(value);
@@ -214,12 +216,12 @@ fn write_mutations(conn: &Connection, seq: i64, mutations: &[Mutation]) -> rusql
         match mutation {
             Mutation::Put { key, value } => {
                 upsert.execute((key.as_ref(), value.as_ref(), crc(KV, key, value)))?;
-                let sum = log_crc(seq, idx as i64, "put", key, Some(value));
+                let sum = log_crc(seq, idx as i64, mutations.len(), "put", key, Some(value));
                 log_put.execute((seq, idx as i64, key.as_ref(), value.as_ref(), sum))?;
             }
             Mutation::Delete { key } => {
                 delete.execute([key.as_ref()])?;
-                let sum = log_crc(seq, idx as i64, "delete", key, None);
+                let sum = log_crc(seq, idx as i64, mutations.len(), "delete", key, None);
                 log_delete.execute((seq, idx as i64, key.as_ref(), sum))?;
             }
         }
@@ -238,19 +240,41 @@ fn read_batch(conn: &Connection, seq: u64) -> Result<Option<Vec<Mutation>>, Stor
         .prepare_cached(GET_BATCH)
         .ctx("reading the batch log")?;
     let mut rows = stmt.query([seq]).ctx("reading the batch log")?;
-    let mut mutations = Vec::new();
+    // The rows are verified once all are read: each checksum covers the batch's length,
+    // so a batch that lost rows (a damaged page) does not verify.
+    let mut read = Vec::new();
     while let Some(row) = rows.next().ctx("reading the batch log")? {
         let idx: i64 = row.get(3).ctx("reading the batch log")?;
-        let id = Fields::new().int(seq).int(idx);
-        let damaged = || store_kit::checksum::mismatch(crate::BACKEND_NAME, LOG, id.as_slice());
+        let damaged = || {
+            store_kit::checksum::mismatch(
+                crate::BACKEND_NAME,
+                LOG,
+                Fields::new().int(seq).int(idx).as_slice(),
+            )
+        };
         let op: String = row.get(0).map_err(|_| damaged())?;
         let key: Vec<u8> = row.get(1).map_err(|_| damaged())?;
         let value: Option<Vec<u8>> = row.get(2).map_err(|_| damaged())?;
-        let record = Fields::new()
-            .bytes(op.as_bytes())
-            .bytes(&key)
-            .opt_bytes(value.as_deref());
-        verify_crc(row, 4, LOG, id.as_slice(), record.as_slice())?;
+        let stored = match row.get_ref(4) {
+            Ok(ValueRef::Null) => None,
+            Ok(ValueRef::Integer(n)) => Some(u32::try_from(n).map_err(|_| damaged())?),
+            _ => return Err(damaged()),
+        };
+        read.push((idx, op, key, value, stored));
+    }
+    let count = read.len();
+    let mut mutations = Vec::with_capacity(count);
+    for (idx, op, key, value, stored) in read {
+        if let Some(stored) = stored {
+            let sum = log_crc(seq, idx, count, &op, &key, value.as_deref());
+            if i64::from(stored) != sum {
+                return Err(store_kit::checksum::mismatch(
+                    crate::BACKEND_NAME,
+                    LOG,
+                    Fields::new().int(seq).int(idx).as_slice(),
+                ));
+            }
+        }
         mutations.push(decode_mutation(&op, key, value)?);
     }
     Ok((!mutations.is_empty()).then_some(mutations))
@@ -276,7 +300,7 @@ impl StoreEngine for SqliteEngine {
             let mut log = conn.prepare_cached(LOG_PUT)?;
             for (idx, (key, value)) in pairs.iter().enumerate() {
                 upsert.execute((key, value, crc(KV, key, value)))?;
-                let sum = log_crc(seq, idx as i64, "put", key, Some(value));
+                let sum = log_crc(seq, idx as i64, pairs.len(), "put", key, Some(value));
                 log.execute((seq, idx as i64, key, value, sum))?;
             }
             Ok(())
@@ -293,7 +317,7 @@ impl StoreEngine for SqliteEngine {
             let mut log = conn.prepare_cached(LOG_DELETE)?;
             for (idx, key) in keys.iter().enumerate() {
                 delete.execute([key])?;
-                let sum = log_crc(seq, idx as i64, "delete", key, None);
+                let sum = log_crc(seq, idx as i64, keys.len(), "delete", key, None);
                 log.execute((seq, idx as i64, key, sum))?;
             }
             Ok(())

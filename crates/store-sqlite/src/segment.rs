@@ -138,6 +138,7 @@ fn read_entries(
     conn: &Connection,
     (sql, table): (&'static str, &'static str),
     segment: SegmentId,
+    count: u64,
 ) -> Result<Vec<Bytes>, StorageError> {
     const CTX: &str = "reading segment entries";
     let mut stmt = conn.prepare_cached(sql).ctx(CTX)?;
@@ -151,6 +152,18 @@ fn read_entries(
             .map_err(|_| store_kit::checksum::mismatch(BACKEND_NAME, table, key.as_slice()))?;
         verify_crc(row, 2, table, key.as_slice(), &entry)?;
         out.push(Bytes::from(entry));
+    }
+    // Each entry verifies alone: the count in the segment's row tells a segment that lost
+    // entries (a damaged page) from a shorter one.
+    if out.len() as u64 != count {
+        return Err(StorageError::corrupted(
+            BACKEND_NAME,
+            format!(
+                "{table} of segment {} holds {} entries where its row in segments counts {count}",
+                segment.0,
+                out.len()
+            ),
+        ));
     }
     Ok(out)
 }
@@ -212,8 +225,8 @@ impl SegmentLogStore for SqliteSegmentLog {
 
     fn read_all(&self, session: SessionId, segment: SegmentId) -> Result<Vec<Bytes>, SegmentError> {
         self.db.read_tx(|conn| {
-            readable(read_meta(conn, segment)?, session, segment)?;
-            Ok(read_entries(conn, ENTRIES, segment)?)
+            let meta = readable(read_meta(conn, segment)?, session, segment)?;
+            Ok(read_entries(conn, ENTRIES, segment, meta.entries)?)
         })
     }
 
@@ -223,7 +236,9 @@ impl SegmentLogStore for SqliteSegmentLog {
         segment: SegmentId,
     ) -> Result<Vec<Bytes>, SegmentError> {
         self.db.read_tx(|conn| match read_meta(conn, segment)? {
-            Some(meta) if meta.session == session => Ok(read_entries(conn, TRACES, segment)?),
+            Some(meta) if meta.session == session => {
+                Ok(read_entries(conn, TRACES, segment, meta.traces)?)
+            }
             _ => Ok(Vec::new()),
         })
     }
