@@ -12,15 +12,23 @@
 //! refuses.
 //!
 //! # Checksums
-//! SQLite keeps no page checksums, so every record the stores read back carries its own:
-//! a `crc` column, [`store_kit::checksum`] (CRC-32) over the table name, the key and the
-//! value, verified on every read. A mismatch, or a column that does not decode (a `TEXT`
-//! that is not UTF-8, a value of the wrong type), is [`StorageErrorKind::Corrupted`]
-//! naming the table and the key, never wrong data; damage SQLite itself meets (a broken
-//! b-tree page) is `Corrupted` too (`PRAGMA integrity_check` finds it up front). Rows of a
-//! schema-version-1 database (before checksums) have `crc` `NULL` and are read
-//! unverified; a read-write open upgrades such a database to version 2 in one
-//! transaction ([`MIGRATE_V1_SQL`]), a read-only open reads it as it is.
+//! SQLite keeps no page checksums, so the records the stores read back by key (engine
+//! data and batch log, state entries, ledger postings, side-effect payloads, call outputs
+//! and inbound calls, segment entries and traces) carry their own: a `crc` column,
+//! [`store_kit::checksum`] (CRC-32) over the table name, the key and the value, verified
+//! on every read before the row is decoded. A mismatch, or a column that does not decode
+//! (a `TEXT` that is not UTF-8, a value of the wrong type), is
+//! [`StorageErrorKind::Corrupted`] naming the table and the key, never wrong data; damage
+//! SQLite itself meets (a broken b-tree page) is `Corrupted` too (`PRAGMA integrity_check`
+//! finds it up front). A batch log row's checksum also covers its batch's length, and a
+//! segment's entries are counted against its `segments` row, so a batch or segment that
+//! lost rows is `Corrupted`, never returned shorter. A record that damage makes
+//! unreachable by its key reads as absent: a checksum beside a record cannot report a
+//! record the lookup never finds.
+//!
+//! Rows of a schema-version-1 database (before checksums) have `crc` `NULL` and are read
+//! unverified; a read-write open upgrades such a database to version 2 in one transaction
+//! ([`MIGRATE_V1_SQL`]), a read-only open reads it as it is.
 //!
 //! # Schema
 //! Version 2, in `src/schema.sql` (every table `STRICT`, natural keys `WITHOUT ROWID`,
