@@ -9,11 +9,12 @@
 //! - [`ledger`]: records, keys and the [`ledger::LedgerPlanner`];
 //! - [`segment`]: segment metadata, keys and ownership rules;
 //!
-//! and the shared mechanics: [`codec`] (records and keys), [`dir`] (directory checks and
+//! and the shared mechanics: [`checksum`] (record checksums verified on read), [`codec`] (records and keys), [`dir`] (directory checks and
 //! the process lock), [`gate`] (writes refused after a failed durability step),
 //! [`group_commit`], [`listing`] (the cursors and pages of every listing), [`lru`], [`sql`]
 //! (column encodings of the relational backends).
 
+pub mod checksum;
 pub mod codec;
 pub mod dir;
 pub mod engine;

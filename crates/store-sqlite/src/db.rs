@@ -13,12 +13,12 @@ use store_api::{Durability, OpenError, OpenOptions, StorageError};
 use store_kit::dir::{DirGuard, DirLayout};
 use store_kit::gate::{EngineSlot, WriteGate, read_only_error};
 
-use crate::{DB_FILE, SCHEMA_SQL, SCHEMA_VERSION, SqlContext};
+use crate::{DB_FILE, MIGRATE_V1_SQL, SCHEMA_SQL, SCHEMA_VERSION, SqlContext};
 
 /// `PRAGMA application_id` of a store database: "STOR".
 pub(crate) const APPLICATION_ID: i64 = 0x5354_4F52;
 
-/// Every table of schema version 1.
+/// Every table of schema versions 1 and 2.
 const TABLES: &[&str] = &[
     "schema_version",
     "engine_kv",
@@ -72,6 +72,19 @@ pub(crate) const LAYOUT: DirLayout = DirLayout {
     ],
 };
 
+/// The tables that gained a `crc` column in schema version 2.
+const CHECKSUMMED: &[&str] = &[
+    "engine_kv",
+    "engine_batch_log",
+    "state_entries",
+    "ledger_postings",
+    "side_effect_output_payloads",
+    "side_effect_call_outputs",
+    "side_effect_inbound",
+    "segment_entries",
+    "segment_traces",
+];
+
 /// Settings of every connection: page cache, foreign keys, busy timeout, statement cache.
 const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;";
 
@@ -83,6 +96,9 @@ pub(crate) struct Db {
     path: PathBuf,
     durability: Durability,
     read_only: bool,
+    /// A schema-version-1 database opened read-only (so not upgraded): reader connections
+    /// see its checksummed tables through views with a `NULL` `crc` column.
+    legacy_v1: bool,
     /// Shut by a commit that failed with an I/O error (not a full disk): after a failed
     /// `fsync` the pages of earlier writes may be gone, so nothing more is acknowledged
     /// until the database is reopened. Refuses writes of a read-only open, and everything
@@ -263,8 +279,9 @@ fn create_database(dir: &Path, path: &Path) -> Result<(), OpenError> {
         .map_err(|e| OpenError::from_io(dir, e))
 }
 
-/// Refuses a database this crate did not write, or wrote in a version it cannot read.
-fn check_schema(path: &Path, conn: &Connection) -> Result<(), OpenError> {
+/// Refuses a database this crate did not write, or wrote in a version it cannot read;
+/// returns its schema version (1 or [`SCHEMA_VERSION`]).
+fn check_schema(path: &Path, conn: &Connection) -> Result<i64, OpenError> {
     let app_id: i64 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(|e| open_error(path, e))?;
@@ -296,7 +313,7 @@ fn check_schema(path: &Path, conn: &Connection) -> Result<(), OpenError> {
         .map_err(|e| open_error(path, e))?;
     match version {
         None => return Err(corrupted_file(path, "the schema_version row is missing")),
-        Some(v) if v == SCHEMA_VERSION => {}
+        Some(v) if v == SCHEMA_VERSION || v == 1 => {}
         Some(v) if v > SCHEMA_VERSION => {
             return Err(foreign(
                 path,
@@ -322,6 +339,29 @@ fn check_schema(path: &Path, conn: &Connection) -> Result<(), OpenError> {
             path,
             &format!("table {missing} of schema version {SCHEMA_VERSION} is missing"),
         ));
+    }
+    version.ok_or_else(|| corrupted_file(path, "the schema_version row is missing"))
+}
+
+/// Upgrades a schema-version-1 database to version 2 in one transaction: all the `crc`
+/// columns and the new version, or nothing.
+fn migrate_v1(path: &Path, conn: &mut Connection) -> Result<(), OpenError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| open_error(path, e))?;
+    tx.execute_batch(MIGRATE_V1_SQL)
+        .map_err(|e| open_error(path, e))?;
+    tx.commit().map_err(|e| open_error(path, e))
+}
+
+/// On a reader connection of a version-1 database opened read-only: a temporary view per
+/// checksummed table with a `NULL` `crc` column (temporary objects shadow the main
+/// database's), so the statements of version 2 read it unverified.
+fn legacy_views(conn: &Connection) -> rusqlite::Result<()> {
+    for table in CHECKSUMMED {
+        conn.execute_batch(&format!(
+            "CREATE TEMP VIEW {table} AS SELECT *, NULL AS crc FROM main.{table};"
+        ))?;
     }
     Ok(())
 }
@@ -357,6 +397,7 @@ fn open_reader(
     path: &Path,
     durability: Durability,
     read_only: bool,
+    legacy_v1: bool,
 ) -> rusqlite::Result<Connection> {
     let access = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -365,6 +406,9 @@ fn open_reader(
     };
     let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     configure(&conn, durability)?;
+    if legacy_v1 {
+        legacy_views(&conn)?;
+    }
     conn.execute_batch("PRAGMA query_only = ON;")?;
     Ok(conn)
 }
@@ -415,8 +459,15 @@ impl Db {
         check_file(&path)?;
         let gate = Arc::new(WriteGate::new(crate::BACKEND_NAME).with_read_only(read_only));
         if read_only {
-            let reader = open_reader(&path, durability, true).map_err(|e| open_error(&path, e))?;
-            check_schema(&path, &reader)?;
+            let probe =
+                open_reader(&path, durability, true, false).map_err(|e| open_error(&path, e))?;
+            let legacy_v1 = check_schema(&path, &probe)? == 1;
+            let reader = if legacy_v1 {
+                drop(probe);
+                open_reader(&path, durability, true, true).map_err(|e| open_error(&path, e))?
+            } else {
+                probe
+            };
             return Ok(Db {
                 connections: EngineSlot::new(
                     crate::BACKEND_NAME,
@@ -428,17 +479,18 @@ impl Db {
                 path,
                 durability,
                 read_only,
+                legacy_v1,
                 gate,
                 guard: Mutex::new(Some(guard)),
             });
         }
-        let writer = Connection::open_with_flags(
+        let mut writer = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| open_error(&path, e))?;
         configure(&writer, durability).map_err(|e| open_error(&path, e))?;
-        check_schema(&path, &writer)?;
+        let version = check_schema(&path, &writer)?;
         if writer
             .is_readonly("main")
             .map_err(|e| open_error(&path, e))?
@@ -450,6 +502,9 @@ impl Db {
                     "the database can only be opened read-only",
                 ),
             });
+        }
+        if version == 1 {
+            migrate_v1(&path, &mut writer)?;
         }
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -463,7 +518,8 @@ impl Db {
             });
         }
         // Fail at open, not at the first read, when reader connections cannot be made.
-        let reader = open_reader(&path, durability, false).map_err(|e| open_error(&path, e))?;
+        let reader =
+            open_reader(&path, durability, false, false).map_err(|e| open_error(&path, e))?;
         Ok(Db {
             connections: EngineSlot::new(
                 crate::BACKEND_NAME,
@@ -475,6 +531,7 @@ impl Db {
             path,
             durability,
             read_only,
+            legacy_v1: false,
             gate,
             guard: Mutex::new(Some(guard)),
         })
@@ -521,7 +578,8 @@ impl Db {
         if let Some(conn) = connections.readers.lock().pop() {
             return Ok(conn);
         }
-        open_reader(&self.path, self.durability, self.read_only).ctx("opening a reader connection")
+        open_reader(&self.path, self.durability, self.read_only, self.legacy_v1)
+            .ctx("opening a reader connection")
     }
 
     fn return_reader(connections: &Connections, conn: Connection) {

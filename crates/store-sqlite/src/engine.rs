@@ -17,20 +17,22 @@ use store_kit::engine::{
 use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
 use crate::db::Db;
-use crate::{SqlContext, corrupted};
+use crate::{SqlContext, corrupted, crc, verify_crc};
+use store_kit::checksum::Fields;
 
-const GET: &str = "SELECT value FROM engine_kv WHERE key = ?1";
-const UPSERT: &str = "INSERT INTO engine_kv (key, value) VALUES (?1, ?2) \
-                      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const GET: &str = "SELECT value, crc FROM engine_kv WHERE key = ?1";
+const UPSERT: &str = "INSERT INTO engine_kv (key, value, crc) VALUES (?1, ?2, ?3) \
+                      ON CONFLICT (key) DO UPDATE SET value = excluded.value, crc = excluded.crc";
 const DELETE: &str = "DELETE FROM engine_kv WHERE key = ?1";
-const LOG_PUT: &str =
-    "INSERT INTO engine_batch_log (seq, idx, op, key, value) VALUES (?1, ?2, 'put', ?3, ?4)";
-const LOG_DELETE: &str =
-    "INSERT INTO engine_batch_log (seq, idx, op, key, value) VALUES (?1, ?2, 'delete', ?3, NULL)";
+const LOG_PUT: &str = "INSERT INTO engine_batch_log (seq, idx, op, key, value, crc) \
+                       VALUES (?1, ?2, 'put', ?3, ?4, ?5)";
+const LOG_DELETE: &str = "INSERT INTO engine_batch_log (seq, idx, op, key, value, crc) \
+                          VALUES (?1, ?2, 'delete', ?3, NULL, ?4)";
 const SET_SEQUENCE: &str = "INSERT INTO engine_meta (key, value) VALUES (?1, ?2) \
                             ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 const GET_SEQUENCE: &str = "SELECT value FROM engine_meta WHERE key = ?1";
-const GET_BATCH: &str = "SELECT op, key, value FROM engine_batch_log WHERE seq = ?1 ORDER BY idx";
+const GET_BATCH: &str =
+    "SELECT op, key, value, idx, crc FROM engine_batch_log WHERE seq = ?1 ORDER BY idx";
 const OLDEST_BATCH: &str = "SELECT MIN(seq) FROM engine_batch_log";
 const COUNT_OLDER: &str = "SELECT COUNT(DISTINCT seq) FROM engine_batch_log WHERE seq < ?1";
 const PRUNE: &str = "DELETE FROM engine_batch_log WHERE seq < ?1";
@@ -42,23 +44,23 @@ const PRUNE_ALL: &str = "DELETE FROM engine_batch_log";
 const SCANS: [[[&str; 2]; 2]; 2] = [
     [
         [
-            "SELECT key, value FROM engine_kv ORDER BY key DESC LIMIT ?3",
-            "SELECT key, value FROM engine_kv ORDER BY key LIMIT ?3",
+            "SELECT key, value, crc FROM engine_kv ORDER BY key DESC LIMIT ?3",
+            "SELECT key, value, crc FROM engine_kv ORDER BY key LIMIT ?3",
         ],
         [
-            "SELECT key, value FROM engine_kv WHERE key <= ?2 ORDER BY key DESC LIMIT ?3",
-            "SELECT key, value FROM engine_kv WHERE key <= ?2 ORDER BY key LIMIT ?3",
+            "SELECT key, value, crc FROM engine_kv WHERE key <= ?2 ORDER BY key DESC LIMIT ?3",
+            "SELECT key, value, crc FROM engine_kv WHERE key <= ?2 ORDER BY key LIMIT ?3",
         ],
     ],
     [
         [
-            "SELECT key, value FROM engine_kv WHERE key >= ?1 ORDER BY key DESC LIMIT ?3",
-            "SELECT key, value FROM engine_kv WHERE key >= ?1 ORDER BY key LIMIT ?3",
+            "SELECT key, value, crc FROM engine_kv WHERE key >= ?1 ORDER BY key DESC LIMIT ?3",
+            "SELECT key, value, crc FROM engine_kv WHERE key >= ?1 ORDER BY key LIMIT ?3",
         ],
         [
-            "SELECT key, value FROM engine_kv WHERE key >= ?1 AND key <= ?2 \
+            "SELECT key, value, crc FROM engine_kv WHERE key >= ?1 AND key <= ?2 \
              ORDER BY key DESC LIMIT ?3",
-            "SELECT key, value FROM engine_kv WHERE key >= ?1 AND key <= ?2 \
+            "SELECT key, value, crc FROM engine_kv WHERE key >= ?1 AND key <= ?2 \
              ORDER BY key LIMIT ?3",
         ],
     ],
@@ -102,6 +104,31 @@ impl std::fmt::Debug for SqliteEngine {
             .field("sequence", &self.sequence.load(Ordering::Acquire))
             .finish_non_exhaustive()
     }
+}
+
+const KV: &str = "engine_kv";
+const LOG: &str = "engine_batch_log";
+
+/// The checksum of a batch log row: keyed by `(seq, idx)`, over the number of mutations
+/// in its batch, the operation, the key and the value. The count makes a batch that lost
+/// rows fail verification, where each surviving row alone would pass.
+fn log_crc(seq: i64, idx: i64, count: usize, op: &str, key: &[u8], value: Option<&[u8]>) -> i64 {
+    let id = Fields::new().int(seq).int(idx);
+    let record = Fields::new()
+        .int(i64::try_from(count).unwrap_or(i64::MAX))
+        .bytes(op.as_bytes())
+        .bytes(key)
+        .opt_bytes(value);
+    crc(LOG, id.as_slice(), record.as_slice())
+}
+
+/// A value read from `engine_kv` (columns `value, crc` from `first`), verified.
+fn kv_value(row: &rusqlite::Row<'_>, first: usize, key: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let value: Vec<u8> = row
+        .get(first)
+        .map_err(|_| store_kit::checksum::mismatch(crate::BACKEND_NAME, KV, key))?;
+    verify_crc(row, first + 1, KV, key, &value)?;
+    Ok(value)
 }
 
 fn seq_param(seq: u64) -> Result<i64, StorageError> {
@@ -188,12 +215,14 @@ fn write_mutations(conn: &Connection, seq: i64, mutations: &[Mutation]) -> rusql
     for (idx, mutation) in mutations.iter().enumerate() {
         match mutation {
             Mutation::Put { key, value } => {
-                upsert.execute((key.as_ref(), value.as_ref()))?;
-                log_put.execute((seq, idx as i64, key.as_ref(), value.as_ref()))?;
+                upsert.execute((key.as_ref(), value.as_ref(), crc(KV, key, value)))?;
+                let sum = log_crc(seq, idx as i64, mutations.len(), "put", key, Some(value));
+                log_put.execute((seq, idx as i64, key.as_ref(), value.as_ref(), sum))?;
             }
             Mutation::Delete { key } => {
                 delete.execute([key.as_ref()])?;
-                log_delete.execute((seq, idx as i64, key.as_ref()))?;
+                let sum = log_crc(seq, idx as i64, mutations.len(), "delete", key, None);
+                log_delete.execute((seq, idx as i64, key.as_ref(), sum))?;
             }
         }
     }
@@ -211,11 +240,41 @@ fn read_batch(conn: &Connection, seq: u64) -> Result<Option<Vec<Mutation>>, Stor
         .prepare_cached(GET_BATCH)
         .ctx("reading the batch log")?;
     let mut rows = stmt.query([seq]).ctx("reading the batch log")?;
-    let mut mutations = Vec::new();
+    // The rows are verified once all are read: each checksum covers the batch's length,
+    // so a batch that lost rows (a damaged page) does not verify.
+    let mut read = Vec::new();
     while let Some(row) = rows.next().ctx("reading the batch log")? {
-        let op: String = row.get(0).ctx("reading the batch log")?;
-        let key: Vec<u8> = row.get(1).ctx("reading the batch log")?;
-        let value: Option<Vec<u8>> = row.get(2).ctx("reading the batch log")?;
+        let idx: i64 = row.get(3).ctx("reading the batch log")?;
+        let damaged = || {
+            store_kit::checksum::mismatch(
+                crate::BACKEND_NAME,
+                LOG,
+                Fields::new().int(seq).int(idx).as_slice(),
+            )
+        };
+        let op: String = row.get(0).map_err(|_| damaged())?;
+        let key: Vec<u8> = row.get(1).map_err(|_| damaged())?;
+        let value: Option<Vec<u8>> = row.get(2).map_err(|_| damaged())?;
+        let stored = match row.get_ref(4) {
+            Ok(ValueRef::Null) => None,
+            Ok(ValueRef::Integer(n)) => Some(u32::try_from(n).map_err(|_| damaged())?),
+            _ => return Err(damaged()),
+        };
+        read.push((idx, op, key, value, stored));
+    }
+    let count = read.len();
+    let mut mutations = Vec::with_capacity(count);
+    for (idx, op, key, value, stored) in read {
+        if let Some(stored) = stored {
+            let sum = log_crc(seq, idx, count, &op, &key, value.as_deref());
+            if i64::from(stored) != sum {
+                return Err(store_kit::checksum::mismatch(
+                    crate::BACKEND_NAME,
+                    LOG,
+                    Fields::new().int(seq).int(idx).as_slice(),
+                ));
+            }
+        }
         mutations.push(decode_mutation(&op, key, value)?);
     }
     Ok((!mutations.is_empty()).then_some(mutations))
@@ -240,8 +299,9 @@ impl StoreEngine for SqliteEngine {
             let mut upsert = conn.prepare_cached(UPSERT)?;
             let mut log = conn.prepare_cached(LOG_PUT)?;
             for (idx, (key, value)) in pairs.iter().enumerate() {
-                upsert.execute((key, value))?;
-                log.execute((seq, idx as i64, key, value))?;
+                upsert.execute((key, value, crc(KV, key, value)))?;
+                let sum = log_crc(seq, idx as i64, pairs.len(), "put", key, Some(value));
+                log.execute((seq, idx as i64, key, value, sum))?;
             }
             Ok(())
         })
@@ -257,7 +317,8 @@ impl StoreEngine for SqliteEngine {
             let mut log = conn.prepare_cached(LOG_DELETE)?;
             for (idx, key) in keys.iter().enumerate() {
                 delete.execute([key])?;
-                log.execute((seq, idx as i64, key))?;
+                let sum = log_crc(seq, idx as i64, keys.len(), "delete", key, None);
+                log.execute((seq, idx as i64, key, sum))?;
             }
             Ok(())
         })
@@ -292,11 +353,11 @@ impl StoreEngine for SqliteEngine {
         check_key(key)?;
         self.db.read(|conn| {
             let mut stmt = conn.prepare_cached(GET).ctx("reading a key")?;
-            let value = stmt
-                .query_row([key], |r| r.get::<_, Vec<u8>>(0))
-                .optional()
-                .ctx("reading a key")?;
-            Ok(value.map(Bytes::from))
+            let mut rows = stmt.query([key]).ctx("reading a key")?;
+            match rows.next().ctx("reading a key")? {
+                Some(row) => Ok(Some(Bytes::from(kv_value(row, 0, key)?))),
+                None => Ok(None),
+            }
         })
     }
 
@@ -309,11 +370,12 @@ impl StoreEngine for SqliteEngine {
             let mut stmt = conn.prepare_cached(GET).ctx("reading keys")?;
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
-                let value = stmt
-                    .query_row([key], |r| r.get::<_, Vec<u8>>(0))
-                    .optional()
-                    .ctx("reading keys")?;
-                out.push((Bytes::copy_from_slice(key), value.map(Bytes::from)));
+                let mut rows = stmt.query([key]).ctx("reading keys")?;
+                let value = match rows.next().ctx("reading keys")? {
+                    Some(row) => Some(Bytes::from(kv_value(row, 0, key)?)),
+                    None => None,
+                };
+                out.push((Bytes::copy_from_slice(key), value));
             }
             Ok(out)
         })
@@ -346,7 +408,7 @@ impl StoreEngine for SqliteEngine {
             let mut out = Vec::with_capacity(limit.min(SCAN_PREALLOC));
             while let Some(row) = rows.next().ctx("scanning keys")? {
                 let key: Vec<u8> = row.get(0).ctx("scanning keys")?;
-                let value: Vec<u8> = row.get(1).ctx("scanning keys")?;
+                let value = kv_value(row, 1, &key)?;
                 out.push((Bytes::from(key), Bytes::from(value)));
             }
             Ok(out)

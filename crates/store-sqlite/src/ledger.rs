@@ -19,6 +19,7 @@ use store_api::{
     Sequenced, StorageError, StorageErrorKind, StoredTransaction, Timestamp, Transaction,
     TrialBalanceRow, TxId,
 };
+use store_kit::checksum::{self, Fields};
 use store_kit::ledger::{
     AccountRecord, AssetTotals, BookHead, CommitQueue, LedgerPlanner, LedgerRead, LedgerWrites,
     PlannedEventBody, balance_as_of, commit_grouped, first_event_after, history_page, keys,
@@ -28,7 +29,8 @@ use store_kit::sql;
 
 use crate::db::Db;
 use crate::{
-    BACKEND_NAME, SqlContext, corrupted, limit_to_sql, query_page, u64_from_sql, u64_to_sql,
+    BACKEND_NAME, SqlContext, corrupted, crc, limit_to_sql, query_page, u64_from_sql, u64_to_sql,
+    verify_crc,
 };
 
 const ASSET: &str = "SELECT id, precision, name FROM ledger_assets WHERE id = ?1";
@@ -44,14 +46,15 @@ const TOTALS: &str = "SELECT debits, credits FROM ledger_totals WHERE book = ?1 
 const BOOK_TOTALS: &str = "SELECT asset, debits, credits FROM ledger_totals WHERE book = ?1";
 const TRANSACTION: &str = "SELECT book, seq, at, idempotency_key \
                            FROM ledger_transactions WHERE txid = ?1";
-const TX_POSTINGS: &str = "SELECT book, path, asset, amount, direction \
+const TX_POSTINGS: &str = "SELECT book, path, asset, amount, direction, \
+                           txid, idx, balance_after, seq, at, crc \
                            FROM ledger_postings WHERE txid = ?1 ORDER BY idx";
 const TX_METADATA: &str =
     "SELECT key, value FROM ledger_transaction_metadata WHERE txid = ?1 ORDER BY key";
 /// The columns [`posting_record`] reads, in order.
 macro_rules! posting_columns {
     () => {
-        "txid, seq, at, idx, book, path, asset, amount, direction, balance_after"
+        "txid, seq, at, idx, book, path, asset, amount, direction, balance_after, crc"
     };
 }
 const HISTORY: &str = concat!(
@@ -101,8 +104,9 @@ const INSERT_METADATA: &str =
     "INSERT INTO ledger_transaction_metadata (txid, key, value) VALUES (?1, ?2, ?3)";
 const INSERT_POSTINGS: Insert = Insert {
     head: "INSERT INTO ledger_postings \
-           (txid, idx, book, path, asset, amount, direction, balance_after, seq, at) VALUES",
-    columns: 10,
+           (txid, idx, book, path, asset, amount, direction, balance_after, seq, at, crc) \
+           VALUES",
+    columns: 11,
     tail: "",
 };
 const INSERT_EVENTS: Insert = Insert {
@@ -163,9 +167,122 @@ fn total_from(s: &str) -> Result<u128, StorageError> {
     s.parse().map_err(|_| corrupted("decoding a ledger total"))
 }
 
+/// The table whose rows carry posting checksums.
+const POSTINGS: &str = "ledger_postings";
+
+/// Where the columns of a posting row are in a statement's result.
+struct PostingColumns {
+    txid: usize,
+    idx: usize,
+    book: usize,
+    path: usize,
+    asset: usize,
+    amount: usize,
+    direction: usize,
+    balance_after: usize,
+    seq: usize,
+    at: usize,
+    crc: usize,
+}
+
+/// The columns of [`TX_POSTINGS`].
+const TX_POSTING_COLUMNS: PostingColumns = PostingColumns {
+    book: 0,
+    path: 1,
+    asset: 2,
+    amount: 3,
+    direction: 4,
+    txid: 5,
+    idx: 6,
+    balance_after: 7,
+    seq: 8,
+    at: 9,
+    crc: 10,
+};
+
+/// The columns of [`posting_columns`].
+const POSTING_COLUMNS: PostingColumns = PostingColumns {
+    txid: 0,
+    seq: 1,
+    at: 2,
+    idx: 3,
+    book: 4,
+    path: 5,
+    asset: 6,
+    amount: 7,
+    direction: 8,
+    balance_after: 9,
+    crc: 10,
+};
+
+/// The checksum key and value of a posting: keyed by `(txid, idx)`, over every other
+/// column (text columns as their bytes).
+#[allow(clippy::too_many_arguments)]
+fn posting_fields(
+    txid: &[u8],
+    idx: i64,
+    book: &[u8],
+    path: &[u8],
+    asset: &[u8],
+    amount: i64,
+    direction: &[u8],
+    balance_after: i64,
+    seq: i64,
+    at: i64,
+) -> (Fields, Fields) {
+    (
+        Fields::new().bytes(txid).int(idx),
+        Fields::new()
+            .bytes(book)
+            .bytes(path)
+            .bytes(asset)
+            .int(amount)
+            .bytes(direction)
+            .int(balance_after)
+            .int(seq)
+            .int(at),
+    )
+}
+
+/// Verifies a posting row against its `crc` before any column is decoded, so damage is a
+/// `Corrupted` error naming the posting, not a misread.
+fn verify_posting(row: &Row<'_>, c: &PostingColumns) -> Result<(), StorageError> {
+    const CTX: &str = "reading a posting";
+    let txid: Vec<u8> = row.get(c.txid).ctx(CTX)?;
+    let idx: i64 = row.get(c.idx).ctx(CTX)?;
+    let damaged = || {
+        checksum::mismatch(
+            BACKEND_NAME,
+            POSTINGS,
+            Fields::new().bytes(&txid).int(idx).as_slice(),
+        )
+    };
+    let bytes = |i: usize| {
+        row.get_ref(i)
+            .ok()
+            .and_then(|v| v.as_bytes().ok())
+            .ok_or_else(damaged)
+    };
+    let int = |i: usize| row.get::<_, i64>(i).map_err(|_| damaged());
+    let (key, value) = posting_fields(
+        &txid,
+        idx,
+        bytes(c.book)?,
+        bytes(c.path)?,
+        bytes(c.asset)?,
+        int(c.amount)?,
+        bytes(c.direction)?,
+        int(c.balance_after)?,
+        int(c.seq)?,
+        int(c.at)?,
+    );
+    verify_crc(row, c.crc, POSTINGS, key.as_slice(), value.as_slice())
+}
+
 /// A row of [`posting_columns`].
 fn posting_record(row: &Row<'_>) -> Result<PostingRecord, StorageError> {
     const CTX: &str = "reading a posting";
+    verify_posting(row, &POSTING_COLUMNS)?;
     let book = COLUMNS.book(row.get(4).ctx(CTX)?)?;
     Ok(PostingRecord {
         txid: txid_from(row.get(0).ctx(CTX)?)?,
@@ -275,6 +392,7 @@ fn read_transaction(
     let mut stmt = conn.prepare_cached(TX_POSTINGS).ctx(CTX)?;
     let mut rows = stmt.query([key]).ctx(CTX)?;
     while let Some(row) = rows.next().ctx(CTX)? {
+        verify_posting(row, &TX_POSTING_COLUMNS)?;
         postings.push(Posting {
             account: AccountId {
                 book: COLUMNS.book(row.get(0).ctx(CTX)?)?,
@@ -526,10 +644,24 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites<'_>) -> Result<(), Storag
     }
     INSERT_POSTINGS.run(conn, &writes.postings, |stmt, at, planned| {
         let p = planned.posting;
+        let txid = planned.txid.0.into_bytes();
+        let seq = seq_to_sql(planned.seq)?;
+        let (key, value) = posting_fields(
+            &txid,
+            i64::from(planned.index),
+            p.account.book.as_str().as_bytes(),
+            p.account.path.as_str().as_bytes(),
+            p.asset.as_str().as_bytes(),
+            u64_to_sql(p.amount),
+            sql::direction_name(p.direction).as_bytes(),
+            planned.balance_after,
+            seq,
+            u64_to_sql(planned.at.0),
+        );
         bind!(
             stmt,
             at,
-            planned.txid.0.into_bytes(),
+            txid,
             i64::from(planned.index),
             p.account.book.as_str(),
             p.account.path.as_str(),
@@ -537,8 +669,9 @@ fn write_plan(conn: &Connection, writes: &LedgerWrites<'_>) -> Result<(), Storag
             u64_to_sql(p.amount),
             sql::direction_name(p.direction),
             planned.balance_after,
-            seq_to_sql(planned.seq)?,
+            seq,
             u64_to_sql(planned.at.0),
+            crc(POSTINGS, key.as_slice(), value.as_slice()),
         );
         Ok(())
     })?;

@@ -9,12 +9,29 @@
 //! schema: an empty, truncated or damaged file is [`OpenError::Corrupted`], an SQLite
 //! database of something else (no `schema_version` table, another `application_id`, a
 //! newer schema version) is [`OpenError::ForeignData`]. Opening never modifies a file it
-//! refuses. SQLite keeps no page checksums: damage inside a page that the header checks
-//! cannot see is reported by the read that meets it, as
-//! [`StorageErrorKind::Corrupted`] (`PRAGMA integrity_check` finds it up front).
+//! refuses.
+//!
+//! # Checksums
+//! SQLite keeps no page checksums, so the records the stores read back by key (engine
+//! data and batch log, state entries, ledger postings, side-effect payloads, call outputs
+//! and inbound calls, segment entries and traces) carry their own: a `crc` column,
+//! [`store_kit::checksum`] (CRC-32) over the table name, the key and the value, verified
+//! on every read before the row is decoded. A mismatch, or a column that does not decode
+//! (a `TEXT` that is not UTF-8, a value of the wrong type), is
+//! [`StorageErrorKind::Corrupted`] naming the table and the key, never wrong data; damage
+//! SQLite itself meets (a broken b-tree page) is `Corrupted` too (`PRAGMA integrity_check`
+//! finds it up front). A batch log row's checksum also covers its batch's length, and a
+//! segment's entries are counted against its `segments` row, so a batch or segment that
+//! lost rows is `Corrupted`, never returned shorter. A record that damage makes
+//! unreachable by its key reads as absent: a checksum beside a record cannot report a
+//! record the lookup never finds.
+//!
+//! Rows of a schema-version-1 database (before checksums) have `crc` `NULL` and are read
+//! unverified; a read-write open upgrades such a database to version 2 in one transaction
+//! ([`MIGRATE_V1_SQL`]), a read-only open reads it as it is.
 //!
 //! # Schema
-//! Version 1, in `src/schema.sql` (every table `STRICT`, natural keys `WITHOUT ROWID`,
+//! Version 2, in `src/schema.sql` (every table `STRICT`, natural keys `WITHOUT ROWID`,
 //! foreign keys on); the crate's `README.md` describes every column and gives queries for
 //! the `sqlite3` shell.
 //!
@@ -105,8 +122,14 @@ pub const BACKEND_NAME: &str = "sqlite";
 /// The database file inside a backend directory.
 pub const DB_FILE: &str = "store.sqlite3";
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads. Version 1 (no checksum columns) is
+/// still read: a read-write open upgrades it with [`MIGRATE_V1_SQL`] in one transaction,
+/// a read-only open reads it as it is, unverified.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Upgrades a version-1 database to version 2: adds the `crc` columns (`NULL` on the rows
+/// already there, which are then read unverified) and records version 2.
+pub const MIGRATE_V1_SQL: &str = include_str!("migrate_v1.sql");
 
 /// The schema, version [`SCHEMA_VERSION`]: every `CREATE` statement of the database.
 pub const SCHEMA_SQL: &str = include_str!("schema.sql");
@@ -227,6 +250,7 @@ fn error_kind(error: &rusqlite::Error) -> StorageErrorKind {
         // A stored value of the wrong type or range: the file does not hold what this
         // crate wrote.
         rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::Utf8Error(..)
         | rusqlite::Error::IntegralValueOutOfRange(..)
         | rusqlite::Error::InvalidColumnType(..) => StorageErrorKind::Corrupted,
         _ => StorageErrorKind::Engine,
@@ -241,6 +265,34 @@ pub(crate) fn sql_error(context: &'static str, error: rusqlite::Error) -> Storag
 /// A stored record that does not hold what this crate writes.
 pub(crate) fn corrupted(context: &'static str) -> StorageError {
     StorageError::corrupted(BACKEND_NAME, context)
+}
+
+/// The `crc` column of a row of `table` about to be written: the checksum of `key -> value`.
+#[inline]
+pub(crate) fn crc(table: &str, key: &[u8], value: &[u8]) -> i64 {
+    i64::from(store_kit::checksum::checksum(table, key, value))
+}
+
+/// Verifies the `crc` column read from a row of `table` (column `stored`, `NULL` on a row
+/// written before checksums) against its key and value: a mismatch, or a `crc` that is not
+/// a checksum, is [`StorageErrorKind::Corrupted`] naming the table and the key.
+#[inline]
+pub(crate) fn verify_crc(
+    row: &rusqlite::Row<'_>,
+    stored: usize,
+    table: &str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), StorageError> {
+    let mismatch = || store_kit::checksum::mismatch(BACKEND_NAME, table, key);
+    match row.get_ref(stored) {
+        Ok(rusqlite::types::ValueRef::Null) => Ok(()),
+        Ok(rusqlite::types::ValueRef::Integer(n)) => {
+            let n = u32::try_from(n).map_err(|_| mismatch())?;
+            store_kit::checksum::verify(BACKEND_NAME, table, key, value, n)
+        }
+        _ => Err(mismatch()),
+    }
 }
 
 /// `.ctx("what we were doing")` on SQLite results.

@@ -1,9 +1,15 @@
--- The store-sqlite schema, version 1. Every table is STRICT (column types are enforced);
+-- The store-sqlite schema, version 2 (version 1 had no crc columns: migrate_v1.sql).
+-- Every table is STRICT (column types are enforced);
 -- tables keyed by a natural key are WITHOUT ROWID. Blobs compare with memcmp, so the byte
 -- order of keys is the contract's key order. Integers that the API holds as u64 (ledger
 -- amounts, sequence numbers, timestamps) are stored as INTEGER (i64); a u64 above 2^63-1
 -- is stored as its two's-complement bit pattern (a negative number), so it round-trips
 -- exactly. Lifetime ledger totals are u128 and stored as decimal TEXT.
+--
+-- crc: the tables whose records the stores read back carry a checksum column, CRC-32 of
+-- store_kit::checksum over the table name, the record's key and its value, verified on
+-- every read (SQLite keeps no page checksums). NULL marks a row written by schema
+-- version 1, before checksums: it is read unverified.
 
 -- What this file is: one row, the schema version this crate wrote.
 CREATE TABLE schema_version (
@@ -15,7 +21,8 @@ CREATE TABLE schema_version (
 -- StoreEngine: the data, the batch log (one row per mutation) and the sequence counter.
 CREATE TABLE engine_kv (
     key BLOB PRIMARY KEY NOT NULL CHECK (length(key) BETWEEN 1 AND 480),
-    value BLOB NOT NULL
+    value BLOB NOT NULL,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE engine_batch_log (
@@ -24,6 +31,7 @@ CREATE TABLE engine_batch_log (
     op TEXT NOT NULL CHECK (op IN ('put', 'delete')),
     key BLOB NOT NULL,
     value BLOB,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (seq, idx),
     CHECK ((op = 'put') = (value IS NOT NULL))
 ) STRICT, WITHOUT ROWID;
@@ -45,6 +53,7 @@ CREATE TABLE state_entries (
     partition_id INTEGER NOT NULL REFERENCES state_partitions (id),
     key BLOB NOT NULL CHECK (length(key) BETWEEN 1 AND 480),
     value BLOB NOT NULL,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (partition_id, key)
 ) STRICT, WITHOUT ROWID;
 
@@ -101,6 +110,7 @@ CREATE TABLE ledger_postings (
     balance_after INTEGER NOT NULL,
     seq INTEGER NOT NULL CHECK (seq >= 1),
     at INTEGER NOT NULL,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (txid, idx),
     FOREIGN KEY (book, path) REFERENCES ledger_accounts (book, path)
 ) STRICT, WITHOUT ROWID;
@@ -155,6 +165,7 @@ CREATE TABLE side_effect_output_payloads (
     kind TEXT NOT NULL,
     idx INTEGER NOT NULL CHECK (idx >= 0),
     payload BLOB NOT NULL,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (lyquid, pos, kind, idx),
     FOREIGN KEY (lyquid, pos, kind) REFERENCES side_effect_outputs (lyquid, pos, kind)
 ) STRICT, WITHOUT ROWID;
@@ -164,6 +175,7 @@ CREATE TABLE side_effect_call_outputs (
     pos BLOB NOT NULL CHECK (length(pos) = 16),
     inter_call_seq INTEGER NOT NULL CHECK (inter_call_seq BETWEEN 0 AND 4294967295),
     output BLOB,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (callee, pos, inter_call_seq)
 ) STRICT, WITHOUT ROWID;
 
@@ -174,6 +186,7 @@ CREATE TABLE side_effect_inbound (
     caller BLOB NOT NULL CHECK (length(caller) = 20),
     call_pos BLOB NOT NULL CHECK (length(call_pos) = 16 AND call_pos <= order_pos),
     payload BLOB NOT NULL,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (callee, order_pos, order_seq)
 ) STRICT, WITHOUT ROWID;
 
@@ -192,6 +205,7 @@ CREATE TABLE segment_entries (
     segment BLOB NOT NULL REFERENCES segments (segment),
     idx INTEGER NOT NULL CHECK (idx >= 0),
     entry BLOB NOT NULL,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (segment, idx)
 ) STRICT, WITHOUT ROWID;
 
@@ -199,5 +213,6 @@ CREATE TABLE segment_traces (
     segment BLOB NOT NULL REFERENCES segments (segment),
     idx INTEGER NOT NULL CHECK (idx >= 0),
     entry BLOB NOT NULL,
+    crc INTEGER CHECK (crc BETWEEN 0 AND 4294967295),
     PRIMARY KEY (segment, idx)
 ) STRICT, WITHOUT ROWID;

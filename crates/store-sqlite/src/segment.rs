@@ -14,17 +14,39 @@ use store_kit::segment::{
 };
 
 use crate::db::Db;
-use crate::{BACKEND_NAME, SqlContext, corrupted, distinct_ids, limit_to_sql, query_page};
+use crate::{
+    BACKEND_NAME, SqlContext, corrupted, crc, distinct_ids, limit_to_sql, query_page, verify_crc,
+};
+use store_kit::checksum::Fields;
 
 const META: &str = "SELECT session, entries, traces, live FROM segments WHERE segment = ?1";
 const UPSERT_META: &str = "INSERT INTO segments (segment, session, entries, traces, live) \
                            VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (segment) DO UPDATE \
                            SET entries = excluded.entries, traces = excluded.traces, \
                            live = excluded.live";
-const INSERT_ENTRY: &str = "INSERT INTO segment_entries (segment, idx, entry) VALUES (?1, ?2, ?3)";
-const INSERT_TRACE: &str = "INSERT INTO segment_traces (segment, idx, entry) VALUES (?1, ?2, ?3)";
-const ENTRIES: &str = "SELECT entry FROM segment_entries WHERE segment = ?1 ORDER BY idx";
-const TRACES: &str = "SELECT entry FROM segment_traces WHERE segment = ?1 ORDER BY idx";
+const INSERT_ENTRY: &str =
+    "INSERT INTO segment_entries (segment, idx, entry, crc) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_TRACE: &str =
+    "INSERT INTO segment_traces (segment, idx, entry, crc) VALUES (?1, ?2, ?3, ?4)";
+/// A segment's entries and its traces: the statement and the table whose name the
+/// checksums cover.
+const ENTRIES: (&str, &str) = (
+    "SELECT entry, idx, crc FROM segment_entries WHERE segment = ?1 ORDER BY idx",
+    "segment_entries",
+);
+const TRACES: (&str, &str) = (
+    "SELECT entry, idx, crc FROM segment_traces WHERE segment = ?1 ORDER BY idx",
+    "segment_traces",
+);
+
+/// The checksum of entry `idx` of `segment` in `table`.
+fn entry_crc(table: &str, segment: SegmentId, idx: i64, entry: &[u8]) -> i64 {
+    crc(table, entry_key(segment, idx).as_slice(), entry)
+}
+
+fn entry_key(segment: SegmentId, idx: i64) -> Fields {
+    Fields::new().bytes(&segment.to_bytes()).int(idx)
+}
 const DELETE_ENTRIES_FROM: &str = "DELETE FROM segment_entries WHERE segment = ?1 AND idx >= ?2";
 const LIVE_DESC: &str =
     "SELECT session, segment FROM segments WHERE live = 1 ORDER BY session DESC, segment DESC";
@@ -114,15 +136,34 @@ fn write_meta(
 
 fn read_entries(
     conn: &Connection,
-    sql: &'static str,
+    (sql, table): (&'static str, &'static str),
     segment: SegmentId,
+    count: u64,
 ) -> Result<Vec<Bytes>, StorageError> {
     const CTX: &str = "reading segment entries";
     let mut stmt = conn.prepare_cached(sql).ctx(CTX)?;
     let mut rows = stmt.query([segment.to_bytes()]).ctx(CTX)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().ctx(CTX)? {
-        out.push(Bytes::from(row.get::<_, Vec<u8>>(0).ctx(CTX)?));
+        let idx: i64 = row.get(1).ctx(CTX)?;
+        let key = entry_key(segment, idx);
+        let entry: Vec<u8> = row
+            .get(0)
+            .map_err(|_| store_kit::checksum::mismatch(BACKEND_NAME, table, key.as_slice()))?;
+        verify_crc(row, 2, table, key.as_slice(), &entry)?;
+        out.push(Bytes::from(entry));
+    }
+    // Each entry verifies alone: the count in the segment's row tells a segment that lost
+    // entries (a damaged page) from a shorter one.
+    if out.len() as u64 != count {
+        return Err(StorageError::corrupted(
+            BACKEND_NAME,
+            format!(
+                "{table} of segment {} holds {} entries where its row in segments counts {count}",
+                segment.0,
+                out.len()
+            ),
+        ));
     }
     Ok(out)
 }
@@ -151,7 +192,10 @@ impl SegmentLogStore for SqliteSegmentLog {
             // The metadata row first: entries reference it.
             write_meta(conn, segment, &meta)?;
             conn.prepare_cached(INSERT_ENTRY)
-                .and_then(|mut stmt| stmt.execute((segment.to_bytes(), idx, entry)))
+                .and_then(|mut stmt| {
+                    let sum = entry_crc(ENTRIES.1, segment, idx, entry);
+                    stmt.execute((segment.to_bytes(), idx, entry, sum))
+                })
                 .ctx("appending a segment entry")?;
             Ok(index)
         })
@@ -170,7 +214,10 @@ impl SegmentLogStore for SqliteSegmentLog {
             meta.traces += 1;
             write_meta(conn, segment, &meta)?;
             conn.prepare_cached(INSERT_TRACE)
-                .and_then(|mut stmt| stmt.execute((segment.to_bytes(), index, entry)))
+                .and_then(|mut stmt| {
+                    let sum = entry_crc(TRACES.1, segment, index, entry);
+                    stmt.execute((segment.to_bytes(), index, entry, sum))
+                })
                 .ctx("appending a trace entry")?;
             Ok(())
         })
@@ -178,8 +225,8 @@ impl SegmentLogStore for SqliteSegmentLog {
 
     fn read_all(&self, session: SessionId, segment: SegmentId) -> Result<Vec<Bytes>, SegmentError> {
         self.db.read_tx(|conn| {
-            readable(read_meta(conn, segment)?, session, segment)?;
-            Ok(read_entries(conn, ENTRIES, segment)?)
+            let meta = readable(read_meta(conn, segment)?, session, segment)?;
+            Ok(read_entries(conn, ENTRIES, segment, meta.entries)?)
         })
     }
 
@@ -189,7 +236,9 @@ impl SegmentLogStore for SqliteSegmentLog {
         segment: SegmentId,
     ) -> Result<Vec<Bytes>, SegmentError> {
         self.db.read_tx(|conn| match read_meta(conn, segment)? {
-            Some(meta) if meta.session == session => Ok(read_entries(conn, TRACES, segment)?),
+            Some(meta) if meta.session == session => {
+                Ok(read_entries(conn, TRACES, segment, meta.traces)?)
+            }
             _ => Ok(Vec::new()),
         })
     }
@@ -228,8 +277,9 @@ impl SegmentLogStore for SqliteSegmentLog {
                 .ctx(CTX)?;
             let mut insert = conn.prepare_cached(INSERT_ENTRY).ctx(CTX)?;
             for (idx, entry) in entries.iter().enumerate() {
+                let sum = entry_crc(ENTRIES.1, segment, idx as i64, entry);
                 insert
-                    .execute((segment.to_bytes(), idx as i64, entry))
+                    .execute((segment.to_bytes(), idx as i64, entry, sum))
                     .ctx(CTX)?;
             }
             Ok(())

@@ -22,32 +22,68 @@ use store_kit::side_effect::{
 use store_kit::sql;
 
 use crate::db::Db;
-use crate::{BACKEND_NAME, SqlContext, corrupted, distinct_ids, limit_to_sql, query_page};
+use crate::{
+    BACKEND_NAME, SqlContext, corrupted, crc, distinct_ids, limit_to_sql, query_page, verify_crc,
+};
+use store_kit::checksum::{Fields, mismatch};
+
+const PAYLOADS: &str = "side_effect_output_payloads";
+const CALL_OUTPUTS: &str = "side_effect_call_outputs";
+const INBOUND_CALLS: &str = "side_effect_inbound";
+
+/// The checksum key of payload `idx` of a slot.
+fn payload_key(lyquid: &[u8], pos: &[u8], kind: &str, idx: i64) -> Fields {
+    Fields::new()
+        .bytes(lyquid)
+        .bytes(pos)
+        .bytes(kind.as_bytes())
+        .int(idx)
+}
+
+/// The checksum key of an inter-call output.
+fn call_output_key(key: &InterCallOutputKey) -> Fields {
+    Fields::new()
+        .bytes(&key.callee.0)
+        .bytes(&sql::chain_pos_bytes(key.pos))
+        .int(i64::from(key.inter_call_seq))
+}
+
+/// The checksum key of an inbound call, its queue position.
+fn inbound_key(callee: &[u8], order_pos: &[u8], order_seq: i64) -> Fields {
+    Fields::new().bytes(callee).bytes(order_pos).int(order_seq)
+}
+
+/// The checksummed value of an inbound call: the caller, its position and the payload.
+fn inbound_value(caller: &[u8], call_pos: &[u8], payload: &[u8]) -> Fields {
+    Fields::new().bytes(caller).bytes(call_pos).bytes(payload)
+}
 
 const SLOT: &str =
     "SELECT payload_count FROM side_effect_outputs WHERE lyquid = ?1 AND pos = ?2 AND kind = ?3";
-const SLOT_PAYLOADS: &str = "SELECT payload FROM side_effect_output_payloads \
+const SLOT_PAYLOADS: &str = "SELECT payload, idx, crc FROM side_effect_output_payloads \
                              WHERE lyquid = ?1 AND pos = ?2 AND kind = ?3 ORDER BY idx";
 const INSERT_SLOT: &str = "INSERT INTO side_effect_outputs (lyquid, pos, kind, payload_count) \
                            VALUES (?1, ?2, ?3, ?4)";
 const INSERT_PAYLOAD: &str = "INSERT INTO side_effect_output_payloads \
-                              (lyquid, pos, kind, idx, payload) VALUES (?1, ?2, ?3, ?4, ?5)";
-const CALL_OUTPUT: &str = "SELECT output FROM side_effect_call_outputs \
+                              (lyquid, pos, kind, idx, payload, crc) \
+                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const CALL_OUTPUT: &str = "SELECT output, crc FROM side_effect_call_outputs \
                            WHERE callee = ?1 AND pos = ?2 AND inter_call_seq = ?3";
 const INSERT_CALL_OUTPUT: &str = "INSERT INTO side_effect_call_outputs \
-                                  (callee, pos, inter_call_seq, output) VALUES (?1, ?2, ?3, ?4)";
-const INBOUND: &str = "SELECT caller, call_pos, payload FROM side_effect_inbound \
+                                  (callee, pos, inter_call_seq, output, crc) \
+                                  VALUES (?1, ?2, ?3, ?4, ?5)";
+const INBOUND: &str = "SELECT caller, call_pos, payload, crc FROM side_effect_inbound \
                        WHERE callee = ?1 AND order_pos = ?2 AND order_seq = ?3";
 const INSERT_INBOUND: &str = "INSERT INTO side_effect_inbound \
-                              (callee, order_pos, order_seq, caller, call_pos, payload) \
-                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+                              (callee, order_pos, order_seq, caller, call_pos, payload, crc) \
+                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 /// Inbound pages bind `?1` callee, `?2`/`?3` the exclusive start (unused when reading from
 /// the first call), `?4` the `call_pos` bound and `?5` the limit.
-const INBOUND_PAGE_FROM: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
+const INBOUND_PAGE_FROM: &str = "SELECT order_pos, order_seq, caller, call_pos, payload, crc \
                                  FROM side_effect_inbound \
                                  WHERE callee = ?1 AND (order_pos, order_seq) > (?2, ?3) \
                                  AND (?4 IS NULL OR call_pos < ?4) ORDER BY order_pos, order_seq LIMIT ?5";
-const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, payload \
+const INBOUND_PAGE_ALL: &str = "SELECT order_pos, order_seq, caller, call_pos, payload, crc \
                                 FROM side_effect_inbound \
                                 WHERE callee = ?1 AND (?4 IS NULL OR call_pos < ?4) \
                                 ORDER BY order_pos, order_seq LIMIT ?5";
@@ -122,7 +158,12 @@ fn read_slot(conn: &Connection, key: &SideEffectKey) -> Result<Option<EventOutpu
     let mut rows = stmt.query(params).ctx(CTX)?;
     let mut payloads = Vec::new();
     while let Some(row) = rows.next().ctx(CTX)? {
-        payloads.push(Bytes::from(row.get::<_, Vec<u8>>(0).ctx(CTX)?));
+        let id = payload_key(&params.0, &params.1, params.2, row.get(1).ctx(CTX)?);
+        let payload: Vec<u8> = row
+            .get(0)
+            .map_err(|_| mismatch(BACKEND_NAME, PAYLOADS, id.as_slice()))?;
+        verify_crc(row, 2, PAYLOADS, id.as_slice(), &payload)?;
+        payloads.push(Bytes::from(payload));
     }
     if i64::try_from(payloads.len()) != Ok(count) {
         return Err(corrupted("a side-effect slot is missing payloads"));
@@ -134,21 +175,25 @@ fn read_call_output(
     conn: &Connection,
     key: &InterCallOutputKey,
 ) -> Result<Option<CallEventOutput>, StorageError> {
-    let row: Option<Option<Vec<u8>>> = conn
-        .prepare_cached(CALL_OUTPUT)
-        .and_then(|mut stmt| {
-            stmt.query_row(
-                (
-                    key.callee.0,
-                    sql::chain_pos_bytes(key.pos),
-                    i64::from(key.inter_call_seq),
-                ),
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .ctx("reading an inter-call output")?;
-    Ok(row.map(|output| output.map(Bytes::from)))
+    const CTX: &str = "reading an inter-call output";
+    let mut stmt = conn.prepare_cached(CALL_OUTPUT).ctx(CTX)?;
+    let mut rows = stmt
+        .query((
+            key.callee.0,
+            sql::chain_pos_bytes(key.pos),
+            i64::from(key.inter_call_seq),
+        ))
+        .ctx(CTX)?;
+    let Some(row) = rows.next().ctx(CTX)? else {
+        return Ok(None);
+    };
+    let id = call_output_key(key);
+    let output: Option<Vec<u8>> = row
+        .get(0)
+        .map_err(|_| mismatch(BACKEND_NAME, CALL_OUTPUTS, id.as_slice()))?;
+    let value = Fields::new().opt_bytes(output.as_deref());
+    verify_crc(row, 1, CALL_OUTPUTS, id.as_slice(), value.as_slice())?;
+    Ok(Some(output.map(Bytes::from)))
 }
 
 fn read_inbound(
@@ -157,38 +202,45 @@ fn read_inbound(
     order_key: &CallOrderKey,
 ) -> Result<Option<InboundInterCall>, StorageError> {
     const CTX: &str = "reading an inbound call";
-    let row = conn
-        .prepare_cached(INBOUND)
-        .and_then(|mut stmt| {
-            stmt.query_row(
-                (
-                    callee.0,
-                    sql::chain_pos_bytes(order_key.pos),
-                    i64::from(order_key.seq),
-                ),
-                |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                },
-            )
-            .optional()
-        })
-        .ctx(CTX)?;
-    row.map(|(caller, pos, payload)| {
-        Ok(InboundInterCall {
-            callee: *callee,
-            order_key: *order_key,
-            call: InterCall {
-                caller: lyquid_from(caller)?,
-                pos: pos_from(pos)?,
-                payload: Bytes::from(payload),
-            },
-        })
+    let order_pos = sql::chain_pos_bytes(order_key.pos);
+    let order_seq = i64::from(order_key.seq);
+    let mut stmt = conn.prepare_cached(INBOUND).ctx(CTX)?;
+    let mut rows = stmt.query((callee.0, order_pos, order_seq)).ctx(CTX)?;
+    let Some(row) = rows.next().ctx(CTX)? else {
+        return Ok(None);
+    };
+    let call = inbound_call(row, 0, &inbound_key(&callee.0, &order_pos, order_seq))?;
+    Ok(Some(InboundInterCall {
+        callee: *callee,
+        order_key: *order_key,
+        call,
+    }))
+}
+
+/// The call of an inbound row whose columns `caller, call_pos, payload, crc` start at
+/// `first`, verified against its checksum key `id`.
+fn inbound_call(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+    id: &Fields,
+) -> Result<InterCall, StorageError> {
+    let damaged = |_| mismatch(BACKEND_NAME, INBOUND_CALLS, id.as_slice());
+    let caller: Vec<u8> = row.get(first).map_err(damaged)?;
+    let pos: Vec<u8> = row.get(first + 1).map_err(damaged)?;
+    let payload: Vec<u8> = row.get(first + 2).map_err(damaged)?;
+    let value = inbound_value(&caller, &pos, &payload);
+    verify_crc(
+        row,
+        first + 3,
+        INBOUND_CALLS,
+        id.as_slice(),
+        value.as_slice(),
+    )?;
+    Ok(InterCall {
+        caller: lyquid_from(caller)?,
+        pos: pos_from(pos)?,
+        payload: Bytes::from(payload),
     })
-    .transpose()
 }
 
 impl SqliteSideEffects {
@@ -220,8 +272,10 @@ impl SideEffectStore for SqliteSideEffects {
                 let count = i64::try_from(outputs.0.len()).unwrap_or(i64::MAX);
                 slot.execute((key.lyquid.0, pos, kind, count)).ctx(CTX)?;
                 for (idx, bytes) in outputs.0.iter().enumerate() {
+                    let id = payload_key(&key.lyquid.0, &pos, kind, idx as i64);
+                    let sum = crc(PAYLOADS, id.as_slice(), bytes);
                     payload
-                        .execute((key.lyquid.0, pos, kind, idx as i64, bytes.as_ref()))
+                        .execute((key.lyquid.0, pos, kind, idx as i64, bytes.as_ref(), sum))
                         .ctx(CTX)?;
                 }
             }
@@ -254,11 +308,18 @@ impl SideEffectStore for SqliteSideEffects {
             if plan_call_output(key, output, read_call_output(conn, key)?)? {
                 conn.prepare_cached(INSERT_CALL_OUTPUT)
                     .and_then(|mut stmt| {
+                        let value = Fields::new().opt_bytes(output.as_deref());
+                        let sum = crc(
+                            CALL_OUTPUTS,
+                            call_output_key(key).as_slice(),
+                            value.as_slice(),
+                        );
                         stmt.execute((
                             key.callee.0,
                             sql::chain_pos_bytes(key.pos),
                             i64::from(key.inter_call_seq),
                             output.as_deref(),
+                            sum,
                         ))
                     })
                     .ctx("writing an inter-call output")?;
@@ -288,13 +349,20 @@ impl SideEffectStore for SqliteSideEffects {
             const CTX: &str = "writing inbound calls";
             let mut stmt = conn.prepare_cached(INSERT_INBOUND).ctx(CTX)?;
             for r in inserts {
+                let order_pos = sql::chain_pos_bytes(r.order_key.pos);
+                let order_seq = i64::from(r.order_key.seq);
+                let call_pos = sql::chain_pos_bytes(r.call.pos);
+                let id = inbound_key(&r.callee.0, &order_pos, order_seq);
+                let value = inbound_value(&r.call.caller.0, &call_pos, &r.call.payload);
+                let sum = crc(INBOUND_CALLS, id.as_slice(), value.as_slice());
                 stmt.execute((
                     r.callee.0,
-                    sql::chain_pos_bytes(r.order_key.pos),
-                    i64::from(r.order_key.seq),
+                    order_pos,
+                    order_seq,
                     r.call.caller.0,
-                    sql::chain_pos_bytes(r.call.pos),
+                    call_pos,
                     r.call.payload.as_ref(),
+                    sum,
                 ))
                 .ctx(CTX)?;
             }
@@ -335,17 +403,17 @@ impl SideEffectStore for SqliteSideEffects {
                 .ctx(CTX)?;
             let calls = std::iter::from_fn(|| match rows.next() {
                 Ok(Some(row)) => Some((|| {
+                    let order_pos: Vec<u8> = row.get(0).ctx(CTX)?;
+                    let order_seq: i64 = row.get(1).ctx(CTX)?;
+                    let id = inbound_key(&callee.0, &order_pos, order_seq);
+                    let call = inbound_call(row, 2, &id)?;
                     Ok(InboundInterCall {
                         callee: *callee,
                         order_key: CallOrderKey {
-                            pos: pos_from(row.get(0).ctx(CTX)?)?,
-                            seq: seq_from(row.get(1).ctx(CTX)?)?,
+                            pos: pos_from(order_pos)?,
+                            seq: seq_from(order_seq)?,
                         },
-                        call: InterCall {
-                            caller: lyquid_from(row.get(2).ctx(CTX)?)?,
-                            pos: pos_from(row.get(3).ctx(CTX)?)?,
-                            payload: Bytes::from(row.get::<_, Vec<u8>>(4).ctx(CTX)?),
-                        },
+                        call,
                     })
                 })()),
                 Ok(None) => None,

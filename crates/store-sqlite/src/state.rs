@@ -17,14 +17,24 @@ use store_kit::gate::WriteGate;
 use store_kit::state::{BufferedState, PartitionLease, PendingWrites, StatePersist};
 
 use crate::db::Db;
-use crate::{SqlContext, limit_to_sql, query_page};
+use crate::{SqlContext, crc, limit_to_sql, query_page, verify_crc};
+use store_kit::checksum::Fields;
 
 const PARTITION_ID: &str = "SELECT id FROM state_partitions WHERE name = ?1";
 const CREATE_PARTITION: &str = "INSERT INTO state_partitions (name) VALUES (?1)";
-const LOAD: &str = "SELECT key, value FROM state_entries WHERE partition_id = ?1 ORDER BY key";
+const LOAD: &str = "SELECT key, value, crc FROM state_entries WHERE partition_id = ?1 ORDER BY key";
 const CLEAR: &str = "DELETE FROM state_entries WHERE partition_id = ?1";
-const UPSERT: &str = "INSERT INTO state_entries (partition_id, key, value) VALUES (?1, ?2, ?3) \
-                      ON CONFLICT (partition_id, key) DO UPDATE SET value = excluded.value";
+const UPSERT: &str = "INSERT INTO state_entries (partition_id, key, value, crc) \
+                      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (partition_id, key) \
+                      DO UPDATE SET value = excluded.value, crc = excluded.crc";
+
+/// The table whose rows carry the checksums; a row's checksum key is the partition name
+/// and the key, so a row moved to another partition does not verify.
+const ENTRIES: &str = "state_entries";
+
+fn entry_key(partition: &str, key: &[u8]) -> Fields {
+    Fields::new().bytes(partition.as_bytes()).bytes(key)
+}
 const DELETE: &str = "DELETE FROM state_entries WHERE partition_id = ?1 AND key = ?2";
 /// The partitions holding a key, by name after `?1` (`''` lists from the first: names are
 /// never empty), at most `?2`. Names are `TEXT` compared with `memcmp` (`BINARY`), which is
@@ -82,7 +92,11 @@ pub(crate) fn open_partition(
         let mut entries: Vec<(Bytes, Bytes)> = Vec::new();
         while let Some(row) = rows.next().ctx("loading a state partition")? {
             let key: Vec<u8> = row.get(0).ctx("loading a state partition")?;
-            let value: Vec<u8> = row.get(1).ctx("loading a state partition")?;
+            let id = entry_key(lease.name(), &key);
+            let value: Vec<u8> = row.get(1).map_err(|_| {
+                store_kit::checksum::mismatch(crate::BACKEND_NAME, ENTRIES, id.as_slice())
+            })?;
+            verify_crc(row, 2, ENTRIES, id.as_slice(), &value)?;
             entries.push((Bytes::from(key), Bytes::from(value)));
         }
         Ok((Some(id), entries))
@@ -126,7 +140,10 @@ impl StatePersist for SqlitePartition {
                 .ctx("flushing a state partition")?;
             for (key, value) in &writes.changes {
                 match value {
-                    Some(value) => upsert.execute((id, key.as_ref(), value.as_ref())),
+                    Some(value) => {
+                        let sum = crc(ENTRIES, entry_key(partition, key).as_slice(), value);
+                        upsert.execute((id, key.as_ref(), value.as_ref(), sum))
+                    }
                     None => delete.execute((id, key.as_ref())),
                 }
                 .ctx("flushing a state partition")?;

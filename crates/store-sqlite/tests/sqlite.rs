@@ -413,7 +413,10 @@ fn foreign_or_newer_sqlite_database_is_foreign_data() {
 
     let newer = Connection::open(&file).unwrap();
     newer
-        .execute("UPDATE schema_version SET version = 2", [])
+        .execute(
+            "UPDATE schema_version SET version = ?1",
+            [store_sqlite::SCHEMA_VERSION + 1],
+        )
         .unwrap();
     newer.close().unwrap();
     let bytes = std::fs::read(&file).unwrap();
@@ -497,4 +500,152 @@ fn damaged_pages_are_corrupted_errors() {
             other => panic!("expected a Corrupted storage error, got {other:?}"),
         },
     }
+}
+
+/// The schema of version 1 (before checksums), as it was released.
+const SCHEMA_V1: &str = include_str!("schema_v1.sql");
+
+/// The context of the `Corrupted` storage error of `result`, or a panic naming what came
+/// instead.
+fn corrupted_error<T: std::fmt::Debug, E: store_api::StoreError + std::fmt::Debug>(
+    result: Result<T, E>,
+) -> String {
+    match result {
+        Err(e) => match e.storage() {
+            Some(s) if s.kind() == store_api::StorageErrorKind::Corrupted => s.context().to_owned(),
+            _ => panic!("expected a Corrupted storage error, got {e:?}"),
+        },
+        Ok(v) => panic!("expected a Corrupted storage error, got {v:?}"),
+    }
+}
+
+/// A version-1 database (written with the old schema, as the released crate wrote it) is
+/// read unverified by a read-only open without being changed, upgraded to version 2 by a
+/// read-write open, and reads back the same data; rows written after the upgrade carry
+/// checksums.
+#[test]
+fn version_1_database_is_read_and_upgraded() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    open(&dir).close().unwrap();
+    let file = dir.join(DB_FILE);
+    std::fs::remove_file(&file).unwrap();
+    let conn = Connection::open(&file).unwrap();
+    conn.pragma_update(None, "application_id", 0x5354_4F52)
+        .unwrap();
+    conn.execute_batch(SCHEMA_V1).unwrap();
+    conn.execute_batch(
+        "INSERT INTO schema_version (id, version, written_by) VALUES (1, 1, 'store-sqlite 0.1.0');
+         INSERT INTO engine_kv (key, value) VALUES (x'6b31', x'7631'), (x'6b32', x'');
+         INSERT INTO engine_batch_log (seq, idx, op, key, value)
+             VALUES (1, 0, 'put', x'6b31', x'7631'), (1, 1, 'put', x'6b32', x'');
+         UPDATE engine_meta SET value = 1 WHERE key = 'sequence';
+         INSERT INTO state_partitions (id, name) VALUES (1, 'p');
+         INSERT INTO state_entries (partition_id, key, value) VALUES (1, x'61', x'62');",
+    )
+    .unwrap();
+    conn.close().unwrap();
+    let v1_bytes = std::fs::read(&file).unwrap();
+
+    let check = |backend: &SqliteBackend, sequence: u64| {
+        let e = backend.engine();
+        assert_eq!(e.current_sequence(), sequence);
+        assert_eq!(e.get(b"k1").unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(e.get(b"k2").unwrap().as_deref(), Some(&b""[..]));
+        assert!(e.range_scan(b"", b"", 10, true).unwrap().len() >= 2);
+        assert_eq!(e.get_batch(1).unwrap().map(|b| b.len()), Some(2));
+        let p = backend.state_store("p").unwrap();
+        assert_eq!(p.get(b"a").unwrap().as_deref(), Some(&b"b"[..]));
+    };
+    let read_only = SqliteBackend::open(&dir, options().read_only(true)).unwrap();
+    check(&read_only, 1);
+    read_only.close().unwrap();
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        v1_bytes,
+        "a read-only open changed a version-1 database"
+    );
+
+    let backend = open(&dir);
+    check(&backend, 1);
+    backend.engine().put_batch(&[(b"k3", b"v3")]).unwrap();
+    backend.close().unwrap();
+    let conn = shell(&dir);
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, store_sqlite::SCHEMA_VERSION);
+    let crcs: Vec<(Vec<u8>, Option<i64>)> = conn
+        .prepare("SELECT key, crc FROM engine_kv ORDER BY key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        crcs[0],
+        (b"k1".to_vec(), None),
+        "an old row read unverified"
+    );
+    assert!(
+        crcs[2].1.is_some(),
+        "a row written after the upgrade has a checksum"
+    );
+    drop(conn);
+    let backend = open(&dir);
+    check(&backend, 2);
+    assert_eq!(
+        backend.engine().get(b"k3").unwrap().as_deref(),
+        Some(&b"v3"[..])
+    );
+}
+
+/// A record changed behind the store's back (its value no longer matching its checksum)
+/// is a `Corrupted` error naming the table and the key, on every read path of the engine;
+/// a `TEXT` column that is not UTF-8 is `Corrupted` too, not an engine error.
+#[test]
+fn damaged_records_are_corrupted_errors_naming_table_and_key() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    let backend = open(&dir);
+    backend
+        .engine()
+        .put_batch(&[(b"key", b"value"), (b"other", b"fine")])
+        .unwrap();
+    let l = backend.ledger();
+    l.register_asset(&asset("USD")).unwrap();
+    let cash = open_account(&*l, "main", "assets:cash", "USD", AccountKind::Asset);
+    let sales = open_account(&*l, "main", "income:sales", "USD", AccountKind::Income);
+    l.commit(&transfer("main", &cash, &sales, "USD", 5))
+        .unwrap();
+    backend.close().unwrap();
+
+    let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "UPDATE engine_kv SET value = x'76616c7565ff' WHERE key = x'6b6579';
+         UPDATE engine_batch_log SET value = x'00' WHERE seq = 1 AND idx = 1;
+         UPDATE ledger_postings SET amount = 6 WHERE idx = 0;
+         PRAGMA foreign_keys = OFF;
+         UPDATE ledger_accounts SET asset = CAST(x'55ff44' AS TEXT) WHERE path = 'income:sales';",
+    )
+    .unwrap();
+    conn.close().unwrap();
+
+    let backend = open(&dir);
+    let e = backend.engine();
+    for err in [
+        corrupted_error(e.get(b"key")),
+        corrupted_error(e.get_many(&[b"other", b"key"])),
+        corrupted_error(e.range_scan(b"", b"", 10, true)),
+    ] {
+        assert!(err.contains("engine_kv"), "{err}");
+        assert!(err.contains("6b6579"), "names the key: {err}");
+    }
+    assert_eq!(e.get(b"other").unwrap().as_deref(), Some(&b"fine"[..]));
+    let err = corrupted_error(e.get_batch(1));
+    assert!(err.contains("engine_batch_log"), "{err}");
+    let l = backend.ledger();
+    let err = corrupted_error(l.account_history(&cash, 0, 10));
+    assert!(err.contains("ledger_postings"), "{err}");
+    corrupted_error(l.account(&sales));
 }
