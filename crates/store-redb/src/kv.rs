@@ -198,6 +198,23 @@ impl KvWrite for RedbWrite<'_> {
         })?
     }
 
+    /// The value is written in place, in the space `insert_reserve` hands out in the
+    /// table's page.
+    fn put_reserved(
+        &mut self,
+        table: &RedbTable,
+        key: &[u8],
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.changed = true;
+        let open = || self.txn.table(table.definition(), self.context);
+        with_open(&self.open, *table, open, |t| {
+            let mut space = t.insert_reserve(key, len).ctx(self.context)?;
+            fill(space.as_mut())
+        })?
+    }
+
     fn delete_range(
         &mut self,
         table: &RedbTable,
