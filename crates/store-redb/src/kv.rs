@@ -5,6 +5,8 @@
 //! durable. Each transaction opens a table once and keeps it open until it ends.
 
 use std::cell::RefCell;
+
+use bytes::Bytes;
 use store_kit::gate::WriteGate;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition};
@@ -260,6 +262,21 @@ impl KvStore for Db {
             context,
         };
         f(&read)
+    }
+
+    /// The table opened straight in a read transaction of its own: a point read needs no
+    /// slots for other tables.
+    fn read_bytes(
+        &self,
+        context: &'static str,
+        table: &RedbTable,
+        key: &[u8],
+    ) -> Result<Option<Bytes>, StorageError> {
+        let txn = self.begin_read(context)?;
+        let opened = txn.open_table(table.definition()).ctx(context)?;
+        get_in(&opened, key, context, |value| {
+            Ok(Bytes::copy_from_slice(value))
+        })
     }
 
     fn write<T, E: From<StorageError>>(
