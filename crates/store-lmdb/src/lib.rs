@@ -107,7 +107,6 @@
 //!   the bytes of a value stored as given (engine, state and segment entries) cannot be
 //!   detected.
 
-mod engine;
 mod kv;
 mod tables;
 
@@ -123,11 +122,13 @@ use store_kit::dir::{DirLayout, open_dir};
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
-    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+    ENGINE_TABLES, KvEngine, KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects,
+    LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
 };
 
-pub use engine::LmdbEngine;
+/// The engine store of an [`LmdbBackend`]: `store-kv`'s, in the `engine.*` databases. Its
+/// log entry is encoded straight into the space LMDB reserves for it (`MDB_RESERVE`).
+pub type LmdbEngine = KvEngine<Db>;
 
 /// Where the flushes of an [`LmdbBackend`]'s state partition go: `store-kv`'s, in the
 /// `state.*` databases.
@@ -192,7 +193,7 @@ impl Backend for LmdbBackend {
             let db = Arc::new(Db::open(guard, &options)?);
             let gate = db.gate();
             Ok(LmdbBackend {
-                engine: Gated::shared(gate, LmdbEngine::new(Arc::clone(&db))),
+                engine: Gated::shared(gate, KvEngine::open(Arc::clone(&db), ENGINE_TABLES)?),
                 ledger: Gated::shared(
                     gate,
                     KvLedger::open(Arc::clone(&db), LEDGER_TABLES, Arc::clone(&options.clock))?,

@@ -127,7 +127,6 @@
 //! first, redb's own file lock behind it).
 
 mod db;
-mod engine;
 mod kv;
 mod tables;
 
@@ -146,12 +145,16 @@ use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
-    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+    ENGINE_TABLES, KvEngine, KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects,
+    LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
 };
 
 pub use db::RELAXED_SYNC_INTERVAL;
-pub use engine::RedbEngine;
+
+/// The engine store of a [`RedbBackend`]: `store-kv`'s, in the `engine.*` tables. Its log
+/// entry is encoded straight into the space redb reserves for it in the log table's page
+/// (`insert_reserve`).
+pub type RedbEngine = KvEngine<Db>;
 
 /// Where the flushes of a [`RedbBackend`]'s state partition go: `store-kv`'s, in the
 /// `state.*` tables.
@@ -364,7 +367,7 @@ impl Backend for RedbBackend {
                 options.durability,
                 guard,
             ));
-            let engine = RedbEngine::open(Arc::clone(&db))?;
+            let engine = KvEngine::open(Arc::clone(&db), ENGINE_TABLES)?;
             Ok(RedbBackend {
                 durability: options.durability,
                 engine: Gated::shared(&gate, engine),
