@@ -23,8 +23,8 @@
 //!   stored after the write transaction committed, still under the writer mutex, then
 //!   published to [`wait_for_sequence`](StoreEngine::wait_for_sequence). A failed commit
 //!   leaves it where it was; an engine whose failed commit may still have written
-//!   something (sled's failed durability step) shuts its write gate, so no later batch can
-//!   take the number again.
+//!   something (a failed durability step after the engine's own commit) shuts its write
+//!   gate, so no later batch can take the number again.
 //! - **`apply_batch` decides inside the write transaction**: it reads the log entry the
 //!   decision needs ([`decide_apply`]) in the same transaction that then writes the batch,
 //!   so nothing (a prune, another writer) can change the log between the decision and the

@@ -143,7 +143,7 @@ pub trait KvStore: Debug + Send + Sync + 'static {
 
     /// The value at `key` in `table`, as [`Bytes`], read on its own: a point read needs no
     /// snapshot of other keys, so an engine whose reads of one key are atomic without one
-    /// (sled) overrides this to skip the locks of [`read`](Self::read). The default is
+    /// may override this to skip the locks of [`read`](Self::read). The default is
     /// [`KvRead::get_bytes`] in a read of its own.
     fn read_bytes(
         &self,

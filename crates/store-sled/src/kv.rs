@@ -20,7 +20,6 @@ use bytes::Bytes;
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 use sled::{Batch, IVec, Tree};
 use store_api::StorageError;
-use store_kit::engine::collect_rows;
 use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each};
 
 use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes};
@@ -132,29 +131,6 @@ impl KvRead for SledRead {
         visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
     ) -> Result<(), E> {
         scan_in(&table.tree, range, direction, self.context, visit)
-    }
-
-    /// Shares sled's buffer for a large value instead of copying it.
-    fn get_bytes(&self, table: &SledTable, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
-        match table.tree.get(key) {
-            Ok(found) => Ok(found.map(to_bytes)),
-            Err(e) => Err(storage_error(self.context, e)),
-        }
-    }
-
-    /// Shares sled's buffers for large keys and values instead of copying them.
-    fn rows(
-        &self,
-        table: &SledTable,
-        range: KeyBounds<'_>,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        let pair = |row: sled::Result<Row>| match row {
-            Ok((key, value)) => Ok((to_bytes(key), to_bytes(value))),
-            Err(e) => Err(storage_error(self.context, e)),
-        };
-        collect_rows(rows(&table.tree, range, direction).map(pair), limit)
     }
 
     /// Shares sled's buffer for large values instead of copying them.
@@ -322,17 +298,12 @@ impl Shared {
                 .map_err(|e| storage_error(context, e)),
             many => {
                 let trees: Vec<Tree> = many.iter().map(|(t, _)| t.tree.clone()).collect();
+                let batches: Vec<Batch> = many.iter().map(|(_, c)| batch_of(c)).collect();
                 trees
                     .as_slice()
                     .transaction(|views: &Vec<TransactionalTree>| {
-                        // Straight from the write's changes: no batch built in between.
-                        for (view, (_, changes)) in views.iter().zip(many) {
-                            for (key, value) in changes {
-                                match value {
-                                    Some(value) => view.insert(key.clone(), value.clone())?,
-                                    None => view.remove(key.clone())?,
-                                };
-                            }
+                        for (view, batch) in views.iter().zip(&batches) {
+                            view.apply_batch(batch)?;
                         }
                         Ok::<_, ConflictableTransactionError<StorageError>>(())
                     })
@@ -369,23 +340,6 @@ impl KvStore for Shared {
         self.readable()?;
         let _visible = self.kv_visible.read();
         f(&SledRead { context })
-    }
-
-    /// A sled point read is atomic on its own (it sees a committed value whole), so it
-    /// skips the visibility lock: it neither waits for a commit's durability step nor
-    /// delays one. Values over `COPY_LIMIT` share sled's buffer.
-    #[inline]
-    fn read_bytes(
-        &self,
-        context: &'static str,
-        table: &SledTable,
-        key: &[u8],
-    ) -> Result<Option<Bytes>, StorageError> {
-        self.readable()?;
-        match table.tree.get(key) {
-            Ok(found) => Ok(found.map(to_bytes)),
-            Err(e) => Err(storage_error(context, e)),
-        }
     }
 
     fn write<T, E: From<StorageError>>(

@@ -111,16 +111,6 @@
 //! loaded whole into its handle's memory when opened: `StateStore::get` is a hash lookup
 //! that never reaches sled.
 //!
-//! The engine store is `store-kv`'s [`KvEngine`], a write of the ordered-KV layer per
-//! batch: it takes the engine's writer mutex, then the backend's KV writer lock (shared
-//! with the ledger, side-effect, segment and state writes), commits the data, log entry
-//! and counter as one sled transaction while holding the KV visibility lock exclusively,
-//! and makes it durable (under `Immediate`) before releasing that lock. So `get_many` and
-//! `range_scan`, which hold the visibility lock shared, never see a batch that is not yet
-//! durable; `get` reads sled directly, without a lock (a sled point read is atomic). A
-//! failed durability step shuts the write gate; the cached sequence number then stays
-//! where it was.
-//!
 //! # Damaged directories
 //!
 //! sled 0.34 silently recovers a truncated or partly overwritten log to whatever prefix
@@ -156,6 +146,7 @@
 //!   follow commit order and transactions never conflict).
 
 mod db;
+mod engine;
 mod kv;
 mod seal;
 
@@ -177,15 +168,11 @@ use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    ENGINE_TABLES, KvEngine, KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects,
-    LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables,
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables,
 };
 
-/// The engine store of a [`SledBackend`]: `store-kv`'s, in the `engine.*` trees. A batch
-/// is one write of the ordered-KV layer, so it serializes with the writes of the other
-/// stores on the backend's KV writer lock and is made durable (under `Immediate`) before
-/// multi-key reads may see it; point reads (`get`) take no lock (see the crate docs).
-pub type SledEngine = KvEngine<Shared>;
+pub use engine::SledEngine;
 
 /// Where the flushes of a [`SledBackend`]'s state partition go: `store-kv`'s, in the
 /// `state.*` trees.
@@ -224,6 +211,16 @@ const LAYOUT: DirLayout = DirLayout {
 /// How often sled's background thread flushes (and fsyncs) buffered writes, in
 /// milliseconds: the most a crash can lose under [`Durability::Relaxed`].
 pub const FLUSH_EVERY_MS: u64 = 500;
+
+/// The names of the sled trees of the stores not on the ordered-KV layer, one per table
+/// (the state trees are named by `STATE`, the ledger, side-effect and segment trees by
+/// `store_kv`). Each store kind has its own
+/// trees, so the stores never see each other's keys.
+pub(crate) mod trees {
+    pub(crate) const ENGINE_DATA: &str = "engine.data";
+    pub(crate) const ENGINE_LOG: &str = "engine.log";
+    pub(crate) const ENGINE_META: &str = "engine.meta";
+}
 
 /// The open database, shared by every store of one backend. When the last store holding
 /// it is dropped, its fields drop in order: sled flushes and shuts down, the seal is
@@ -620,10 +617,7 @@ impl Backend for SledBackend {
             let gate = &shared.gate;
             let load = || -> Result<SledBackend, StorageError> {
                 Ok(SledBackend {
-                    engine: Gated::shared(
-                        gate,
-                        KvEngine::open(Arc::clone(&shared), ENGINE_TABLES)?,
-                    ),
+                    engine: Gated::shared(gate, SledEngine::open(Arc::clone(&shared))?),
                     ledger: Gated::shared(
                         gate,
                         KvLedger::open(
