@@ -1,40 +1,6 @@
 //! [`StoreEngine`] written once over [`KvStore`]: the caller's keys and values in one
 //! table, the batch log in a second, the sequence counter in a third, all three written by
 //! one write transaction per batch.
-//!
-//! # Format
-//!
-//! | table ([`EngineTables`]) | key | value |
-//! |---|---|---|
-//! | `data` | the caller's key | the caller's value, as given |
-//! | `log` | [`batch_key`]: the sequence number, `u64` big-endian | the batch's mutations ([`BatchLogEntry`]) |
-//! | `meta` | [`SEQUENCE_KEY`] | the last committed sequence number, `u64` big-endian |
-//!
-//! The counter is kept apart from the log, so pruning the log never resets it.
-//!
-//! # Invariants
-//!
-//! - **Writers serialize on the engine's writer mutex**, held from the moment a batch is
-//!   numbered until its number is published. Under it, the batch's data, its log entry and
-//!   the new counter are written by one [`KvStore::write`] (whose own writer lock the
-//!   mutex is always taken before, so the two never deadlock), so numbers follow commit
-//!   order and a crash keeps a batch whole or not at all.
-//! - **The cached sequence** ([`current_sequence`](StoreEngine::current_sequence)) is
-//!   stored after the write transaction committed, still under the writer mutex, then
-//!   published to [`wait_for_sequence`](StoreEngine::wait_for_sequence). A failed commit
-//!   leaves it where it was; an engine whose failed commit may still have written
-//!   something (a failed durability step after the engine's own commit) shuts its write
-//!   gate, so no later batch can take the number again.
-//! - **`apply_batch` decides inside the write transaction**: it reads the log entry the
-//!   decision needs ([`decide_apply`]) in the same transaction that then writes the batch,
-//!   so nothing (a prune, another writer) can change the log between the decision and the
-//!   write. A batch already applied with the same mutations aborts the transaction:
-//!   nothing is written and its number is returned.
-//! - **Reads** run in one [`KvStore::read`] each, so a multi-key read (`get_many`,
-//!   `range_scan`) sees a batch whole or not at all; a point read goes through
-//!   [`KvStore::read_bytes`], which an engine may serve without a snapshot.
-//! - **Pruning** deletes the log entries below the cutoff in one write transaction; it
-//!   needs no writer mutex, as the counter lives apart from the log.
 
 use std::fmt;
 use std::ops::Bound;
@@ -83,8 +49,41 @@ pub fn decode_sequence(backend: &'static str, stored: &[u8]) -> Result<u64, Stor
     }
 }
 
-/// The [`StoreEngine`] of a backend on the ordered-KV layer; see the
-/// [module docs](self) for its format and invariants.
+/// The [`StoreEngine`] of a backend on the ordered-KV layer.
+///
+/// # Format
+///
+/// | table ([`EngineTables`]) | key | value |
+/// |---|---|---|
+/// | `data` | the caller's key | the caller's value, as given |
+/// | `log` | [`batch_key`]: the sequence number, `u64` big-endian | the batch's mutations ([`BatchLogEntry`]) |
+/// | `meta` | [`SEQUENCE_KEY`] | the last committed sequence number, `u64` big-endian |
+///
+/// The counter is kept apart from the log, so pruning the log never resets it.
+///
+/// # Invariants
+///
+/// - **Writers serialize on the engine's writer mutex**, held from the moment a batch is
+///   numbered until its number is published. Under it, the batch's data, its log entry and
+///   the new counter are written by one [`KvStore::write`] (whose own writer lock the
+///   mutex is always taken before, so the two never deadlock), so numbers follow commit
+///   order and a crash keeps a batch whole or not at all.
+/// - **The cached sequence** ([`current_sequence`](StoreEngine::current_sequence)) is
+///   stored after the write transaction committed, still under the writer mutex, then
+///   published to [`wait_for_sequence`](StoreEngine::wait_for_sequence). A failed commit
+///   leaves it where it was; an engine whose failed commit may still have written
+///   something (a failed durability step after the engine's own commit) shuts its write
+///   gate, so no later batch can take the number again.
+/// - **`apply_batch` decides inside the write transaction**: it reads the log entry the
+///   decision needs ([`decide_apply`]) in the same transaction that then writes the batch,
+///   so nothing (a prune, another writer) can change the log between the decision and the
+///   write. A batch already applied with the same mutations aborts the transaction:
+///   nothing is written and its number is returned.
+/// - **Reads** run in one [`KvStore::read`] each, so a multi-key read (`get_many`,
+///   `range_scan`) sees a batch whole or not at all; a point read goes through
+///   [`KvStore::read_bytes`], which an engine may serve without a snapshot.
+/// - **Pruning** deletes the log entries below the cutoff in one write transaction; it
+///   needs no writer mutex, as the counter lives apart from the log.
 pub struct KvEngine<K: KvStore> {
     // Tables are declared before the store: they drop first (see `KvStore::Table`).
     data: K::Table,
