@@ -3,8 +3,8 @@
 //! The embedded engines (redb, LMDB, sled) all offer the same thing: named tables of byte
 //! keys in byte order, read transactions that see one consistent state, and write
 //! transactions that land whole or not at all. [`KvStore`] is that shape and nothing more;
-//! the stores written once above it ([`KvEngine`], [`KvPartitions`], [`KvLedger`],
-//! [`KvSideEffects`], [`KvSegmentLog`]) hold every rule,
+//! the stores written once above it ([`KvPartitions`], [`KvLedger`], [`KvSideEffects`],
+//! [`KvSegmentLog`]) hold every rule,
 //! key encoding and record format, so a backend crate only says how its engine begins,
 //! reads, writes and commits a transaction.
 //!
@@ -41,7 +41,6 @@
 //! - **No nesting.** A closure must not begin another transaction of the same store: the
 //!   engines' locks are not reentrant.
 
-mod engine;
 mod ledger;
 mod listing;
 mod segment;
@@ -53,9 +52,7 @@ use std::ops::{Bound, ControlFlow};
 
 use bytes::Bytes;
 use store_api::StorageError;
-use store_kit::engine::SCAN_PREALLOC;
 
-pub use engine::{ENGINE_TABLES, EngineTables, KvEngine, decode_sequence};
 pub use ledger::{KvLedger, LEDGER_TABLES, LedgerTables};
 pub use segment::{KvSegmentLog, SEGMENT_TABLES, SegmentTables};
 pub use side_effect::{KvSideEffects, SIDE_EFFECT_TABLES, SideEffectTables};
@@ -140,19 +137,6 @@ pub trait KvStore: Debug + Send + Sync + 'static {
         context: &'static str,
         f: impl FnMut(&mut Self::Write<'_>) -> Result<T, E>,
     ) -> Result<T, E>;
-
-    /// The value at `key` in `table`, as [`Bytes`], read on its own: a point read needs no
-    /// snapshot of other keys, so an engine whose reads of one key are atomic without one
-    /// may override this to skip the locks of [`read`](Self::read). The default is
-    /// [`KvRead::get_bytes`] in a read of its own.
-    fn read_bytes(
-        &self,
-        context: &'static str,
-        table: &Self::Table,
-        key: &[u8],
-    ) -> Result<Option<Bytes>, StorageError> {
-        self.read(context, |txn| txn.get_bytes(table, key))
-    }
 }
 
 /// The reads of a transaction, read or write.
@@ -177,37 +161,6 @@ pub trait KvRead {
         direction: Direction,
         visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
     ) -> Result<(), E>;
-
-    /// The value at `key` in `table` as [`Bytes`]. The default copies it; an engine that
-    /// can share its buffer overrides it.
-    fn get_bytes(&self, table: &Self::Table, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
-        self.get(table, key, |value| Ok(Bytes::copy_from_slice(value)))
-    }
-
-    /// The first `limit` rows of `table` in `range`, in `direction`, as [`Bytes`] pairs, in
-    /// a vector sized for them up front (up to [`SCAN_PREALLOC`] rows). The default copies
-    /// each key and value; an engine that can share its buffers overrides it.
-    fn rows(
-        &self,
-        table: &Self::Table,
-        range: KeyBounds<'_>,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        let mut out = Vec::with_capacity(limit.min(SCAN_PREALLOC));
-        if limit == 0 {
-            return Ok(out);
-        }
-        self.scan(table, range, direction, |key, value| {
-            out.push((Bytes::copy_from_slice(key), Bytes::copy_from_slice(value)));
-            Ok::<_, StorageError>(if out.len() < limit {
-                Visit::Continue(())
-            } else {
-                Visit::Break(())
-            })
-        })?;
-        Ok(out)
-    }
 
     /// The values of the rows of `table` in `range`, ascending, as [`Bytes`]. The default
     /// copies each value; an engine that can share its buffers overrides it.
@@ -247,39 +200,21 @@ pub trait KvWrite: KvRead {
         Ok(false)
     }
 
-    /// Stores at `key` in `table` a value of `len` bytes that `fill` writes in place, like
-    /// [`put`](Self::put) of what it wrote. The default fills a buffer of its own, then puts
-    /// it; an engine that can hand out the space in its page (redb's `insert_reserve`,
-    /// LMDB's `MDB_RESERVE`) overrides it and saves the copy. `fill` gets `len` bytes,
-    /// zeroed; its error aborts the put.
-    fn put_reserved(
-        &mut self,
-        table: &Self::Table,
-        key: &[u8],
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        let mut value = vec![0; len];
-        fill(&mut value)?;
-        self.put(table, key, &value)
-    }
-
-    /// Removes every key of `table` in `range`, if any, and says how many it removed. The
-    /// default scans the keys, then deletes each; an engine with a range delete overrides
-    /// it.
+    /// Removes every key of `table` in `range`. The default scans the keys, then deletes
+    /// each; an engine with a range delete overrides it.
     fn delete_range(
         &mut self,
         table: &Self::Table,
         range: KeyBounds<'_>,
-    ) -> Result<u64, StorageError> {
+    ) -> Result<(), StorageError> {
         let mut keys = Vec::new();
         self.scan(table, range, Direction::Forward, |key, _| {
             keys.push(key.to_vec());
             Ok::<_, StorageError>(Visit::Continue(()))
         })?;
-        for key in &keys {
-            self.delete(table, key)?;
+        for key in keys {
+            self.delete(table, &key)?;
         }
-        Ok(keys.len() as u64)
+        Ok(())
     }
 }

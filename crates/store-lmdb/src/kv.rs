@@ -182,41 +182,16 @@ impl KvWrite for LmdbWrite<'_> {
         }
     }
 
-    /// The value is written in place, in the space `MDB_RESERVE` hands out in the page.
-    fn put_reserved(
-        &mut self,
-        table: &LmdbTable,
-        key: &[u8],
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        // A failure of `fill` is the store's, not LMDB's: kept here, returned as it is.
-        let mut refused = None;
-        let put = table.db.put_reserved(&mut self.txn, key, len, |space| {
-            space.fill_zeroes();
-            fill(space.written_mut()).map_err(|e| {
-                let io = std::io::Error::other(e.to_string());
-                refused = Some(e);
-                io
-            })
-        });
-        match (put, refused) {
-            (Ok(()), _) => Ok(()),
-            (Err(_), Some(refused)) => Err(refused),
-            (Err(e), None) => Err(self.failure(e)),
-        }
-    }
-
     fn delete_range(
         &mut self,
         table: &LmdbTable,
         range: KeyBounds<'_>,
-    ) -> Result<u64, StorageError> {
+    ) -> Result<(), StorageError> {
         let Some(range) = lmdb_range(range) else {
-            return Ok(0);
+            return Ok(());
         };
         match table.db.delete_range(&mut self.txn, &range) {
-            Ok(removed) => Ok(removed as u64),
+            Ok(_) => Ok(()),
             Err(e) => Err(self.failure(e)),
         }
     }

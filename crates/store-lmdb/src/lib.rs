@@ -107,6 +107,7 @@
 //!   the bytes of a value stored as given (engine, state and segment entries) cannot be
 //!   detected.
 
+mod engine;
 mod kv;
 mod tables;
 
@@ -122,13 +123,11 @@ use store_kit::dir::{DirLayout, open_dir};
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    ENGINE_TABLES, KvEngine, KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects,
-    LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
 };
 
-/// The engine store of an [`LmdbBackend`]: `store-kv`'s, in the `engine.*` databases. Its
-/// log entry is encoded straight into the space LMDB reserves for it (`MDB_RESERVE`).
-pub type LmdbEngine = KvEngine<Db>;
+pub use engine::LmdbEngine;
 
 /// Where the flushes of an [`LmdbBackend`]'s state partition go: `store-kv`'s, in the
 /// `state.*` databases.
@@ -193,7 +192,7 @@ impl Backend for LmdbBackend {
             let db = Arc::new(Db::open(guard, &options)?);
             let gate = db.gate();
             Ok(LmdbBackend {
-                engine: Gated::shared(gate, KvEngine::open(Arc::clone(&db), ENGINE_TABLES)?),
+                engine: Gated::shared(gate, LmdbEngine::new(Arc::clone(&db))),
                 ledger: Gated::shared(
                     gate,
                     KvLedger::open(Arc::clone(&db), LEDGER_TABLES, Arc::clone(&options.clock))?,

@@ -15,11 +15,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use store_api::{Durability, OpenError, OpenOptions, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
-use store_kit::engine::SEQUENCE_KEY;
 use store_kit::gate::{EngineSlot, WriteGate};
-use store_kv::{
-    ENGINE_TABLES, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables, decode_sequence,
-};
+use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables};
 
 use crate::{corrupted_at_open, open_error, storage};
 
@@ -85,9 +82,9 @@ impl<'t> Tables<'t> {
     /// The tables, each made by `table` from its name.
     fn from_names(mut table: impl FnMut(&str) -> heed::Result<Table<'t>>) -> heed::Result<Self> {
         Ok(Tables {
-            engine_data: table(ENGINE_TABLES.data)?,
-            engine_log: table(ENGINE_TABLES.log)?,
-            engine_meta: table(ENGINE_TABLES.meta)?,
+            engine_data: table("engine.data")?,
+            engine_log: table("engine.log")?,
+            engine_meta: table("engine.meta")?,
             state_data: table(STATE.entries)?,
             state_names: table(STATE.partitions)?,
             state_meta: table(STATE.meta)?,
@@ -144,9 +141,6 @@ impl Tables<'static> {
     /// The database called `name` among those the `store-kv` stores use.
     pub(crate) fn named(&self, name: &str) -> Option<Table<'static>> {
         let found = match name {
-            n if n == ENGINE_TABLES.data => self.engine_data,
-            n if n == ENGINE_TABLES.log => self.engine_log,
-            n if n == ENGINE_TABLES.meta => self.engine_meta,
             n if n == STATE.entries => self.state_data,
             n if n == STATE.partitions => self.state_names,
             n if n == STATE.meta => self.state_meta,
@@ -200,6 +194,8 @@ pub struct Db {
     resize: RwLock<()>,
     writer: Mutex<()>,
     durability: Durability,
+    /// The engine's sequence counter as stored when the environment was opened.
+    sequence_at_open: u64,
     /// Shut by a write that failed with an I/O error (not a full disk): after a failed
     /// `fsync` the pages of earlier writes may be gone, so nothing more is acknowledged
     /// until the environment is reopened.
@@ -272,9 +268,10 @@ impl Db {
         };
         let map_size = initial_map_size(data_len.unwrap_or(0));
         match Self::open_env(&path, &data_path, map_size, options) {
-            Ok((env, tables)) => Ok(Db {
+            Ok((env, tables, sequence_at_open)) => Ok(Db {
                 env: EngineSlot::new(crate::BACKEND_NAME, env),
                 tables,
+                sequence_at_open,
                 resize: RwLock::new(()),
                 writer: Mutex::new(()),
                 durability,
@@ -301,7 +298,7 @@ impl Db {
         data_path: &Path,
         map_size: usize,
         options: &OpenOptions,
-    ) -> Result<(Env, Tables<'static>), OpenError> {
+    ) -> Result<(Env, Tables<'static>, u64), OpenError> {
         let env = open_lmdb(path, map_size, options).map_err(|e| open_error(data_path, e))?;
         // A data file shorter than its last committed page would make LMDB read past the
         // end of the file through the memory map: refuse it here.
@@ -345,14 +342,12 @@ impl Db {
                 "the database tables could not be opened",
             ));
         };
-        // The engine reads its counter again when it opens; a damaged one is refused here,
-        // where the refusal can name the file.
         let sequence = {
             let rtxn = env.read_txn().map_err(|e| open_error(data_path, e))?;
-            stored_sequence(&rtxn, &tables)
+            crate::engine::stored_sequence(&rtxn, &tables)
         };
         match sequence {
-            Ok(_) => Ok((env, tables)),
+            Ok(sequence) => Ok((env, tables, sequence)),
             Err(e) if e.kind() == StorageErrorKind::Corrupted => Err(OpenError::Corrupted {
                 path: data_path.to_path_buf(),
                 source: Box::new(e),
@@ -369,6 +364,11 @@ impl Db {
     /// The durability mode.
     pub(crate) fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// The engine's sequence counter as stored when the environment was opened.
+    pub(crate) fn sequence_at_open(&self) -> u64 {
+        self.sequence_at_open
     }
 
     /// LMDB's key size limit of this environment.
@@ -396,6 +396,15 @@ impl Db {
             db: self,
             _lock: self.writer.lock(),
         }
+    }
+
+    /// Runs `f` in one write transaction under the writer lock and commits it.
+    pub(crate) fn write<T, E: From<StorageError>>(
+        &self,
+        what: &'static str,
+        f: impl FnMut(&mut RwTxn<'_>, &Tables<'static>) -> Result<T, Abort<E>>,
+    ) -> Result<T, E> {
+        self.writer().run(what, f)
     }
 
     /// Forces every committed write to disk (data and meta pages).
@@ -454,13 +463,30 @@ impl Db {
     }
 }
 
-/// The writer lock of a [`Db`]; writes run through [`Writer::attempt`].
+/// The writer lock of a [`Db`]; writes run through [`Writer::run`].
 pub(crate) struct Writer<'a> {
     db: &'a Db,
     _lock: MutexGuard<'a, ()>,
 }
 
 impl Writer<'_> {
+    /// Runs `f` in one write transaction and commits it. When LMDB reports a full map, the
+    /// transaction is aborted, the map doubled and `f` run again from scratch, so callers
+    /// never see `MDB_MAP_FULL`. A failure of `f` aborts the transaction: nothing of it is
+    /// written.
+    pub(crate) fn run<T, E: From<StorageError>>(
+        &self,
+        what: &'static str,
+        mut f: impl FnMut(&mut RwTxn<'_>, &Tables<'static>) -> Result<T, Abort<E>>,
+    ) -> Result<T, E> {
+        let tables = &self.db.tables;
+        self.attempt(what, |mut txn| {
+            let value = f(&mut txn, tables)?;
+            txn.commit()?;
+            Ok(value)
+        })
+    }
+
     /// Runs `attempt` on a fresh write transaction, which it commits or drops (aborting
     /// it), under the write gate: a full map grows the map and runs `attempt` again, any
     /// other LMDB failure goes through the gate, a failure of the store's own is returned
@@ -492,18 +518,6 @@ impl Writer<'_> {
                 Err(Abort::Fail(e)) => return Err(e),
             }
         }
-    }
-}
-
-/// The sequence counter stored in `engine.meta` (0 before the first batch).
-fn stored_sequence(txn: &RoTxn<'_>, t: &Tables<'_>) -> Result<u64, StorageError> {
-    match t
-        .engine_meta
-        .get(txn, SEQUENCE_KEY)
-        .map_err(|e| storage("reading the engine sequence counter", e))?
-    {
-        None => Ok(0),
-        Some(stored) => decode_sequence(crate::BACKEND_NAME, stored),
     }
 }
 

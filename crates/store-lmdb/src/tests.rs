@@ -252,13 +252,14 @@ fn a_damaged_sequence_counter_is_refused() {
     {
         let backend = open(dir.path());
         backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
-        use store_kv::{KvStore, KvWrite};
-        let kv: &Db = &backend.db;
-        let meta = kv.table(store_kv::ENGINE_TABLES.meta).unwrap();
-        kv.write(store_kv::Commit::Backend, "damaging the counter", |txn| {
-            txn.put(&meta, store_kit::engine::SEQUENCE_KEY, b"bad")
-        })
-        .unwrap();
+        backend
+            .db
+            .write("damaging the counter", |txn, t| {
+                t.engine_meta
+                    .put(txn, store_kit::engine::SEQUENCE_KEY, b"bad")?;
+                Ok::<_, tables::Abort<StorageError>>(())
+            })
+            .unwrap();
     }
     assert_corrupted_and_untouched(dir.path());
 }

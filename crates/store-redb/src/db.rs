@@ -198,6 +198,15 @@ impl Deref for WriteTxn<'_> {
     }
 }
 
+/// Opens `table` in a read transaction.
+pub(crate) fn read_table(
+    txn: &ReadTransaction,
+    table: Bytes2Bytes,
+    context: &'static str,
+) -> Result<redb::ReadOnlyTable<&'static [u8], &'static [u8]>, StorageError> {
+    txn.open_table(table).ctx(context)
+}
+
 /// Reads the value at `key` and passes it to `decode` (without copying it out first).
 pub(crate) fn get_with<T>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,

@@ -5,8 +5,6 @@
 //! durable. Each transaction opens a table once and keeps it open until it ends.
 
 use std::cell::RefCell;
-
-use bytes::Bytes;
 use store_kit::gate::WriteGate;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition};
@@ -200,39 +198,17 @@ impl KvWrite for RedbWrite<'_> {
         })?
     }
 
-    /// The value is written in place, in the space `insert_reserve` hands out in the
-    /// table's page.
-    fn put_reserved(
-        &mut self,
-        table: &RedbTable,
-        key: &[u8],
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.changed = true;
-        let open = || self.txn.table(table.definition(), self.context);
-        with_open(&self.open, *table, open, |t| {
-            let mut space = t.insert_reserve(key, len).ctx(self.context)?;
-            fill(space.as_mut())
-        })?
-    }
-
     fn delete_range(
         &mut self,
         table: &RedbTable,
         range: KeyBounds<'_>,
-    ) -> Result<u64, StorageError> {
+    ) -> Result<(), StorageError> {
+        self.changed = true;
         let open = || self.txn.table(table.definition(), self.context);
-        let mut removed = 0u64;
         with_open(&self.open, *table, open, |t| {
-            t.retain_in::<&[u8], _>(range, |_, _| {
-                removed += 1;
-                false
-            })
-            .ctx(self.context)
-        })??;
-        self.changed |= removed > 0;
-        Ok(removed)
+            t.retain_in::<&[u8], _>(range, |_, _| false)
+                .ctx(self.context)
+        })?
     }
 }
 
@@ -262,21 +238,6 @@ impl KvStore for Db {
             context,
         };
         f(&read)
-    }
-
-    /// The table opened straight in a read transaction of its own: a point read needs no
-    /// slots for other tables.
-    fn read_bytes(
-        &self,
-        context: &'static str,
-        table: &RedbTable,
-        key: &[u8],
-    ) -> Result<Option<Bytes>, StorageError> {
-        let txn = self.begin_read(context)?;
-        let opened = txn.open_table(table.definition()).ctx(context)?;
-        get_in(&opened, key, context, |value| {
-            Ok(Bytes::copy_from_slice(value))
-        })
     }
 
     fn write<T, E: From<StorageError>>(

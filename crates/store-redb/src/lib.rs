@@ -127,6 +127,7 @@
 //! first, redb's own file lock behind it).
 
 mod db;
+mod engine;
 mod kv;
 mod tables;
 
@@ -145,16 +146,12 @@ use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    ENGINE_TABLES, KvEngine, KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects,
-    LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES,
+    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    SEGMENT_TABLES, SIDE_EFFECT_TABLES,
 };
 
 pub use db::RELAXED_SYNC_INTERVAL;
-
-/// The engine store of a [`RedbBackend`]: `store-kv`'s, in the `engine.*` tables. Its log
-/// entry is encoded straight into the space redb reserves for it in the log table's page
-/// (`insert_reserve`).
-pub type RedbEngine = KvEngine<Db>;
+pub use engine::RedbEngine;
 
 /// Where the flushes of a [`RedbBackend`]'s state partition go: `store-kv`'s, in the
 /// `state.*` tables.
@@ -367,7 +364,7 @@ impl Backend for RedbBackend {
                 options.durability,
                 guard,
             ));
-            let engine = KvEngine::open(Arc::clone(&db), ENGINE_TABLES)?;
+            let engine = RedbEngine::open(Arc::clone(&db))?;
             Ok(RedbBackend {
                 durability: options.durability,
                 engine: Gated::shared(&gate, engine),

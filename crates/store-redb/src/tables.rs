@@ -3,7 +3,7 @@
 //! shared ones of `store_kit` and are listed in the crate docs.
 
 use redb::TableDefinition;
-use store_kv::{ENGINE_TABLES, LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables};
+use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables};
 
 /// The state tables; partition ids start at 1.
 pub(crate) const STATE: StateTables = StateTables {
@@ -24,11 +24,11 @@ pub(crate) const FORMAT_KEY: &[u8] = b"format";
 pub(crate) const FORMAT_VERSION: &[u8] = b"store-redb/1";
 
 /// `StoreEngine` data: caller key → value.
-pub(crate) const ENGINE_DATA: Bytes2Bytes = TableDefinition::new(ENGINE_TABLES.data);
+pub(crate) const ENGINE_DATA: Bytes2Bytes = TableDefinition::new("engine.data");
 /// `StoreEngine` batch log: `seq:u64be` → encoded mutations.
-pub(crate) const ENGINE_LOG: Bytes2Bytes = TableDefinition::new(ENGINE_TABLES.log);
+pub(crate) const ENGINE_LOG: Bytes2Bytes = TableDefinition::new("engine.log");
 /// `StoreEngine` metadata: the sequence counter (`u64be`).
-pub(crate) const ENGINE_META: Bytes2Bytes = TableDefinition::new(ENGINE_TABLES.meta);
+pub(crate) const ENGINE_META: Bytes2Bytes = TableDefinition::new("engine.meta");
 
 /// State entries of every partition: `partition_id:u32be key` → value.
 pub(crate) const STATE_ENTRIES: Bytes2Bytes = TableDefinition::new(STATE.entries);
