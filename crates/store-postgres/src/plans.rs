@@ -92,8 +92,8 @@ fn most_rows(plan: &str) -> u64 {
     .unwrap_or(0)
 }
 
-#[test]
-fn every_listing_reads_an_index_in_order_and_stops_at_its_limit() {
+/// A client on a fresh store's schema, filled with [`POPULATE`]'s rows.
+fn populated_store() -> Client {
     let location = scratch::fresh_location().unwrap();
     drop(PostgresBackend::open(&location, OpenOptions::default()).unwrap());
     let mut client = location.config().connect(NoTls).unwrap();
@@ -101,6 +101,12 @@ fn every_listing_reads_an_index_in_order_and_stops_at_its_limit() {
         .batch_execute(&format!("SET search_path TO {}", location.quoted_schema()))
         .unwrap();
     client.batch_execute(POPULATE).unwrap();
+    client
+}
+
+#[test]
+fn every_listing_reads_an_index_in_order_and_stops_at_its_limit() {
+    let mut client = populated_store();
 
     let limit = 10i64;
     let (empty, zero): (Vec<u8>, i64) = (Vec::new(), 0);
@@ -188,13 +194,7 @@ fn every_listing_reads_an_index_in_order_and_stops_at_its_limit() {
 /// generic after a few runs).
 #[test]
 fn the_ledger_prefetch_probes_indexes_only() {
-    let location = scratch::fresh_location().unwrap();
-    drop(PostgresBackend::open(&location, OpenOptions::default()).unwrap());
-    let mut client = location.config().connect(NoTls).unwrap();
-    client
-        .batch_execute(&format!("SET search_path TO {}", location.quoted_schema()))
-        .unwrap();
-    client.batch_execute(POPULATE).unwrap();
+    let mut client = populated_store();
     let books = vec!["b7", "b8"];
     let (key_books, keys) = (vec!["b7"], vec!["key27"]);
     let (account_books, paths) = (vec!["b7", "b7"], vec!["assets:7", "assets:27"]);
