@@ -179,18 +179,26 @@ impl MatrixConfig {
             lines.push(format!(
                 "PostgreSQL (feature `postgres`): each store and each raw baseline on a fresh \
                  schema of the scratch server (`STORE_TEST_POSTGRES_URL`, or a throwaway \
-                 server started for the run, which runs with `fsync=off`: `synchronous_commit \
-                 = on` then waits for the WAL write, not for the disk), through the same \
-                 client (`postgres`) and pool (`r2d2`, {} connections in one process). `postgres \
-                 raw` is SQL written directly: the engine's `engine_kv` table of the same shape \
-                 (the same `unnest` upsert in one transaction, without batch log or sequence \
-                 counter); the ledger's single commit as `UPDATE ... RETURNING` of each \
-                 posting's balance, `INSERT` of the transaction row and of its postings, and \
-                 `COMMIT` with `synchronous_commit = on` (no per-book lock, sequence, \
-                 idempotency check, event or totals), on a ledger with the same accounts and \
-                 preload. Ledger commits from {} processes × {} threads (`{} ...`) \
+                 server started for the run, {}), through the same client (`postgres`) and \
+                 pool (`r2d2`, {} connections in one process). `postgres raw` is SQL written \
+                 directly, each statement prepared once per connection, as the store does: \
+                 the engine's `engine_kv` table of the same shape (one self-committing \
+                 `unnest` upsert per batch, without batch log or sequence counter); the \
+                 ledger's single commit as `UPDATE ... RETURNING` of each posting's balance, \
+                 `INSERT` of the transaction row and of its postings, and `COMMIT` with \
+                 `synchronous_commit = on` (no per-book lock, sequence, idempotency check, \
+                 event or totals), on a ledger with the same accounts and preload. Ledger \
+                 commits from {} processes × {} threads (`{} ...`) \
                  run each process with a pool of {} connections, for at least {} ms, and \
                  divide all commits by the longest process's time.",
+                if std::env::var(store::postgres::scratch::FSYNC_VAR).as_deref() == Ok("on") {
+                    "which runs with `fsync=on` (`STORE_TEST_POSTGRES_FSYNC=on`): a durable \
+                     commit waits for the disk"
+                } else {
+                    "which runs with `fsync=off`: `synchronous_commit = on` then waits for \
+                     the WAL write, not for the disk, so the durable rows price the server's \
+                     work (`STORE_TEST_POSTGRES_FSYNC=on` makes it sync)"
+                },
                 store::postgres::scratch::SCRATCH_POOL,
                 pg_procs::PROCESSES,
                 pg_procs::THREADS_PER_PROCESS,

@@ -9,7 +9,8 @@
 //! 2. otherwise a throwaway server ([`ThrowawayServer`]), started once per process on first
 //!    use: `initdb` into a new temporary directory, then `pg_ctl start` listening only on a
 //!    Unix socket in that directory (no TCP port), with `fsync` off (a test server needs no
-//!    crash safety; the durability settings of the backend are still what it sends). As root (PostgreSQL
+//!    crash safety; the durability settings of the backend are still what it sends), or on
+//!    when [`FSYNC_VAR`] says `on` (benchmarks of durable commits). As root (PostgreSQL
 //!    refuses to run as root), the directory is given to the `postgres` user and the
 //!    server runs as that user through `runuser`.
 //!
@@ -47,6 +48,26 @@ pub const URL_VAR: &str = "STORE_TEST_POSTGRES_URL";
 
 /// The variable naming the directory of `initdb` and `pg_ctl`.
 pub const BIN_VAR: &str = "STORE_TEST_POSTGRES_BIN";
+
+/// The variable that makes a throwaway server sync its log to the disk: `on` starts it with
+/// `fsync` and `full_page_writes` on, as a production server runs, so that a durable
+/// commit waits for the disk (the benchmarks' durable rows); unset or `off`, it starts with
+/// both off (tests need no crash safety and run faster).
+pub const FSYNC_VAR: &str = "STORE_TEST_POSTGRES_FSYNC";
+
+/// Whether [`FSYNC_VAR`] asks for a throwaway server that syncs to the disk; any value but
+/// `on` or `off` is an error naming the variable.
+fn syncs_to_disk() -> Result<bool, String> {
+    match std::env::var(FSYNC_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Ok(value) if value == "off" => Ok(false),
+        Ok(value) if value == "on" => Ok(true),
+        Ok(value) => Err(format!("{FSYNC_VAR}={value:?}: expected `on` or `off`")),
+        Err(std::env::VarError::NotUnicode(value)) => {
+            Err(format!("{FSYNC_VAR}={value:?}: expected `on` or `off`"))
+        }
+    }
+}
 
 /// The package that brings the server (Debian and Ubuntu name it so).
 pub const PACKAGE: &str = "postgresql";
@@ -339,9 +360,13 @@ impl ThrowawayServer {
             data,
             log,
             options: format!(
-                "-c listen_addresses='' -k {} -c fsync=off -c full_page_writes=off \
-                 -c max_connections=300 -c shared_buffers=32MB",
-                sh_quote(&dir_text)
+                "-c listen_addresses='' -k {} {} -c max_connections=300 -c shared_buffers=32MB",
+                sh_quote(&dir_text),
+                if syncs_to_disk()? {
+                    "-c fsync=on -c full_page_writes=on"
+                } else {
+                    "-c fsync=off -c full_page_writes=off"
+                }
             ),
             base,
             watchdog: Mutex::new(watchdog),
