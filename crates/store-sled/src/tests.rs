@@ -451,3 +451,151 @@ fn a_snapshot_left_unfinished_by_a_crash_does_not_block_the_open() {
         assert!(!unfinished.exists());
     }
 }
+
+/// Checksums (format 2): damage inside a stored value is a `Corrupted` error naming the
+/// tree and key; a format-1 database is upgraded at open and reads back the same.
+mod checksums {
+    use conformance::damage::{
+        Record, assert_damage_found, assert_records_read_back, write_records,
+    };
+    use store_kit::checksum::open_value;
+
+    use super::*;
+
+    fn tree_of(record: Record) -> &'static str {
+        match record {
+            Record::EngineData => trees::ENGINE_DATA,
+            Record::EngineLog => trees::ENGINE_LOG,
+            Record::StateEntries => STATE.entries,
+            Record::LedgerAccounts => LEDGER_TABLES.accounts,
+            Record::LedgerEvents => LEDGER_TABLES.events,
+            Record::SideEffectOutputs => SIDE_EFFECT_TABLES.outputs,
+            Record::SegmentEntries => SEGMENT_TABLES.entries,
+        }
+    }
+
+    /// The stored records (key, value) of one tree.
+    type Rows = Vec<(IVec, IVec)>;
+
+    fn rows(backend: &SledBackend, name: &'static str) -> Rows {
+        let tree = backend.shared.tree(name).unwrap();
+        tree.iter().collect::<sled::Result<_>>().unwrap()
+    }
+
+    /// Every stored record of every tree of the stores.
+    fn stored_records(backend: &SledBackend) -> Vec<(&'static str, Rows)> {
+        store_trees()
+            .into_iter()
+            .map(|name| (name, rows(backend, name)))
+            .collect()
+    }
+
+    /// Flips the lowest bit of the first byte of every stored value of the tree `name`,
+    /// as damage on disk would, bypassing the checksum.
+    fn flip_stored_values(backend: &SledBackend, name: &'static str) {
+        let stored = rows(backend, name);
+        assert!(!stored.is_empty(), "{name} holds no record");
+        let tree = backend.shared.tree(name).unwrap();
+        for (key, value) in stored {
+            let mut value = value.to_vec();
+            value[0] ^= 1;
+            tree.insert(key, value).unwrap();
+        }
+        backend.shared.flush_everything("test").unwrap();
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_stored_value_is_corrupted_naming_tree_and_key() {
+        for record in Record::ALL {
+            let (_root, dir) = fresh();
+            {
+                let backend = open(&dir);
+                write_records(&backend);
+                flip_stored_values(&backend, tree_of(record));
+            }
+            let backend = open(&dir);
+            assert_damage_found(&backend, record, tree_of(record));
+        }
+    }
+
+    #[test]
+    fn a_damaged_sequence_counter_record_is_refused_at_open() {
+        let (_root, dir) = fresh();
+        {
+            let backend = open(&dir);
+            backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+            flip_stored_values(&backend, trees::ENGINE_META);
+        }
+        match SledBackend::open(&dir, OpenOptions::default()) {
+            Err(OpenError::Corrupted { source, .. }) => {
+                assert!(source.to_string().contains("engine.meta"), "{source}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Rewrites the records of the open `backend` as format 1 stored them: every value as
+    /// given, without its checksum, and no format record. The backend is then closed.
+    fn downgrade_to_format_1(backend: SledBackend) {
+        for name in store_trees() {
+            let tree = backend.shared.tree(name).unwrap();
+            for (key, stored) in rows(&backend, name) {
+                let value = open_value(BACKEND_NAME, name, &key, &stored).unwrap();
+                tree.insert(key.clone(), value).unwrap();
+            }
+        }
+        let meta = backend.shared.tree(META_TREE).unwrap();
+        assert!(meta.remove(FORMAT_KEY).unwrap().is_some());
+        backend.shared.flush_everything("test").unwrap();
+    }
+
+    #[test]
+    fn a_format_1_database_is_upgraded_at_open_and_reads_back_the_same() {
+        let (_root, dir) = fresh();
+        let format_2 = {
+            let backend = open(&dir);
+            write_records(&backend);
+            let records = stored_records(&backend);
+            downgrade_to_format_1(backend);
+            records
+        };
+        {
+            let backend = open(&dir);
+            assert_records_read_back(&backend);
+            assert_eq!(stored_records(&backend), format_2);
+            let meta = backend.shared.tree(META_TREE).unwrap();
+            assert_eq!(
+                meta.get(FORMAT_KEY).unwrap().as_deref(),
+                Some(&b"store-sled/2"[..])
+            );
+            backend
+                .engine()
+                .put_batch(&[(b"after", b"upgrade")])
+                .unwrap();
+        }
+        let backend = open(&dir);
+        assert_records_read_back(&backend);
+        assert_eq!(
+            backend.engine().get(b"after").unwrap().as_deref(),
+            Some(&b"upgrade"[..])
+        );
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused() {
+        let (_root, dir) = fresh();
+        {
+            let backend = open(&dir);
+            write_records(&backend);
+            let meta = backend.shared.tree(META_TREE).unwrap();
+            meta.insert(FORMAT_KEY, &b"store-sled/3"[..]).unwrap();
+            backend.shared.flush_everything("test").unwrap();
+        }
+        match SledBackend::open(&dir, OpenOptions::default()) {
+            Err(OpenError::ForeignData { detail, .. }) => {
+                assert!(detail.contains("newer"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
