@@ -81,10 +81,25 @@
 //! ```
 //!
 //! Trees (one per table) and their keys; values are `postcard` records of the `store-kit`
-//! types named, except where raw bytes are said:
+//! types named, except where raw bytes are said.
+//!
+//! **Format 2** (this version): every stored value below is the value the table names
+//! followed by a 4-byte checksum (`store_kit::checksum`: CRC-32 over the tree name, the
+//! key and the value, little-endian), verified on every read; the `meta` tree holds the
+//! format record `format` -> `store-sled/2`, stored as is. Format 1 (before checksums) had
+//! no format record and stored values as given. Opening a format-1 database upgrades it
+//! before any store reads it, in **one** sled transaction over every tree (every record
+//! rewritten with its checksum, and the format record), then makes it durable. sled
+//! recovers a transaction whole or not at all, so a process killed during the upgrade
+//! leaves format 1 as it was, and the next open upgrades it again from the start; never a
+//! mix of checksummed and bare records. The transaction holds a copy of every record in
+//! memory while it runs. A newer format (or a format record that does not decode) is
+//! refused at open with [`OpenError::ForeignData`]; builds before format 2 do not read
+//! format 2.
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
+//! | `meta` | `format` | `store-sled/2` (no checksum) |
 //! | `engine.data` | the caller's key | the caller's value (raw) |
 //! | `engine.log` | sequence number, u64 big-endian | the batch's mutations (`store_kit::engine` encoding) |
 //! | `engine.meta` | `sequence` | last committed sequence number, u64 big-endian |
@@ -126,7 +141,11 @@
 //!   refuse the database as corrupted (see `remove_unfinished_snapshots`);
 //! - a panic inside sled's `Config::open` is caught and reported as
 //!   [`OpenError::Corrupted`]; sled's checksum failures are `Corrupted` too;
-//! - records that do not decode are [`StorageErrorKind::Corrupted`] errors at read time.
+//! - every record carries its checksum (format 2, above), so a record sled's recovery
+//!   lets through damaged, after a crash (no seal), is a [`StorageErrorKind::Corrupted`]
+//!   error naming the tree and the key when it is read, never wrong data. sled's own
+//!   recovery may instead stop at a damaged log record and drop what follows: that data is
+//!   then absent, which no record checksum can report.
 //!
 //! # Limits
 //!
