@@ -536,7 +536,7 @@ mod checksums {
 
     /// Rewrites the records of the open `backend` as format 1 stored them: every value as
     /// given, without its checksum, and no format record. The backend is then closed.
-    fn downgrade_to_format_1(backend: SledBackend) {
+    pub(super) fn downgrade_to_format_1(backend: SledBackend) {
         for name in store_trees() {
             let tree = backend.shared.tree(name).unwrap();
             for (key, stored) in rows(&backend, name) {
@@ -596,6 +596,125 @@ mod checksums {
                 assert!(detail.contains("newer"), "{detail}")
             }
             other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A process killed while it upgrades a format-1 database leaves one that opens and reads
+/// back every record: sled recovers the upgrade's one transaction whole or not at all.
+mod upgrade_kill {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use conformance::damage::{assert_records_read_back, write_records};
+
+    use super::*;
+
+    /// Set in the child process: the directory it opens (and so upgrades).
+    const CHILD_DIR: &str = "STORE_SLED_UPGRADE_CHILD_DIR";
+    const KEYS: u32 = 10_000;
+
+    fn key(i: u32) -> [u8; 4] {
+        i.to_be_bytes()
+    }
+
+    /// The child: opens the directory (upgrading it) and closes it. Does nothing unless
+    /// run by [`a_process_killed_during_the_upgrade_leaves_a_database_that_reads_back`].
+    #[test]
+    fn upgrade_child() {
+        if let Some(dir) = std::env::var_os(CHILD_DIR) {
+            let backend = open(Path::new(&dir));
+            backend.close().unwrap();
+        }
+    }
+
+    fn run_child(dir: &Path, kill_after: Option<Duration>) -> Duration {
+        let started = Instant::now();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "tests::upgrade_kill::upgrade_child",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if let Some(delay) = kill_after {
+            std::thread::sleep(delay);
+            // The child may have finished already: then there is nothing to kill.
+            let _ = child.kill();
+        }
+        child.wait().unwrap();
+        started.elapsed()
+    }
+
+    #[test]
+    fn a_process_killed_during_the_upgrade_leaves_a_database_that_reads_back() {
+        let (root, fixture) = fresh();
+        {
+            let backend = open_relaxed(&fixture);
+            write_records(&backend);
+            let value = [9u8; 64];
+            for start in (0..KEYS).step_by(1000) {
+                let keys: Vec<[u8; 4]> = (start..start + 1000).map(key).collect();
+                let pairs: Vec<(&[u8], &[u8])> =
+                    keys.iter().map(|k| (&k[..], &value[..])).collect();
+                backend.engine().put_batch(&pairs).unwrap();
+            }
+            super::checksums::downgrade_to_format_1(backend);
+        }
+        // How long an uninterrupted upgrade takes in a child, to spread the kills over it.
+        let timed = root.path().join("timed");
+        copy_dir(&fixture, &timed);
+        let full = run_child(&timed, None);
+        let kills = 10u32;
+        // What each kill left: still sealed (killed before the open got going, or after
+        // the clean close), or recovered by sled as format 1 or format 2.
+        let (mut sealed, mut format_1, mut format_2) = (0, 0, 0);
+        for n in 0..kills {
+            let copy = root.path().join(format!("killed-{n}"));
+            copy_dir(&fixture, &copy);
+            run_child(&copy, Some(full * (n + 1) / kills));
+            if copy.join(seal::SEAL_FILE).exists() {
+                sealed += 1;
+            } else {
+                let db = sled::open(copy.join(SLED_SUBDIR)).unwrap();
+                match db.open_tree(META_TREE).unwrap().get(FORMAT_KEY).unwrap() {
+                    Some(_) => format_2 += 1,
+                    None => format_1 += 1,
+                }
+            }
+            let backend = open(&copy);
+            assert_records_read_back(&backend);
+            let rows = backend
+                .engine()
+                .range_scan(&key(0), &key(KEYS - 1), usize::MAX, true)
+                .unwrap();
+            assert_eq!(rows.len(), KEYS as usize, "kill {n} after {full:?}");
+            assert!(rows.iter().all(|(_, v)| v.as_ref() == [9u8; 64]));
+            let meta = backend.shared.tree(META_TREE).unwrap();
+            assert_eq!(
+                meta.get(FORMAT_KEY).unwrap().as_deref(),
+                Some(&b"store-sled/2"[..])
+            );
+        }
+        eprintln!(
+            "upgrade of {KEYS} records took {full:?} in a child; {kills} kills left \
+             {sealed} sealed, {format_1} format 1 (upgraded again), {format_2} format 2"
+        );
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to.join(entry.file_name()));
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
         }
     }
 }
