@@ -279,6 +279,7 @@ fn flips<B: Backend<Location = Path>>(target: Target) {
     let (mut opened, mut open_errors, mut detected_copies, mut silent_missing_copies) =
         (0u64, 0u64, 0u64, 0u64);
     let mut total = Tally::default();
+    let mut open_error_kinds = BTreeMap::new();
     for n in 0..flips {
         let bit = rng.below(bits);
         let copy = root.path().join(format!("copy-{n}"));
@@ -288,7 +289,17 @@ fn flips<B: Backend<Location = Path>>(target: Target) {
         std::fs::write(copy.join(target.file), &bytes).unwrap();
         (target.prepare)(&copy);
         match B::open(&copy, options()) {
-            Err(_) => open_errors += 1,
+            Err(e) => {
+                open_errors += 1;
+                // The variant's name: `Corrupted { path: .. }` -> `Corrupted`.
+                let shown = format!("{e:?}");
+                let kind = shown
+                    .split(|c: char| !c.is_alphanumeric())
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                *open_error_kinds.entry(kind).or_insert(0u64) += 1;
+            }
             Ok(backend) => {
                 opened += 1;
                 let t = read_back(&backend, &data);
@@ -313,7 +324,7 @@ fn flips<B: Backend<Location = Path>>(target: Target) {
     }
     eprintln!(
         "RELIABILITY-FIGURES bit-flips backend={} seed={seed} file_bytes={} flips={flips} \
-         open_errors={open_errors} opened={opened} copies_with_typed_read_errors={detected_copies} \
+         open_errors={open_errors} open_error_kinds={open_error_kinds:?} opened={opened} copies_with_typed_read_errors={detected_copies} \
          copies_with_undetected_missing={silent_missing_copies} reads_right={} \
          reads_corrupted={} reads_missing={} reads_other_errors={:?} wrong_reads={}",
         target.name,
