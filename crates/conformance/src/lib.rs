@@ -45,6 +45,7 @@ macro_rules! assert_matches {
 }
 
 pub mod backend;
+pub mod damage;
 pub mod engine;
 pub mod harness;
 pub mod ledger;

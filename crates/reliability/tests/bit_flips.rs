@@ -1,10 +1,15 @@
-//! Bit flips on disk under SQLite (issue 21, checksums end to end): SQLite keeps no page
-//! checksums, so the backend checksums every record it reads back. A known dataset
-//! (engine keys and batch log, a state partition, segment entries) is written and the
-//! backend closed; then, one flip per copy of the database file, a single bit at a seeded
-//! position is flipped, the copy reopened and everything read back. Every read must give
-//! the right value or a typed error (`Corrupted` from the read, or an open error), never a
-//! wrong value, never a panic.
+//! Bit flips on disk under the backends whose engine keeps no page checksums (issue 21,
+//! checksums end to end): SQLite, LMDB and sled checksum every record they read back. A
+//! known dataset (engine keys and batch log, a state partition, segment entries) is
+//! written and the backend closed; then, one flip per copy of the database file (SQLite's
+//! file, LMDB's `data.mdb`, sled's log `sled/db`), a single bit at a seeded position is
+//! flipped, the copy reopened and everything read back. Every read must give the right
+//! value or a typed error (`Corrupted` from the read, or an open error), never a wrong
+//! value, never a panic.
+//!
+//! sled's clean-close seal would refuse every flipped copy at open, so the sled copies
+//! have their seal removed: they open as after a crash, through sled's own recovery, and
+//! what that recovery lets through must still be caught by the record checksums.
 //!
 //! A flip can also make a record unreachable by its key (a flipped key, or a flipped
 //! divider key of an interior b-tree page that sends the lookup elsewhere): a checksum
@@ -26,6 +31,8 @@ use store_api::{
     Backend, Durability, Mutation, OpenOptions, SegmentId, SegmentLogStore, SessionId, StateStore,
     StorageErrorKind, StoreEngine, StoreError,
 };
+use store_lmdb::LmdbBackend;
+use store_sled::SledBackend;
 use store_sqlite::{DB_FILE, SqliteBackend};
 
 const PARTITION: &str = "flips";
@@ -64,8 +71,8 @@ struct Dataset {
     entries: Vec<Vec<u8>>,
 }
 
-fn write_dataset(dir: &Path) -> Dataset {
-    let backend = SqliteBackend::open(dir, options()).unwrap();
+fn write_dataset<B: Backend<Location = Path>>(dir: &Path) -> Dataset {
+    let backend = B::open(dir, options()).unwrap();
     let engine = backend.engine();
     let mut data = BTreeMap::new();
     let mut batches = Vec::new();
@@ -154,7 +161,7 @@ impl Tally {
 }
 
 /// Reads everything of `data` back from the backend of `dir`.
-fn read_back(backend: &SqliteBackend, data: &Dataset) -> Tally {
+fn read_back<B: Backend>(backend: &B, data: &Dataset) -> Tally {
     let mut t = Tally::default();
     let engine = backend.engine();
     for i in 0..KEYS {
@@ -234,18 +241,22 @@ fn read_back(backend: &SqliteBackend, data: &Dataset) -> Tally {
     t
 }
 
-#[test]
-fn single_bit_flips_are_typed_errors_never_wrong_values() {
+/// How one backend's flips are made: the file flipped, relative to the backend directory,
+/// and what is done to a copy before it is opened.
+struct Target {
+    name: &'static str,
+    file: &'static str,
+    prepare: fn(&Path),
+}
+
+/// Flips seeded single bits in copies of `target.file` of a closed backend of type `B`
+/// holding the dataset, and reads each opened copy back: no read may give a wrong value.
+fn flips<B: Backend<Location = Path>>(target: Target) {
     let root = tempfile::tempdir().unwrap();
     let clean = root.path().join("clean");
-    let data = write_dataset(&clean);
-    let original = std::fs::read(clean.join(DB_FILE)).unwrap();
-    assert!(
-        !clean.join(format!("{DB_FILE}-wal")).exists(),
-        "closing checkpoints the WAL into the file"
-    );
+    let data = write_dataset::<B>(&clean);
     // The clean copy reads back entirely right: the reads check what they should.
-    let clean_tally = read_back(&SqliteBackend::open(&clean, options()).unwrap(), &data);
+    let clean_tally = read_back(&B::open(&clean, options()).unwrap(), &data);
     assert_eq!(
         (
             clean_tally.wrong,
@@ -256,37 +267,47 @@ fn single_bit_flips_are_typed_errors_never_wrong_values() {
         "{clean_tally:?}"
     );
     assert!(clean_tally.other.is_empty(), "{clean_tally:?}");
+    // Reopening may have rewritten the files (sled): flip the state the reads saw.
+    let pristine = root.path().join("pristine");
+    copy_dir(&clean, &pristine);
 
     let seed = run_seed();
     let mut rng = Rng::new(seed);
     let flips = scaled(60);
+    let original = std::fs::read(pristine.join(target.file)).unwrap();
     let bits = original.len() as u64 * 8;
     let (mut opened, mut open_errors, mut detected_copies, mut silent_missing_copies) =
         (0u64, 0u64, 0u64, 0u64);
     let mut total = Tally::default();
+    let mut open_error_kinds = BTreeMap::new();
     for n in 0..flips {
         let bit = rng.below(bits);
         let copy = root.path().join(format!("copy-{n}"));
-        std::fs::create_dir(&copy).unwrap();
-        for entry in std::fs::read_dir(&clean).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name();
-            if name != DB_FILE && entry.file_type().unwrap().is_file() {
-                std::fs::copy(entry.path(), copy.join(&name)).unwrap();
-            }
-        }
+        copy_dir(&pristine, &copy);
         let mut bytes = original.clone();
         bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
-        std::fs::write(copy.join(DB_FILE), &bytes).unwrap();
-        match SqliteBackend::open(&copy, options()) {
-            Err(_) => open_errors += 1,
+        std::fs::write(copy.join(target.file), &bytes).unwrap();
+        (target.prepare)(&copy);
+        match B::open(&copy, options()) {
+            Err(e) => {
+                open_errors += 1;
+                // The variant's name: `Corrupted { path: .. }` -> `Corrupted`.
+                let shown = format!("{e:?}");
+                let kind = shown
+                    .split(|c: char| !c.is_alphanumeric())
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                *open_error_kinds.entry(kind).or_insert(0u64) += 1;
+            }
             Ok(backend) => {
                 opened += 1;
                 let t = read_back(&backend, &data);
                 assert_eq!(
                     t.wrong,
                     0,
-                    "bit {bit} (byte {}, seed {seed}): a wrong value was read: {t:?}",
+                    "{}: bit {bit} (byte {}, seed {seed}): a wrong value was read: {t:?}",
+                    target.name,
                     bit / 8
                 );
                 if t.corrupted > 0 || !t.other.is_empty() {
@@ -302,10 +323,11 @@ fn single_bit_flips_are_typed_errors_never_wrong_values() {
         std::fs::remove_dir_all(&copy).unwrap();
     }
     eprintln!(
-        "RELIABILITY-FIGURES bit-flips backend=sqlite seed={seed} file_bytes={} flips={flips} \
-         open_errors={open_errors} opened={opened} copies_with_typed_read_errors={detected_copies} \
+        "RELIABILITY-FIGURES bit-flips backend={} seed={seed} file_bytes={} flips={flips} \
+         open_errors={open_errors} open_error_kinds={open_error_kinds:?} opened={opened} copies_with_typed_read_errors={detected_copies} \
          copies_with_undetected_missing={silent_missing_copies} reads_right={} \
          reads_corrupted={} reads_missing={} reads_other_errors={:?} wrong_reads={}",
+        target.name,
         original.len(),
         total.right,
         total.corrupted,
@@ -314,4 +336,47 @@ fn single_bit_flips_are_typed_errors_never_wrong_values() {
         total.wrong
     );
     assert_eq!(total.wrong, 0);
+}
+
+/// Copies the directory `from` (files and subdirectories) to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn single_bit_flips_are_typed_errors_never_wrong_values() {
+    // Closing checkpoints SQLite's WAL into the file, so the file holds everything.
+    flips::<SqliteBackend>(Target {
+        name: "sqlite",
+        file: DB_FILE,
+        prepare: |copy| assert!(!copy.join(format!("{DB_FILE}-wal")).exists()),
+    });
+}
+
+#[test]
+fn lmdb_single_bit_flips_are_typed_errors_never_wrong_values() {
+    flips::<LmdbBackend>(Target {
+        name: "lmdb",
+        file: "data.mdb",
+        prepare: |_| {},
+    });
+}
+
+#[test]
+fn sled_unsealed_single_bit_flips_are_typed_errors_never_wrong_values() {
+    flips::<SledBackend>(Target {
+        name: "sled",
+        file: "sled/db",
+        // No seal: the copy opens as after a crash, through sled's own recovery.
+        prepare: |copy| std::fs::remove_file(copy.join("sled.seal")).unwrap(),
+    });
 }

@@ -60,6 +60,22 @@ pub const LEDGER_TABLES: LedgerTables = LedgerTables {
     totals: "ledger.totals",
 };
 
+impl LedgerTables {
+    /// Every table name.
+    pub fn names(&self) -> [&'static str; 8] {
+        [
+            self.assets,
+            self.accounts,
+            self.postings,
+            self.events,
+            self.heads,
+            self.idempotency,
+            self.transactions,
+            self.totals,
+        ]
+    }
+}
+
 /// The eight ledger tables, resolved.
 struct Tables<T> {
     assets: T,

@@ -43,6 +43,13 @@ pub const SEGMENT_TABLES: SegmentTables = SegmentTables {
     traces: "segment.traces",
 };
 
+impl SegmentTables {
+    /// Every table name.
+    pub fn names(&self) -> [&'static str; 4] {
+        [self.meta, self.sessions, self.entries, self.traces]
+    }
+}
+
 /// The segment log of a backend on the engine `K`.
 pub struct KvSegmentLog<K: KvStore> {
     meta: K::Table,

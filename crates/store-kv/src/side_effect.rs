@@ -38,6 +38,13 @@ pub const SIDE_EFFECT_TABLES: SideEffectTables = SideEffectTables {
     inbound: "side_effect.inbound",
 };
 
+impl SideEffectTables {
+    /// Every table name.
+    pub fn names(&self) -> [&'static str; 3] {
+        [self.outputs, self.call_outputs, self.inbound]
+    }
+}
+
 /// The side-effect store of a backend on the engine `K`.
 ///
 /// Writes are serialized by the engine; reads run in read transactions. `read_outputs` is

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
+use store_kit::checksum::Framing;
 use store_kit::codec::read_u64;
 use store_kit::engine::{
     BatchLogEntry, SCAN_PREALLOC, SEQUENCE_KEY, batch_key, check_keys, check_mutations,
@@ -19,7 +20,7 @@ use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, d
 
 use heed::RoTxn;
 
-use crate::tables::{Abort, Db, Tables};
+use crate::tables::{Abort, Db, ENGINE_DATA, ENGINE_LOG, ENGINE_META, Tables, put_record};
 use crate::{BACKEND_NAME, HeedExt};
 
 /// The LMDB engine store.
@@ -69,7 +70,7 @@ impl LmdbEngine {
         what: &'static str,
         numbering: Numbering<'_>,
         log: BatchLogEntry<'_>,
-        mut apply: impl FnMut(&mut heed::RwTxn<'_>, &Tables<'static>) -> heed::Result<()>,
+        mut apply: impl FnMut(&mut heed::RwTxn<'_>, &Tables<'static>, Framing) -> heed::Result<()>,
     ) -> Result<u64, EngineError> {
         let writer = self.db.writer();
         let current = self.sequence.load(Ordering::Acquire);
@@ -83,23 +84,36 @@ impl LmdbEngine {
             })?,
             Numbering::Leader(seq, _) => seq,
         };
+        let framing = self.db.framing();
+        let log_key = batch_key(seq);
         let written = writer.run(what, |txn, t| {
             if let Numbering::Leader(seq, mutations) = numbering {
-                let logged = |seq| logged_batch(txn, t, seq);
+                let logged = |seq| logged_batch(txn, t, framing, seq);
                 let decision = decide_apply(current, seq, mutations, logged)
                     .map_err(|e| Abort::Fail(Refusal::Error(e)))?;
                 if decision == ApplyDecision::AlreadyApplied {
                     return Err(Abort::Fail(Refusal::AlreadyApplied));
                 }
             }
-            apply(txn, t)?;
+            apply(txn, t, framing)?;
             t.engine_log
-                .put_reserved(txn, &batch_key(seq), log.len(), |space| {
+                .put_reserved(txn, &log_key, framing.stored_len(log.len()), |space| {
                     space.fill_zeroes();
-                    log.write_into(BACKEND_NAME, space.written_mut())
-                        .map_err(std::io::Error::other)
+                    let stored = space.written_mut();
+                    let entry = stored.get_mut(..log.len()).unwrap_or_default();
+                    log.write_into(BACKEND_NAME, entry)
+                        .map_err(std::io::Error::other)?;
+                    framing.seal_in_place(ENGINE_LOG, &log_key, stored);
+                    Ok(())
                 })?;
-            t.engine_meta.put(txn, SEQUENCE_KEY, &seq.to_be_bytes())?;
+            put_record(
+                &t.engine_meta,
+                txn,
+                framing,
+                ENGINE_META,
+                SEQUENCE_KEY,
+                &seq.to_be_bytes(),
+            )?;
             Ok::<_, Abort<Refusal>>(())
         });
         match written {
@@ -140,14 +154,15 @@ impl From<StorageError> for Refusal {
 fn logged_batch(
     txn: &RoTxn<'_>,
     t: &Tables<'static>,
+    framing: Framing,
     seq: u64,
 ) -> Result<Option<Vec<Mutation>>, EngineError> {
-    match t
-        .engine_log
-        .get(txn, &batch_key(seq))
-        .ctx("reading the batch log")?
-    {
-        Some(bytes) => Ok(Some(decode_batch(BACKEND_NAME, bytes)?)),
+    let key = batch_key(seq);
+    match t.engine_log.get(txn, &key).ctx("reading the batch log")? {
+        Some(stored) => {
+            let entry = framing.open(BACKEND_NAME, ENGINE_LOG, &key, stored)?;
+            Ok(Some(decode_batch(BACKEND_NAME, entry)?))
+        }
         None => Ok(None),
     }
 }
@@ -156,27 +171,34 @@ fn logged_batch(
 fn write_mutations(
     txn: &mut heed::RwTxn<'_>,
     t: &Tables<'static>,
+    framing: Framing,
     mutations: &[Mutation],
 ) -> heed::Result<()> {
     write_in_order(
         txn,
         mutations,
-        |txn, key, value| t.engine_data.put(txn, key, value),
+        |txn, key, value| put_record(&t.engine_data, txn, framing, ENGINE_DATA, key, value),
         |txn, key| t.engine_data.delete(txn, key).map(drop),
     )
 }
 
 /// The sequence counter stored in `engine.meta` (0 before the first batch). Read once, when
 /// the environment is opened, so a damaged counter refuses the open.
-pub(crate) fn stored_sequence(txn: &RoTxn<'_>, t: &Tables<'_>) -> Result<u64, StorageError> {
-    match t
+pub(crate) fn stored_sequence(
+    txn: &RoTxn<'_>,
+    t: &Tables<'_>,
+    framing: Framing,
+) -> Result<u64, StorageError> {
+    let stored = t
         .engine_meta
         .get(txn, SEQUENCE_KEY)
-        .ctx("reading the engine sequence counter")?
-    {
+        .ctx("reading the engine sequence counter")?;
+    match stored {
         None => Ok(0),
-        Some(bytes) if bytes.len() == 8 => read_u64(bytes, 0).ok_or_else(bad_counter),
-        Some(_) => Err(bad_counter()),
+        Some(stored) => match framing.open(BACKEND_NAME, ENGINE_META, SEQUENCE_KEY, stored)? {
+            bytes if bytes.len() == 8 => read_u64(bytes, 0).ok_or_else(bad_counter),
+            _ => Err(bad_counter()),
+        },
     }
 }
 
@@ -184,8 +206,11 @@ fn bad_counter() -> StorageError {
     StorageError::corrupted(BACKEND_NAME, "the engine sequence counter is not 8 bytes")
 }
 
-fn pair(k: &[u8], v: &[u8]) -> (Bytes, Bytes) {
-    (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v))
+/// A stored row of `engine.data` as the caller's key and value, its checksum verified.
+#[inline]
+fn pair(framing: Framing, k: &[u8], stored: &[u8]) -> Result<(Bytes, Bytes), StorageError> {
+    let v = framing.open(BACKEND_NAME, ENGINE_DATA, k, stored)?;
+    Ok((Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
 }
 
 impl StoreEngine for LmdbEngine {
@@ -195,12 +220,17 @@ impl StoreEngine for LmdbEngine {
             return Ok(self.current_sequence());
         }
         let log = BatchLogEntry::put(BACKEND_NAME, pairs)?;
-        self.commit("writing a put batch", Numbering::Next, log, |txn, t| {
-            for (key, value) in pairs {
-                t.engine_data.put(txn, key, value)?;
-            }
-            Ok(())
-        })
+        self.commit(
+            "writing a put batch",
+            Numbering::Next,
+            log,
+            |txn, t, framing| {
+                for (key, value) in pairs {
+                    put_record(&t.engine_data, txn, framing, ENGINE_DATA, key, value)?;
+                }
+                Ok(())
+            },
+        )
     }
 
     fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
@@ -209,12 +239,17 @@ impl StoreEngine for LmdbEngine {
             return Ok(self.current_sequence());
         }
         let log = BatchLogEntry::delete(BACKEND_NAME, keys)?;
-        self.commit("writing a delete batch", Numbering::Next, log, |txn, t| {
-            for key in keys {
-                t.engine_data.delete(txn, key)?;
-            }
-            Ok(())
-        })
+        self.commit(
+            "writing a delete batch",
+            Numbering::Next,
+            log,
+            |txn, t, _| {
+                for key in keys {
+                    t.engine_data.delete(txn, key)?;
+                }
+                Ok(())
+            },
+        )
     }
 
     fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {
@@ -223,17 +258,20 @@ impl StoreEngine for LmdbEngine {
             return Ok(self.current_sequence());
         }
         let log = BatchLogEntry::mutations(BACKEND_NAME, mutations)?;
-        self.commit("writing a batch", Numbering::Next, log, |txn, t| {
-            write_mutations(txn, t, mutations)
-        })
+        self.commit(
+            "writing a batch",
+            Numbering::Next,
+            log,
+            |txn, t, framing| write_mutations(txn, t, framing, mutations),
+        )
     }
 
     fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError> {
         check_apply_input(seq, mutations)?;
         let log = BatchLogEntry::mutations(BACKEND_NAME, mutations)?;
         let numbering = Numbering::Leader(seq, mutations);
-        self.commit("applying a batch", numbering, log, |txn, t| {
-            write_mutations(txn, t, mutations)
+        self.commit("applying a batch", numbering, log, |txn, t, framing| {
+            write_mutations(txn, t, framing, mutations)
         })
     }
 
@@ -248,25 +286,32 @@ impl StoreEngine for LmdbEngine {
     #[inline]
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
         check_key(key)?;
+        let framing = self.db.framing();
         self.db.read("reading a key", |txn, t| {
-            Ok(t.engine_data
-                .get(txn, key)
-                .ctx("reading a key")?
-                .map(Bytes::copy_from_slice))
+            match t.engine_data.get(txn, key).ctx("reading a key")? {
+                Some(stored) => {
+                    let value = framing.open(BACKEND_NAME, ENGINE_DATA, key, stored)?;
+                    Ok(Some(Bytes::copy_from_slice(value)))
+                }
+                None => Ok(None),
+            }
         })
     }
 
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError> {
         check_keys(keys)?;
+        let framing = self.db.framing();
         self.db.read("reading keys", |txn, t| {
             keys.iter()
-                .map(|key| {
-                    let value = t.engine_data.get(txn, key).ctx("reading keys")?;
-                    Ok((
-                        Bytes::copy_from_slice(key),
-                        value.map(Bytes::copy_from_slice),
-                    ))
-                })
+                .map(
+                    |key| match t.engine_data.get(txn, key).ctx("reading keys")? {
+                        Some(stored) => {
+                            let (key, value) = pair(framing, key, stored)?;
+                            Ok((key, Some(value)))
+                        }
+                        None => Ok((Bytes::copy_from_slice(key), None)),
+                    },
+                )
                 .collect()
         })
     }
@@ -282,17 +327,18 @@ impl StoreEngine for LmdbEngine {
             return Ok(Vec::new());
         };
         const WHAT: &str = "scanning a key range";
+        let framing = self.db.framing();
         self.db.read(WHAT, |txn, t| {
             let mut rows = Vec::with_capacity(limit.min(SCAN_PREALLOC));
             if forward {
                 for row in t.engine_data.range(txn, &bounds).ctx(WHAT)?.take(limit) {
                     let (k, v) = row.ctx(WHAT)?;
-                    rows.push(pair(k, v));
+                    rows.push(pair(framing, k, v)?);
                 }
             } else {
                 for row in t.engine_data.rev_range(txn, &bounds).ctx(WHAT)?.take(limit) {
                     let (k, v) = row.ctx(WHAT)?;
-                    rows.push(pair(k, v));
+                    rows.push(pair(framing, k, v)?);
                 }
             }
             Ok(rows)
@@ -300,8 +346,10 @@ impl StoreEngine for LmdbEngine {
     }
 
     fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
-        self.db
-            .read("reading the batch log", |txn, t| logged_batch(txn, t, seq))
+        let framing = self.db.framing();
+        self.db.read("reading the batch log", |txn, t| {
+            logged_batch(txn, t, framing, seq)
+        })
     }
 
     fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {

@@ -3,22 +3,28 @@
 //! run through [`Writer::attempt`](crate::tables::Writer::attempt), so map growth (the
 //! write is run again on a doubled map) and the write gate stay there. A durable commit
 //! under `Relaxed` forces the meta-page sync LMDB skipped.
+//!
+//! Every value is stored with its checksum (`store_kit::checksum`, format 2): a put writes
+//! it after the value, a read verifies it over the slice LMDB hands out and passes the
+//! value on without the trailer, still without copying.
 
 use std::ops::Bound;
+use store_kit::checksum::Framing;
 use store_kit::gate::WriteGate;
 
 use heed::{MdbError, PutFlags, RoTxn, RwTxn};
 use store_api::{Durability, StorageError};
 use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each};
 
-use crate::tables::{Abort, Db, Table};
+use crate::tables::{Abort, Db, Table, put_record};
 use crate::{BACKEND_NAME, HeedExt, kind_of};
 
-/// A named LMDB database of the environment.
+/// A named LMDB database of the environment, with how its records are laid out.
 #[derive(Clone, Copy)]
 pub struct LmdbTable {
     name: &'static str,
     db: Table<'static>,
+    framing: Framing,
 }
 
 impl std::fmt::Debug for LmdbTable {
@@ -64,7 +70,9 @@ fn get_in<T>(
     decode: impl FnOnce(&[u8]) -> Result<T, StorageError>,
 ) -> Result<Option<T>, StorageError> {
     match table.db.get(txn, key).ctx(context)? {
-        Some(value) => decode(value).map(Some),
+        Some(stored) => {
+            decode(table.framing.open(BACKEND_NAME, table.name, key, stored)?).map(Some)
+        }
         None => Ok(None),
     }
 }
@@ -81,8 +89,11 @@ fn scan_in<E: From<StorageError>>(
         return Ok(());
     };
     let step = |row: heed::Result<(&[u8], &[u8])>| -> Result<Visit, E> {
-        let (key, value) = row.ctx(context)?;
-        visit(key, value)
+        let (key, stored) = row.ctx(context)?;
+        visit(
+            key,
+            table.framing.open(BACKEND_NAME, table.name, key, stored)?,
+        )
     };
     match direction {
         Direction::Forward => visit_each(table.db.range(txn, &range).ctx(context)?, step),
@@ -151,10 +162,15 @@ impl LmdbWrite<'_> {
 
 impl KvWrite for LmdbWrite<'_> {
     fn put(&mut self, table: &LmdbTable, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        table
-            .db
-            .put(&mut self.txn, key, value)
-            .map_err(|e| self.failure(e))
+        put_record(
+            &table.db,
+            &mut self.txn,
+            table.framing,
+            table.name,
+            key,
+            value,
+        )
+        .map_err(|e| self.failure(e))
     }
 
     fn delete(&mut self, table: &LmdbTable, key: &[u8]) -> Result<(), StorageError> {
@@ -172,9 +188,10 @@ impl KvWrite for LmdbWrite<'_> {
         key: &[u8],
         value: &[u8],
     ) -> Result<bool, StorageError> {
+        let stored = table.framing.seal(table.name, key, value);
         match table
             .db
-            .put_with_flags(&mut self.txn, PutFlags::APPEND, key, value)
+            .put_with_flags(&mut self.txn, PutFlags::APPEND, key, &stored)
         {
             Ok(()) => Ok(true),
             Err(heed::Error::Mdb(MdbError::KeyExist)) => Ok(false),
@@ -210,7 +227,11 @@ impl KvStore for Db {
 
     fn table(&self, name: &'static str) -> Result<LmdbTable, StorageError> {
         match self.tables().named(name) {
-            Some(db) => Ok(LmdbTable { name, db }),
+            Some(db) => Ok(LmdbTable {
+                name,
+                db,
+                framing: self.framing(),
+            }),
             None => Err(StorageError::corrupted(
                 BACKEND_NAME,
                 format!("the environment has no database named {name:?}"),

@@ -43,12 +43,25 @@
 //! # On-disk layout
 //!
 //! The backend directory holds `STORE` (the marker naming this backend), `.store-lock`
-//! (the process lock), and LMDB's `data.mdb` and `lock.mdb`. The environment holds 21
+//! (the process lock), and LMDB's `data.mdb` and `lock.mdb`. The environment holds 22
 //! named databases; keys order by unsigned bytes; records are `postcard`-encoded unless
 //! stated otherwise.
 //!
+//! **Format 2** (this version): every stored value below is the value the table names
+//! followed by a 4-byte checksum (`store_kit::checksum`: CRC-32 over the database name,
+//! the key and the value, little-endian), verified on every read; the `meta` database
+//! holds the format record `format` -> `store-lmdb/2`, stored as is. Format 1 (before
+//! checksums) had no `meta` database and stored values as given. A read-write open of a
+//! format-1 environment upgrades it in one write transaction (every record rewritten with
+//! its checksum, then the format record): a crash or a failure during the upgrade leaves
+//! format 1 as it was, and the next open upgrades it again. A read-only open of format 1
+//! reads it as it is, unverified. A format record of a newer format (or one that does not
+//! decode) is refused at open with [`OpenError::ForeignData`], before anything is written;
+//! builds before format 2 do not read format 2.
+//!
 //! | database | key | value |
 //! | --- | --- | --- |
+//! | `meta` | `format` | `store-lmdb/2` (no checksum) |
 //! | `engine.data` | the caller's key | the caller's value, as given |
 //! | `engine.log` | sequence number, u64 big-endian | the batch's mutations (`Vec<Mutation>`) |
 //! | `engine.meta` | `sequence` | the last sequence number, u64 big-endian |
@@ -100,12 +113,16 @@
 //!   exits).
 //! - An open state partition lives in memory (keys plus values).
 //! - Damaged files: a `data.mdb` that is emptied, shorter than its last committed page,
-//!   or whose meta pages or engine counter do not decode is refused at open with
-//!   [`OpenError::Corrupted`], and a refused open puts LMDB's `lock.mdb` back as it was.
-//!   LMDB keeps no page checksums, so damage inside a page is found only when LMDB's own
-//!   page checks or a record decoder meet it (`StorageErrorKind::Corrupted`); damage to
-//!   the bytes of a value stored as given (engine, state and segment entries) cannot be
-//!   detected.
+//!   or whose meta pages or engine counter do not decode or fail their checksum is refused
+//!   at open with [`OpenError::Corrupted`], and a refused open puts LMDB's `lock.mdb` back
+//!   as it was. LMDB keeps no page checksums, so every record carries its own (format 2,
+//!   above): a changed byte in a stored value, or in the key it is stored under, is a
+//!   [`StorageErrorKind::Corrupted`] error naming the database and the key when the record
+//!   is read, never wrong data. What a record checksum cannot report is a record the
+//!   lookup never reaches: damage to a key or to a branch page that sends a lookup
+//!   elsewhere reads as an absent key (or as LMDB's own page error). The upgrade from
+//!   format 1 rewrites every record in one transaction, so it needs room for a second copy
+//!   of the data while it runs (the map grows as for any write).
 
 mod engine;
 mod kv;

@@ -6,6 +6,7 @@
 //! process is active. Write transactions are serialized by the `writer` mutex (LMDB allows
 //! one writer at a time anyway), so each store can number and order its writes under it.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use heed::types::Bytes as Raw;
@@ -13,12 +14,20 @@ use heed::{CommitToken, Database, Env, EnvFlags, EnvOpenOptions, OnCommit, RoTxn
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
+use std::io::Write as _;
 use store_api::{Durability, OpenError, OpenOptions, StorageError, StorageErrorKind};
+
+use store_kit::checksum::{Framing, checksum, format_record, framing_of_format, seal_value};
 use store_kit::dir::DirGuard;
 use store_kit::gate::{EngineSlot, WriteGate};
 use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables};
 
 use crate::{corrupted_at_open, open_error, storage};
+
+/// The engine's databases: its data, its batch log and its sequence counter.
+pub(crate) const ENGINE_DATA: &str = "engine.data";
+pub(crate) const ENGINE_LOG: &str = "engine.log";
+pub(crate) const ENGINE_META: &str = "engine.meta";
 
 /// The state databases; partition ids start at 0.
 pub(crate) const STATE: StateTables = StateTables {
@@ -41,12 +50,28 @@ pub(crate) const INITIAL_MAP_SIZE: usize = 64 << 20;
 /// beyond any disk).
 const MAX_MAP_GROWTHS: u32 = 24;
 
-/// Named databases: 21 are used, the rest is headroom for later versions.
+/// Named databases: 22 are used (the 21 of the stores and `meta`), the rest is headroom
+/// for later versions.
 const MAX_DBS: u32 = 32;
 
 /// Reader slots. Read transactions use thread-local slots (a thread keeps its slot until
 /// it exits), so this bounds the number of live threads that read at once.
 const MAX_READERS: u32 = 1024;
+
+/// The database holding the format record (`format` -> `store-lmdb/2`). Its record is
+/// stored as is, without a checksum, so it can be read before the format is known; a
+/// damaged one is refused at open like an unknown format.
+pub(crate) const META_DB: &str = "meta";
+/// The key of the format record in [`META_DB`].
+pub(crate) const FORMAT_KEY: &[u8] = b"format";
+/// The name in the format record.
+pub(crate) const FORMAT_NAME: &str = "store-lmdb";
+/// The format this build writes: 2, every record checksummed. Format 1 (no format
+/// record) stored values as given.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// How many records the upgrade from format 1 copies out of a database at a time.
+const UPGRADE_CHUNK: usize = 1024;
 
 /// A byte-keyed, byte-valued LMDB database.
 pub(crate) type Table<'t> = Database<'t, Raw, Raw>;
@@ -80,11 +105,13 @@ pub(crate) struct Tables<'t> {
 
 impl<'t> Tables<'t> {
     /// The tables, each made by `table` from its name.
-    fn from_names(mut table: impl FnMut(&str) -> heed::Result<Table<'t>>) -> heed::Result<Self> {
+    pub(crate) fn from_names(
+        mut table: impl FnMut(&str) -> heed::Result<Table<'t>>,
+    ) -> heed::Result<Self> {
         Ok(Tables {
-            engine_data: table("engine.data")?,
-            engine_log: table("engine.log")?,
-            engine_meta: table("engine.meta")?,
+            engine_data: table(ENGINE_DATA)?,
+            engine_log: table(ENGINE_LOG)?,
+            engine_meta: table(ENGINE_META)?,
             state_data: table(STATE.entries)?,
             state_names: table(STATE.partitions)?,
             state_meta: table(STATE.meta)?,
@@ -106,6 +133,94 @@ impl<'t> Tables<'t> {
         })
     }
 }
+
+impl<'t> Tables<'t> {
+    /// Every database with its name.
+    pub(crate) fn all(&self) -> [(&'static str, Table<'t>); 21] {
+        [
+            (ENGINE_DATA, self.engine_data),
+            (ENGINE_LOG, self.engine_log),
+            (ENGINE_META, self.engine_meta),
+            (STATE.entries, self.state_data),
+            (STATE.partitions, self.state_names),
+            (STATE.meta, self.state_meta),
+            (LEDGER_TABLES.assets, self.ledger_assets),
+            (LEDGER_TABLES.accounts, self.ledger_accounts),
+            (LEDGER_TABLES.postings, self.ledger_postings),
+            (LEDGER_TABLES.events, self.ledger_events),
+            (LEDGER_TABLES.heads, self.ledger_heads),
+            (LEDGER_TABLES.idempotency, self.ledger_idempotency),
+            (LEDGER_TABLES.transactions, self.ledger_transactions),
+            (LEDGER_TABLES.totals, self.ledger_totals),
+            (SIDE_EFFECT_TABLES.outputs, self.side_effect_outputs),
+            (
+                SIDE_EFFECT_TABLES.call_outputs,
+                self.side_effect_call_outputs,
+            ),
+            (SIDE_EFFECT_TABLES.inbound, self.side_effect_inbound),
+            (SEGMENT_TABLES.meta, self.segment_meta),
+            (SEGMENT_TABLES.sessions, self.segment_sessions),
+            (SEGMENT_TABLES.entries, self.segment_entries),
+            (SEGMENT_TABLES.traces, self.segment_traces),
+        ]
+    }
+}
+
+/// Stores `key -> value` in `db` (the database called `name`) as `framing` lays records
+/// out: with its checksum written straight after the value into the space LMDB reserves
+/// for the record, so nothing is copied first.
+pub(crate) fn put_record(
+    db: &Table<'_>,
+    txn: &mut RwTxn<'_>,
+    framing: Framing,
+    name: &str,
+    key: &[u8],
+    value: &[u8],
+) -> heed::Result<()> {
+    match framing {
+        Framing::Checksummed => {
+            db.put_reserved(txn, key, framing.stored_len(value.len()), |space| {
+                space.write_all(value)?;
+                space.write_all(&checksum(name, key, value).to_le_bytes())
+            })
+        }
+        Framing::Bare => db.put(txn, key, value),
+    }
+}
+
+/// Rewrites every record of `tables`, stored as given by format 1, with its checksum
+/// (format 2), in the write transaction `txn`; returns how many it rewrote.
+fn upgrade_records(txn: &mut RwTxn<'_>, tables: &Tables<'_>) -> heed::Result<u64> {
+    let mut rewritten = 0u64;
+    for (name, table) in tables.all() {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let lower = match &after {
+                Some(key) => Bound::Excluded(key.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let range: (Bound<&[u8]>, Bound<&[u8]>) = (lower, Bound::Unbounded);
+            let chunk = table
+                .range(txn, &range)?
+                .take(UPGRADE_CHUNK)
+                .map(|row| row.map(|(key, value)| (key.to_vec(), value.to_vec())))
+                .collect::<heed::Result<Vec<_>>>()?;
+            for (key, value) in &chunk {
+                table.put(txn, key, &seal_value(name, key, value))?;
+            }
+            rewritten += chunk.len() as u64;
+            match chunk.into_iter().last() {
+                Some((key, _)) => after = Some(key),
+                None => break,
+            }
+        }
+    }
+    Ok(rewritten)
+}
+
+/// What the open found about the format: the framing of the records, or (`Err`) why the
+/// environment is refused.
+type FormatCheck = Result<Framing, String>;
 
 impl<'t> OnCommit for Tables<'t> {
     type Committed = Tables<'static>;
@@ -196,6 +311,9 @@ pub struct Db {
     durability: Durability,
     /// The engine's sequence counter as stored when the environment was opened.
     sequence_at_open: u64,
+    /// How records are stored: checksummed (format 2), or as given by a format-1
+    /// environment opened read-only (so not upgraded) and read unverified.
+    framing: Framing,
     /// Shut by a write that failed with an I/O error (not a full disk): after a failed
     /// `fsync` the pages of earlier writes may be gone, so nothing more is acknowledged
     /// until the environment is reopened.
@@ -268,10 +386,11 @@ impl Db {
         };
         let map_size = initial_map_size(data_len.unwrap_or(0));
         match Self::open_env(&path, &data_path, map_size, options) {
-            Ok((env, tables, sequence_at_open)) => Ok(Db {
+            Ok((env, tables, sequence_at_open, framing)) => Ok(Db {
                 env: EngineSlot::new(crate::BACKEND_NAME, env),
                 tables,
                 sequence_at_open,
+                framing,
                 resize: RwLock::new(()),
                 writer: Mutex::new(()),
                 durability,
@@ -293,12 +412,14 @@ impl Db {
         }
     }
 
+    /// Opens the environment, checks its format and, on a read-write open of a format-1
+    /// environment, upgrades it (see [`Db::open_tables`]).
     fn open_env(
         path: &Path,
         data_path: &Path,
         map_size: usize,
         options: &OpenOptions,
-    ) -> Result<(Env, Tables<'static>, u64), OpenError> {
+    ) -> Result<(Env, Tables<'static>, u64, Framing), OpenError> {
         let env = open_lmdb(path, map_size, options).map_err(|e| open_error(data_path, e))?;
         // A data file shorter than its last committed page would make LMDB read past the
         // end of the file through the memory map: refuse it here.
@@ -317,43 +438,98 @@ impl Db {
                 ),
             ));
         }
-        let tables = if options.read_only {
-            // A read-only environment cannot create tables: every one must be there.
-            let rtxn = env.read_txn().map_err(|e| open_error(data_path, e))?;
-            env.open_databases_and_commit(rtxn, |opener, rtxn| {
-                Tables::from_names(|name| {
-                    opener
-                        .open_database::<Raw, Raw>(rtxn, Some(name))?
-                        .ok_or(heed::Error::Mdb(heed::MdbError::NotFound))
-                })
-                .map(heed::CommitOrAbort::<_, ()>::Commit)
-            })
-        } else {
-            let wtxn = env.write_txn().map_err(|e| open_error(data_path, e))?;
-            env.create_databases_and_commit(wtxn, |opener, wtxn| {
-                Tables::from_names(|name| opener.create_database::<Raw, Raw>(wtxn, Some(name)))
-                    .map(heed::CommitOrAbort::<_, ()>::Commit)
-            })
-        }
-        .map_err(|e| open_error(data_path, e))?;
-        let heed::CommitOrAbort::Commit(tables) = tables else {
-            return Err(corrupted_at_open(
-                data_path,
-                "the database tables could not be opened",
-            ));
+        let mut growths = 0;
+        let (tables, format) = loop {
+            match Self::open_tables(&env, options) {
+                Err(heed::Error::Mdb(heed::MdbError::MapFull)) if growths < MAX_MAP_GROWTHS => {
+                    // The upgrade rewrote more than the map holds: it was aborted, no
+                    // transaction is active, so the map may grow.
+                    growths += 1;
+                    let next = env.info().map_size.saturating_mul(2);
+                    resize_lmdb(&env, next).map_err(|e| open_error(data_path, e))?;
+                }
+                Err(e) => return Err(open_error(data_path, e)),
+                Ok(opened) => break opened,
+            }
+        };
+        let framing = format.map_err(|detail| OpenError::ForeignData {
+            path: data_path.to_path_buf(),
+            detail,
+        })?;
+        let tables = match tables {
+            heed::CommitOrAbort::Commit(tables) => tables,
+            heed::CommitOrAbort::Abort(()) => {
+                return Err(corrupted_at_open(
+                    data_path,
+                    "the database tables could not be opened",
+                ));
+            }
         };
         let sequence = {
             let rtxn = env.read_txn().map_err(|e| open_error(data_path, e))?;
-            crate::engine::stored_sequence(&rtxn, &tables)
+            crate::engine::stored_sequence(&rtxn, &tables, framing)
         };
         match sequence {
-            Ok(sequence) => Ok((env, tables, sequence)),
+            Ok(sequence) => Ok((env, tables, sequence, framing)),
             Err(e) if e.kind() == StorageErrorKind::Corrupted => Err(OpenError::Corrupted {
                 path: data_path.to_path_buf(),
                 source: Box::new(e),
             }),
             Err(e) => Err(OpenError::Storage(e)),
         }
+    }
+
+    /// Opens the named databases and reads the format record. A read-only open needs every
+    /// database of the stores to be there and reads a format-1 environment as it is
+    /// ([`Framing::Bare`]). A read-write open creates what is missing and, when the
+    /// environment has no format record (format 1, or new), rewrites every record with its
+    /// checksum and writes the format record, all in one write transaction: a crash or a
+    /// failure leaves the environment as it was. An unknown format aborts the transaction.
+    #[allow(clippy::type_complexity)]
+    fn open_tables(
+        env: &Env,
+        options: &OpenOptions,
+    ) -> heed::Result<(heed::CommitOrAbort<Tables<'static>, ()>, FormatCheck)> {
+        let mut format: FormatCheck = Ok(Framing::Checksummed);
+        let tables = if options.read_only {
+            // A read-only environment cannot create tables: every one must be there.
+            let rtxn = env.read_txn()?;
+            env.open_databases_and_commit(rtxn, |opener, rtxn| {
+                let tables = Tables::from_names(|name| {
+                    opener
+                        .open_database::<Raw, Raw>(rtxn, Some(name))?
+                        .ok_or(heed::Error::Mdb(heed::MdbError::NotFound))
+                })?;
+                let record = match opener.open_database::<Raw, Raw>(rtxn, Some(META_DB))? {
+                    Some(meta) => meta.get(rtxn, FORMAT_KEY)?,
+                    None => None,
+                };
+                format = framing_of_format(FORMAT_NAME, FORMAT_VERSION, record);
+                Ok::<_, heed::Error>(heed::CommitOrAbort::Commit(tables))
+            })?
+        } else {
+            let wtxn = env.write_txn()?;
+            env.create_databases_and_commit(wtxn, |opener, wtxn| {
+                let tables = Tables::from_names(|name| {
+                    opener.create_database::<Raw, Raw>(wtxn, Some(name))
+                })?;
+                let meta = opener.create_database::<Raw, Raw>(wtxn, Some(META_DB))?;
+                format =
+                    framing_of_format(FORMAT_NAME, FORMAT_VERSION, meta.get(wtxn, FORMAT_KEY)?);
+                match format {
+                    Ok(Framing::Checksummed) => {}
+                    Ok(Framing::Bare) => {
+                        upgrade_records(wtxn, &tables)?;
+                        let record = format_record(FORMAT_NAME, FORMAT_VERSION);
+                        meta.put(wtxn, FORMAT_KEY, &record)?;
+                        format = Ok(Framing::Checksummed);
+                    }
+                    Err(_) => return Ok(heed::CommitOrAbort::Abort(())),
+                }
+                Ok::<_, heed::Error>(heed::CommitOrAbort::Commit(tables))
+            })?
+        };
+        Ok((tables, format))
     }
 
     /// The named databases.
@@ -364,6 +540,11 @@ impl Db {
     /// The durability mode.
     pub(crate) fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// How records are stored, hence what reads verify and writes add.
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// The engine's sequence counter as stored when the environment was opened.

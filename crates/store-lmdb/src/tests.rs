@@ -263,3 +263,215 @@ fn a_damaged_sequence_counter_is_refused() {
     }
     assert_corrupted_and_untouched(dir.path());
 }
+
+/// Checksums (format 2): damage inside a stored value is a `Corrupted` error naming the
+/// table and key; format-1 environments open, upgrade and read back the same.
+mod checksums {
+    use conformance::damage::{
+        Record, assert_damage_found, assert_records_read_back, write_records,
+    };
+    use heed::types::Bytes as Raw;
+    use store_kit::checksum::open_value;
+    use store_kv::{LEDGER_TABLES, SEGMENT_TABLES, SIDE_EFFECT_TABLES};
+
+    use super::*;
+    use crate::tables::{Abort, FORMAT_KEY, META_DB, Table, Tables};
+
+    fn table_of(record: Record) -> &'static str {
+        match record {
+            Record::EngineData => tables::ENGINE_DATA,
+            Record::EngineLog => tables::ENGINE_LOG,
+            Record::StateEntries => tables::STATE.entries,
+            Record::LedgerAccounts => LEDGER_TABLES.accounts,
+            Record::LedgerEvents => LEDGER_TABLES.events,
+            Record::SideEffectOutputs => SIDE_EFFECT_TABLES.outputs,
+            Record::SegmentEntries => SEGMENT_TABLES.entries,
+        }
+    }
+
+    /// Every record of `table` in `txn`, copied out.
+    fn rows(table: &Table<'_>, txn: &heed::RoTxn<'_>) -> Rows {
+        table
+            .iter(txn)
+            .unwrap()
+            .map(|row| row.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<heed::Result<_>>()
+            .unwrap()
+    }
+
+    /// Flips the lowest bit of the first byte of every stored value of the database
+    /// `name`, as damage on disk would, bypassing the checksum.
+    fn flip_stored_values(backend: &LmdbBackend, name: &str) {
+        backend
+            .db
+            .write("damaging records", |txn, t| {
+                let (_, table) = t.all().into_iter().find(|(n, _)| *n == name).unwrap();
+                let stored = rows(&table, txn);
+                assert!(!stored.is_empty(), "{name} holds no record");
+                for (key, mut value) in stored {
+                    value[0] ^= 1;
+                    table.put(txn, &key, &value)?;
+                }
+                Ok::<_, Abort<StorageError>>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_stored_value_is_corrupted_naming_table_and_key() {
+        for record in Record::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let backend = open(dir.path());
+                write_records(&backend);
+                flip_stored_values(&backend, table_of(record));
+            }
+            let backend = open(dir.path());
+            assert_damage_found(&backend, record, table_of(record));
+            // Read-only opens verify too.
+            drop(backend);
+            let backend =
+                LmdbBackend::open(dir.path(), OpenOptions::default().read_only(true)).unwrap();
+            assert_damage_found(&backend, record, table_of(record));
+        }
+    }
+
+    #[test]
+    fn a_damaged_sequence_counter_record_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let backend = open(dir.path());
+            backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+            flip_stored_values(&backend, tables::ENGINE_META);
+        }
+        let opened = LmdbBackend::open(dir.path(), OpenOptions::default());
+        match opened {
+            Err(OpenError::Corrupted { source, .. }) => {
+                assert!(source.to_string().contains("engine.meta"), "{source}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Runs `f` in one write transaction on the closed environment of `dir`, opened with
+    /// heed directly, with every database of the stores and the `meta` database.
+    fn with_raw_env(dir: &Path, f: impl FnOnce(&mut heed::RwTxn<'_>, &Tables<'_>, Table<'_>)) {
+        // SAFETY: the backend of `dir` is closed and nothing else opens it meanwhile.
+        #[allow(unsafe_code)]
+        let env = unsafe {
+            heed::EnvOpenOptions::new()
+                .max_dbs(32)
+                .map_size(1 << 30)
+                .open(dir)
+                .unwrap()
+        };
+        let wtxn = env.write_txn().unwrap();
+        env.create_databases_and_commit(wtxn, |opener, wtxn| {
+            let tables =
+                Tables::from_names(|name| opener.create_database::<Raw, Raw>(wtxn, Some(name)))?;
+            let meta = opener.create_database::<Raw, Raw>(wtxn, Some(META_DB))?;
+            f(wtxn, &tables, meta);
+            Ok::<_, heed::Error>(heed::CommitOrAbort::<(), ()>::Commit(()))
+        })
+        .unwrap();
+        env.prepare_for_closing().wait();
+    }
+
+    /// Rewrites the closed format-2 environment of `dir` as format 1 stored it: every value
+    /// as given, without its checksum, and no `meta` database.
+    fn downgrade_to_format_1(dir: &Path) {
+        with_raw_env(dir, |txn, tables, meta| {
+            for (name, table) in tables.all() {
+                for (key, stored) in rows(&table, txn) {
+                    let value = open_value(BACKEND_NAME, name, &key, &stored).unwrap();
+                    table.put(txn, &key, value).unwrap();
+                }
+            }
+            // SAFETY: no other handle on the `meta` database is used after this.
+            #[allow(unsafe_code)]
+            unsafe { meta.remove(txn) }.unwrap();
+        });
+    }
+
+    /// The stored records (key, value) of one database.
+    type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// The stored bytes of every record of the closed environment of `dir`, by database.
+    fn stored_records(dir: &Path) -> Vec<(&'static str, Rows)> {
+        let mut out = Vec::new();
+        with_raw_env(dir, |txn, tables, _| {
+            for (name, table) in tables.all() {
+                out.push((name, rows(&table, txn)));
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn a_format_1_environment_reads_unverified_read_only_and_upgrades_read_write() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let backend = open(dir.path());
+            write_records(&backend);
+            backend.close().unwrap();
+        }
+        let format_2 = stored_records(dir.path());
+        downgrade_to_format_1(dir.path());
+        let format_1 = stored_records(dir.path());
+        assert_ne!(format_1, format_2);
+
+        // Read-only: read as stored, nothing written.
+        {
+            let backend =
+                LmdbBackend::open(dir.path(), OpenOptions::default().read_only(true)).unwrap();
+            assert_records_read_back(&backend);
+        }
+        assert_eq!(stored_records(dir.path()), format_1);
+
+        // Read-write: upgraded at open, to exactly the records format 2 writes.
+        {
+            let backend = open(dir.path());
+            assert_records_read_back(&backend);
+            backend.close().unwrap();
+        }
+        assert_eq!(stored_records(dir.path()), format_2);
+        // The upgrade wrote the format record: later opens read and write format 2.
+        {
+            let backend = open(dir.path());
+            backend
+                .engine()
+                .put_batch(&[(b"after", b"upgrade")])
+                .unwrap();
+        }
+        let backend = open(dir.path());
+        assert_records_read_back(&backend);
+        assert_eq!(
+            backend.engine().get(b"after").unwrap().as_deref(),
+            Some(&b"upgrade"[..])
+        );
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let backend = open(dir.path());
+            write_records(&backend);
+            backend.close().unwrap();
+        }
+        with_raw_env(dir.path(), |txn, _, meta| {
+            meta.put(txn, FORMAT_KEY, b"store-lmdb/3").unwrap();
+        });
+        let before = stored_records(dir.path());
+        for read_only in [false, true] {
+            let opened = LmdbBackend::open(dir.path(), OpenOptions::default().read_only(read_only));
+            match opened {
+                Err(OpenError::ForeignData { detail, .. }) => {
+                    assert!(detail.contains("newer"), "{detail}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(stored_records(dir.path()), before);
+    }
+}

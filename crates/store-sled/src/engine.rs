@@ -1,4 +1,6 @@
 //! `StoreEngine` on three sled trees: the data, the batch log and the sequence counter.
+//! Every value is stored with its checksum (`store_kit::checksum`), verified on every
+//! read.
 //!
 //! A batch is one sled transaction over the three trees (data pairs, log entry, counter),
 //! so it is applied, logged and numbered as one atomic step, also across a crash. Writers
@@ -17,6 +19,7 @@ use sled::transaction::{ConflictableTransactionError, Transactional};
 use sled::{Batch, IVec, Tree};
 use store_api::limits::check_key;
 use store_api::{EngineError, Mutation, StorageError, StoreEngine};
+use store_kit::checksum::{Framing, TRAILER_LEN, open_value, seal_value};
 use store_kit::codec::read_u64;
 use store_kit::engine::{
     BatchLogEntry, SEQUENCE_KEY, batch_key, check_keys, check_mutations, check_put_batch,
@@ -24,7 +27,8 @@ use store_kit::engine::{
 };
 use store_kit::replication::{ApplyDecision, CommitNotifier, check_apply_input, decide_apply};
 
-use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes};
+use crate::trees::{ENGINE_DATA, ENGINE_LOG, ENGINE_META};
+use crate::{BACKEND_NAME, Shared, from_tx, opened_bytes, storage_error, to_bytes};
 
 /// The engine store of a [`SledBackend`](crate::SledBackend).
 pub struct SledEngine {
@@ -74,15 +78,20 @@ impl SledEngine {
     }
 
     pub(crate) fn open(shared: Arc<Shared>) -> Result<Self, StorageError> {
-        let data = shared.tree(crate::trees::ENGINE_DATA)?;
-        let log = shared.tree(crate::trees::ENGINE_LOG)?;
-        let meta = shared.tree(crate::trees::ENGINE_META)?;
+        let data = shared.tree(ENGINE_DATA)?;
+        let log = shared.tree(ENGINE_LOG)?;
+        let meta = shared.tree(ENGINE_META)?;
         let sequence = match meta
             .get(SEQUENCE_KEY)
             .map_err(|e| storage_error("reading the engine sequence counter", e))?
         {
             None => 0,
-            Some(stored) => decode_sequence(&stored)?,
+            Some(stored) => decode_sequence(open_value(
+                BACKEND_NAME,
+                ENGINE_META,
+                SEQUENCE_KEY,
+                &stored,
+            )?)?,
         };
         Ok(SledEngine {
             data,
@@ -105,7 +114,10 @@ impl SledEngine {
         writes: Writes<'_>,
         log_entry: BatchLogEntry<'_>,
     ) -> Result<u64, EngineError> {
-        let log_entry = IVec::from(log_entry.to_vec());
+        // Encoded before the lock; its checksum (over its key, so its sequence number) is
+        // added under the lock.
+        let mut log_entry = log_entry.to_vec();
+        log_entry.extend_from_slice(&[0; TRAILER_LEN]);
         let _writer = self.writer.lock();
         self.shared.writable()?;
         let current = self.sequence.load(Ordering::Acquire);
@@ -121,7 +133,9 @@ impl SledEngine {
             }
         };
         let log_key = batch_key(seq);
-        let seq_value = seq.to_be_bytes();
+        Framing::Checksummed.seal_in_place(ENGINE_LOG, &log_key, &mut log_entry);
+        let log_entry = IVec::from(log_entry);
+        let seq_value = seal_value(ENGINE_META, SEQUENCE_KEY, &seq.to_be_bytes());
         {
             let _visible = self.visible.write();
             (&self.data, &self.log, &self.meta)
@@ -129,7 +143,7 @@ impl SledEngine {
                     match writes {
                         Writes::Put(pairs) => {
                             for (key, value) in pairs {
-                                data.insert(*key, *value)?;
+                                data.insert(*key, seal_value(ENGINE_DATA, key, value))?;
                             }
                         }
                         Writes::Delete(keys) => {
@@ -140,7 +154,10 @@ impl SledEngine {
                         Writes::Mixed(mutations) => write_in_order(
                             &mut &*data,
                             mutations,
-                            |data, key, value| data.insert(key, value).map(drop),
+                            |data, key, value| {
+                                data.insert(key, seal_value(ENGINE_DATA, key, value))
+                                    .map(drop)
+                            },
                             |data, key| data.remove(key).map(drop),
                         )?,
                     }
@@ -163,13 +180,17 @@ impl SledEngine {
 
     /// The logged mutations of batch `seq`; `None` when pruned or never written.
     fn logged_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
+        let key = batch_key(seq);
         let stored = self
             .log
-            .get(batch_key(seq))
+            .get(key)
             .map_err(|e| storage_error("reading the batch log", e))?;
         match stored {
             None => Ok(None),
-            Some(entry) => Ok(Some(decode_batch(BACKEND_NAME, &entry)?)),
+            Some(stored) => {
+                let entry = open_value(BACKEND_NAME, ENGINE_LOG, &key, &stored)?;
+                Ok(Some(decode_batch(BACKEND_NAME, entry)?))
+            }
         }
     }
 }
@@ -232,7 +253,8 @@ impl StoreEngine for SledEngine {
         self.shared.readable()?;
         check_key(key)?;
         match self.data.get(key) {
-            Ok(found) => Ok(found.map(to_bytes)),
+            Ok(Some(stored)) => Ok(Some(opened_bytes(ENGINE_DATA, key, stored)?)),
+            Ok(None) => Ok(None),
             Err(e) => Err(storage_error("reading an engine key", e).into()),
         }
     }
@@ -243,7 +265,13 @@ impl StoreEngine for SledEngine {
         let _visible = self.visible.read();
         keys.iter()
             .map(|key| match self.data.get(key) {
-                Ok(found) => Ok((Bytes::copy_from_slice(key), found.map(to_bytes))),
+                Ok(found) => {
+                    let value = match found {
+                        Some(stored) => Some(opened_bytes(ENGINE_DATA, key, stored)?),
+                        None => None,
+                    };
+                    Ok((Bytes::copy_from_slice(key), value))
+                }
                 Err(e) => Err(storage_error("reading engine keys", e).into()),
             })
             .collect()
@@ -263,7 +291,10 @@ impl StoreEngine for SledEngine {
         let _visible = self.visible.read();
         let range = self.data.range::<&[u8], _>(bounds);
         let pair = |row: sled::Result<(IVec, IVec)>| match row {
-            Ok((k, v)) => Ok((to_bytes(k), to_bytes(v))),
+            Ok((k, stored)) => {
+                let value = opened_bytes(ENGINE_DATA, &k, stored)?;
+                Ok((to_bytes(k), value))
+            }
             Err(e) => Err(EngineError::from(storage_error("scanning engine keys", e))),
         };
         if forward {

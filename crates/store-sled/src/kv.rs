@@ -10,6 +10,10 @@
 //! [`Shared::make_durable`] for a durable commit) runs before the visibility lock is
 //! released, so a read never sees a write that is not yet durable under `Immediate`.
 //! Every read and write checks the write gate first; a failed commit shuts it.
+//!
+//! Every value is stored with its checksum (`store_kit::checksum`, format 2): a put adds
+//! it after the value, every read (`get`, `scan`, `values`, a write's own reads included)
+//! verifies it and passes the value on without it.
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
@@ -20,9 +24,10 @@ use bytes::Bytes;
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 use sled::{Batch, IVec, Tree};
 use store_api::StorageError;
+use store_kit::checksum::{open_value, seal_value};
 use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each};
 
-use crate::{BACKEND_NAME, Shared, from_tx, storage_error, to_bytes};
+use crate::{BACKEND_NAME, Shared, from_tx, opened_bytes, storage_error};
 
 /// A sled tree, with its name.
 #[derive(Clone)]
@@ -69,13 +74,13 @@ fn is_empty_range(range: KeyBounds<'_>) -> bool {
 }
 
 fn get_in<T>(
-    tree: &Tree,
+    table: &SledTable,
     key: &[u8],
     context: &'static str,
     decode: impl FnOnce(&[u8]) -> Result<T, StorageError>,
 ) -> Result<Option<T>, StorageError> {
-    match tree.get(key).map_err(|e| storage_error(context, e))? {
-        Some(value) => decode(&value).map(Some),
+    match table.tree.get(key).map_err(|e| storage_error(context, e))? {
+        Some(stored) => decode(open_value(BACKEND_NAME, table.name, key, &stored)?).map(Some),
         None => Ok(None),
     }
 }
@@ -94,16 +99,16 @@ fn rows(
 }
 
 fn scan_in<E: From<StorageError>>(
-    tree: &Tree,
+    table: &SledTable,
     range: KeyBounds<'_>,
     direction: Direction,
     context: &'static str,
     mut visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
 ) -> Result<(), E> {
-    let rows = tree.range::<&[u8], _>(range);
+    let rows = table.tree.range::<&[u8], _>(range);
     let step = |row: sled::Result<(IVec, IVec)>| -> Result<Visit, E> {
-        let (key, value) = row.map_err(|e| storage_error(context, e))?;
-        visit(&key, &value)
+        let (key, stored) = row.map_err(|e| storage_error(context, e))?;
+        visit(&key, open_value(BACKEND_NAME, table.name, &key, &stored)?)
     };
     match direction {
         Direction::Forward => visit_each(rows, step),
@@ -120,7 +125,7 @@ impl KvRead for SledRead {
         key: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<T, StorageError>,
     ) -> Result<Option<T>, StorageError> {
-        get_in(&table.tree, key, self.context, decode)
+        get_in(table, key, self.context, decode)
     }
 
     fn scan<E: From<StorageError>>(
@@ -130,7 +135,7 @@ impl KvRead for SledRead {
         direction: Direction,
         visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, E>,
     ) -> Result<(), E> {
-        scan_in(&table.tree, range, direction, self.context, visit)
+        scan_in(table, range, direction, self.context, visit)
     }
 
     /// Shares sled's buffer for large values instead of copying them.
@@ -139,8 +144,8 @@ impl KvRead for SledRead {
             .tree
             .range::<&[u8], _>(range)
             .map(|row| {
-                let (_, value) = row.map_err(|e| storage_error(self.context, e))?;
-                Ok(to_bytes(value))
+                let (key, stored) = row.map_err(|e| storage_error(self.context, e))?;
+                opened_bytes(table.name, &key, stored)
             })
             .collect()
     }
@@ -222,9 +227,11 @@ impl KvRead for SledWrite {
         decode: impl FnOnce(&[u8]) -> Result<T, StorageError>,
     ) -> Result<Option<T>, StorageError> {
         match self.changes_of(table).and_then(|changes| changes.get(key)) {
-            Some(Some(value)) => decode(value).map(Some),
+            Some(Some(stored)) => {
+                decode(open_value(BACKEND_NAME, table.name, key, stored)?).map(Some)
+            }
             Some(None) => Ok(None),
-            None => get_in(&table.tree, key, self.context, decode),
+            None => get_in(table, key, self.context, decode),
         }
     }
 
@@ -237,7 +244,7 @@ impl KvRead for SledWrite {
     ) -> Result<(), E> {
         let changes = match self.changes_of(table) {
             Some(changes) if !is_empty_range(range) => changes,
-            _ => return scan_in(&table.tree, range, direction, self.context, visit),
+            _ => return scan_in(table, range, direction, self.context, visit),
         };
         let changed = changes.range::<[u8], _>(range);
         let changed: ChangedRows<'_> = match direction {
@@ -249,7 +256,8 @@ impl KvRead for SledWrite {
         while let Some((key, value)) =
             merged_next::<E>(&mut stored, &mut changed, direction, self.context)?
         {
-            if visit(&key, &value)?.is_break() {
+            let value = open_value(BACKEND_NAME, table.name, &key, &value)?;
+            if visit(&key, value)?.is_break() {
                 break;
             }
         }
@@ -259,8 +267,9 @@ impl KvRead for SledWrite {
 
 impl KvWrite for SledWrite {
     fn put(&mut self, table: &SledTable, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        let stored = IVec::from(seal_value(table.name, key, value));
         self.changes_of_mut(table)
-            .insert(IVec::from(key), Some(IVec::from(value)));
+            .insert(IVec::from(key), Some(stored));
         Ok(())
     }
 

@@ -81,10 +81,25 @@
 //! ```
 //!
 //! Trees (one per table) and their keys; values are `postcard` records of the `store-kit`
-//! types named, except where raw bytes are said:
+//! types named, except where raw bytes are said.
+//!
+//! **Format 2** (this version): every stored value below is the value the table names
+//! followed by a 4-byte checksum (`store_kit::checksum`: CRC-32 over the tree name, the
+//! key and the value, little-endian), verified on every read; the `meta` tree holds the
+//! format record `format` -> `store-sled/2`, stored as is. Format 1 (before checksums) had
+//! no format record and stored values as given. Opening a format-1 database upgrades it
+//! before any store reads it, in **one** sled transaction over every tree (every record
+//! rewritten with its checksum, and the format record), then makes it durable. sled
+//! recovers a transaction whole or not at all, so a process killed during the upgrade
+//! leaves format 1 as it was, and the next open upgrades it again from the start; never a
+//! mix of checksummed and bare records. The transaction holds a copy of every record in
+//! memory while it runs. A newer format (or a format record that does not decode) is
+//! refused at open with [`OpenError::ForeignData`]; builds before format 2 do not read
+//! format 2.
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
+//! | `meta` | `format` | `store-sled/2` (no checksum) |
 //! | `engine.data` | the caller's key | the caller's value (raw) |
 //! | `engine.log` | sequence number, u64 big-endian | the batch's mutations (`store_kit::engine` encoding) |
 //! | `engine.meta` | `sequence` | last committed sequence number, u64 big-endian |
@@ -126,7 +141,11 @@
 //!   refuse the database as corrupted (see `remove_unfinished_snapshots`);
 //! - a panic inside sled's `Config::open` is caught and reported as
 //!   [`OpenError::Corrupted`]; sled's checksum failures are `Corrupted` too;
-//! - records that do not decode are [`StorageErrorKind::Corrupted`] errors at read time.
+//! - every record carries its checksum (format 2, above), so a record sled's recovery
+//!   lets through damaged, after a crash (no seal), is a [`StorageErrorKind::Corrupted`]
+//!   error naming the tree and the key when it is read, never wrong data. sled's own
+//!   recovery may instead stop at a damaged log record and drop what follows: that data is
+//!   then absent, which no record checksum can report.
 //!
 //! # Limits
 //!
@@ -158,11 +177,13 @@ use crate::db::SledDb;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use sled::IVec;
+use sled::transaction::Transactional;
 use store_api::limits::check_partition_name;
 use store_api::{
     Backend, Capabilities, Durability, OpenError, OpenOptions, StateError, StorageError,
     StorageErrorKind,
 };
+use store_kit::checksum::{Framing, format_record, framing_of_format, open_value, seal_value};
 use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
@@ -469,7 +490,7 @@ pub(crate) fn from_tx<E: From<StorageError>>(
 /// Values up to this size are copied out of sled's buffer; larger ones are shared with it.
 const COPY_LIMIT: usize = 1024;
 
-/// A sled value as [`Bytes`]: a copy for small values, the same buffer for large ones.
+/// A sled key as [`Bytes`]: a copy for small keys, the same buffer for large ones.
 #[inline]
 pub(crate) fn to_bytes(value: IVec) -> Bytes {
     if value.len() <= COPY_LIMIT {
@@ -477,6 +498,97 @@ pub(crate) fn to_bytes(value: IVec) -> Bytes {
     } else {
         Bytes::from_owner(value)
     }
+}
+
+/// The value of the stored record `key -> stored` of the tree `table`, its checksum
+/// verified (a `Corrupted` error naming the tree and key when it does not match), as
+/// [`Bytes`]: a copy for small values, a slice of sled's buffer for large ones.
+#[inline]
+pub(crate) fn opened_bytes(table: &str, key: &[u8], stored: IVec) -> Result<Bytes, StorageError> {
+    let len = open_value(BACKEND_NAME, table, key, &stored)?.len();
+    Ok(if len <= COPY_LIMIT {
+        Bytes::copy_from_slice(stored.get(..len).unwrap_or_default())
+    } else {
+        Bytes::from_owner(stored).slice(..len)
+    })
+}
+
+/// The tree holding the format record (`format` -> `store-sled/2`). The record is stored
+/// as is, without a checksum, so it can be read before the format is known; a damaged one
+/// is refused at open like an unknown format.
+const META_TREE: &str = "meta";
+/// The key of the format record in [`META_TREE`].
+const FORMAT_KEY: &[u8] = b"format";
+/// The name in the format record.
+const FORMAT_NAME: &str = "store-sled";
+/// The format this build writes: 2, every record checksummed. Format 1 (no format
+/// record) stored values as given.
+const FORMAT_VERSION: u32 = 2;
+
+/// Every tree of the stores, whose records the upgrade from format 1 rewrites.
+fn store_trees() -> Vec<&'static str> {
+    let mut names = vec![trees::ENGINE_DATA, trees::ENGINE_LOG, trees::ENGINE_META];
+    names.extend([STATE.entries, STATE.partitions, STATE.meta]);
+    names.extend(LEDGER_TABLES.names());
+    names.extend(SIDE_EFFECT_TABLES.names());
+    names.extend(SEGMENT_TABLES.names());
+    names
+}
+
+/// Checks the format record of the database and, when there is none (format 1, or a new
+/// database), rewrites every record of every tree with its checksum and writes the format
+/// record, in **one** sled transaction over every tree, then makes it durable.
+///
+/// sled recovers a transaction whole or not at all, so a process killed during the
+/// upgrade leaves format 1 as it was (the next open upgrades it again from the start) or
+/// format 2 complete with its record: never a mix of upgraded and bare records. The
+/// transaction holds a copy of every record in memory while it runs. An unknown format
+/// (a newer one) is refused with [`OpenError::ForeignData`] before anything is written.
+fn check_format(shared: &Shared, path: &Path) -> Result<(), OpenError> {
+    const CONTEXT: &str = "upgrading the database to checksummed records (format 2)";
+    let storage = |e: StorageError| load_error(path, e);
+    let meta = shared.tree(META_TREE).map_err(storage)?;
+    let record = meta
+        .get(FORMAT_KEY)
+        .map_err(|e| storage(storage_error("reading the format record", e)))?;
+    match framing_of_format(FORMAT_NAME, FORMAT_VERSION, record.as_deref()) {
+        Ok(Framing::Checksummed) => return Ok(()),
+        Ok(Framing::Bare) => {}
+        Err(detail) => {
+            return Err(OpenError::ForeignData {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+    }
+    let names = store_trees();
+    let mut trees = Vec::with_capacity(names.len() + 1);
+    let mut batches = Vec::with_capacity(names.len() + 1);
+    for name in names {
+        let tree = shared.tree(name).map_err(storage)?;
+        let mut batch = sled::Batch::default();
+        for row in tree.iter() {
+            let (key, value) = row.map_err(|e| storage(storage_error(CONTEXT, e)))?;
+            let sealed = seal_value(name, &key, &value);
+            batch.insert(key, sealed);
+        }
+        trees.push(tree);
+        batches.push(batch);
+    }
+    let mut format = sled::Batch::default();
+    format.insert(FORMAT_KEY, format_record(FORMAT_NAME, FORMAT_VERSION));
+    trees.push(meta);
+    batches.push(format);
+    trees
+        .as_slice()
+        .transaction(|views: &Vec<sled::transaction::TransactionalTree>| {
+            for (view, batch) in views.iter().zip(&batches) {
+                view.apply_batch(batch)?;
+            }
+            Ok::<_, sled::transaction::ConflictableTransactionError<StorageError>>(())
+        })
+        .map_err(|e| storage(from_tx(CONTEXT, e)))?;
+    shared.flush_everything(CONTEXT).map_err(storage)
 }
 
 /// The sled backend: one sled database in `<dir>/sled`, every store in its own trees.
@@ -614,6 +726,7 @@ impl Backend for SledBackend {
                 gate: Arc::new(WriteGate::new(BACKEND_NAME)),
                 dir: guard,
             });
+            check_format(&shared, &path)?;
             let gate = &shared.gate;
             let load = || -> Result<SledBackend, StorageError> {
                 Ok(SledBackend {

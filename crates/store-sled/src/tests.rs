@@ -451,3 +451,270 @@ fn a_snapshot_left_unfinished_by_a_crash_does_not_block_the_open() {
         assert!(!unfinished.exists());
     }
 }
+
+/// Checksums (format 2): damage inside a stored value is a `Corrupted` error naming the
+/// tree and key; a format-1 database is upgraded at open and reads back the same.
+mod checksums {
+    use conformance::damage::{
+        Record, assert_damage_found, assert_records_read_back, write_records,
+    };
+    use store_kit::checksum::open_value;
+
+    use super::*;
+
+    fn tree_of(record: Record) -> &'static str {
+        match record {
+            Record::EngineData => trees::ENGINE_DATA,
+            Record::EngineLog => trees::ENGINE_LOG,
+            Record::StateEntries => STATE.entries,
+            Record::LedgerAccounts => LEDGER_TABLES.accounts,
+            Record::LedgerEvents => LEDGER_TABLES.events,
+            Record::SideEffectOutputs => SIDE_EFFECT_TABLES.outputs,
+            Record::SegmentEntries => SEGMENT_TABLES.entries,
+        }
+    }
+
+    /// The stored records (key, value) of one tree.
+    type Rows = Vec<(IVec, IVec)>;
+
+    fn rows(backend: &SledBackend, name: &'static str) -> Rows {
+        let tree = backend.shared.tree(name).unwrap();
+        tree.iter().collect::<sled::Result<_>>().unwrap()
+    }
+
+    /// Every stored record of every tree of the stores.
+    fn stored_records(backend: &SledBackend) -> Vec<(&'static str, Rows)> {
+        store_trees()
+            .into_iter()
+            .map(|name| (name, rows(backend, name)))
+            .collect()
+    }
+
+    /// Flips the lowest bit of the first byte of every stored value of the tree `name`,
+    /// as damage on disk would, bypassing the checksum.
+    fn flip_stored_values(backend: &SledBackend, name: &'static str) {
+        let stored = rows(backend, name);
+        assert!(!stored.is_empty(), "{name} holds no record");
+        let tree = backend.shared.tree(name).unwrap();
+        for (key, value) in stored {
+            let mut value = value.to_vec();
+            value[0] ^= 1;
+            tree.insert(key, value).unwrap();
+        }
+        backend.shared.flush_everything("test").unwrap();
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_stored_value_is_corrupted_naming_tree_and_key() {
+        for record in Record::ALL {
+            let (_root, dir) = fresh();
+            {
+                let backend = open(&dir);
+                write_records(&backend);
+                flip_stored_values(&backend, tree_of(record));
+            }
+            let backend = open(&dir);
+            assert_damage_found(&backend, record, tree_of(record));
+        }
+    }
+
+    #[test]
+    fn a_damaged_sequence_counter_record_is_refused_at_open() {
+        let (_root, dir) = fresh();
+        {
+            let backend = open(&dir);
+            backend.engine().put_batch(&[(b"k", b"v")]).unwrap();
+            flip_stored_values(&backend, trees::ENGINE_META);
+        }
+        match SledBackend::open(&dir, OpenOptions::default()) {
+            Err(OpenError::Corrupted { source, .. }) => {
+                assert!(source.to_string().contains("engine.meta"), "{source}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Rewrites the records of the open `backend` as format 1 stored them: every value as
+    /// given, without its checksum, and no format record. The backend is then closed.
+    pub(super) fn downgrade_to_format_1(backend: SledBackend) {
+        for name in store_trees() {
+            let tree = backend.shared.tree(name).unwrap();
+            for (key, stored) in rows(&backend, name) {
+                let value = open_value(BACKEND_NAME, name, &key, &stored).unwrap();
+                tree.insert(key.clone(), value).unwrap();
+            }
+        }
+        let meta = backend.shared.tree(META_TREE).unwrap();
+        assert!(meta.remove(FORMAT_KEY).unwrap().is_some());
+        backend.shared.flush_everything("test").unwrap();
+    }
+
+    #[test]
+    fn a_format_1_database_is_upgraded_at_open_and_reads_back_the_same() {
+        let (_root, dir) = fresh();
+        let format_2 = {
+            let backend = open(&dir);
+            write_records(&backend);
+            let records = stored_records(&backend);
+            downgrade_to_format_1(backend);
+            records
+        };
+        {
+            let backend = open(&dir);
+            assert_records_read_back(&backend);
+            assert_eq!(stored_records(&backend), format_2);
+            let meta = backend.shared.tree(META_TREE).unwrap();
+            assert_eq!(
+                meta.get(FORMAT_KEY).unwrap().as_deref(),
+                Some(&b"store-sled/2"[..])
+            );
+            backend
+                .engine()
+                .put_batch(&[(b"after", b"upgrade")])
+                .unwrap();
+        }
+        let backend = open(&dir);
+        assert_records_read_back(&backend);
+        assert_eq!(
+            backend.engine().get(b"after").unwrap().as_deref(),
+            Some(&b"upgrade"[..])
+        );
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused() {
+        let (_root, dir) = fresh();
+        {
+            let backend = open(&dir);
+            write_records(&backend);
+            let meta = backend.shared.tree(META_TREE).unwrap();
+            meta.insert(FORMAT_KEY, &b"store-sled/3"[..]).unwrap();
+            backend.shared.flush_everything("test").unwrap();
+        }
+        match SledBackend::open(&dir, OpenOptions::default()) {
+            Err(OpenError::ForeignData { detail, .. }) => {
+                assert!(detail.contains("newer"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A process killed while it upgrades a format-1 database leaves one that opens and reads
+/// back every record: sled recovers the upgrade's one transaction whole or not at all.
+mod upgrade_kill {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use conformance::damage::{assert_records_read_back, write_records};
+
+    use super::*;
+
+    /// Set in the child process: the directory it opens (and so upgrades).
+    const CHILD_DIR: &str = "STORE_SLED_UPGRADE_CHILD_DIR";
+    const KEYS: u32 = 10_000;
+
+    fn key(i: u32) -> [u8; 4] {
+        i.to_be_bytes()
+    }
+
+    /// The child: opens the directory (upgrading it) and closes it. Does nothing unless
+    /// run by [`a_process_killed_during_the_upgrade_leaves_a_database_that_reads_back`].
+    #[test]
+    fn upgrade_child() {
+        if let Some(dir) = std::env::var_os(CHILD_DIR) {
+            let backend = open(Path::new(&dir));
+            backend.close().unwrap();
+        }
+    }
+
+    fn run_child(dir: &Path, kill_after: Option<Duration>) -> Duration {
+        let started = Instant::now();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "tests::upgrade_kill::upgrade_child",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if let Some(delay) = kill_after {
+            std::thread::sleep(delay);
+            // The child may have finished already: then there is nothing to kill.
+            let _ = child.kill();
+        }
+        child.wait().unwrap();
+        started.elapsed()
+    }
+
+    #[test]
+    fn a_process_killed_during_the_upgrade_leaves_a_database_that_reads_back() {
+        let (root, fixture) = fresh();
+        {
+            let backend = open_relaxed(&fixture);
+            write_records(&backend);
+            let value = [9u8; 64];
+            for start in (0..KEYS).step_by(1000) {
+                let keys: Vec<[u8; 4]> = (start..start + 1000).map(key).collect();
+                let pairs: Vec<(&[u8], &[u8])> =
+                    keys.iter().map(|k| (&k[..], &value[..])).collect();
+                backend.engine().put_batch(&pairs).unwrap();
+            }
+            super::checksums::downgrade_to_format_1(backend);
+        }
+        // How long an uninterrupted upgrade takes in a child, to spread the kills over it.
+        let timed = root.path().join("timed");
+        copy_dir(&fixture, &timed);
+        let full = run_child(&timed, None);
+        let kills = 10u32;
+        // What each kill left: still sealed (killed before the open got going, or after
+        // the clean close), or recovered by sled as format 1 or format 2.
+        let (mut sealed, mut format_1, mut format_2) = (0, 0, 0);
+        for n in 0..kills {
+            let copy = root.path().join(format!("killed-{n}"));
+            copy_dir(&fixture, &copy);
+            run_child(&copy, Some(full * (n + 1) / kills));
+            if copy.join(seal::SEAL_FILE).exists() {
+                sealed += 1;
+            } else {
+                let db = sled::open(copy.join(SLED_SUBDIR)).unwrap();
+                match db.open_tree(META_TREE).unwrap().get(FORMAT_KEY).unwrap() {
+                    Some(_) => format_2 += 1,
+                    None => format_1 += 1,
+                }
+            }
+            let backend = open(&copy);
+            assert_records_read_back(&backend);
+            let rows = backend
+                .engine()
+                .range_scan(&key(0), &key(KEYS - 1), usize::MAX, true)
+                .unwrap();
+            assert_eq!(rows.len(), KEYS as usize, "kill {n} after {full:?}");
+            assert!(rows.iter().all(|(_, v)| v.as_ref() == [9u8; 64]));
+            let meta = backend.shared.tree(META_TREE).unwrap();
+            assert_eq!(
+                meta.get(FORMAT_KEY).unwrap().as_deref(),
+                Some(&b"store-sled/2"[..])
+            );
+        }
+        eprintln!(
+            "upgrade of {KEYS} records took {full:?} in a child; {kills} kills left \
+             {sealed} sealed, {format_1} format 1 (upgraded again), {format_2} format 2"
+        );
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to.join(entry.file_name()));
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+}
