@@ -260,7 +260,9 @@ impl<P: StatePersist> StateStore for BufferedState<P> {
         let started = tracing::enabled!(target: "store_kit::state", tracing::Level::DEBUG)
             .then(std::time::Instant::now);
         // On failure nothing is forgotten: the next flush writes the same and more.
-        self.persist.apply(&self.lease.name, &pending)?;
+        self.persist
+            .apply(&self.lease.name, &pending)
+            .map_err(|e| self.persist.gate().locate(e))?;
         self.replaced = false;
         self.map.mark_flushed();
         if let Some(started) = started {

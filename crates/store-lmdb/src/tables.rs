@@ -276,7 +276,9 @@ impl Db {
                 writer: Mutex::new(()),
                 durability,
                 gate: Arc::new(
-                    WriteGate::new(crate::BACKEND_NAME).with_read_only(options.read_only),
+                    WriteGate::new(crate::BACKEND_NAME)
+                        .with_read_only(options.read_only)
+                        .with_location(path.display().to_string()),
                 ),
                 path,
                 dir: Mutex::new(Some(dir)),

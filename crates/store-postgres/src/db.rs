@@ -534,7 +534,11 @@ impl Db {
             pool: EngineSlot::new(BACKEND_NAME, pool),
             location: location.clone(),
             session,
-            gate: Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only)),
+            gate: Arc::new(
+                WriteGate::new(BACKEND_NAME)
+                    .with_read_only(options.read_only)
+                    .with_location(location.to_string()),
+            ),
         })
     }
 

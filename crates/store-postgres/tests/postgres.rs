@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use postgres::NoTls;
 use store_api::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Backend, Book, LedgerStore,
-    OpenError, OpenOptions, StateError, StateStore, StoreEngine, Transaction,
+    OpenError, OpenOptions, StateError, StateStore, StoreEngine, StoreLocation, Transaction,
 };
 use store_postgres::{PostgresBackend, PostgresLocation, SCHEMA_VERSION, scratch};
 
@@ -172,7 +172,13 @@ fn terminate_connections(admin: &mut postgres::Client, location: &PostgresLocati
 #[test]
 fn a_partition_whose_owner_connection_died_is_free_and_the_old_handle_fails_typed() {
     let location = scratch::fresh_location().unwrap();
-    let first = open(&location);
+    // The owner's URL holds a password (the test server trusts its users and ignores
+    // it): its errors must name the store without it.
+    let with_password: PostgresLocation =
+        format!("{}&password=hunter2-secret", location.to_text().unwrap())
+            .parse()
+            .unwrap();
+    let first = open(&with_password);
     let second = open(&location);
     let mut owner = first.state_store("orders").unwrap();
     owner.put(b"k", b"v").unwrap();
@@ -208,7 +214,12 @@ fn a_partition_whose_owner_connection_died_is_free_and_the_old_handle_fails_type
     owner.put(b"k", b"late").unwrap();
     match owner.flush() {
         Err(StateError::Storage(e)) => {
-            assert_eq!(e.kind(), store_api::StorageErrorKind::Unavailable, "{e}")
+            assert_eq!(e.kind(), store_api::StorageErrorKind::Unavailable, "{e}");
+            // Named by its location, without the password, and the chain shows none.
+            assert_eq!(e.location(), Some(location.to_string().as_str()), "{e}");
+            let chain = store_api::error_chain(&e);
+            assert!(!chain.contains("hunter2"), "{chain}");
+            assert!(chain.contains(&location.to_string()), "{chain}");
         }
         other => panic!("a flush on a dead connection answered {other:?}"),
     }

@@ -337,6 +337,7 @@ impl Backend for RedbBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
+        let location: Arc<String> = dir.display().to_string().into();
         open_dir(dir, &LAYOUT, &options, |guard| {
             let file = dir.join(DB_FILE);
             match fs::symlink_metadata(&file) {
@@ -357,7 +358,11 @@ impl Backend for RedbBackend {
                 Handle::Writable(open_database(dir, &file)?)
             };
             check_format(&database, &file)?;
-            let gate = Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only));
+            let gate = Arc::new(
+                WriteGate::new(BACKEND_NAME)
+                    .with_read_only(options.read_only)
+                    .with_location(Arc::clone(&location)),
+            );
             let db = Arc::new(Db::new(
                 database,
                 Arc::clone(&gate),
@@ -389,6 +394,7 @@ impl Backend for RedbBackend {
                 db,
             })
         })
+        .map_err(|e| e.located(&location))
     }
 
     fn close(&self) -> Result<(), StorageError> {
@@ -396,7 +402,7 @@ impl Backend for RedbBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.db.close()
+        self.db.gate().locating(|| self.db.close())
     }
 
     fn durability(&self) -> Durability {
@@ -411,7 +417,9 @@ impl Backend for RedbBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        Ok(self.partitions.open_partition(lease)?)
+        self.db
+            .gate()
+            .locating(|| Ok(self.partitions.open_partition(lease)?))
     }
 
     fn list_partitions(
@@ -419,7 +427,9 @@ impl Backend for RedbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        self.partitions.list(after, limit)
+        self.db
+            .gate()
+            .locating(|| self.partitions.list(after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<RedbLedger>> {

@@ -593,6 +593,7 @@ impl Backend for SledBackend {
                     .to_owned(),
             });
         }
+        let location: Arc<String> = dir.display().to_string().into();
         open_dir(dir, &LAYOUT, &options, |guard| {
             let path = dir.join(SLED_SUBDIR);
             if !options.may_create() && !path.is_dir() {
@@ -611,7 +612,7 @@ impl Backend for SledBackend {
                 db_file,
                 blobs_synced: Mutex::new(i64::MIN),
                 durability: options.durability,
-                gate: Arc::new(WriteGate::new(BACKEND_NAME)),
+                gate: Arc::new(WriteGate::new(BACKEND_NAME).with_location(Arc::clone(&location))),
                 dir: guard,
             });
             let gate = &shared.gate;
@@ -645,6 +646,7 @@ impl Backend for SledBackend {
             };
             load().map_err(|e| load_error(&path, e))
         })
+        .map_err(|e| e.located(&location))
     }
 
     /// Makes every write durable and marks every handle closed. sled's files and the
@@ -656,7 +658,7 @@ impl Backend for SledBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.shared.close()
+        self.shared.gate.locating(|| self.shared.close())
     }
 
     fn durability(&self) -> Durability {
@@ -671,7 +673,9 @@ impl Backend for SledBackend {
         check_partition_name(name)?;
         self.shared.gate.check_open()?;
         let lease = self.leases.acquire(name)?;
-        Ok(self.partitions.open_partition(lease)?)
+        self.shared
+            .gate
+            .locating(|| Ok(self.partitions.open_partition(lease)?))
     }
 
     fn list_partitions(
@@ -679,7 +683,9 @@ impl Backend for SledBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        self.partitions.list(after, limit)
+        self.shared
+            .gate
+            .locating(|| self.partitions.list(after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<SledLedger>> {

@@ -457,7 +457,11 @@ impl Db {
             Err(e) => return Err(OpenError::from_io(&path, e)),
         }
         check_file(&path)?;
-        let gate = Arc::new(WriteGate::new(crate::BACKEND_NAME).with_read_only(read_only));
+        let gate = Arc::new(
+            WriteGate::new(crate::BACKEND_NAME)
+                .with_read_only(read_only)
+                .with_location(dir.display().to_string()),
+        );
         if read_only {
             let probe =
                 open_reader(&path, durability, true, false).map_err(|e| open_error(&path, e))?;
