@@ -267,7 +267,10 @@ impl Db {
             Err(e) => return Err(OpenError::from_io(&lock_path, e)),
         };
         let map_size = initial_map_size(data_len.unwrap_or(0));
-        match Self::open_env(&path, &data_path, map_size, options) {
+        let opened = store_kit::open_step::timed(crate::BACKEND_NAME, "environment open", || {
+            Self::open_env(&path, &data_path, map_size, options)
+        });
+        match opened {
             Ok((env, tables, sequence_at_open)) => Ok(Db {
                 env: EngineSlot::new(crate::BACKEND_NAME, env),
                 tables,
@@ -396,7 +399,7 @@ impl Db {
     pub(crate) fn writer(&self) -> Writer<'_> {
         Writer {
             db: self,
-            _lock: self.writer.lock(),
+            _lock: store_kit::lock_wait::lock(&self.writer, "lmdb writer"),
         }
     }
 

@@ -1,6 +1,7 @@
 //! What is particular to the PostgreSQL backend: the schema checks at open, bad and
 //! unreachable locations, partition ownership when the owner's connection dies, recovery
-//! after the server drops every connection, and the README's queries for `psql`.
+//! after the server drops every connection, a commit that waited for a book's lock, and the
+//! README's queries for `psql`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -338,4 +339,87 @@ fn the_readme_queries_agree_with_the_api() {
         assert_eq!(row.get::<_, uuid::Uuid>("txid"), record.txid.0);
         assert_eq!(row.get::<_, i64>("balance_after"), record.balance_after);
     }
+}
+
+/// A `MakeWriter` that keeps what the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_commit_that_waited_for_its_book_is_a_lock_wait_event() {
+    let location = scratch::fresh_location().unwrap();
+    let backend = open(&location);
+    let ledger = backend.ledger();
+    let usd = AssetId::new("USD").unwrap();
+    ledger
+        .register_asset(&AssetDef {
+            id: usd.clone(),
+            precision: 2,
+            name: "US dollar".into(),
+        })
+        .unwrap();
+    let cash = AccountId::new("bank", "cash").unwrap();
+    let alice = AccountId::new("bank", "alice").unwrap();
+    for (id, kind) in [
+        (&cash, AccountKind::Asset),
+        (&alice, AccountKind::Liability),
+    ] {
+        let def = AccountDef {
+            id: id.clone(),
+            asset: usd.clone(),
+            kind,
+        };
+        ledger
+            .open_account(&def, &AccountCfg::for_kind(kind))
+            .unwrap();
+    }
+    // Another session holds book `bank`'s lock (the key LOCK_BOOKS takes) for 300 ms.
+    let mut holder = admin(&location);
+    let mut held = holder.transaction().unwrap();
+    held.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('store-postgres ledger ' || $1 || '/' || 'bank', 0))",
+        &[&location.schema()],
+    )
+    .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        held.commit().unwrap();
+        holder
+    });
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let deposit = Transaction::new(Book::new("bank").unwrap())
+            .debit(&cash, &usd, 100)
+            .credit(&alice, &usd, 100);
+        ledger.commit(&deposit).unwrap();
+    });
+    drop(release.join().unwrap());
+    let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+    let line = text
+        .lines()
+        .find(|line| line.contains("waited for a lock") && line.contains("postgres ledger book"))
+        .unwrap_or_else(|| panic!("no lock-wait event:\n{text}"));
+    let waited_us: u64 = line
+        .split("waited_us=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait time in {line}"));
+    assert!(waited_us >= 100_000, "{line}");
 }

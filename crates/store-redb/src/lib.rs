@@ -144,6 +144,7 @@ use store_api::{
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
+use store_kit::open_step;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
     KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
@@ -259,6 +260,16 @@ fn create_database(dir: &Path, file: &Path) -> Result<(), OpenError> {
 fn open_database(dir: &Path, file: &Path) -> Result<Database, OpenError> {
     let mut builder = Builder::new();
     builder.set_check_integrity_on_open(true);
+    // Called only when redb repairs (recovers) the file: say so once.
+    let repairing = std::cell::Cell::new(false);
+    builder.set_repair_callback(move |_| {
+        if !repairing.replace(true) {
+            open_step::note(
+                BACKEND_NAME,
+                "redb repairs the file (it was not closed cleanly)",
+            );
+        }
+    });
     match catch_unwind(AssertUnwindSafe(|| builder.open(file))) {
         Ok(Ok(database)) => Ok(database),
         Ok(Err(error)) => Err(open_error(dir, file, error)),
@@ -353,9 +364,15 @@ impl Backend for RedbBackend {
                 Err(e) => return Err(OpenError::from_io(&file, e)),
             }
             let database = if options.read_only {
-                Handle::ReadOnly(open_read_only(dir, &file)?)
+                Handle::ReadOnly(open_step::timed(BACKEND_NAME, "open read-only", || {
+                    open_read_only(dir, &file)
+                })?)
             } else {
-                Handle::Writable(open_database(dir, &file)?)
+                Handle::Writable(open_step::timed(
+                    BACKEND_NAME,
+                    "integrity check and recovery",
+                    || open_database(dir, &file),
+                )?)
             };
             check_format(&database, &file)?;
             let gate = Arc::new(

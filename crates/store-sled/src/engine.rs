@@ -106,7 +106,7 @@ impl SledEngine {
         log_entry: BatchLogEntry<'_>,
     ) -> Result<u64, EngineError> {
         let log_entry = IVec::from(log_entry.to_vec());
-        let _writer = self.writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.writer, "sled engine writer");
         self.shared.writable()?;
         let current = self.sequence.load(Ordering::Acquire);
         let seq = match numbering {
@@ -298,7 +298,7 @@ impl StoreEngine for SledEngine {
     }
 
     fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
-        let _writer = self.writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.writer, "sled engine writer");
         self.shared.writable()?;
         let mut batch = Batch::default();
         let mut removed = 0u64;

@@ -166,6 +166,7 @@ use store_api::{
 use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
+use store_kit::open_step;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
     KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
@@ -601,9 +602,16 @@ impl Backend for SledBackend {
                     location: path.display().to_string(),
                 });
             }
-            seal::verify_and_break(dir, SLED_SUBDIR)?;
+            open_step::timed(BACKEND_NAME, "seal check", || {
+                seal::verify_and_break(dir, SLED_SUBDIR)
+            })?;
             remove_unfinished_snapshots(&path)?;
-            let db = SledDb::new(open_db(&path)?, dir);
+            let db = SledDb::new(
+                open_step::timed(BACKEND_NAME, "sled open and log recovery", || {
+                    open_db(&path)
+                })?,
+                dir,
+            );
             let db_file = sync_new_database(dir, &path)?;
             let shared = Arc::new(Shared {
                 db,
