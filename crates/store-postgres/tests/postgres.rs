@@ -384,18 +384,22 @@ fn a_commit_that_waited_for_its_book_is_a_lock_wait_event() {
             .unwrap();
     }
     // Another session holds book `bank`'s lock (the key LOCK_BOOKS takes) for 300 ms.
-    let mut holder = admin(&location);
-    let mut held = holder.transaction().unwrap();
-    held.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('store-postgres ledger ' || $1 || '/' || 'bank', 0))",
-        &[&location.schema()],
-    )
-    .unwrap();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder_location = location.clone();
     let release = std::thread::spawn(move || {
+        let mut holder = admin(&holder_location);
+        let mut held = holder.transaction().unwrap();
+        held.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(\
+             'store-postgres ledger ' || $1 || '/' || 'bank', 0))",
+            &[&holder_location.schema()],
+        )
+        .unwrap();
+        locked.send(()).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         held.commit().unwrap();
-        holder
     });
+    is_locked.recv().unwrap();
     let out = Captured::default();
     let writer = out.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -409,7 +413,7 @@ fn a_commit_that_waited_for_its_book_is_a_lock_wait_event() {
             .credit(&alice, &usd, 100);
         ledger.commit(&deposit).unwrap();
     });
-    drop(release.join().unwrap());
+    release.join().unwrap();
     let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
     let line = text
         .lines()
