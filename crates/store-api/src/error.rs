@@ -181,11 +181,36 @@ pub struct StorageError {
     backend: &'static str,
     kind: StorageErrorKind,
     context: Cow<'static, str>,
+    /// Where the store lives and the engine's error, in one box: both are read only when an
+    /// error is shown, and keeping them out of line keeps every store error (and every
+    /// `Result` of a store call, the hot paths' included) small.
+    detail: Option<Box<Detail>>,
+}
+
+/// The out-of-line parts of a [`StorageError`].
+#[derive(Debug, Default)]
+struct Detail {
     /// Where the store lives, as people read it; shared by every error of one backend.
-    /// An `Arc<String>`, not an `Arc<str>`: a thin pointer keeps every error that embeds a
-    /// `StorageError` 8 bytes smaller.
     location: Option<Arc<String>>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl StorageError {
+    /// The detail box, made on first use.
+    fn detail_mut(&mut self) -> &mut Detail {
+        self.detail.get_or_insert_with(Box::default)
+    }
+
+    /// Names `location` unless the error already names one.
+    fn locate_once(&mut self, location: &Arc<String>) {
+        if self.location().is_none() {
+            self.detail_mut().location = Some(Arc::clone(location));
+        }
+    }
+
+    fn source_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.detail.as_ref().and_then(|d| d.source.as_deref())
+    }
 }
 
 impl StorageError {
@@ -200,8 +225,10 @@ impl StorageError {
             backend,
             kind,
             context: context.into(),
-            location: None,
-            source: Some(source.into()),
+            detail: Some(Box::new(Detail {
+                location: None,
+                source: Some(source.into()),
+            })),
         }
     }
 
@@ -216,8 +243,7 @@ impl StorageError {
             backend,
             kind,
             context: context.into(),
-            location: None,
-            source: None,
+            detail: None,
         }
     }
 
@@ -239,14 +265,17 @@ impl StorageError {
     /// where their stores' errors leave them, so the code that builds an error need not
     /// know it.
     pub fn at(mut self, location: impl Into<String>) -> Self {
-        self.location = Some(Arc::new(location.into()));
+        self.detail_mut().location = Some(Arc::new(location.into()));
         self
     }
 
     /// Where the failing store lives (a directory, or a server URL without its password);
     /// `None` for a backend that has no location (the in-memory one).
     pub fn location(&self) -> Option<&str> {
-        self.location.as_deref().map(String::as_str)
+        self.detail
+            .as_ref()
+            .and_then(|d| d.location.as_deref())
+            .map(String::as_str)
     }
 
     /// The backend that failed (`"redb"`, `"sqlite"`, ...).
@@ -267,7 +296,7 @@ impl StorageError {
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.location {
+        match self.location() {
             Some(location) => write!(f, "{} store at {location}: ", self.backend)?,
             None => write!(f, "{} backend: ", self.backend)?,
         }
@@ -284,9 +313,9 @@ impl PartialEq for StorageError {
         self.backend == other.backend
             && self.kind == other.kind
             && self.context == other.context
-            && self.location == other.location
-            && self.source.as_ref().map(ToString::to_string)
-                == other.source.as_ref().map(ToString::to_string)
+            && self.location() == other.location()
+            && self.source_error().map(ToString::to_string)
+                == other.source_error().map(ToString::to_string)
     }
 }
 
@@ -294,9 +323,7 @@ impl Eq for StorageError {}
 
 impl StdError for StorageError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source_error().map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -318,10 +345,8 @@ pub trait StoreError: StdError + Send + Sync + 'static {
     where
         Self: Sized,
     {
-        if let Some(storage) = self.storage_mut()
-            && storage.location.is_none()
-        {
-            storage.location = Some(Arc::clone(location));
+        if let Some(storage) = self.storage_mut() {
+            storage.locate_once(location);
         }
         self
     }

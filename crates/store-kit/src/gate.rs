@@ -111,7 +111,7 @@ impl WriteGate {
     pub fn check(&self) -> Result<(), StorageError> {
         self.check_open()?;
         if self.read_only {
-            return Err(self.locate(read_only_error(self.backend)));
+            return Err(self.read_only_refusal());
         }
         if self.poisoned.load(Ordering::Acquire) {
             Err(self.refusal())
@@ -122,10 +122,10 @@ impl WriteGate {
 
     /// `Ok` while the backend is open (reads are accepted); a
     /// [`StorageErrorKind::Closed`] error once it is closed.
-    #[inline]
+    #[inline(always)]
     pub fn check_open(&self) -> Result<(), StorageError> {
         if self.closed.load(Ordering::Acquire) {
-            Err(self.locate(closed_error(self.backend)))
+            Err(self.closed_refusal())
         } else {
             Ok(())
         }
@@ -197,7 +197,23 @@ impl WriteGate {
         }
     }
 
+    /// The error of a call to a closed backend. Out of line, like the other refusals, so
+    /// the checks inlined into every call stay one load and one branch.
     #[cold]
+    #[inline(never)]
+    fn closed_refusal(&self) -> StorageError {
+        self.locate(closed_error(self.backend))
+    }
+
+    /// The error of a write to a read-only backend.
+    #[cold]
+    #[inline(never)]
+    fn read_only_refusal(&self) -> StorageError {
+        self.locate(read_only_error(self.backend))
+    }
+
+    #[cold]
+    #[inline(never)]
     fn refusal(&self) -> StorageError {
         let cause = self
             .cause
