@@ -208,6 +208,7 @@ impl StorageError {
         }
     }
 
+    /// The engine's error, if there is one.
     fn source_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         self.detail.as_ref().and_then(|d| d.source.as_deref())
     }
