@@ -897,6 +897,90 @@ pub fn close_makes_every_handle_answer_closed<B: Backend>() {
     be.close().unwrap();
 }
 
+/// The location `error` names, after checking that its `Display` names it too.
+fn location_of<T: std::fmt::Debug, E: StoreError>(what: &str, result: Result<T, E>) -> String {
+    let error = match result {
+        Ok(value) => panic!("{what}: expected an error, got Ok({value:?})"),
+        Err(e) => e,
+    };
+    let storage = error
+        .storage()
+        .unwrap_or_else(|| panic!("{what}: expected an engine failure, got {error}"));
+    let location = storage
+        .location()
+        .unwrap_or_else(|| panic!("{what}: the error names no location: {storage}"))
+        .to_owned();
+    assert!(
+        error.to_string().contains(&location),
+        "{what}: the message does not show the location {location:?}: {error}"
+    );
+    location
+}
+
+/// §0.4 (persistent): every engine failure a store returns names the backend and where the
+/// store lives: its directory, or its server URL without a password. Checked on the
+/// errors of every handle after `close` (engine, ledger, segment log, side effects, a
+/// state partition, the backend's own calls), including one that a call already in
+/// progress meets inside the store (a `wait_for_sequence` ended by the close).
+pub fn every_error_names_the_store_location<B: Backend>() {
+    let inst = Instance::<B>::fresh();
+    let be = &inst.backend;
+    let expected = match inst.location().dir() {
+        Some(dir) => dir.display().to_string(),
+        None => inst
+            .location()
+            .to_text()
+            .expect("a server location has a text form"),
+    };
+    let engine = be.engine();
+    let waiting = std::thread::spawn(move || {
+        engine.wait_for_sequence(0, std::time::Duration::from_secs(3600))
+    });
+    let mut state = be.state_store("alpha").unwrap();
+    state.put(b"k", b"v").unwrap();
+    // Give the waiter time to start waiting; it returns either way once closed.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    be.close().unwrap();
+    let waited = waiting.join().expect("the waiting thread panicked");
+
+    let (e, l, log, se) = (
+        be.engine(),
+        be.ledger(),
+        be.segment_log(),
+        be.side_effects(),
+    );
+    let named = [
+        location_of("a wait ended by close", waited),
+        location_of("engine get", e.get(b"k")),
+        location_of("engine write", e.put_batch(&[(b"k", b"v")])),
+        location_of("ledger read", l.list_books(None, 10)),
+        location_of("ledger commit", l.commit(&ledger_tx(1, 1))),
+        location_of("segment read", log.list_sessions()),
+        location_of("segment append", log.append(session(1), segment(1), b"e")),
+        location_of(
+            "side-effect read",
+            se.read_outputs(&slot(1, 1, SideEffectKind::Event)),
+        ),
+        location_of("state get", state.get(b"k")),
+        location_of("state flush", state.flush()),
+        location_of("opening a partition", be.state_store("beta").map(|_| ())),
+        location_of("listing partitions", be.list_partitions(None, 10)),
+    ];
+    for location in named {
+        match inst.location().dir() {
+            Some(_) => assert_eq!(location, expected),
+            // A server URL is named without its password: the text form less any password.
+            None => {
+                assert!(
+                    expected.starts_with(&location) && !location.contains("password"),
+                    "{location:?} is not the store's URL {expected:?} without a password"
+                );
+                assert!(!location.is_empty());
+            }
+        }
+    }
+}
+
 /// §1.6, §3.7: `close` ends a `wait_for_sequence` in progress at once with `Closed`
 /// (it does not wait for its timeout).
 pub fn close_ends_a_wait_in_progress<B: Backend>() {

@@ -401,6 +401,7 @@ macro_rules! suite {
                         close_ends_a_wait_in_progress,
                     ]
                     persistent: [
+                        every_error_names_the_store_location,
                         close_makes_relaxed_writes_durable_and_releases_the_store,
                         missing_store_without_create_is_not_found,
                         reopen_keeps_engine,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::StoreEngine;
-use crate::error::StorageError;
+use crate::error::{StorageError, StoreError};
 use crate::ledger::LedgerStore;
 use crate::limits::{MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::segment::SegmentLogStore;
@@ -391,6 +391,18 @@ impl OpenError {
             std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied { path, source },
             std::io::ErrorKind::NotADirectory => OpenError::NotADirectory { path },
             _ => OpenError::Io { path, source },
+        }
+    }
+
+    /// The same error, naming `location` when it is an engine failure
+    /// ([`Storage`](Self::Storage)) that names no location yet: the other variants
+    /// already say where (see [`StorageError::at`]).
+    pub fn located(self, location: &Arc<String>) -> Self {
+        match self {
+            OpenError::Storage(error) if error.location().is_none() => {
+                OpenError::Storage(error.located(location))
+            }
+            other => other,
         }
     }
 }

@@ -108,6 +108,13 @@ impl crate::error::StoreError for EngineError {
             _ => None,
         }
     }
+
+    fn storage_mut(&mut self) -> Option<&mut StorageError> {
+        match self {
+            EngineError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// An ordered key-value engine with atomic batches and a replayable batch log.

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a name (ledger book, state partition, asset id, account path) was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +167,12 @@ impl StorageErrorKind {
 /// A failure of the engine underneath a store, with the engine's own error kept as
 /// [`source`](std::error::Error::source).
 ///
-/// `Display` says what failed (backend, kind, what it was doing) and leaves the engine's
-/// error to `source`, so printing the chain ([`error_chain`], anyhow's `{:#}`) shows each
-/// cause once.
+/// `Display` says what failed (backend, where the store is, kind, what it was doing) and
+/// leaves the engine's error to `source`, so printing the chain ([`error_chain`],
+/// anyhow's `{:#}`) shows each cause once. Every error a persistent backend's stores
+/// return names the store's [`location`](StorageError::location) (a directory, or a
+/// server URL without its password), so a message from one of several open stores says
+/// which one failed.
 ///
 /// These are not caused by the caller's input; retrying may or may not help, depending on
 /// [`kind`](StorageError::kind).
@@ -177,7 +181,37 @@ pub struct StorageError {
     backend: &'static str,
     kind: StorageErrorKind,
     context: Cow<'static, str>,
+    /// Where the store lives and the engine's error, in one box: both are read only when an
+    /// error is shown, and keeping them out of line keeps every store error (and every
+    /// `Result` of a store call, the hot paths' included) small.
+    detail: Option<Box<Detail>>,
+}
+
+/// The out-of-line parts of a [`StorageError`].
+#[derive(Debug, Default)]
+struct Detail {
+    /// Where the store lives, as people read it; shared by every error of one backend.
+    location: Option<Arc<String>>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl StorageError {
+    /// The detail box, made on first use.
+    fn detail_mut(&mut self) -> &mut Detail {
+        self.detail.get_or_insert_with(Box::default)
+    }
+
+    /// Names `location` unless the error already names one.
+    fn locate_once(&mut self, location: &Arc<String>) {
+        if self.location().is_none() {
+            self.detail_mut().location = Some(Arc::clone(location));
+        }
+    }
+
+    /// The engine's error, if there is one.
+    fn source_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.detail.as_ref().and_then(|d| d.source.as_deref())
+    }
 }
 
 impl StorageError {
@@ -192,7 +226,10 @@ impl StorageError {
             backend,
             kind,
             context: context.into(),
-            source: Some(source.into()),
+            detail: Some(Box::new(Detail {
+                location: None,
+                source: Some(source.into()),
+            })),
         }
     }
 
@@ -207,7 +244,7 @@ impl StorageError {
             backend,
             kind,
             context: context.into(),
-            source: None,
+            detail: None,
         }
     }
 
@@ -222,6 +259,24 @@ impl StorageError {
     pub fn with_kind(mut self, kind: StorageErrorKind) -> Self {
         self.kind = kind;
         self
+    }
+
+    /// The same error, naming `location`: where the failing store lives, as people read it
+    /// (a directory, or a server URL with its password left out). Backends attach it
+    /// where their stores' errors leave them, so the code that builds an error need not
+    /// know it.
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        self.detail_mut().location = Some(Arc::new(location.into()));
+        self
+    }
+
+    /// Where the failing store lives (a directory, or a server URL without its password);
+    /// `None` for a backend that has no location (the in-memory one).
+    pub fn location(&self) -> Option<&str> {
+        self.detail
+            .as_ref()
+            .and_then(|d| d.location.as_deref())
+            .map(String::as_str)
     }
 
     /// The backend that failed (`"redb"`, `"sqlite"`, ...).
@@ -242,18 +297,16 @@ impl StorageError {
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} backend: {} while {}",
-            self.backend,
-            self.kind.describe(),
-            self.context
-        )
+        match self.location() {
+            Some(location) => write!(f, "{} store at {location}: ", self.backend)?,
+            None => write!(f, "{} backend: ", self.backend)?,
+        }
+        write!(f, "{} while {}", self.kind.describe(), self.context)
     }
 }
 
-/// Two storage errors are equal when they say the same: the same backend, kind and context,
-/// and sources that print the same (the source itself is an engine's error value, which
+/// Two storage errors are equal when they say the same: the same backend, location, kind
+/// and context, and sources that print the same (the source itself is an engine's error value, which
 /// cannot be compared). Tests and callers compare errors with `==` instead of their
 /// `Debug` text.
 impl PartialEq for StorageError {
@@ -261,8 +314,9 @@ impl PartialEq for StorageError {
         self.backend == other.backend
             && self.kind == other.kind
             && self.context == other.context
-            && self.source.as_ref().map(ToString::to_string)
-                == other.source.as_ref().map(ToString::to_string)
+            && self.location() == other.location()
+            && self.source_error().map(ToString::to_string)
+                == other.source_error().map(ToString::to_string)
     }
 }
 
@@ -270,9 +324,7 @@ impl Eq for StorageError {}
 
 impl StdError for StorageError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source_error().map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -283,9 +335,38 @@ pub trait StoreError: StdError + Send + Sync + 'static {
     /// The engine failure this error reports, if it is one.
     fn storage(&self) -> Option<&StorageError>;
 
+    /// The engine failure this error reports, if it is one, to change: for the code that
+    /// adds what the store that built it did not know ([`located`](Self::located)).
+    fn storage_mut(&mut self) -> Option<&mut StorageError>;
+
+    /// The same error, naming `location` when it is an engine failure that names no
+    /// location yet (see [`StorageError::at`]); other errors are returned as they are.
+    /// Backends call this where their stores' errors leave them.
+    fn located(mut self, location: &Arc<String>) -> Self
+    where
+        Self: Sized,
+    {
+        if let Some(storage) = self.storage_mut() {
+            storage.locate_once(location);
+        }
+        self
+    }
+
     /// The [`StorageErrorKind`] of the engine failure this error reports, if it is one.
     fn storage_kind(&self) -> Option<StorageErrorKind> {
         self.storage().map(StorageError::kind)
+    }
+}
+
+/// A [`StorageError`] on its own (what [`Backend::close`](crate::Backend::close) returns)
+/// is an engine failure too.
+impl StoreError for StorageError {
+    fn storage(&self) -> Option<&StorageError> {
+        Some(self)
+    }
+
+    fn storage_mut(&mut self) -> Option<&mut StorageError> {
+        Some(self)
     }
 }
 
@@ -341,5 +422,22 @@ mod chain_tests {
         let chain = error_chain(&err);
         assert!(chain.ends_with("\n  caused by: disk on fire"), "{chain}");
         assert_eq!(chain.matches("disk on fire").count(), 1, "{chain}");
+    }
+
+    #[test]
+    fn a_located_error_names_its_store_once() {
+        let err = StorageError::without_source("redb", StorageErrorKind::Closed, "reading")
+            .at("/data/ledger");
+        assert_eq!(err.location(), Some("/data/ledger"));
+        assert_eq!(
+            err.to_string(),
+            "redb store at /data/ledger: the backend is closed while reading"
+        );
+        let unplaced = StorageError::without_source("mem", StorageErrorKind::Closed, "reading");
+        assert_eq!(
+            unplaced.to_string(),
+            "mem backend: the backend is closed while reading"
+        );
+        assert_ne!(err, unplaced);
     }
 }

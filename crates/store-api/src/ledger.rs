@@ -640,6 +640,13 @@ impl crate::error::StoreError for LedgerError {
             _ => None,
         }
     }
+
+    fn storage_mut(&mut self) -> Option<&mut StorageError> {
+        match self {
+            LedgerError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// A double-entry ledger with idempotent, group-committed transactions.

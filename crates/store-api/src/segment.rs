@@ -107,6 +107,13 @@ impl crate::error::StoreError for SegmentError {
             _ => None,
         }
     }
+
+    fn storage_mut(&mut self) -> Option<&mut StorageError> {
+        match self {
+            SegmentError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Append-only session logs.

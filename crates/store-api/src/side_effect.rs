@@ -381,6 +381,13 @@ impl crate::error::StoreError for SideEffectError {
             _ => None,
         }
     }
+
+    fn storage_mut(&mut self) -> Option<&mut StorageError> {
+        match self {
+            SideEffectError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Insert-only, replay-idempotent execution side effects.

@@ -49,6 +49,13 @@ impl crate::error::StoreError for StateError {
             _ => None,
         }
     }
+
+    fn storage_mut(&mut self) -> Option<&mut StorageError> {
+        match self {
+            StateError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Why snapshot bytes were rejected by [`StateSnapshot::from_bytes`].

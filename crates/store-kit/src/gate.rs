@@ -19,6 +19,12 @@
 //! ([`StorageErrorKind::NoSpace`]) poisons only there: engines that abort the transaction
 //! on it (redb, LMDB, SQLite) keep nothing of the failed write.
 //!
+//! # Location
+//! A gate knows where its backend's store lives ([`with_location`](WriteGate::with_location)):
+//! the errors it builds name it, and [`locate`](WriteGate::locate) adds it to the errors
+//! the stores underneath return, at the one place they leave the backend
+//! ([`Gated`](crate::gated::Gated), [`BufferedState`](crate::state::BufferedState)).
+//!
 //! # Read-only and closed
 //! A backend opened read-only refuses every write with [`StorageErrorKind::ReadOnly`]
 //! before it reaches the engine. Once [`close`](WriteGate::close)d, the gate refuses reads
@@ -27,15 +33,18 @@
 //! partition's in-memory reads, the side-effect cache). The engine's own handle lives in
 //! an [`EngineSlot`], which `close` empties once the calls in progress are done.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
-use store_api::{StorageError, StorageErrorKind};
+use store_api::{StorageError, StorageErrorKind, StoreError};
 
 /// Whether a backend accepts writes and reads; see the [module docs](self).
 #[derive(Debug)]
 pub struct WriteGate {
     backend: &'static str,
+    /// Where the backend's store lives, for its errors; `None` for the in-memory backend.
+    location: Option<Arc<String>>,
     read_only: bool,
     closed: AtomicBool,
     poisoned: AtomicBool,
@@ -48,6 +57,7 @@ impl WriteGate {
     pub fn new(backend: &'static str) -> Self {
         WriteGate {
             backend,
+            location: None,
             read_only: false,
             closed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
@@ -62,6 +72,38 @@ impl WriteGate {
         self
     }
 
+    /// The same gate, naming `location` (a directory, or a server URL without its
+    /// password) in its errors and in those [`locate`](Self::locate) passes through.
+    pub fn with_location(mut self, location: impl Into<Arc<String>>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    /// Where the backend's store lives, as its errors name it.
+    pub fn location(&self) -> Option<&Arc<String>> {
+        self.location.as_ref()
+    }
+
+    /// `error`, naming this backend's location when it is an engine failure that names
+    /// none yet: what every store of the backend passes its errors through. Only a
+    /// failing call pays for it.
+    #[cold]
+    #[inline(never)]
+    pub fn locate<E: StoreError>(&self, error: E) -> E {
+        match &self.location {
+            Some(location) => error.located(location),
+            None => error,
+        }
+    }
+
+    /// What `call` returns, its error naming this backend's location: for the backend's
+    /// own calls that do not go through a [`Gated`](crate::gated::Gated) store (opening a
+    /// state partition, listing partitions, closing).
+    #[inline]
+    pub fn locating<T, E: StoreError>(&self, call: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        call().map_err(|e| self.locate(e))
+    }
+
     /// `Ok` while writes are accepted; otherwise the reason, in this order: the backend is
     /// closed ([`StorageErrorKind::Closed`]), read-only ([`StorageErrorKind::ReadOnly`]),
     /// or poisoned ([`StorageErrorKind::Poisoned`], naming the first failure).
@@ -69,7 +111,7 @@ impl WriteGate {
     pub fn check(&self) -> Result<(), StorageError> {
         self.check_open()?;
         if self.read_only {
-            return Err(read_only_error(self.backend));
+            return Err(self.read_only_refusal());
         }
         if self.poisoned.load(Ordering::Acquire) {
             Err(self.refusal())
@@ -80,10 +122,10 @@ impl WriteGate {
 
     /// `Ok` while the backend is open (reads are accepted); a
     /// [`StorageErrorKind::Closed`] error once it is closed.
-    #[inline]
+    #[inline(always)]
     pub fn check_open(&self) -> Result<(), StorageError> {
         if self.closed.load(Ordering::Acquire) {
-            Err(closed_error(self.backend))
+            Err(self.closed_refusal())
         } else {
             Ok(())
         }
@@ -155,19 +197,36 @@ impl WriteGate {
         }
     }
 
+    /// The error of a call to a closed backend. Out of line, like the other refusals, so
+    /// the checks inlined into every call stay one load and one branch.
+    #[cold]
+    #[inline(never)]
+    fn closed_refusal(&self) -> StorageError {
+        self.locate(closed_error(self.backend))
+    }
+
+    /// The error of a write to a read-only backend.
+    #[cold]
+    #[inline(never)]
+    fn read_only_refusal(&self) -> StorageError {
+        self.locate(read_only_error(self.backend))
+    }
+
+    #[cold]
+    #[inline(never)]
     fn refusal(&self) -> StorageError {
         let cause = self
             .cause
             .lock()
             .clone()
             .unwrap_or_else(|| "an earlier write failed".to_owned());
-        StorageError::new(
+        self.locate(StorageError::new(
             self.backend,
             StorageErrorKind::Poisoned,
             "refusing a write: an earlier durability step failed, so acknowledged data may \
              not be on disk; reopen the backend",
             cause,
-        )
+        ))
     }
 }
 
@@ -289,6 +348,26 @@ mod tests {
         assert_eq!(slot.take(), Some(7));
         assert_eq!(slot.take(), None);
         assert_eq!(slot.get().unwrap_err().kind(), StorageErrorKind::Closed);
+    }
+
+    #[test]
+    fn a_located_gate_names_its_location_in_every_refusal_and_passed_error() {
+        let gate = WriteGate::new("t")
+            .with_read_only(true)
+            .with_location("/data/t".to_owned());
+        let read_only = gate.check().unwrap_err();
+        assert_eq!(read_only.location(), Some("/data/t"));
+        assert!(read_only.to_string().starts_with("t store at /data/t: "));
+        let passed = gate.locate(store_api::EngineError::Storage(io_error()));
+        assert_eq!(
+            store_api::StoreError::storage(&passed).and_then(StorageError::location),
+            Some("/data/t")
+        );
+        gate.close();
+        assert_eq!(gate.check_open().unwrap_err().location(), Some("/data/t"));
+        let unplaced = WriteGate::new("t");
+        unplaced.close();
+        assert_eq!(unplaced.check_open().unwrap_err().location(), None);
     }
 
     #[test]

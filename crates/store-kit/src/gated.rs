@@ -11,6 +11,10 @@
 //! through a path the engine does not guard itself (the side-effect cache, the engine's
 //! sequence counter).
 //!
+//! Every error a store returns leaves through here, so this is where it gets the backend's
+//! location ([`WriteGate::locate`]): the stores underneath build their errors without
+//! knowing where the backend lives.
+//!
 //! The check is one atomic load; the stores underneath keep their own gate checks under
 //! their writer locks, which a write that passed this check before a concurrent `close`
 //! or poisoning still meets.
@@ -58,27 +62,35 @@ impl<S> Gated<S> {
 impl<S: StoreEngine> StoreEngine for Gated<S> {
     fn put_batch(&self, pairs: &[(&[u8], &[u8])]) -> Result<u64, EngineError> {
         self.gate.check()?;
-        self.store.put_batch(pairs)
+        self.store.put_batch(pairs).map_err(|e| self.gate.locate(e))
     }
 
     fn delete_batch(&self, keys: &[&[u8]]) -> Result<u64, EngineError> {
         self.gate.check()?;
-        self.store.delete_batch(keys)
+        self.store
+            .delete_batch(keys)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn write_batch(&self, mutations: &[Mutation]) -> Result<u64, EngineError> {
         self.gate.check()?;
-        self.store.write_batch(mutations)
+        self.store
+            .write_batch(mutations)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn apply_batch(&self, seq: u64, mutations: &[Mutation]) -> Result<u64, EngineError> {
         self.gate.check()?;
-        self.store.apply_batch(seq, mutations)
+        self.store
+            .apply_batch(seq, mutations)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn wait_for_sequence(&self, after: u64, timeout: Duration) -> Result<u64, EngineError> {
         self.gate.check_open()?;
-        self.store.wait_for_sequence(after, timeout)
+        self.store
+            .wait_for_sequence(after, timeout)
+            .map_err(|e| self.gate.locate(e))
     }
 
     /// The last committed number, also after a close (it cannot fail): the number the
@@ -89,12 +101,12 @@ impl<S: StoreEngine> StoreEngine for Gated<S> {
 
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
         self.gate.check_open()?;
-        self.store.get(key)
+        self.store.get(key).map_err(|e| self.gate.locate(e))
     }
 
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<(Bytes, Option<Bytes>)>, EngineError> {
         self.gate.check_open()?;
-        self.store.get_many(keys)
+        self.store.get_many(keys).map_err(|e| self.gate.locate(e))
     }
 
     fn range_scan(
@@ -105,44 +117,54 @@ impl<S: StoreEngine> StoreEngine for Gated<S> {
         forward: bool,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
         self.gate.check_open()?;
-        self.store.range_scan(start, end, limit, forward)
+        self.store
+            .range_scan(start, end, limit, forward)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn get_batch(&self, seq: u64) -> Result<Option<Vec<Mutation>>, EngineError> {
         self.gate.check_open()?;
-        self.store.get_batch(seq)
+        self.store.get_batch(seq).map_err(|e| self.gate.locate(e))
     }
 
     fn oldest_retained_batch(&self) -> Result<Option<u64>, EngineError> {
         self.gate.check_open()?;
-        self.store.oldest_retained_batch()
+        self.store
+            .oldest_retained_batch()
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
         self.gate.check()?;
-        self.store.prune_batch_log(cutoff_exclusive)
+        self.store
+            .prune_batch_log(cutoff_exclusive)
+            .map_err(|e| self.gate.locate(e))
     }
 }
 
 impl<S: LedgerStore> LedgerStore for Gated<S> {
     fn register_asset(&self, def: &AssetDef) -> Result<(), LedgerError> {
         self.gate.check()?;
-        self.store.register_asset(def)
+        self.store
+            .register_asset(def)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn open_account(&self, def: &AccountDef, cfg: &AccountCfg) -> Result<(), LedgerError> {
         self.gate.check()?;
-        self.store.open_account(def, cfg)
+        self.store
+            .open_account(def, cfg)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<(AccountDef, AccountCfg)>, LedgerError> {
         self.gate.check_open()?;
-        self.store.account(id)
+        self.store.account(id).map_err(|e| self.gate.locate(e))
     }
 
     fn commit(&self, tx: &Transaction) -> Result<Committed, LedgerError> {
         self.gate.check()?;
-        self.store.commit(tx)
+        self.store.commit(tx).map_err(|e| self.gate.locate(e))
     }
 
     fn commit_batch(
@@ -150,7 +172,9 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
         txs: &[Transaction],
     ) -> Result<Vec<Result<Committed, LedgerError>>, LedgerError> {
         self.gate.check()?;
-        self.store.commit_batch(txs)
+        self.store
+            .commit_batch(txs)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn balance(
@@ -159,17 +183,21 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
         as_of: Option<Timestamp>,
     ) -> Result<BalanceSnapshot, LedgerError> {
         self.gate.check_open()?;
-        self.store.balance(account, as_of)
+        self.store
+            .balance(account, as_of)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn asset(&self, id: &AssetId) -> Result<Option<AssetDef>, LedgerError> {
         self.gate.check_open()?;
-        self.store.asset(id)
+        self.store.asset(id).map_err(|e| self.gate.locate(e))
     }
 
     fn transaction(&self, txid: &TxId) -> Result<Option<StoredTransaction>, LedgerError> {
         self.gate.check_open()?;
-        self.store.transaction(txid)
+        self.store
+            .transaction(txid)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn account_history(
@@ -179,7 +207,9 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<PostingRecord>, LedgerError> {
         self.gate.check_open()?;
-        self.store.account_history(account, after_seq, limit)
+        self.store
+            .account_history(account, after_seq, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn trial_balance(
@@ -188,7 +218,9 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
         as_of: Option<Timestamp>,
     ) -> Result<Vec<TrialBalanceRow>, LedgerError> {
         self.gate.check_open()?;
-        self.store.trial_balance(book, as_of)
+        self.store
+            .trial_balance(book, as_of)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn read_events(
@@ -198,12 +230,16 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<Sequenced<LedgerEvent>>, LedgerError> {
         self.gate.check_open()?;
-        self.store.read_events(book, after, limit)
+        self.store
+            .read_events(book, after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_books(&self, after: Option<&Book>, limit: usize) -> Result<Vec<Book>, LedgerError> {
         self.gate.check_open()?;
-        self.store.list_books(after, limit)
+        self.store
+            .list_books(after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_assets(
@@ -212,7 +248,9 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<AssetDef>, LedgerError> {
         self.gate.check_open()?;
-        self.store.list_assets(after, limit)
+        self.store
+            .list_assets(after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_accounts(
@@ -222,7 +260,9 @@ impl<S: LedgerStore> LedgerStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<(AccountDef, AccountCfg)>, LedgerError> {
         self.gate.check_open()?;
-        self.store.list_accounts(book, after, limit)
+        self.store
+            .list_accounts(book, after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 }
 
@@ -234,7 +274,9 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         entry: &[u8],
     ) -> Result<u64, SegmentError> {
         self.gate.check()?;
-        self.store.append(session, segment, entry)
+        self.store
+            .append(session, segment, entry)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn append_trace(
@@ -244,12 +286,16 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         entry: &[u8],
     ) -> Result<(), SegmentError> {
         self.gate.check()?;
-        self.store.append_trace(session, segment, entry)
+        self.store
+            .append_trace(session, segment, entry)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn read_all(&self, session: SessionId, segment: SegmentId) -> Result<Vec<Bytes>, SegmentError> {
         self.gate.check_open()?;
-        self.store.read_all(session, segment)
+        self.store
+            .read_all(session, segment)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn read_traces(
@@ -258,7 +304,9 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         segment: SegmentId,
     ) -> Result<Vec<Bytes>, SegmentError> {
         self.gate.check_open()?;
-        self.store.read_traces(session, segment)
+        self.store
+            .read_traces(session, segment)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn read_entry_count(
@@ -267,12 +315,16 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         segment: SegmentId,
     ) -> Result<u64, SegmentError> {
         self.gate.check_open()?;
-        self.store.read_entry_count(session, segment)
+        self.store
+            .read_entry_count(session, segment)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn exists(&self, session: SessionId, segment: SegmentId) -> Result<bool, SegmentError> {
         self.gate.check_open()?;
-        self.store.exists(session, segment)
+        self.store
+            .exists(session, segment)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn create_segment(
@@ -282,7 +334,9 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         entries: &[&[u8]],
     ) -> Result<(), SegmentError> {
         self.gate.check()?;
-        self.store.create_segment(session, segment, entries)
+        self.store
+            .create_segment(session, segment, entries)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn truncate(
@@ -292,17 +346,21 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         len: u64,
     ) -> Result<(), SegmentError> {
         self.gate.check()?;
-        self.store.truncate(session, segment, len)
+        self.store
+            .truncate(session, segment, len)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_sessions(&self) -> Result<Vec<SessionId>, SegmentError> {
         self.gate.check_open()?;
-        self.store.list_sessions()
+        self.store.list_sessions().map_err(|e| self.gate.locate(e))
     }
 
     fn list_segments(&self, session: SessionId) -> Result<Vec<SegmentId>, SegmentError> {
         self.gate.check_open()?;
-        self.store.list_segments(session)
+        self.store
+            .list_segments(session)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_sessions_page(
@@ -311,7 +369,9 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<SessionId>, SegmentError> {
         self.gate.check_open()?;
-        self.store.list_sessions_page(after, limit)
+        self.store
+            .list_sessions_page(after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_segments_page(
@@ -321,12 +381,16 @@ impl<S: SegmentLogStore> SegmentLogStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<SegmentId>, SegmentError> {
         self.gate.check_open()?;
-        self.store.list_segments_page(session, after, limit)
+        self.store
+            .list_segments_page(session, after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn lookup_session_of(&self, segment: SegmentId) -> Result<Option<SessionId>, SegmentError> {
         self.gate.check_open()?;
-        self.store.lookup_session_of(segment)
+        self.store
+            .lookup_session_of(segment)
+            .map_err(|e| self.gate.locate(e))
     }
 }
 
@@ -336,12 +400,16 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         outputs: &BTreeMap<SideEffectKey, EventOutputs>,
     ) -> Result<(), SideEffectError> {
         self.gate.check()?;
-        self.store.write_outputs(outputs)
+        self.store
+            .write_outputs(outputs)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn read_outputs(&self, key: &SideEffectKey) -> Result<Option<EventOutputs>, SideEffectError> {
         self.gate.check_open()?;
-        self.store.read_outputs(key)
+        self.store
+            .read_outputs(key)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn upsert_inter_call_output(
@@ -350,7 +418,9 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         output: &CallEventOutput,
     ) -> Result<(), SideEffectError> {
         self.gate.check()?;
-        self.store.upsert_inter_call_output(key, output)
+        self.store
+            .upsert_inter_call_output(key, output)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn read_inter_call_output(
@@ -358,7 +428,9 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         key: &InterCallOutputKey,
     ) -> Result<Option<CallEventOutput>, SideEffectError> {
         self.gate.check_open()?;
-        self.store.read_inter_call_output(key)
+        self.store
+            .read_inter_call_output(key)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn append_inbound_inter_calls(
@@ -366,7 +438,9 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         records: &[InboundInterCall],
     ) -> Result<(), SideEffectError> {
         self.gate.check()?;
-        self.store.append_inbound_inter_calls(records)
+        self.store
+            .append_inbound_inter_calls(records)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn read_inbound_inter_calls(
@@ -379,6 +453,7 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         self.gate.check_open()?;
         self.store
             .read_inbound_inter_calls(callee, from_exclusive, until_exclusive, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_output_keys(
@@ -387,7 +462,9 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<SideEffectKey>, SideEffectError> {
         self.gate.check_open()?;
-        self.store.list_output_keys(after, limit)
+        self.store
+            .list_output_keys(after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_inter_call_output_keys(
@@ -396,7 +473,9 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<InterCallOutputKey>, SideEffectError> {
         self.gate.check_open()?;
-        self.store.list_inter_call_output_keys(after, limit)
+        self.store
+            .list_inter_call_output_keys(after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 
     fn list_inbound_callees(
@@ -405,6 +484,8 @@ impl<S: SideEffectStore> SideEffectStore for Gated<S> {
         limit: usize,
     ) -> Result<Vec<LyquidId>, SideEffectError> {
         self.gate.check_open()?;
-        self.store.list_inbound_callees(after, limit)
+        self.store
+            .list_inbound_callees(after, limit)
+            .map_err(|e| self.gate.locate(e))
     }
 }

@@ -7,7 +7,10 @@
 //! concurrency and throughput with it.
 //!
 //! Each batch a leader runs is a `debug` event (target `store_kit::group_commit`) with its
-//! size and how long it took; with no subscriber listening for it, nothing is measured.
+//! size and how long it took; with no subscriber listening for it, nothing is measured. A
+//! caller that had to wait while another leader wrote is a
+//! [`lock_wait`](crate::lock_wait) event with the time it waited (until its answer came,
+//! or until it could lead the next batch); one that never waited is none.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -83,8 +86,14 @@ impl<Req, Resp> GroupCommit<Req, Resp> {
         state.next_ticket += 1;
         state.queue.push((ticket, req));
         let mut run = Some(run);
+        // Set at the first wait, when a subscriber wants lock-wait events.
+        let mut waiting_since: Option<Instant> = None;
         loop {
             if let Some(resp) = state.results.remove(&ticket) {
+                drop(state);
+                if let Some(started) = waiting_since {
+                    crate::lock_wait::waited("group commit: another caller's batch", started);
+                }
                 match resp {
                     Some(resp) => return resp,
                     None => std::panic::resume_unwind(Box::new(
@@ -100,6 +109,9 @@ impl<Req, Resp> GroupCommit<Req, Resp> {
                 let (tickets, reqs): (Vec<u64>, Vec<Req>) =
                     std::mem::take(&mut state.queue).into_iter().unzip();
                 drop(state);
+                if let Some(started) = waiting_since.take() {
+                    crate::lock_wait::waited("group commit: the previous leader", started);
+                }
                 let mut leadership = Leadership {
                     queue: self,
                     tickets,
@@ -121,6 +133,9 @@ impl<Req, Resp> GroupCommit<Req, Resp> {
                 }
                 state = self.state.lock();
                 continue;
+            }
+            if waiting_since.is_none() && crate::lock_wait::enabled() {
+                waiting_since = Some(Instant::now());
             }
             self.done.wait(&mut state);
         }
@@ -172,33 +187,49 @@ mod tests {
         assert_eq!(gc.submit(2, |reqs| reqs), 2);
     }
 
-    /// A `MakeWriter` that keeps what the subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    #[test]
+    fn each_batch_is_a_debug_event_with_its_size() {
+        let gc: GroupCommit<u32, u32> = GroupCommit::new();
+        let text = crate::test_capture::debug_events(|| {
+            gc.submit(7, |reqs| reqs);
+        });
+        assert!(text.contains("group commit: one batch written"), "{text}");
+        assert!(text.contains("batch=1"), "{text}");
+        assert!(!text.contains("waited for a lock"), "{text}");
     }
 
     #[test]
-    fn each_batch_is_a_debug_event_with_its_size() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let gc: GroupCommit<u32, u32> = GroupCommit::new();
-        tracing::subscriber::with_default(subscriber, || gc.submit(7, |reqs| reqs));
-        let text = String::from_utf8_lossy(&captured.0.lock()).into_owned();
-        assert!(text.contains("group commit: one batch written"), "{text}");
-        assert!(text.contains("batch=1"), "{text}");
+    fn a_caller_that_waited_for_a_leader_is_a_lock_wait_event() {
+        let gc: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new());
+        let (leading, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            Arc::new(std::sync::Barrier::new(2)),
+        );
+        let leader = {
+            let (gc, leading, release) =
+                (Arc::clone(&gc), Arc::clone(&leading), Arc::clone(&release));
+            std::thread::spawn(move || {
+                gc.submit(1, |reqs| {
+                    leading.wait();
+                    release.wait();
+                    reqs
+                })
+            })
+        };
+        leading.wait();
+        let follower = {
+            let gc = Arc::clone(&gc);
+            std::thread::spawn(move || {
+                crate::test_capture::debug_events(|| {
+                    assert_eq!(gc.submit(2, |reqs| reqs), 2);
+                })
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        release.wait();
+        assert_eq!(leader.join().unwrap(), 1);
+        let text = follower.join().unwrap();
+        assert!(text.contains("waited for a lock"), "{text}");
+        assert!(text.contains("group commit: the previous leader"), "{text}");
     }
 }

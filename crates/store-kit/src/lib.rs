@@ -9,10 +9,12 @@
 //! - [`ledger`]: records, keys and the [`ledger::LedgerPlanner`];
 //! - [`segment`]: segment metadata, keys and ownership rules;
 //!
-//! and the shared mechanics: [`checksum`] (record checksums verified on read), [`codec`] (records and keys), [`dir`] (directory checks and
-//! the process lock), [`gate`] (writes refused after a failed durability step),
-//! [`group_commit`], [`listing`] (the cursors and pages of every listing), [`lru`], [`sql`]
-//! (column encodings of the relational backends).
+//! and the shared mechanics: [`checksum`] (record checksums verified on read), [`codec`]
+//! (records and keys), [`dir`] (directory checks and the process lock), [`gate`] (writes
+//! refused after a failed durability step), [`group_commit`], [`listing`] (the cursors and
+//! pages of every listing), [`lock_wait`] (lock waits as `debug` events), [`lru`],
+//! [`open_step`] (the timed steps of an open), [`sql`] (column encodings of the relational
+//! backends).
 
 pub mod checksum;
 pub mod codec;
@@ -24,9 +26,13 @@ pub mod group_commit;
 pub mod inline_key;
 pub mod ledger;
 pub mod listing;
+pub mod lock_wait;
 pub mod lru;
+pub mod open_step;
 pub mod replication;
 pub mod segment;
 pub mod side_effect;
 pub mod sql;
 pub mod state;
+#[cfg(test)]
+mod test_capture;

@@ -205,6 +205,7 @@ impl Backend for LmdbBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
+        let location: Arc<String> = dir.display().to_string().into();
         open_dir(dir, &LAYOUT, &options, |guard| {
             let db = Arc::new(Db::open(guard, &options)?);
             let gate = db.gate();
@@ -228,6 +229,7 @@ impl Backend for LmdbBackend {
                 leases: PartitionLeases::default(),
             })
         })
+        .map_err(|e| e.located(&location))
     }
 
     fn close(&self) -> Result<(), StorageError> {
@@ -235,7 +237,7 @@ impl Backend for LmdbBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.db.close()
+        self.db.gate().locating(|| self.db.close())
     }
 
     fn durability(&self) -> Durability {
@@ -250,7 +252,9 @@ impl Backend for LmdbBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        Ok(self.partitions.open_partition(lease)?)
+        self.db
+            .gate()
+            .locating(|| Ok(self.partitions.open_partition(lease)?))
     }
 
     fn list_partitions(
@@ -258,7 +262,9 @@ impl Backend for LmdbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        self.partitions.list(after, limit)
+        self.db
+            .gate()
+            .locating(|| self.partitions.list(after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<LmdbLedger>> {

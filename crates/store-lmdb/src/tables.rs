@@ -385,7 +385,10 @@ impl Db {
             Err(e) => return Err(OpenError::from_io(&lock_path, e)),
         };
         let map_size = initial_map_size(data_len.unwrap_or(0));
-        match Self::open_env(&path, &data_path, map_size, options) {
+        let opened = store_kit::open_step::timed(crate::BACKEND_NAME, "environment open", || {
+            Self::open_env(&path, &data_path, map_size, options)
+        });
+        match opened {
             Ok((env, tables, sequence_at_open, framing)) => Ok(Db {
                 env: EngineSlot::new(crate::BACKEND_NAME, env),
                 tables,
@@ -395,7 +398,9 @@ impl Db {
                 writer: Mutex::new(()),
                 durability,
                 gate: Arc::new(
-                    WriteGate::new(crate::BACKEND_NAME).with_read_only(options.read_only),
+                    WriteGate::new(crate::BACKEND_NAME)
+                        .with_read_only(options.read_only)
+                        .with_location(path.display().to_string()),
                 ),
                 path,
                 dir: Mutex::new(Some(dir)),
@@ -575,7 +580,7 @@ impl Db {
     pub(crate) fn writer(&self) -> Writer<'_> {
         Writer {
             db: self,
-            _lock: self.writer.lock(),
+            _lock: store_kit::lock_wait::lock(&self.writer, "lmdb writer"),
         }
     }
 

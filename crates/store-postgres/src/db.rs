@@ -515,7 +515,9 @@ impl Db {
                 location: location.to_string(),
                 source: Box::new(e),
             })?;
-        prepare_schema(&mut client, location, options.may_create())?;
+        store_kit::open_step::timed(BACKEND_NAME, "schema check", || {
+            prepare_schema(&mut client, location, options.may_create())
+        })?;
         drop(client);
         let session = Session::new(location, options);
         let manager = Manager(PostgresConnectionManager::new(
@@ -534,7 +536,11 @@ impl Db {
             pool: EngineSlot::new(BACKEND_NAME, pool),
             location: location.clone(),
             session,
-            gate: Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only)),
+            gate: Arc::new(
+                WriteGate::new(BACKEND_NAME)
+                    .with_read_only(options.read_only)
+                    .with_location(location.to_string()),
+            ),
         })
     }
 

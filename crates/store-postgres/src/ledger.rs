@@ -558,10 +558,42 @@ impl LedgerRead for TxReader<'_, '_> {
     }
 }
 
+/// The advisory lock keys of the books in `$2` (text[]), in the order [`LOCK_BOOKS`] takes
+/// them.
+const BOOK_LOCK_KEYS: &str = "SELECT DISTINCT hashtextextended(\
+                              'store-postgres ledger ' || $1 || '/' || b, 0) AS k \
+                              FROM unnest($2::text[]) AS t (b) ORDER BY k";
+const TRY_LOCK_KEY: &str = "SELECT pg_try_advisory_xact_lock($1)";
+const LOCK_KEY: &str = "SELECT pg_advisory_xact_lock($1)";
+const GENERIC_PLANS: &str = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
+
 /// Locks `books` (names, possibly invalid: a lock on a name writes nothing) for the rest
 /// of the transaction.
+///
+/// When a subscriber wants [`lock_wait`](store_kit::lock_wait) events, the books are
+/// locked one by one, each tried first, in the same key order as [`LOCK_BOOKS`] (so no
+/// new deadlock is possible), and a book that another transaction held is an event with
+/// the time this one waited for it. That costs a round trip per book, so it is done only
+/// then; otherwise one statement takes every lock.
 fn lock_books(tx: &mut Tx<'_>, schema: &str, books: &[&str]) -> Result<(), StorageError> {
-    execute(tx, LOCK_BOOKS, &[&schema, &books], "locking ledger books")?;
+    const CTX: &str = "locking ledger books";
+    if !store_kit::lock_wait::enabled() {
+        execute(tx, LOCK_BOOKS, &[&schema, &books], CTX)?;
+        return Ok(());
+    }
+    for row in query(tx, BOOK_LOCK_KEYS, &[&schema, &books], CTX)? {
+        let key: i64 = get(&row, 0, CTX)?;
+        let taken = query_opt(tx, TRY_LOCK_KEY, &[&key], CTX)?
+            .map(|row| get::<bool>(&row, 0, CTX))
+            .transpose()?
+            .unwrap_or(false);
+        if !taken {
+            let started = std::time::Instant::now();
+            execute(tx, LOCK_KEY, &[&key], CTX)?;
+            store_kit::lock_wait::waited("postgres ledger book", started);
+        }
+    }
+    execute(tx, GENERIC_PLANS, &[], CTX)?;
     Ok(())
 }
 

@@ -149,7 +149,10 @@ impl Backend for PostgresBackend {
     }
 
     fn open(location: &PostgresLocation, options: OpenOptions) -> Result<Self, OpenError> {
-        let db = Arc::new(db::Db::open(location, &options)?);
+        let db = Arc::new(db::Db::open(location, &options).map_err(|e| {
+            // The location's `Display` leaves the password out.
+            e.located(&Arc::new(location.to_string()))
+        })?);
         let gate = db.gate();
         Ok(PostgresBackend {
             durability: options.durability,
@@ -174,7 +177,9 @@ impl Backend for PostgresBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.db.close(self.engine.inner().channel_name())
+        self.db
+            .gate()
+            .locating(|| self.db.close(self.engine.inner().channel_name()))
     }
 
     /// A fresh schema on the test server of [`scratch`]; `_dir` is not used.
@@ -197,7 +202,9 @@ impl Backend for PostgresBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        state::open_partition(&self.db, lease)
+        self.db
+            .gate()
+            .locating(|| state::open_partition(&self.db, lease))
     }
 
     /// The partitions whose flushed contents hold a key, by the byte order of their names
@@ -207,7 +214,9 @@ impl Backend for PostgresBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        state::list(&self.db, after, limit)
+        self.db
+            .gate()
+            .locating(|| state::list(&self.db, after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<PostgresLedger>> {

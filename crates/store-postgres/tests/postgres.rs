@@ -1,6 +1,7 @@
 //! What is particular to the PostgreSQL backend: the schema checks at open, bad and
 //! unreachable locations, partition ownership when the owner's connection dies, recovery
-//! after the server drops every connection, and the README's queries for `psql`.
+//! after the server drops every connection, a commit that waited for a book's lock, and the
+//! README's queries for `psql`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use postgres::NoTls;
 use store_api::{
     AccountCfg, AccountDef, AccountId, AccountKind, AssetDef, AssetId, Backend, Book, LedgerStore,
-    OpenError, OpenOptions, StateError, StateStore, StoreEngine, Transaction,
+    OpenError, OpenOptions, StateError, StateStore, StoreEngine, StoreLocation, Transaction,
 };
 use store_postgres::{PostgresBackend, PostgresLocation, SCHEMA_VERSION, scratch};
 
@@ -172,7 +173,13 @@ fn terminate_connections(admin: &mut postgres::Client, location: &PostgresLocati
 #[test]
 fn a_partition_whose_owner_connection_died_is_free_and_the_old_handle_fails_typed() {
     let location = scratch::fresh_location().unwrap();
-    let first = open(&location);
+    // The owner's URL holds a password (the test server trusts its users and ignores
+    // it): its errors must name the store without it.
+    let with_password: PostgresLocation =
+        format!("{}&password=hunter2-secret", location.to_text().unwrap())
+            .parse()
+            .unwrap();
+    let first = open(&with_password);
     let second = open(&location);
     let mut owner = first.state_store("orders").unwrap();
     owner.put(b"k", b"v").unwrap();
@@ -208,7 +215,12 @@ fn a_partition_whose_owner_connection_died_is_free_and_the_old_handle_fails_type
     owner.put(b"k", b"late").unwrap();
     match owner.flush() {
         Err(StateError::Storage(e)) => {
-            assert_eq!(e.kind(), store_api::StorageErrorKind::Unavailable, "{e}")
+            assert_eq!(e.kind(), store_api::StorageErrorKind::Unavailable, "{e}");
+            // Named by its location, without the password, and the chain shows none.
+            assert_eq!(e.location(), Some(location.to_string().as_str()), "{e}");
+            let chain = store_api::error_chain(&e);
+            assert!(!chain.contains("hunter2"), "{chain}");
+            assert!(chain.contains(&location.to_string()), "{chain}");
         }
         other => panic!("a flush on a dead connection answered {other:?}"),
     }
@@ -327,4 +339,91 @@ fn the_readme_queries_agree_with_the_api() {
         assert_eq!(row.get::<_, uuid::Uuid>("txid"), record.txid.0);
         assert_eq!(row.get::<_, i64>("balance_after"), record.balance_after);
     }
+}
+
+/// A `MakeWriter` that keeps what the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_commit_that_waited_for_its_book_is_a_lock_wait_event() {
+    let location = scratch::fresh_location().unwrap();
+    let backend = open(&location);
+    let ledger = backend.ledger();
+    let usd = AssetId::new("USD").unwrap();
+    ledger
+        .register_asset(&AssetDef {
+            id: usd.clone(),
+            precision: 2,
+            name: "US dollar".into(),
+        })
+        .unwrap();
+    let cash = AccountId::new("bank", "cash").unwrap();
+    let alice = AccountId::new("bank", "alice").unwrap();
+    for (id, kind) in [
+        (&cash, AccountKind::Asset),
+        (&alice, AccountKind::Liability),
+    ] {
+        let def = AccountDef {
+            id: id.clone(),
+            asset: usd.clone(),
+            kind,
+        };
+        ledger
+            .open_account(&def, &AccountCfg::for_kind(kind))
+            .unwrap();
+    }
+    // Another session holds book `bank`'s lock (the key LOCK_BOOKS takes) for 300 ms.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder_location = location.clone();
+    let release = std::thread::spawn(move || {
+        let mut holder = admin(&holder_location);
+        let mut held = holder.transaction().unwrap();
+        held.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(\
+             'store-postgres ledger ' || $1 || '/' || 'bank', 0))",
+            &[&holder_location.schema()],
+        )
+        .unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        held.commit().unwrap();
+    });
+    is_locked.recv().unwrap();
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let deposit = Transaction::new(Book::new("bank").unwrap())
+            .debit(&cash, &usd, 100)
+            .credit(&alice, &usd, 100);
+        ledger.commit(&deposit).unwrap();
+    });
+    release.join().unwrap();
+    let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+    let line = text
+        .lines()
+        .find(|line| line.contains("waited for a lock") && line.contains("postgres ledger book"))
+        .unwrap_or_else(|| panic!("no lock-wait event:\n{text}"));
+    let waited_us: u64 = line
+        .split("waited_us=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait time in {line}"));
+    assert!(waited_us >= 100_000, "{line}");
 }

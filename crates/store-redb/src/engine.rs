@@ -78,7 +78,7 @@ impl RedbEngine {
         context: &'static str,
         apply: impl FnOnce(&mut WriteTable<'_>) -> Result<(), redb::StorageError>,
     ) -> Result<u64, EngineError> {
-        let _writer = self.writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.writer, "redb engine writer");
         let current = self.sequence.load(Ordering::Acquire);
         let seq = match numbering {
             Numbering::Next => current.checked_add(1).ok_or_else(|| {

@@ -144,6 +144,7 @@ use store_api::{
 use store_kit::dir::{DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
+use store_kit::open_step;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
     KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
@@ -259,6 +260,16 @@ fn create_database(dir: &Path, file: &Path) -> Result<(), OpenError> {
 fn open_database(dir: &Path, file: &Path) -> Result<Database, OpenError> {
     let mut builder = Builder::new();
     builder.set_check_integrity_on_open(true);
+    // Called only when redb repairs (recovers) the file: say so once.
+    let repairing = std::cell::Cell::new(false);
+    builder.set_repair_callback(move |_| {
+        if !repairing.replace(true) {
+            open_step::note(
+                BACKEND_NAME,
+                "redb repairs the file (it was not closed cleanly)",
+            );
+        }
+    });
     match catch_unwind(AssertUnwindSafe(|| builder.open(file))) {
         Ok(Ok(database)) => Ok(database),
         Ok(Err(error)) => Err(open_error(dir, file, error)),
@@ -337,6 +348,7 @@ impl Backend for RedbBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
+        let location: Arc<String> = dir.display().to_string().into();
         open_dir(dir, &LAYOUT, &options, |guard| {
             let file = dir.join(DB_FILE);
             match fs::symlink_metadata(&file) {
@@ -352,12 +364,22 @@ impl Backend for RedbBackend {
                 Err(e) => return Err(OpenError::from_io(&file, e)),
             }
             let database = if options.read_only {
-                Handle::ReadOnly(open_read_only(dir, &file)?)
+                Handle::ReadOnly(open_step::timed(BACKEND_NAME, "open read-only", || {
+                    open_read_only(dir, &file)
+                })?)
             } else {
-                Handle::Writable(open_database(dir, &file)?)
+                Handle::Writable(open_step::timed(
+                    BACKEND_NAME,
+                    "integrity check and recovery",
+                    || open_database(dir, &file),
+                )?)
             };
             check_format(&database, &file)?;
-            let gate = Arc::new(WriteGate::new(BACKEND_NAME).with_read_only(options.read_only));
+            let gate = Arc::new(
+                WriteGate::new(BACKEND_NAME)
+                    .with_read_only(options.read_only)
+                    .with_location(Arc::clone(&location)),
+            );
             let db = Arc::new(Db::new(
                 database,
                 Arc::clone(&gate),
@@ -389,6 +411,7 @@ impl Backend for RedbBackend {
                 db,
             })
         })
+        .map_err(|e| e.located(&location))
     }
 
     fn close(&self) -> Result<(), StorageError> {
@@ -396,7 +419,7 @@ impl Backend for RedbBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.db.close()
+        self.db.gate().locating(|| self.db.close())
     }
 
     fn durability(&self) -> Durability {
@@ -411,7 +434,9 @@ impl Backend for RedbBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        Ok(self.partitions.open_partition(lease)?)
+        self.db
+            .gate()
+            .locating(|| Ok(self.partitions.open_partition(lease)?))
     }
 
     fn list_partitions(
@@ -419,7 +444,9 @@ impl Backend for RedbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        self.partitions.list(after, limit)
+        self.db
+            .gate()
+            .locating(|| self.partitions.list(after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<RedbLedger>> {

@@ -118,7 +118,7 @@ impl SledEngine {
         // added under the lock.
         let mut log_entry = log_entry.to_vec();
         log_entry.extend_from_slice(&[0; TRAILER_LEN]);
-        let _writer = self.writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.writer, "sled engine writer");
         self.shared.writable()?;
         let current = self.sequence.load(Ordering::Acquire);
         let seq = match numbering {
@@ -329,7 +329,7 @@ impl StoreEngine for SledEngine {
     }
 
     fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
-        let _writer = self.writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.writer, "sled engine writer");
         self.shared.writable()?;
         let mut batch = Batch::default();
         let mut removed = 0u64;

@@ -357,7 +357,7 @@ impl KvStore for Shared {
         context: &'static str,
         mut f: impl FnMut(&mut SledWrite) -> Result<T, E>,
     ) -> Result<T, E> {
-        let _writer = self.kv_writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.kv_writer, "sled writer");
         self.writable()?;
         let mut write = SledWrite {
             changes: Vec::new(),

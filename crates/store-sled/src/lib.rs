@@ -187,6 +187,7 @@ use store_kit::checksum::{Framing, format_record, framing_of_format, open_value,
 use store_kit::dir::{DirGuard, DirLayout, open_dir};
 use store_kit::gate::WriteGate;
 use store_kit::gated::Gated;
+use store_kit::open_step;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
     KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
@@ -705,6 +706,7 @@ impl Backend for SledBackend {
                     .to_owned(),
             });
         }
+        let location: Arc<String> = dir.display().to_string().into();
         open_dir(dir, &LAYOUT, &options, |guard| {
             let path = dir.join(SLED_SUBDIR);
             if !options.may_create() && !path.is_dir() {
@@ -712,9 +714,16 @@ impl Backend for SledBackend {
                     location: path.display().to_string(),
                 });
             }
-            seal::verify_and_break(dir, SLED_SUBDIR)?;
+            open_step::timed(BACKEND_NAME, "seal check", || {
+                seal::verify_and_break(dir, SLED_SUBDIR)
+            })?;
             remove_unfinished_snapshots(&path)?;
-            let db = SledDb::new(open_db(&path)?, dir);
+            let db = SledDb::new(
+                open_step::timed(BACKEND_NAME, "sled open and log recovery", || {
+                    open_db(&path)
+                })?,
+                dir,
+            );
             let db_file = sync_new_database(dir, &path)?;
             let shared = Arc::new(Shared {
                 db,
@@ -723,7 +732,7 @@ impl Backend for SledBackend {
                 db_file,
                 blobs_synced: Mutex::new(i64::MIN),
                 durability: options.durability,
-                gate: Arc::new(WriteGate::new(BACKEND_NAME)),
+                gate: Arc::new(WriteGate::new(BACKEND_NAME).with_location(Arc::clone(&location))),
                 dir: guard,
             });
             check_format(&shared, &path)?;
@@ -758,6 +767,7 @@ impl Backend for SledBackend {
             };
             load().map_err(|e| load_error(&path, e))
         })
+        .map_err(|e| e.located(&location))
     }
 
     /// Makes every write durable and marks every handle closed. sled's files and the
@@ -769,7 +779,7 @@ impl Backend for SledBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.shared.close()
+        self.shared.gate.locating(|| self.shared.close())
     }
 
     fn durability(&self) -> Durability {
@@ -784,7 +794,9 @@ impl Backend for SledBackend {
         check_partition_name(name)?;
         self.shared.gate.check_open()?;
         let lease = self.leases.acquire(name)?;
-        Ok(self.partitions.open_partition(lease)?)
+        self.shared
+            .gate
+            .locating(|| Ok(self.partitions.open_partition(lease)?))
     }
 
     fn list_partitions(
@@ -792,7 +804,9 @@ impl Backend for SledBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        self.partitions.list(after, limit)
+        self.shared
+            .gate
+            .locating(|| self.partitions.list(after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<SledLedger>> {

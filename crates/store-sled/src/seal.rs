@@ -198,6 +198,11 @@ fn wait_for_release(db_file: &Path) -> bool {
 pub(crate) fn verify_and_break(dir: &Path, db_subdir: &str) -> Result<(), OpenError> {
     let seal_path = dir.join(SEAL_FILE);
     if !verify(dir, db_subdir)? {
+        store_kit::open_step::note(
+            crate::BACKEND_NAME,
+            "no seal of a clean close (a new store, or one not closed cleanly): sled \
+             recovers from its log",
+        );
         return Ok(());
     }
     fs::remove_file(&seal_path).map_err(|e| OpenError::from_io(&seal_path, e))?;

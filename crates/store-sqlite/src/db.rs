@@ -457,7 +457,11 @@ impl Db {
             Err(e) => return Err(OpenError::from_io(&path, e)),
         }
         check_file(&path)?;
-        let gate = Arc::new(WriteGate::new(crate::BACKEND_NAME).with_read_only(read_only));
+        let gate = Arc::new(
+            WriteGate::new(crate::BACKEND_NAME)
+                .with_read_only(read_only)
+                .with_location(dir.display().to_string()),
+        );
         if read_only {
             let probe =
                 open_reader(&path, durability, true, false).map_err(|e| open_error(&path, e))?;
@@ -490,7 +494,9 @@ impl Db {
         )
         .map_err(|e| open_error(&path, e))?;
         configure(&writer, durability).map_err(|e| open_error(&path, e))?;
-        let version = check_schema(&path, &writer)?;
+        let version = store_kit::open_step::timed(crate::BACKEND_NAME, "schema check", || {
+            check_schema(&path, &writer)
+        })?;
         if writer
             .is_readonly("main")
             .map_err(|e| open_error(&path, e))?
@@ -504,7 +510,9 @@ impl Db {
             });
         }
         if version == 1 {
-            migrate_v1(&path, &mut writer)?;
+            store_kit::open_step::timed(crate::BACKEND_NAME, "schema upgrade 1 to 2", || {
+                migrate_v1(&path, &mut writer)
+            })?;
         }
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -603,7 +611,10 @@ impl Db {
         let Some(writer) = &connections.writer else {
             return Err(read_only_error(crate::BACKEND_NAME).into());
         };
-        f(&mut writer.lock())
+        f(&mut store_kit::lock_wait::lock(
+            writer,
+            "sqlite writer connection",
+        ))
     }
 
     /// Runs `f` on a reader connection: each statement sees one committed snapshot.

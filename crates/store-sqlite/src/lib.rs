@@ -169,6 +169,7 @@ impl Backend for SqliteBackend {
     }
 
     fn open(dir: &Path, options: OpenOptions) -> Result<Self, OpenError> {
+        let location: Arc<String> = dir.display().to_string().into();
         open_dir(dir, &db::LAYOUT, &options, |guard| {
             let db = Arc::new(db::Db::open(guard, &options)?);
             let gate = db.gate();
@@ -188,6 +189,7 @@ impl Backend for SqliteBackend {
                 db,
             })
         })
+        .map_err(|e| e.located(&location))
     }
 
     fn close(&self) -> Result<(), StorageError> {
@@ -195,7 +197,7 @@ impl Backend for SqliteBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.db.close()
+        self.db.gate().locating(|| self.db.close())
     }
 
     fn durability(&self) -> Durability {
@@ -210,7 +212,9 @@ impl Backend for SqliteBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        state::open_partition(&self.db, lease)
+        self.db
+            .gate()
+            .locating(|| state::open_partition(&self.db, lease))
     }
 
     fn list_partitions(
@@ -218,7 +222,9 @@ impl Backend for SqliteBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        state::list(&self.db, after, limit)
+        self.db
+            .gate()
+            .locating(|| state::list(&self.db, after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<SqliteLedger>> {

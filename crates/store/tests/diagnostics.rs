@@ -1,6 +1,8 @@
 //! The `tracing` events a user turns on to see what the stores do: a backend opened (with
-//! its time), a durable state flush (with its size and time), a group-commit batch (with
-//! its size and time). Captured with a subscriber of this thread only.
+//! its time), each backend's own step of opening (integrity check, recovery, schema check,
+//! with its time), a durable state flush (with its size and time), a group-commit batch
+//! (with its size and time), an error naming its store. Captured with a subscriber of this
+//! thread only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -92,5 +94,80 @@ fn opening_flushing_and_group_commits_are_debug_events() {
     assert!(
         text.contains("group commit: one batch written") && text.contains("batch=1"),
         "no group-commit event with its size:\n{text}"
+    );
+}
+
+/// The `store_kit::open` event of `step` of `backend`, or a panic showing what was there.
+fn assert_open_step(text: &str, backend: &str, step: &str) {
+    let found = text.lines().any(|line| {
+        line.contains("open step done")
+            && line.contains(&format!("backend=\"{backend}\""))
+            && line.contains(&format!("step=\"{step}\""))
+            && line.contains("ok=true")
+            && line.contains("elapsed_us=")
+    });
+    assert!(found, "no timed {step:?} step of {backend}:\n{text}");
+}
+
+#[test]
+fn each_backend_times_its_own_step_of_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = captured(|| {
+        let redb = dir.path().join("redb");
+        drop(swapstore::open_as::<RedbBackend>(&redb, OpenOptions::default()).unwrap());
+        let lmdb = dir.path().join("lmdb");
+        drop(swapstore::open_as::<store_lmdb::LmdbBackend>(&lmdb, OpenOptions::default()).unwrap());
+        let sqlite = dir.path().join("sqlite");
+        drop(
+            swapstore::open_as::<store_sqlite::SqliteBackend>(&sqlite, OpenOptions::default())
+                .unwrap(),
+        );
+        // sled checks the seal its clean close left at the next open.
+        let sled = dir.path().join("sled");
+        for _ in 0..2 {
+            let stores =
+                swapstore::open_as::<store_sled::SledBackend>(&sled, OpenOptions::default())
+                    .unwrap();
+            stores.close().unwrap();
+        }
+    });
+    assert_open_step(&text, "redb", "integrity check and recovery");
+    assert_open_step(&text, "lmdb", "environment open");
+    assert_open_step(&text, "sqlite", "schema check");
+    assert_open_step(&text, "sled", "seal check");
+    assert_open_step(&text, "sled", "sled open and log recovery");
+    assert!(
+        text.contains("no seal of a clean close"),
+        "the first sled open found no seal and says so:\n{text}"
+    );
+}
+
+#[test]
+fn postgres_times_its_schema_check() {
+    let location = store_postgres::scratch::fresh_location().unwrap();
+    let text = captured(|| {
+        drop(
+            swapstore::open_as::<store_postgres::PostgresBackend>(
+                &location,
+                OpenOptions::default(),
+            )
+            .unwrap(),
+        );
+    });
+    assert_open_step(&text, "postgres", "schema check");
+}
+
+#[test]
+fn an_error_of_an_open_store_names_where_it_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let stores = swapstore::open_as::<RedbBackend>(&path, OpenOptions::default()).unwrap();
+    let engine = stores.engine();
+    stores.close().unwrap();
+    let error = engine.get(b"k").unwrap_err();
+    let text = swapstore::error_chain(&error);
+    assert!(
+        text.starts_with(&format!("redb store at {}: ", path.display())),
+        "{text}"
     );
 }
