@@ -73,6 +73,30 @@ impl Db {
         })
     }
 
+    /// Makes the directory entries of the database durable: `dir` (which names `fjall/`)
+    /// and every directory under `<dir>/fjall`. fjall syncs the files it writes and the
+    /// directories it creates them in, but not the entry of its own directory in `dir`,
+    /// nor every keyspace directory it creates; without this a power cut soon after the
+    /// first open could lose the whole database, acknowledged writes included. Run once
+    /// per open, after the stores created their keyspaces.
+    pub(crate) fn sync_directories(&self) -> Result<(), OpenError> {
+        fn sync_tree(path: &Path) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(path)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    sync_tree(&entry.path())?;
+                }
+            }
+            std::fs::File::open(path)?.sync_all()
+        }
+        let fjall_dir = self.dir.path().join(FJALL_SUBDIR);
+        sync_tree(&fjall_dir).map_err(|e| OpenError::from_io(&fjall_dir, e))?;
+        let dir = self.dir.path();
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| OpenError::from_io(dir, e))
+    }
+
     /// The backend's gate.
     pub(crate) fn gate(&self) -> &Arc<WriteGate> {
         &self.gate
@@ -157,7 +181,8 @@ pub(crate) const OPEN_BACKUP_DIR: &str = "fjall.open-backup";
 /// database; a refused open must leave the directory as it found it. fjall never rewrites
 /// a table or version file in place (an LSM tree writes new files and deletes old ones),
 /// so a link keeps a removed file's bytes: a refused open puts every removed file back.
-/// A link costs no copy, so this takes time proportional to the number of files only.
+/// A link costs no copy, so this takes time proportional to the number of files only (on
+/// a filesystem that refuses hard links, each file is copied instead).
 struct OpenBackup {
     root: PathBuf,
     files: Vec<PathBuf>,
@@ -197,7 +222,11 @@ impl OpenBackup {
             if kind.is_dir() {
                 self.link_under(fjall_dir, &rel)?;
             } else if kind.is_file() {
-                std::fs::hard_link(fjall_dir.join(&rel), self.root.join(&rel))?;
+                let (original, kept) = (fjall_dir.join(&rel), self.root.join(&rel));
+                // A filesystem without hard links (some FUSE ones) gets a copy instead.
+                if std::fs::hard_link(&original, &kept).is_err() {
+                    std::fs::copy(&original, &kept)?;
+                }
                 self.files.push(rel);
             }
         }

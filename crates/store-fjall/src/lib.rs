@@ -233,13 +233,15 @@ impl Backend for FjallBackend {
                     db: Arc::clone(&db),
                 })
             };
-            load().map_err(|e| match e.kind() {
+            let backend = load().map_err(|e| match e.kind() {
                 StorageErrorKind::Corrupted => OpenError::Corrupted {
                     path: path.clone(),
                     source: Box::new(e),
                 },
                 _ => OpenError::Storage(e),
-            })
+            })?;
+            db.sync_directories()?;
+            Ok(backend)
         })
     }
 
