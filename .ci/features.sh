@@ -20,7 +20,7 @@ run() {
 }
 
 run cargo check -p swapstore --all-targets --no-default-features
-for backend in mem redb lmdb sled sqlite postgres; do
+for backend in mem redb lmdb sled fjall sqlite postgres; do
   run cargo check -p swapstore --all-targets --no-default-features --features "$backend"
 done
 run cargo check -p swapstore --all-targets

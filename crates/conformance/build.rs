@@ -6,7 +6,7 @@
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(store_backend_persistent)");
-    println!("cargo::rustc-check-cfg=cfg(store_backend_sled)");
+    println!("cargo::rustc-check-cfg=cfg(store_backend_no_read_only)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=STORE_BACKEND");
     let value = std::env::var("STORE_BACKEND").unwrap_or_default();
@@ -15,8 +15,8 @@ fn main() {
     if !scheme.is_empty() && scheme != "mem" {
         println!("cargo::rustc-cfg=store_backend_persistent");
     }
-    // sled opens no store read-only (Capabilities::read_only_open).
-    if scheme == "sled" {
-        println!("cargo::rustc-cfg=store_backend_sled");
+    // sled and fjall open no store read-only (Capabilities::read_only_open).
+    if matches!(scheme, "sled" | "fjall") {
+        println!("cargo::rustc-cfg=store_backend_no_read_only");
     }
 }

@@ -31,6 +31,8 @@ pub fn for_each_backend<V: BackendVisitor>(visitor: &mut V) -> Result<(), BenchE
     visitor.with_backend::<store_lmdb::LmdbBackend>(Some(crate::raw::lmdb::open))?;
     #[cfg(feature = "sled")]
     visitor.with_backend::<store_sled::SledBackend>(Some(crate::raw::sled::open))?;
+    #[cfg(feature = "fjall")]
+    visitor.with_backend::<store_fjall::FjallBackend>(Some(crate::raw::fjall::open))?;
     #[cfg(feature = "sqlite")]
     visitor.with_backend::<store_sqlite::SqliteBackend>(Some(crate::raw::sqlite::open))?;
     #[cfg(feature = "postgres")]

@@ -129,6 +129,7 @@ fn compiled_in(kind: BackendKind) -> bool {
         BackendKind::Redb => cfg!(feature = "redb"),
         BackendKind::Lmdb => cfg!(feature = "lmdb"),
         BackendKind::Sled => cfg!(feature = "sled"),
+        BackendKind::Fjall => cfg!(feature = "fjall"),
         BackendKind::Sqlite => cfg!(feature = "sqlite"),
         BackendKind::Postgres => cfg!(feature = "postgres"),
     }

@@ -1,5 +1,5 @@
 //! The raw-engine baseline: the `StoreEngine` operations compared with the engine beneath
-//! (get, put_batch, range_scan), written directly against redb, heed, sled and rusqlite
+//! (get, put_batch, range_scan), written directly against redb, heed, sled, fjall and rusqlite
 //! with the store's settings.
 //!
 //! Both sides are driven through the same [`Kv`] trait object by the same
@@ -99,6 +99,8 @@ impl<E: StoreEngine> Kv for StoreKv<E> {
     }
 }
 
+#[cfg(feature = "fjall")]
+pub mod fjall;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 #[cfg(feature = "postgres")]

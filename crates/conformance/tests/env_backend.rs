@@ -11,10 +11,10 @@
 //! this file is how a deployment checks the backend it selects by name, and how every
 //! trait is exercised through `dyn` in `cargo test --workspace`.
 
-#[cfg(all(store_backend_persistent, not(store_backend_sled)))]
+#[cfg(all(store_backend_persistent, not(store_backend_no_read_only)))]
 conformance::suite!(env, store::EnvBackend, persistent = true);
 
-#[cfg(store_backend_sled)]
+#[cfg(store_backend_no_read_only)]
 conformance::suite!(
     env,
     store::EnvBackend,

@@ -70,6 +70,7 @@ macro_rules! for_each_persistent_backend {
         $callback!(redb, ::store_redb::RedbBackend);
         $callback!(lmdb, ::store_lmdb::LmdbBackend);
         $callback!(sled, ::store_sled::SledBackend);
+        $callback!(fjall, ::store_fjall::FjallBackend);
         $callback!(sqlite, ::store_sqlite::SqliteBackend);
     };
 }

@@ -6,7 +6,7 @@
 //! ```text
 //! url     = backend ":" [ "//" ] [ dir ] [ "?" option *( "&" option ) ]
 //!         | server-url
-//! backend = "mem" | "redb" | "lmdb" | "sled" | "sqlite"
+//! backend = "mem" | "redb" | "lmdb" | "sled" | "fjall" | "sqlite"
 //! option  = "durability=" ( "immediate" | "relaxed" ) | "cache=" <entries>
 //! server-url = ( "postgres" | "postgresql" ) "://" <libpq connection URI>
 //! ```
@@ -44,6 +44,8 @@ pub enum BackendKind {
     Lmdb,
     /// sled 0.34 (`store-sled`).
     Sled,
+    /// fjall 3, an LSM tree (`store-fjall`).
+    Fjall,
     /// SQLite through rusqlite, bundled (`store-sqlite`).
     Sqlite,
     /// A PostgreSQL server (`store-postgres`): the shared backend.
@@ -52,11 +54,12 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every backend, in the order the documentation lists them.
-    pub const ALL: [BackendKind; 6] = [
+    pub const ALL: [BackendKind; 7] = [
         BackendKind::Mem,
         BackendKind::Redb,
         BackendKind::Lmdb,
         BackendKind::Sled,
+        BackendKind::Fjall,
         BackendKind::Sqlite,
         BackendKind::Postgres,
     ];
@@ -68,6 +71,7 @@ impl BackendKind {
             BackendKind::Redb => "redb",
             BackendKind::Lmdb => "lmdb",
             BackendKind::Sled => "sled",
+            BackendKind::Fjall => "fjall",
             BackendKind::Sqlite => "sqlite",
             BackendKind::Postgres => "postgres",
         }
@@ -86,6 +90,7 @@ impl BackendKind {
             BackendKind::Redb => cfg!(feature = "redb"),
             BackendKind::Lmdb => cfg!(feature = "lmdb"),
             BackendKind::Sled => cfg!(feature = "sled"),
+            BackendKind::Fjall => cfg!(feature = "fjall"),
             BackendKind::Sqlite => cfg!(feature = "sqlite"),
             BackendKind::Postgres => cfg!(feature = "postgres"),
         }
@@ -165,7 +170,9 @@ pub enum UrlError {
         url: String,
     },
     /// The part before the `:` names no backend.
-    #[error("unknown backend {backend:?}: expected one of mem, redb, lmdb, sled, sqlite, postgres")]
+    #[error(
+        "unknown backend {backend:?}: expected one of mem, redb, lmdb, sled, fjall, sqlite, postgres"
+    )]
     UnknownBackend {
         /// The name given.
         backend: String,
@@ -586,6 +593,10 @@ mod tests {
             parse("redb:///srv/db").unwrap().dir(),
             Some(Path::new("/srv/db"))
         );
+        let fjall = parse("fjall:///srv/lsm?durability=relaxed").unwrap();
+        assert_eq!(fjall.kind(), BackendKind::Fjall);
+        assert_eq!(fjall.dir(), Some(Path::new("/srv/lsm")));
+        assert_eq!(fjall.durability(), Durability::Relaxed);
         let mem = parse("mem:?cache=0&durability=immediate").unwrap();
         assert_eq!(mem.side_effect_cache_size(), Some(0));
         assert_eq!(mem.to_string(), "mem:?cache=0");
@@ -663,7 +674,7 @@ mod tests {
             parse("rocks:/x")
                 .unwrap_err()
                 .to_string()
-                .contains("mem, redb, lmdb, sled, sqlite")
+                .contains("mem, redb, lmdb, sled, fjall, sqlite")
         );
     }
 

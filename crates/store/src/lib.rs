@@ -9,13 +9,14 @@
 //! | `redb` | `redb` | redb, pure Rust |
 //! | `lmdb` | `lmdb` | LMDB through heed (builds C) |
 //! | `sled` | `sled` | sled 0.34 |
+//! | `fjall` | `fjall` | fjall 3, an LSM tree, pure Rust |
 //! | `sqlite` | `sqlite` | SQLite through rusqlite, bundled (builds C) |
 //! | `postgres` | `postgres` | a PostgreSQL server, shared by any number of instances |
 //! | `all` | | all of the above |
 //!
 //! Features are additive: enable any set. A program written against the traits runs
 //! unchanged on each; [`Stores`] opens whichever one a [`BackendConfig`] or URL names
-//! (`mem:`, `redb:<dir>`, `lmdb:<dir>`, `sled:<dir>`, `sqlite:<dir>`,
+//! (`mem:`, `redb:<dir>`, `lmdb:<dir>`, `sled:<dir>`, `fjall:<dir>`, `sqlite:<dir>`,
 //! `postgres://user@host/db?schema=name`, with `?durability=relaxed` and `&cache=N`), and
 //! names the feature to enable when the backend is not compiled in. The `STORE_BACKEND`
 //! variable chooses the backend for [`Stores::from_env`], the examples, and
@@ -77,6 +78,11 @@ pub use store_lmdb as lmdb;
 #[cfg(feature = "sled")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sled")))]
 pub use store_sled as sled;
+
+/// The fjall backend (`store-fjall`), enabled by the `fjall` feature.
+#[cfg(feature = "fjall")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fjall")))]
+pub use store_fjall as fjall;
 
 /// The SQLite backend (`store-sqlite`), enabled by the `sqlite` feature.
 #[cfg(feature = "sqlite")]

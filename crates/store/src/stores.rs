@@ -9,6 +9,7 @@
         feature = "redb",
         feature = "lmdb",
         feature = "sled",
+        feature = "fjall",
         feature = "sqlite",
         feature = "postgres"
     )),
@@ -309,6 +310,8 @@ pub(crate) fn with_backend<J: WithBackend>(kind: BackendKind, job: J) -> Option<
         BackendKind::Lmdb => Some(job.with::<store_lmdb::LmdbBackend>()),
         #[cfg(feature = "sled")]
         BackendKind::Sled => Some(job.with::<store_sled::SledBackend>()),
+        #[cfg(feature = "fjall")]
+        BackendKind::Fjall => Some(job.with::<store_fjall::FjallBackend>()),
         #[cfg(feature = "sqlite")]
         BackendKind::Sqlite => Some(job.with::<store_sqlite::SqliteBackend>()),
         #[cfg(feature = "postgres")]

@@ -218,6 +218,16 @@ fn lmdb_into_sled() {
     between::<store_lmdb::LmdbBackend, store_sled::SledBackend>();
 }
 
+#[test]
+fn sled_into_fjall() {
+    between::<store_sled::SledBackend, store_fjall::FjallBackend>();
+}
+
+#[test]
+fn fjall_into_lmdb() {
+    between::<store_fjall::FjallBackend, store_lmdb::LmdbBackend>();
+}
+
 /// A plan copies only what it names, verifies only that, and refuses a name the source
 /// does not hold before writing anything.
 fn a_plan_narrows_each_store<D: Backend>() {

@@ -12,6 +12,7 @@
     feature = "redb",
     feature = "lmdb",
     feature = "sled",
+    feature = "fjall",
     feature = "sqlite"
 ))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -137,6 +138,7 @@ fn capabilities(kind: BackendKind) -> swapstore::Capabilities {
         BackendKind::Redb => swapstore::redb::RedbBackend::capabilities(),
         BackendKind::Lmdb => swapstore::lmdb::LmdbBackend::capabilities(),
         BackendKind::Sled => swapstore::sled::SledBackend::capabilities(),
+        BackendKind::Fjall => swapstore::fjall::FjallBackend::capabilities(),
         BackendKind::Sqlite => swapstore::sqlite::SqliteBackend::capabilities(),
         BackendKind::Postgres => swapstore::postgres::PostgresBackend::capabilities(),
     }
@@ -168,6 +170,27 @@ fn migrate_json(from: &str, to: &str, access: SourceAccess) {
 
 fn url(kind: BackendKind, dir: &Path) -> String {
     config(kind, dir).to_string()
+}
+
+/// fjall cannot open read-only either: its source is opened read-write, and the report
+/// says so; the copy is still exact.
+#[test]
+fn a_fjall_source_is_opened_read_write_and_the_report_says_so() {
+    let root = TempDir::new().unwrap();
+    let fjall = root.path().join("fjall");
+    populated(BackendKind::Fjall, &fjall);
+    let from = url(BackendKind::Fjall, &fjall);
+    let access = SourceAccess::ReadWriteNoReadOnlyOpen;
+    migrate_text(
+        &from,
+        &url(BackendKind::Redb, &root.path().join("a")),
+        access,
+    );
+    migrate_json(
+        &from,
+        &url(BackendKind::Sqlite, &root.path().join("b")),
+        access,
+    );
 }
 
 /// sled cannot open read-only: the source is opened read-write, never created, and the

@@ -5,7 +5,7 @@
 //! 1. The source must already hold a database of its backend: a missing or foreign source
 //!    is an error naming the path, and nothing is created ([`MigrateError::SourceMissing`]).
 //!    It is opened read-only wherever its backend can (contract §1.3), so its files are
-//!    left byte-identical; read-write only where the backend cannot open read-only (sled)
+//!    left byte-identical; read-write only where the backend cannot open read-only (sled, fjall)
 //!    or the store needs recovery after an unclean shutdown that a read-only open cannot
 //!    run (redb). Every report says which ([`SourceAccess`]).
 //! 2. The destination must be absent, an empty directory or an empty database, unless
@@ -352,7 +352,7 @@ fn open_source(from: &BackendConfig) -> Result<(Stores, SourceAccess), MigrateEr
 
 /// Why the source is opened read-write rather than read-only, given how the read-only open
 /// was `refused` (`None`: none was tried, because the backend cannot open a store
-/// read-only, `Capabilities::read_only_open`: sled).
+/// read-only, `Capabilities::read_only_open`: sled, fjall).
 ///
 /// The one refusal that falls back to read-write is a store that needs recovery after an
 /// unclean shutdown (`OpenError::NeedsRecovery`, redb): its read-only open cannot run the

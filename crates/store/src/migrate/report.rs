@@ -206,8 +206,8 @@ pub enum SourceAccess {
     /// Read-only: the source's data files are left byte-identical.
     ReadOnly,
     /// Read-write, never creating it, because its backend cannot open a store read-only
-    /// (`Capabilities::read_only_open` is false: sled writes to its files whenever it
-    /// opens).
+    /// (`Capabilities::read_only_open` is false: sled and fjall write to their files
+    /// whenever they open).
     ReadWriteNoReadOnlyOpen,
     /// Read-write, because the read-only open found a store left by a crash that needs
     /// recovery first (`OpenError::NeedsRecovery`, redb): the read-write open ran it.

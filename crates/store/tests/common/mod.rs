@@ -28,6 +28,7 @@ macro_rules! per_backend {
         per_backend!(@module redb, store_redb::RedbBackend, $($test),*);
         per_backend!(@module lmdb, store_lmdb::LmdbBackend, $($test),*);
         per_backend!(@module sled, store_sled::SledBackend, $($test),*);
+        per_backend!(@module fjall, store_fjall::FjallBackend, $($test),*);
         per_backend!(@module sqlite, store_sqlite::SqliteBackend, $($test),*);
         per_backend!(@module postgres, store_postgres::PostgresBackend, $($test),*);
     };

@@ -38,8 +38,8 @@ Exit codes:
 
 The source:
   store-migrate never creates its source, and opens it read-only wherever its backend can,
-  so its files are left as they were. sled cannot open a store read-only, so a sled source
-  is opened read-write; a redb source left by a crash needs recovery, which only a
+  so its files are left as they were. sled and fjall cannot open a store read-only, so
+  their sources are opened read-write; a redb source left by a crash needs recovery, which only a
   read-write open runs, so it is opened read-write to recover it. The report (and --dry-run)
   says in one sentence how the source was opened.
 
@@ -59,7 +59,7 @@ Following (--follow FROM TO):
   --catch-up it exits once it has every batch the leader has. A progress line (batches behind, rate)
   shows on a terminal; otherwise log lines go to stderr.
   The leader is opened by this process, so it must not be locked by another: an embedded
-  leader (redb, lmdb, sled, sqlite) allows one process per directory, so a live one can
+  leader (redb, lmdb, sled, fjall, sqlite) allows one process per directory, so a live one can
   only be followed from inside its own process (the swapstore::replicate API); from another
   process, follow a shared leader (postgres://), or an embedded one nobody has open.
   Durability ?durability=relaxed is safe on a follower: batches a crash takes back are
@@ -80,7 +80,7 @@ Following (--follow FROM TO):
 #[command(name = "store-migrate", version, after_long_help = EXAMPLES)]
 pub struct Cli {
     /// The source URL; it must already hold a database (it is never created, and is
-    /// opened read-only where the backend can): redb:DIR, lmdb:DIR, sled:DIR, sqlite:DIR or
+    /// opened read-only where the backend can): redb:DIR, lmdb:DIR, sled:DIR, fjall:DIR, sqlite:DIR or
     /// mem:
     #[arg(value_name = "FROM")]
     pub from: BackendConfig,
