@@ -13,6 +13,7 @@ use fjall::{KeyspaceCreateOptions, PersistMode, SingleWriterTxDatabase, SingleWr
 use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 use store_kit::gate::WriteGate;
+use store_kit::open_step;
 
 use crate::{BACKEND_NAME, FJALL_SUBDIR, storage};
 
@@ -37,8 +38,12 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens (or creates) the fjall database in `<dir>/fjall`.
-    pub(crate) fn open(guard: DirGuard, durability: Durability) -> Result<Self, OpenError> {
+    /// Opens (or creates) the fjall database in `<dir>/fjall`; its errors name `location`.
+    pub(crate) fn open(
+        guard: DirGuard,
+        durability: Durability,
+        location: Arc<String>,
+    ) -> Result<Self, OpenError> {
         let path = guard.path().join(FJALL_SUBDIR);
         if std::fs::metadata(&path).is_ok_and(|meta| !meta.is_dir()) {
             return Err(OpenError::Corrupted {
@@ -52,7 +57,11 @@ impl Db {
         let builder = SingleWriterTxDatabase::builder(&path).manual_journal_persist(true);
         // fjall asserts on some damaged files instead of returning an error: such a panic
         // is reported as corruption, never unwound into the caller.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.open()));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            open_step::timed(BACKEND_NAME, "fjall open and journal recovery", || {
+                builder.open()
+            })
+        }));
         let fjall = match opened {
             Ok(Ok(fjall)) => fjall,
             Ok(Err(e)) => return Err(backup.restore(&path, open_error(&path, e))),
@@ -68,7 +77,7 @@ impl Db {
         Ok(Db {
             fjall,
             durability,
-            gate: Arc::new(WriteGate::new(BACKEND_NAME)),
+            gate: Arc::new(WriteGate::new(BACKEND_NAME).with_location(location)),
             dir: guard,
         })
     }

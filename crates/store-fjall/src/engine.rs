@@ -90,7 +90,7 @@ impl FjallEngine {
         apply: impl Fn(&mut FjallWrite<'_>, &FjallTable) -> Result<(), StorageError>,
     ) -> Result<u64, EngineError> {
         let log = log.to_vec();
-        let _writer = self.writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.writer, "fjall engine writer");
         let current = self.sequence.load(Ordering::Acquire);
         let seq = match numbering {
             Numbering::Next => current.checked_add(1).ok_or_else(|| {
@@ -288,7 +288,7 @@ impl StoreEngine for FjallEngine {
     fn prune_batch_log(&self, cutoff_exclusive: u64) -> Result<u64, EngineError> {
         let cutoff = batch_key(cutoff_exclusive);
         let below = (Bound::Unbounded, Bound::Excluded(&cutoff[..]));
-        let _writer = self.writer.lock();
+        let _writer = store_kit::lock_wait::lock(&self.writer, "fjall engine writer");
         let removed = self
             .db
             .write(Commit::Backend, "pruning the batch log", |txn| {

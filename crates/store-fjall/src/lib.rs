@@ -200,6 +200,7 @@ impl Backend for FjallBackend {
                     .to_owned(),
             });
         }
+        let location: Arc<String> = dir.display().to_string().into();
         open_dir(dir, &LAYOUT, &options, |guard| {
             let path = dir.join(FJALL_SUBDIR);
             if !options.may_create() && !path.is_dir() {
@@ -207,7 +208,7 @@ impl Backend for FjallBackend {
                     location: path.display().to_string(),
                 });
             }
-            let db = Arc::new(Db::open(guard, options.durability)?);
+            let db = Arc::new(Db::open(guard, options.durability, Arc::clone(&location))?);
             let gate = db.gate();
             let load = || -> Result<FjallBackend, StorageError> {
                 Ok(FjallBackend {
@@ -243,6 +244,7 @@ impl Backend for FjallBackend {
             db.sync_directories()?;
             Ok(backend)
         })
+        .map_err(|e| e.located(&location))
     }
 
     /// Makes every write durable and marks every handle closed. fjall's files and the
@@ -253,7 +255,7 @@ impl Backend for FjallBackend {
             return Ok(());
         }
         self.engine.inner().close();
-        self.db.close()
+        self.db.gate().locating(|| self.db.close())
     }
 
     fn durability(&self) -> Durability {
@@ -268,7 +270,9 @@ impl Backend for FjallBackend {
         check_partition_name(name)?;
         self.db.gate().check_open()?;
         let lease = self.leases.acquire(name)?;
-        Ok(self.partitions.open_partition(lease)?)
+        self.db
+            .gate()
+            .locating(|| Ok(self.partitions.open_partition(lease)?))
     }
 
     fn list_partitions(
@@ -276,7 +280,9 @@ impl Backend for FjallBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StateError> {
-        self.partitions.list(after, limit)
+        self.db
+            .gate()
+            .locating(|| self.partitions.list(after, limit))
     }
 
     fn ledger(&self) -> Arc<Gated<FjallLedger>> {
