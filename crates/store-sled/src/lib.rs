@@ -33,11 +33,15 @@
 //!   side-effect or segment write that changes something, per `register_asset`/
 //!   `open_account`, and per `commit_batch`; concurrent `commit` calls are grouped and
 //!   share one transaction and one sync round. Expect each write to take about two of the
-//!   device's sync latencies.
+//!   device's sync latencies. sled's own periodic flusher is off in this mode: it only
+//!   logs a failed `fsync`, which could drop data a later sync would then report durable.
 //! - [`Durability::Relaxed`]: writes commit to sled's buffer and return; sled's background
 //!   thread flushes and fsyncs every [`FLUSH_EVERY_MS`] (500 ms), and whenever a log buffer
 //!   fills. A crash may lose the writes of the last flush interval, but recovery replays
 //!   whole transactions only (never a torn batch) and never corrupts the database.
+//!   **sled's flusher only logs a failed `fsync`**: on a failing disk the writes of that
+//!   interval can be lost without any call returning an error (a later state `flush` or
+//!   close syncs again and may succeed). Use `Immediate` where a disk error must surface.
 //!
 //! A state partition's `flush` is durable when it returns in both modes (it makes every
 //! earlier write durable, `docs/contract.md` §4.5): under `Relaxed` it runs the same sync round as
@@ -612,7 +616,15 @@ impl std::fmt::Debug for SledBackend {
 }
 
 /// Opens the sled database at `path`, mapping every failure to the matching [`OpenError`].
-fn open_db(path: &Path) -> Result<sled::Db, OpenError> {
+///
+/// sled's periodic flusher thread runs under [`Durability::Relaxed`] only. sled 0.34's
+/// flusher logs a failed `fsync` and carries on; on Linux a failed `fsync` may drop the
+/// dirty pages it could not write ("fsyncgate"), so a later `fdatasync` of this backend
+/// would succeed and acknowledge a write whose bytes are gone. Under
+/// [`Durability::Immediate`] every write makes itself durable and sees its own sync fail,
+/// so the flusher is off (found by reliability's `power_cut` test, which failed the
+/// flusher's `fsync` when the machine was loaded).
+fn open_db(path: &Path, durability: Durability) -> Result<sled::Db, OpenError> {
     match std::fs::metadata(path) {
         Ok(meta) if !meta.is_dir() => {
             return Err(OpenError::Corrupted {
@@ -624,7 +636,10 @@ fn open_db(path: &Path) -> Result<sled::Db, OpenError> {
     }
     let config = sled::Config::new()
         .path(path)
-        .flush_every_ms(Some(FLUSH_EVERY_MS));
+        .flush_every_ms(match durability {
+            Durability::Immediate => None,
+            Durability::Relaxed => Some(FLUSH_EVERY_MS),
+        });
     // sled 0.34 panics on some damaged files (a snapshot pointing past the end of the log,
     // for one) instead of returning an error: such a panic is reported as corruption.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
@@ -720,7 +735,7 @@ impl Backend for SledBackend {
             remove_unfinished_snapshots(&path)?;
             let db = SledDb::new(
                 open_step::timed(BACKEND_NAME, "sled open and log recovery", || {
-                    open_db(&path)
+                    open_db(&path, options.durability)
                 })?,
                 dir,
             );
