@@ -120,7 +120,10 @@
 //!   [`StorageErrorKind::Corrupted`] error naming the database and the key when the record
 //!   is read, never wrong data. What a record checksum cannot report is a record the
 //!   lookup never reaches: damage to a key or to a branch page that sends a lookup
-//!   elsewhere reads as an absent key (or as LMDB's own page error). The upgrade from
+//!   elsewhere reads as an absent key (or as LMDB's own page error). A damaged page number
+//!   can also send a read past the end of `data.mdb`, which LMDB reads through a memory
+//!   map: the process is then killed with `SIGBUS`, which no backend code can turn into
+//!   an error. The upgrade from
 //!   format 1 rewrites every record in one transaction, so it needs room for a second copy
 //!   of the data while it runs (the map grows as for any write).
 
