@@ -28,8 +28,15 @@ impl std::io::Write for Captured {
     }
 }
 
+/// One test at a time: tracing caches each callsite's interest, and a callsite first hit
+/// on a thread with no subscriber (another test opening the same backend) while a scoped
+/// subscriber is being set up here can stay unseen by it (a CI run lost redb's open step
+/// so).
+static ONE_CAPTURE_AT_A_TIME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 /// Runs `f` with every `debug` event of this thread written to the returned text.
 fn captured(f: impl FnOnce()) -> String {
+    let _alone = ONE_CAPTURE_AT_A_TIME.lock();
     let out = Captured::default();
     let writer = out.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -159,6 +166,8 @@ fn postgres_times_its_schema_check() {
 
 #[test]
 fn an_error_of_an_open_store_names_where_it_lives() {
+    // It opens redb with no subscriber: not while another test captures redb's events.
+    let _alone = ONE_CAPTURE_AT_A_TIME.lock();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let stores = swapstore::open_as::<RedbBackend>(&path, OpenOptions::default()).unwrap();
