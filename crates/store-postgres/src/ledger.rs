@@ -112,8 +112,9 @@ const EVENTS: &str = "SELECT seq, at, kind, asset, path, txid FROM ledger_events
 /// Everything the planner reads for a batch of drafts, in one statement run after the
 /// books are locked: the heads of books `$1`; the receipts of the idempotency keys
 /// `($2, $3)` (book, key); the accounts `($4, $5)` (book, path); the totals `($6, $7)`
-/// (book, asset); and the greatest transaction id. One row per record found, its kind in
-/// the first column (`h`, `i`, `a`, `t`, `x`), then text columns `c1`..`c5`, bigint
+/// (book, asset); the greatest transaction id; and which of the drafts' ids `$8` are
+/// committed already. One row per record found, its kind in the first column (`h`, `i`,
+/// `a`, `t`, `x`, `e`), then text columns `c1`..`c5`, bigint
 /// columns `n1`..`n3` and a uuid, as [`Prefetched::read`] reads them. Each lookup is a
 /// `LATERAL ... LIMIT 1` by primary or unique key, so the server probes the index once per
 /// key whatever it estimates of the arrays (a join it could plan freely might scan).
@@ -141,7 +142,11 @@ pub(crate) const PREFETCH: &str = "\
      WHERE book = k.book AND asset = k.asset LIMIT 1) AS r \
      UNION ALL \
      (SELECT 'x', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, txid \
-     FROM ledger_transactions ORDER BY txid DESC LIMIT 1)";
+     FROM ledger_transactions ORDER BY txid DESC LIMIT 1) \
+     UNION ALL \
+     SELECT 'e', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, r.txid \
+     FROM unnest($8::uuid[]) AS k (txid), LATERAL (\
+     SELECT txid FROM ledger_transactions WHERE txid = k.txid LIMIT 1) AS r";
 
 /// Every row of a plan in one statement, one `unnest` of arrays per table (an empty array
 /// writes nothing). Foreign keys are checked when the statement ends, so the order of the
@@ -345,6 +350,10 @@ struct Prefetched {
     totals: HashMap<(String, String), AssetTotals>,
     /// The greatest transaction id (inner `None`: no transaction), once read.
     last_txid: Option<Option<Uuid>>,
+    /// Whether each draft's id is committed already, so that a draft whose id is not above
+    /// the bound (a v7 id made in the same millisecond as the last commit) costs no round
+    /// trip of its own.
+    txids: HashMap<Uuid, bool>,
 }
 
 /// A column a prefetched row of its kind always has.
@@ -362,6 +371,7 @@ impl Prefetched {
         };
         for draft in drafts {
             let book = draft.book.as_str();
+            found.txids.insert(draft.id.0, false);
             found.heads.entry(book.to_owned()).or_default();
             if let Some(key) = &draft.idempotency_key {
                 found
@@ -400,6 +410,7 @@ impl Prefetched {
             .keys()
             .map(|(b, a)| (b.as_str(), a.as_str()))
             .unzip();
+        let txids: Vec<Uuid> = found.txids.keys().copied().collect();
         let rows = query(
             tx,
             PREFETCH,
@@ -411,6 +422,7 @@ impl Prefetched {
                 &paths,
                 &total_books,
                 &assets,
+                &txids,
             ],
             CTX,
         )?;
@@ -464,6 +476,11 @@ impl Prefetched {
                     found.totals.insert((text(1)?, text(2)?), totals);
                 }
                 "x" => found.last_txid = Some(get::<Option<Uuid>>(row, 9, CTX)?),
+                "e" => {
+                    found
+                        .txids
+                        .insert(required(get::<Option<Uuid>>(row, 9, CTX)?)?, true);
+                }
                 _ => return Err(corrupted("decoding a prefetched ledger record")),
             }
         }
@@ -524,6 +541,9 @@ impl LedgerRead for TxReader<'_, '_> {
 
     fn transaction_exists(&mut self, txid: &TxId) -> Result<bool, StorageError> {
         const CTX: &str = "checking a transaction id";
+        if let Some(found) = self.prefetched.txids.get(&txid.0) {
+            return Ok(*found);
+        }
         let row = query_opt(self.tx, TX_EXISTS, &[&txid.0], CTX)?
             .ok_or_else(|| corrupted("EXISTS returned no row"))?;
         get(&row, 0, CTX)

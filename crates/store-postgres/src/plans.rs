@@ -199,7 +199,8 @@ fn the_ledger_prefetch_probes_indexes_only() {
     let (key_books, keys) = (vec!["b7"], vec!["key27"]);
     let (account_books, paths) = (vec!["b7", "b7"], vec!["assets:7", "assets:27"]);
     let (total_books, assets) = (vec!["b7"], vec!["A1"]);
-    let params: [&(dyn ToSql + Sync); 7] = [
+    let txids = vec![uuid::Uuid::from_u128(1)];
+    let params: [&(dyn ToSql + Sync); 8] = [
         &books,
         &key_books,
         &keys,
@@ -207,6 +208,7 @@ fn the_ledger_prefetch_probes_indexes_only() {
         &paths,
         &total_books,
         &assets,
+        &txids,
     ];
     for mode in ["force_custom_plan", "force_generic_plan"] {
         client
