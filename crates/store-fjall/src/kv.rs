@@ -9,7 +9,9 @@ use std::ops::Bound;
 use fjall::{PersistMode, Readable, SingleWriterTxKeyspace, SingleWriterWriteTx, Snapshot};
 use store_api::StorageError;
 use store_kit::gate::WriteGate;
-use store_kv::{Commit, Direction, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each};
+use store_kv::{
+    Commit, Direction, EngineKv, KeyBounds, KvRead, KvStore, KvWrite, Visit, visit_each,
+};
 
 use crate::db::Db;
 use crate::{BACKEND_NAME, storage};
@@ -214,3 +216,7 @@ impl KvStore for Db {
         Ok(value)
     }
 }
+
+/// The engine store runs on this layer as it is: a batch is one write transaction (one
+/// journal batch), a point read one snapshot.
+impl EngineKv for Db {}

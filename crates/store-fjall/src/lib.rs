@@ -4,8 +4,8 @@
 //!
 //! This crate is the worked example of `store-kv`'s ordered-KV layer: `kv.rs` says how
 //! fjall begins, reads, writes and commits a transaction, `db.rs` how its database is
-//! opened, synced and closed, `engine.rs` holds the engine store's batch log and counter;
-//! the ledger, state, side-effect and segment stores are `store-kv`'s.
+//! opened, synced and closed; the engine, ledger, state, side-effect and segment stores are
+//! `store-kv`'s.
 //!
 //! ```
 //! use store_api::{Backend, OpenOptions, StateStore, StoreEngine};
@@ -96,7 +96,6 @@
 //! - fjall runs its own worker threads (memtable flushes, compaction) per open database.
 
 mod db;
-mod engine;
 mod kv;
 
 use std::path::Path;
@@ -111,13 +110,12 @@ use store_kit::dir::{DirLayout, open_dir};
 use store_kit::gated::Gated;
 use store_kit::state::{BufferedState, PartitionLeases};
 use store_kv::{
-    KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
+    KvEngine, KvLedger, KvPartition, KvPartitions, KvSegmentLog, KvSideEffects, LEDGER_TABLES,
     SEGMENT_TABLES, SIDE_EFFECT_TABLES, StateTables,
 };
 
 use crate::db::Db;
 
-pub use engine::FjallEngine;
 pub use kv::{FjallRead, FjallTable, FjallWrite};
 
 /// The backend's name, in errors and in the directory marker.
@@ -142,6 +140,9 @@ const STATE: StateTables = StateTables {
 
 /// The database handle the stores of a [`FjallBackend`] share.
 pub type FjallDb = Db;
+
+/// The engine store of a [`FjallBackend`]: `store-kv`'s, in the `engine.*` keyspaces.
+pub type FjallEngine = KvEngine<Db>;
 
 /// Where the flushes of a [`FjallBackend`]'s state partition go: `store-kv`'s, in the
 /// `state.*` keyspaces.

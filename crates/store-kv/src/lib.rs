@@ -41,6 +41,7 @@
 //! - **No nesting.** A closure must not begin another transaction of the same store: the
 //!   engines' locks are not reentrant.
 
+mod engine;
 mod ledger;
 mod listing;
 mod segment;
@@ -52,7 +53,12 @@ use std::ops::{Bound, ControlFlow};
 
 use bytes::Bytes;
 use store_api::StorageError;
+use store_kit::engine::SCAN_PREALLOC;
 
+pub use engine::{
+    BatchWrites, ENGINE_TABLES, EngineBatch, EngineHandles, EngineKv, EngineTables, KvEngine,
+    decode_sequence,
+};
 pub use ledger::{KvLedger, LEDGER_TABLES, LedgerTables};
 pub use segment::{KvSegmentLog, SEGMENT_TABLES, SegmentTables};
 pub use side_effect::{KvSideEffects, SIDE_EFFECT_TABLES, SideEffectTables};
@@ -176,6 +182,38 @@ pub trait KvRead {
         })?;
         Ok(out)
     }
+
+    /// The value at `key` in `table`, copied out as [`Bytes`]. The default copies it; an
+    /// engine that can share its buffers overrides it.
+    #[inline]
+    fn get_bytes(&self, table: &Self::Table, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        self.get(table, key, |value| Ok(Bytes::copy_from_slice(value)))
+    }
+
+    /// The first `limit` rows of `table` in `range`, in `direction`, as [`Bytes`]. The
+    /// default copies each key and value; an engine that can share its buffers overrides
+    /// it.
+    fn rows(
+        &self,
+        table: &Self::Table,
+        range: KeyBounds<'_>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let mut rows = Vec::with_capacity(limit.min(SCAN_PREALLOC));
+        if limit == 0 {
+            return Ok(rows);
+        }
+        self.scan(table, range, direction, |key, value| {
+            rows.push((Bytes::copy_from_slice(key), Bytes::copy_from_slice(value)));
+            Ok::<_, StorageError>(if rows.len() < limit {
+                Visit::Continue(())
+            } else {
+                Visit::Break(())
+            })
+        })?;
+        Ok(rows)
+    }
 }
 
 /// The writes of a write transaction; it reads what it wrote.
@@ -185,6 +223,23 @@ pub trait KvWrite: KvRead {
 
     /// Removes `key` from `table`, if it is there.
     fn delete(&mut self, table: &Self::Table, key: &[u8]) -> Result<(), StorageError>;
+
+    /// Stores at `key` a value of `len` bytes that `write` fills in, like
+    /// [`put`](Self::put). The default fills a buffer, then puts it; an engine that can
+    /// reserve the space in its page (redb's `insert_reserve`, LMDB's `MDB_RESERVE`)
+    /// overrides it. `write` must fill all `len` bytes.
+    #[inline]
+    fn put_reserved(
+        &mut self,
+        table: &Self::Table,
+        key: &[u8],
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut value = vec![0; len];
+        write(&mut value)?;
+        self.put(table, key, &value)
+    }
 
     /// Stores `value` at `key` like [`put`](Self::put) when `key` is above every key of
     /// `table` and the engine can append there faster than it can put (LMDB's
@@ -200,21 +255,21 @@ pub trait KvWrite: KvRead {
         Ok(false)
     }
 
-    /// Removes every key of `table` in `range`. The default scans the keys, then deletes
-    /// each; an engine with a range delete overrides it.
+    /// Removes every key of `table` in `range`; returns how many it removed. The default
+    /// scans the keys, then deletes each; an engine with a range delete overrides it.
     fn delete_range(
         &mut self,
         table: &Self::Table,
         range: KeyBounds<'_>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<u64, StorageError> {
         let mut keys = Vec::new();
         self.scan(table, range, Direction::Forward, |key, _| {
             keys.push(key.to_vec());
             Ok::<_, StorageError>(Visit::Continue(()))
         })?;
-        for key in keys {
-            self.delete(table, &key)?;
+        for key in &keys {
+            self.delete(table, key)?;
         }
-        Ok(())
+        Ok(keys.len() as u64)
     }
 }

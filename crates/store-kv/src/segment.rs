@@ -134,7 +134,7 @@ impl<K: KvStore> KvSegmentLog<K> {
             Bound::Included(start.as_slice()),
             end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
         );
-        txn.delete_range(&self.entries, range)
+        txn.delete_range(&self.entries, range).map(drop)
     }
 
     /// Entries `0..count` of `segment` in `table`.
