@@ -203,12 +203,12 @@ impl KvWrite for LmdbWrite<'_> {
         &mut self,
         table: &LmdbTable,
         range: KeyBounds<'_>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<u64, StorageError> {
         let Some(range) = lmdb_range(range) else {
-            return Ok(());
+            return Ok(0);
         };
         match table.db.delete_range(&mut self.txn, &range) {
-            Ok(_) => Ok(()),
+            Ok(removed) => Ok(removed as u64),
             Err(e) => Err(self.failure(e)),
         }
     }
