@@ -1,43 +1,5 @@
-//! [`StoreEngine`] written once over an ordered-KV engine ([`EngineKv`]): the caller's
-//! keys and values in one table, the batch log in a second, the sequence counter in a
-//! third, all three written by one atomic write per batch.
-//!
-//! # Format
-//!
-//! | table ([`ENGINE_TABLES`]) | key | value |
-//! |---|---|---|
-//! | `engine.data` | the caller's key | the caller's value, as given |
-//! | `engine.log` | [`batch_key`]: the sequence number, `u64` big-endian | the batch's mutations ([`BatchLogEntry`]) |
-//! | `engine.meta` | [`SEQUENCE_KEY`] | the last committed sequence number, `u64` big-endian |
-//!
-//! Values are stored as the backend's [`KvWrite::put`] stores them (LMDB and sled add
-//! their record checksum); the counter is kept apart from the log, so pruning the log
-//! never resets it.
-//!
-//! # Invariants
-//!
-//! - **Writers serialize on the engine's writer mutex**, held from the moment a batch is
-//!   numbered until its number is published, and by pruning. The mutex is always taken
-//!   before the backend's own writer lock (inside [`EngineKv::commit_batch`]), so the two
-//!   never deadlock.
-//! - **One batch, one atomic write**: [`EngineKv::commit_batch`] writes the batch's data,
-//!   its log entry and the new counter as one write, so a reader and a crash see the
-//!   batch whole or not at all, and numbers follow commit order.
-//! - **The cached sequence** ([`current_sequence`](StoreEngine::current_sequence)) is
-//!   stored once the batch's write committed, still under the writer mutex, then the
-//!   backend's durability step runs ([`EngineKv::after_commit`]), then the number is
-//!   published to [`wait_for_sequence`](StoreEngine::wait_for_sequence). A failed write
-//!   leaves it where it was; a failed durability step leaves it moved on (the batch is
-//!   committed and visible) and the backend's write gate shut.
-//! - **`apply_batch` decides under the writer mutex**: the log entry the decision needs
-//!   ([`decide_apply`]) is read after the mutex is taken, and every writer of the log
-//!   (batches and pruning) holds that mutex, so the log cannot change between the decision
-//!   and the write. A batch already applied with the same mutations writes nothing and
-//!   returns its number.
-//! - **Reads**: a multi-key read (`get_many`, `range_scan`) runs in one
-//!   [`EngineKv::engine_read`], which sees each batch whole or not at all; a point read
-//!   goes through [`EngineKv::point_read`], which an engine may serve without a snapshot
-//!   (one key is written atomically by any engine's commit).
+//! `KvEngine`, the `StoreEngine` of every backend on the ordered-KV layer, and the
+//! `EngineKv` trait it runs on.
 
 use std::fmt;
 use std::ops::Bound;
@@ -156,7 +118,7 @@ impl EngineBatch<'_> {
 
 /// What [`KvEngine`] asks of an engine beyond [`KvStore`]: its batch commit and its read
 /// paths, each with a default written over [`KvStore`]. An engine overrides one where it
-/// has a faster way that keeps the same guarantees (see the [module docs](self)).
+/// has a faster way that keeps the same guarantees (see [`KvEngine`]).
 pub trait EngineKv: KvStore {
     /// Writes `batch` to `tables` as one atomic write, committed as
     /// [`Commit::Backend`] asks; nothing of it is written when this fails. The default is
@@ -217,8 +179,46 @@ pub fn decode_sequence(backend: &'static str, stored: &[u8]) -> Result<u64, Stor
     }
 }
 
-/// The [`StoreEngine`] of a backend on the ordered-KV layer; see the
-/// [module docs](self) for its format and invariants.
+/// [`StoreEngine`] written once over an ordered-KV engine ([`EngineKv`]): the caller's
+/// keys and values in one table, the batch log in a second, the sequence counter in a
+/// third, all three written by one atomic write per batch.
+///
+/// # Format
+///
+/// | table ([`ENGINE_TABLES`]) | key | value |
+/// |---|---|---|
+/// | `engine.data` | the caller's key | the caller's value, as given |
+/// | `engine.log` | [`batch_key`]: the sequence number, `u64` big-endian | the batch's mutations ([`BatchLogEntry`]) |
+/// | `engine.meta` | [`SEQUENCE_KEY`] | the last committed sequence number, `u64` big-endian |
+///
+/// Values are stored as the backend's [`KvWrite::put`] stores them (LMDB and sled add
+/// their record checksum); the counter is kept apart from the log, so pruning the log
+/// never resets it.
+///
+/// # Invariants
+///
+/// - **Writers serialize on the engine's writer mutex**, held from the moment a batch is
+///   numbered until its number is published, and by pruning. The mutex is always taken
+///   before the backend's own writer lock (inside [`EngineKv::commit_batch`]), so the two
+///   never deadlock.
+/// - **One batch, one atomic write**: [`EngineKv::commit_batch`] writes the batch's data,
+///   its log entry and the new counter as one write, so a reader and a crash see the
+///   batch whole or not at all, and numbers follow commit order.
+/// - **The cached sequence** ([`current_sequence`](StoreEngine::current_sequence)) is
+///   stored once the batch's write committed, still under the writer mutex, then the
+///   backend's durability step runs ([`EngineKv::after_commit`]), then the number is
+///   published to [`wait_for_sequence`](StoreEngine::wait_for_sequence). A failed write
+///   leaves it where it was; a failed durability step leaves it moved on (the batch is
+///   committed and visible) and the backend's write gate shut.
+/// - **`apply_batch` decides under the writer mutex**: the log entry the decision needs
+///   ([`decide_apply`]) is read after the mutex is taken, and every writer of the log
+///   (batches and pruning) holds that mutex, so the log cannot change between the decision
+///   and the write. A batch already applied with the same mutations writes nothing and
+///   returns its number.
+/// - **Reads**: a multi-key read (`get_many`, `range_scan`) runs in one
+///   [`EngineKv::engine_read`], which sees each batch whole or not at all; a point read
+///   goes through [`EngineKv::point_read`], which an engine may serve without a snapshot
+///   (one key is written atomically by any engine's commit).
 pub struct KvEngine<K: EngineKv> {
     // Tables are declared before the store: they drop first (see `KvStore::Table`).
     tables: EngineHandles<K::Table>,
