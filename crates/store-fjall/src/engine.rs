@@ -31,7 +31,6 @@ use crate::kv::{FjallTable, FjallWrite};
 /// The engine store of a [`FjallBackend`](crate::FjallBackend).
 #[derive(Debug)]
 pub struct FjallEngine {
-    db: Arc<Db>,
     data: FjallTable,
     log: FjallTable,
     meta: FjallTable,
@@ -41,6 +40,8 @@ pub struct FjallEngine {
     sequence: AtomicU64,
     /// Wakes `wait_for_sequence` once a batch is committed (and durable per the mode).
     committed: CommitNotifier,
+    /// Dropped last, after the keyspace handles above (see [`Db`]).
+    db: Arc<Db>,
 }
 
 /// The number a batch is committed under.
