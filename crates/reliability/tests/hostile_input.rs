@@ -113,28 +113,6 @@ macro_rules! read_only_open_test {
     };
 }
 
-/// The bad-directories test of one backend: ignored, with the reason, on fjall, whose
-/// journal recovery replays a cut or damaged journal up to its last whole batch and opens
-/// (the damage reads as the torn tail a crash leaves); refusing it needs a clean-close
-/// record of the journal, like store-sled's seal, which store-fjall does not have yet.
-macro_rules! bad_directories_test {
-    (fjall, $ty:ty) => {
-        #[test]
-        #[ignore = "fjall opens a database whose journal was cut short (it recovers the whole \
-                    batches before the cut, as after a crash): store-fjall has no clean-close \
-                    seal yet"]
-        fn bad_directories() {
-            super::bad_directories::<$ty>();
-        }
-    };
-    ($name:ident, $ty:ty) => {
-        #[test]
-        fn bad_directories() {
-            super::bad_directories::<$ty>();
-        }
-    };
-}
-
 macro_rules! hostile_tests {
     ($name:ident, $ty:ty) => {
         mod $name {
@@ -143,7 +121,10 @@ macro_rules! hostile_tests {
                 super::bad_inputs::<$ty>();
             }
 
-            bad_directories_test!($name, $ty);
+            #[test]
+            fn bad_directories() {
+                super::bad_directories::<$ty>();
+            }
 
             #[test]
             #[cfg_attr(

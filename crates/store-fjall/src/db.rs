@@ -7,22 +7,32 @@
 //! it was taken and none after.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fjall::{KeyspaceCreateOptions, PersistMode, SingleWriterTxDatabase, SingleWriterTxKeyspace};
 use store_api::{Durability, OpenError, StorageError, StorageErrorKind};
 use store_kit::dir::DirGuard;
 use store_kit::gate::WriteGate;
 use store_kit::open_step;
+use store_kit::seal::SealOnDrop;
 
+use crate::seal::SEAL;
 use crate::{BACKEND_NAME, FJALL_SUBDIR, storage};
 
 /// The database every store of one backend shares. Dropping it (with the last store
-/// handle) syncs fjall's journal, lets fjall stop its worker threads, and then releases
-/// the directory lock.
+/// handle) syncs fjall's journal, lets fjall stop its worker threads, writes the
+/// clean-close seal (module `seal`), and then releases the directory lock.
+///
+/// Every holder of a `Db` must drop its fjall keyspace handles before its `Arc<Db>`:
+/// fjall keeps its files locked while a keyspace handle lives, and the seal is written
+/// only once they are released.
 pub struct Db {
     /// Dropped first: fjall stops its workers and closes its files.
     pub(crate) fjall: SingleWriterTxDatabase,
+    /// Dropped second: writes the clean-close seal once fjall has let go of its files.
+    /// Set once the backend has opened ([`Db::seal_at_close`]); disarmed when the last
+    /// sync fails.
+    seal: OnceLock<SealOnDrop>,
     durability: Durability,
     gate: Arc<WriteGate>,
     dir: DirGuard,
@@ -51,6 +61,11 @@ impl Db {
                 source: "the fjall database directory is not a directory".into(),
             });
         }
+        // Before fjall (or the backup's links) touch anything: a database closed cleanly
+        // must be exactly as it was left.
+        open_step::timed(BACKEND_NAME, "seal check", || {
+            SEAL.verify_and_break(guard.path())
+        })?;
         let backup = OpenBackup::take(guard.path(), &path)?;
         // Every commit chooses its own persist mode (`Db::persist_mode`): fjall must not
         // add its default `Buffer` flush on top of it.
@@ -76,6 +91,7 @@ impl Db {
         backup.discard();
         Ok(Db {
             fjall,
+            seal: OnceLock::new(),
             durability,
             gate: Arc::new(WriteGate::new(BACKEND_NAME).with_location(location)),
             dir: guard,
@@ -104,6 +120,14 @@ impl Db {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| OpenError::from_io(dir, e))
+    }
+
+    /// Arms the clean-close seal: once the backend has opened, dropping the database seals
+    /// it (unless the final sync fails). A backend whose open failed writes no seal.
+    pub(crate) fn seal_at_close(&self) {
+        if let Err(second) = self.seal.set(SEAL.on_drop(self.dir.path())) {
+            second.disarm();
+        }
     }
 
     /// The backend's gate.
@@ -170,11 +194,13 @@ impl Db {
 
 impl Drop for Db {
     /// A clean close loses nothing, also under `Relaxed`: the journal is synced before
-    /// fjall lets go of it. A failure here has no caller to report to; fjall's journal
-    /// recovery then keeps what reached the disk, as after a crash.
+    /// fjall lets go of it, and the seal is written after. A failure here has no caller to
+    /// report to: no seal is written, and fjall's journal recovery keeps what reached the
+    /// disk, as after a crash (so it does after a failed write that poisoned fjall).
     fn drop(&mut self) {
-        if !self.gate.is_poisoned() {
-            let _ = self.fjall.persist(PersistMode::SyncAll);
+        let synced = !self.gate.is_poisoned() && self.fjall.persist(PersistMode::SyncAll).is_ok();
+        if !synced && let Some(seal) = self.seal.take() {
+            seal.disarm();
         }
     }
 }

@@ -63,6 +63,7 @@
 //! ```text
 //! <dir>/STORE        marker naming the backend (store-kit)
 //! <dir>/.store-lock  the process lock (flock), held while the backend is open
+//! <dir>/fjall.seal   the clean-close seal (see below); present only while closed
 //! <dir>/fjall/       fjall's own files: its lock, version, journals, keyspaces' tables
 //! <dir>/fjall.open-backup/  hard links to fjall's files, only while an open runs: a
 //!                    refused open puts back what fjall's recovery removed
@@ -81,6 +82,31 @@
 //! | `state.meta` | `next-partition-id` | next id to hand out, u32 big-endian |
 //! | `ledger.*`, `side_effect.*`, `segment.*` | as `store-kv` lays them out ([`LEDGER_TABLES`], [`SIDE_EFFECT_TABLES`], [`SEGMENT_TABLES`]) | |
 //!
+//! # Damaged directories
+//!
+//! fjall's journal recovery cannot tell a journal cut short or damaged on disk from the
+//! torn tail a crash leaves: it replays the whole batches before the damage and opens, and
+//! the batches after it are gone without an error, acknowledged ones included (a journal
+//! cut to 0 bytes opens as an empty database). So, as store-sled does for sled's log
+//! (`store_kit::seal`):
+//!
+//! - a clean close (dropping the backend and every handle taken from it, after `close` or
+//!   without it) writes `<dir>/fjall.seal` once fjall has synced its journal, stopped its
+//!   worker threads and released its files: every file under `<dir>/fjall` with its
+//!   length and a 64-bit checksum, after `fsync`ing them all. No seal is written when that
+//!   final sync fails, after a failed write poisoned fjall, or when the open itself failed;
+//! - `open` verifies the seal **before** starting fjall and refuses any difference (a file
+//!   cut, changed, missing or added, a damaged seal) with [`OpenError::Corrupted`], leaving
+//!   every file as it was; then it removes the seal (durably), so a crash from then on
+//!   leaves no seal and fjall's own recovery decides, as before;
+//! - after a crash there is no seal: fjall recovers from its journal, and damage that
+//!   recovery takes for a torn tail is then not reported (no seal can tell it from one);
+//! - a refused fjall open puts back the files fjall's recovery removed (`fjall.open-backup`,
+//!   above), and a panic inside fjall's open is reported as [`OpenError::Corrupted`].
+//!
+//! Read-only opens are refused before the seal is looked at, so they never remove or write
+//! it.
+//!
 //! # Limits
 //!
 //! - Keys 1 to [`MAX_KEY_LEN`](store_api::MAX_KEY_LEN) (480) bytes, values up to
@@ -92,11 +118,14 @@
 //!   everything durable and refuses every later call, and fjall's files and the directory
 //!   lock are released once the backend and every handle taken from it are dropped
 //!   (`Capabilities::close_releases_store` is `false`).
+//! - Opening and cleanly closing read every database file once (the seal), so both take
+//!   time proportional to the database size.
 //! - An open state partition lives in memory (keys plus values).
 //! - fjall runs its own worker threads (memtable flushes, compaction) per open database.
 
 mod db;
 mod kv;
+mod seal;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -124,10 +153,17 @@ pub const BACKEND_NAME: &str = "fjall";
 /// The subdirectory of the backend directory that holds fjall's own files.
 pub const FJALL_SUBDIR: &str = "fjall";
 
-/// The files of a backend directory, beside store-kit's marker and lock.
+/// The files of a backend directory, beside store-kit's marker and lock: fjall's
+/// subdirectory, the links of an open under way, and the clean-close seal (with the
+/// temporary file it is written through).
 const LAYOUT: DirLayout = DirLayout {
     backend: BACKEND_NAME,
-    owned: &[FJALL_SUBDIR, db::OPEN_BACKUP_DIR],
+    owned: &[
+        FJALL_SUBDIR,
+        db::OPEN_BACKUP_DIR,
+        seal::SEAL_FILE,
+        seal::SEAL_TEMP_FILE,
+    ],
 };
 
 /// The state keyspaces; partition ids start at 0.
@@ -243,6 +279,7 @@ impl Backend for FjallBackend {
                 _ => OpenError::Storage(e),
             })?;
             db.sync_directories()?;
+            db.seal_at_close();
             Ok(backend)
         })
         .map_err(|e| e.located(&location))

@@ -13,7 +13,8 @@
 //! (records and keys), [`dir`] (directory checks and the process lock), [`gate`] (writes
 //! refused after a failed durability step), [`group_commit`], [`listing`] (the cursors and
 //! pages of every listing), [`lock_wait`] (lock waits as `debug` events), [`lru`],
-//! [`open_step`] (the timed steps of an open), [`sql`] (column encodings of the relational
+//! [`open_step`] (the timed steps of an open), [`seal`] (the clean-close seal that
+//! refuses a damaged database before its engine opens it), [`sql`] (column encodings of the relational
 //! backends).
 
 pub mod checksum;
@@ -30,6 +31,7 @@ pub mod lock_wait;
 pub mod lru;
 pub mod open_step;
 pub mod replication;
+pub mod seal;
 pub mod segment;
 pub mod side_effect;
 pub mod sql;

@@ -21,9 +21,12 @@
 
 use std::fs::File;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::{SLED_SUBDIR, seal};
+use store_kit::seal::SealOnDrop;
+
+use crate::SLED_SUBDIR;
+use crate::seal::SEAL;
 
 /// The name of sled's log file in its directory.
 const LOG_FILE: &str = "db";
@@ -43,9 +46,7 @@ impl SledDb {
     pub(crate) fn new(db: sled::Db, dir: &Path) -> Self {
         SledDb {
             db,
-            seal: Some(SealOnDrop {
-                dir: dir.to_path_buf(),
-            }),
+            seal: Some(SEAL.on_drop(dir)),
         }
     }
 
@@ -69,21 +70,12 @@ impl Drop for SledDb {
         let answers = self
             .seal
             .as_ref()
-            .is_some_and(|seal| Self::disk_answers(&seal.dir));
+            .is_some_and(|seal| Self::disk_answers(seal.dir()));
         if !answers {
             std::mem::forget(self.db.clone());
-            self.seal = None;
+            if let Some(seal) = self.seal.take() {
+                seal.disarm();
+            }
         }
-    }
-}
-
-/// Writes the clean-close seal when dropped, after the database it describes.
-struct SealOnDrop {
-    dir: PathBuf,
-}
-
-impl Drop for SealOnDrop {
-    fn drop(&mut self) {
-        seal::write(&self.dir, SLED_SUBDIR);
     }
 }

@@ -730,7 +730,7 @@ impl Backend for SledBackend {
                 });
             }
             open_step::timed(BACKEND_NAME, "seal check", || {
-                seal::verify_and_break(dir, SLED_SUBDIR)
+                seal::SEAL.verify_and_break(dir)
             })?;
             remove_unfinished_snapshots(&path)?;
             let db = SledDb::new(

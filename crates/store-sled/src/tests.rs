@@ -402,6 +402,74 @@ fn a_damaged_seal_or_sled_directory_is_corruption() {
     ));
 }
 
+/// A `sled.seal` written before the seal moved to `store_kit::seal` still verifies. The
+/// fixture: four files of known bytes under `<dir>/sled`, and the seal the earlier
+/// build's `seal::write` made of them (its text recorded when the seal moved, by running
+/// that code on these files).
+#[test]
+fn a_seal_written_by_the_earlier_build_still_verifies() {
+    const EARLIER_SEAL: &str = "store-sled seal v1\n\
+                                56515e59e91d5a78 18 blobs/12345\n\
+                                428f1975ca79640f 44 conf\n\
+                                2d8ccc189a8687fa 1000 db\n\
+                                f7e27bed97b0321e 0 snap.0000000000000400\n";
+    let (_root, dir) = fresh();
+    let sled_dir = dir.join(SLED_SUBDIR);
+    std::fs::create_dir_all(sled_dir.join("blobs")).unwrap();
+    std::fs::write(sled_dir.join("blobs/12345"), b"a blob of thirteen").unwrap();
+    std::fs::write(
+        sled_dir.join("conf"),
+        b"segment_size: 524288\nuse_compression: false\n",
+    )
+    .unwrap();
+    let log: Vec<u8> = (0..1000u32).map(|i| ((i * 7 + 3) % 256) as u8).collect();
+    std::fs::write(sled_dir.join("db"), &log).unwrap();
+    std::fs::write(sled_dir.join("snap.0000000000000400"), b"").unwrap();
+    std::fs::write(dir.join(seal::SEAL_FILE), EARLIER_SEAL).unwrap();
+
+    assert_eq!(
+        seal::SEAL.verify(&dir).unwrap(),
+        store_kit::seal::Checked::Sealed
+    );
+    // And the same seal still tells a changed log apart.
+    let mut changed = log.clone();
+    changed[500] ^= 1;
+    std::fs::write(sled_dir.join("db"), &changed).unwrap();
+    assert!(matches!(
+        seal::SEAL.verify(&dir),
+        Err(OpenError::Corrupted { .. })
+    ));
+    std::fs::write(sled_dir.join("db"), &log).unwrap();
+    assert_eq!(
+        seal::SEAL.verify_and_break(&dir).unwrap(),
+        store_kit::seal::Checked::Sealed
+    );
+    assert!(!dir.join(seal::SEAL_FILE).exists());
+}
+
+/// A seal written now has the same shape: the header, then one line per file.
+#[test]
+fn a_clean_close_writes_the_seal_in_the_earlier_format() {
+    let (_root, dir) = closed_database();
+    let text = std::fs::read_to_string(dir.join(seal::SEAL_FILE)).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("store-sled seal v1"));
+    let names: Vec<&str> = lines
+        .map(|line| {
+            let parts: Vec<&str> = line.splitn(3, ' ').collect();
+            assert_eq!(parts.len(), 3, "{line}");
+            assert_eq!(parts[0].len(), 16, "{line}");
+            assert!(u64::from_str_radix(parts[0], 16).is_ok(), "{line}");
+            assert!(parts[1].parse::<u64>().is_ok(), "{line}");
+            parts[2]
+        })
+        .collect();
+    assert!(
+        names.contains(&"db") && names.contains(&"conf"),
+        "{names:?}"
+    );
+}
+
 #[test]
 fn immediate_writes_sync_sleds_blob_files() {
     let (_root, dir) = fresh();
