@@ -110,22 +110,46 @@ macro_rules! fuse_test {
     };
 }
 
+/// The power cuts while writing, under both durabilities. sled's are ignored: sled 0.34
+/// can hang for good in them (see the reason), and a hung test would hang the whole run.
+macro_rules! survives_power_cuts_tests {
+    (sled, $ty:ty) => {
+        #[test]
+        #[ignore = "sled 0.34 can hang for good here: a CI run stopped with one test's \
+                    Tree::flush waiting in make_stable (an untimed wait) while holding \
+                    sled's process-wide concurrency lock, and the other sled test's \
+                    transaction waiting for that lock; see crates/reliability/README.md"]
+        fn survives_power_cuts_with_immediate_durability() {
+            power_cut_test::<$ty>(Durability::Immediate);
+        }
+
+        #[test]
+        #[ignore = "sled 0.34 can hang for good here, as in the Immediate test above"]
+        fn survives_power_cuts_with_relaxed_durability() {
+            power_cut_test::<$ty>(Durability::Relaxed);
+        }
+    };
+    ($name:ident, $ty:ty) => {
+        fuse_test! {
+            fn survives_power_cuts_with_immediate_durability() {
+                power_cut_test::<$ty>(Durability::Immediate);
+            }
+        }
+
+        fuse_test! {
+            fn survives_power_cuts_with_relaxed_durability() {
+                power_cut_test::<$ty>(Durability::Relaxed);
+            }
+        }
+    };
+}
+
 macro_rules! power_cut_tests {
     ($name:ident, $ty:ty) => {
         mod $name {
             use super::*;
 
-            fuse_test! {
-                fn survives_power_cuts_with_immediate_durability() {
-                    power_cut_test::<$ty>(Durability::Immediate);
-                }
-            }
-
-            fuse_test! {
-                fn survives_power_cuts_with_relaxed_durability() {
-                    power_cut_test::<$ty>(Durability::Relaxed);
-                }
-            }
+            survives_power_cuts_tests!($name, $ty);
 
             fuse_test! {
                 fn refuses_writes_after_an_fsync_that_failed_and_dropped_its_data() {

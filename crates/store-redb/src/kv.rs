@@ -202,13 +202,18 @@ impl KvWrite for RedbWrite<'_> {
         &mut self,
         table: &RedbTable,
         range: KeyBounds<'_>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<u64, StorageError> {
         self.changed = true;
+        let mut removed = 0u64;
         let open = || self.txn.table(table.definition(), self.context);
         with_open(&self.open, *table, open, |t| {
-            t.retain_in::<&[u8], _>(range, |_, _| false)
-                .ctx(self.context)
-        })?
+            t.retain_in::<&[u8], _>(range, |_, _| {
+                removed += 1;
+                false
+            })
+            .ctx(self.context)
+        })??;
+        Ok(removed)
     }
 }
 
